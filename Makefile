@@ -1,0 +1,42 @@
+# TinyIM. `make run` and `make test` work on a fresh machine: they create .venv, install the package with
+# its dev tools, and generate the protobuf code first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PB     := src/tinyim/pb/.generated
+
+.PHONY: setup run test lint bench clean
+
+setup: $(PB)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "TinyIM needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(PB): $(STAMP) $(wildcard protos/*.proto) tools/genproto.py
+	$(PY) tools/genproto.py
+	touch $@
+
+# One process, every role, embedded defaults (SQLite under ./var, in-memory presence): no servers needed.
+run: setup
+	$(VENV)/bin/tinyim migrate
+	$(VENV)/bin/tinyim run
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) src/tinyim/pb .pytest_cache .mypy_cache .ruff_cache .hypothesis

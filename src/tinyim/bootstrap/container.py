@@ -1,0 +1,114 @@
+"""dependency-injector containers: settings -> resources -> adapters -> services.
+
+One process (`IM_ROLES=all`) wires every module to its local service. Roles over gRPC arrive with the
+distributed-roles issue: that is where a `providers.Selector` per module picks the local service or its gRPC
+client adapter, in this file and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from dependency_injector import containers, providers
+
+from tinyim.edges.dispatch.ports import GatewayAddress, StaticGatewayAllocator
+from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
+from tinyim.edges.gateway.router import CommandRouter
+from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
+from tinyim.infra.db import Database
+from tinyim.infra.snowflake import Snowflake
+from tinyim.modules.auth import AuthService
+from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
+from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
+from tinyim.modules.presence import PresenceRouter
+from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
+from tinyim.modules.relation import RelationService
+from tinyim.modules.timeline import TimelineService
+from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
+from tinyim.settings import Settings
+
+from .bridges import AccountsAsUserDirectory
+
+
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    replicas = [u.strip() for u in settings.database_replica_urls.split(",") if u.strip()]
+    db = Database(settings.effective_database_url, replicas)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+def jwt_secret(settings: Settings) -> str:
+    """IM_JWT_SECRET, else a random secret kept in the data dir so tokens survive a restart."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = Path(settings.data_dir) / "jwt.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    db = providers.Resource(database, settings)
+    ids = providers.Singleton(Snowflake, worker_id=settings.provided.worker_id)
+
+    # presence: one process keeps the routing table in memory
+    session_directory = providers.Singleton(InMemorySessionDirectory)
+    hub = providers.Singleton(GatewayHub, gateway_id="gw-local", sessions=session_directory)
+    presence = providers.Singleton(
+        PresenceRouter, session_directory, providers.Singleton(LocalGatewayLink, hub)
+    )
+
+    # auth
+    auth = providers.Singleton(
+        AuthService,
+        accounts=providers.Singleton(SqlAccounts, db),
+        sessions=providers.Singleton(SqlDeviceSessions, db),
+        hasher=providers.Singleton(Argon2Hasher),
+        tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
+        kicker=presence,
+        token_ttl_seconds=settings.provided.token_ttl_seconds,
+    )
+
+    # relation (the messaging rule) and timeline
+    relation = providers.Singleton(RelationService, providers.Singleton(AccountsAsUserDirectory, auth))
+    timeline = providers.Singleton(
+        TimelineService,
+        store=providers.Singleton(SqlTimelineStore, db),
+        ids=ids,
+        policy=relation,
+        notifier=presence,
+        max_content_bytes=settings.provided.max_content_bytes,
+        sync_page_default=settings.provided.sync_page_default,
+        sync_page_max=settings.provided.sync_page_max,
+    )
+
+    # edges
+    gateway_allocator = providers.Singleton(
+        StaticGatewayAllocator,
+        providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
+    )
+    websocket_gateway = providers.Singleton(
+        WebSocketGateway,
+        auth=auth,
+        hub=hub,
+        router=providers.Singleton(CommandRouter, timeline, hub),
+        limits=providers.Factory(
+            GatewayLimits,
+            heartbeat_timeout=settings.provided.heartbeat_timeout_seconds,
+            login_timeout=settings.provided.login_timeout_seconds,
+            max_frame_body=settings.provided.max_frame_body,
+            rate_per_second=settings.provided.rate_per_second,
+            rate_burst=settings.provided.rate_burst,
+            max_bad_frames=settings.provided.max_bad_frames,
+        ),
+    )

@@ -1,0 +1,445 @@
+"""The TinyIM client SDK: what a PC client, the tests and the benchmarks use to talk to a server.
+
+    user_id = await register(base_url, "alice", "password1", "Alice")
+    client = Client(base_url, "alice", "password1", device_id="PC")
+    await client.start()                       # HTTP login, WebSocket, sync from the stored local_max_seq
+    await client.send_text(bob_id, "hi")       # returns once the server has committed it
+    async for message in client.messages(): …  # every new timeline entry, in seq order
+
+A push is only a signal: the client pulls (MsgSyncReq) whenever a MsgPushNotify names a seq above its own,
+and after every (re)connect. Sends carry a client_msg_id and are retried with the same id after a
+reconnect, so a retry never makes a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx
+from google.protobuf.message import Message as ProtoMessage
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.wire import Cmd, FrameError, decode, encode, parse_body
+
+from .seqstore import MemorySeqStore, SeqStore
+
+log = logging.getLogger(__name__)
+
+
+class ServerError(Exception):
+    """The server answered a request with an error (ErrorResp or an HTTP error)."""
+
+    def __init__(self, code: int | str, message: str, cmd: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.cmd = cmd
+
+
+class ConnectionLost(Exception):
+    pass
+
+
+class Kicked(Exception):
+    """This session was replaced by a newer login of the same device type, or logged out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    seq_id: int
+    msg_id: int
+    sender_id: int
+    receiver_id: int
+    group_id: int
+    type: int
+    content: str
+    create_time: int
+    client_msg_id: str
+    is_mine: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    msg_id: int
+    seq_id: int
+    send_time: int
+    duplicate: bool
+    client_msg_id: str
+
+
+async def register(base_url: str, username: str, password: str, nickname: str) -> int:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        resp = await http.post(
+            "/api/register", json={"username": username, "password": password, "nickname": nickname}
+        )
+    _raise_for(resp)
+    return int(resp.json()["user_id"])
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code >= 400:
+        try:
+            body = resp.json()
+            raise ServerError(body.get("error", resp.status_code), body.get("message", resp.text))
+        except ValueError:
+            raise ServerError(resp.status_code, resp.text) from None
+
+
+OnMessage = Callable[[Message], Awaitable[None] | None]
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        device_id: str = "PC",
+        *,
+        seq_store: SeqStore | None = None,
+        on_message: OnMessage | None = None,
+        reconnect: bool = True,
+        heartbeat_interval: float = 20.0,
+        request_timeout: float = 10.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 5.0,
+        sync_limit: int = 100,
+        echo_own_sends: bool = False,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.device_id = device_id
+        self._password = password
+        self._seq_store = seq_store or MemorySeqStore()
+        self._on_message = on_message
+        self._reconnect = reconnect
+        self._heartbeat_interval = heartbeat_interval
+        self._timeout = request_timeout
+        self._backoff = (backoff_initial, backoff_max)
+        self._sync_limit = sync_limit
+        # Messages this very client sent come back through sync (they are in the user's timeline); the
+        # sender already holds their ack, so by default they only advance local_max_seq.
+        self._echo_own = echo_own_sends
+        self._sent_here: set[str] = set()
+        self._sent_order: deque[str] = deque(maxlen=10_000)
+
+        self.user_id = 0
+        self.token = ""
+        self.token_expires_at = 0
+        self.ws_url = ""
+        self.local_max_seq = 0
+        self.kicked = asyncio.Event()
+        self.kick_reason = ""
+        self.connected = asyncio.Event()
+        self.connects = 0  # how many times a WebSocket was established (reconnects = connects - 1)
+
+        self._ws: ClientConnection | None = None
+        self._pending: deque[asyncio.Future[tuple[int, ProtoMessage]]] = deque()
+        self._send_lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()
+        self._sync_again = False
+        self._sync_task: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._beater: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._closing = False
+        self._seq_changed = asyncio.Condition()
+
+    # ---------- lifecycle ----------
+    async def login(self) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
+            resp = await http.post(
+                "/api/login",
+                json={"username": self.username, "password": self._password, "device_id": self.device_id},
+            )
+        _raise_for(resp)
+        body = resp.json()
+        self.user_id = int(body["user_id"])
+        self.token = body["token"]
+        self.token_expires_at = int(body["expires_at"])
+        self.ws_url = body["gateway"]["ws_url"]
+        self.local_max_seq = max(self.local_max_seq, self._seq_store.load(self.user_id, self.device_id))
+
+    async def start(self) -> None:
+        """Log in, connect and sync once; afterwards a background task keeps the session alive."""
+        if not self.token:
+            await self.login()
+        await self._connect()
+        self._supervisor = asyncio.create_task(self._supervise())
+        await self.sync()
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._supervisor, self._sync_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if self._ws is not None:
+            await self._ws.close()
+        self._fail_pending(ConnectionLost("client closed"))
+
+    async def logout(self) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
+            resp = await http.post("/api/logout", headers={"Authorization": f"Bearer {self.token}"})
+        _raise_for(resp)
+        await self.close()
+
+    async def drop_connection(self) -> None:
+        """Close the WebSocket as a network failure would; the client reconnects by itself."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    # ---------- API ----------
+    async def send_text(self, receiver_id: int, text: str, client_msg_id: str | None = None) -> Sent:
+        return await self.send(receiver_id=receiver_id, content=text, client_msg_id=client_msg_id)
+
+    async def send(
+        self,
+        *,
+        receiver_id: int = 0,
+        group_id: int = 0,
+        content: str,
+        msg_type: int = pb.TEXT,
+        client_msg_id: str | None = None,
+        retry_for: float = 30.0,
+    ) -> Sent:
+        """Send and wait for the durable ack; retried with the same client_msg_id across reconnects."""
+        cmid = client_msg_id or uuid.uuid4().hex
+        self._remember_sent(cmid)
+        req = pb.MsgSendReq(
+            receiver_id=receiver_id,
+            group_id=group_id,
+            type=cast(Any, msg_type),
+            content=content,
+            client_msg_id=cmid,
+        )
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                resp = await self.request(Cmd.CMD_MSG_SEND_REQ, req)
+                assert isinstance(resp, pb.MsgSendResp)
+                return Sent(resp.msg_id, resp.seq_id, resp.send_time, resp.duplicate, cmid)
+            except (ConnectionLost, TimeoutError):
+                if self.kicked.is_set() or self._closing or time.monotonic() > deadline:
+                    raise
+                await self._wait_connected(deadline)
+
+    async def heartbeat(self) -> int:
+        resp = await self.request(Cmd.CMD_HEARTBEAT_REQ, pb.HeartbeatReq())
+        assert isinstance(resp, pb.HeartbeatResp)
+        return resp.server_time
+
+    async def sync(self) -> list[Message]:
+        """Pull everything after local_max_seq (all pages); new messages are also delivered."""
+        async with self._sync_lock:
+            got: list[Message] = []
+            while True:
+                req = pb.MsgSyncReq(local_max_seq=self.local_max_seq, limit=self._sync_limit)
+                resp = await self.request(Cmd.CMD_MSG_SYNC_REQ, req)
+                assert isinstance(resp, pb.MsgSyncResp)
+                for m in resp.msgs:
+                    if m.seq_id <= self.local_max_seq:
+                        continue
+                    msg = Message(
+                        m.seq_id,
+                        m.msg_id,
+                        m.sender_id,
+                        m.receiver_id,
+                        m.group_id,
+                        int(m.type),
+                        m.content,
+                        m.create_time,
+                        m.client_msg_id,
+                        m.sender_id == self.user_id,
+                    )
+                    self.local_max_seq = m.seq_id
+                    if msg.is_mine and msg.client_msg_id in self._sent_here and not self._echo_own:
+                        continue
+                    got.append(msg)
+                    await self._deliver(msg)
+                if resp.msgs:
+                    self._seq_store.save(self.user_id, self.device_id, self.local_max_seq)
+                    async with self._seq_changed:
+                        self._seq_changed.notify_all()
+                if not resp.has_more:
+                    return got
+
+    async def messages(self) -> AsyncIterator[Message]:
+        while True:
+            yield await self._queue.get()
+
+    async def next_message(self, timeout: float = 10.0) -> Message:
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    async def wait_for_seq(self, seq: int, timeout: float = 10.0) -> None:
+        """Wait until local_max_seq reaches `seq` (tests and benchmarks)."""
+        async with asyncio.timeout(timeout), self._seq_changed:
+            await self._seq_changed.wait_for(lambda: self.local_max_seq >= seq)
+
+    async def request(self, cmd: int, body: ProtoMessage) -> ProtoMessage:
+        """Send one request frame and wait for its answer (responses come back in request order)."""
+        if self.kicked.is_set():
+            raise Kicked(self.kick_reason)
+        ws = self._ws
+        if ws is None or not self.connected.is_set():
+            raise ConnectionLost("not connected")
+        future: asyncio.Future[tuple[int, ProtoMessage]] = asyncio.get_running_loop().create_future()
+        async with self._send_lock:
+            self._pending.append(future)
+            try:
+                await ws.send(encode(cmd, body.SerializeToString()))
+            except WebSocketException as exc:
+                raise ConnectionLost(str(exc)) from None
+        resp_cmd, resp = await asyncio.wait_for(future, self._timeout)
+        if resp_cmd == Cmd.CMD_ERROR_RESP:
+            assert isinstance(resp, pb.ErrorResp)
+            raise ServerError(int(resp.code), resp.message, resp.cmd)
+        return resp
+
+    # ---------- internals ----------
+    async def _connect(self) -> None:
+        url = f"{self.ws_url}?token={self.token}&device_id={self.device_id}"
+        ws = await connect(url, compression=None, max_size=1 << 20, open_timeout=self._timeout)
+        self._ws = ws
+        self.connects += 1
+        self.connected.set()
+        self._reader = asyncio.create_task(self._read(ws))
+        self._beater = asyncio.create_task(self._heartbeats(ws))
+
+    async def _supervise(self) -> None:
+        """Keep a connection: after a drop, back off with jitter, re-dispatch, reconnect and resync."""
+        delay = self._backoff[0]
+        while not self._closing:
+            assert self._reader is not None and self._beater is not None
+            await self._reader
+            self._beater.cancel()
+            self.connected.clear()
+            self._fail_pending(
+                Kicked(self.kick_reason) if self.kicked.is_set() else ConnectionLost("connection lost")
+            )
+            if self.kicked.is_set() or not self._reconnect or self._closing:
+                return
+            while not self._closing:
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._backoff[1])
+                try:
+                    await self._redispatch()
+                    await self._connect()
+                    delay = self._backoff[0]
+                    self._schedule_sync()
+                    break
+                except InvalidStatus:
+                    if time.time() < self.token_expires_at - 30:
+                        # A live token refused: revoked by a newer login of this device type. Do not
+                        # log in again (that would kick the newer session in turn).
+                        self.kick_reason = "session revoked"
+                        self.kicked.set()
+                        return
+                    self.token = ""
+                except (OSError, WebSocketException, TimeoutError, httpx.HTTPError, ServerError) as exc:
+                    log.debug("reconnect failed: %s", exc)
+
+    async def _redispatch(self) -> None:
+        if not self.token or time.time() >= self.token_expires_at - 30:
+            await self.login()
+            return
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
+            resp = await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {self.token}"})
+        _raise_for(resp)
+        self.ws_url = resp.json()["ws_url"]
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for data in ws:
+                if isinstance(data, str):
+                    continue
+                try:
+                    frame = decode(data, 1 << 20)
+                    body = parse_body(frame.cmd, frame.body)
+                except FrameError as exc:
+                    log.warning("bad frame from server: %s", exc.message)
+                    continue
+                if frame.cmd == Cmd.CMD_MSG_PUSH_NOTIFY:
+                    assert isinstance(body, pb.MsgPushNotify)
+                    if body.max_seq_id > self.local_max_seq:
+                        self._schedule_sync()
+                elif frame.cmd == Cmd.CMD_KICK_NOTIFY:
+                    assert isinstance(body, pb.KickNotify)
+                    self.kick_reason = body.reason
+                    self.kicked.set()
+                elif self._pending:
+                    future = self._pending.popleft()
+                    if not future.done():
+                        future.set_result((frame.cmd, body))
+        except WebSocketException:
+            pass
+
+    async def _heartbeats(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(self._heartbeat_interval)
+                await self.heartbeat()
+
+    def _schedule_sync(self) -> None:
+        """One sync at a time; a signal that arrives during a sync causes exactly one more."""
+        if self._sync_task is not None and not self._sync_task.done():
+            self._sync_again = True
+            return
+        self._sync_task = asyncio.create_task(self._sync_loop())
+
+    async def _sync_loop(self) -> None:
+        while True:
+            self._sync_again = False
+            try:
+                await self.sync()
+            except (ConnectionLost, ServerError, TimeoutError) as exc:
+                log.debug("sync failed, next connect or signal retries: %s", exc)
+                return
+            if not self._sync_again:
+                return
+
+    async def _deliver(self, message: Message) -> None:
+        self._queue.put_nowait(message)
+        if self._on_message is not None:
+            result = self._on_message(message)
+            if inspect.isawaitable(result):
+                await result
+
+    async def _wait_connected(self, deadline: float) -> None:
+        remaining = max(0.0, deadline - time.monotonic())
+        async with asyncio.timeout(remaining):
+            while not self.connected.is_set():
+                if self.kicked.is_set():
+                    raise Kicked(self.kick_reason)
+                await asyncio.sleep(0.05)
+
+    def _remember_sent(self, client_msg_id: str) -> None:
+        if client_msg_id in self._sent_here:
+            return
+        if len(self._sent_order) == self._sent_order.maxlen:
+            self._sent_here.discard(self._sent_order[0])
+        self._sent_order.append(client_msg_id)
+        self._sent_here.add(client_msg_id)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        while self._pending:
+            future = self._pending.popleft()
+            if not future.done():
+                future.set_exception(exc)
+
+    def __repr__(self) -> str:
+        return f"Client({self.username!r}, device={self.device_id}, user_id={self.user_id})"

@@ -1,0 +1,1 @@
+"""Edges: the protocols spoken to clients (HTTP dispatch, WebSocket gateway, file gateway)."""

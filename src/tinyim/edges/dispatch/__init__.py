@@ -1,0 +1,1 @@
+"""The dispatch HTTP API: register, login, gateway allocation."""

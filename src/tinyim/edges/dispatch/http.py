@@ -1,0 +1,101 @@
+"""HTTP routes of the dispatch role (JSON in, JSON out; errors as {"error": code, "message": …})."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, ImError
+from tinyim.modules.auth import AuthApi, TokenClaims
+
+from ..errors import http_status
+from .ports import GatewayAllocator
+
+MAX_BODY = 4096
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _error(exc: ImError) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=http_status(exc.code))
+
+
+def _json_endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except ImError as exc:
+            return _error(exc)
+
+    return endpoint
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ImError(INVALID_ARGUMENT, f"request body exceeds {MAX_BODY} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ImError(INVALID_ARGUMENT, "request body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ImError(INVALID_ARGUMENT, "request body must be a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    if name not in data:
+        raise ImError(INVALID_ARGUMENT, f"missing field {name!r}")
+    return data[name]
+
+
+async def _bearer(request: Request, auth: AuthApi) -> TokenClaims:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ImError(UNAUTHENTICATED, "missing 'Authorization: Bearer <token>' header")
+    return await auth.verify_token(token.strip())
+
+
+def dispatch_routes(auth: AuthApi, gateways: GatewayAllocator) -> list[Route]:
+    async def register(request: Request) -> Response:
+        data = await _body(request)
+        user_id = await auth.register(
+            _field(data, "username"), _field(data, "password"), _field(data, "nickname")
+        )
+        return JSONResponse({"user_id": user_id}, status_code=201)
+
+    async def login(request: Request) -> Response:
+        data = await _body(request)
+        result = await auth.login(
+            _field(data, "username"), _field(data, "password"), _field(data, "device_id")
+        )
+        gateway = await gateways.allocate()
+        return JSONResponse(
+            {
+                "user_id": result.user_id,
+                "token": result.token,
+                "expires_at": result.expires_at,
+                "gateway": gateway.as_json(),
+            }
+        )
+
+    async def logout(request: Request) -> Response:
+        await auth.logout(await _bearer(request, auth))
+        return Response(status_code=204)
+
+    async def allocate_gateway(request: Request) -> Response:
+        await _bearer(request, auth)
+        return JSONResponse((await gateways.allocate()).as_json())
+
+    return [
+        Route("/api/register", _json_endpoint(register), methods=["POST"]),
+        Route("/api/login", _json_endpoint(login), methods=["POST"]),
+        Route("/api/logout", _json_endpoint(logout), methods=["POST"]),
+        Route("/api/allocate_gateway", _json_endpoint(allocate_gateway), methods=["GET"]),
+    ]

@@ -1,0 +1,1 @@
+"""The WebSocket gateway: authenticated connections, the command router, push signals and kicks."""

@@ -1,0 +1,85 @@
+"""The connections of this gateway process, indexed by (user, device type)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from tinyim.infra import metrics
+from tinyim.kernel import PushTarget
+from tinyim.modules.presence import DeviceSession, SessionDirectory
+
+from .connection import Connection
+
+log = logging.getLogger(__name__)
+
+
+class GatewayHub:
+    def __init__(self, gateway_id: str, sessions: SessionDirectory) -> None:
+        self.gateway_id = gateway_id
+        self._sessions = sessions
+        self._by_user: dict[int, dict[str, Connection]] = {}
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(d) for d in self._by_user.values())
+
+    def connections_of(self, user_id: int) -> dict[str, Connection]:
+        return dict(self._by_user.get(user_id, {}))
+
+    async def attach(self, conn: Connection) -> None:
+        """Make `conn` THE connection of its (user, device); an older one on this gateway is kicked."""
+        devices = self._by_user.setdefault(conn.user_id, {})
+        old = devices.get(conn.device_id)
+        devices[conn.device_id] = conn
+        metrics.WS_CONNECTIONS.set(self.connection_count)
+        if old is not None and old is not conn:
+            await old.kick("logged in again on another device of this type")
+        await self._sessions.bind(self._session(conn))
+
+    async def detach(self, conn: Connection) -> None:
+        devices = self._by_user.get(conn.user_id)
+        if devices is not None and devices.get(conn.device_id) is conn:
+            del devices[conn.device_id]
+            if not devices:
+                del self._by_user[conn.user_id]
+            await self._sessions.unbind(self._session(conn))
+        metrics.WS_CONNECTIONS.set(self.connection_count)
+
+    async def heartbeat(self, conn: Connection) -> None:
+        if self._by_user.get(conn.user_id, {}).get(conn.device_id) is conn:
+            await self._sessions.refresh(self._session(conn))
+
+    async def push(self, targets: Sequence[PushTarget]) -> None:
+        for target in targets:
+            for device_id, conn in self._by_user.get(target.user_id, {}).items():
+                if device_id != target.except_device:
+                    conn.signal(target.max_seq)
+
+    async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
+        for dev, conn in list(self._by_user.get(user_id, {}).items()):
+            if (not device_id or dev == device_id) and conn.token_id != keep_token_id:
+                await conn.kick(reason)
+                await self.detach(conn)
+
+    def _session(self, conn: Connection) -> DeviceSession:
+        return DeviceSession(conn.user_id, conn.device_id, self.gateway_id, conn.conn_id)
+
+
+class LocalGatewayLink:
+    """GatewayLink for the gateway in this process (one-process mode: the only gateway)."""
+
+    def __init__(self, hub: GatewayHub) -> None:
+        self._hub = hub
+
+    async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
+        if gateway_id == self._hub.gateway_id:
+            await self._hub.push(targets)
+        else:
+            log.warning("no link to gateway", extra={"gateway": gateway_id})
+
+    async def kick(
+        self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str
+    ) -> None:
+        if gateway_id == self._hub.gateway_id:
+            await self._hub.kick(user_id, device_id, keep_token_id, reason)

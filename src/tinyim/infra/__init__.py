@@ -1,0 +1,1 @@
+"""Infrastructure shared by adapters and edges: database engines, logging, metrics, ids."""

@@ -1,0 +1,46 @@
+"""What every module shares: the caller's identity and the error type that edges translate for clients.
+
+Error codes are plain strings here so domain code stays free of protobuf; the gateway maps them to
+`ErrorCode` and the HTTP edge to status codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+INVALID_ARGUMENT: Final = "invalid_argument"
+NOT_FOUND: Final = "not_found"
+CONFLICT: Final = "conflict"
+UNAUTHENTICATED: Final = "unauthenticated"
+PERMISSION_DENIED: Final = "permission_denied"
+NOT_FRIENDS: Final = "not_friends"
+BLOCKED: Final = "blocked"
+UNAVAILABLE: Final = "unavailable"
+UNIMPLEMENTED: Final = "unimplemented"
+
+
+class ImError(Exception):
+    """A request that cannot be served, with a code a client can branch on and a message it can show."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, as established by the session (never taken from a request body)."""
+
+    user_id: int
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushTarget:
+    """A signal for one user's devices: 'your timeline now reaches max_seq'. `except_device` already knows."""
+
+    user_id: int
+    max_seq: int
+    except_device: str = ""

@@ -1,0 +1,46 @@
+"""In-memory auth stores: the fakes of unit tests and a reference for the contract suites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from tinyim.modules.auth.domain import Account
+from tinyim.modules.auth.ports import UsernameTaken
+
+
+class InMemoryAccounts:
+    def __init__(self) -> None:
+        self.rows: dict[int, Account] = {}
+        self._next_id = 1
+
+    async def add(self, username: str, password_hash: str, nickname: str) -> int:
+        if any(a.username == username for a in self.rows.values()):
+            raise UsernameTaken(username)
+        user_id, self._next_id = self._next_id, self._next_id + 1
+        self.rows[user_id] = Account(user_id, username, password_hash, nickname)
+        return user_id
+
+    async def by_username(self, username: str) -> Account | None:
+        return next((a for a in self.rows.values() if a.username == username), None)
+
+    async def by_ids(self, user_ids: Iterable[int]) -> Mapping[int, Account]:
+        return {uid: self.rows[uid] for uid in user_ids if uid in self.rows}
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        a = self.rows[user_id]
+        self.rows[user_id] = Account(a.user_id, a.username, password_hash, a.nickname)
+
+
+class InMemoryDeviceSessions:
+    def __init__(self) -> None:
+        self.live: dict[tuple[int, str], str] = {}
+
+    async def activate(self, user_id: int, device_id: str, token_id: str) -> None:
+        self.live[(user_id, device_id)] = token_id
+
+    async def current(self, user_id: int, device_id: str) -> str | None:
+        return self.live.get((user_id, device_id))
+
+    async def revoke(self, user_id: int, device_id: str, token_id: str) -> None:
+        if self.live.get((user_id, device_id)) == token_id:
+            del self.live[(user_id, device_id)]

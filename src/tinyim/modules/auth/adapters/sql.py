@@ -1,0 +1,113 @@
+"""SQL auth stores (SQLite, MySQL, MariaDB): `im_user` and `im_device_session`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import BigInteger, Column, DateTime, String, Table, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tinyim.infra.db import Database, is_unique_violation, metadata, upsert
+from tinyim.modules.auth.domain import Account
+from tinyim.modules.auth.ports import UsernameTaken
+
+im_user = Table(
+    "im_user",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("username", String(32), nullable=False),
+    Column("password", String(128), nullable=False),
+    Column("nickname", String(64), nullable=False),
+    Column("created_at", DateTime),
+    Column("updated_at", DateTime),
+)
+
+im_device_session = Table(
+    "im_device_session",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("device_id", String(16), primary_key=True),
+    Column("token_id", String(64), nullable=False),
+    Column("updated_at", DateTime),
+)
+
+
+def _account(row: object) -> Account:
+    return Account(row.user_id, row.username, row.password, row.nickname)  # type: ignore[attr-defined]
+
+
+class SqlAccounts:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, username: str, password_hash: str, nickname: str) -> int:
+        try:
+            async with self._db.write() as conn:
+                result = await conn.execute(
+                    im_user.insert().values(
+                        username=username, password=password_hash, nickname=nickname, updated_at=func.now()
+                    )
+                )
+                return int(result.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError as exc:
+            if is_unique_violation(exc):
+                raise UsernameTaken(username) from None
+            raise
+
+    async def by_username(self, username: str) -> Account | None:
+        # Login checks a password against this row: read it from the primary, never a lagging replica.
+        async with self._db.read(fresh=True) as conn:
+            row = (await conn.execute(select(im_user).where(im_user.c.username == username))).first()
+        return _account(row) if row else None
+
+    async def by_ids(self, user_ids: Iterable[int]) -> Mapping[int, Account]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return {}
+        async with self._db.read() as conn:
+            rows = (await conn.execute(select(im_user).where(im_user.c.user_id.in_(ids)))).all()
+        return {row.user_id: _account(row) for row in rows}
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(im_user)
+                .where(im_user.c.user_id == user_id)
+                .values(password=password_hash, updated_at=func.now())
+            )
+
+
+class SqlDeviceSessions:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def activate(self, user_id: int, device_id: str, token_id: str) -> None:
+        async with self._db.write() as conn:
+            values = {
+                "user_id": user_id,
+                "device_id": device_id,
+                "token_id": token_id,
+                "updated_at": func.now(),
+            }
+            await conn.execute(upsert(conn, im_device_session, ("user_id", "device_id"), values))
+
+    async def current(self, user_id: int, device_id: str) -> str | None:
+        async with self._db.read(fresh=True) as conn:
+            row = (
+                await conn.execute(
+                    select(im_device_session.c.token_id).where(
+                        im_device_session.c.user_id == user_id, im_device_session.c.device_id == device_id
+                    )
+                )
+            ).first()
+        return row.token_id if row else None
+
+    async def revoke(self, user_id: int, device_id: str, token_id: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                delete(im_device_session).where(
+                    im_device_session.c.user_id == user_id,
+                    im_device_session.c.device_id == device_id,
+                    im_device_session.c.token_id == token_id,
+                )
+            )

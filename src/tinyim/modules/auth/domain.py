@@ -1,0 +1,77 @@
+"""Accounts and sessions: validation rules and value objects. No I/O."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from tinyim.kernel import INVALID_ARGUMENT, ImError
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+NICKNAME_MAX = 64
+# One live session per (user, device type): these are the device types a client may claim.
+DEVICE_TYPES = frozenset({"PC", "Web", "Mobile", "Pad"})
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    user_id: int
+    username: str
+    password_hash: str
+    nickname: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    user_id: int
+    username: str
+    nickname: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: int
+    device_id: str
+    token_id: str
+    expires_at: int  # Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user_id: int
+    token: str
+    expires_at: int
+    token_id: str
+
+
+def check_username(username: object) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
+        raise ImError(
+            INVALID_ARGUMENT, "username must be 3-32 characters of letters, digits, '_', '.' or '-'"
+        )
+    return username
+
+
+def check_password(password: object) -> str:
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise ImError(INVALID_ARGUMENT, f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+    return password
+
+
+def check_nickname(nickname: object) -> str:
+    if not isinstance(nickname, str):
+        raise ImError(INVALID_ARGUMENT, "nickname must be a string")
+    nickname = nickname.strip()
+    if not 1 <= len(nickname) <= NICKNAME_MAX:
+        raise ImError(INVALID_ARGUMENT, f"nickname must be 1-{NICKNAME_MAX} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in nickname):
+        raise ImError(INVALID_ARGUMENT, "nickname must not contain control characters")
+    return nickname
+
+
+def check_device(device_id: object) -> str:
+    if not isinstance(device_id, str) or device_id not in DEVICE_TYPES:
+        raise ImError(INVALID_ARGUMENT, f"device_id must be one of {sorted(DEVICE_TYPES)}")
+    return device_id

@@ -1,0 +1,41 @@
+"""Routing of signals to gateways: look sessions up once per batch, then one call per gateway."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+from tinyim.kernel import PushTarget
+from tinyim.modules.presence.ports import GatewayLink, SessionDirectory
+
+log = logging.getLogger(__name__)
+
+
+class PresenceRouter:
+    """Implements the timeline's PushNotifier and auth's SessionKicker over the session directory."""
+
+    def __init__(self, sessions: SessionDirectory, gateways: GatewayLink) -> None:
+        self._sessions = sessions
+        self._gateways = gateways
+
+    async def notify(self, targets: Sequence[PushTarget]) -> None:
+        online = await self._sessions.lookup({t.user_id for t in targets})
+        per_gateway: dict[str, list[PushTarget]] = defaultdict(list)
+        for target in targets:
+            # A user on two gateways gets a signal through each; offline users cost nothing more.
+            for gateway_id in {s.gateway_id for s in online.get(target.user_id, ())}:
+                per_gateway[gateway_id].append(target)
+        for gateway_id, batch in per_gateway.items():
+            try:
+                await self._gateways.push(gateway_id, batch)
+            except Exception:
+                log.warning("push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+
+    async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
+        online = await self._sessions.lookup([user_id])
+        gateways = {
+            s.gateway_id for s in online.get(user_id, ()) if not device_id or s.device_id == device_id
+        }
+        for gateway_id in gateways:
+            await self._gateways.kick(gateway_id, user_id, device_id, keep_token_id, reason)

@@ -1,0 +1,75 @@
+"""Process configuration from `IM_*` environment variables (DESIGN.md §4), with embedded defaults.
+
+With nothing set, one process runs every role on SQLite under ./var and in-memory presence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALL_ROLES = frozenset({"dispatch", "gateway", "filegw", "auth", "user", "msg", "filemeta"})
+# Roles the code base can run today. A process asked for anything else fails at start with a clear message.
+SUPPORTED_ROLES = frozenset({"dispatch", "gateway", "auth", "user", "msg"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IM_", extra="ignore")
+
+    roles: str = "all"
+    host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    file_port: int = Field(default=8090, ge=1, le=65535)
+    grpc_port: int = Field(default=0, ge=0, le=65535)  # 0 = http_port + 1000
+    public_host: str = "127.0.0.1"
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty = SQLite file under data_dir
+    database_replica_urls: str = ""
+    redis_url: str = ""
+    etcd_endpoints: str = ""
+    jwt_secret: str = ""  # empty = a random secret kept in data_dir
+    token_ttl_seconds: int = Field(default=3600, ge=60)
+    worker_id: int = Field(default=0, ge=0, le=1023)  # Snowflake worker id, unique per msg process
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Gateway limits (DESIGN.md §9).
+    heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
+    login_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_frame_body: int = Field(default=64 * 1024, ge=1024)
+    max_content_bytes: int = Field(default=16 * 1024, ge=16)
+    rate_per_second: float = Field(default=50.0, gt=0)
+    rate_burst: int = Field(default=200, ge=1)
+    max_bad_frames: int = Field(default=20, ge=1)
+    sync_page_max: int = Field(default=200, ge=1)
+    sync_page_default: int = Field(default=100, ge=1)
+
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, value: str) -> str:
+        roles = {r.strip() for r in value.split(",") if r.strip()}
+        if not roles:
+            raise ValueError("IM_ROLES is empty")
+        if roles != {"all"} and not roles <= ALL_ROLES:
+            raise ValueError(f"unknown role(s) {sorted(roles - ALL_ROLES)}; known: all, {sorted(ALL_ROLES)}")
+        return ",".join(sorted(roles))
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        if self.roles == "all":
+            return SUPPORTED_ROLES
+        return frozenset(self.roles.split(","))
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tinyim.sqlite3').resolve()}"
+
+    @property
+    def effective_grpc_port(self) -> int:
+        return self.grpc_port or self.http_port + 1000

@@ -1,0 +1,75 @@
+"""The command table: cmd id -> protobuf message class, from the `Cmd` enum of im_protocol.proto."""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError, Message
+
+from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.pb.enums import Cmd, ErrorCode
+
+__all__ = [
+    "KNOWN_COMMANDS",
+    "PUSH_COMMANDS",
+    "REQUEST_COMMANDS",
+    "Cmd",
+    "ErrorCode",
+    "message_class",
+    "parse_body",
+]
+
+_BODIES: dict[int, type[Message]] = {
+    Cmd.CMD_LOGIN_REQ: pb.LoginReq,
+    Cmd.CMD_LOGIN_RESP: pb.LoginResp,
+    Cmd.CMD_HEARTBEAT_REQ: pb.HeartbeatReq,
+    Cmd.CMD_HEARTBEAT_RESP: pb.HeartbeatResp,
+    Cmd.CMD_KICK_NOTIFY: pb.KickNotify,
+    Cmd.CMD_ERROR_RESP: pb.ErrorResp,
+    Cmd.CMD_MSG_SEND_REQ: pb.MsgSendReq,
+    Cmd.CMD_MSG_SEND_RESP: pb.MsgSendResp,
+    Cmd.CMD_MSG_PUSH_NOTIFY: pb.MsgPushNotify,
+    Cmd.CMD_MSG_SYNC_REQ: pb.MsgSyncReq,
+    Cmd.CMD_MSG_SYNC_RESP: pb.MsgSyncResp,
+    Cmd.CMD_FILE_UPLOAD_REQ: pb.FileUploadReq,
+    Cmd.CMD_FILE_UPLOAD_ACK: pb.FileUploadResp,
+    Cmd.CMD_FRIEND_APPLY_REQ: pb.FriendApplyReq,
+    Cmd.CMD_FRIEND_APPLY_RESP: pb.FriendApplyResp,
+    Cmd.CMD_FRIEND_HANDLE_REQ: pb.FriendHandleReq,
+    Cmd.CMD_FRIEND_HANDLE_RESP: pb.FriendHandleResp,
+    Cmd.CMD_FRIEND_LIST_REQ: pb.FriendListReq,
+    Cmd.CMD_FRIEND_LIST_RESP: pb.FriendListResp,
+    Cmd.CMD_FRIEND_DEL_REQ: pb.FriendDelReq,
+    Cmd.CMD_FRIEND_DEL_RESP: pb.FriendDelResp,
+    Cmd.CMD_GROUP_CREATE_REQ: pb.GroupCreateReq,
+    Cmd.CMD_GROUP_CREATE_RESP: pb.GroupCreateResp,
+    Cmd.CMD_GROUP_JOIN_REQ: pb.GroupJoinReq,
+    Cmd.CMD_GROUP_JOIN_RESP: pb.GroupJoinResp,
+    Cmd.CMD_GROUP_LIST_REQ: pb.GroupListReq,
+    Cmd.CMD_GROUP_LIST_RESP: pb.GroupListResp,
+    Cmd.CMD_GROUP_MEMBER_REQ: pb.GroupMemberReq,
+    Cmd.CMD_GROUP_MEMBER_RESP: pb.GroupMemberResp,
+}
+# CMD_FILE_DATA_TRANS carries raw file bytes on the file gateway, not a protobuf body.
+KNOWN_COMMANDS = frozenset(int(c) for c in Cmd)
+# Commands only the server sends; a client sending one gets ERR_NOT_A_REQUEST.
+PUSH_COMMANDS = frozenset({int(Cmd.CMD_MSG_PUSH_NOTIFY), int(Cmd.CMD_KICK_NOTIFY)})
+# Requests are named *_REQ (the spec numbers them unevenly: sync is 0x2004, its answer 0x2005).
+REQUEST_COMMANDS = frozenset(int(c) for c in Cmd if c.name.endswith("_REQ"))
+
+
+def message_class(cmd: int) -> type[Message] | None:
+    return _BODIES.get(cmd)
+
+
+def parse_body(cmd: int, body: bytes) -> Message:
+    """Parse `body` as the message of `cmd`; raises FrameError(ERR_BAD_BODY) on garbage."""
+    from tinyim.wire.codec import FrameError
+
+    cls = _BODIES.get(cmd)
+    if cls is None:
+        raise FrameError(ErrorCode.ERR_UNKNOWN_CMD, f"cmd 0x{cmd:04X} has no message body", cmd)
+    msg = cls()
+    try:
+        msg.ParseFromString(body)
+    except (DecodeError, RuntimeWarning, ValueError) as exc:
+        raise FrameError(ErrorCode.ERR_BAD_BODY, f"body is not a valid {cls.__name__}: {exc}", cmd) from None
+    return msg

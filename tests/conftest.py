@@ -1,0 +1,38 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ServerProcess
+from tinyim.infra.db import Database
+from tinyim.settings import Settings
+
+
+def migrate_sqlite(path: Path) -> str:
+    """A migrated SQLite file: the schema always comes from migrations/, as in production."""
+    from tinyim.cli import migrate
+
+    settings = Settings(data_dir=path)
+    migrate(settings)
+    return settings.effective_database_url
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    url = await asyncio.to_thread(migrate_sqlite, tmp_path)
+    db = Database(url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One `tinyim run` (IM_ROLES=all, embedded defaults) per test module."""
+    proc = ServerProcess(tmp_path_factory.mktemp("tinyim")).start()
+    yield proc
+    proc.stop()
