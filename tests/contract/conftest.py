@@ -1,0 +1,77 @@
+"""Adapters under contract: every port's suite runs against each of them.
+
+`memory` (the fakes), `sqlite` (a migrated file per test) and `mariadb` (one migrated throwaway database
+per session; tests use fresh ids so they never see each other's rows).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import migrate_sqlite
+from tests.support.services import throwaway_mariadb
+from tinyim.infra.db import Database
+
+ADAPTERS = ["memory", "sqlite", "mariadb"]
+
+_ids = itertools.count(random.randrange(10**9, 2 * 10**9, 10**6))
+
+
+def fresh_id() -> int:
+    """A user id no other test (or earlier run on a shared database) has used."""
+    return next(_ids)
+
+
+@dataclass(frozen=True)
+class Backend:
+    kind: str
+    url: str = ""  # SQL backends: the database to open
+
+    @asynccontextmanager
+    async def database(self) -> AsyncIterator[Database | None]:
+        if self.kind == "memory":
+            yield None
+            return
+        db = Database(self.url)
+        try:
+            yield db
+        finally:
+            await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("sqlite-template")
+    migrate_sqlite(directory)
+    return directory / "tinyim.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def mariadb_database() -> Iterator[str]:
+    with throwaway_mariadb() as url:
+        yield url
+
+
+def sqlite_copy(template: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh migrated SQLite database (a copy of the session's template) as a URL."""
+    path = tmp_path_factory.mktemp("db") / "tinyim.sqlite3"
+    shutil.copy(template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(params=ADAPTERS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    kind = request.param
+    if kind == "sqlite":
+        return Backend(kind, sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path_factory))
+    if kind == "mariadb":
+        return Backend(kind, request.getfixturevalue("mariadb_database"))
+    return Backend(kind)

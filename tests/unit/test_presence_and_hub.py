@@ -1,0 +1,124 @@
+"""Presence routing (spec test plan C.2 push/offline) and the gateway's session manager (plan D)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.unit.fakes import RecordingGatewayLink
+from tinyim.edges.gateway.connection import CLOSE_KICKED, Connection, TokenBucket
+from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
+from tinyim.kernel import PushTarget
+from tinyim.modules.presence import DeviceSession, PresenceRouter
+from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
+from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.wire import Cmd, decode
+
+
+class FakeSocket:
+    """Records what the gateway would put on the wire."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed_with: int | None = None
+
+    async def send(self, data: bytes) -> None:
+        await asyncio.sleep(0)  # a real send yields; signals pile up meanwhile
+        self.sent.append(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = code
+
+    def cmds(self) -> list[int]:
+        return [decode(d).cmd for d in self.sent]
+
+
+def connection(user_id: int, device: str, token: str = "t") -> tuple[Connection, FakeSocket]:
+    sock = FakeSocket()
+    conn = Connection(
+        sock.send, sock.close, user_id, device, token, f"c-{user_id}-{device}-{token}", TokenBucket(10, 10)
+    )
+    return conn, sock
+
+
+async def test_push_goes_once_to_each_gateway_holding_a_recipient() -> None:
+    sessions = InMemorySessionDirectory()
+    link = RecordingGatewayLink()
+    router = PresenceRouter(sessions, link)
+    await sessions.bind(DeviceSession(1, "PC", "gw-a", "c1"))
+    await sessions.bind(DeviceSession(1, "Web", "gw-b", "c2"))
+    await sessions.bind(DeviceSession(2, "PC", "gw-a", "c3"))
+    targets = [PushTarget(1, 5, "PC"), PushTarget(2, 9), PushTarget(3, 1)]  # 3 is offline
+    await router.notify(targets)
+    calls = dict(link.pushes)
+    assert set(calls) == {"gw-a", "gw-b"} and len(link.pushes) == 2
+    assert calls["gw-a"] == [PushTarget(1, 5, "PC"), PushTarget(2, 9)]
+    assert calls["gw-b"] == [PushTarget(1, 5, "PC")]
+
+
+async def test_offline_recipients_cost_no_gateway_call() -> None:
+    link = RecordingGatewayLink()
+    await PresenceRouter(InMemorySessionDirectory(), link).notify([PushTarget(7, 1)])
+    assert link.pushes == []
+
+
+async def test_kick_goes_only_where_that_device_is() -> None:
+    sessions = InMemorySessionDirectory()
+    link = RecordingGatewayLink()
+    await sessions.bind(DeviceSession(1, "PC", "gw-a", "c1"))
+    await sessions.bind(DeviceSession(1, "Web", "gw-b", "c2"))
+    await PresenceRouter(sessions, link).kick(1, "PC", "new-token", "relogin")
+    assert link.kicks == [("gw-a", 1, "PC", "new-token")]
+
+
+async def test_hub_add_find_remove_and_count() -> None:
+    sessions = InMemorySessionDirectory()
+    hub = GatewayHub("gw-1", sessions)
+    pc, _ = connection(1, "PC")
+    web, _ = connection(1, "Web")
+    await hub.attach(pc)
+    await hub.attach(web)
+    assert hub.connection_count == 2 and hub.connections_of(1) == {"PC": pc, "Web": web}
+    assert {s.device_id for s in (await sessions.lookup([1]))[1]} == {"PC", "Web"}
+    await hub.detach(pc)
+    assert hub.connection_count == 1 and hub.connections_of(1) == {"Web": web}
+    assert [s.device_id for s in (await sessions.lookup([1]))[1]] == ["Web"]
+
+
+async def test_same_device_attach_kicks_the_older_connection_only() -> None:
+    sessions = InMemorySessionDirectory()
+    hub = GatewayHub("gw-1", sessions)
+    old, old_sock = connection(1, "PC", "t1")
+    web, web_sock = connection(1, "Web", "t2")
+    new, _ = connection(1, "PC", "t3")
+    for c in (old, web, new):
+        await hub.attach(c)
+    assert old_sock.cmds() == [Cmd.CMD_KICK_NOTIFY] and old_sock.closed_with == CLOSE_KICKED
+    assert web_sock.closed_with is None and hub.connections_of(1) == {"PC": new, "Web": web}
+    await hub.detach(old)  # the old connection's cleanup must not unbind the new one
+    assert (await sessions.lookup([1]))[1][0].conn_id in {new.conn_id, web.conn_id}
+    assert len((await sessions.lookup([1]))[1]) == 2
+
+
+async def test_signals_skip_the_sending_device_and_coalesce() -> None:
+    hub = GatewayHub("gw-1", InMemorySessionDirectory())
+    pc, pc_sock = connection(1, "PC")
+    web, web_sock = connection(1, "Web")
+    await hub.attach(pc)
+    await hub.attach(web)
+    link = LocalGatewayLink(hub)
+    for seq in range(1, 6):
+        await link.push("gw-1", [PushTarget(1, seq, "PC")])
+    await asyncio.sleep(0.05)
+    assert pc_sock.sent == []
+    seqs = [pb.MsgPushNotify.FromString(decode(d).body).max_seq_id for d in web_sock.sent]
+    assert seqs[-1] == 5 and seqs == sorted(seqs) and len(seqs) < 5  # coalesced, never backwards
+
+
+async def test_kick_through_the_link_keeps_the_new_token() -> None:
+    hub = GatewayHub("gw-1", InMemorySessionDirectory())
+    old, old_sock = connection(1, "PC", "old")
+    await hub.attach(old)
+    await LocalGatewayLink(hub).kick("gw-1", 1, "PC", "old", "noop")
+    assert old_sock.closed_with is None  # the session that caused the kick stays
+    await LocalGatewayLink(hub).kick("gw-1", 1, "PC", "new", "relogin")
+    assert old_sock.closed_with == CLOSE_KICKED and hub.connection_count == 0

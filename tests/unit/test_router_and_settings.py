@@ -1,0 +1,112 @@
+"""Command routing (spec test plan D: cmd 0x2001 reaches the send handler), errors, settings."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.unit.test_presence_and_hub import connection
+from tinyim.edges.gateway.hub import GatewayHub
+from tinyim.edges.gateway.router import CommandRouter
+from tinyim.kernel import NOT_FOUND, Caller, ImError
+from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
+from tinyim.modules.timeline import SendRequest, SendResult, SyncPage
+from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.settings import Settings
+from tinyim.wire import Cmd, ErrorCode, decode, encode
+from tinyim.wire.codec import Frame
+
+
+class FakeTimeline:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.sent: list[tuple[Caller, SendRequest]] = []
+        self.synced: list[tuple[Caller, int, int]] = []
+        self.error = error
+
+    async def send(self, caller: Caller, req: SendRequest) -> SendResult:
+        if self.error:
+            raise self.error
+        self.sent.append((caller, req))
+        return SendResult(77, 3, 1234, False)
+
+    async def sync(self, caller: Caller, after_seq: int, limit: int) -> SyncPage:
+        self.synced.append((caller, after_seq, limit))
+        return SyncPage(0, [], False)
+
+
+def router(timeline: FakeTimeline) -> CommandRouter:
+    return CommandRouter(timeline, GatewayHub("gw", InMemorySessionDirectory()))
+
+
+async def test_send_request_reaches_the_send_handler_with_the_session_identity() -> None:
+    timeline = FakeTimeline()
+    conn, _ = connection(5, "Web")
+    body = pb.MsgSendReq(receiver_id=9, content="hi", client_msg_id="c").SerializeToString()
+    out = decode(await router(timeline).handle(conn, Frame(Cmd.CMD_MSG_SEND_REQ, body)))
+    assert out.cmd == Cmd.CMD_MSG_SEND_RESP
+    assert pb.MsgSendResp.FromString(out.body).msg_id == 77
+    assert timeline.sent == [(Caller(5, "Web"), SendRequest(9, 0, 0, "hi", "c"))]
+
+
+async def test_sync_ignores_the_user_id_in_the_body() -> None:
+    timeline = FakeTimeline()
+    conn, _ = connection(5, "PC")
+    body = pb.MsgSyncReq(user_id=6, local_max_seq=4, limit=20).SerializeToString()
+    await router(timeline).handle(conn, Frame(Cmd.CMD_MSG_SYNC_REQ, body))
+    assert timeline.synced == [(Caller(5, "PC"), 4, 20)]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "body", "timeline", "code"),
+    [
+        (Cmd.CMD_MSG_PUSH_NOTIFY, b"", FakeTimeline(), ErrorCode.ERR_NOT_A_REQUEST),
+        (Cmd.CMD_MSG_SEND_RESP, b"", FakeTimeline(), ErrorCode.ERR_NOT_A_REQUEST),
+        (Cmd.CMD_GROUP_CREATE_REQ, b"", FakeTimeline(), ErrorCode.ERR_UNIMPLEMENTED),
+        (Cmd.CMD_LOGIN_REQ, b"", FakeTimeline(), ErrorCode.ERR_INVALID_ARGUMENT),
+        (Cmd.CMD_MSG_SEND_REQ, b"\xff\xff", FakeTimeline(), ErrorCode.ERR_BAD_BODY),
+        (
+            Cmd.CMD_MSG_SEND_REQ,
+            b"",
+            FakeTimeline(ImError(NOT_FOUND, "no such user")),
+            ErrorCode.ERR_NOT_FOUND,
+        ),
+        (Cmd.CMD_MSG_SEND_REQ, b"", FakeTimeline(RuntimeError("db down")), ErrorCode.ERR_INTERNAL),
+    ],
+)
+async def test_every_failure_is_an_error_frame_naming_the_request(
+    cmd: int, body: bytes, timeline: FakeTimeline, code: ErrorCode
+) -> None:
+    conn, _ = connection(1, "PC")
+    out = decode(await router(timeline).handle(conn, Frame(cmd, body)))
+    err = pb.ErrorResp.FromString(out.body)
+    assert (out.cmd, int(err.code), err.cmd) == (Cmd.CMD_ERROR_RESP, code, cmd) and err.message
+
+
+def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("IM_HTTP_PORT", "IM_ROLES", "IM_DATABASE_URL", "IM_DATA_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    s = Settings()
+    assert (s.host, s.http_port, s.file_port, s.roles) == ("127.0.0.1", 8080, 8090, "all")
+    assert s.effective_database_url.startswith("sqlite+aiosqlite:///") and s.heartbeat_timeout_seconds == 60
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IM_HTTP_PORT", "9999")
+    monkeypatch.setenv("IM_ROLES", "msg, gateway")
+    s = Settings()
+    assert s.http_port == 9999 and s.role_set == {"gateway", "msg"} and s.effective_grpc_port == 10999
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("IM_ROLES", "gateway,bogus"), ("IM_HTTP_PORT", "70000"), ("IM_ROLES", " , "), ("IM_WORKER_ID", "1024")],
+)
+def test_bad_settings_fail_clearly(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_encode_refuses_out_of_range_cmd() -> None:
+    with pytest.raises(ValueError, match="uint16"):
+        encode(0x10000)

@@ -1,0 +1,135 @@
+"""timeline service with in-memory fakes (spec test plan C.2, plus dedup and validation)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.fakes import RecordingNotifier, SetDirectory
+from tinyim.infra.snowflake import Snowflake
+from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED, Caller, ImError, PushTarget
+from tinyim.modules.relation import RelationService
+from tinyim.modules.timeline import MsgType, SendRequest, TimelineService
+from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
+
+ALICE, BOB, CAROL = 1, 2, 3
+
+
+class Env:
+    def __init__(self, notifier_fails: bool = False) -> None:
+        self.store = InMemoryTimelineStore()
+        self.notifier = RecordingNotifier(fail=notifier_fails)
+        self.service = TimelineService(
+            self.store,
+            Snowflake(1),
+            RelationService(SetDirectory({ALICE, BOB, CAROL})),
+            self.notifier,
+            max_content_bytes=100,
+            sync_page_default=5,
+            sync_page_max=10,
+        )
+
+    async def send(self, sender: int, receiver: int, text: str, cmid: str = "", device: str = "PC") -> object:
+        return await self.service.send(
+            Caller(sender, device), SendRequest(receiver, 0, MsgType.TEXT, text, cmid)
+        )
+
+
+@pytest.fixture
+def env() -> Env:
+    return Env()
+
+
+async def test_send_stores_one_body_and_two_timeline_entries(env: Env) -> None:
+    result = await env.service.send(Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "hi", "c1"))
+    assert list(env.store.bodies) == [result.msg_id] and env.store.appends == 1
+    (mine,) = env.store.timelines[ALICE]
+    (theirs,) = env.store.timelines[BOB]
+    assert (mine.is_sender, mine.receiver_id, mine.seq_id) == (True, BOB, result.seq_id)
+    assert (theirs.is_sender, theirs.sender_id, theirs.receiver_id, theirs.content) == (
+        False,
+        ALICE,
+        BOB,
+        "hi",
+    )
+
+
+async def test_send_signals_receiver_and_the_senders_other_devices(env: Env) -> None:
+    await env.send(ALICE, BOB, "one", device="Web")
+    assert env.notifier.batches == [[PushTarget(ALICE, 1, "Web"), PushTarget(BOB, 1, "")]]
+
+
+async def test_retry_with_same_client_msg_id_writes_nothing_and_signals_nothing(env: Env) -> None:
+    first = await env.send(ALICE, BOB, "once", "same-id")
+    again = await env.send(ALICE, BOB, "once", "same-id")
+    assert (again.msg_id, again.seq_id, again.duplicate) == (first.msg_id, first.seq_id, True)  # type: ignore[attr-defined]
+    assert env.store.appends == 1 and len(env.store.timelines[BOB]) == 1
+    assert len(env.notifier.batches) == 1
+    other = await env.send(CAROL, BOB, "same id, other sender", "same-id")
+    assert not other.duplicate  # type: ignore[attr-defined]
+
+
+async def test_sync_returns_the_range_after_local_seq(env: Env) -> None:
+    for i in range(15):
+        await env.send(ALICE, BOB, f"m{i + 1}")
+    page = await env.service.sync(Caller(BOB, "PC"), after_seq=10, limit=5)
+    assert [m.seq_id for m in page.messages] == [11, 12, 13, 14, 15]
+    assert [m.content for m in page.messages] == ["m11", "m12", "m13", "m14", "m15"]
+    assert (page.max_seq, page.has_more) == (15, False)
+
+
+async def test_sync_pages_and_caps_the_limit(env: Env) -> None:
+    for i in range(25):
+        await env.send(ALICE, BOB, f"m{i}")
+    page = await env.service.sync(Caller(BOB, "PC"), after_seq=0, limit=1000)
+    assert len(page.messages) == 10 and page.has_more and page.max_seq == 25  # capped at sync_page_max
+    page = await env.service.sync(Caller(BOB, "PC"), after_seq=0, limit=0)
+    assert len(page.messages) == 5  # 0 = the default page
+    page = await env.service.sync(Caller(BOB, "PC"), after_seq=99, limit=5)
+    assert page.messages == [] and page.max_seq == 25
+
+
+async def test_sync_reads_only_the_callers_timeline(env: Env) -> None:
+    await env.send(ALICE, BOB, "for bob")
+    page = await env.service.sync(Caller(CAROL, "PC"), 0, 10)
+    assert page.messages == [] and page.max_seq == 0
+
+
+@pytest.mark.parametrize(
+    ("req", "code"),
+    [
+        (SendRequest(BOB, 0, MsgType.TEXT, ""), INVALID_ARGUMENT),
+        (SendRequest(BOB, 0, MsgType.TEXT, "x" * 101), INVALID_ARGUMENT),
+        (SendRequest(BOB, 0, MsgType.TEXT, "é" * 51), INVALID_ARGUMENT),  # 102 bytes
+        (SendRequest(BOB, 0, MsgType.SYSTEM, "spoof"), INVALID_ARGUMENT),
+        (SendRequest(BOB, 0, MsgType.FRIEND_REQ, "spoof"), INVALID_ARGUMENT),
+        (SendRequest(BOB, 0, 99, "x"), INVALID_ARGUMENT),
+        (SendRequest(0, 0, MsgType.TEXT, "to nobody"), INVALID_ARGUMENT),
+        (SendRequest(BOB, 7, MsgType.TEXT, "both"), INVALID_ARGUMENT),
+        (SendRequest(BOB, 0, MsgType.TEXT, "x", "c" * 65), INVALID_ARGUMENT),
+        (SendRequest(ALICE, 0, MsgType.TEXT, "to myself"), INVALID_ARGUMENT),
+        (SendRequest(404, 0, MsgType.TEXT, "x"), NOT_FOUND),
+        (SendRequest(0, 7, MsgType.TEXT, "group"), UNIMPLEMENTED),
+    ],
+)
+async def test_refused_sends_write_nothing(env: Env, req: SendRequest, code: str) -> None:
+    with pytest.raises(ImError) as exc:
+        await env.service.send(Caller(ALICE, "PC"), req)
+    assert exc.value.code == code
+    assert env.store.bodies == {} and env.notifier.batches == []
+
+
+async def test_a_failing_push_does_not_fail_the_send(env: Env) -> None:
+    failing = Env(notifier_fails=True)
+    result = await failing.send(ALICE, BOB, "still stored")
+    assert result.seq_id == 1  # type: ignore[attr-defined]
+    page = await failing.service.sync(Caller(BOB, "PC"), 0, 10)
+    assert [m.content for m in page.messages] == ["still stored"]
+
+
+async def test_seqs_are_per_owner(env: Env) -> None:
+    await env.send(ALICE, BOB, "a->b")
+    await env.send(CAROL, BOB, "c->b")
+    await env.send(ALICE, CAROL, "a->c")
+    assert [m.seq_id for m in env.store.timelines[BOB]] == [1, 2]
+    assert [m.seq_id for m in env.store.timelines[CAROL]] == [1, 2]
+    assert [m.seq_id for m in env.store.timelines[ALICE]] == [1, 2]
