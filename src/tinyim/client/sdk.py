@@ -110,6 +110,7 @@ class Client:
         *,
         seq_store: SeqStore | None = None,
         on_message: OnMessage | None = None,
+        on_push: Callable[[int], None] | None = None,
         reconnect: bool = True,
         heartbeat_interval: float = 20.0,
         request_timeout: float = 10.0,
@@ -124,6 +125,7 @@ class Client:
         self._password = password
         self._seq_store = seq_store or MemorySeqStore()
         self._on_message = on_message
+        self._on_push = on_push  # called with max_seq_id of every MsgPushNotify (UI hints, benchmarks)
         self._reconnect = reconnect
         self._heartbeat_interval = heartbeat_interval
         self._timeout = request_timeout
@@ -375,6 +377,8 @@ class Client:
                     continue
                 if frame.cmd == Cmd.CMD_MSG_PUSH_NOTIFY:
                     assert isinstance(body, pb.MsgPushNotify)
+                    if self._on_push is not None:
+                        self._on_push(body.max_seq_id)
                     if body.max_seq_id > self.local_max_seq:
                         self._schedule_sync()
                 elif frame.cmd == Cmd.CMD_KICK_NOTIFY:
