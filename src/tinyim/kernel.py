@@ -18,6 +18,9 @@ NOT_FRIENDS: Final = "not_friends"
 BLOCKED: Final = "blocked"
 UNAVAILABLE: Final = "unavailable"
 UNIMPLEMENTED: Final = "unimplemented"
+ALREADY_EXISTS: Final = "already_exists"
+NOT_MEMBER: Final = "not_member"
+GROUP_FULL: Final = "group_full"
 
 
 class ImError(Exception):
@@ -44,3 +47,12 @@ class PushTarget:
     user_id: int
     max_seq: int
     except_device: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    """What anyone may see of a user."""
+
+    user_id: int
+    username: str
+    nickname: str

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from tests.contract.conftest import Backend, fresh_id, sqlite_copy
 from tinyim.infra.snowflake import Snowflake
-from tinyim.modules.timeline import MessageBody, TimelineSlot, TimelineStore
+from tinyim.modules.timeline import Conversation, ConvType, MessageBody, TimelineSlot, TimelineStore
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
+from tinyim.modules.timeline.domain import group_slots
 
 ids = Snowflake(worker_id=7)
 
@@ -224,3 +225,66 @@ def test_property_concurrent_senders_and_a_syncing_reader_on_sqlite(
             assert observed == list(range(1, total + 1))
 
     asyncio.run(scenario())
+
+
+def group_body(sender: int, group_id: int, text: str) -> MessageBody:
+    return MessageBody(ids.next_id(), sender, group_id, 0, text)
+
+
+async def test_group_append_writes_a_copy_per_member_with_their_own_seq(backend: Backend) -> None:
+    a, b, c = fresh_id(), fresh_id(), fresh_id()
+    group_id = fresh_id()
+    async with open_store(backend) as store:
+        await store.append(body(a), slots(a, b))  # b already has one message
+        members = [a, b, c]
+        result = await store.append(group_body(c, group_id, "hi all"), group_slots(c, group_id, members))
+        assert result.seqs == {a: 2, b: 2, c: 1}
+        page, _ = await store.read(b, 1, 10)
+        assert [(m.group_id, m.sender_id, m.receiver_id, m.is_sender) for m in page] == [
+            (group_id, c, 0, False)
+        ]
+        mine, _ = await store.read(c, 0, 10)
+        assert mine[0].is_sender and mine[0].content == "hi all"
+
+
+async def test_history_of_one_conversation_pages_backwards(backend: Backend) -> None:
+    a, b, c = fresh_id(), fresh_id(), fresh_id()
+    same_number_group = b  # a group whose id equals a user id: the conversations must not mix
+    async with open_store(backend) as store:
+        for i in range(5):
+            await store.append(body(b, f"b{i}"), slots(b, a))
+            await store.append(body(c, f"c{i}"), slots(c, a))
+        await store.append(
+            group_body(c, same_number_group, "group"), group_slots(c, same_number_group, [a, c])
+        )
+        direct = Conversation(ConvType.DIRECT, b)
+        page, more = await store.history(a, direct, 0, 3)
+        assert [m.content for m in page] == ["b2", "b3", "b4"] and more
+        older, more = await store.history(a, direct, page[0].seq_id, 3)
+        assert [m.content for m in older] == ["b0", "b1"] and not more
+        grouped, more = await store.history(a, Conversation(ConvType.GROUP, same_number_group), 0, 10)
+        assert [m.content for m in grouped] == ["group"] and not more
+        assert await store.history(b, Conversation(ConvType.DIRECT, c), 0, 10) == ([], False)
+
+
+async def test_read_marks_and_unread(backend: Backend) -> None:
+    a, b, c = fresh_id(), fresh_id(), fresh_id()
+    group_id = fresh_id()
+    async with open_store(backend) as store:
+        for i in range(3):
+            await store.append(body(b, f"b{i}"), slots(b, a))
+        await store.append(body(a, "mine"), slots(a, b))
+        await store.append(group_body(c, group_id, "g"), group_slots(c, group_id, [a, c]))
+        unread = {
+            (u.conversation.conv_type, u.conversation.other_id): (u.unread, u.last_seq, u.read_seq)
+            for u in await store.unread(a)
+        }
+        assert unread == {(ConvType.DIRECT, b): (3, 3, 0), (ConvType.GROUP, group_id): (1, 5, 0)}
+        direct = Conversation(ConvType.DIRECT, b)
+        assert await store.mark_read(a, direct, 2) == 2
+        assert await store.mark_read(a, direct, 1) == 2  # never backwards
+        marks = {u.conversation: (u.unread, u.read_seq) for u in await store.unread(a)}
+        assert marks[direct] == (1, 2)
+        await store.mark_read(a, direct, 4)
+        await store.mark_read(a, Conversation(ConvType.GROUP, group_id), 5)
+        assert await store.unread(a) == []

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.helpers import PASSWORD, new_user, online, recv_bytes
+from tests.e2e.helpers import PASSWORD, befriend, friend_pair, new_user, online, recv_bytes
 from tests.support.server import ServerProcess
 from tinyim.client import Client, Kicked, MemorySeqStore, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
@@ -19,8 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_register_login_and_chat_both_ways(server: ServerProcess) -> None:
-    alice, alice_id = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, alice_id, bob, bob_id = await friend_pair(server.base_url)
     async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
         sent = await a.send_text(bob_id, "hello bob")
         got = await b.next_message()
@@ -35,17 +34,17 @@ async def test_register_login_and_chat_both_ways(server: ServerProcess) -> None:
         back = await a.next_message()
         assert (back.sender_id, back.content) == (bob_id, "hi alice")
         # Alice's timeline holds her own copy first (seq from the ack); this device already had it.
-        assert (sent.seq_id, back.seq_id, a.local_max_seq) == (1, 2, 2)
+        assert back.seq_id == sent.seq_id + 1 == a.local_max_seq
 
 
 async def test_offline_user_gets_everything_in_order_on_reconnect(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, _, bob, bob_id = await friend_pair(server.base_url)
     store = MemorySeqStore()
     async with online(server.base_url, bob, seq_store=store) as b:
         async with online(server.base_url, alice) as a:
-            await a.send_text(bob_id, "while online")
-        await b.wait_for_seq(1)
+            sent = await a.send_text(bob_id, "while online")
+        assert (await b.next_message()).msg_id == sent.msg_id
+        base = b.local_max_seq
     async with online(server.base_url, alice) as a:
         for i in range(25):
             await a.send_text(bob_id, f"offline {i}")
@@ -54,26 +53,26 @@ async def test_offline_user_gets_everything_in_order_on_reconnect(server: Server
     async with online(
         server.base_url, bob, seq_store=store, on_message=lambda m: seen.append(m.content)
     ) as b:
-        assert b.local_max_seq == 26
+        assert b.local_max_seq == base + 25
     assert seen == [f"offline {i}" for i in range(25)]
 
 
 async def test_sync_pages_with_has_more(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, _, bob, bob_id = await friend_pair(server.base_url)
     async with online(server.base_url, alice) as a:
         for i in range(7):
             await a.send_text(bob_id, f"m{i}")
     async with online(server.base_url, bob, sync_limit=3) as b:
         resp = await b.request(Cmd.CMD_MSG_SYNC_REQ, pb.MsgSyncReq(local_max_seq=0, limit=3))
         assert isinstance(resp, pb.MsgSyncResp)
-        assert [m.seq_id for m in resp.msgs] == [1, 2, 3] and resp.has_more and resp.max_seq == 7
-        assert b.local_max_seq == 7  # the SDK followed has_more to the end
+        # seq 1 is the friend request bob received; then alice's seven messages.
+        assert [m.seq_id for m in resp.msgs] == [1, 2, 3] and resp.has_more and resp.max_seq == 8
+        assert resp.msgs[0].type == pb.FRIEND_REQ and resp.msgs[1].content == "m0"
+        assert b.local_max_seq == 8  # the SDK followed has_more to the end
 
 
 async def test_multi_device_both_receive_and_see_own_messages(server: ServerProcess) -> None:
-    alice, alice_id = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, alice_id, bob, bob_id = await friend_pair(server.base_url)
     async with (
         online(server.base_url, alice, "PC") as a_pc,
         online(server.base_url, alice, "Web") as a_web,
@@ -93,8 +92,7 @@ async def test_multi_device_both_receive_and_see_own_messages(server: ServerProc
 
 
 async def test_same_device_relogin_kicks_the_old_session(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, _, bob, bob_id = await friend_pair(server.base_url)
     async with online(server.base_url, alice, "PC") as first, online(server.base_url, alice, "Web") as web:
         old_token = first.token
         async with online(server.base_url, alice, "PC") as second:
@@ -114,8 +112,7 @@ async def test_same_device_relogin_kicks_the_old_session(server: ServerProcess) 
 
 
 async def test_bad_frames_hurt_only_their_own_connection(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, _, bob, bob_id = await friend_pair(server.base_url)
     mallory, _ = await new_user(server.base_url, "mallory")
     async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
         m = Client(server.base_url, mallory, PASSWORD, "PC")
@@ -150,8 +147,7 @@ async def test_bad_frames_hurt_only_their_own_connection(server: ServerProcess) 
 
 
 async def test_flood_closes_only_the_flooding_connection(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, _, bob, bob_id = await friend_pair(server.base_url)
     mallory, _ = await new_user(server.base_url, "mallory")
     async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
         m = Client(server.base_url, mallory, PASSWORD, "PC")
@@ -172,22 +168,22 @@ async def test_flood_closes_only_the_flooding_connection(server: ServerProcess) 
 
 
 async def test_retried_client_msg_id_makes_no_duplicate(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, _, bob, bob_id = await friend_pair(server.base_url)
     async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
+        base = b.local_max_seq
         first = await a.send_text(bob_id, "once", client_msg_id="retry-1")
         again = await a.send_text(bob_id, "once", client_msg_id="retry-1")
         assert (again.msg_id, again.seq_id, again.duplicate) == (first.msg_id, first.seq_id, True)
         await a.send_text(bob_id, "next")
         contents = [(await b.next_message()).content for _ in range(2)]
         assert contents == ["once", "next"]
-        assert b.local_max_seq == 2
+        assert b.local_max_seq == base + 2
 
 
 async def test_sync_naming_another_user_returns_only_the_callers_timeline(server: ServerProcess) -> None:
-    alice, alice_id = await new_user(server.base_url, "alice")
-    _, bob_id = await new_user(server.base_url, "bob")
+    alice, alice_id, _, bob_id = await friend_pair(server.base_url)
     eve, eve_id = await new_user(server.base_url, "eve")
+    await befriend(server.base_url, alice, eve)
     async with online(server.base_url, alice) as a:
         for i in range(3):
             await a.send_text(bob_id, f"private to bob {i}")
@@ -195,10 +191,10 @@ async def test_sync_naming_another_user_returns_only_the_callers_timeline(server
     async with online(server.base_url, eve) as e:
         resp = await e.request(Cmd.CMD_MSG_SYNC_REQ, pb.MsgSyncReq(user_id=bob_id, local_max_seq=0, limit=50))
         assert isinstance(resp, pb.MsgSyncResp)
-        assert [(m.sender_id, m.receiver_id, m.content) for m in resp.msgs] == [
-            (alice_id, eve_id, "hello eve")
-        ]
-        assert resp.max_seq == 1
+        texts = [(m.sender_id, m.receiver_id, m.content) for m in resp.msgs if m.type == pb.TEXT]
+        assert texts == [(alice_id, eve_id, "hello eve")]
+        assert all(bob_id not in (m.sender_id, m.receiver_id) for m in resp.msgs)
+        assert resp.max_seq == len(resp.msgs) == 2  # the friend-request notice and alice's message
 
 
 async def test_send_refusals_are_clear(server: ServerProcess) -> None:
@@ -216,9 +212,9 @@ async def test_send_refusals_are_clear(server: ServerProcess) -> None:
         with pytest.raises(ServerError) as system:
             await a.send(receiver_id=1, content="fake", msg_type=pb.SYSTEM)
         assert system.value.code == ErrorCode.ERR_INVALID_ARGUMENT
-        with pytest.raises(ServerError) as friends:
-            await a.request(Cmd.CMD_FRIEND_LIST_REQ, pb.FriendListReq())
-        assert friends.value.code == ErrorCode.ERR_UNIMPLEMENTED
+        with pytest.raises(ServerError) as files:
+            await a.request(Cmd.CMD_FILE_UPLOAD_REQ, pb.FileUploadReq())
+        assert files.value.code == ErrorCode.ERR_UNIMPLEMENTED
         assert await a.heartbeat() > 0
 
 
@@ -263,8 +259,7 @@ async def test_login_frame_instead_of_url_token(server: ServerProcess) -> None:
 
 
 async def test_reconnect_after_a_dropped_connection_resyncs(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
+    alice, _, bob, bob_id = await friend_pair(server.base_url)
     async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
         await a.send_text(bob_id, "before")
         assert (await b.next_message()).content == "before"

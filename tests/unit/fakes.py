@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from tinyim.kernel import PushTarget
+from tinyim.kernel import PushTarget, UserProfile
 
 
 class FakeHasher:
@@ -36,7 +36,13 @@ class RecordingKicker:
 class RecordingNotifier:
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[list[PushTarget]] = []
+        self.reads: list[tuple[int, str, int, int, int]] = []
         self.fail = fail
+
+    async def notify_read(
+        self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None:
+        self.reads.append((user_id, except_device, peer_id, group_id, read_seq))
 
     async def notify(self, targets: Sequence[PushTarget]) -> None:
         self.batches.append(list(targets))
@@ -48,6 +54,12 @@ class RecordingGatewayLink:
     def __init__(self) -> None:
         self.pushes: list[tuple[str, list[PushTarget]]] = []
         self.kicks: list[tuple[str, int, str, str]] = []
+        self.reads: list[tuple[str, int, str, int]] = []
+
+    async def push_read(
+        self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None:
+        self.reads.append((gateway_id, user_id, except_device, read_seq))
 
     async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
         self.pushes.append((gateway_id, list(targets)))
@@ -66,3 +78,66 @@ class SetDirectory:
 
     async def existing(self, user_ids: object) -> set[int]:
         return {u for u in user_ids if u in self.user_ids}  # type: ignore[attr-defined]
+
+
+class FakePolicy:
+    """timeline.MessagingPolicy: any two known users may talk; groups are a dict of member lists."""
+
+    def __init__(self, users: set[int], groups: dict[int, list[int]] | None = None) -> None:
+        self.users = users
+        self.groups = groups or {}
+
+    async def check_direct(self, sender_id: int, receiver_id: int) -> None:
+        from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, ImError
+
+        if sender_id == receiver_id:
+            raise ImError(INVALID_ARGUMENT, "to yourself")
+        if receiver_id not in self.users:
+            raise ImError(NOT_FOUND, "no such user")
+
+    async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
+        from tinyim.kernel import NOT_FOUND, NOT_MEMBER, ImError
+
+        if group_id not in self.groups:
+            raise ImError(NOT_FOUND, "no such group")
+        if sender_id not in self.groups[group_id]:
+            raise ImError(NOT_MEMBER, "not a member")
+        return list(self.groups[group_id])
+
+
+class FakeUsers:
+    """relation.UserDirectory over a dict of profiles."""
+
+    def __init__(self, *user_ids: int) -> None:
+        self.profiles = {u: UserProfile(u, f"user{u}", f"User {u}") for u in user_ids}
+
+    async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]:
+        return {u: self.profiles[u] for u in user_ids if u in self.profiles}
+
+    async def update_nickname(self, user_id: int, nickname: str) -> None:
+        old = self.profiles[user_id]
+        self.profiles[user_id] = UserProfile(user_id, old.username, nickname)
+
+
+class RecordingNotices:
+    """relation.Notices: what would have been written into timelines."""
+
+    def __init__(self) -> None:
+        self.to_users: list[tuple[int, int, dict[str, object], bool]] = []
+        self.to_groups: list[tuple[int, int, list[int], dict[str, object]]] = []
+
+    async def to_user(
+        self, sender_id: int, receiver_id: int, content: str, friend_request: bool = False
+    ) -> None:
+        import json
+
+        self.to_users.append((sender_id, receiver_id, json.loads(content), friend_request))
+
+    async def to_group(self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str) -> None:
+        import json
+
+        self.to_groups.append((sender_id, group_id, list(member_ids), json.loads(content)))
+
+    def events_for(self, user_id: int) -> list[str]:
+        direct = [str(c["event"]) for _, r, c, _ in self.to_users if r == user_id]
+        return direct + [str(c["event"]) for _, _, members, c in self.to_groups if user_id in members]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from tests.unit.fakes import FakeUsers, RecordingNotices
 from tests.unit.test_presence_and_hub import connection
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.edges.gateway.router import CommandRouter
 from tinyim.kernel import NOT_FOUND, Caller, ImError
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
-from tinyim.modules.timeline import SendRequest, SendResult, SyncPage
+from tinyim.modules.relation import RelationService
+from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.modules.timeline import Conversation, SendRequest, SendResult, StoredMessage, SyncPage, Unread
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.settings import Settings
 from tinyim.wire import Cmd, ErrorCode, decode, encode
@@ -33,9 +36,21 @@ class FakeTimeline:
         self.synced.append((caller, after_seq, limit))
         return SyncPage(0, [], False)
 
+    async def history(
+        self, caller: Caller, conversation: Conversation, before_seq: int, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        return [], False
+
+    async def mark_read(self, caller: Caller, conversation: Conversation, read_seq: int) -> int:
+        return read_seq
+
+    async def unread(self, caller: Caller) -> list[Unread]:
+        return []
+
 
 def router(timeline: FakeTimeline) -> CommandRouter:
-    return CommandRouter(timeline, GatewayHub("gw", InMemorySessionDirectory()))
+    relation = RelationService(InMemoryRelationStore(), FakeUsers(1, 5, 9), RecordingNotices())
+    return CommandRouter(timeline, relation, GatewayHub("gw", InMemorySessionDirectory()))
 
 
 async def test_send_request_reaches_the_send_handler_with_the_session_identity() -> None:
@@ -46,6 +61,16 @@ async def test_send_request_reaches_the_send_handler_with_the_session_identity()
     assert out.cmd == Cmd.CMD_MSG_SEND_RESP
     assert pb.MsgSendResp.FromString(out.body).msg_id == 77
     assert timeline.sent == [(Caller(5, "Web"), SendRequest(9, 0, 0, "hi", "c"))]
+
+
+async def test_friend_commands_reach_the_relation_module_as_the_session_user() -> None:
+    conn, _ = connection(5, "PC")
+    r = router(FakeTimeline())
+    body = pb.FriendApplyReq(target_user_id=9, reason="hi").SerializeToString()
+    out = decode(await r.handle(conn, Frame(Cmd.CMD_FRIEND_APPLY_REQ, body)))
+    assert out.cmd == Cmd.CMD_FRIEND_APPLY_RESP and pb.FriendApplyResp.FromString(out.body).success
+    again = decode(await r.handle(conn, Frame(Cmd.CMD_FRIEND_APPLY_REQ, body)))
+    assert int(pb.ErrorResp.FromString(again.body).code) == ErrorCode.ERR_ALREADY_EXISTS
 
 
 async def test_sync_ignores_the_user_id_in_the_body() -> None:
@@ -61,7 +86,14 @@ async def test_sync_ignores_the_user_id_in_the_body() -> None:
     [
         (Cmd.CMD_MSG_PUSH_NOTIFY, b"", FakeTimeline(), ErrorCode.ERR_NOT_A_REQUEST),
         (Cmd.CMD_MSG_SEND_RESP, b"", FakeTimeline(), ErrorCode.ERR_NOT_A_REQUEST),
-        (Cmd.CMD_GROUP_CREATE_REQ, b"", FakeTimeline(), ErrorCode.ERR_UNIMPLEMENTED),
+        (Cmd.CMD_FILE_UPLOAD_REQ, b"", FakeTimeline(), ErrorCode.ERR_UNIMPLEMENTED),
+        (Cmd.CMD_READ_NOTIFY, b"", FakeTimeline(), ErrorCode.ERR_NOT_A_REQUEST),
+        (
+            Cmd.CMD_FRIEND_APPLY_REQ,
+            pb.FriendApplyReq(target_user_id=404).SerializeToString(),
+            FakeTimeline(),
+            ErrorCode.ERR_NOT_FOUND,
+        ),
         (Cmd.CMD_LOGIN_REQ, b"", FakeTimeline(), ErrorCode.ERR_INVALID_ARGUMENT),
         (Cmd.CMD_MSG_SEND_REQ, b"\xff\xff", FakeTimeline(), ErrorCode.ERR_BAD_BODY),
         (

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.fakes import RecordingNotifier, SetDirectory
+from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra.snowflake import Snowflake
-from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED, Caller, ImError, PushTarget
-from tinyim.modules.relation import RelationService
-from tinyim.modules.timeline import MsgType, SendRequest, TimelineService
+from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, NOT_MEMBER, Caller, ImError, PushTarget
+from tinyim.modules.timeline import (
+    Conversation,
+    ConvType,
+    MsgType,
+    SendRequest,
+    TimelineService,
+    TimelineWriter,
+)
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
 
 ALICE, BOB, CAROL = 1, 2, 3
+GROUP = 1  # the same number as ALICE on purpose: user and group ids overlap
 
 
 class Env:
     def __init__(self, notifier_fails: bool = False) -> None:
         self.store = InMemoryTimelineStore()
         self.notifier = RecordingNotifier(fail=notifier_fails)
+        self.writer = TimelineWriter(self.store, Snowflake(1), self.notifier)
+        self.policy = FakePolicy({ALICE, BOB, CAROL}, {GROUP: [ALICE, BOB, CAROL]})
         self.service = TimelineService(
             self.store,
-            Snowflake(1),
-            RelationService(SetDirectory({ALICE, BOB, CAROL})),
+            self.writer,
+            self.policy,
             self.notifier,
             max_content_bytes=100,
             sync_page_default=5,
@@ -108,7 +117,7 @@ async def test_sync_reads_only_the_callers_timeline(env: Env) -> None:
         (SendRequest(BOB, 0, MsgType.TEXT, "x", "c" * 65), INVALID_ARGUMENT),
         (SendRequest(ALICE, 0, MsgType.TEXT, "to myself"), INVALID_ARGUMENT),
         (SendRequest(404, 0, MsgType.TEXT, "x"), NOT_FOUND),
-        (SendRequest(0, 7, MsgType.TEXT, "group"), UNIMPLEMENTED),
+        (SendRequest(0, 7, MsgType.TEXT, "no such group"), NOT_FOUND),
     ],
 )
 async def test_refused_sends_write_nothing(env: Env, req: SendRequest, code: str) -> None:
@@ -133,3 +142,65 @@ async def test_seqs_are_per_owner(env: Env) -> None:
     assert [m.seq_id for m in env.store.timelines[BOB]] == [1, 2]
     assert [m.seq_id for m in env.store.timelines[CAROL]] == [1, 2]
     assert [m.seq_id for m in env.store.timelines[ALICE]] == [1, 2]
+
+
+async def test_group_send_writes_one_body_and_a_copy_per_member(env: Env) -> None:
+    result = await env.service.send(Caller(BOB, "PC"), SendRequest(0, GROUP, MsgType.TEXT, "hello all"))
+    assert len(env.store.bodies) == 1 and env.store.appends == 1
+    for member in (ALICE, BOB, CAROL):
+        (m,) = env.store.timelines[member]
+        assert (m.group_id, m.sender_id, m.receiver_id, m.is_sender) == (GROUP, BOB, 0, member == BOB)
+    assert result.seq_id == 1
+    (batch,) = env.notifier.batches  # one notify call for the whole group
+    assert sorted(batch, key=lambda t: t.user_id) == [
+        PushTarget(ALICE, 1),
+        PushTarget(BOB, 1, "PC"),
+        PushTarget(CAROL, 1),
+    ]
+
+
+async def test_non_member_cannot_post_to_a_group(env: Env) -> None:
+    env.policy.groups[GROUP].remove(CAROL)
+    with pytest.raises(ImError) as exc:
+        await env.service.send(Caller(CAROL, "PC"), SendRequest(0, GROUP, MsgType.TEXT, "let me in"))
+    assert exc.value.code == NOT_MEMBER and env.store.bodies == {}
+
+
+async def test_notices_land_only_with_their_receivers(env: Env) -> None:
+    await env.writer.post_notice(ALICE, [BOB], 0, MsgType.FRIEND_REQ, '{"event":"friend_request"}')
+    assert ALICE not in env.store.timelines
+    (m,) = env.store.timelines[BOB]
+    assert (m.msg_type, m.sender_id, m.receiver_id, m.is_sender) == (MsgType.FRIEND_REQ, ALICE, BOB, False)
+    assert env.notifier.batches == [[PushTarget(BOB, 1)]]
+
+
+async def test_history_pages_backwards_within_one_conversation(env: Env) -> None:
+    for i in range(6):
+        await env.send(ALICE, BOB, f"a{i}")
+        await env.send(CAROL, BOB, f"c{i}")
+    await env.service.send(Caller(ALICE, "PC"), SendRequest(0, GROUP, MsgType.TEXT, "in the group"))
+    bob = Caller(BOB, "PC")
+    page, more = await env.service.history(bob, Conversation(ConvType.DIRECT, ALICE), 0, 4)
+    assert [m.content for m in page] == ["a2", "a3", "a4", "a5"] and more
+    older, more = await env.service.history(bob, Conversation(ConvType.DIRECT, ALICE), page[0].seq_id, 4)
+    assert [m.content for m in older] == ["a0", "a1"] and not more
+    group, _ = await env.service.history(bob, Conversation(ConvType.GROUP, GROUP), 0, 10)
+    assert [m.content for m in group] == ["in the group"]  # group 1 is not user 1
+
+
+async def test_read_marks_and_unread_counts(env: Env) -> None:
+    for i in range(3):
+        await env.send(ALICE, BOB, f"a{i}")
+    await env.send(CAROL, BOB, "c0")
+    await env.send(BOB, ALICE, "mine does not count")
+    bob = Caller(BOB, "Web")
+    unread = {u.conversation: u.unread for u in await env.service.unread(bob)}
+    assert unread == {Conversation(ConvType.DIRECT, ALICE): 3, Conversation(ConvType.DIRECT, CAROL): 1}
+    stored = await env.service.mark_read(bob, Conversation(ConvType.DIRECT, ALICE), 2)
+    assert stored == 2
+    assert await env.service.mark_read(bob, Conversation(ConvType.DIRECT, ALICE), 1) == 2  # never goes back
+    unread = {u.conversation: u.unread for u in await env.service.unread(bob)}
+    assert unread == {Conversation(ConvType.DIRECT, ALICE): 1, Conversation(ConvType.DIRECT, CAROL): 1}
+    with pytest.raises(ImError):
+        await env.service.mark_read(bob, Conversation(ConvType.DIRECT, ALICE), 999)
+    assert env.notifier.reads[-1] == (BOB, "Web", ALICE, 0, 2)

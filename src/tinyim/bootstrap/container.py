@@ -22,15 +22,17 @@ from tinyim.infra.db import Database
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
+from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
 from tinyim.modules.presence import PresenceRouter
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.relation import RelationService
-from tinyim.modules.timeline import TimelineService
+from tinyim.modules.relation.adapters.sql import SqlRelationStore
+from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.settings import Settings
 
-from .bridges import AccountsAsUserDirectory
+from .bridges import AuthAsUserDirectory, TimelineNotices
 
 
 async def database(settings: Settings) -> AsyncIterator[Database]:
@@ -77,14 +79,22 @@ class Container(containers.DeclarativeContainer):
         tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
         kicker=presence,
         token_ttl_seconds=settings.provided.token_ttl_seconds,
+        profiles=providers.Singleton(InMemoryProfileCache),
     )
 
-    # relation (the messaging rule) and timeline
-    relation = providers.Singleton(RelationService, providers.Singleton(AccountsAsUserDirectory, auth))
+    # timeline writing (used by relation for notices: no dependency cycle), relation, timeline
+    timeline_store = providers.Singleton(SqlTimelineStore, db)
+    timeline_writer = providers.Singleton(TimelineWriter, timeline_store, ids, presence)
+    relation = providers.Singleton(
+        RelationService,
+        store=providers.Singleton(SqlRelationStore, db),
+        users=providers.Singleton(AuthAsUserDirectory, auth),
+        notices=providers.Singleton(TimelineNotices, timeline_writer),
+    )
     timeline = providers.Singleton(
         TimelineService,
-        store=providers.Singleton(SqlTimelineStore, db),
-        ids=ids,
+        store=timeline_store,
+        writer=timeline_writer,
         policy=relation,
         notifier=presence,
         max_content_bytes=settings.provided.max_content_bytes,
@@ -101,7 +111,7 @@ class Container(containers.DeclarativeContainer):
         WebSocketGateway,
         auth=auth,
         hub=hub,
-        router=providers.Singleton(CommandRouter, timeline, hub),
+        router=providers.Singleton(CommandRouter, timeline, relation, hub),
         limits=providers.Factory(
             GatewayLimits,
             heartbeat_timeout=settings.provided.heartbeat_timeout_seconds,

@@ -1,17 +1,31 @@
 """Python client SDK for TinyIM (used by the PC client, the tests and the benchmarks)."""
 
-from tinyim.client.sdk import Client, ConnectionLost, Kicked, Message, Sent, ServerError, register
+from tinyim.client.sdk import (
+    Client,
+    ConnectionLost,
+    GroupSummary,
+    Kicked,
+    Message,
+    Sent,
+    ServerError,
+    Unread,
+    User,
+    register,
+)
 from tinyim.client.seqstore import FileSeqStore, MemorySeqStore, SeqStore
 
 __all__ = [
     "Client",
     "ConnectionLost",
     "FileSeqStore",
+    "GroupSummary",
     "Kicked",
     "MemorySeqStore",
     "Message",
     "Sent",
     "SeqStore",
     "ServerError",
+    "Unread",
+    "User",
     "register",
 ]

@@ -23,7 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 from google.protobuf.message import Message as ProtoMessage
@@ -71,6 +71,30 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class User:
+    user_id: int
+    username: str
+    nickname: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    group_id: int
+    name: str
+    owner_id: int
+    member_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    peer_id: int
+    group_id: int
+    unread: int
+    last_seq: int
+    read_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class Sent:
     msg_id: int
     seq_id: int
@@ -98,6 +122,11 @@ def _raise_for(resp: httpx.Response) -> None:
 
 
 OnMessage = Callable[[Message], Awaitable[None] | None]
+R = TypeVar("R", bound=ProtoMessage)
+
+
+def _user(u: pb.UserInfo) -> User:
+    return User(u.user_id, u.username, u.nickname)
 
 
 class Client:
@@ -111,6 +140,7 @@ class Client:
         seq_store: SeqStore | None = None,
         on_message: OnMessage | None = None,
         on_push: Callable[[int], None] | None = None,
+        on_read: Callable[[int, int, int], None] | None = None,
         reconnect: bool = True,
         heartbeat_interval: float = 20.0,
         request_timeout: float = 10.0,
@@ -126,6 +156,10 @@ class Client:
         self._seq_store = seq_store or MemorySeqStore()
         self._on_message = on_message
         self._on_push = on_push  # called with max_seq_id of every MsgPushNotify (UI hints, benchmarks)
+        self._on_read = on_read  # (peer_id, group_id, read_seq) when another device of yours read
+        # Read marks per conversation (peer_id, group_id), from your reads and your other devices'.
+        self.read_marks: dict[tuple[int, int], int] = {}
+        self.read_changed = asyncio.Event()
         self._reconnect = reconnect
         self._heartbeat_interval = heartbeat_interval
         self._timeout = request_timeout
@@ -256,18 +290,7 @@ class Client:
                 for m in resp.msgs:
                     if m.seq_id <= self.local_max_seq:
                         continue
-                    msg = Message(
-                        m.seq_id,
-                        m.msg_id,
-                        m.sender_id,
-                        m.receiver_id,
-                        m.group_id,
-                        int(m.type),
-                        m.content,
-                        m.create_time,
-                        m.client_msg_id,
-                        m.sender_id == self.user_id,
-                    )
+                    msg = self._message(m)
                     self.local_max_seq = m.seq_id
                     if msg.is_mine and msg.client_msg_id in self._sent_here and not self._echo_own:
                         continue
@@ -312,7 +335,119 @@ class Client:
             raise ServerError(int(resp.code), resp.message, resp.cmd)
         return resp
 
+    async def send_group(self, group_id: int, text: str, client_msg_id: str | None = None) -> Sent:
+        return await self.send(group_id=group_id, content=text, client_msg_id=client_msg_id)
+
+    async def history(
+        self, *, peer_id: int = 0, group_id: int = 0, before_seq: int = 0, limit: int = 50
+    ) -> tuple[list[Message], bool]:
+        """One conversation, newest first page (before_seq=0) or older than before_seq; ascending."""
+        req = pb.MsgHistoryReq(peer_id=peer_id, group_id=group_id, before_seq=before_seq, limit=limit)
+        resp = await self._call(Cmd.CMD_MSG_HISTORY_REQ, req, pb.MsgHistoryResp)
+        return [self._message(m) for m in resp.msgs], resp.has_more
+
+    async def mark_read(self, *, peer_id: int = 0, group_id: int = 0, read_seq: int) -> int:
+        req = pb.MsgReadReq(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
+        stored = (await self._call(Cmd.CMD_MSG_READ_REQ, req, pb.MsgReadResp)).read_seq
+        self._remember_read(peer_id, group_id, stored)
+        return stored
+
+    async def unread(self) -> list[Unread]:
+        resp = await self._call(Cmd.CMD_UNREAD_REQ, pb.UnreadReq(), pb.UnreadResp)
+        return [Unread(c.peer_id, c.group_id, c.unread, c.last_seq, c.read_seq) for c in resp.conversations]
+
+    # ---------- friends, blacklist, profiles ----------
+    async def apply_friend(self, target_id: int, reason: str = "") -> bool:
+        """Returns True when you are friends at once (they had asked you, or still had you)."""
+        req = pb.FriendApplyReq(target_user_id=target_id, reason=reason)
+        return (await self._call(Cmd.CMD_FRIEND_APPLY_REQ, req, pb.FriendApplyResp)).now_friends
+
+    async def handle_friend(self, applicant_id: int, agree: bool = True) -> None:
+        req = pb.FriendHandleReq(request_user_id=applicant_id, agree=agree)
+        await self._call(Cmd.CMD_FRIEND_HANDLE_REQ, req, pb.FriendHandleResp)
+
+    async def friends(self) -> list[User]:
+        resp = await self._call(Cmd.CMD_FRIEND_LIST_REQ, pb.FriendListReq(), pb.FriendListResp)
+        return [_user(u) for u in resp.friends]
+
+    async def delete_friend(self, friend_id: int) -> None:
+        await self._call(Cmd.CMD_FRIEND_DEL_REQ, pb.FriendDelReq(friend_id=friend_id), pb.FriendDelResp)
+
+    async def block(self, user_id: int) -> None:
+        await self._call(Cmd.CMD_BLACKLIST_ADD_REQ, pb.BlacklistAddReq(user_id=user_id), pb.BlacklistAddResp)
+
+    async def unblock(self, user_id: int) -> None:
+        await self._call(Cmd.CMD_BLACKLIST_DEL_REQ, pb.BlacklistDelReq(user_id=user_id), pb.BlacklistDelResp)
+
+    async def blacklist(self) -> list[User]:
+        resp = await self._call(Cmd.CMD_BLACKLIST_LIST_REQ, pb.BlacklistListReq(), pb.BlacklistListResp)
+        return [_user(u) for u in resp.users]
+
+    async def users(self, user_ids: list[int]) -> list[User]:
+        resp = await self._call(Cmd.CMD_USER_INFO_REQ, pb.UserInfoReq(user_ids=user_ids), pb.UserInfoResp)
+        return [_user(u) for u in resp.users]
+
+    async def update_nickname(self, nickname: str) -> None:
+        req = pb.ProfileUpdateReq(nickname=nickname)
+        await self._call(Cmd.CMD_PROFILE_UPDATE_REQ, req, pb.ProfileUpdateResp)
+
+    # ---------- groups ----------
+    async def create_group(self, name: str, member_ids: list[int]) -> int:
+        req = pb.GroupCreateReq(group_name=name, member_ids=member_ids)
+        return (await self._call(Cmd.CMD_GROUP_CREATE_REQ, req, pb.GroupCreateResp)).group_id
+
+    async def join_group(self, group_id: int) -> None:
+        await self._call(Cmd.CMD_GROUP_JOIN_REQ, pb.GroupJoinReq(group_id=group_id), pb.GroupJoinResp)
+
+    async def handle_join(self, group_id: int, applicant_id: int, agree: bool = True) -> None:
+        req = pb.GroupJoinHandleReq(group_id=group_id, applicant_id=applicant_id, agree=agree)
+        await self._call(Cmd.CMD_GROUP_JOIN_HANDLE_REQ, req, pb.GroupJoinHandleResp)
+
+    async def leave_group(self, group_id: int) -> None:
+        await self._call(Cmd.CMD_GROUP_LEAVE_REQ, pb.GroupLeaveReq(group_id=group_id), pb.GroupLeaveResp)
+
+    async def remove_member(self, group_id: int, member_id: int) -> None:
+        req = pb.GroupRemoveReq(group_id=group_id, member_id=member_id)
+        await self._call(Cmd.CMD_GROUP_REMOVE_REQ, req, pb.GroupRemoveResp)
+
+    async def groups(self) -> list[GroupSummary]:
+        resp = await self._call(Cmd.CMD_GROUP_LIST_REQ, pb.GroupListReq(), pb.GroupListResp)
+        return [GroupSummary(g.group_id, g.group_name, g.owner_id, g.member_count) for g in resp.groups]
+
+    async def group_members(self, group_id: int) -> list[tuple[User, int]]:
+        resp = await self._call(
+            Cmd.CMD_GROUP_MEMBER_REQ, pb.GroupMemberReq(group_id=group_id), pb.GroupMemberResp
+        )
+        return [(_user(m.user), int(m.role)) for m in resp.member_infos]
+
     # ---------- internals ----------
+    async def _call(self, cmd: int, req: ProtoMessage, resp_type: type[R]) -> R:
+        resp = await self.request(cmd, req)
+        if not isinstance(resp, resp_type):
+            raise ServerError(
+                "unexpected_response", f"expected {resp_type.__name__}, got {type(resp).__name__}"
+            )
+        return resp
+
+    def _message(self, m: pb.MessageData) -> Message:
+        return Message(
+            m.seq_id,
+            m.msg_id,
+            m.sender_id,
+            m.receiver_id,
+            m.group_id,
+            int(m.type),
+            m.content,
+            m.create_time,
+            m.client_msg_id,
+            m.sender_id == self.user_id,
+        )
+
+    def _remember_read(self, peer_id: int, group_id: int, read_seq: int) -> None:
+        key = (peer_id, group_id)
+        self.read_marks[key] = max(self.read_marks.get(key, 0), read_seq)
+        self.read_changed.set()
+
     async def _connect(self) -> None:
         url = f"{self.ws_url}?token={self.token}&device_id={self.device_id}"
         ws = await connect(url, compression=None, max_size=1 << 20, open_timeout=self._timeout)
@@ -381,6 +516,11 @@ class Client:
                         self._on_push(body.max_seq_id)
                     if body.max_seq_id > self.local_max_seq:
                         self._schedule_sync()
+                elif frame.cmd == Cmd.CMD_READ_NOTIFY:
+                    assert isinstance(body, pb.ReadNotify)
+                    self._remember_read(body.peer_id, body.group_id, body.read_seq)
+                    if self._on_read is not None:
+                        self._on_read(body.peer_id, body.group_id, body.read_seq)
                 elif frame.cmd == Cmd.CMD_KICK_NOTIFY:
                     assert isinstance(body, pb.KickNotify)
                     self.kick_reason = body.reason

@@ -15,6 +15,9 @@ WIRE_CODES: dict[str, ErrorCode] = {
     kernel.BLOCKED: ErrorCode.ERR_BLOCKED,
     kernel.UNAVAILABLE: ErrorCode.ERR_UNAVAILABLE,
     kernel.UNIMPLEMENTED: ErrorCode.ERR_UNIMPLEMENTED,
+    kernel.ALREADY_EXISTS: ErrorCode.ERR_ALREADY_EXISTS,
+    kernel.NOT_MEMBER: ErrorCode.ERR_NOT_MEMBER,
+    kernel.GROUP_FULL: ErrorCode.ERR_GROUP_FULL,
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -25,6 +28,9 @@ HTTP_STATUS: dict[str, int] = {
     kernel.PERMISSION_DENIED: 403,
     kernel.UNAVAILABLE: 503,
     kernel.UNIMPLEMENTED: 501,
+    kernel.ALREADY_EXISTS: 409,
+    kernel.NOT_MEMBER: 403,
+    kernel.GROUP_FULL: 409,
 }
 
 

@@ -47,11 +47,34 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_GROUP_LIST_RESP: pb.GroupListResp,
     Cmd.CMD_GROUP_MEMBER_REQ: pb.GroupMemberReq,
     Cmd.CMD_GROUP_MEMBER_RESP: pb.GroupMemberResp,
+    Cmd.CMD_MSG_HISTORY_REQ: pb.MsgHistoryReq,
+    Cmd.CMD_MSG_HISTORY_RESP: pb.MsgHistoryResp,
+    Cmd.CMD_MSG_READ_REQ: pb.MsgReadReq,
+    Cmd.CMD_MSG_READ_RESP: pb.MsgReadResp,
+    Cmd.CMD_UNREAD_REQ: pb.UnreadReq,
+    Cmd.CMD_UNREAD_RESP: pb.UnreadResp,
+    Cmd.CMD_READ_NOTIFY: pb.ReadNotify,
+    Cmd.CMD_GROUP_JOIN_HANDLE_REQ: pb.GroupJoinHandleReq,
+    Cmd.CMD_GROUP_JOIN_HANDLE_RESP: pb.GroupJoinHandleResp,
+    Cmd.CMD_GROUP_LEAVE_REQ: pb.GroupLeaveReq,
+    Cmd.CMD_GROUP_LEAVE_RESP: pb.GroupLeaveResp,
+    Cmd.CMD_GROUP_REMOVE_REQ: pb.GroupRemoveReq,
+    Cmd.CMD_GROUP_REMOVE_RESP: pb.GroupRemoveResp,
+    Cmd.CMD_BLACKLIST_ADD_REQ: pb.BlacklistAddReq,
+    Cmd.CMD_BLACKLIST_ADD_RESP: pb.BlacklistAddResp,
+    Cmd.CMD_BLACKLIST_DEL_REQ: pb.BlacklistDelReq,
+    Cmd.CMD_BLACKLIST_DEL_RESP: pb.BlacklistDelResp,
+    Cmd.CMD_BLACKLIST_LIST_REQ: pb.BlacklistListReq,
+    Cmd.CMD_BLACKLIST_LIST_RESP: pb.BlacklistListResp,
+    Cmd.CMD_USER_INFO_REQ: pb.UserInfoReq,
+    Cmd.CMD_USER_INFO_RESP: pb.UserInfoResp,
+    Cmd.CMD_PROFILE_UPDATE_REQ: pb.ProfileUpdateReq,
+    Cmd.CMD_PROFILE_UPDATE_RESP: pb.ProfileUpdateResp,
 }
 # CMD_FILE_DATA_TRANS carries raw file bytes on the file gateway, not a protobuf body.
 KNOWN_COMMANDS = frozenset(int(c) for c in Cmd)
 # Commands only the server sends; a client sending one gets ERR_NOT_A_REQUEST.
-PUSH_COMMANDS = frozenset({int(Cmd.CMD_MSG_PUSH_NOTIFY), int(Cmd.CMD_KICK_NOTIFY)})
+PUSH_COMMANDS = frozenset(int(c) for c in Cmd if c.name.endswith("_NOTIFY"))
 # Requests are named *_REQ (the spec numbers them unevenly: sync is 0x2004, its answer 0x2005).
 REQUEST_COMMANDS = frozenset(int(c) for c in Cmd if c.name.endswith("_REQ"))
 

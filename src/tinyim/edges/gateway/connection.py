@@ -20,6 +20,7 @@ CLOSE_IDLE = 4408
 CLOSE_POLICY = 1008
 
 SendBytes = Callable[[bytes], Awaitable[None]]
+_background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget sends alive until done
 Close = Callable[[int, str], Awaitable[None]]
 
 
@@ -87,6 +88,13 @@ class Connection:
                 await self._send_bytes(data)
             except Exception:  # the peer went away; the receive loop notices and cleans up
                 self.closed = True
+
+    def send_soon(self, data: bytes) -> None:
+        """Send without making the caller wait on this client (small, rare frames: read notices)."""
+        if not self.closed:
+            task = asyncio.get_running_loop().create_task(self.send(data))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
     def signal(self, max_seq: int) -> None:
         """Queue a MsgPushNotify; signals that pile up while one is being sent collapse into the highest."""

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from tinyim.infra import metrics
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence import DeviceSession, SessionDirectory
+from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.wire import Cmd, encode
 
 from .connection import Connection
 
@@ -56,6 +58,15 @@ class GatewayHub:
                 if device_id != target.except_device:
                     conn.signal(target.max_seq)
 
+    async def push_read(
+        self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None:
+        notify = pb.ReadNotify(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
+        frame = encode(Cmd.CMD_READ_NOTIFY, notify.SerializeToString())
+        for device_id, conn in self._by_user.get(user_id, {}).items():
+            if device_id != except_device:
+                conn.send_soon(frame)
+
     async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
         for dev, conn in list(self._by_user.get(user_id, {}).items()):
             if (not device_id or dev == device_id) and conn.token_id != keep_token_id:
@@ -83,3 +94,9 @@ class LocalGatewayLink:
     ) -> None:
         if gateway_id == self._hub.gateway_id:
             await self._hub.kick(user_id, device_id, keep_token_id, reason)
+
+    async def push_read(
+        self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None:
+        if gateway_id == self._hub.gateway_id:
+            await self._hub.push_read(user_id, except_device, peer_id, group_id, read_seq)

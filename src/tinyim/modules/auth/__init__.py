@@ -1,11 +1,13 @@
 """auth: accounts, password hashes, tokens, one live session per (user, device type)."""
 
-from tinyim.modules.auth.domain import DEVICE_TYPES, Account, LoginResult, TokenClaims, UserProfile
+from tinyim.kernel import UserProfile
+from tinyim.modules.auth.domain import DEVICE_TYPES, Account, LoginResult, TokenClaims
 from tinyim.modules.auth.ports import (
     AccountRepository,
     AuthApi,
     DeviceSessions,
     PasswordHasher,
+    ProfileCache,
     SessionKicker,
     TokenCodec,
     UsernameTaken,
@@ -21,6 +23,7 @@ __all__ = [
     "DeviceSessions",
     "LoginResult",
     "PasswordHasher",
+    "ProfileCache",
     "SessionKicker",
     "TokenClaims",
     "TokenCodec",

@@ -24,13 +24,6 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
-class UserProfile:
-    user_id: int
-    username: str
-    nickname: str
-
-
-@dataclass(frozen=True, slots=True)
 class TokenClaims:
     user_id: int
     device_id: str

@@ -6,11 +6,10 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from tinyim.kernel import CONFLICT, UNAUTHENTICATED, ImError
+from tinyim.kernel import CONFLICT, UNAUTHENTICATED, ImError, UserProfile
 from tinyim.modules.auth.domain import (
     LoginResult,
     TokenClaims,
-    UserProfile,
     check_device,
     check_nickname,
     check_password,
@@ -20,6 +19,7 @@ from tinyim.modules.auth.ports import (
     AccountRepository,
     DeviceSessions,
     PasswordHasher,
+    ProfileCache,
     SessionKicker,
     TokenCodec,
     UsernameTaken,
@@ -39,8 +39,10 @@ class AuthService:
         tokens: TokenCodec,
         kicker: SessionKicker,
         token_ttl_seconds: int,
+        profiles: ProfileCache | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._cache = profiles
         self._accounts = accounts
         self._sessions = sessions
         self._hasher = hasher
@@ -99,8 +101,21 @@ class AuthService:
         await self._kicker.kick(claims.user_id, claims.device_id, "", "logged out")
 
     async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]:
-        accounts = await self._accounts.by_ids(set(user_ids))
-        return {uid: UserProfile(a.user_id, a.username, a.nickname) for uid, a in accounts.items()}
+        wanted = set(user_ids)
+        found = await self._cache.get_many(wanted) if self._cache else {}
+        missing = wanted - set(found)
+        if missing:
+            accounts = await self._accounts.by_ids(missing)
+            loaded = [UserProfile(a.user_id, a.username, a.nickname) for a in accounts.values()]
+            if self._cache:
+                await self._cache.put_many(loaded)
+            found.update({p.user_id: p for p in loaded})
+        return found
+
+    async def update_nickname(self, user_id: int, nickname: str) -> None:
+        await self._accounts.set_nickname(user_id, check_nickname(nickname))
+        if self._cache:
+            await self._cache.drop(user_id)
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:

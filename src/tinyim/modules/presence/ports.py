@@ -39,3 +39,6 @@ class GatewayLink(Protocol):
     async def kick(
         self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str
     ) -> None: ...
+    async def push_read(
+        self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None: ...

@@ -32,6 +32,18 @@ class PresenceRouter:
             except Exception:
                 log.warning("push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
 
+    async def notify_read(
+        self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None:
+        online = await self._sessions.lookup([user_id])
+        for gateway_id in {s.gateway_id for s in online.get(user_id, ()) if s.device_id != except_device}:
+            try:
+                await self._gateways.push_read(
+                    gateway_id, user_id, except_device, peer_id, group_id, read_seq
+                )
+            except Exception:
+                log.warning("read notify to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+
     async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
         online = await self._sessions.lookup([user_id])
         gateways = {

@@ -1,6 +1,31 @@
-"""relation: who may talk to whom (friends, blacklist and groups arrive with the social-graph issue)."""
+"""relation: friends, blacklist, groups, profiles, and the rules of who may message whom."""
 
-from tinyim.modules.relation.ports import RelationApi, UserDirectory
+from tinyim.modules.relation.domain import (
+    GROUP_LIMIT,
+    FriendRequest,
+    Group,
+    GroupRole,
+    Member,
+    PairState,
+    RelationStatus,
+    RequestStatus,
+)
+from tinyim.modules.relation.ports import GroupFull, Notices, RelationApi, RelationStore, UserDirectory
 from tinyim.modules.relation.service import RelationService
 
-__all__ = ["RelationApi", "RelationService", "UserDirectory"]
+__all__ = [
+    "GROUP_LIMIT",
+    "FriendRequest",
+    "Group",
+    "GroupFull",
+    "GroupRole",
+    "Member",
+    "Notices",
+    "PairState",
+    "RelationApi",
+    "RelationService",
+    "RelationStatus",
+    "RelationStore",
+    "RequestStatus",
+    "UserDirectory",
+]

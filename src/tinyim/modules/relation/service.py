@@ -1,20 +1,264 @@
-"""The relation service. It is THE place that decides who may message whom.
+"""The relation service: friends, blacklist, groups and THE rules of who may message whom.
 
-Until friendships exist (the social-graph issue), any registered user may message any other.
+Requests and decisions reach people as messages in their timelines (FRIEND_REQ and SYSTEM), through the
+Notices port, so clients learn of them by the same push-then-sync path as chat messages.
 """
 
 from __future__ import annotations
 
-from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, ImError
-from tinyim.modules.relation.ports import UserDirectory
+from collections.abc import Sequence
+
+from tinyim.kernel import (
+    ALREADY_EXISTS,
+    BLOCKED,
+    GROUP_FULL,
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    NOT_MEMBER,
+    PERMISSION_DENIED,
+    Caller,
+    ImError,
+    UserProfile,
+)
+from tinyim.modules.relation.domain import (
+    GROUP_LIMIT,
+    Group,
+    GroupRole,
+    Member,
+    RelationStatus,
+    RequestStatus,
+    check_direct_message,
+    check_group_name,
+    check_reason,
+    notice,
+)
+from tinyim.modules.relation.ports import GroupFull, Notices, RelationStore, UserDirectory
+
+MAX_PROFILES = 200
 
 
 class RelationService:
-    def __init__(self, users: UserDirectory) -> None:
+    def __init__(
+        self, store: RelationStore, users: UserDirectory, notices: Notices, group_limit: int = GROUP_LIMIT
+    ) -> None:
+        self._store = store
         self._users = users
+        self._notices = notices
+        self._group_limit = group_limit
 
+    # ---------- the messaging rules ----------
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
         if sender_id == receiver_id:
             raise ImError(INVALID_ARGUMENT, "you cannot send a message to yourself")
-        if receiver_id not in await self._users.existing([receiver_id]):
-            raise ImError(NOT_FOUND, f"user {receiver_id} does not exist")
+        state = await self._store.pair_state(sender_id, receiver_id)
+        if not state.friends:
+            await self._require_user(receiver_id)
+        check_direct_message(state)
+
+    async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
+        members = await self._store.member_ids(group_id)
+        if sender_id not in members:
+            if not members and await self._store.group(group_id) is None:
+                raise ImError(NOT_FOUND, f"group {group_id} does not exist")
+            raise ImError(NOT_MEMBER, "only members can post to this group")
+        return members
+
+    # ---------- friends ----------
+    async def apply_friend(self, caller: Caller, target_id: int, reason: str) -> bool:
+        """Ask target to be friends; True when no approval was needed (they are friends now)."""
+        me = caller.user_id
+        if me == target_id:
+            raise ImError(INVALID_ARGUMENT, "you cannot add yourself")
+        reason = check_reason(reason)
+        await self._require_user(target_id)
+        state = await self._store.pair_state(me, target_id)
+        if state.b_blocks_a:
+            raise ImError(BLOCKED, "this user does not accept friend requests from you")
+        if state.friends:
+            raise ImError(ALREADY_EXISTS, "you are friends already")
+        if state.b_to_a == RelationStatus.NORMAL:
+            # They still list me (I had deleted them): adding back needs no approval, as in WeChat.
+            await self._store.make_friends(me, target_id)
+            await self._notices.to_user(me, target_id, notice("friend_added", user_id=me))
+            return True
+        theirs = await self._store.friend_request(target_id, me)
+        pending_theirs = theirs is not None and theirs.status == RequestStatus.PENDING
+        # They asked me first: my request is my answer.
+        if pending_theirs and await self._store.settle_friend_request(target_id, me, RequestStatus.ACCEPTED):
+            await self._store.make_friends(me, target_id)
+            await self._notices.to_user(me, target_id, notice("friend_accepted", user_id=me))
+            return True
+        mine = await self._store.friend_request(me, target_id)
+        if mine is not None and mine.status == RequestStatus.PENDING:
+            raise ImError(ALREADY_EXISTS, "your request to this user is still pending")
+        await self._store.put_friend_request(me, target_id, reason)
+        await self._notices.to_user(
+            me, target_id, notice("friend_request", request_uid=me, reason=reason), friend_request=True
+        )
+        return False
+
+    async def handle_friend(self, caller: Caller, applicant_id: int, agree: bool) -> None:
+        me = caller.user_id
+        request = await self._store.friend_request(applicant_id, me)
+        status = RequestStatus.ACCEPTED if agree else RequestStatus.REJECTED
+        if request is None or request.status != RequestStatus.PENDING:
+            raise ImError(NOT_FOUND, "there is no pending friend request from this user to you")
+        if not await self._store.settle_friend_request(applicant_id, me, status):
+            raise ImError(NOT_FOUND, "this friend request was settled already")
+        if agree:
+            await self._store.make_friends(applicant_id, me)
+        event = "friend_accepted" if agree else "friend_rejected"
+        await self._notices.to_user(me, applicant_id, notice(event, user_id=me))
+
+    async def friends(self, caller: Caller) -> list[UserProfile]:
+        return await self._profiles_in_order(await self._store.friend_ids(caller.user_id))
+
+    async def delete_friend(self, caller: Caller, friend_id: int) -> None:
+        state = await self._store.pair_state(caller.user_id, friend_id)
+        if state.a_to_b != RelationStatus.NORMAL:
+            raise ImError(NOT_FOUND, "this user is not in your friend list")
+        # One-way: they still list you, but neither side can send until you add them back.
+        await self._store.set_status(caller.user_id, friend_id, RelationStatus.DELETED)
+
+    async def block(self, caller: Caller, user_id: int) -> None:
+        if user_id == caller.user_id:
+            raise ImError(INVALID_ARGUMENT, "you cannot block yourself")
+        await self._require_user(user_id)
+        await self._store.block(caller.user_id, user_id)
+
+    async def unblock(self, caller: Caller, user_id: int) -> None:
+        await self._store.unblock(caller.user_id, user_id)
+
+    async def blacklist(self, caller: Caller) -> list[UserProfile]:
+        return await self._profiles_in_order(await self._store.blocked_ids(caller.user_id))
+
+    # ---------- profiles ----------
+    async def profiles(self, user_ids: Sequence[int]) -> list[UserProfile]:
+        if len(user_ids) > MAX_PROFILES:
+            raise ImError(INVALID_ARGUMENT, f"ask for at most {MAX_PROFILES} users at once")
+        return await self._profiles_in_order(list(dict.fromkeys(user_ids)))
+
+    async def update_nickname(self, caller: Caller, nickname: str) -> None:
+        await self._users.update_nickname(caller.user_id, nickname)
+
+    # ---------- groups ----------
+    async def create_group(self, caller: Caller, name: str, member_ids: Sequence[int]) -> int:
+        owner = caller.user_id
+        name = check_group_name(name)
+        members = [m for m in dict.fromkeys(member_ids) if m != owner]
+        if 1 + len(members) > self._group_limit:
+            raise ImError(GROUP_FULL, f"a group has at most {self._group_limit} members")
+        missing = set(members) - set(await self._users.get_profiles(members))
+        if missing:
+            raise ImError(NOT_FOUND, f"no such user(s): {sorted(missing)}")
+        not_friends = set(members) - set(await self._store.friend_ids(owner))
+        if not_friends:
+            raise ImError(
+                PERMISSION_DENIED, f"you can only add friends to a group; not friends: {sorted(not_friends)}"
+            )
+        if await self._store.blockers_of(owner, members):
+            raise ImError(BLOCKED, "some of these users do not accept invitations from you")
+        group_id = await self._store.create_group(name, owner, members)
+        everyone = [owner, *members]
+        await self._notices.to_group(
+            owner,
+            group_id,
+            everyone,
+            notice("group_created", group_id=group_id, name=name, member_ids=everyone),
+        )
+        return group_id
+
+    async def join_group(self, caller: Caller, group_id: int) -> None:
+        me = caller.user_id
+        group = await self._group(group_id)
+        if await self._store.role(group_id, me) is not None:
+            raise ImError(ALREADY_EXISTS, "you are a member of this group already")
+        if group.member_count >= self._group_limit:
+            raise ImError(GROUP_FULL, "this group is full")
+        if await self._store.join_request(group_id, me) == RequestStatus.PENDING:
+            raise ImError(ALREADY_EXISTS, "your request to join is still pending")
+        await self._store.put_join_request(group_id, me)
+        await self._notices.to_user(
+            me, group.owner_id, notice("group_join_request", group_id=group_id, user_id=me)
+        )
+
+    async def handle_join(self, caller: Caller, group_id: int, applicant_id: int, agree: bool) -> None:
+        group = await self._group(group_id)
+        if await self._store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
+            raise ImError(PERMISSION_DENIED, "only the group owner or an admin can handle join requests")
+        if await self._store.join_request(group_id, applicant_id) != RequestStatus.PENDING:
+            raise ImError(NOT_FOUND, "there is no pending join request from this user")
+        if not agree:
+            if await self._store.settle_join_request(group_id, applicant_id, RequestStatus.REJECTED):
+                await self._notices.to_user(
+                    caller.user_id,
+                    applicant_id,
+                    notice("group_join_rejected", group_id=group_id, name=group.name),
+                )
+            return
+        try:
+            await self._store.add_member(group_id, applicant_id, self._group_limit)
+        except GroupFull:
+            raise ImError(GROUP_FULL, "this group is full; the request stays pending") from None
+        await self._store.settle_join_request(group_id, applicant_id, RequestStatus.ACCEPTED)
+        # Announced to everyone now in the group, the newcomer included: that is how they learn of it.
+        await self._announce(
+            caller.user_id, group_id, notice("member_joined", group_id=group_id, user_id=applicant_id)
+        )
+
+    async def leave_group(self, caller: Caller, group_id: int) -> None:
+        role = await self._store.role(group_id, caller.user_id)
+        if role is None:
+            raise ImError(NOT_MEMBER, "you are not a member of this group")
+        if role == GroupRole.OWNER:
+            raise ImError(PERMISSION_DENIED, "the owner cannot leave the group")
+        await self._store.remove_member(group_id, caller.user_id)
+        await self._announce(
+            caller.user_id, group_id, notice("member_left", group_id=group_id, user_id=caller.user_id)
+        )
+
+    async def remove_member(self, caller: Caller, group_id: int, member_id: int) -> None:
+        await self._group(group_id)
+        my_role = await self._store.role(group_id, caller.user_id)
+        their_role = await self._store.role(group_id, member_id)
+        if their_role is None:
+            raise ImError(NOT_MEMBER, "this user is not a member of the group")
+        if my_role is None or my_role <= their_role or my_role < GroupRole.ADMIN:
+            raise ImError(PERMISSION_DENIED, "only the owner (or an admin, for members) can remove a member")
+        if not await self._store.remove_member(group_id, member_id):
+            return
+        await self._notices.to_user(
+            caller.user_id, member_id, notice("removed_from_group", group_id=group_id)
+        )
+        await self._announce(
+            caller.user_id, group_id, notice("member_removed", group_id=group_id, user_id=member_id)
+        )
+
+    async def my_groups(self, caller: Caller) -> list[Group]:
+        return await self._store.groups_of(caller.user_id)
+
+    async def group_members(self, caller: Caller, group_id: int) -> list[tuple[UserProfile, Member]]:
+        members = await self._store.members(group_id)
+        if all(m.user_id != caller.user_id for m in members):
+            await self._group(group_id)
+            raise ImError(NOT_MEMBER, "only members can see who is in this group")
+        profiles = await self._users.get_profiles(m.user_id for m in members)
+        return [(profiles[m.user_id], m) for m in members if m.user_id in profiles]
+
+    # ---------- helpers ----------
+    async def _announce(self, sender_id: int, group_id: int, content: str) -> None:
+        await self._notices.to_group(sender_id, group_id, await self._store.member_ids(group_id), content)
+
+    async def _group(self, group_id: int) -> Group:
+        group = await self._store.group(group_id)
+        if group is None:
+            raise ImError(NOT_FOUND, f"group {group_id} does not exist")
+        return group
+
+    async def _require_user(self, user_id: int) -> None:
+        if user_id not in await self._users.get_profiles([user_id]):
+            raise ImError(NOT_FOUND, f"user {user_id} does not exist")
+
+    async def _profiles_in_order(self, user_ids: Sequence[int]) -> list[UserProfile]:
+        found = await self._users.get_profiles(user_ids)
+        return [found[u] for u in user_ids if u in found]

@@ -3,6 +3,8 @@
 from tinyim.modules.timeline.domain import (
     CLIENT_TYPES,
     Appended,
+    Conversation,
+    ConvType,
     MessageBody,
     MsgType,
     SendRequest,
@@ -10,23 +12,28 @@ from tinyim.modules.timeline.domain import (
     StoredMessage,
     SyncPage,
     TimelineSlot,
+    Unread,
 )
 from tinyim.modules.timeline.ports import (
     IdGenerator,
     MessagingPolicy,
+    NoticeApi,
     PushNotifier,
     TimelineApi,
     TimelineStore,
 )
-from tinyim.modules.timeline.service import TimelineService
+from tinyim.modules.timeline.service import TimelineService, TimelineWriter
 
 __all__ = [
     "CLIENT_TYPES",
     "Appended",
+    "ConvType",
+    "Conversation",
     "IdGenerator",
     "MessageBody",
     "MessagingPolicy",
     "MsgType",
+    "NoticeApi",
     "PushNotifier",
     "SendRequest",
     "SendResult",
@@ -36,4 +43,6 @@ __all__ = [
     "TimelineService",
     "TimelineSlot",
     "TimelineStore",
+    "TimelineWriter",
+    "Unread",
 ]

@@ -17,6 +17,13 @@ class MsgType(enum.IntEnum):
     FRIEND_REQ = 4
 
 
+class ConvType(enum.IntEnum):
+    """Which kind of id `other_id` of an index row is: user ids and group ids overlap."""
+
+    DIRECT = 0
+    GROUP = 1
+
+
 # Types a client may send; SYSTEM and FRIEND_REQ are written by the server only.
 CLIENT_TYPES = frozenset({MsgType.TEXT, MsgType.IMAGE, MsgType.FILE})
 CLIENT_MSG_ID_MAX = 64
@@ -95,6 +102,28 @@ class SyncPage:
     has_more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One of a user's conversations: with a peer (DIRECT) or in a group (GROUP)."""
+
+    conv_type: ConvType
+    other_id: int
+
+    @classmethod
+    def of(cls, peer_id: int, group_id: int) -> Conversation:
+        if bool(peer_id) == bool(group_id):
+            raise ImError(INVALID_ARGUMENT, "name exactly one of peer_id or group_id")
+        return cls(ConvType.GROUP, group_id) if group_id else cls(ConvType.DIRECT, peer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    conversation: Conversation
+    unread: int
+    last_seq: int
+    read_seq: int
+
+
 def check_send(req: SendRequest, max_content_bytes: int) -> None:
     if req.msg_type not in CLIENT_TYPES:
         raise ImError(INVALID_ARGUMENT, f"message type {req.msg_type} cannot be sent by a client")
@@ -111,3 +140,8 @@ def check_send(req: SendRequest, max_content_bytes: int) -> None:
 def direct_slots(sender_id: int, receiver_id: int) -> list[TimelineSlot]:
     """1:1: the receiver's copy, and the sender's own copy for their other devices (multi-device sync)."""
     return [TimelineSlot(sender_id, receiver_id, True), TimelineSlot(receiver_id, sender_id, False)]
+
+
+def group_slots(sender_id: int, group_id: int, member_ids: list[int]) -> list[TimelineSlot]:
+    """Write diffusion: one copy per member, in their conversation with the group."""
+    return [TimelineSlot(m, group_id, m == sender_id) for m in member_ids]

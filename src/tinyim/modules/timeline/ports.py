@@ -8,12 +8,14 @@ from typing import Protocol
 from tinyim.kernel import Caller, PushTarget
 from tinyim.modules.timeline.domain import (
     Appended,
+    Conversation,
     MessageBody,
     SendRequest,
     SendResult,
     StoredMessage,
     SyncPage,
     TimelineSlot,
+    Unread,
 )
 
 
@@ -22,6 +24,19 @@ class TimelineApi(Protocol):
 
     async def send(self, caller: Caller, req: SendRequest) -> SendResult: ...
     async def sync(self, caller: Caller, after_seq: int, limit: int) -> SyncPage: ...
+    async def history(
+        self, caller: Caller, conversation: Conversation, before_seq: int, limit: int
+    ) -> tuple[list[StoredMessage], bool]: ...
+    async def mark_read(self, caller: Caller, conversation: Conversation, read_seq: int) -> int: ...
+    async def unread(self, caller: Caller) -> list[Unread]: ...
+
+
+class NoticeApi(Protocol):
+    """Inbound, server-side only: messages the server writes (SYSTEM, FRIEND_REQ), never sent by clients."""
+
+    async def post_notice(
+        self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
+    ) -> None: ...
 
 
 class TimelineStore(Protocol):
@@ -40,6 +55,20 @@ class TimelineStore(Protocol):
 
     async def max_seq(self, owner_id: int) -> int: ...
 
+    async def history(
+        self, owner_id: int, conversation: Conversation, before_seq: int, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        """Up to `limit` messages of one conversation with seq < before_seq (0 = newest), ascending."""
+        ...
+
+    async def mark_read(self, owner_id: int, conversation: Conversation, read_seq: int) -> int:
+        """Raise the conversation's read mark to read_seq (never lower it); returns the stored mark."""
+        ...
+
+    async def unread(self, owner_id: int) -> list[Unread]:
+        """Conversations with messages from others above their read mark."""
+        ...
+
 
 class IdGenerator(Protocol):
     def next_id(self) -> int: ...
@@ -49,9 +78,17 @@ class MessagingPolicy(Protocol):
     """Who may message whom (the relation module's rules); raises ImError when not allowed."""
 
     async def check_direct(self, sender_id: int, receiver_id: int) -> None: ...
+    async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
+        """Every member of the group (the sender among them); raises ImError unless sender is a member."""
+        ...
 
 
 class PushNotifier(Protocol):
-    """Signal online devices that their timeline grew. Must not block on slow clients; may drop signals."""
+    """Signal online devices. Must not block on slow clients; may drop signals (clients resync)."""
 
     async def notify(self, targets: Sequence[PushTarget]) -> None: ...
+    async def notify_read(
+        self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None:
+        """Tell a user's other devices that a conversation was read up to read_seq."""
+        ...

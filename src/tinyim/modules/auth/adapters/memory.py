@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
+from tinyim.kernel import UserProfile
 from tinyim.modules.auth.domain import Account
 from tinyim.modules.auth.ports import UsernameTaken
 
@@ -29,6 +31,38 @@ class InMemoryAccounts:
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
         a = self.rows[user_id]
         self.rows[user_id] = Account(a.user_id, a.username, password_hash, a.nickname)
+
+    async def set_nickname(self, user_id: int, nickname: str) -> None:
+        a = self.rows[user_id]
+        self.rows[user_id] = Account(a.user_id, a.username, a.password_hash, nickname)
+
+
+class InMemoryProfileCache:
+    """Bounded process-local profile cache with a TTL (the Redis one is shared by every process)."""
+
+    def __init__(self, ttl_seconds: float = 300.0, max_entries: int = 100_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self.entries: dict[int, tuple[float, UserProfile]] = {}
+
+    async def get_many(self, user_ids: Iterable[int]) -> dict[int, UserProfile]:
+        now = time.monotonic()
+        found = {}
+        for uid in user_ids:
+            entry = self.entries.get(uid)
+            if entry is not None and entry[0] > now:
+                found[uid] = entry[1]
+        return found
+
+    async def put_many(self, profiles: Iterable[UserProfile]) -> None:
+        expires = time.monotonic() + self._ttl
+        for p in profiles:
+            if len(self.entries) >= self._max:
+                self.entries.pop(next(iter(self.entries)))  # oldest insertion first
+            self.entries[p.user_id] = (expires, p)
+
+    async def drop(self, user_id: int) -> None:
+        self.entries.pop(user_id, None)
 
 
 class InMemoryDeviceSessions:

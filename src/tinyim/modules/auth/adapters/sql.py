@@ -76,6 +76,14 @@ class SqlAccounts:
                 .values(password=password_hash, updated_at=func.now())
             )
 
+    async def set_nickname(self, user_id: int, nickname: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(im_user)
+                .where(im_user.c.user_id == user_id)
+                .values(nickname=nickname, updated_at=func.now())
+            )
+
 
 class SqlDeviceSessions:
     def __init__(self, db: Database) -> None:

@@ -5,7 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tinyim.modules.timeline.domain import Appended, MessageBody, StoredMessage, TimelineSlot
+from tinyim.modules.timeline.domain import (
+    Appended,
+    Conversation,
+    ConvType,
+    MessageBody,
+    StoredMessage,
+    TimelineSlot,
+    Unread,
+)
+
+
+def conversation_of(m: StoredMessage, owner_id: int) -> Conversation:
+    if m.group_id:
+        return Conversation(ConvType.GROUP, m.group_id)
+    return Conversation(ConvType.DIRECT, m.receiver_id if m.is_sender else m.sender_id)
 
 
 class InMemoryTimelineStore:
@@ -14,6 +28,7 @@ class InMemoryTimelineStore:
         self.timelines: dict[int, list[StoredMessage]] = {}
         self.by_client_id: dict[tuple[int, str], tuple[int, int]] = {}  # (sender, cmid) -> (msg_id, seq)
         self.appends = 0  # transactions that wrote something
+        self.read_marks: dict[tuple[int, Conversation], int] = {}
         self._lock = asyncio.Lock()
 
     async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
@@ -54,3 +69,29 @@ class InMemoryTimelineStore:
     async def max_seq(self, owner_id: int) -> int:
         timeline = self.timelines.get(owner_id)
         return timeline[-1].seq_id if timeline else 0
+
+    async def history(
+        self, owner_id: int, conversation: Conversation, before_seq: int, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        older = [
+            m
+            for m in self.timelines.get(owner_id, [])
+            if conversation_of(m, owner_id) == conversation and (before_seq == 0 or m.seq_id < before_seq)
+        ]
+        return older[-limit:], len(older) > limit
+
+    async def mark_read(self, owner_id: int, conversation: Conversation, read_seq: int) -> int:
+        key = (owner_id, conversation)
+        self.read_marks[key] = max(self.read_marks.get(key, 0), read_seq)
+        return self.read_marks[key]
+
+    async def unread(self, owner_id: int) -> list[Unread]:
+        counts: dict[Conversation, list[int]] = {}
+        for m in self.timelines.get(owner_id, []):
+            conv = conversation_of(m, owner_id)
+            if not m.is_sender and m.seq_id > self.read_marks.get((owner_id, conv), 0):
+                counts.setdefault(conv, []).append(m.seq_id)
+        return [
+            Unread(conv, len(seqs), max(seqs), self.read_marks.get((owner_id, conv), 0))
+            for conv, seqs in sorted(counts.items(), key=lambda kv: (kv[0].conv_type, kv[0].other_id))
+        ]

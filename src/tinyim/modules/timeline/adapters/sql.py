@@ -9,6 +9,7 @@ Statements per message, whatever the number of owners: insert body, lock seqs, b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,13 +20,22 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from tinyim.infra.db import Database, insert_ignore, is_unique_violation, metadata, retry_deadlocks
-from tinyim.modules.timeline.domain import Appended, MessageBody, StoredMessage, TimelineSlot
+from tinyim.modules.timeline.domain import (
+    Appended,
+    Conversation,
+    ConvType,
+    MessageBody,
+    StoredMessage,
+    TimelineSlot,
+    Unread,
+)
 
 im_message_body = Table(
     "im_message_body",
@@ -49,7 +59,18 @@ im_message_index = Table(
     Column("msg_id", BigInteger, nullable=False),
     Column("seq_id", BigInteger, nullable=False),
     Column("is_sender", SmallInteger, nullable=False),
+    Column("conv_type", SmallInteger, nullable=False),
     Column("created_at", DateTime),
+)
+
+im_read_state = Table(
+    "im_read_state",
+    metadata,
+    Column("owner_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("conv_type", SmallInteger, primary_key=True, autoincrement=False),
+    Column("other_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("read_seq", BigInteger, nullable=False),
+    Column("updated_at", DateTime),
 )
 
 im_user_seq = Table(
@@ -58,6 +79,33 @@ im_user_seq = Table(
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("max_seq", BigInteger, nullable=False),
 )
+
+
+_joined = select(
+    im_message_index.c.seq_id,
+    im_message_index.c.other_id,
+    im_message_index.c.is_sender,
+    im_message_body.c.msg_id,
+    im_message_body.c.sender_id,
+    im_message_body.c.group_id,
+    im_message_body.c.msg_type,
+    im_message_body.c.msg_content,
+    im_message_body.c.client_msg_id,
+).join(im_message_body, im_message_body.c.msg_id == im_message_index.c.msg_id)
+
+
+def _stored(r: Any, owner_id: int) -> StoredMessage:
+    return StoredMessage(
+        seq_id=r.seq_id,
+        msg_id=r.msg_id,
+        sender_id=r.sender_id,
+        receiver_id=0 if r.group_id else (r.other_id if r.is_sender else owner_id),
+        group_id=r.group_id,
+        msg_type=r.msg_type,
+        content=r.msg_content or "",
+        client_msg_id=r.client_msg_id or "",
+        is_sender=bool(r.is_sender),
+    )
 
 
 class SqlTimelineStore:
@@ -76,6 +124,7 @@ class SqlTimelineStore:
 
     async def _append_once(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
         owners = sorted({s.owner_id for s in slots})
+        conv_type = ConvType.GROUP if body.group_id else ConvType.DIRECT
         async with self._db.write() as conn:
             # The body first: a retried client_msg_id fails here, before any seq row is locked.
             await conn.execute(
@@ -118,6 +167,7 @@ class SqlTimelineStore:
                         "msg_id": body.msg_id,
                         "seq_id": seqs[s.owner_id],
                         "is_sender": int(s.is_sender),
+                        "conv_type": conv_type,
                     }
                     for s in slots
                 ],
@@ -136,41 +186,79 @@ class SqlTimelineStore:
         return Appended(row.msg_id, {sender_id: row.seq_id}, duplicate=True) if row else None
 
     async def read(self, owner_id: int, after_seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
-        b, i = im_message_body, im_message_index
+        i = im_message_index
         query = (
-            select(
-                i.c.seq_id,
-                i.c.other_id,
-                i.c.is_sender,
-                b.c.msg_id,
-                b.c.sender_id,
-                b.c.group_id,
-                b.c.msg_type,
-                b.c.msg_content,
-                b.c.client_msg_id,
-            )
-            .join(b, b.c.msg_id == i.c.msg_id)
-            .where(i.c.owner_id == owner_id, i.c.seq_id > after_seq)
+            _joined.where(i.c.owner_id == owner_id, i.c.seq_id > after_seq)
             .order_by(i.c.seq_id)
             .limit(limit + 1)
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
-        messages = [
-            StoredMessage(
-                seq_id=r.seq_id,
-                msg_id=r.msg_id,
-                sender_id=r.sender_id,
-                receiver_id=0 if r.group_id else (r.other_id if r.is_sender else owner_id),
-                group_id=r.group_id,
-                msg_type=r.msg_type,
-                content=r.msg_content or "",
-                client_msg_id=r.client_msg_id or "",
-                is_sender=bool(r.is_sender),
+        return [_stored(r, owner_id) for r in rows[:limit]], len(rows) > limit
+
+    async def history(
+        self, owner_id: int, conversation: Conversation, before_seq: int, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        i = im_message_index
+        query = _joined.where(
+            i.c.owner_id == owner_id,
+            i.c.conv_type == conversation.conv_type,
+            i.c.other_id == conversation.other_id,
+        )
+        if before_seq:
+            query = query.where(i.c.seq_id < before_seq)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query.order_by(i.c.seq_id.desc()).limit(limit + 1))).all()
+        return [_stored(r, owner_id) for r in reversed(rows[:limit])], len(rows) > limit
+
+    async def mark_read(self, owner_id: int, conversation: Conversation, read_seq: int) -> int:
+        r = im_read_state
+        key = (
+            r.c.owner_id == owner_id,
+            r.c.conv_type == conversation.conv_type,
+            r.c.other_id == conversation.other_id,
+        )
+        async with self._db.write() as conn:
+            await conn.execute(
+                insert_ignore(conn, r).values(
+                    owner_id=owner_id,
+                    conv_type=conversation.conv_type,
+                    other_id=conversation.other_id,
+                    read_seq=0,
+                )
             )
-            for r in rows[:limit]
+            await conn.execute(update(r).where(*key, r.c.read_seq < read_seq).values(read_seq=read_seq))
+            return int(await conn.scalar(select(r.c.read_seq).where(*key)) or 0)
+
+    async def unread(self, owner_id: int) -> list[Unread]:
+        i, r = im_message_index, im_read_state
+        read_seq = func.coalesce(r.c.read_seq, 0)
+        query = (
+            select(
+                i.c.conv_type,
+                i.c.other_id,
+                func.count().label("n"),
+                func.max(i.c.seq_id).label("last"),
+                func.max(read_seq).label("read"),
+            )
+            .select_from(
+                i.outerjoin(
+                    r,
+                    (r.c.owner_id == i.c.owner_id)
+                    & (r.c.conv_type == i.c.conv_type)
+                    & (r.c.other_id == i.c.other_id),
+                )
+            )
+            .where(i.c.owner_id == owner_id, i.c.is_sender == 0, i.c.seq_id > read_seq)
+            .group_by(i.c.conv_type, i.c.other_id)
+            .order_by(i.c.conv_type, i.c.other_id)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Unread(Conversation(ConvType(row.conv_type), row.other_id), row.n, row.last, row.read)
+            for row in rows
         ]
-        return messages, len(rows) > limit
 
     async def max_seq(self, owner_id: int) -> int:
         async with self._db.read() as conn:

@@ -1,0 +1,1 @@
+"""Adapters of the relation ports."""

@@ -1,0 +1,124 @@
+"""In-memory relation store: the unit tests' fake and the reference for the contract suite."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tinyim.modules.relation.domain import (
+    FriendRequest,
+    Group,
+    GroupRole,
+    Member,
+    PairState,
+    RelationStatus,
+    RequestStatus,
+)
+from tinyim.modules.relation.ports import GroupFull
+
+
+class InMemoryRelationStore:
+    def __init__(self) -> None:
+        self.relations: dict[tuple[int, int], RelationStatus] = {}
+        self.blocks: set[tuple[int, int]] = set()
+        self.friend_requests: dict[tuple[int, int], FriendRequest] = {}
+        self.groups: dict[int, Group] = {}
+        self.group_members: dict[int, dict[int, GroupRole]] = {}
+        self.join_requests: dict[tuple[int, int], RequestStatus] = {}
+        self._next_group = 1
+
+    async def pair_state(self, a: int, b: int) -> PairState:
+        return PairState(
+            self.relations.get((a, b)),
+            self.relations.get((b, a)),
+            (a, b) in self.blocks,
+            (b, a) in self.blocks,
+        )
+
+    async def make_friends(self, a: int, b: int) -> None:
+        self.relations[(a, b)] = self.relations[(b, a)] = RelationStatus.NORMAL
+
+    async def set_status(self, owner_id: int, other_id: int, status: int) -> None:
+        self.relations[(owner_id, other_id)] = RelationStatus(status)
+
+    async def friend_ids(self, owner_id: int) -> list[int]:
+        return sorted(
+            b for (a, b), s in self.relations.items() if a == owner_id and s == RelationStatus.NORMAL
+        )
+
+    async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
+        return {u for u in among if (u, user_id) in self.blocks}
+
+    async def block(self, owner_id: int, blocked_id: int) -> None:
+        self.blocks.add((owner_id, blocked_id))
+
+    async def unblock(self, owner_id: int, blocked_id: int) -> None:
+        self.blocks.discard((owner_id, blocked_id))
+
+    async def blocked_ids(self, owner_id: int) -> list[int]:
+        return sorted(b for a, b in self.blocks if a == owner_id)
+
+    async def friend_request(self, from_id: int, to_id: int) -> FriendRequest | None:
+        return self.friend_requests.get((from_id, to_id))
+
+    async def put_friend_request(self, from_id: int, to_id: int, reason: str) -> None:
+        self.friend_requests[(from_id, to_id)] = FriendRequest(from_id, to_id, reason, RequestStatus.PENDING)
+
+    async def settle_friend_request(self, from_id: int, to_id: int, status: RequestStatus) -> bool:
+        request = self.friend_requests.get((from_id, to_id))
+        if request is None or request.status != RequestStatus.PENDING:
+            return False
+        self.friend_requests[(from_id, to_id)] = FriendRequest(from_id, to_id, request.reason, status)
+        return True
+
+    async def create_group(self, name: str, owner_id: int, member_ids: Sequence[int]) -> int:
+        group_id, self._next_group = self._next_group, self._next_group + 1
+        self.groups[group_id] = Group(group_id, name, owner_id, "")
+        self.group_members[group_id] = {
+            owner_id: GroupRole.OWNER,
+            **dict.fromkeys(member_ids, GroupRole.MEMBER),
+        }
+        return group_id
+
+    async def group(self, group_id: int) -> Group | None:
+        group = self.groups.get(group_id)
+        if group is None:
+            return None
+        return Group(
+            group.group_id, group.name, group.owner_id, group.announcement, len(self.group_members[group_id])
+        )
+
+    async def members(self, group_id: int) -> list[Member]:
+        return [Member(u, r) for u, r in sorted(self.group_members.get(group_id, {}).items())]
+
+    async def member_ids(self, group_id: int) -> list[int]:
+        return sorted(self.group_members.get(group_id, {}))
+
+    async def role(self, group_id: int, user_id: int) -> int | None:
+        return self.group_members.get(group_id, {}).get(user_id)
+
+    async def add_member(self, group_id: int, user_id: int, limit: int) -> None:
+        members = self.group_members[group_id]
+        if user_id not in members and len(members) >= limit:
+            raise GroupFull(group_id)
+        members.setdefault(user_id, GroupRole.MEMBER)
+
+    async def remove_member(self, group_id: int, user_id: int) -> bool:
+        return self.group_members.get(group_id, {}).pop(user_id, None) is not None
+
+    async def groups_of(self, user_id: int) -> list[Group]:
+        found = [
+            await self.group(g) for g, members in sorted(self.group_members.items()) if user_id in members
+        ]
+        return [g for g in found if g is not None]
+
+    async def join_request(self, group_id: int, user_id: int) -> RequestStatus | None:
+        return self.join_requests.get((group_id, user_id))
+
+    async def put_join_request(self, group_id: int, user_id: int) -> None:
+        self.join_requests[(group_id, user_id)] = RequestStatus.PENDING
+
+    async def settle_join_request(self, group_id: int, user_id: int, status: RequestStatus) -> bool:
+        if self.join_requests.get((group_id, user_id)) != RequestStatus.PENDING:
+            return False
+        self.join_requests[(group_id, user_id)] = status
+        return True
