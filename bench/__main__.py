@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench.g1_one_to_one import run_g1
+from bench.g2_group import run_g2
 
 
 def main() -> None:
@@ -12,9 +13,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20, help="concurrent sender/receiver pairs")
     parser.add_argument("--messages", type=int, default=50, help="messages per pair")
     parser.add_argument("--backends", default="sqlite,mariadb", help="comma list: sqlite, mariadb")
+    parser.add_argument("--only", default="g1,g2", help="comma list of scenarios: g1, g2")
+    parser.add_argument("--group-size", type=int, default=500)
     args = parser.parse_args()
+    scenarios = {s.strip() for s in args.only.split(",")}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        run_g1(backend, args.pairs, args.messages)
+        if "g1" in scenarios:
+            run_g1(backend, args.pairs, args.messages)
+        if "g2" in scenarios:
+            run_g2(backend, args.group_size)
 
 
 if __name__ == "__main__":

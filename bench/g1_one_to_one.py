@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ms, percentile, write_result
+from bench.raw import IndexRow, raw_mariadb, raw_sqlite
 from tests.support.server import ServerProcess
 from tests.support.services import throwaway_mariadb
 from tinyim.client import Client, register
@@ -94,77 +95,9 @@ async def end_to_end(base_url: str, pairs: int, messages: int) -> dict[str, Any]
     }
 
 
-async def raw_sqlite(path: Path, concurrency: int, messages: int) -> float:
-    import aiosqlite
-
-    async with aiosqlite.connect(path) as conn:
-        for pragma in ("journal_mode=WAL", "synchronous=FULL"):
-            await conn.execute(f"PRAGMA {pragma}")
-        lock = asyncio.Lock()  # one writer at a time, as the server's SQLite adapter does
-        next_id = iter(range(10**15, 10**16))
-
-        async def writer(w: int) -> None:
-            for _ in range(messages):
-                async with lock:
-                    msg_id = next(next_id)
-                    await conn.execute("BEGIN")
-                    await conn.execute(
-                        "INSERT INTO im_message_body (msg_id, sender_id, group_id, msg_type, msg_content) "
-                        "VALUES (?, ?, 0, 0, ?)",
-                        (msg_id, w, "message"),
-                    )
-                    await conn.executemany(
-                        "INSERT INTO im_message_index (owner_id, other_id, msg_id, seq_id, is_sender) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [(w, w + 1, msg_id, msg_id, 1), (w + 1, w, msg_id, msg_id, 0)],
-                    )
-                    await conn.commit()
-
-        began = time.perf_counter()
-        await asyncio.gather(*(writer(w * 2) for w in range(concurrency)))
-        return concurrency * messages / (time.perf_counter() - began)
-
-
-async def raw_mariadb(url: str, concurrency: int, messages: int) -> float:
-    import asyncmy
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    pool = await asyncmy.create_pool(
-        host=u.host,
-        port=u.port or 3306,
-        user=u.username,
-        password=u.password or "",
-        db=u.database,
-        minsize=concurrency,
-        maxsize=concurrency,
-        autocommit=False,
-    )
-    next_id = iter(range(10**15, 10**16))
-
-    async def writer(w: int) -> None:
-        async with pool.acquire() as conn:
-            for _ in range(messages):
-                msg_id = next(next_id)
-                async with conn.cursor() as cur:
-                    await cur.execute(
-                        "INSERT INTO im_message_body (msg_id, sender_id, group_id, msg_type, msg_content) "
-                        "VALUES (%s, %s, 0, 0, %s)",
-                        (msg_id, w, "message"),
-                    )
-                    await cur.executemany(
-                        "INSERT INTO im_message_index (owner_id, other_id, msg_id, seq_id, is_sender) "
-                        "VALUES (%s, %s, %s, %s, %s)",
-                        [(w, w + 1, msg_id, msg_id, 1), (w + 1, w, msg_id, msg_id, 0)],
-                    )
-                await conn.commit()
-
-    began = time.perf_counter()
-    await asyncio.gather(*(writer(w * 2 + 10**9) for w in range(concurrency)))
-    rate = concurrency * messages / (time.perf_counter() - began)
-    pool.close()
-    await pool.wait_closed()
-    return rate
+def one_to_one_rows(writer: int, msg_id: int) -> list[IndexRow]:
+    sender, receiver = 2 * writer + 1, 2 * writer + 2
+    return [(sender, receiver, msg_id, msg_id, 1, 0), (receiver, sender, msg_id, msg_id, 0, 0)]
 
 
 async def measure(
@@ -177,8 +110,10 @@ async def measure(
     finally:
         server.stop()
     if backend == "sqlite":
-        return e2e, await raw_sqlite(workdir / "server" / "tinyim.sqlite3", pairs, messages)
-    return e2e, await raw_mariadb(url, pairs, messages)
+        return e2e, await raw_sqlite(
+            workdir / "server" / "tinyim.sqlite3", pairs, messages, 0, one_to_one_rows
+        )
+    return e2e, await raw_mariadb(url, pairs, messages, 0, one_to_one_rows)
 
 
 def run_g1(backend: str, pairs: int, messages: int) -> None:

@@ -6,6 +6,7 @@ Error codes are plain strings here so domain code stays free of protobuf; the ga
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,6 +31,18 @@ class ImError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def check_display_text(value: object, what: str, max_len: int) -> str:
+    """A name people see (nickname, group name): trimmed, 1..max_len characters, no control characters."""
+    if not isinstance(value, str):
+        raise ImError(INVALID_ARGUMENT, f"{what} must be a string")
+    value = value.strip()
+    if not 1 <= len(value) <= max_len:
+        raise ImError(INVALID_ARGUMENT, f"{what} must be 1-{max_len} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
+        raise ImError(INVALID_ARGUMENT, f"{what} must not contain control characters")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,3 +285,13 @@ async def test_logout_revokes_the_token(server: ServerProcess) -> None:
     assert resp.status_code == 401
     with pytest.raises(InvalidStatus):
         await connect(f"ws://127.0.0.1:{server.port}/ws?token={token}&device_id=PC")
+
+
+async def test_tokens_never_reach_the_server_log(server: ServerProcess) -> None:
+    alice, _ = await new_user(server.base_url, "alice")
+    async with online(server.base_url, alice) as a:
+        token = a.token
+        await a.heartbeat()
+    log = server.log()
+    assert "WebSocket /ws?token=[redacted]" in log  # the request line is logged, without its credential
+    assert token not in log and token.split(".")[2] not in log

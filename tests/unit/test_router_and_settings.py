@@ -142,3 +142,21 @@ def test_bad_settings_fail_clearly(monkeypatch: pytest.MonkeyPatch, key: str, va
 def test_encode_refuses_out_of_range_cmd() -> None:
     with pytest.raises(ValueError, match="uint16"):
         encode(0x10000)
+
+
+def test_tokens_are_redacted_from_log_lines() -> None:
+    import logging
+
+    from tinyim.infra.logging import RedactTokens
+
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        "",
+        0,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/ws?token=eyJhbGciOi.secret.sig&device_id=PC"),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "WebSocket /ws?token=[redacted]&device_id=PC" [accepted]'

@@ -546,13 +546,25 @@ class Client:
         self._sync_task = asyncio.create_task(self._sync_loop())
 
     async def _sync_loop(self) -> None:
+        failures = 0
         while True:
             self._sync_again = False
             try:
                 await self.sync()
-            except (ConnectionLost, ServerError, TimeoutError) as exc:
-                log.debug("sync failed, next connect or signal retries: %s", exc)
-                return
+                failures = 0
+            except ConnectionLost:
+                return  # the reconnect syncs
+            except (ServerError, TimeoutError) as exc:
+                # A push is only a hint: after the last one nothing else would bring us to sync, so a
+                # failed sync is retried here with backoff instead of waiting for the next signal.
+                failures += 1
+                if self._closing or self.kicked.is_set() or failures > 8:
+                    log.warning("sync keeps failing; the next signal or reconnect retries: %s", exc)
+                    return
+                await asyncio.sleep(
+                    min(self._backoff[1], self._backoff[0] * 2**failures) * (0.5 + random.random())
+                )
+                self._sync_again = True
             if not self._sync_again:
                 return
 

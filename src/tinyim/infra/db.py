@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Insert
 from sqlalchemy.sql.schema import Table
 
+from tinyim.infra import metrics
+
 T = TypeVar("T")
 
 # Table mirrors used by the adapters; the schema itself is owned by migrations/.
@@ -62,7 +64,25 @@ class Database:
             await engine.dispose()
 
 
+def _count_round_trips(engine: AsyncEngine) -> None:
+    """Statements and commits, exposed on /metrics: the benchmarks report them per message."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _statement(*_args: Any) -> None:
+        metrics.DB_STATEMENTS.inc()
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def _commit(*_args: Any) -> None:
+        metrics.DB_COMMITS.inc()
+
+
 def _make_engine(url: str, pool_size: int) -> AsyncEngine:
+    engine = _new_engine(url, pool_size)
+    _count_round_trips(engine)
+    return engine
+
+
+def _new_engine(url: str, pool_size: int) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 

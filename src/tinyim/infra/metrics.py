@@ -10,6 +10,8 @@ WS_BAD_FRAMES = Counter("tinyim_ws_bad_frames_total", "Frames refused, by error 
 WS_KICKS = Counter("tinyim_ws_kicks_total", "Connections closed because the same device logged in again")
 MESSAGES_SENT = Counter("tinyim_messages_sent_total", "Messages committed (retries not counted)")
 PUSHES = Counter("tinyim_push_notifies_total", "MsgPushNotify frames queued to connections")
+DB_STATEMENTS = Counter("tinyim_db_statements_total", "SQL statements sent (an executemany counts once)")
+DB_COMMITS = Counter("tinyim_db_commits_total", "Transactions committed")
 REQUEST_SECONDS = Histogram(
     "tinyim_request_seconds",
     "Time to answer a WebSocket request",

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
-from tinyim.kernel import INVALID_ARGUMENT, ImError
+from tinyim.kernel import INVALID_ARGUMENT, ImError, check_display_text
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
@@ -54,14 +53,7 @@ def check_password(password: object) -> str:
 
 
 def check_nickname(nickname: object) -> str:
-    if not isinstance(nickname, str):
-        raise ImError(INVALID_ARGUMENT, "nickname must be a string")
-    nickname = nickname.strip()
-    if not 1 <= len(nickname) <= NICKNAME_MAX:
-        raise ImError(INVALID_ARGUMENT, f"nickname must be 1-{NICKNAME_MAX} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in nickname):
-        raise ImError(INVALID_ARGUMENT, "nickname must not contain control characters")
-    return nickname
+    return check_display_text(nickname, "nickname", NICKNAME_MAX)
 
 
 def check_device(device_id: object) -> str:

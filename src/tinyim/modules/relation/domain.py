@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import enum
 import json
-import unicodedata
 from dataclasses import dataclass
 
-from tinyim.kernel import BLOCKED, INVALID_ARGUMENT, NOT_FRIENDS, ImError
+from tinyim.kernel import BLOCKED, INVALID_ARGUMENT, NOT_FRIENDS, ImError, check_display_text
 
 GROUP_LIMIT = 500
 GROUP_NAME_MAX = 64
@@ -91,12 +90,7 @@ def check_reason(reason: str) -> str:
 
 
 def check_group_name(name: str) -> str:
-    name = name.strip()
-    if not 1 <= len(name) <= GROUP_NAME_MAX:
-        raise ImError(INVALID_ARGUMENT, f"group name must be 1-{GROUP_NAME_MAX} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in name):
-        raise ImError(INVALID_ARGUMENT, "group name must not contain control characters")
-    return name
+    return check_display_text(name, "group name", GROUP_NAME_MAX)
 
 
 def notice(event: str, **fields: object) -> str:

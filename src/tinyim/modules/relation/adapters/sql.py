@@ -4,6 +4,7 @@ im_group_join_request (SQLite, MySQL, MariaDB)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -207,14 +208,14 @@ class SqlRelationStore:
 
     async def settle_friend_request(self, from_id: int, to_id: int, status: RequestStatus) -> bool:
         fr = im_friend_request
+        return await self._settle(fr, (fr.c.from_user_id == from_id, fr.c.to_user_id == to_id), status)
+
+    async def _settle(self, table: Table, key: tuple[Any, ...], status: RequestStatus) -> bool:
+        """PENDING -> status in one conditional UPDATE: of racing settlers exactly one wins."""
         async with self._db.write() as conn:
             result = await conn.execute(
-                update(fr)
-                .where(
-                    fr.c.from_user_id == from_id,
-                    fr.c.to_user_id == to_id,
-                    fr.c.status == RequestStatus.PENDING,
-                )
+                update(table)
+                .where(*key, table.c.status == RequestStatus.PENDING)
                 .values(status=status, updated_at=func.now())
             )
         return result.rowcount == 1
@@ -309,10 +310,4 @@ class SqlRelationStore:
 
     async def settle_join_request(self, group_id: int, user_id: int, status: RequestStatus) -> bool:
         j = im_group_join_request
-        async with self._db.write() as conn:
-            result = await conn.execute(
-                update(j)
-                .where(j.c.group_id == group_id, j.c.user_id == user_id, j.c.status == RequestStatus.PENDING)
-                .values(status=status, updated_at=func.now())
-            )
-        return result.rowcount == 1
+        return await self._settle(j, (j.c.group_id == group_id, j.c.user_id == user_id), status)

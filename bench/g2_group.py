@@ -1,0 +1,182 @@
+"""G2: one 500-member group, write diffusion end to end, next to the raw multi-row insert of the same rows.
+
+Setup: 500 users, all friends of the owner, all online over real WebSockets through the SDK.
+- latency: the owner sends messages one after another; for each, the time until EVERY online member got
+  a MsgPushNotify covering it (p50/p99 over messages);
+- throughput: several members send at once; group messages/s and index rows/s;
+- round trips: SQL statements and commits per message on the write path (members offline, so their
+  syncs are not counted), and per message with every member online and syncing;
+- raw: per message one body row plus one multi-row INSERT of 500 index rows, one transaction each,
+  same driver, same concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import ms, percentile, write_result
+from bench.g1_one_to_one import database
+from bench.raw import IndexRow, raw_mariadb, raw_sqlite
+from tests.support.server import ServerProcess
+from tinyim.client import Client, register
+
+PASSWORD = "benchmark-password"
+
+
+async def _metric(base_url: str, name: str) -> float:
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        text = (await http.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def _round_trips(base_url: str) -> tuple[float, float]:
+    return await _metric(base_url, "tinyim_db_statements_total"), await _metric(
+        base_url, "tinyim_db_commits_total"
+    )
+
+
+async def _in_batches(coros: list[Any], size: int = 25) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(coros), size):
+        out += await asyncio.gather(*coros[i : i + size])
+    return out
+
+
+async def run(
+    base_url: str, size: int, latency_messages: int, senders: int, per_sender: int
+) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:6]
+    names = [f"g{i}_{tag}" for i in range(size)]
+    ids = await _in_batches([register(base_url, n, PASSWORD, "G") for n in names])
+    pushes: list[dict[int, float]] = [{} for _ in names]
+
+    def client(i: int) -> Client:
+        def on_push(seq: int, seen: dict[int, float] = pushes[i]) -> None:
+            seen.setdefault(seq, time.perf_counter())
+
+        return Client(base_url, names[i], PASSWORD, "PC", on_push=on_push, heartbeat_interval=30)
+
+    clients = [client(i) for i in range(size)]
+    await _in_batches([c.start() for c in clients])
+    owner, members = clients[0], clients[1:]
+    await _in_batches([m.apply_friend(ids[0], "bench") for m in members])
+    for member_id in ids[1:]:
+        await owner.handle_friend(member_id)
+    group_id = await owner.create_group("bench group", ids[1:])
+    await _in_batches([c.wait_for_seq(c.local_max_seq + 1, timeout=60) for c in members])  # group_created
+    await asyncio.sleep(0.5)
+
+    # latency: one sender, one message at a time
+    base = [c.local_max_seq for c in clients]
+    starts: list[float] = []
+    for k in range(latency_messages):
+        starts.append(time.perf_counter())
+        await owner.send_group(group_id, f"latency {k}")
+    await _in_batches(
+        [c.wait_for_seq(base[i] + latency_messages, 60) for i, c in enumerate(clients) if i], 100
+    )
+    all_notified: list[float] = []
+    for k, t0 in enumerate(starts, start=1):
+        latest = 0.0
+        for i in range(1, size):
+            pushed = [t for seq, t in pushes[i].items() if seq >= base[i] + k]
+            latest = max(latest, min(pushed) if pushed else float("inf"))
+        all_notified.append(latest - t0)
+
+    # throughput and round trips with everyone online
+    statements0, commits0 = await _round_trips(base_url)
+    total = senders * per_sender
+
+    async def burst(c: Client) -> None:
+        for k in range(per_sender):
+            await c.send_group(group_id, f"burst {k}")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(burst(c) for c in clients[1 : senders + 1]))
+    elapsed = time.perf_counter() - began
+    await _in_batches(
+        [c.wait_for_seq(base[i] + latency_messages + total, 60) for i, c in enumerate(clients)],
+        100,
+    )
+    statements1, commits1 = await _round_trips(base_url)
+
+    # the write path alone: members offline
+    for c in members:
+        await c.close()
+    quiet = 20
+    statements2, commits2 = await _round_trips(base_url)
+    for k in range(quiet):
+        await owner.send_group(group_id, f"quiet {k}")
+    statements3, commits3 = await _round_trips(base_url)
+    await owner.close()
+    return {
+        "group_size": size,
+        "group_msgs_per_s": round(total / elapsed, 1),
+        "index_rows_per_s": round(total * size / elapsed, 1),
+        "all_notified_p50_ms": ms(percentile(all_notified, 50)),
+        "all_notified_p99_ms": ms(percentile(all_notified, 99)),
+        "write_path_statements_per_msg": round((statements3 - statements2) / quiet, 2),
+        "write_path_commits_per_msg": round((commits3 - commits2) / quiet, 2),
+        "online_statements_per_msg": round((statements1 - statements0) / total, 1),
+        "online_commits_per_msg": round((commits1 - commits0) / total, 1),
+        "latency_messages": latency_messages,
+        "throughput_messages": total,
+        "concurrent_senders": senders,
+    }
+
+
+GROUP_ID = 7  # any id: the raw baseline only needs the same rows
+
+
+def group_rows(size: int) -> Callable[[int, int], list[IndexRow]]:
+    return lambda _writer, msg_id: [(10**9 + m, GROUP_ID, msg_id, msg_id, 0, 1) for m in range(size)]
+
+
+async def measure(backend: str, url: str, workdir: Path, size: int) -> tuple[dict[str, Any], float]:
+    env = {"IM_DATABASE_URL": url} if url else {}
+    # The owner approves 499 friend requests back to back: lift the per-connection rate limit for it.
+    env |= {"IM_RATE_PER_SECOND": "5000", "IM_RATE_BURST": "5000"}
+    server = ServerProcess(workdir / "server", env=env).start()
+    try:
+        e2e = await run(server.base_url, size, latency_messages=30, senders=4, per_sender=25)
+    except BaseException:
+        print(f"server log (tail):\n{server.log()}")
+        raise
+    finally:
+        server.stop()
+    if backend == "sqlite":
+        return e2e, await raw_sqlite(workdir / "server" / "tinyim.sqlite3", 4, 25, GROUP_ID, group_rows(size))
+    return e2e, await raw_mariadb(url, 4, 25, GROUP_ID, group_rows(size))
+
+
+def run_g2(backend: str, size: int = 500) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-g2-"))
+    try:
+        with database(backend, workdir) as url:
+            e2e, raw = asyncio.run(measure(backend, url, workdir, size))
+        write_result(
+            f"g2-group-{backend}",
+            {
+                "scenario": "G2 one group, write diffusion, every member online, one process (IM_ROLES=all)",
+                "backend": backend,
+                **e2e,
+                "raw_txn_per_s": round(raw, 1),
+                "raw_rows_per_s": round(raw * (size + 1), 1),
+                "ratio_rows_to_raw": round(e2e["index_rows_per_s"] / (raw * size), 3),
+                "target_ratio": 0.5,
+            },
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
