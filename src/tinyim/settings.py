@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_ROLES = frozenset({"dispatch", "gateway", "filegw", "auth", "user", "msg", "filemeta"})
@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str = ""  # empty = SQLite file under data_dir
     database_replica_urls: str = ""
-    redis_url: str = ""
+    redis_url: str = ""  # set: presence, profile cache (and optionally seqs) live in Redis
+    redis_prefix: str = ""  # put every key under this prefix (several deployments on one Redis)
+    seq_allocator: Literal["sql", "redis"] = "sql"  # redis: INCR im:seq:{uid}, needs IM_REDIS_URL
     etcd_endpoints: str = ""
     jwt_secret: str = ""  # empty = a random secret kept in data_dir
     token_ttl_seconds: int = Field(default=3600, ge=60)
@@ -69,6 +71,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tinyim.sqlite3').resolve()}"
+
+    @property
+    def shared_state(self) -> str:
+        """Where presence and caches live: 'redis' when IM_REDIS_URL is set, else 'memory'."""
+        return "redis" if self.redis_url else "memory"
+
+    @model_validator(mode="after")
+    def _redis_seq_needs_redis(self) -> Settings:
+        if self.seq_allocator == "redis" and not self.redis_url:
+            raise ValueError("IM_SEQ_ALLOCATOR=redis needs IM_REDIS_URL")
+        return self
 
     @property
     def effective_grpc_port(self) -> int:

@@ -21,6 +21,8 @@ from tests.support.services import throwaway_mariadb
 from tinyim.infra.db import Database
 
 ADAPTERS = ["memory", "sqlite", "mariadb"]
+# The timeline store also comes with seqs from Redis (IM_SEQ_ALLOCATOR=redis) on each SQL database.
+TIMELINE_ADAPTERS = [*ADAPTERS, "sqlite+redis", "mariadb+redis"]
 
 _ids = itertools.count(random.randrange(10**9, 2 * 10**9, 10**6))
 
@@ -67,11 +69,21 @@ def sqlite_copy(template: Path, tmp_path_factory: pytest.TempPathFactory) -> str
     return f"sqlite+aiosqlite:///{path}"
 
 
-@pytest.fixture(params=ADAPTERS)
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    kind = request.param
-    if kind == "sqlite":
+def make_backend(
+    kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Backend:
+    if kind.startswith("sqlite"):
         return Backend(kind, sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path_factory))
-    if kind == "mariadb":
+    if kind.startswith("mariadb"):
         return Backend(kind, request.getfixturevalue("mariadb_database"))
     return Backend(kind)
+
+
+@pytest.fixture(params=ADAPTERS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    return make_backend(request.param, request, tmp_path_factory)
+
+
+@pytest.fixture(params=TIMELINE_ADAPTERS)
+def timeline_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    return make_backend(request.param, request, tmp_path_factory)

@@ -1,33 +1,93 @@
-"""SessionDirectory contract (the in-memory adapter today; Redis joins with the storage work)."""
+"""SessionDirectory contract, on the in-memory and the Redis adapter."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.services import delete_prefix, require_redis
+from tinyim.infra.redis import Keys
 from tinyim.modules.presence import DeviceSession, SessionDirectory
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
-
-ADAPTERS: list[type[SessionDirectory]] = [InMemorySessionDirectory]
-
-
-async def test_bind_lookup_unbind() -> None:
-    for adapter in ADAPTERS:
-        d = adapter()
-        pc, web = DeviceSession(1, "PC", "gw-a", "c1"), DeviceSession(1, "Web", "gw-b", "c2")
-        await d.bind(pc)
-        await d.bind(web)
-        await d.bind(DeviceSession(2, "PC", "gw-a", "c3"))
-        found = await d.lookup([1, 2, 3])
-        assert sorted(found[1], key=lambda s: s.device_id) == [pc, web] and 3 not in found
-        await d.unbind(pc)
-        assert (await d.lookup([1]))[1] == [web]
+from tinyim.modules.presence.adapters.redis import RedisKickChannel, RedisSessionDirectory
 
 
-async def test_unbind_of_a_replaced_connection_keeps_the_new_one() -> None:
-    for adapter in ADAPTERS:
-        d = adapter()
-        old, new = DeviceSession(1, "PC", "gw-a", "old"), DeviceSession(1, "PC", "gw-b", "new")
-        await d.bind(old)
-        await d.bind(new)
-        await d.unbind(old)
-        assert (await d.lookup([1]))[1] == [new]
-        await d.refresh(new)
-        assert (await d.lookup([1]))[1] == [new]
+@pytest.fixture
+async def redis_env() -> AsyncIterator[tuple[Redis, Keys]]:
+    url = require_redis()
+    keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
+    client = Redis.from_url(url, decode_responses=True)
+    yield client, keys
+    await client.aclose()
+    await delete_prefix(url, keys.prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def directory(request: pytest.FixtureRequest) -> SessionDirectory:
+    if request.param == "memory":
+        return InMemorySessionDirectory()
+    client, keys = request.getfixturevalue("redis_env")
+    return RedisSessionDirectory(client, keys, ttl_seconds=120)
+
+
+async def test_bind_lookup_unbind(directory: SessionDirectory) -> None:
+    pc, web = DeviceSession(1, "PC", "gw-a", "c1"), DeviceSession(1, "Web", "gw-b", "c2")
+    await directory.bind(pc)
+    await directory.bind(web)
+    await directory.bind(DeviceSession(2, "PC", "gw-a", "c3"))
+    found = await directory.lookup([1, 2, 3])
+    assert sorted(found[1], key=lambda s: s.device_id) == [pc, web] and 3 not in found
+    await directory.unbind(pc)
+    assert (await directory.lookup([1]))[1] == [web]
+    assert await directory.lookup([]) == {}
+
+
+async def test_unbind_of_a_replaced_connection_keeps_the_new_one(directory: SessionDirectory) -> None:
+    old, new = DeviceSession(1, "PC", "gw-a", "old"), DeviceSession(1, "PC", "gw-b", "new")
+    await directory.bind(old)
+    await directory.bind(new)
+    await directory.unbind(old)
+    assert (await directory.lookup([1]))[1] == [new]
+    await directory.refresh(new)
+    assert (await directory.lookup([1]))[1] == [new]
+
+
+async def test_redis_entries_expire_and_heartbeats_bring_them_back(redis_env: tuple[Redis, Keys]) -> None:
+    client, keys = redis_env
+    directory = RedisSessionDirectory(client, keys, ttl_seconds=0.3)
+    pc, web = DeviceSession(7, "PC", "gw-a", "c1"), DeviceSession(7, "Web", "gw-b", "c2")
+    await directory.bind(pc)
+    await directory.bind(web)
+    assert await client.pttl(keys.session(7)) > 0
+    for _ in range(4):  # the Web device keeps beating; the PC's gateway died and stopped
+        await asyncio.sleep(0.12)
+        await directory.refresh(web)
+    assert (await directory.lookup([7]))[7] == [web]  # PC's field outlived its deadline: not routed to
+    await asyncio.sleep(0.4)
+    assert await directory.lookup([7]) == {} and not await client.exists(keys.session(7))
+    await directory.refresh(web)  # after Redis lost the entry, the next heartbeat re-creates it
+    assert (await directory.lookup([7]))[7] == [web]
+
+
+async def test_kick_channel_reaches_every_subscriber(redis_env: tuple[Redis, Keys]) -> None:
+    client, keys = redis_env
+    got: list[tuple[int, str, str, str]] = []
+    arrived = asyncio.Event()
+
+    async def on_kick(user_id: int, device_id: str, keep: str, reason: str) -> None:
+        got.append((user_id, device_id, keep, reason))
+        arrived.set()
+
+    subscriber = RedisKickChannel(client, keys)
+    await subscriber.start(on_kick)
+    try:
+        await client.publish(keys.kick_channel, "not json")  # ignored, does not stop the listener
+        await RedisKickChannel(client, keys).kick(5, "PC", "tok-2", "logged in elsewhere")
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert got == [(5, "PC", "tok-2", "logged in elsewhere")]
+    finally:
+        await subscriber.stop()

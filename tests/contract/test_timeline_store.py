@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,11 +11,15 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
 from tests.contract.conftest import Backend, fresh_id, sqlite_copy
+from tests.support.services import delete_prefix, require_redis
+from tinyim.infra.redis import Keys
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.timeline import Conversation, ConvType, MessageBody, TimelineSlot, TimelineStore
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
+from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.modules.timeline.domain import group_slots
 
@@ -24,7 +29,19 @@ ids = Snowflake(worker_id=7)
 @asynccontextmanager
 async def open_store(backend: Backend) -> AsyncIterator[TimelineStore]:
     async with backend.database() as db:
-        yield InMemoryTimelineStore() if db is None else SqlTimelineStore(db)
+        if db is None:
+            yield InMemoryTimelineStore()
+        elif not backend.kind.endswith("+redis"):
+            yield SqlTimelineStore(db)
+        else:
+            url = require_redis()
+            keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
+            client = Redis.from_url(url, decode_responses=True)
+            try:
+                yield RedisSeqTimelineStore(db, client, keys)
+            finally:
+                await client.aclose()
+                await delete_prefix(url, keys.prefix)
 
 
 def body(sender: int, text: str = "x", cmid: str = "") -> MessageBody:
@@ -35,9 +52,9 @@ def slots(sender: int, receiver: int) -> list[TimelineSlot]:
     return [TimelineSlot(sender, receiver, True), TimelineSlot(receiver, sender, False)]
 
 
-async def test_append_gives_each_owner_the_next_seq(backend: Backend) -> None:
+async def test_append_gives_each_owner_the_next_seq(timeline_backend: Backend) -> None:
     a, b, c = fresh_id(), fresh_id(), fresh_id()
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         first = await store.append(body(a, "1"), slots(a, b))
         second = await store.append(body(c, "2"), slots(c, b))
         third = await store.append(body(a, "3"), slots(a, c))
@@ -47,9 +64,9 @@ async def test_append_gives_each_owner_the_next_seq(backend: Backend) -> None:
         assert await store.max_seq(fresh_id()) == 0
 
 
-async def test_read_returns_owner_view_in_seq_order(backend: Backend) -> None:
+async def test_read_returns_owner_view_in_seq_order(timeline_backend: Backend) -> None:
     a, b = fresh_id(), fresh_id()
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         sent = await store.append(body(a, "hello", "cm-1"), slots(a, b))
         await store.append(body(b, "reply"), slots(b, a))
         mine, more = await store.read(a, 0, 10)
@@ -69,9 +86,9 @@ async def test_read_returns_owner_view_in_seq_order(backend: Backend) -> None:
         assert theirs[0].created_ms > 1_700_000_000_000
 
 
-async def test_read_pages_with_has_more(backend: Backend) -> None:
+async def test_read_pages_with_has_more(timeline_backend: Backend) -> None:
     a, b = fresh_id(), fresh_id()
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         for i in range(7):
             await store.append(body(a, f"m{i}"), slots(a, b))
         page, more = await store.read(b, 0, 3)
@@ -83,9 +100,11 @@ async def test_read_pages_with_has_more(backend: Backend) -> None:
         assert await store.read(b, 7, 3) == ([], False)
 
 
-async def test_same_client_msg_id_returns_the_first_result_and_writes_nothing(backend: Backend) -> None:
+async def test_same_client_msg_id_returns_the_first_result_and_writes_nothing(
+    timeline_backend: Backend,
+) -> None:
     a, b = fresh_id(), fresh_id()
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         first = await store.append(body(a, "once", "dup"), slots(a, b))
         again = await store.append(body(a, "once", "dup"), slots(a, b))
         assert again.duplicate and again.msg_id == first.msg_id and again.seqs == {a: first.seqs[a]}
@@ -98,18 +117,18 @@ async def test_same_client_msg_id_returns_the_first_result_and_writes_nothing(ba
         assert await store.max_seq(b) == 4
 
 
-async def test_concurrent_retries_of_one_client_msg_id_store_it_once(backend: Backend) -> None:
+async def test_concurrent_retries_of_one_client_msg_id_store_it_once(timeline_backend: Backend) -> None:
     a, b = fresh_id(), fresh_id()
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         results = await asyncio.gather(*(store.append(body(a, "r", "race"), slots(a, b)) for _ in range(8)))
         assert len({r.msg_id for r in results}) == 1 and sum(not r.duplicate for r in results) == 1
         assert await store.max_seq(b) == 1
 
 
-async def test_concurrent_senders_to_one_owner_get_distinct_gapless_seqs(backend: Backend) -> None:
+async def test_concurrent_senders_to_one_owner_get_distinct_gapless_seqs(timeline_backend: Backend) -> None:
     target = fresh_id()
     senders = [fresh_id() for _ in range(8)]
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
 
         async def burst(sender: int) -> list[int]:
             return [(await store.append(body(sender), slots(sender, target))).seqs[target] for _ in range(10)]
@@ -120,12 +139,12 @@ async def test_concurrent_senders_to_one_owner_get_distinct_gapless_seqs(backend
         assert [m.seq_id for m in page] == list(range(1, 81))
 
 
-async def test_a_reader_syncing_during_concurrent_sends_never_skips(backend: Backend) -> None:
+async def test_a_reader_syncing_during_concurrent_sends_never_skips(timeline_backend: Backend) -> None:
     """DESIGN §5.3: whatever a sync returns is a gapless continuation of what the reader had."""
     target = fresh_id()
     senders = [fresh_id() for _ in range(6)]
     total = 6 * 15
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         done = asyncio.Event()
         seen: list[int] = []
 
@@ -231,10 +250,10 @@ def group_body(sender: int, group_id: int, text: str) -> MessageBody:
     return MessageBody(ids.next_id(), sender, group_id, 0, text)
 
 
-async def test_group_append_writes_a_copy_per_member_with_their_own_seq(backend: Backend) -> None:
+async def test_group_append_writes_a_copy_per_member_with_their_own_seq(timeline_backend: Backend) -> None:
     a, b, c = fresh_id(), fresh_id(), fresh_id()
     group_id = fresh_id()
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         await store.append(body(a), slots(a, b))  # b already has one message
         members = [a, b, c]
         result = await store.append(group_body(c, group_id, "hi all"), group_slots(c, group_id, members))
@@ -247,10 +266,10 @@ async def test_group_append_writes_a_copy_per_member_with_their_own_seq(backend:
         assert mine[0].is_sender and mine[0].content == "hi all"
 
 
-async def test_history_of_one_conversation_pages_backwards(backend: Backend) -> None:
+async def test_history_of_one_conversation_pages_backwards(timeline_backend: Backend) -> None:
     a, b, c = fresh_id(), fresh_id(), fresh_id()
     same_number_group = b  # a group whose id equals a user id: the conversations must not mix
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         for i in range(5):
             await store.append(body(b, f"b{i}"), slots(b, a))
             await store.append(body(c, f"c{i}"), slots(c, a))
@@ -267,10 +286,10 @@ async def test_history_of_one_conversation_pages_backwards(backend: Backend) -> 
         assert await store.history(b, Conversation(ConvType.DIRECT, c), 0, 10) == ([], False)
 
 
-async def test_read_marks_and_unread(backend: Backend) -> None:
+async def test_read_marks_and_unread(timeline_backend: Backend) -> None:
     a, b, c = fresh_id(), fresh_id(), fresh_id()
     group_id = fresh_id()
-    async with open_store(backend) as store:
+    async with open_store(timeline_backend) as store:
         for i in range(3):
             await store.append(body(b, f"b{i}"), slots(b, a))
         await store.append(body(a, "mine"), slots(a, b))

@@ -68,3 +68,26 @@ def throwaway_mariadb() -> Iterator[str]:
         yield mariadb_url(name)
     finally:
         _admin(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+REDIS_URL = os.environ.get("IM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis() -> str:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(REDIS_URL)
+    require_service("Redis", parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    return REDIS_URL
+
+
+async def delete_prefix(url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

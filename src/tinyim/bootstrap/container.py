@@ -13,26 +13,39 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from dependency_injector import containers, providers
+from redis.asyncio import Redis
 
 from tinyim.edges.dispatch.ports import GatewayAddress, StaticGatewayAllocator
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
 from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
 from tinyim.infra.db import Database
+from tinyim.infra.redis import Keys, redis_client
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
+from tinyim.modules.auth.adapters.redis import RedisProfileCache
 from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
 from tinyim.modules.presence import PresenceRouter
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
+from tinyim.modules.presence.adapters.redis import RedisSessionDirectory
 from tinyim.modules.relation import RelationService
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.timeline import TimelineService, TimelineWriter
+from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.settings import Settings
 
 from .bridges import AuthAsUserDirectory, TimelineNotices
+
+
+async def redis(settings: Settings) -> AsyncIterator[Redis | None]:
+    if not settings.redis_url:
+        yield None
+        return
+    async for client in redis_client(settings.redis_url):
+        yield client
 
 
 async def database(settings: Settings) -> AsyncIterator[Database]:
@@ -61,10 +74,22 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     db = providers.Resource(database, settings)
+    redis = providers.Resource(redis, settings)
+    keys = providers.Singleton(Keys, settings.provided.redis_prefix)
     ids = providers.Singleton(Snowflake, worker_id=settings.provided.worker_id)
+    shared_state = providers.Callable(lambda s: s.shared_state, settings)
 
-    # presence: one process keeps the routing table in memory
-    session_directory = providers.Singleton(InMemorySessionDirectory)
+    # presence: in memory for one process, in Redis when IM_REDIS_URL is set
+    session_directory = providers.Selector(
+        shared_state,
+        memory=providers.Singleton(InMemorySessionDirectory),
+        redis=providers.Singleton(
+            RedisSessionDirectory,
+            redis,
+            keys,
+            ttl_seconds=providers.Callable(lambda s: 2 * s.heartbeat_timeout_seconds, settings),
+        ),
+    )
     hub = providers.Singleton(GatewayHub, gateway_id="gw-local", sessions=session_directory)
     presence = providers.Singleton(
         PresenceRouter, session_directory, providers.Singleton(LocalGatewayLink, hub)
@@ -79,11 +104,19 @@ class Container(containers.DeclarativeContainer):
         tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
         kicker=presence,
         token_ttl_seconds=settings.provided.token_ttl_seconds,
-        profiles=providers.Singleton(InMemoryProfileCache),
+        profiles=providers.Selector(
+            shared_state,
+            memory=providers.Singleton(InMemoryProfileCache),
+            redis=providers.Singleton(RedisProfileCache, redis, keys),
+        ),
     )
 
     # timeline writing (used by relation for notices: no dependency cycle), relation, timeline
-    timeline_store = providers.Singleton(SqlTimelineStore, db)
+    timeline_store = providers.Selector(
+        settings.provided.seq_allocator,
+        sql=providers.Singleton(SqlTimelineStore, db),
+        redis=providers.Singleton(RedisSeqTimelineStore, db, redis, keys),
+    )
     timeline_writer = providers.Singleton(TimelineWriter, timeline_store, ids, presence)
     relation = providers.Singleton(
         RelationService,

@@ -302,6 +302,8 @@ class Client:
                         self._seq_changed.notify_all()
                 if not resp.has_more:
                     return got
+                if not resp.msgs:
+                    await asyncio.sleep(0.2)  # the server stopped before a seq still being written
 
     async def messages(self) -> AsyncIterator[Message]:
         while True:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra.db import Database, insert_ignore, is_unique_violation, metadata, retry_deadlocks
 from tinyim.modules.timeline.domain import (
@@ -108,6 +109,39 @@ def _stored(r: Any, owner_id: int) -> StoredMessage:
     )
 
 
+async def insert_body(conn: AsyncConnection, body: MessageBody) -> None:
+    await conn.execute(
+        im_message_body.insert().values(
+            msg_id=body.msg_id,
+            sender_id=body.sender_id,
+            group_id=body.group_id,
+            msg_type=body.msg_type,
+            msg_content=body.content,
+            msg_extra="",
+            client_msg_id=body.client_msg_id or None,
+        )
+    )
+
+
+async def insert_index(
+    conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
+) -> None:
+    """Every owner's index row in one multi-row INSERT, whatever the number of owners."""
+    conv_type = ConvType.GROUP if body.group_id else ConvType.DIRECT
+    rows = [
+        {
+            "owner_id": s.owner_id,
+            "other_id": s.other_id,
+            "msg_id": body.msg_id,
+            "seq_id": seqs[s.owner_id],
+            "is_sender": int(s.is_sender),
+            "conv_type": conv_type,
+        }
+        for s in slots
+    ]
+    await conn.execute(im_message_index.insert(), rows)
+
+
 class SqlTimelineStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -124,20 +158,9 @@ class SqlTimelineStore:
 
     async def _append_once(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
         owners = sorted({s.owner_id for s in slots})
-        conv_type = ConvType.GROUP if body.group_id else ConvType.DIRECT
         async with self._db.write() as conn:
             # The body first: a retried client_msg_id fails here, before any seq row is locked.
-            await conn.execute(
-                im_message_body.insert().values(
-                    msg_id=body.msg_id,
-                    sender_id=body.sender_id,
-                    group_id=body.group_id,
-                    msg_type=body.msg_type,
-                    msg_content=body.content,
-                    msg_extra="",
-                    client_msg_id=body.client_msg_id or None,
-                )
-            )
+            await insert_body(conn, body)
             lock = (
                 select(im_user_seq.c.user_id, im_user_seq.c.max_seq)
                 .where(im_user_seq.c.user_id.in_(owners))
@@ -158,20 +181,7 @@ class SqlTimelineStore:
                 .values(max_seq=im_user_seq.c.max_seq + 1)
             )
             seqs = {o: current[o] + 1 for o in owners}
-            await conn.execute(
-                im_message_index.insert(),
-                [
-                    {
-                        "owner_id": s.owner_id,
-                        "other_id": s.other_id,
-                        "msg_id": body.msg_id,
-                        "seq_id": seqs[s.owner_id],
-                        "is_sender": int(s.is_sender),
-                        "conv_type": conv_type,
-                    }
-                    for s in slots
-                ],
-            )
+            await insert_index(conn, body, slots, seqs)
         return Appended(body.msg_id, seqs)
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
