@@ -54,6 +54,24 @@ async def _in_batches(coros: list[Any], size: int = 25) -> list[Any]:
     return out
 
 
+async def _caught_up(clients: list[Client], targets: list[int], timeout: float = 120.0) -> None:
+    """Wait until every client reached its target seq; on a timeout say who lags, and whether a plain
+    sync catches them up (signal or retry path stalled) or not (data missing)."""
+    pairs = list(zip(clients, targets, strict=True))
+    try:
+        await _in_batches([c.wait_for_seq(t, timeout) for c, t in pairs], 100)
+        return
+    except TimeoutError:
+        behind = [(c.user_id, c.local_max_seq, t) for c, t in pairs if c.local_max_seq < t]
+        print(f"{len(behind)} clients behind after {timeout}s, e.g. {behind[:5]}")
+        for c, t in pairs:
+            if c.local_max_seq < t:
+                await c.sync()
+        still = [(c.user_id, c.local_max_seq, t) for c, t in pairs if c.local_max_seq < t]
+        print(f"after a forced sync {len(still)} still behind: {still[:5]}")
+        raise
+
+
 async def run(
     base_url: str, size: int, latency_messages: int, senders: int, per_sender: int
 ) -> dict[str, Any]:
@@ -106,10 +124,7 @@ async def run(
     began = time.perf_counter()
     await asyncio.gather(*(burst(c) for c in clients[1 : senders + 1]))
     elapsed = time.perf_counter() - began
-    await _in_batches(
-        [c.wait_for_seq(base[i] + latency_messages + total, 60) for i, c in enumerate(clients)],
-        100,
-    )
+    await _caught_up(clients, [b + latency_messages + total for b in base])
     statements1, commits1 = await _round_trips(base_url)
 
     # the write path alone: members offline

@@ -32,7 +32,7 @@ class FakeTimeline:
         self.sent.append((caller, req))
         return SendResult(77, 3, 1234, False)
 
-    async def sync(self, caller: Caller, after_seq: int, limit: int) -> SyncPage:
+    async def sync(self, caller: Caller, after_seq: int, limit: int, min_seq: int = 0) -> SyncPage:
         self.synced.append((caller, after_seq, limit))
         return SyncPage(0, [], False)
 

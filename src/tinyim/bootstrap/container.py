@@ -7,6 +7,8 @@ client adapter, in this file and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -51,9 +53,14 @@ async def redis(settings: Settings) -> AsyncIterator[Redis | None]:
 async def database(settings: Settings) -> AsyncIterator[Database]:
     replicas = [u.strip() for u in settings.database_replica_urls.split(",") if u.strip()]
     db = Database(settings.effective_database_url, replicas)
+    watcher = asyncio.create_task(db.watch_replicas()) if replicas else None
     try:
         yield db
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await db.dispose()
 
 

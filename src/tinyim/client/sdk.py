@@ -176,6 +176,7 @@ class Client:
         self.token_expires_at = 0
         self.ws_url = ""
         self.local_max_seq = 0
+        self.notified_max_seq = 0  # the highest seq a push announced (sent as MsgSyncReq.min_seq)
         self.kicked = asyncio.Event()
         self.kick_reason = ""
         self.connected = asyncio.Event()
@@ -284,7 +285,9 @@ class Client:
         async with self._sync_lock:
             got: list[Message] = []
             while True:
-                req = pb.MsgSyncReq(local_max_seq=self.local_max_seq, limit=self._sync_limit)
+                req = pb.MsgSyncReq(
+                    local_max_seq=self.local_max_seq, limit=self._sync_limit, min_seq=self.notified_max_seq
+                )
                 resp = await self.request(Cmd.CMD_MSG_SYNC_REQ, req)
                 assert isinstance(resp, pb.MsgSyncResp)
                 for m in resp.msgs:
@@ -514,6 +517,7 @@ class Client:
                     continue
                 if frame.cmd == Cmd.CMD_MSG_PUSH_NOTIFY:
                     assert isinstance(body, pb.MsgPushNotify)
+                    self.notified_max_seq = max(self.notified_max_seq, body.max_seq_id)
                     if self._on_push is not None:
                         self._on_push(body.max_seq_id)
                     if body.max_seq_id > self.local_max_seq:

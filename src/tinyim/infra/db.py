@@ -12,7 +12,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -28,11 +28,23 @@ metadata = MetaData()
 
 
 class Database:
-    def __init__(self, url: str, replica_urls: Sequence[str] = (), pool_size: int = 16) -> None:
+    """The primary (all writes, read-after-write) and read replicas (other reads), created in lifespan.
+
+    A replica is used only while healthy: reachable, replicating (IO and SQL threads running) and at most
+    `max_lag_seconds` behind, as `check_replicas()` last saw; a replica that fails a read is set aside
+    until the next check finds it well. With none healthy, reads go to the primary.
+    """
+
+    def __init__(
+        self, url: str, replica_urls: Sequence[str] = (), pool_size: int = 16, max_lag_seconds: float = 2.0
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.writer = _make_engine(url, pool_size)
         self.readers = [_make_engine(u, pool_size) for u in replica_urls]
+        self.healthy = [True] * len(self.readers)
+        self.max_lag_seconds = max_lag_seconds
+        self._next_reader = 0
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @property
@@ -51,17 +63,62 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self, fresh: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A read on a replica, or on the primary when `fresh` (read-after-write) or none is configured.
-
-        Replica choice, lag checks and fallback are the storage issue's; until then this is the primary.
-        """
-        async with self.writer.connect() as conn:
+        """A connection for reading: a healthy replica, or the primary when `fresh` or none is healthy."""
+        index = None if fresh else self._pick_reader()
+        if index is None:
+            async with self.writer.connect() as conn:
+                yield conn
+            return
+        try:
+            conn = await self.readers[index].connect()
+        except (OperationalError, OSError):
+            self.healthy[index] = False  # set aside until check_replicas() finds it well again
+            async with self.writer.connect() as conn:
+                yield conn
+            return
+        try:
             yield conn
+        finally:
+            await conn.close()
+
+    def _pick_reader(self) -> int | None:
+        for _ in range(len(self.readers)):
+            index = self._next_reader % len(self.readers)
+            self._next_reader += 1
+            if self.healthy[index]:
+                return index
+        return None
+
+    async def check_replicas(self) -> None:
+        """One health check of every replica (run every second by `watch_replicas`)."""
+        for index, engine in enumerate(self.readers):
+            self.healthy[index] = await _replica_ok(engine, self.max_lag_seconds)
+
+    async def watch_replicas(self, every_seconds: float = 1.0) -> None:
+        while True:
+            await self.check_replicas()
+            await asyncio.sleep(every_seconds)
 
     async def dispose(self) -> None:
         await self.writer.dispose()
         for engine in self.readers:
             await engine.dispose()
+
+
+async def _replica_ok(engine: AsyncEngine, max_lag: float) -> bool:
+    try:
+        async with asyncio.timeout(2), engine.connect() as conn:
+            if engine.dialect.name not in ("mysql", "mariadb"):
+                await conn.execute(text("SELECT 1"))
+                return True
+            row = (await conn.execute(text("SHOW SLAVE STATUS"))).mappings().first()
+    except Exception:
+        return False
+    if row is None:
+        return True  # a plain read endpoint, not a replica we can judge
+    lag = row.get("Seconds_Behind_Master")
+    running = row.get("Slave_IO_Running") == "Yes" and row.get("Slave_SQL_Running") == "Yes"
+    return running and lag is not None and float(lag) <= max_lag
 
 
 def _count_round_trips(engine: AsyncEngine) -> None:

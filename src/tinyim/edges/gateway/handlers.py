@@ -56,7 +56,7 @@ def message_handlers(timeline: TimelineApi) -> HandlerTable:
 
     async def sync(conn: Connection, req: pb.MsgSyncReq) -> Message:
         # req.user_id is ignored on purpose: a session reads its own timeline only.
-        page = await timeline.sync(caller(conn), req.local_max_seq, req.limit)
+        page = await timeline.sync(caller(conn), req.local_max_seq, req.limit, req.min_seq)
         return pb.MsgSyncResp(
             max_seq=page.max_seq, msgs=[message_data(m) for m in page.messages], has_more=page.has_more
         )

@@ -23,7 +23,7 @@ class TimelineApi(Protocol):
     """Inbound: what the gateway (locally or over gRPC) asks of the msg role."""
 
     async def send(self, caller: Caller, req: SendRequest) -> SendResult: ...
-    async def sync(self, caller: Caller, after_seq: int, limit: int) -> SyncPage: ...
+    async def sync(self, caller: Caller, after_seq: int, limit: int, min_seq: int = 0) -> SyncPage: ...
     async def history(
         self, caller: Caller, conversation: Conversation, before_seq: int, limit: int
     ) -> tuple[list[StoredMessage], bool]: ...
@@ -49,8 +49,14 @@ class TimelineStore(Protocol):
         """
         ...
 
-    async def read(self, owner_id: int, after_seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
-        """Up to `limit` messages of owner with seq > after_seq in seq order, and whether more follow."""
+    async def read(
+        self, owner_id: int, after_seq: int, limit: int, min_seq: int = 0
+    ) -> tuple[list[StoredMessage], bool]:
+        """Up to `limit` messages of owner with seq > after_seq in seq order, and whether more follow.
+
+        May read a replica; when that answer does not reach min_seq (a seq the owner was told of), the
+        primary answers instead (DESIGN §5.5: a sync right after a notify sees the message).
+        """
         ...
 
     async def max_seq(self, owner_id: int) -> int: ...

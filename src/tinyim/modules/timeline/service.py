@@ -104,10 +104,10 @@ class TimelineService:
             appended.msg_id, appended.seqs[caller.user_id], id_time_ms(appended.msg_id), appended.duplicate
         )
 
-    async def sync(self, caller: Caller, after_seq: int, limit: int) -> SyncPage:
+    async def sync(self, caller: Caller, after_seq: int, limit: int, min_seq: int = 0) -> SyncPage:
         limit = self._limit(limit)
         after_seq = max(0, after_seq)
-        messages, has_more = await self._store.read(caller.user_id, after_seq, limit)
+        messages, has_more = await self._store.read(caller.user_id, after_seq, limit, min_seq)
         if messages and not has_more:
             max_seq = messages[-1].seq_id
         else:

@@ -62,7 +62,9 @@ class InMemoryTimelineStore:
             self.appends += 1
             return Appended(body.msg_id, seqs)
 
-    async def read(self, owner_id: int, after_seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
+    async def read(
+        self, owner_id: int, after_seq: int, limit: int, min_seq: int = 0
+    ) -> tuple[list[StoredMessage], bool]:
         newer = [m for m in self.timelines.get(owner_id, []) if m.seq_id > after_seq]
         return newer[:limit], len(newer) > limit
 

@@ -1,10 +1,10 @@
-"""Timeline store whose seqs come from Redis (`INCR im:seq:{uid}`, as the spec has it) instead of a locked
-row, with what it takes to keep DESIGN §5.3:
+"""Timeline store whose seqs come from Redis (`INCR im:seq:{uid}`, as the spec has it) instead of a
+locked row, with what it takes to keep DESIGN §5.3:
 
 - **Gapless prefix.** INCR hands out seqs outside the database's locks, so seq 6 may commit before seq 5,
   or 5 may never commit (its transaction failed: a permanent hole). Seqs are taken inside the
-  transaction, after the body insert, so a retried client_msg_id never leaves a hole. A sync therefore stops at a hole and
-  reports has_more, unless the hole is older than `hole_timeout`: every transaction is cut off after
+  transaction, after the body insert, so a retried client_msg_id never leaves a hole. A sync stops at a
+  hole and reports has_more, unless the hole is older than `hole_timeout`: every transaction is cut off after
   `txn_timeout` (far shorter), so by then the seq's holder is known to be gone and the hole is skipped.
 - **Never backwards.** Counters are read only when they exist (one Lua script checks all of a message's
   owners, then INCRs them all). A missing counter (Redis restarted, FLUSHALL) is re-seeded from the
@@ -117,8 +117,10 @@ class RedisSeqTimelineStore(SqlTimelineStore):
         async with self._db.read(fresh=True) as conn:
             return {int(owner): int(top) for owner, top in await conn.execute(query)}
 
-    async def read(self, owner_id: int, after_seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
-        rows, more = await super().read(owner_id, after_seq, limit)
+    async def read(
+        self, owner_id: int, after_seq: int, limit: int, min_seq: int = 0
+    ) -> tuple[list[StoredMessage], bool]:
+        rows, more = await super().read(owner_id, after_seq, limit, min_seq)
         now_ms = time.time_ns() // 1_000_000
         expected = after_seq + 1
         page: list[StoredMessage] = []

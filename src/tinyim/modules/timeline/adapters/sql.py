@@ -195,7 +195,9 @@ class SqlTimelineStore:
             row = (await conn.execute(query)).first()
         return Appended(row.msg_id, {sender_id: row.seq_id}, duplicate=True) if row else None
 
-    async def read(self, owner_id: int, after_seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
+    async def read(
+        self, owner_id: int, after_seq: int, limit: int, min_seq: int = 0
+    ) -> tuple[list[StoredMessage], bool]:
         i = im_message_index
         query = (
             _joined.where(i.c.owner_id == owner_id, i.c.seq_id > after_seq)
@@ -204,6 +206,10 @@ class SqlTimelineStore:
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
+        reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
+        if not reached:  # the replica lags behind what the owner was told of: ask the primary
+            async with self._db.read(fresh=True) as conn:
+                rows = (await conn.execute(query)).all()
         return [_stored(r, owner_id) for r in rows[:limit]], len(rows) > limit
 
     async def history(
