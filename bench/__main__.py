@@ -12,7 +12,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--pairs", type=int, default=20, help="concurrent sender/receiver pairs")
     parser.add_argument("--messages", type=int, default=50, help="messages per pair")
-    parser.add_argument("--backends", default="sqlite,mariadb", help="comma list: sqlite, mariadb")
+    parser.add_argument(
+        "--backends",
+        default="sqlite,mariadb,mariadb+redis",
+        help="comma list: sqlite, mariadb, mariadb+redis",
+    )
     parser.add_argument("--only", default="g1,g2", help="comma list of scenarios: g1, g2")
     parser.add_argument("--group-size", type=int, default=500)
     args = parser.parse_args()
@@ -20,7 +24,7 @@ def main() -> None:
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         if "g1" in scenarios:
             run_g1(backend, args.pairs, args.messages)
-        if "g2" in scenarios:
+        if "g2" in scenarios and not backend.endswith("+redis"):
             run_g2(backend, args.group_size)
 
 

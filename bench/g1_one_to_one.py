@@ -21,7 +21,7 @@ from typing import Any
 from bench.common import ms, percentile, write_result
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
 from tests.support.server import ServerProcess
-from tests.support.services import throwaway_mariadb
+from tests.support.services import REDIS_URL, delete_prefix, throwaway_mariadb
 from tinyim.client import Client, register
 
 PASSWORD = "benchmark-password"
@@ -31,11 +31,23 @@ PASSWORD = "benchmark-password"
 def database(backend: str, workdir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield ""  # the server's embedded default under its data dir
-    elif backend == "mariadb":
+    elif backend.startswith("mariadb"):
         with throwaway_mariadb() as url:
             yield url
     else:
         raise SystemExit(f"unknown backend {backend!r}")
+
+
+def server_env(backend: str, url: str) -> dict[str, str]:
+    """mariadb+redis: presence, profile cache and seqs (INCR) in Redis, under a throwaway key prefix."""
+    env = {"IM_DATABASE_URL": url} if url else {}
+    if backend.endswith("+redis"):
+        env |= {
+            "IM_REDIS_URL": REDIS_URL,
+            "IM_SEQ_ALLOCATOR": "redis",
+            "IM_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}:",
+        }
+    return env
 
 
 async def end_to_end(base_url: str, pairs: int, messages: int) -> dict[str, Any]:
@@ -103,12 +115,14 @@ def one_to_one_rows(writer: int, msg_id: int) -> list[IndexRow]:
 async def measure(
     backend: str, url: str, workdir: Path, pairs: int, messages: int
 ) -> tuple[dict[str, Any], float]:
-    env = {"IM_DATABASE_URL": url} if url else {}
+    env = server_env(backend, url)
     server = ServerProcess(workdir / "server", env=env).start()
     try:
         e2e = await end_to_end(server.base_url, pairs, messages)
     finally:
         server.stop()
+        if "IM_REDIS_PREFIX" in env:
+            await delete_prefix(REDIS_URL, env["IM_REDIS_PREFIX"])
     if backend == "sqlite":
         return e2e, await raw_sqlite(
             workdir / "server" / "tinyim.sqlite3", pairs, messages, 0, one_to_one_rows

@@ -62,13 +62,20 @@ async def _caught_up(clients: list[Client], targets: list[int], timeout: float =
         await _in_batches([c.wait_for_seq(t, timeout) for c, t in pairs], 100)
         return
     except TimeoutError:
-        behind = [(c.user_id, c.local_max_seq, t) for c, t in pairs if c.local_max_seq < t]
-        print(f"{len(behind)} clients behind after {timeout}s, e.g. {behind[:5]}")
-        for c, t in pairs:
-            if c.local_max_seq < t:
-                await c.sync()
-        still = [(c.user_id, c.local_max_seq, t) for c, t in pairs if c.local_max_seq < t]
-        print(f"after a forced sync {len(still)} still behind: {still[:5]}")
+        behind = [(c, t) for c, t in pairs if c.local_max_seq < t]
+        print(f"{len(behind)} clients behind after {timeout}s", flush=True)
+        for c, t in behind[:5]:
+            state = {
+                "user": c.user_id,
+                "local": c.local_max_seq,
+                "target": t,
+                "notified": c.notified_max_seq,
+                "connected": c.connected.is_set(),
+                "pending": len(c._pending),
+                "sync_task": None if c._sync_task is None else ("done" if c._sync_task.done() else "running"),
+                "sync_locked": c._sync_lock.locked(),
+            }
+            print(f"  {state}", flush=True)
         raise
 
 

@@ -44,7 +44,8 @@ async def online(
     base_url: str, username: str, device_id: str = "PC", drain: bool = True, **kwargs: object
 ) -> AsyncIterator[Client]:
     """A started client. With drain, what its first sync delivered (history) is not in next_message()."""
-    client = Client(base_url, username, PASSWORD, device_id, heartbeat_interval=5, **kwargs)  # type: ignore[arg-type]
+    kwargs.setdefault("heartbeat_interval", 5)
+    client = Client(base_url, username, PASSWORD, device_id, **kwargs)  # type: ignore[arg-type]
     await client.start()
     if drain:
         while not client._queue.empty():

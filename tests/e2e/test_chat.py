@@ -295,3 +295,13 @@ async def test_tokens_never_reach_the_server_log(server: ServerProcess) -> None:
     log = server.log()
     assert "WebSocket /ws?token=[redacted]" in log  # the request line is logged, without its credential
     assert token not in log and token.split(".")[2] not in log
+
+
+async def test_a_sender_s_timeline_position_covers_its_own_sends(server: ServerProcess) -> None:
+    alice, _, _, bob_id = await friend_pair(server.base_url)
+    async with online(server.base_url, alice) as a:
+        for i in range(3):
+            sent = await a.send_text(bob_id, f"mine {i}")
+        await a.wait_for_seq(sent.seq_id, timeout=5)  # no push for own messages, yet nothing lags
+        with pytest.raises(TimeoutError):
+            await a.next_message(timeout=0.3)  # and this device is not handed its own messages again

@@ -269,6 +269,10 @@ class Client:
             try:
                 resp = await self.request(Cmd.CMD_MSG_SEND_REQ, req)
                 assert isinstance(resp, pb.MsgSendResp)
+                if resp.seq_id > self.local_max_seq:
+                    # This device gets no push for its own message; sync so the local timeline (and the
+                    # stored local_max_seq) covers it and whatever came before it.
+                    self._schedule_sync()
                 return Sent(resp.msg_id, resp.seq_id, resp.send_time, resp.duplicate, cmid)
             except (ConnectionLost, TimeoutError):
                 if self.kicked.is_set() or self._closing or time.monotonic() > deadline:
