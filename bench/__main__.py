@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from urllib.parse import urlparse
 
 from bench.g1_one_to_one import run_g1
 from bench.g2_group import run_g2
+from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
+
+
+def missing_services(backend: str) -> list[str]:
+    """The servers a backend needs that do not answer here."""
+    missing = []
+    if backend.startswith("mariadb") and not reachable(MARIADB_HOST, MARIADB_PORT):
+        missing.append(f"MariaDB on {MARIADB_HOST}:{MARIADB_PORT}")
+    redis = urlparse(REDIS_URL)
+    if backend.endswith("+redis") and not reachable(redis.hostname or "127.0.0.1", redis.port or 6379):
+        missing.append(f"Redis at {REDIS_URL}")
+    return missing
 
 
 def main() -> None:
@@ -22,6 +35,10 @@ def main() -> None:
     args = parser.parse_args()
     scenarios = {s.strip() for s in args.only.split(",")}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        missing = missing_services(backend)
+        if missing:
+            print(f"skipping the {backend} benchmarks: {', '.join(missing)} not reachable")
+            continue
         if "g1" in scenarios:
             run_g1(backend, args.pairs, args.messages)
         if "g2" in scenarios and not backend.endswith("+redis"):

@@ -69,6 +69,11 @@ async def end_to_end(base_url: str, pairs: int, messages: int) -> dict[str, Any]
         notified.append(first_push)
     for c in senders + receivers:
         await c.start()
+    for sender, receiver in zip(senders, receivers, strict=True):  # 1:1 chat needs friends
+        await sender.apply_friend(receiver.user_id, "bench")
+        await receiver.handle_friend(sender.user_id)
+    await asyncio.gather(*(r.wait_for_seq(1, timeout=30) for r in receivers))  # the request notice
+    base = [r.local_max_seq for r in receivers]
 
     acks: list[float] = []
     starts: list[list[float]] = [[] for _ in range(pairs)]
@@ -84,13 +89,15 @@ async def end_to_end(base_url: str, pairs: int, messages: int) -> dict[str, Any]
     began = time.perf_counter()
     await asyncio.gather(*(pair(i) for i in range(pairs)))
     elapsed = time.perf_counter() - began
-    await asyncio.gather(*(r.wait_for_seq(messages, timeout=60) for r in receivers))
+    await asyncio.gather(
+        *(r.wait_for_seq(b + messages, timeout=60) for r, b in zip(receivers, base, strict=True))
+    )
 
     notify: list[float] = []
     for i in range(pairs):
         pushes = sorted(notified[i].items())
-        for k, t0 in enumerate(starts[i], start=1):  # receiver seq k <-> the pair's k-th message
-            first = next((t for seq, t in pushes if seq >= k), None)
+        for k, t0 in enumerate(starts[i], start=1):  # receiver seq base+k <-> the pair's k-th message
+            first = next((t for seq, t in pushes if seq >= base[i] + k), None)
             if first is not None:
                 notify.append(first - t0)
     for c in senders + receivers:

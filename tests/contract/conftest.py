@@ -9,16 +9,19 @@ from __future__ import annotations
 import itertools
 import random
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import migrate_sqlite
-from tests.support.services import throwaway_mariadb
+from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
 from tinyim.infra.db import Database
+from tinyim.infra.redis import Keys
 
 ADAPTERS = ["memory", "sqlite", "mariadb"]
 # The timeline store also comes with seqs from Redis (IM_SEQ_ALLOCATOR=redis) on each SQL database.
@@ -47,6 +50,17 @@ class Backend:
             yield db
         finally:
             await db.dispose()
+
+
+@pytest.fixture
+async def redis_env() -> AsyncIterator[tuple[Redis, Keys]]:
+    """A Redis client and a key prefix of this test's own, removed afterwards."""
+    url = require_redis()
+    keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
+    client = Redis.from_url(url, decode_responses=True)
+    yield client, keys
+    await client.aclose()
+    await delete_prefix(url, keys.prefix)
 
 
 @pytest.fixture(scope="session")

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
-from tests.support.services import delete_prefix, require_redis
 from tinyim.infra.redis import Keys
 from tinyim.modules.presence import DeviceSession, SessionDirectory
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.presence.adapters.redis import RedisKickChannel, RedisSessionDirectory
-
-
-@pytest.fixture
-async def redis_env() -> AsyncIterator[tuple[Redis, Keys]]:
-    url = require_redis()
-    keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
-    client = Redis.from_url(url, decode_responses=True)
-    yield client, keys
-    await client.aclose()
-    await delete_prefix(url, keys.prefix)
 
 
 @pytest.fixture(params=["memory", "redis"])

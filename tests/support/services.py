@@ -21,7 +21,7 @@ MARIADB_PORT = int(os.environ.get("IM_TEST_MARIADB_PORT", "3306"))
 MARIADB_USER = os.environ.get("IM_TEST_MARIADB_USER", "root")
 
 
-def _reachable(host: str, port: int) -> bool:
+def reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
@@ -30,7 +30,7 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def require_service(name: str, host: str, port: int) -> None:
-    if _reachable(host, port):
+    if reachable(host, port):
         return
     message = f"{name} is not reachable on {host}:{port}"
     if os.environ.get("CI", "").lower() == "true":
