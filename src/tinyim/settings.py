@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tinyim.sqlite3').resolve()}"
 
     @property
+    def gateway_id(self) -> str:
+        """This process's gateway in the session table and the registry: unique per listening address."""
+        return f"gw-{self.public_host}:{self.http_port}"
+
+    @property
     def shared_state(self) -> str:
         """Where presence and caches live: 'redis' when IM_REDIS_URL is set, else 'memory'."""
         return "redis" if self.redis_url else "memory"

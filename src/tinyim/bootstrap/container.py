@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -17,12 +18,13 @@ from pathlib import Path
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
 
-from tinyim.edges.dispatch.ports import GatewayAddress, StaticGatewayAllocator
+from tinyim.edges.dispatch.ports import GatewayAddress, RegistryGatewayAllocator, StaticGatewayAllocator
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
 from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
 from tinyim.infra.db import Database
 from tinyim.infra.redis import Keys, redis_client
+from tinyim.infra.registry import RedisGatewayRegistry
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
@@ -40,6 +42,8 @@ from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.settings import Settings
 
 from .bridges import AuthAsUserDirectory, TimelineNotices
+
+log = logging.getLogger(__name__)
 
 
 async def redis(settings: Settings) -> AsyncIterator[Redis | None]:
@@ -62,6 +66,39 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await db.dispose()
+
+
+async def register_gateway(
+    settings: Settings, registry: RedisGatewayRegistry, hub: GatewayHub
+) -> AsyncIterator[asyncio.Task[None] | None]:
+    """With Redis: keep this gateway's registry entry alive (every 1.5 s, TTL 5 s) with its load."""
+    if not settings.redis_url:
+        yield None
+        return
+
+    async def announce() -> None:
+        await registry.heartbeat(
+            hub.gateway_id, settings.public_host, settings.http_port, hub.connection_count
+        )
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(1.5)
+            try:
+                await announce()
+            except Exception:
+                log.warning("gateway registry renewal failed; retrying", exc_info=True)
+
+    await announce()  # registered before the process reports itself up
+    task = asyncio.create_task(renew())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await registry.unregister(hub.gateway_id)  # a clean stop leaves at once, not after the TTL
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -97,7 +134,7 @@ class Container(containers.DeclarativeContainer):
             ttl_seconds=providers.Callable(lambda s: 2 * s.heartbeat_timeout_seconds, settings),
         ),
     )
-    hub = providers.Singleton(GatewayHub, gateway_id="gw-local", sessions=session_directory)
+    hub = providers.Singleton(GatewayHub, gateway_id=settings.provided.gateway_id, sessions=session_directory)
     presence = providers.Singleton(
         PresenceRouter, session_directory, providers.Singleton(LocalGatewayLink, hub)
     )
@@ -143,10 +180,17 @@ class Container(containers.DeclarativeContainer):
     )
 
     # edges
-    gateway_allocator = providers.Singleton(
-        StaticGatewayAllocator,
-        providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
+    # With Redis, gateways register themselves (TTL 5 s) and dispatch picks the least loaded live one.
+    registry = providers.Singleton(RedisGatewayRegistry, redis, keys, ttl_seconds=5.0)
+    gateway_allocator = providers.Selector(
+        shared_state,
+        memory=providers.Singleton(
+            StaticGatewayAllocator,
+            providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
+        ),
+        redis=providers.Singleton(RegistryGatewayAllocator, registry),
     )
+    gateway_registration = providers.Resource(register_gateway, settings, registry, hub)
     websocket_gateway = providers.Singleton(
         WebSocketGateway,
         auth=auth,
