@@ -1,8 +1,10 @@
 """dependency-injector containers: settings -> resources -> adapters -> services.
 
-One process (`IM_ROLES=all`) wires every module to its local service. Roles over gRPC arrive with the
-distributed-roles issue: that is where a `providers.Selector` per module picks the local service or its gRPC
-client adapter, in this file and nowhere else.
+The only place that decides which adapter serves a port. `providers.Selector` picks memory or Redis for
+presence, the profile cache and gateway allocation (IM_REDIS_URL), and the locked-row or Redis seq
+allocator (IM_SEQ_ALLOCATOR). One process (`IM_ROLES=all`) wires every module to its local service;
+roles over gRPC (the distributed-roles issue) add a Selector per module between the local service and
+its gRPC client adapter, here and nowhere else.
 """
 
 from __future__ import annotations
