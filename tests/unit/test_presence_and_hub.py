@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.unit.fakes import RecordingGatewayLink
 from tinyim.edges.gateway.connection import CLOSE_KICKED, Connection, TokenBucket
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
@@ -35,7 +37,14 @@ class FakeSocket:
 def connection(user_id: int, device: str, token: str = "t") -> tuple[Connection, FakeSocket]:
     sock = FakeSocket()
     conn = Connection(
-        sock.send, sock.close, user_id, device, token, f"c-{user_id}-{device}-{token}", TokenBucket(10, 10)
+        sock.send,
+        sock.close,
+        user_id,
+        device,
+        token,
+        f"c-{user_id}-{device}-{token}",
+        TokenBucket(10, 10),
+        TokenBucket(0.2, 20),
     )
     return conn, sock
 
@@ -122,3 +131,16 @@ async def test_kick_through_the_link_keeps_the_new_token() -> None:
     assert old_sock.closed_with is None  # the session that caused the kick stays
     await LocalGatewayLink(hub).kick("gw-1", 1, "PC", "new", "relogin")
     assert old_sock.closed_with == CLOSE_KICKED and hub.connection_count == 0
+
+
+def test_token_bucket_spends_and_refills(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("tinyim.edges.gateway.connection.time.monotonic", lambda: now[0])
+    strikes = TokenBucket(0.2, 3)  # three strikes, one back every 5 s
+    assert [strikes.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 4.9
+    assert not strikes.take()
+    now[0] += 0.2
+    assert strikes.take() and not strikes.take()  # an occasional bad frame never adds up to a close
+    now[0] += 3600
+    assert [strikes.take() for _ in range(4)] == [True, True, True, False]  # never more than the burst

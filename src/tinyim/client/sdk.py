@@ -220,7 +220,7 @@ class Client:
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._supervisor, self._sync_task):
+        for task in (self._supervisor, self._sync_task, self._beater):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):

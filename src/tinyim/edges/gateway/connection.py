@@ -48,11 +48,11 @@ class Connection:
         "_send_lock",
         "_signal_seq",
         "_signal_task",
-        "bad_frames",
         "closed",
         "conn_id",
         "device_id",
         "limiter",
+        "strikes",
         "token_id",
         "user_id",
     )
@@ -66,6 +66,7 @@ class Connection:
         token_id: str,
         conn_id: str,
         limiter: TokenBucket,
+        strikes: TokenBucket,
     ) -> None:
         self._send_bytes = send_bytes
         self._close = close
@@ -77,7 +78,9 @@ class Connection:
         self.token_id = token_id
         self.conn_id = conn_id
         self.limiter = limiter
-        self.bad_frames = 0
+        # Bad or rate-limited frames spend a strike; strikes come back slowly, so an occasional error
+        # never adds up to a close, while a flood or a broken client runs out at once.
+        self.strikes = strikes
         self.closed = False
 
     async def send(self, data: bytes) -> None:

@@ -27,6 +27,7 @@ from .hub import GatewayHub
 from .router import CommandRouter, error_frame
 
 log = logging.getLogger(__name__)
+STRIKE_REFILL_PER_SECOND = 0.2  # one bad frame forgiven every 5 s
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class WebSocketGateway:
             claims.token_id,
             secrets.token_hex(8),
             TokenBucket(limits.rate_per_second, limits.rate_burst),
+            TokenBucket(STRIKE_REFILL_PER_SECOND, limits.max_bad_frames),
         )
         await self._hub.attach(conn)
         try:
@@ -134,28 +136,29 @@ class WebSocketGateway:
                 if message["type"] == "websocket.disconnect":
                     conn.closed = True
                     break
-                reply = await self._answer(conn, message.get("bytes"))
-                await conn.send(reply)
-                if conn.bad_frames >= limits.max_bad_frames:
-                    await conn.close(CLOSE_POLICY, "too many bad frames")
+                await conn.send(await self._answer(conn, message.get("bytes")))
         except Exception:
             log.debug("connection ended", exc_info=True)
         finally:
             conn.closed = True
             await self._hub.detach(conn)
 
+    async def _strike(self, conn: Connection) -> None:
+        if not conn.strikes.take():
+            await conn.close(CLOSE_POLICY, "too many bad or rate-limited frames")
+
     async def _answer(self, conn: Connection, data: bytes | None) -> bytes:
         if data is None:
-            conn.bad_frames += 1
+            await self._strike(conn)
             return error_frame(ErrorCode.ERR_BAD_FRAME, "text frames are not accepted; send binary frames", 0)
         try:
             frame = decode(data, self._limits.max_frame_body)
         except FrameError as exc:
-            conn.bad_frames += 1
+            await self._strike(conn)
             metrics.WS_BAD_FRAMES.labels(code=exc.code.name).inc()
             return error_frame(exc.code, exc.message, exc.cmd)
         if not conn.limiter.take():
-            conn.bad_frames += 1
+            await self._strike(conn)
             metrics.WS_BAD_FRAMES.labels(code="ERR_RATE_LIMITED").inc()
             return error_frame(ErrorCode.ERR_RATE_LIMITED, "too many requests; slow down", frame.cmd)
         return await self._router.handle(conn, frame)
