@@ -48,8 +48,7 @@ async def online(
     client = Client(base_url, username, PASSWORD, device_id, **kwargs)  # type: ignore[arg-type]
     await client.start()
     if drain:
-        while not client._queue.empty():
-            client._queue.get_nowait()
+        client.take_delivered()
     try:
         yield client
     finally:

@@ -41,6 +41,7 @@ def test_reads_use_the_replica_and_a_notified_sync_never_misses(pair: Replicated
             assert [m.content for m in stale] == ["replicated"]
             fresh, _ = await store.read(b, 0, 10, min_seq=sent.seqs[b])
             assert [m.content for m in fresh] == ["replicated", "while lagging"]
+            assert await store.max_seq(b) == sent.seqs[b]  # mark_read validates against this: never stale
             # The health check sets the lagging replica aside: plain reads go to the primary.
             await db.check_replicas()
             assert db.healthy == [False]

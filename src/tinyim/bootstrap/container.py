@@ -123,7 +123,7 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Resource(redis, settings)
     keys = providers.Singleton(Keys, settings.provided.redis_prefix)
     ids = providers.Singleton(Snowflake, worker_id=settings.provided.worker_id)
-    shared_state = providers.Callable(lambda s: s.shared_state, settings)
+    shared_state = settings.provided.shared_state
 
     # presence: in memory for one process, in Redis when IM_REDIS_URL is set
     session_directory = providers.Selector(

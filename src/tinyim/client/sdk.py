@@ -316,6 +316,14 @@ class Client:
         while True:
             yield await self._queue.get()
 
+    def take_delivered(self) -> list[Message]:
+        """Everything delivered but not yet taken from messages()/next_message(), without waiting
+        (e.g. the history a first sync brought, when a UI loads history its own way)."""
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
+
     async def next_message(self, timeout: float = 10.0) -> Message:
         return await asyncio.wait_for(self._queue.get(), timeout)
 

@@ -81,6 +81,10 @@ class Database:
         finally:
             await conn.close()
 
+    def is_primary(self, conn: AsyncConnection) -> bool:
+        """Whether a connection from `read()` went to the primary (no replica, none healthy, or fresh)."""
+        return conn.engine is self.writer
+
     def _pick_reader(self) -> int | None:
         for _ in range(len(self.readers)):
             index = self._next_reader % len(self.readers)

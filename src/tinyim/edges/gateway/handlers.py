@@ -75,8 +75,8 @@ def message_handlers(timeline: TimelineApi) -> HandlerTable:
         return pb.UnreadResp(
             conversations=[
                 pb.ConversationUnread(
-                    peer_id=0 if u.conversation.conv_type else u.conversation.other_id,
-                    group_id=u.conversation.other_id if u.conversation.conv_type else 0,
+                    peer_id=u.conversation.peer_and_group[0],
+                    group_id=u.conversation.peer_and_group[1],
                     unread=u.unread,
                     last_seq=u.last_seq,
                     read_seq=u.read_seq,

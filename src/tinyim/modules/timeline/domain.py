@@ -115,6 +115,11 @@ class Conversation:
             raise ImError(INVALID_ARGUMENT, "name exactly one of peer_id or group_id")
         return cls(ConvType.GROUP, group_id) if group_id else cls(ConvType.DIRECT, peer_id)
 
+    @property
+    def peer_and_group(self) -> tuple[int, int]:
+        """The inverse of `of`: (peer_id, 0) for 1:1, (0, group_id) for a group."""
+        return (0, self.other_id) if self.conv_type == ConvType.GROUP else (self.other_id, 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Unread:

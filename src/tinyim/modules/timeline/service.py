@@ -10,7 +10,6 @@ from tinyim.kernel import INVALID_ARGUMENT, Caller, ImError, PushTarget
 from tinyim.modules.timeline.domain import (
     Appended,
     Conversation,
-    ConvType,
     MessageBody,
     SendRequest,
     SendResult,
@@ -123,15 +122,9 @@ class TimelineService:
         if read_seq <= 0 or read_seq > await self._store.max_seq(caller.user_id):
             raise ImError(INVALID_ARGUMENT, "read_seq must be a seq of your timeline")
         stored = await self._store.mark_read(caller.user_id, conversation, read_seq)
-        is_group = conversation.conv_type == ConvType.GROUP
+        peer_id, group_id = conversation.peer_and_group
         try:
-            await self._notifier.notify_read(
-                caller.user_id,
-                caller.device_id,
-                0 if is_group else conversation.other_id,
-                conversation.other_id if is_group else 0,
-                stored,
-            )
+            await self._notifier.notify_read(caller.user_id, caller.device_id, peer_id, group_id, stored)
         except Exception:
             log.exception("read notify failed; other devices see it on their next unread query")
         return stored

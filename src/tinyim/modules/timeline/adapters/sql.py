@@ -206,8 +206,9 @@ class SqlTimelineStore:
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
+            from_replica = not self._db.is_primary(conn)
         reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
-        if not reached:  # the replica lags behind what the owner was told of: ask the primary
+        if from_replica and not reached:  # the replica lags behind what the owner was told of
             async with self._db.read(fresh=True) as conn:
                 rows = (await conn.execute(query)).all()
         return [_stored(r, owner_id) for r in rows[:limit]], len(rows) > limit
@@ -277,6 +278,7 @@ class SqlTimelineStore:
         ]
 
     async def max_seq(self, owner_id: int) -> int:
-        async with self._db.read() as conn:
+        # From the primary: mark_read checks a just-delivered seq against it, a replica may lag.
+        async with self._db.read(fresh=True) as conn:
             value = await conn.scalar(select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == owner_id))
         return int(value or 0)
