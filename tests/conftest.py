@@ -36,3 +36,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("tinyim")).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def etcd_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private etcd for the session (Debian's etcd-server), as IM_ETCD_ENDPOINTS names it."""
+    from tests.support.etcd_server import EtcdServer
+
+    etcd = EtcdServer(tmp_path_factory.mktemp("etcd")).start()
+    yield etcd.endpoints
+    etcd.stop()

@@ -88,13 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "run":
-        from tinyim.bootstrap.app import RoleNotServed
-
-        try:
-            run(settings)
-        except RoleNotServed as exc:
-            print(f"tinyim: {exc}", file=sys.stderr)
-            return 2
+        run(settings)
     return 0
 
 

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     redis_url: str = ""  # set: presence, profile cache (and optionally seqs) live in Redis
     redis_prefix: str = ""  # put every key under this prefix (several deployments on one Redis)
     seq_allocator: Literal["sql", "redis"] = "sql"  # redis: INCR im:seq:{uid}, needs IM_REDIS_URL
-    etcd_endpoints: str = ""
+    etcd_endpoints: str = ""  # set: the registry lives in etcd (leases) instead of Redis
+    grpc_deadline_seconds: float = Field(default=5.0, gt=0)  # every internal call has a deadline
     jwt_secret: str = ""  # empty = a random secret kept in data_dir
     token_ttl_seconds: int = Field(default=3600, ge=60)
     worker_id: int = Field(default=0, ge=0, le=1023)  # Snowflake worker id, unique per msg process
@@ -83,10 +84,36 @@ class Settings(BaseSettings):
         return "redis" if self.redis_url else "memory"
 
     @model_validator(mode="after")
-    def _redis_seq_needs_redis(self) -> Settings:
+    def _check_combinations(self) -> Settings:
         if self.seq_allocator == "redis" and not self.redis_url:
             raise ValueError("IM_SEQ_ALLOCATOR=redis needs IM_REDIS_URL")
+        if self.roles != "all":
+            unsupported = self.role_set - SUPPORTED_ROLES
+            if unsupported:
+                raise ValueError(f"role(s) {sorted(unsupported)} are not served by this version")
+            if not (self.redis_url and self.database_url):
+                raise ValueError(
+                    "one role per process (IM_ROLES) needs a shared database and Redis: "
+                    "set IM_DATABASE_URL and IM_REDIS_URL"
+                )
         return self
+
+    def placement(self, role: str) -> Literal["local", "remote"]:
+        """Whether this process serves `role` itself or calls it over gRPC (the composition root asks)."""
+        return "local" if role in self.role_set else "remote"
+
+    @property
+    def registry_kind(self) -> Literal["none", "redis", "etcd"]:
+        """Where processes find each other: etcd if configured, else Redis, else nowhere (one process)."""
+        if self.etcd_endpoints:
+            return "etcd"
+        return "redis" if self.redis_url else "none"
+
+    def node_id(self, role: str) -> str:
+        """This process's id in the registry for `role` (a gateway's is also its id in the session table)."""
+        if role == "gateway":
+            return self.gateway_id
+        return f"{role}-{self.public_host}:{self.effective_grpc_port}"
 
     @property
     def effective_grpc_port(self) -> int:

@@ -1,14 +1,17 @@
-"""ProfileCache contract (memory, Redis) and the Redis gateway registry."""
+"""ProfileCache contract (memory, Redis) and the registry contract (Redis, etcd)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from tinyim.infra.redis import Keys
-from tinyim.infra.registry import RedisGatewayRegistry
+from tinyim.infra.discovery import Node, NodeDirectory, RedisRegistry, Registry
+from tinyim.infra.etcd import EtcdRegistry, etcd_client
 from tinyim.kernel import UserProfile
 from tinyim.modules.auth import ProfileCache
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
@@ -23,6 +26,26 @@ def cache(request: pytest.FixtureRequest) -> ProfileCache:
     return RedisProfileCache(client, keys)
 
 
+@pytest.fixture(params=["redis", "etcd"])
+def registry_source(request: pytest.FixtureRequest) -> tuple[str, Any]:
+    if request.param == "redis":
+        return "redis", request.getfixturevalue("redis_env")
+    return "etcd", request.getfixturevalue("etcd_endpoints")
+
+
+@pytest.fixture
+async def registry(registry_source: tuple[str, Any]) -> AsyncIterator[Registry]:
+    kind, source = registry_source
+    if kind == "redis":
+        client, keys = source
+        yield RedisRegistry(client, keys, ttl_seconds=1.0)
+        return
+    async for client in etcd_client(source):
+        prefix = f"t{uuid.uuid4().hex[:8]}/"
+        yield EtcdRegistry(client, prefix=prefix, ttl_seconds=1.0)
+        await client.delete_prefix(f"/tinyim/{prefix}".encode())
+
+
 async def test_cache_aside_round_trip_and_drop(cache: ProfileCache) -> None:
     alice, bob = UserProfile(1, "alice", "Alice"), UserProfile(2, "bob", "鲍勃")
     assert await cache.get_many([1, 2]) == {}
@@ -33,19 +56,40 @@ async def test_cache_aside_round_trip_and_drop(cache: ProfileCache) -> None:
     assert await cache.get_many([]) == {}
 
 
-async def test_registry_lists_live_gateways_least_loaded_first(redis_env: tuple[Redis, Keys]) -> None:
-    client, keys = redis_env
-    registry = RedisGatewayRegistry(client, keys, ttl_seconds=0.4)
-    await registry.heartbeat("gw-1", "127.0.0.1", 9001, connections=10)
-    await registry.heartbeat("gw-2", "127.0.0.1", 9002, connections=3)
-    assert [(n.gateway_id, n.port, n.connections) for n in await registry.live()] == [
-        ("gw-2", 9002, 3),
-        ("gw-1", 9001, 10),
-    ]
-    for _ in range(3):  # gw-1 keeps renewing; gw-2 died
+async def test_registry_lists_live_nodes_least_loaded_first(registry: Registry) -> None:
+    a = Node("gateway", "gw-1", "127.0.0.1", http_port=9001, grpc_port=10001, load=10)
+    b = Node("gateway", "gw-2", "127.0.0.1", http_port=9002, grpc_port=10002, load=3)
+    await registry.announce(a)
+    await registry.announce(b)
+    await registry.announce(Node("msg", "msg-1", "127.0.0.1", grpc_port=10003))
+    assert await registry.nodes("gateway") == [b, a]
+    assert [n.node_id for n in await registry.nodes("msg")] == ["msg-1"]
+    a = Node("gateway", "gw-1", "127.0.0.1", http_port=9001, grpc_port=10001, load=1)
+    await registry.announce(a)  # a renewal carries the new load
+    assert await registry.nodes("gateway") == [a, b]
+    await registry.withdraw(a)
+    assert await registry.nodes("gateway") == [b]
+
+
+async def test_a_node_that_stops_renewing_drops_out(registry: Registry) -> None:
+    live = Node("msg", "msg-1", "127.0.0.1", grpc_port=10001)
+    dead = Node("msg", "msg-2", "127.0.0.1", grpc_port=10002)
+    await registry.announce(dead)
+    deadline = time.monotonic() + 10
+    while await registry.nodes("msg") != [live]:  # the TTL is 1 s here (etcd's minimum)
+        assert time.monotonic() < deadline, "a node that stopped renewing stayed registered"
+        await registry.announce(live)
         await asyncio.sleep(0.2)
-        await registry.heartbeat("gw-1", "127.0.0.1", 9001, connections=11)
-    assert [n.gateway_id for n in await registry.live()] == ["gw-1"]
-    assert await client.zscore(keys.gateway_load, "gw-2") is None  # cleaned up on read
-    await registry.unregister("gw-1")
-    assert await registry.live() == []
+
+
+async def test_directory_caches_and_sets_failed_nodes_aside(registry: Registry) -> None:
+    a, b = (Node("user", f"user-{i}", "127.0.0.1", grpc_port=10000 + i) for i in (1, 2))
+    await registry.announce(a)
+    await registry.announce(b)
+    directory = NodeDirectory(registry, refresh_seconds=60)
+    assert {n.node_id for n in await directory.nodes("user")} == {"user-1", "user-2"}
+    directory.suspect(a)
+    assert await directory.nodes("user") == [b]
+    directory.suspect(b)  # when every node is suspect, all are offered again
+    assert len(await directory.nodes("user")) == 2
+    assert await directory.node("user", "user-2") == b

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from tinyim.infra.redis import Keys
 from tinyim.modules.presence import DeviceSession, SessionDirectory
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
-from tinyim.modules.presence.adapters.redis import RedisKickChannel, RedisSessionDirectory
+from tinyim.modules.presence.adapters.redis import RedisSessionDirectory
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -58,23 +58,3 @@ async def test_redis_entries_expire_and_heartbeats_bring_them_back(redis_env: tu
     assert await directory.lookup([7]) == {} and not await client.exists(keys.session(7))
     await directory.refresh(web)  # after Redis lost the entry, the next heartbeat re-creates it
     assert (await directory.lookup([7]))[7] == [web]
-
-
-async def test_kick_channel_reaches_every_subscriber(redis_env: tuple[Redis, Keys]) -> None:
-    client, keys = redis_env
-    got: list[tuple[int, str, str, str]] = []
-    arrived = asyncio.Event()
-
-    async def on_kick(user_id: int, device_id: str, keep: str, reason: str) -> None:
-        got.append((user_id, device_id, keep, reason))
-        arrived.set()
-
-    subscriber = RedisKickChannel(client, keys)
-    await subscriber.start(on_kick)
-    try:
-        await client.publish(keys.kick_channel, "not json")  # ignored, does not stop the listener
-        await RedisKickChannel(client, keys).kick(5, "PC", "tok-2", "logged in elsewhere")
-        await asyncio.wait_for(arrived.wait(), 5)
-        assert got == [(5, "PC", "tok-2", "logged in elsewhere")]
-    finally:
-        await subscriber.stop()

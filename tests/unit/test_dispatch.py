@@ -1,45 +1,116 @@
-"""Dispatch's gateway allocation over a registry fake that keeps state."""
+"""Dispatch: least-connections gateway allocation and consistent hashing of file tasks."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tinyim.edges.dispatch.ports import GatewayAddress, RegistryGatewayAllocator
+from tinyim.edges.dispatch.hashring import HashRing
+from tinyim.edges.dispatch.ports import FileGatewayAllocator, GatewayAddress, RegistryGatewayAllocator
 from tinyim.edges.errors import http_status
-from tinyim.infra.registry import GatewayNode
+from tinyim.infra.discovery import Node
 from tinyim.kernel import UNAVAILABLE, ImError
 
 
 class FakeRegistry:
+    """Keeps the announced nodes per role, like the registry does between renewals."""
+
     def __init__(self) -> None:
-        self.nodes: dict[str, GatewayNode] = {}
+        self.by_role: dict[str, dict[str, Node]] = {}
 
-    async def heartbeat(self, gateway_id: str, host: str, port: int, connections: int) -> None:
-        self.nodes[gateway_id] = GatewayNode(gateway_id, host, port, connections)
+    def announce(self, node: Node) -> None:
+        self.by_role.setdefault(node.role, {})[node.node_id] = node
 
-    async def unregister(self, gateway_id: str) -> None:
-        self.nodes.pop(gateway_id, None)
+    def withdraw(self, role: str, node_id: str) -> None:
+        self.by_role.get(role, {}).pop(node_id, None)
 
-    async def live(self) -> Sequence[GatewayNode]:
-        return list(self.nodes.values())
+    async def nodes(self, role: str) -> Sequence[Node]:
+        return list(self.by_role.get(role, {}).values())
+
+
+def gateway(node_id: str, host: str, load: int) -> Node:
+    return Node("gateway", node_id, host, http_port=8080, grpc_port=9080, load=load)
 
 
 async def test_least_connections_wins_and_ties_break_by_id() -> None:
     registry = FakeRegistry()
     allocator = RegistryGatewayAllocator(registry)
-    await registry.heartbeat("gw-b", "10.0.0.2", 8080, 7)
-    await registry.heartbeat("gw-a", "10.0.0.1", 8080, 3)
-    await registry.heartbeat("gw-c", "10.0.0.3", 8080, 3)
+    registry.announce(gateway("gw-b", "10.0.0.2", 7))
+    registry.announce(gateway("gw-a", "10.0.0.1", 3))
+    registry.announce(gateway("gw-c", "10.0.0.3", 3))
     assert await allocator.allocate() == GatewayAddress("10.0.0.1", 8080)
-    await registry.heartbeat("gw-a", "10.0.0.1", 8080, 9)
+    registry.announce(gateway("gw-a", "10.0.0.1", 9))
     assert (await allocator.allocate()).ws_url == "ws://10.0.0.3:8080/ws"
-    await registry.unregister("gw-c")
+    registry.withdraw("gateway", "gw-c")
     assert (await allocator.allocate()).host == "10.0.0.2"
+
+
+async def test_a_burst_between_load_reports_is_spread_over_gateways() -> None:
+    registry = FakeRegistry()
+    registry.announce(gateway("gw-a", "10.0.0.1", 0))
+    registry.announce(gateway("gw-b", "10.0.0.2", 0))
+    allocator = RegistryGatewayAllocator(registry)
+    hosts = [(await allocator.allocate()).host for _ in range(10)]
+    assert hosts.count("10.0.0.1") == hosts.count("10.0.0.2") == 5
+    allocator = RegistryGatewayAllocator(registry, window_seconds=0.0)  # reports are fresh: loads alone
+    registry.announce(gateway("gw-a", "10.0.0.1", 1))
+    registry.announce(gateway("gw-b", "10.0.0.2", 9))
+    assert {(await allocator.allocate()).host for _ in range(3)} == {"10.0.0.1"}
 
 
 async def test_no_live_gateway_is_unavailable() -> None:
     with pytest.raises(ImError) as exc:
         await RegistryGatewayAllocator(FakeRegistry()).allocate()
     assert exc.value.code == UNAVAILABLE and http_status(exc.value.code) == 503
+
+
+async def test_file_tasks_stick_to_their_gateway_and_only_a_dead_ones_tasks_move() -> None:
+    registry = FakeRegistry()
+    for i in range(3):
+        registry.announce(Node("filegw", f"fg-{i}", f"10.0.1.{i}", file_port=8090))
+    allocator = FileGatewayAllocator(registry)
+    tasks = [f"task-{i}" for i in range(300)]
+    before = {t: (await allocator.allocate(t)).host for t in tasks}
+    assert {t: (await allocator.allocate(t)).host for t in tasks} == before
+    registry.withdraw("filegw", "fg-1")
+    after = {t: (await allocator.allocate(t)).host for t in tasks}
+    moved = {t for t in tasks if after[t] != before[t]}
+    assert moved == {t for t in tasks if before[t] == "10.0.1.1"} and moved
+    with pytest.raises(ImError):
+        await FileGatewayAllocator(FakeRegistry()).allocate("task-1")
+
+
+node_names = st.lists(
+    st.text("abcdef0123456789-", min_size=1, max_size=12), min_size=1, max_size=8, unique=True
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes=node_names, newcomer=st.text("ghijk", min_size=1, max_size=8))
+def test_adding_a_node_moves_only_keys_to_that_node(nodes: list[str], newcomer: str) -> None:
+    keys = [f"k{i}" for i in range(400)]
+    ring = HashRing(nodes)
+    before = {k: ring.node_for(k) for k in keys}
+    ring.add(newcomer)
+    after = {k: ring.node_for(k) for k in keys}
+    moved = [k for k in keys if before[k] != after[k]]
+    assert all(after[k] == newcomer for k in moved)
+    # its share is about 1/(n+1) of the keys; virtual nodes keep it well under half even for 2 nodes
+    assert len(moved) <= len(keys) * (2.5 / (len(nodes) + 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes=node_names.filter(lambda n: len(n) >= 2), data=st.data())
+def test_removing_a_node_moves_only_its_keys(nodes: list[str], data: st.DataObject) -> None:
+    keys = [f"k{i}" for i in range(400)]
+    ring = HashRing(nodes)
+    before = {k: ring.node_for(k) for k in keys}
+    gone = data.draw(st.sampled_from(nodes))
+    ring.remove(gone)
+    after = {k: ring.node_for(k) for k in keys}
+    assert all(after[k] == before[k] for k in keys if before[k] != gone)
+    assert all(after[k] != gone for k in keys)
+    assert ring.nodes == frozenset(nodes) - {gone}

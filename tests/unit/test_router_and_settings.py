@@ -125,8 +125,27 @@ def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IM_HTTP_PORT", "9999")
     monkeypatch.setenv("IM_ROLES", "msg, gateway")
+    monkeypatch.setenv("IM_DATABASE_URL", "mysql+asyncmy://root@127.0.0.1/im")
+    monkeypatch.setenv("IM_REDIS_URL", "redis://127.0.0.1:6379/0")
     s = Settings()
     assert s.http_port == 9999 and s.role_set == {"gateway", "msg"} and s.effective_grpc_port == 10999
+    assert (s.placement("msg"), s.placement("auth"), s.registry_kind) == ("local", "remote", "redis")
+    assert s.node_id("gateway") == "gw-127.0.0.1:9999" and s.node_id("msg") == "msg-127.0.0.1:10999"
+
+
+def test_one_process_has_every_role_locally_and_no_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("IM_ROLES", "IM_REDIS_URL", "IM_ETCD_ENDPOINTS"):
+        monkeypatch.delenv(key, raising=False)
+    s = Settings()
+    assert {s.placement(r) for r in ("dispatch", "gateway", "auth", "user", "msg")} == {"local"}
+    assert s.registry_kind == "none"
+
+
+def test_a_role_per_process_needs_shared_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IM_ROLES", "gateway")
+    monkeypatch.delenv("IM_REDIS_URL", raising=False)
+    with pytest.raises(ValidationError, match="IM_DATABASE_URL and IM_REDIS_URL"):
+        Settings()
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,13 @@
-"""The ASGI application of one process: routes of the roles it runs, resources opened in lifespan."""
+"""The ASGI application of one process: the routes and gRPC services of the roles it runs (IM_ROLES).
+
+Lifespan order: resources (database, Redis, etcd, channels) -> HTTP routes of the local roles -> the
+gRPC server with the local roles' services -> registry entries (so a node is announced only once it
+answers). Shutdown runs backwards: withdraw from the registry, drain gRPC calls, close resources.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator
@@ -12,13 +18,19 @@ from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
+from tinyim.edges.gateway.grpc_server import gateway_registrar
+from tinyim.edges.gateway.hub import GatewayHub
+from tinyim.infra.discovery import Node, NodeDirectory, Registry, keep_registered
+from tinyim.infra.rpc import Registrar, grpc_server
+from tinyim.modules.auth.adapters.grpc_server import auth_registrar
+from tinyim.modules.relation.adapters.grpc_server import user_registrar
+from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.settings import Settings
 
 from .container import Container
 
-
-class RoleNotServed(RuntimeError):
-    pass
+# Roles other processes call over gRPC (dispatch is only called by clients, over HTTP).
+RPC_ROLES = ("gateway", "auth", "user", "msg")
 
 
 async def _awaited(result: Any) -> Any:
@@ -30,27 +42,68 @@ async def resolve(provider: Any) -> Any:
     return await _awaited(provider())
 
 
-def build_app(settings: Settings) -> Starlette:
-    if settings.roles != "all":
-        raise RoleNotServed(
-            f"IM_ROLES={settings.roles}: one role per process needs the gRPC adapters (distributed-roles "
-            "issue); this version runs IM_ROLES=all"
+async def _registrars(settings: Settings, container: Container) -> list[Registrar]:
+    local = set(settings.role_set)
+    found: list[Registrar] = []
+    if "auth" in local:
+        found.append(auth_registrar(await resolve(container.auth)))
+    if "user" in local:
+        found.append(user_registrar(await resolve(container.relation)))
+    if "msg" in local:
+        found.append(msg_registrar(await resolve(container.timeline), await resolve(container.notices)))
+    if "gateway" in local:
+        found.append(gateway_registrar(await resolve(container.hub)))
+    return found
+
+
+def _nodes(settings: Settings, hub: GatewayHub) -> list[Node]:
+    return [
+        Node(
+            role=role,
+            node_id=settings.node_id(role),
+            host=settings.public_host,
+            http_port=settings.http_port,
+            grpc_port=settings.effective_grpc_port,
+            file_port=settings.file_port,
+            load=hub.connection_count if role == "gateway" else 0,
         )
+        for role in RPC_ROLES
+        if role in settings.role_set
+    ]
+
+
+def build_app(settings: Settings) -> Starlette:
     container = Container(settings=settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Engines, pools and services exist only between startup and shutdown; the role routes are
-        # mounted once the services they call are built.
         await _awaited(container.init_resources())
+        stack = contextlib.AsyncExitStack()
         try:
-            auth, allocator = await resolve(container.auth), await resolve(container.gateway_allocator)
-            app.router.routes.extend(dispatch_routes(auth, allocator))
-            app.router.routes.append(
-                WebSocketRoute("/ws", (await resolve(container.websocket_gateway)).endpoint)
-            )
+            roles = settings.role_set
+            if "dispatch" in roles:
+                auth, allocator = await resolve(container.auth), await resolve(container.gateway_allocator)
+                files = await resolve(container.file_allocator)
+                app.router.routes.extend(dispatch_routes(auth, allocator, files))
+            if "gateway" in roles:
+                gateway = await resolve(container.websocket_gateway)
+                app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))
+            registry: Registry | None = await resolve(container.registry)
+            if registry is not None:
+                directory: NodeDirectory = await resolve(container.directory)
+                follower = asyncio.create_task(directory.follow())
+                stack.callback(follower.cancel)
+                registrars = await _registrars(settings, container)
+                serve = contextlib.asynccontextmanager(grpc_server)
+                await stack.enter_async_context(
+                    serve(settings.host, settings.effective_grpc_port, registrars)
+                )
+                hub = await resolve(container.hub)
+                register = contextlib.asynccontextmanager(keep_registered)
+                await stack.enter_async_context(register(registry, lambda: _nodes(settings, hub)))
             yield
         finally:
+            await stack.aclose()
             await _awaited(container.shutdown_resources())
 
     app = Starlette(routes=common_routes(settings.role_set), lifespan=lifespan)

@@ -1,10 +1,11 @@
 """dependency-injector containers: settings -> resources -> adapters -> services.
 
-The only place that decides which adapter serves a port. `providers.Selector` picks memory or Redis for
-presence, the profile cache and gateway allocation (IM_REDIS_URL), and the locked-row or Redis seq
-allocator (IM_SEQ_ALLOCATOR). One process (`IM_ROLES=all`) wires every module to its local service;
-roles over gRPC (the distributed-roles issue) add a Selector per module between the local service and
-its gRPC client adapter, here and nowhere else.
+The only place that decides which adapter serves a port:
+- per module (auth, user = relation, msg = timeline, gateway links), `placed(role)` selects the local
+  service when this process runs the role (IM_ROLES) and its gRPC client adapter otherwise;
+- memory or Redis for presence and the profile cache (IM_REDIS_URL);
+- the locked-row or Redis seq allocator (IM_SEQ_ALLOCATOR);
+- no registry (one process), Redis or etcd (IM_ETCD_ENDPOINTS) for discovery.
 """
 
 from __future__ import annotations
@@ -16,31 +17,44 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
 
-from tinyim.edges.dispatch.ports import GatewayAddress, RegistryGatewayAllocator, StaticGatewayAllocator
+from tinyim.edges.dispatch.ports import (
+    FileGatewayAllocator,
+    GatewayAddress,
+    RegistryGatewayAllocator,
+    StaticGatewayAllocator,
+)
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
 from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
 from tinyim.infra.db import Database
+from tinyim.infra.discovery import NodeDirectory, RedisRegistry
+from tinyim.infra.etcd import EtcdRegistry, etcd_client
 from tinyim.infra.redis import Keys, redis_client
-from tinyim.infra.registry import RedisGatewayRegistry
+from tinyim.infra.rpc import Channels, RoleChannels
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
+from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.redis import RedisProfileCache
 from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
 from tinyim.modules.presence import PresenceRouter
+from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.presence.adapters.redis import RedisSessionDirectory
 from tinyim.modules.relation import RelationService
+from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.timeline import TimelineService, TimelineWriter
+from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
+from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, MsgServiceStub, UserServiceStub
 from tinyim.settings import Settings
 
 from .bridges import AuthAsUserDirectory, TimelineNotices
@@ -70,37 +84,20 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
         await db.dispose()
 
 
-async def register_gateway(
-    settings: Settings, registry: RedisGatewayRegistry, hub: GatewayHub
-) -> AsyncIterator[asyncio.Task[None] | None]:
-    """With Redis: keep this gateway's registry entry alive (every 1.5 s, TTL 5 s) with its load."""
-    if not settings.redis_url:
+async def etcd(settings: Settings) -> AsyncIterator[Any]:
+    if not settings.etcd_endpoints:
         yield None
         return
+    async for client in etcd_client(settings.etcd_endpoints):
+        yield client
 
-    async def announce() -> None:
-        await registry.heartbeat(
-            hub.gateway_id, settings.public_host, settings.http_port, hub.connection_count
-        )
 
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(1.5)
-            try:
-                await announce()
-            except Exception:
-                log.warning("gateway registry renewal failed; retrying", exc_info=True)
-
-    await announce()  # registered before the process reports itself up
-    task = asyncio.create_task(renew())
+async def channels() -> AsyncIterator[Channels]:
+    pool = Channels()
     try:
-        yield task
+        yield pool
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        with contextlib.suppress(Exception):
-            await registry.unregister(hub.gateway_id)  # a clean stop leaves at once, not after the TTL
+        await pool.close()
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -116,6 +113,11 @@ def jwt_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def placed(settings: Any, role: str) -> Any:
+    """Selector key: 'local' when this process serves `role`, else 'remote' (its gRPC client adapter)."""
+    return providers.Callable(lambda s: s.placement(role), settings)
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -124,6 +126,18 @@ class Container(containers.DeclarativeContainer):
     keys = providers.Singleton(Keys, settings.provided.redis_prefix)
     ids = providers.Singleton(Snowflake, worker_id=settings.provided.worker_id)
     shared_state = settings.provided.shared_state
+
+    # discovery and internal calls: every role's nodes from the registry, one channel per address
+    etcd = providers.Resource(etcd, settings)
+    registry = providers.Selector(
+        settings.provided.registry_kind,
+        none=providers.Object(None),
+        redis=providers.Singleton(RedisRegistry, redis, keys),
+        etcd=providers.Singleton(EtcdRegistry, etcd, prefix=settings.provided.redis_prefix),
+    )
+    directory = providers.Singleton(NodeDirectory, registry)
+    channels = providers.Resource(channels)
+    deadline = settings.provided.grpc_deadline_seconds
 
     # presence: in memory for one process, in Redis when IM_REDIS_URL is set
     session_directory = providers.Selector(
@@ -137,23 +151,43 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     hub = providers.Singleton(GatewayHub, gateway_id=settings.provided.gateway_id, sessions=session_directory)
-    presence = providers.Singleton(
-        PresenceRouter, session_directory, providers.Singleton(LocalGatewayLink, hub)
+    remote_gateways = providers.Singleton(GrpcGatewayLink, directory, channels)
+    gateway_link = providers.Selector(
+        placed(settings, "gateway"),
+        local=providers.Singleton(
+            LocalGatewayLink,
+            hub,
+            providers.Selector(
+                settings.provided.registry_kind,
+                none=providers.Object(None),
+                redis=remote_gateways,
+                etcd=remote_gateways,
+            ),
+        ),
+        remote=remote_gateways,
     )
+    presence = providers.Singleton(PresenceRouter, session_directory, gateway_link)
 
     # auth
-    auth = providers.Singleton(
-        AuthService,
-        accounts=providers.Singleton(SqlAccounts, db),
-        sessions=providers.Singleton(SqlDeviceSessions, db),
-        hasher=providers.Singleton(Argon2Hasher),
-        tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
-        kicker=presence,
-        token_ttl_seconds=settings.provided.token_ttl_seconds,
-        profiles=providers.Selector(
-            shared_state,
-            memory=providers.Singleton(InMemoryProfileCache),
-            redis=providers.Singleton(RedisProfileCache, redis, keys),
+    auth = providers.Selector(
+        placed(settings, "auth"),
+        local=providers.Singleton(
+            AuthService,
+            accounts=providers.Singleton(SqlAccounts, db),
+            sessions=providers.Singleton(SqlDeviceSessions, db),
+            hasher=providers.Singleton(Argon2Hasher),
+            tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
+            kicker=presence,
+            token_ttl_seconds=settings.provided.token_ttl_seconds,
+            profiles=providers.Selector(
+                shared_state,
+                memory=providers.Singleton(InMemoryProfileCache),
+                redis=providers.Singleton(RedisProfileCache, redis, keys),
+            ),
+        ),
+        remote=providers.Singleton(
+            GrpcAuthClient,
+            providers.Singleton(RoleChannels, "auth", directory, channels, AuthServiceStub, deadline),
         ),
     )
 
@@ -164,35 +198,55 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Singleton(RedisSeqTimelineStore, db, redis, keys),
     )
     timeline_writer = providers.Singleton(TimelineWriter, timeline_store, ids, presence)
-    relation = providers.Singleton(
-        RelationService,
-        store=providers.Singleton(SqlRelationStore, db),
-        users=providers.Singleton(AuthAsUserDirectory, auth),
-        notices=providers.Singleton(TimelineNotices, timeline_writer),
+    remote_timeline = providers.Singleton(
+        GrpcTimelineClient,
+        providers.Singleton(RoleChannels, "msg", directory, channels, MsgServiceStub, deadline),
     )
-    timeline = providers.Singleton(
-        TimelineService,
-        store=timeline_store,
-        writer=timeline_writer,
-        policy=relation,
-        notifier=presence,
-        max_content_bytes=settings.provided.max_content_bytes,
-        sync_page_default=settings.provided.sync_page_default,
-        sync_page_max=settings.provided.sync_page_max,
+    notices = providers.Selector(placed(settings, "msg"), local=timeline_writer, remote=remote_timeline)
+    relation = providers.Selector(
+        placed(settings, "user"),
+        local=providers.Singleton(
+            RelationService,
+            store=providers.Singleton(SqlRelationStore, db),
+            users=providers.Singleton(AuthAsUserDirectory, auth),
+            notices=providers.Singleton(TimelineNotices, notices),
+        ),
+        remote=providers.Singleton(
+            GrpcRelationClient,
+            providers.Singleton(RoleChannels, "user", directory, channels, UserServiceStub, deadline),
+        ),
+    )
+    timeline = providers.Selector(
+        placed(settings, "msg"),
+        local=providers.Singleton(
+            TimelineService,
+            store=timeline_store,
+            writer=timeline_writer,
+            policy=relation,
+            notifier=presence,
+            max_content_bytes=settings.provided.max_content_bytes,
+            sync_page_default=settings.provided.sync_page_default,
+            sync_page_max=settings.provided.sync_page_max,
+        ),
+        remote=remote_timeline,
     )
 
-    # edges
-    # With Redis, gateways register themselves (TTL 5 s) and dispatch picks the least loaded live one.
-    registry = providers.Singleton(RedisGatewayRegistry, redis, keys, ttl_seconds=5.0)
+    # edges: dispatch hands out the least loaded live gateway (with a registry) or this process
     gateway_allocator = providers.Selector(
-        shared_state,
-        memory=providers.Singleton(
+        settings.provided.registry_kind,
+        none=providers.Singleton(
             StaticGatewayAllocator,
             providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
         ),
-        redis=providers.Singleton(RegistryGatewayAllocator, registry),
+        redis=providers.Singleton(RegistryGatewayAllocator, directory),
+        etcd=providers.Singleton(RegistryGatewayAllocator, directory),
     )
-    gateway_registration = providers.Resource(register_gateway, settings, registry, hub)
+    file_allocator = providers.Selector(
+        settings.provided.registry_kind,
+        none=providers.Object(None),
+        redis=providers.Singleton(FileGatewayAllocator, directory),
+        etcd=providers.Singleton(FileGatewayAllocator, directory),
+    )
     websocket_gateway = providers.Singleton(
         WebSocketGateway,
         auth=auth,

@@ -25,16 +25,13 @@ class Keys:
     def user(self, user_id: int) -> str:
         return f"{self.prefix}im:user:{user_id}"
 
-    def gateway_info(self, gateway_id: str) -> str:
-        return f"{self.prefix}im:gateway:info:{gateway_id}"
+    def node_info(self, role: str, node_id: str) -> str:
+        """Registry entry with a TTL (spec: `im:gateway:info:{id}`, the same for every role)."""
+        return f"{self.prefix}im:{role}:info:{node_id}"
 
-    @property
-    def gateway_load(self) -> str:
-        return f"{self.prefix}im:gateway:load"
-
-    @property
-    def kick_channel(self) -> str:
-        return f"{self.prefix}im:kick"
+    def node_load(self, role: str) -> str:
+        """Registry zset of a role's node ids by load (spec: `im:gateway:load`)."""
+        return f"{self.prefix}im:{role}:load"
 
 
 async def redis_client(url: str) -> AsyncIterator[Redis]:

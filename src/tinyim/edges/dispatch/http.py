@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, ImError
+from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, UNAVAILABLE, ImError
 from tinyim.modules.auth import AuthApi, TokenClaims
 
 from ..errors import http_status
-from .ports import GatewayAllocator
+from .ports import FileGatewayAllocator, GatewayAllocator
 
 MAX_BODY = 4096
 
@@ -62,7 +62,9 @@ async def _bearer(request: Request, auth: AuthApi) -> TokenClaims:
     return await auth.verify_token(token.strip())
 
 
-def dispatch_routes(auth: AuthApi, gateways: GatewayAllocator) -> list[Route]:
+def dispatch_routes(
+    auth: AuthApi, gateways: GatewayAllocator, files: FileGatewayAllocator | None = None
+) -> list[Route]:
     async def register(request: Request) -> Response:
         data = await _body(request)
         user_id = await auth.register(
@@ -93,9 +95,19 @@ def dispatch_routes(auth: AuthApi, gateways: GatewayAllocator) -> list[Route]:
         await _bearer(request, auth)
         return JSONResponse((await gateways.allocate()).as_json())
 
+    async def allocate_file_gateway(request: Request) -> Response:
+        await _bearer(request, auth)
+        task_id = request.query_params.get("task_id", "")
+        if not 1 <= len(task_id) <= 64 or not task_id.isprintable():
+            raise ImError(INVALID_ARGUMENT, "task_id must be 1-64 printable characters")
+        if files is None:
+            raise ImError(UNAVAILABLE, "file gateways need a registry (IM_REDIS_URL or IM_ETCD_ENDPOINTS)")
+        return JSONResponse((await files.allocate(task_id)).as_json())
+
     return [
         Route("/api/register", _json_endpoint(register), methods=["POST"]),
         Route("/api/login", _json_endpoint(login), methods=["POST"]),
         Route("/api/logout", _json_endpoint(logout), methods=["POST"]),
         Route("/api/allocate_gateway", _json_endpoint(allocate_gateway), methods=["GET"]),
+        Route("/api/allocate_file_gateway", _json_endpoint(allocate_file_gateway), methods=["GET"]),
     ]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tinyim.infra.registry import GatewayNode
+from tinyim.infra.discovery import RENEW_EVERY_SECONDS, Node
 from tinyim.kernel import UNAVAILABLE, ImError
+
+from .hashring import HashRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,24 +32,61 @@ class GatewayAllocator(Protocol):
         ...
 
 
-class RegistryGatewayAllocator:
-    """Least connections among the gateways that renewed their registry entry recently."""
+class LiveNodes(Protocol):
+    async def nodes(self, role: str) -> Sequence[Node]: ...
 
-    def __init__(self, registry: GatewayRegistry) -> None:
+
+class RegistryGatewayAllocator:
+    """Least connections among the gateways that renewed their registry entry recently.
+
+    Loads are reported every 1.5 s, so this dispatcher also counts what it handed out itself within the
+    last report period; otherwise a burst of logins would all land on the gateway that was least loaded
+    a moment ago.
+    """
+
+    def __init__(self, registry: LiveNodes, window_seconds: float = RENEW_EVERY_SECONDS) -> None:
         self._registry = registry
+        self._window = window_seconds
+        self._recent: dict[str, list[float]] = {}  # node_id -> when we handed it out
 
     async def allocate(self) -> GatewayAddress:
-        live = await self._registry.live()
+        live = await self._registry.nodes("gateway")
         if not live:
             raise ImError(UNAVAILABLE, "no gateway is available; try again shortly")
-        best = min(live, key=lambda node: (node.connections, node.gateway_id))
-        return GatewayAddress(best.host, best.port)
+        since = time.monotonic() - self._window
+        for node_id in list(self._recent):
+            self._recent[node_id] = [t for t in self._recent[node_id] if t > since]
+        best = min(live, key=lambda n: (n.load + len(self._recent.get(n.node_id, ())), n.node_id))
+        self._recent.setdefault(best.node_id, []).append(time.monotonic())
+        return GatewayAddress(best.host, best.http_port)
 
 
-class GatewayRegistry(Protocol):
-    async def heartbeat(self, gateway_id: str, host: str, port: int, connections: int) -> None: ...
-    async def unregister(self, gateway_id: str) -> None: ...
-    async def live(self) -> Sequence[GatewayNode]: ...
+class FileGatewayAllocator:
+    """The file gateway of a task: consistent hash of task_id over the live file gateways."""
+
+    def __init__(self, registry: LiveNodes) -> None:
+        self._registry = registry
+        self._ring = HashRing()
+
+    async def allocate(self, task_id: str) -> FileGatewayAddress:
+        live = {n.node_id: n for n in await self._registry.nodes("filegw")}
+        if not live:
+            raise ImError(UNAVAILABLE, "no file gateway is available")
+        for gone in self._ring.nodes - live.keys():
+            self._ring.remove(gone)
+        for node_id in live.keys() - self._ring.nodes:
+            self._ring.add(node_id)
+        node = live[self._ring.node_for(task_id)]
+        return FileGatewayAddress(node.host, node.file_port)
+
+
+@dataclass(frozen=True, slots=True)
+class FileGatewayAddress:
+    host: str
+    port: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"host": self.host, "port": self.port}
 
 
 class StaticGatewayAllocator:

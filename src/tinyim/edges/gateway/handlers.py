@@ -15,12 +15,13 @@ from google.protobuf.message import Message
 from tinyim.infra import metrics
 from tinyim.kernel import Caller
 from tinyim.modules.relation import RelationApi
+from tinyim.modules.relation.adapters.protobuf import group_info, user_info
 from tinyim.modules.timeline import Conversation, SendRequest, TimelineApi
+from tinyim.modules.timeline.adapters.protobuf import message_data
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd
 
 from .connection import Connection
-from .convert import group_info, message_data, user_info
 from .hub import GatewayHub
 
 Handler = Callable[[Connection, Any], Awaitable[Message]]

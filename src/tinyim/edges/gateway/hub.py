@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tinyim.infra import metrics
 from tinyim.kernel import PushTarget
-from tinyim.modules.presence import DeviceSession, SessionDirectory
+from tinyim.modules.presence import DeviceSession, GatewayLink, SessionDirectory
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, encode
 
@@ -78,25 +78,35 @@ class GatewayHub:
 
 
 class LocalGatewayLink:
-    """GatewayLink for the gateway in this process (one-process mode: the only gateway)."""
+    """GatewayLink for the gateway in this process; other gateways go through `others` (gRPC), if any."""
 
-    def __init__(self, hub: GatewayHub) -> None:
+    def __init__(self, hub: GatewayHub, others: GatewayLink | None = None) -> None:
         self._hub = hub
+        self._others = others
+
+    def _remote(self, gateway_id: str) -> GatewayLink | None:
+        if self._others is None:
+            log.warning("no link to gateway", extra={"gateway": gateway_id})
+        return self._others
 
     async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
         if gateway_id == self._hub.gateway_id:
             await self._hub.push(targets)
-        else:
-            log.warning("no link to gateway", extra={"gateway": gateway_id})
+        elif remote := self._remote(gateway_id):
+            await remote.push(gateway_id, targets)
 
     async def kick(
         self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str
     ) -> None:
         if gateway_id == self._hub.gateway_id:
             await self._hub.kick(user_id, device_id, keep_token_id, reason)
+        elif remote := self._remote(gateway_id):
+            await remote.kick(gateway_id, user_id, device_id, keep_token_id, reason)
 
     async def push_read(
         self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
     ) -> None:
         if gateway_id == self._hub.gateway_id:
             await self._hub.push_read(user_id, except_device, peer_id, group_id, read_seq)
+        elif remote := self._remote(gateway_id):
+            await remote.push_read(gateway_id, user_id, except_device, peer_id, group_id, read_seq)

@@ -1,4 +1,4 @@
-"""Redis presence: the session routing table `im:session:{uid}` and the kick channel `im:kick`.
+"""Redis presence: the session routing table `im:session:{uid}`.
 
 One hash per user, one field per device type: "gateway_id|conn_id|deadline_ms". The key's TTL is twice
 the heartbeat timeout and heartbeats refresh it; the per-field deadline retires a device whose gateway
@@ -7,12 +7,9 @@ died even while another device of the same user keeps the key alive (Redis 7.0 h
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from redis.asyncio import Redis
 
@@ -76,41 +73,3 @@ class RedisSessionDirectory:
                 if int(deadline) > now:
                     found.setdefault(uid, []).append(DeviceSession(uid, device, gateway_id, conn_id))
         return found
-
-
-KickHandler = Callable[[int, str, str, str], Awaitable[None]]
-
-
-class RedisKickChannel:
-    """Kicks published on `im:kick` for every gateway process; each closes its own matching connections."""
-
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._task: asyncio.Task[None] | None = None
-
-    async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
-        event = {"user_id": user_id, "device_id": device_id, "keep_token_id": keep_token_id, "reason": reason}
-        await self._redis.publish(self._keys.kick_channel, json.dumps(event))
-
-    async def start(self, handler: KickHandler) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._keys.kick_channel)
-        self._task = asyncio.create_task(self._listen(pubsub, handler))
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-
-    async def _listen(self, pubsub: object, handler: KickHandler) -> None:
-        async with pubsub:  # type: ignore[attr-defined]
-            async for message in pubsub.listen():  # type: ignore[attr-defined]
-                try:
-                    e = json.loads(message["data"])
-                    await handler(
-                        int(e["user_id"]), str(e["device_id"]), str(e["keep_token_id"]), str(e["reason"])
-                    )
-                except Exception:
-                    log.warning("bad kick event ignored", exc_info=True)

@@ -1,0 +1,48 @@
+"""GatewayService: the msg and auth roles reach this gateway's connections (push signals, kicks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from tinyim.infra.rpc import Ctx, Registrar, translate_errors
+from tinyim.kernel import PushTarget
+from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
+
+from .hub import GatewayHub
+
+
+class GatewayServicer(ipb_grpc.GatewayServiceServicer):
+    def __init__(self, hub: GatewayHub) -> None:
+        self._hub = hub
+
+    @translate_errors
+    async def PushNotify(self, request: ipb.PushNotifyInternalReq, context: Ctx) -> Any:
+        targets = [PushTarget(t.user_id, t.max_seq_id, t.except_device) for t in request.batch]
+        if request.user_id:  # the spec's single-user form
+            targets.append(PushTarget(request.user_id, request.notify.max_seq_id))
+        await self._hub.push(targets)
+        online = any(self._hub.connections_of(t.user_id) for t in targets)
+        return ipb.PushNotifyResp(success=True, user_offline=not online)
+
+    @translate_errors
+    async def KickUser(self, request: ipb.KickUserInternalReq, context: Ctx) -> Any:
+        await self._hub.kick(request.user_id, request.device_id, request.keep_token_id, request.reason)
+        return ipb.KickUserResp(success=True)
+
+    @translate_errors
+    async def PushRead(self, request: ipb.PushReadInternalReq, context: Ctx) -> Any:
+        n = request.notify
+        await self._hub.push_read(request.user_id, request.except_device, n.peer_id, n.group_id, n.read_seq)
+        return ipb.Ack()
+
+
+def gateway_registrar(hub: GatewayHub) -> Registrar:
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        ipb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(hub), server)  # type: ignore[no-untyped-call]
+        return ["im.GatewayService"]
+
+    return register

@@ -1,0 +1,210 @@
+"""gRPC plumbing for every role: error translation both ways, the server, and calls to a role's nodes.
+
+- A module's ImError crosses the wire as a gRPC status plus its code in the trailing metadata
+  `im-error-code`, and comes back out of the client adapter as the same ImError.
+- `RoleChannels` holds one channel per target address and picks a live node of a role from the
+  registry (round robin), with a deadline on every call. A node that refuses connections is set aside
+  and the call goes to another node; calls marked idempotent are also retried after any UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tinyim import kernel
+from tinyim.infra.discovery import Node, NodeDirectory
+from tinyim.kernel import UNAVAILABLE, ImError
+from tinyim.pb import im_internal_pb2 as internal_pb
+
+log = logging.getLogger(__name__)
+
+ERROR_KEY = "im-error-code"
+DEFAULT_DEADLINE_SECONDS = 5.0
+
+_STATUS: dict[str, grpc.StatusCode] = {
+    kernel.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    kernel.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    kernel.CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+    kernel.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    kernel.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    kernel.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    kernel.UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+}
+
+Ctx: TypeAlias = grpc.aio.ServicerContext
+Servicer = TypeVar("Servicer")
+Method = Callable[[Servicer, Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def translate_errors(method: Method[Servicer]) -> Method[Servicer]:
+    """Servicer method decorator: ImError -> status + im-error-code; anything else is logged, INTERNAL."""
+
+    @functools.wraps(method)
+    async def wrapped(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except ImError as exc:
+            status = _STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION)
+            await context.abort(status, exc.message, trailing_metadata=((ERROR_KEY, exc.code),))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("internal call failed", extra={"method": method.__qualname__})
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    return wrapped
+
+
+def _im_error(exc: grpc.aio.AioRpcError) -> ImError | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == ERROR_KEY:
+            return ImError(str(value), exc.details() or "")
+    return None
+
+
+def _not_connected(exc: grpc.aio.AioRpcError) -> bool:
+    """The request never reached the node (so any call may safely go to another one)."""
+    details = (exc.details() or "").lower()
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and (
+        "failed to connect" in details or "connection refused" in details
+    )
+
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 3_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+
+
+class Channels:
+    """One channel per target address, created on first use, closed at shutdown."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def get(self, target: str) -> grpc.aio.Channel:
+        channel = self._channels.get(target)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            self._channels[target] = channel
+        return channel
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close(grace=1.0)
+
+
+class RoleChannels:
+    """Calls to any live node of one role, balanced round robin, with deadlines and failover."""
+
+    def __init__(
+        self,
+        role: str,
+        directory: NodeDirectory,
+        channels: Channels,
+        stub_type: Callable[[grpc.aio.Channel], Any],
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self.role = role
+        self._directory = directory
+        self._channels = channels
+        self._stub_type = stub_type
+        self._deadline = deadline_seconds
+        self._turn = itertools.count()
+
+    async def _pick(self, tried: set[str]) -> Node:
+        nodes = [n for n in await self._directory.nodes(self.role) if n.node_id not in tried]
+        if not nodes:
+            raise ImError(UNAVAILABLE, f"no {self.role} service is available; try again shortly")
+        return nodes[next(self._turn) % len(nodes)]
+
+    async def call(self, method: str, request: Any, *, idempotent: bool = True) -> Any:
+        tried: set[str] = set()
+        while True:
+            node = await self._pick(tried)
+            stub = self._stub_type(self._channels.get(node.grpc_target))
+            try:
+                return await getattr(stub, method)(request, timeout=self._deadline)
+            except grpc.aio.AioRpcError as exc:
+                error = _im_error(exc)
+                if error is not None:
+                    raise error from None
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    self._directory.suspect(node)
+                    tried.add(node.node_id)
+                    if idempotent or _not_connected(exc):
+                        log.info("%s node %s unavailable; trying another", self.role, node.node_id)
+                        continue
+                    raise ImError(UNAVAILABLE, f"{self.role} service failed mid-call; retry") from None
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise ImError(UNAVAILABLE, f"{self.role} service did not answer in time") from None
+                raise
+
+
+async def node_call(
+    channels: Channels,
+    node: Node,
+    stub_type: Callable[[grpc.aio.Channel], Any],
+    method: str,
+    request: Any,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+) -> Any:
+    """One call to one named node (a gateway holding a user's connection); ImError comes back as such."""
+    stub = stub_type(channels.get(node.grpc_target))
+    try:
+        return await getattr(stub, method)(request, timeout=deadline_seconds)
+    except grpc.aio.AioRpcError as exc:
+        error = _im_error(exc)
+        if error is not None:
+            raise error from None
+        raise
+
+
+Registrar = Callable[[grpc.aio.Server], Sequence[str]]
+
+
+async def grpc_server(
+    host: str, port: int, registrars: Sequence[Registrar], grace_seconds: float = 5.0
+) -> AsyncIterator[grpc.aio.Server | None]:
+    """Serve the given services plus grpc.health.v1 on host:port; drain in-flight calls on stop."""
+    if not registrars:
+        yield None
+        return
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names: list[str] = []
+    for register in registrars:
+        names.extend(register(server))
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise OSError(f"gRPC cannot listen on {host}:{port}")
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    try:
+        yield server
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace_seconds)
+
+
+def context_of(caller: kernel.Caller) -> internal_pb.ContextReq:
+    return internal_pb.ContextReq(user_id=caller.user_id, device_id=caller.device_id)
+
+
+def caller_of(ctx: internal_pb.ContextReq) -> kernel.Caller:
+    """The identity the calling gateway established for its session (never a client's body field)."""
+    if not ctx.user_id:
+        raise ImError(kernel.UNAUTHENTICATED, "internal call without a session context")
+    return kernel.Caller(ctx.user_id, ctx.device_id)

@@ -1,0 +1,45 @@
+"""AuthApi served by a remote auth role: the same port as AuthService, over gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from tinyim.infra.rpc import RoleChannels
+from tinyim.kernel import UserProfile
+from tinyim.modules.auth.domain import LoginResult, TokenClaims
+from tinyim.pb import im_internal_pb2 as ipb
+
+
+class GrpcAuthClient:
+    def __init__(self, remote: RoleChannels) -> None:
+        self._remote = remote
+
+    async def register(self, username: str, password: str, nickname: str) -> int:
+        req = ipb.RegisterInternalReq(username=username, password=password, nickname=nickname)
+        resp = await self._remote.call("Register", req, idempotent=False)
+        return int(resp.user_id)
+
+    async def login(self, username: str, password: str, device_id: str) -> LoginResult:
+        req = ipb.LoginInternalReq(username=username, password=password, device_id=device_id)
+        r = await self._remote.call("Login", req, idempotent=False)
+        return LoginResult(r.user_id, r.token, r.expires_at, r.token_id)
+
+    async def verify_token(self, token: str) -> TokenClaims:
+        r = await self._remote.call("ValidateToken", ipb.ValidateTokenReq(token=token))
+        return TokenClaims(r.user_id, r.device_id, r.token_id, r.expires_at)
+
+    async def logout(self, claims: TokenClaims) -> None:
+        req = ipb.LogoutInternalReq(
+            user_id=claims.user_id,
+            device_id=claims.device_id,
+            token_id=claims.token_id,
+            expires_at=claims.expires_at,
+        )
+        await self._remote.call("Logout", req)
+
+    async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]:
+        resp = await self._remote.call("GetUserInfo", ipb.GetUserInfoReq(user_ids=list(user_ids)))
+        return {uid: UserProfile(u.user_id, u.username, u.nickname) for uid, u in resp.users.items()}
+
+    async def update_nickname(self, user_id: int, nickname: str) -> None:
+        await self._remote.call("UpdateNickname", ipb.UpdateNicknameReq(user_id=user_id, nickname=nickname))

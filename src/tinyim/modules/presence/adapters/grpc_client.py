@@ -1,0 +1,65 @@
+"""GatewayLink over gRPC: one call to the gateway that holds the connections (GatewayService).
+
+The gateway is found by id in the registry. A gateway that is gone (expired, or refusing connections)
+costs nothing more than a log line: push is only a hint, and its clients resync when they reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.rpc import Channels, node_call
+from tinyim.kernel import PushTarget
+from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
+from tinyim.pb import im_protocol_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+class GrpcGatewayLink:
+    def __init__(self, directory: NodeDirectory, channels: Channels, deadline_seconds: float = 2.0) -> None:
+        self._directory = directory
+        self._channels = channels
+        self._deadline = deadline_seconds
+
+    async def _call(self, gateway_id: str, method: str, request: Any) -> None:
+        node = await self._directory.node("gateway", gateway_id)
+        if node is None:
+            log.info("gateway %s is not registered; signal dropped", gateway_id)
+            return
+        try:
+            await node_call(
+                self._channels, node, ipb_grpc.GatewayServiceStub, method, request, self._deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                self._directory.suspect(node)
+            raise
+
+    async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
+        batch = [
+            ipb.PushTarget(user_id=t.user_id, max_seq_id=t.max_seq, except_device=t.except_device)
+            for t in targets
+        ]
+        await self._call(gateway_id, "PushNotify", ipb.PushNotifyInternalReq(batch=batch))
+
+    async def kick(
+        self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str
+    ) -> None:
+        req = ipb.KickUserInternalReq(
+            user_id=user_id, reason=reason, device_id=device_id, keep_token_id=keep_token_id
+        )
+        await self._call(gateway_id, "KickUser", req)
+
+    async def push_read(
+        self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
+    ) -> None:
+        notify = pb.ReadNotify(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
+        req = ipb.PushReadInternalReq(user_id=user_id, except_device=except_device, notify=notify)
+        await self._call(gateway_id, "PushRead", req)

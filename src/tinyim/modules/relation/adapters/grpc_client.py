@@ -1,0 +1,104 @@
+"""RelationApi served by a remote user role: the same port as RelationService, over gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tinyim.infra.rpc import RoleChannels, context_of
+from tinyim.kernel import Caller, UserProfile
+from tinyim.modules.relation.adapters.protobuf import group, profile
+from tinyim.modules.relation.domain import Group, GroupRole, Member
+from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_protocol_pb2 as pb
+
+
+class GrpcRelationClient:
+    def __init__(self, remote: RoleChannels) -> None:
+        self._remote = remote
+
+    async def check_direct(self, sender_id: int, receiver_id: int) -> None:
+        await self._remote.call(
+            "CheckDirect", ipb.CheckDirectReq(sender_id=sender_id, receiver_id=receiver_id)
+        )
+
+    async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
+        resp = await self._remote.call(
+            "GroupRecipients", ipb.GroupRecipientsReq(sender_id=sender_id, group_id=group_id)
+        )
+        return list(resp.user_ids)
+
+    async def apply_friend(self, caller: Caller, target_id: int, reason: str) -> bool:
+        req = ipb.AddFriendInternalReq(
+            ctx=context_of(caller), req=pb.FriendApplyReq(target_user_id=target_id, reason=reason)
+        )
+        return bool((await self._remote.call("AddFriend", req, idempotent=False)).now_friends)
+
+    async def handle_friend(self, caller: Caller, applicant_id: int, agree: bool) -> None:
+        req = ipb.HandleFriendInternalReq(
+            ctx=context_of(caller), req=pb.FriendHandleReq(request_user_id=applicant_id, agree=agree)
+        )
+        await self._remote.call("HandleFriendApply", req, idempotent=False)
+
+    async def friends(self, caller: Caller) -> list[UserProfile]:
+        resp = await self._remote.call("GetFriendList", ipb.FriendListInternalReq(ctx=context_of(caller)))
+        return [profile(u) for u in resp.friends]
+
+    async def delete_friend(self, caller: Caller, friend_id: int) -> None:
+        req = ipb.DeleteFriendInternalReq(ctx=context_of(caller), req=pb.FriendDelReq(friend_id=friend_id))
+        await self._remote.call("DeleteFriend", req, idempotent=False)
+
+    async def block(self, caller: Caller, user_id: int) -> None:
+        req = ipb.BlockInternalReq(ctx=context_of(caller), req=pb.BlacklistAddReq(user_id=user_id))
+        await self._remote.call("Block", req)
+
+    async def unblock(self, caller: Caller, user_id: int) -> None:
+        req = ipb.UnblockInternalReq(ctx=context_of(caller), req=pb.BlacklistDelReq(user_id=user_id))
+        await self._remote.call("Unblock", req)
+
+    async def blacklist(self, caller: Caller) -> list[UserProfile]:
+        resp = await self._remote.call("GetBlacklist", ipb.BlacklistInternalReq(ctx=context_of(caller)))
+        return [profile(u) for u in resp.users]
+
+    async def profiles(self, user_ids: Sequence[int]) -> list[UserProfile]:
+        resp = await self._remote.call("GetUserInfo", pb.UserInfoReq(user_ids=list(user_ids)))
+        return [profile(u) for u in resp.users]
+
+    async def update_nickname(self, caller: Caller, nickname: str) -> None:
+        req = ipb.ProfileUpdateInternalReq(ctx=context_of(caller), req=pb.ProfileUpdateReq(nickname=nickname))
+        await self._remote.call("UpdateProfile", req)
+
+    async def create_group(self, caller: Caller, name: str, member_ids: Sequence[int]) -> int:
+        req = ipb.CreateGroupInternalReq(
+            ctx=context_of(caller), req=pb.GroupCreateReq(group_name=name, member_ids=list(member_ids))
+        )
+        return int((await self._remote.call("CreateGroup", req, idempotent=False)).group_id)
+
+    async def join_group(self, caller: Caller, group_id: int) -> None:
+        req = ipb.JoinGroupInternalReq(ctx=context_of(caller), req=pb.GroupJoinReq(group_id=group_id))
+        await self._remote.call("JoinGroup", req, idempotent=False)
+
+    async def handle_join(self, caller: Caller, group_id: int, applicant_id: int, agree: bool) -> None:
+        req = ipb.HandleJoinInternalReq(
+            ctx=context_of(caller),
+            req=pb.GroupJoinHandleReq(group_id=group_id, applicant_id=applicant_id, agree=agree),
+        )
+        await self._remote.call("HandleJoin", req, idempotent=False)
+
+    async def leave_group(self, caller: Caller, group_id: int) -> None:
+        req = ipb.LeaveGroupInternalReq(ctx=context_of(caller), req=pb.GroupLeaveReq(group_id=group_id))
+        await self._remote.call("LeaveGroup", req, idempotent=False)
+
+    async def remove_member(self, caller: Caller, group_id: int, member_id: int) -> None:
+        req = ipb.RemoveMemberInternalReq(
+            ctx=context_of(caller), req=pb.GroupRemoveReq(group_id=group_id, member_id=member_id)
+        )
+        await self._remote.call("RemoveMember", req, idempotent=False)
+
+    async def my_groups(self, caller: Caller) -> list[Group]:
+        resp = await self._remote.call("GetGroupList", ipb.GroupListInternalReq(ctx=context_of(caller)))
+        return [group(g) for g in resp.groups]
+
+    async def group_members(self, caller: Caller, group_id: int) -> list[tuple[UserProfile, Member]]:
+        req = ipb.GroupMemberInternalReq(ctx=context_of(caller), req=pb.GroupMemberReq(group_id=group_id))
+        resp = await self._remote.call("GetGroupMembers", req)
+        return [(profile(m.user), Member(m.user.user_id, GroupRole(int(m.role)))) for m in resp.member_infos]

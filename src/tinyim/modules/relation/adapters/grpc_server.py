@@ -1,0 +1,133 @@
+"""UserService over gRPC: the relation module's RelationApi, protobuf in and out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import grpc
+
+from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
+from tinyim.modules.relation.adapters.protobuf import group_info, user_info
+from tinyim.modules.relation.ports import RelationApi
+from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
+from tinyim.pb import im_protocol_pb2 as pb
+
+
+class UserServicer(ipb_grpc.UserServiceServicer):
+    def __init__(self, relation: RelationApi) -> None:
+        self._relation = relation
+
+    @translate_errors
+    async def CheckDirect(self, request: ipb.CheckDirectReq, context: Ctx) -> Any:
+        await self._relation.check_direct(request.sender_id, request.receiver_id)
+        return ipb.Ack()
+
+    @translate_errors
+    async def GroupRecipients(self, request: ipb.GroupRecipientsReq, context: Ctx) -> Any:
+        return ipb.UserIds(
+            user_ids=await self._relation.group_recipients(request.sender_id, request.group_id)
+        )
+
+    @translate_errors
+    async def AddFriend(self, request: ipb.AddFriendInternalReq, context: Ctx) -> Any:
+        now = await self._relation.apply_friend(
+            caller_of(request.ctx), request.req.target_user_id, request.req.reason
+        )
+        return pb.FriendApplyResp(success=True, now_friends=now)
+
+    @translate_errors
+    async def HandleFriendApply(self, request: ipb.HandleFriendInternalReq, context: Ctx) -> Any:
+        await self._relation.handle_friend(
+            caller_of(request.ctx), request.req.request_user_id, request.req.agree
+        )
+        return pb.FriendHandleResp(success=True)
+
+    @translate_errors
+    async def GetFriendList(self, request: ipb.FriendListInternalReq, context: Ctx) -> Any:
+        friends = await self._relation.friends(caller_of(request.ctx))
+        return pb.FriendListResp(friends=[user_info(p) for p in friends])
+
+    @translate_errors
+    async def DeleteFriend(self, request: ipb.DeleteFriendInternalReq, context: Ctx) -> Any:
+        await self._relation.delete_friend(caller_of(request.ctx), request.req.friend_id)
+        return pb.FriendDelResp(success=True)
+
+    @translate_errors
+    async def Block(self, request: ipb.BlockInternalReq, context: Ctx) -> Any:
+        await self._relation.block(caller_of(request.ctx), request.req.user_id)
+        return pb.BlacklistAddResp(success=True)
+
+    @translate_errors
+    async def Unblock(self, request: ipb.UnblockInternalReq, context: Ctx) -> Any:
+        await self._relation.unblock(caller_of(request.ctx), request.req.user_id)
+        return pb.BlacklistDelResp(success=True)
+
+    @translate_errors
+    async def GetBlacklist(self, request: ipb.BlacklistInternalReq, context: Ctx) -> Any:
+        users = await self._relation.blacklist(caller_of(request.ctx))
+        return pb.BlacklistListResp(users=[user_info(p) for p in users])
+
+    @translate_errors
+    async def GetUserInfo(self, request: pb.UserInfoReq, context: Ctx) -> Any:
+        users = await self._relation.profiles(list(request.user_ids))
+        return pb.UserInfoResp(users=[user_info(p) for p in users])
+
+    @translate_errors
+    async def UpdateProfile(self, request: ipb.ProfileUpdateInternalReq, context: Ctx) -> Any:
+        await self._relation.update_nickname(caller_of(request.ctx), request.req.nickname)
+        return pb.ProfileUpdateResp(success=True)
+
+    @translate_errors
+    async def CreateGroup(self, request: ipb.CreateGroupInternalReq, context: Ctx) -> Any:
+        group_id = await self._relation.create_group(
+            caller_of(request.ctx), request.req.group_name, list(request.req.member_ids)
+        )
+        return pb.GroupCreateResp(group_id=group_id, success=True)
+
+    @translate_errors
+    async def JoinGroup(self, request: ipb.JoinGroupInternalReq, context: Ctx) -> Any:
+        await self._relation.join_group(caller_of(request.ctx), request.req.group_id)
+        return pb.GroupJoinResp(success=True, pending=True)
+
+    @translate_errors
+    async def HandleJoin(self, request: ipb.HandleJoinInternalReq, context: Ctx) -> Any:
+        r = request.req
+        await self._relation.handle_join(caller_of(request.ctx), r.group_id, r.applicant_id, r.agree)
+        return pb.GroupJoinHandleResp(success=True)
+
+    @translate_errors
+    async def LeaveGroup(self, request: ipb.LeaveGroupInternalReq, context: Ctx) -> Any:
+        await self._relation.leave_group(caller_of(request.ctx), request.req.group_id)
+        return pb.GroupLeaveResp(success=True)
+
+    @translate_errors
+    async def RemoveMember(self, request: ipb.RemoveMemberInternalReq, context: Ctx) -> Any:
+        await self._relation.remove_member(
+            caller_of(request.ctx), request.req.group_id, request.req.member_id
+        )
+        return pb.GroupRemoveResp(success=True)
+
+    @translate_errors
+    async def GetGroupList(self, request: ipb.GroupListInternalReq, context: Ctx) -> Any:
+        groups = await self._relation.my_groups(caller_of(request.ctx))
+        return pb.GroupListResp(groups=[group_info(g) for g in groups])
+
+    @translate_errors
+    async def GetGroupMembers(self, request: ipb.GroupMemberInternalReq, context: Ctx) -> Any:
+        found = await self._relation.group_members(caller_of(request.ctx), request.req.group_id)
+        return pb.GroupMemberResp(
+            members=[user_info(p) for p, _ in found],
+            member_infos=[
+                pb.GroupMemberInfo(user=user_info(p), role=cast(Any, int(m.role))) for p, m in found
+            ],
+        )
+
+
+def user_registrar(relation: RelationApi) -> Registrar:
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        ipb_grpc.add_UserServiceServicer_to_server(UserServicer(relation), server)  # type: ignore[no-untyped-call]
+        return ["im.UserService"]
+
+    return register

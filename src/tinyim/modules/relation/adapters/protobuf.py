@@ -1,0 +1,29 @@
+"""Relation domain <-> protobuf of the client protocol (used by the gRPC adapters and the gateway)."""
+
+from __future__ import annotations
+
+from tinyim.kernel import UserProfile
+from tinyim.modules.relation.domain import Group
+from tinyim.pb import im_protocol_pb2 as pb
+
+
+def user_info(p: UserProfile) -> pb.UserInfo:
+    return pb.UserInfo(user_id=p.user_id, nickname=p.nickname, username=p.username)
+
+
+def profile(u: pb.UserInfo) -> UserProfile:
+    return UserProfile(u.user_id, u.username, u.nickname)
+
+
+def group_info(g: Group) -> pb.GroupInfo:
+    return pb.GroupInfo(
+        group_id=g.group_id,
+        group_name=g.name,
+        owner_id=g.owner_id,
+        announcement=g.announcement,
+        member_count=g.member_count,
+    )
+
+
+def group(g: pb.GroupInfo) -> Group:
+    return Group(g.group_id, g.group_name, g.owner_id, g.announcement, g.member_count)

@@ -1,0 +1,82 @@
+"""TimelineApi and NoticeApi served by remote msg nodes: the same ports as the local service, over gRPC.
+
+Sends carry the client's client_msg_id, so a send retried on another msg node (after the first one
+died mid-call) returns the first result instead of writing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from tinyim.infra.rpc import RoleChannels, context_of
+from tinyim.kernel import Caller
+from tinyim.modules.timeline.adapters.protobuf import stored_message
+from tinyim.modules.timeline.domain import (
+    Conversation,
+    SendRequest,
+    SendResult,
+    StoredMessage,
+    SyncPage,
+    Unread,
+)
+from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_protocol_pb2 as pb
+
+
+class GrpcTimelineClient:
+    def __init__(self, remote: RoleChannels) -> None:
+        self._remote = remote
+
+    async def send(self, caller: Caller, req: SendRequest) -> SendResult:
+        msg = pb.MsgSendReq(
+            receiver_id=req.receiver_id,
+            group_id=req.group_id,
+            type=cast(Any, req.msg_type),
+            content=req.content,
+            client_msg_id=req.client_msg_id,
+        )
+        r = await self._remote.call(
+            "SendMsg",
+            ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg),
+            idempotent=bool(req.client_msg_id),
+        )
+        return SendResult(r.msg_id, r.seq_id, r.send_time, r.duplicate)
+
+    async def sync(self, caller: Caller, after_seq: int, limit: int, min_seq: int = 0) -> SyncPage:
+        req = pb.MsgSyncReq(local_max_seq=after_seq, limit=limit, min_seq=min_seq)
+        r = await self._remote.call("SyncMsg", ipb.SyncMsgInternalReq(ctx=context_of(caller), sync_req=req))
+        return SyncPage(r.max_seq, [stored_message(m) for m in r.msgs], r.has_more)
+
+    async def history(
+        self, caller: Caller, conversation: Conversation, before_seq: int, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        peer_id, group_id = conversation.peer_and_group
+        req = pb.MsgHistoryReq(peer_id=peer_id, group_id=group_id, before_seq=before_seq, limit=limit)
+        r = await self._remote.call("GetHistory", ipb.HistoryInternalReq(ctx=context_of(caller), req=req))
+        return [stored_message(m) for m in r.msgs], r.has_more
+
+    async def mark_read(self, caller: Caller, conversation: Conversation, read_seq: int) -> int:
+        peer_id, group_id = conversation.peer_and_group
+        req = pb.MsgReadReq(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
+        r = await self._remote.call("MarkRead", ipb.ReadInternalReq(ctx=context_of(caller), req=req))
+        return int(r.read_seq)
+
+    async def unread(self, caller: Caller) -> list[Unread]:
+        r = await self._remote.call("GetUnread", ipb.UnreadInternalReq(ctx=context_of(caller)))
+        return [
+            Unread(Conversation.of(c.peer_id, c.group_id), c.unread, c.last_seq, c.read_seq)
+            for c in r.conversations
+        ]
+
+    async def post_notice(
+        self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
+    ) -> None:
+        req = ipb.PostNoticeReq(
+            sender_id=sender_id,
+            receiver_ids=list(receiver_ids),
+            group_id=group_id,
+            msg_type=msg_type,
+            content=content,
+        )
+        await self._remote.call("PostNotice", req, idempotent=False)

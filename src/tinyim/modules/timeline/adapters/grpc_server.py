@@ -1,0 +1,92 @@
+"""MsgService over gRPC: the timeline's TimelineApi and NoticeApi, protobuf in and out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
+from tinyim.modules.timeline.adapters.protobuf import message_data
+from tinyim.modules.timeline.domain import Conversation, SendRequest
+from tinyim.modules.timeline.ports import NoticeApi, TimelineApi
+from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
+from tinyim.pb import im_protocol_pb2 as pb
+
+
+class MsgServicer(ipb_grpc.MsgServiceServicer):
+    def __init__(self, timeline: TimelineApi, notices: NoticeApi) -> None:
+        self._timeline = timeline
+        self._notices = notices
+
+    @translate_errors
+    async def SendMsg(self, request: ipb.SendMsgInternalReq, context: Ctx) -> Any:
+        r = request.msg_req
+        result = await self._timeline.send(
+            caller_of(request.ctx),
+            SendRequest(r.receiver_id, r.group_id, int(r.type), r.content, r.client_msg_id),
+        )
+        return pb.MsgSendResp(
+            msg_id=result.msg_id,
+            seq_id=result.seq_id,
+            send_time=result.send_time_ms,
+            duplicate=result.duplicate,
+        )
+
+    @translate_errors
+    async def SyncMsg(self, request: ipb.SyncMsgInternalReq, context: Ctx) -> Any:
+        r = request.sync_req
+        page = await self._timeline.sync(caller_of(request.ctx), r.local_max_seq, r.limit, r.min_seq)
+        return pb.MsgSyncResp(
+            max_seq=page.max_seq, msgs=[message_data(m) for m in page.messages], has_more=page.has_more
+        )
+
+    @translate_errors
+    async def GetHistory(self, request: ipb.HistoryInternalReq, context: Ctx) -> Any:
+        r = request.req
+        conversation = Conversation.of(r.peer_id, r.group_id)
+        messages, more = await self._timeline.history(
+            caller_of(request.ctx), conversation, r.before_seq, r.limit
+        )
+        return pb.MsgHistoryResp(msgs=[message_data(m) for m in messages], has_more=more)
+
+    @translate_errors
+    async def MarkRead(self, request: ipb.ReadInternalReq, context: Ctx) -> Any:
+        r = request.req
+        conversation = Conversation.of(r.peer_id, r.group_id)
+        return pb.MsgReadResp(
+            read_seq=await self._timeline.mark_read(caller_of(request.ctx), conversation, r.read_seq)
+        )
+
+    @translate_errors
+    async def GetUnread(self, request: ipb.UnreadInternalReq, context: Ctx) -> Any:
+        items = await self._timeline.unread(caller_of(request.ctx))
+        return pb.UnreadResp(
+            conversations=[
+                pb.ConversationUnread(
+                    peer_id=u.conversation.peer_and_group[0],
+                    group_id=u.conversation.peer_and_group[1],
+                    unread=u.unread,
+                    last_seq=u.last_seq,
+                    read_seq=u.read_seq,
+                )
+                for u in items
+            ]
+        )
+
+    @translate_errors
+    async def PostNotice(self, request: ipb.PostNoticeReq, context: Ctx) -> Any:
+        await self._notices.post_notice(
+            request.sender_id, list(request.receiver_ids), request.group_id, request.msg_type, request.content
+        )
+        return ipb.Ack()
+
+
+def msg_registrar(timeline: TimelineApi, notices: NoticeApi) -> Registrar:
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        ipb_grpc.add_MsgServiceServicer_to_server(MsgServicer(timeline, notices), server)  # type: ignore[no-untyped-call]
+        return ["im.MsgService"]
+
+    return register
