@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 
 import jwt
 import pytest
 
+from tests.support.grpc_loop import served
 from tests.unit.fakes import FakeHasher, RecordingKicker
 from tinyim.kernel import CONFLICT, INVALID_ARGUMENT, UNAUTHENTICATED, ImError
-from tinyim.modules.auth import AuthService
+from tinyim.modules.auth import AuthApi, AuthService
 from tinyim.modules.auth.adapters.crypto import JwtCodec
+from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
+from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
+from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
 SECRET = "s" * 40
 
@@ -23,7 +28,7 @@ class Env:
         self.sessions = InMemoryDeviceSessions()
         self.hasher = FakeHasher()
         self.kicker = RecordingKicker()
-        self.auth = AuthService(
+        self.auth: AuthApi = AuthService(
             self.accounts,
             self.sessions,
             self.hasher,
@@ -34,9 +39,16 @@ class Env:
         )
 
 
-@pytest.fixture
-def env() -> Env:
-    return Env()
+@pytest.fixture(params=["local", "grpc"])
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """The AuthApi contract: the local service, and the gRPC client adapter in front of it."""
+    env = Env()
+    if request.param == "local":
+        yield env
+        return
+    async with served("auth", auth_registrar(env.auth), AuthServiceStub) as remote:
+        env.auth = GrpcAuthClient(remote)
+        yield env
 
 
 async def test_register_stores_a_hash_not_the_password(env: Env) -> None:

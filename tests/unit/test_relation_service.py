@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
+from tests.support.grpc_loop import served
 from tests.unit.fakes import FakeUsers, RecordingNotices
 from tinyim.kernel import (
     ALREADY_EXISTS,
@@ -17,8 +20,11 @@ from tinyim.kernel import (
     Caller,
     ImError,
 )
-from tinyim.modules.relation import GroupRole, RelationService, RelationStatus, RequestStatus
+from tinyim.modules.relation import GroupRole, RelationApi, RelationService, RelationStatus, RequestStatus
+from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
+from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
 A, B, C, D = 1, 2, 3, 4
 
@@ -28,16 +34,25 @@ class Env:
         self.store = InMemoryRelationStore()
         self.users = FakeUsers(A, B, C, D)
         self.notices = RecordingNotices()
-        self.service = RelationService(self.store, self.users, self.notices, group_limit=group_limit)
+        self.service: RelationApi = RelationService(
+            self.store, self.users, self.notices, group_limit=group_limit
+        )
 
     async def befriend(self, x: int, y: int) -> None:
         await self.service.apply_friend(Caller(x, "PC"), y, "hi")
         await self.service.handle_friend(Caller(y, "PC"), x, agree=True)
 
 
-@pytest.fixture
-def env() -> Env:
-    return Env()
+@pytest.fixture(params=["local", "grpc"])
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """The RelationApi contract: the local service, and the gRPC client adapter in front of it."""
+    env = Env()
+    if request.param == "local":
+        yield env
+        return
+    async with served("user", user_registrar(env.service), UserServiceStub) as remote:
+        env.service = GrpcRelationClient(remote)
+        yield env
 
 
 def me(user_id: int) -> Caller:

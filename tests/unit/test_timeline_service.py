@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
+from tests.support.grpc_loop import served
 from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra.snowflake import Snowflake
 from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, NOT_MEMBER, Caller, ImError, PushTarget
@@ -11,11 +14,16 @@ from tinyim.modules.timeline import (
     Conversation,
     ConvType,
     MsgType,
+    NoticeApi,
     SendRequest,
+    TimelineApi,
     TimelineService,
     TimelineWriter,
 )
+from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
+from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
+from tinyim.pb.im_internal_pb2_grpc import MsgServiceStub
 
 ALICE, BOB, CAROL = 1, 2, 3
 GROUP = 1  # the same number as ALICE on purpose: user and group ids overlap
@@ -26,8 +34,9 @@ class Env:
         self.store = InMemoryTimelineStore()
         self.notifier = RecordingNotifier(fail=notifier_fails)
         self.writer = TimelineWriter(self.store, Snowflake(1), self.notifier)
+        self.notices: NoticeApi = self.writer
         self.policy = FakePolicy({ALICE, BOB, CAROL}, {GROUP: [ALICE, BOB, CAROL]})
-        self.service = TimelineService(
+        self.service: TimelineApi = TimelineService(
             self.store,
             self.writer,
             self.policy,
@@ -43,9 +52,16 @@ class Env:
         )
 
 
-@pytest.fixture
-def env() -> Env:
-    return Env()
+@pytest.fixture(params=["local", "grpc"])
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """The TimelineApi/NoticeApi contract: the local service, and the gRPC client adapter in front of it."""
+    env = Env()
+    if request.param == "local":
+        yield env
+        return
+    async with served("msg", msg_registrar(env.service, env.writer), MsgServiceStub) as remote:
+        env.service = env.notices = GrpcTimelineClient(remote)
+        yield env
 
 
 async def test_send_stores_one_body_and_two_timeline_entries(env: Env) -> None:
@@ -167,7 +183,7 @@ async def test_non_member_cannot_post_to_a_group(env: Env) -> None:
 
 
 async def test_notices_land_only_with_their_receivers(env: Env) -> None:
-    await env.writer.post_notice(ALICE, [BOB], 0, MsgType.FRIEND_REQ, '{"event":"friend_request"}')
+    await env.notices.post_notice(ALICE, [BOB], 0, MsgType.FRIEND_REQ, '{"event":"friend_request"}')
     assert ALICE not in env.store.timelines
     (m,) = env.store.timelines[BOB]
     assert (m.msg_type, m.sender_id, m.receiver_id, m.is_sender) == (MsgType.FRIEND_REQ, ALICE, BOB, False)
