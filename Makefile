@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PB     := src/tinyim/pb/.generated
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run cluster cluster-down test lint bench clean
 
 setup: $(PB)
 
@@ -25,6 +25,14 @@ $(PB): $(STAMP) $(wildcard protos/*.proto) tools/genproto.py
 run: setup
 	$(VENV)/bin/tinyim migrate
 	$(VENV)/bin/tinyim run
+
+# The multi-process topology (dispatch, 2 gateways, auth, user, 2 msg) as local processes on loopback;
+# needs MariaDB and Redis (IM_DATABASE_URL / IM_REDIS_URL, default: local ones). Returns once all answer.
+cluster: setup
+	$(VENV)/bin/tinyim cluster up
+
+cluster-down: setup
+	$(VENV)/bin/tinyim cluster down
 
 test: setup
 	$(PY) -m pytest -q

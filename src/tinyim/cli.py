@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve the roles named by IM_ROLES (default: all, one process)")
     sub.add_parser("migrate", help="bring the database schema to the latest migration")
+    cluster = sub.add_parser("cluster", help="the multi-process topology as local processes (no Docker)")
+    cluster.add_argument("action", choices=["up", "down"])
     args = parser.parse_args(argv)
+    if args.command == "cluster":
+        from tinyim.cluster import main as cluster_main
+
+        return cluster_main(args.action)
     try:
         settings = Settings()
     except Exception as exc:
