@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from tinyim.pb import im_protocol_pb2 as pb
-from tinyim.wire import Cmd, FrameError, decode, encode, parse_body
+from tinyim.wire import Cmd, ErrorCode, FrameError, decode, encode, parse_body
 
 from .seqstore import MemorySeqStore, SeqStore
 
@@ -278,6 +278,11 @@ class Client:
                 if self.kicked.is_set() or self._closing or time.monotonic() > deadline:
                     raise
                 await self._wait_connected(deadline)
+            except ServerError as exc:
+                # A msg node died mid-send: the same client_msg_id on a retry returns the first result.
+                if exc.code != ErrorCode.ERR_UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(self._backoff[0] * (0.5 + random.random()))
 
     async def heartbeat(self) -> int:
         resp = await self.request(Cmd.CMD_HEARTBEAT_REQ, pb.HeartbeatReq())
