@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
     file_port: int = Field(default=8090, ge=1, le=65535)
     grpc_port: int = Field(default=0, ge=0, le=65535)  # 0 = http_port + 1000
-    public_host: str = "127.0.0.1"
+    public_host: str = "127.0.0.1"  # how other processes (and, by default, clients) reach this one
+    public_ws_url: str = ""  # a gateway's WebSocket URL for clients when it differs (NAT, published ports)
     data_dir: Path = Path("var")
     database_url: str = ""  # empty = SQLite file under data_dir
     database_replica_urls: str = ""

@@ -61,6 +61,17 @@ async def test_a_burst_between_load_reports_is_spread_over_gateways() -> None:
     assert {(await allocator.allocate()).host for _ in range(3)} == {"10.0.0.1"}
 
 
+async def test_a_gateway_behind_a_published_port_is_handed_out_by_its_public_url() -> None:
+    registry = FakeRegistry()
+    registry.announce(Node("gateway", "gw-1", "gateway-1", 8080, 9080, ws_url="ws://im.example.com:8081/ws"))
+    address = await RegistryGatewayAllocator(registry).allocate()
+    assert address.as_json() == {
+        "host": "im.example.com",
+        "port": 8081,
+        "ws_url": "ws://im.example.com:8081/ws",
+    }
+
+
 async def test_no_live_gateway_is_unavailable() -> None:
     with pytest.raises(ImError) as exc:
         await RegistryGatewayAllocator(FakeRegistry()).allocate()

@@ -66,6 +66,7 @@ def _nodes(settings: Settings, hub: GatewayHub) -> list[Node]:
             grpc_port=settings.effective_grpc_port,
             file_port=settings.file_port,
             load=hub.connection_count if role == "gateway" else 0,
+            ws_url=settings.public_ws_url if role == "gateway" else "",
         )
         for role in RPC_ROLES
         if role in settings.role_set

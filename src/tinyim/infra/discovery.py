@@ -43,6 +43,7 @@ class Node:
     grpc_port: int = 0
     file_port: int = 0
     load: int = 0
+    ws_url: str = ""  # a gateway's public WebSocket URL when clients reach it by another address
 
     @property
     def grpc_target(self) -> str:
@@ -57,7 +58,7 @@ class Node:
     def from_json(cls, role: str, node_id: str, raw: str | bytes, load: int = 0) -> Node:
         data = json.loads(raw)
         return cls(role, node_id, str(data["host"]), int(data["http_port"]), int(data["grpc_port"]),
-                   int(data.get("file_port", 0)), load)  # fmt: skip
+                   int(data.get("file_port", 0)), load, str(data.get("ws_url", "")))  # fmt: skip
 
 
 class Registry(Protocol):

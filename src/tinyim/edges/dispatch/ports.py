@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlparse
 
 from tinyim.infra.discovery import RENEW_EVERY_SECONDS, Node
 from tinyim.kernel import UNAVAILABLE, ImError
@@ -21,6 +22,14 @@ class GatewayAddress:
     @property
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}/ws"
+
+    @classmethod
+    def of(cls, node: Node) -> GatewayAddress:
+        """Where clients reach a gateway: its public WebSocket URL if it announced one, else host:port."""
+        if node.ws_url:
+            parsed = urlparse(node.ws_url)
+            return cls(parsed.hostname or node.host, parsed.port or node.http_port)
+        return cls(node.host, node.http_port)
 
     def as_json(self) -> dict[str, object]:
         return {"host": self.host, "port": self.port, "ws_url": self.ws_url}
@@ -58,7 +67,7 @@ class RegistryGatewayAllocator:
             self._recent[node_id] = [t for t in self._recent[node_id] if t > since]
         best = min(live, key=lambda n: (n.load + len(self._recent.get(n.node_id, ())), n.node_id))
         self._recent.setdefault(best.node_id, []).append(time.monotonic())
-        return GatewayAddress(best.host, best.http_port)
+        return GatewayAddress.of(best)
 
 
 class FileGatewayAllocator:
