@@ -1,0 +1,74 @@
+"""The multi-process topology with the registry in etcd (IM_ETCD_ENDPOINTS) instead of Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.helpers import online
+from tests.e2e.test_cluster import _free_block, bearer, friends, gateway_url, next_text
+from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
+from tinyim.cluster import Cluster
+from tinyim.infra.etcd import etcd_client
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory, etcd_endpoints: str) -> Iterator[Cluster]:
+    redis_url = require_redis()
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    with throwaway_mariadb() as db_url:
+        env = {
+            "IM_DATABASE_URL": db_url,
+            "IM_REDIS_URL": redis_url,
+            "IM_REDIS_PREFIX": prefix,
+            "IM_ETCD_ENDPOINTS": etcd_endpoints,
+        }
+        c = Cluster(Path(tmp_path_factory.mktemp("cluster")), env, _free_block()).up()
+        try:
+            yield c
+        finally:
+            c.down()
+            asyncio.run(delete_prefix(redis_url, prefix))
+
+
+async def test_roles_find_each_other_in_etcd_and_a_dead_gateway_drops_out(
+    etcd_cluster: Cluster, etcd_endpoints: str
+) -> None:
+    cluster = etcd_cluster
+    prefix = cluster.env["IM_REDIS_PREFIX"]
+    async for etcd in etcd_client(etcd_endpoints):
+        keys = [
+            kv.key.decode() async for kv in _iter(await etcd.get_prefix(f"/tinyim/{prefix}nodes/".encode()))
+        ]
+        roles = sorted(k.split("/")[-2] for k in keys)
+        assert roles == ["auth", "gateway", "gateway", "msg", "msg", "user"]
+    alice, _, bob, bob_id = await friends(cluster)
+    async with online(cluster.dispatch_url, alice) as a, online(cluster.dispatch_url, bob) as b:
+        assert a.ws_url != b.ws_url
+        await a.send_text(bob_id, "found through etcd")
+        assert (await next_text(b)).content == "found through etcd"
+        victim = "gateway-1" if a.ws_url == gateway_url(cluster, "gateway-1") else "gateway-2"
+        survivor = ({"gateway-1", "gateway-2"} - {victim}).pop()
+        cluster.kill(victim)
+        live = cluster.members[survivor].http_port
+        try:
+            async with httpx.AsyncClient(base_url=cluster.dispatch_url, headers=bearer(b)) as http:
+                ports = set()
+                for _ in range(24):  # the lease (5 s) runs out; the watch tells dispatch at once
+                    ports = {(await http.get("/api/allocate_gateway")).json()["port"] for _ in range(3)}
+                    if ports == {live}:
+                        break
+                    await asyncio.sleep(0.5)
+                assert ports == {live}
+            await a.send_text(bob_id, "after the failover")  # a re-dispatched to the survivor
+            assert (await next_text(b)).content == "after the failover"
+            assert a.ws_url == gateway_url(cluster, survivor)
+        finally:
+            cluster.start(victim)
