@@ -44,9 +44,8 @@ async def test_roles_find_each_other_in_etcd_and_a_dead_gateway_drops_out(
     cluster = etcd_cluster
     prefix = cluster.env["IM_REDIS_PREFIX"]
     async for etcd in etcd_client(etcd_endpoints):
-        keys = [
-            kv.key.decode() async for kv in _iter(await etcd.get_prefix(f"/tinyim/{prefix}nodes/".encode()))
-        ]
+        found = await etcd.get_prefix(f"/tinyim/{prefix}nodes/".encode())
+        keys = [kv.key.decode() for kv in found]
         roles = sorted(k.split("/")[-2] for k in keys)
         assert roles == ["auth", "gateway", "gateway", "msg", "msg", "user"]
     alice, _, bob, bob_id = await friends(cluster)
