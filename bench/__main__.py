@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from urllib.parse import urlparse
 
-from bench.g1_one_to_one import run_g1
+from bench.g1_one_to_one import run_g1, run_g1_cluster
 from bench.g2_group import run_g2
+from bench.ws_memory import run_ws_memory
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
 
 
@@ -30,19 +31,31 @@ def main() -> None:
         default="sqlite,mariadb,mariadb+redis",
         help="comma list: sqlite, mariadb, mariadb+redis",
     )
-    parser.add_argument("--only", default="g1,g2", help="comma list of scenarios: g1, g2")
+    parser.add_argument(
+        "--only", default="g1,g2,cluster,w1", help="comma list of scenarios: g1, g2, cluster, w1"
+    )
     parser.add_argument("--group-size", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
     args = parser.parse_args()
     scenarios = {s.strip() for s in args.only.split(",")}
+    one_process: dict[str, float] = {}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         missing = missing_services(backend)
         if missing:
             print(f"skipping the {backend} benchmarks: {', '.join(missing)} not reachable")
             continue
         if "g1" in scenarios:
-            run_g1(backend, args.pairs, args.messages)
+            one_process[backend] = run_g1(backend, args.pairs, args.messages)
         if "g2" in scenarios and not backend.endswith("+redis"):
             run_g2(backend, args.group_size)
+    if "cluster" in scenarios:
+        missing = missing_services("mariadb+redis")
+        if missing:
+            print(f"skipping the multi-process benchmark: {', '.join(missing)} not reachable")
+        else:
+            run_g1_cluster(args.pairs, args.messages, one_process)
+    if "w1" in scenarios:
+        run_ws_memory(args.connections)
 
 
 if __name__ == "__main__":

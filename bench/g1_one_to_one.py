@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common import ms, percentile, write_result
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 from tests.support.services import REDIS_URL, delete_prefix, throwaway_mariadb
 from tinyim.client import Client, register
 
@@ -137,7 +137,8 @@ async def measure(
     return e2e, await raw_mariadb(url, pairs, messages, 0, one_to_one_rows)
 
 
-def run_g1(backend: str, pairs: int, messages: int) -> None:
+def run_g1(backend: str, pairs: int, messages: int) -> float:
+    """The one-process figure for a backend; returns its msgs/s."""
     workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-"))
     try:
         with database(backend, workdir) as url:  # created and migrated outside the event loop
@@ -154,6 +155,38 @@ def run_g1(backend: str, pairs: int, messages: int) -> None:
                 "raw_rows_per_txn": 3,
                 "ratio_to_raw": round(e2e["msgs_per_s"] / raw, 3),
                 "target_ratio": 0.5,
+            },
+        )
+        return float(e2e["msgs_per_s"])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_g1_cluster(pairs: int, messages: int, one_process: dict[str, float]) -> None:
+    """G1 on the multi-process topology: clients spread over two gateways, sends go over gRPC to two msg
+    nodes, pushes come back over gRPC; MariaDB + Redis (sessions, registry)."""
+    from tinyim.cluster import Cluster
+
+    workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-cluster-"))
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    try:
+        with throwaway_mariadb() as url:
+            env = {"IM_DATABASE_URL": url, "IM_REDIS_URL": REDIS_URL, "IM_REDIS_PREFIX": prefix}
+            cluster = Cluster(workdir, env, free_port()).up()
+            try:
+                e2e = asyncio.run(end_to_end(cluster.dispatch_url, pairs, messages))
+            finally:
+                cluster.down()
+                asyncio.run(delete_prefix(REDIS_URL, prefix))
+        write_result(
+            "g1-one-to-one-cluster",
+            {
+                "scenario": "G1 1:1 end to end, multi-process: dispatch, 2 gateways, auth, user, 2 msg",
+                "backend": "mariadb + redis sessions and registry",
+                "pairs": pairs,
+                "messages_per_pair": messages,
+                **e2e,
+                "one_process_msgs_per_s": one_process,
             },
         )
     finally:
