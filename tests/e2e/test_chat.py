@@ -9,8 +9,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.e2e.conftest import Served
 from tests.e2e.helpers import PASSWORD, befriend, friend_pair, new_user, online, recv_bytes
-from tests.support.server import ServerProcess
 from tinyim.client import Client, Kicked, MemorySeqStore, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, ErrorCode, decode, encode
@@ -18,9 +18,9 @@ from tinyim.wire import Cmd, ErrorCode, decode, encode
 pytestmark = pytest.mark.e2e
 
 
-async def test_register_login_and_chat_both_ways(server: ServerProcess) -> None:
-    alice, alice_id, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
+async def test_register_login_and_chat_both_ways(deployment: Served) -> None:
+    alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
         sent = await a.send_text(bob_id, "hello bob")
         got = await b.next_message()
         assert (got.sender_id, got.receiver_id, got.content, got.msg_id) == (
@@ -37,32 +37,32 @@ async def test_register_login_and_chat_both_ways(server: ServerProcess) -> None:
         assert back.seq_id == sent.seq_id + 1 == a.local_max_seq
 
 
-async def test_offline_user_gets_everything_in_order_on_reconnect(server: ServerProcess) -> None:
-    alice, _, bob, bob_id = await friend_pair(server.base_url)
+async def test_offline_user_gets_everything_in_order_on_reconnect(deployment: Served) -> None:
+    alice, _, bob, bob_id = await friend_pair(deployment.base_url)
     store = MemorySeqStore()
-    async with online(server.base_url, bob, seq_store=store) as b:
-        async with online(server.base_url, alice) as a:
+    async with online(deployment.base_url, bob, seq_store=store) as b:
+        async with online(deployment.base_url, alice) as a:
             sent = await a.send_text(bob_id, "while online")
         assert (await b.next_message()).msg_id == sent.msg_id
         base = b.local_max_seq
-    async with online(server.base_url, alice) as a:
+    async with online(deployment.base_url, alice) as a:
         for i in range(25):
             await a.send_text(bob_id, f"offline {i}")
     # Bob comes back with the local_max_seq he kept: he gets exactly the 25 he missed, in order.
     seen: list[str] = []
     async with online(
-        server.base_url, bob, seq_store=store, on_message=lambda m: seen.append(m.content)
+        deployment.base_url, bob, seq_store=store, on_message=lambda m: seen.append(m.content)
     ) as b:
         assert b.local_max_seq == base + 25
     assert seen == [f"offline {i}" for i in range(25)]
 
 
-async def test_sync_pages_with_has_more(server: ServerProcess) -> None:
-    alice, _, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a:
+async def test_sync_pages_with_has_more(deployment: Served) -> None:
+    alice, _, bob, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a:
         for i in range(7):
             await a.send_text(bob_id, f"m{i}")
-    async with online(server.base_url, bob, sync_limit=3) as b:
+    async with online(deployment.base_url, bob, sync_limit=3) as b:
         resp = await b.request(Cmd.CMD_MSG_SYNC_REQ, pb.MsgSyncReq(local_max_seq=0, limit=3))
         assert isinstance(resp, pb.MsgSyncResp)
         # seq 1 is the friend request bob received; then alice's seven messages.
@@ -71,12 +71,12 @@ async def test_sync_pages_with_has_more(server: ServerProcess) -> None:
         assert b.local_max_seq == 8  # the SDK followed has_more to the end
 
 
-async def test_multi_device_both_receive_and_see_own_messages(server: ServerProcess) -> None:
-    alice, alice_id, bob, bob_id = await friend_pair(server.base_url)
+async def test_multi_device_both_receive_and_see_own_messages(deployment: Served) -> None:
+    alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
     async with (
-        online(server.base_url, alice, "PC") as a_pc,
-        online(server.base_url, alice, "Web") as a_web,
-        online(server.base_url, bob, "PC") as b,
+        online(deployment.base_url, alice, "PC") as a_pc,
+        online(deployment.base_url, alice, "Web") as a_web,
+        online(deployment.base_url, bob, "PC") as b,
     ):
         await b.send_text(alice_id, "to both devices")
         for device in (a_pc, a_web):
@@ -91,11 +91,14 @@ async def test_multi_device_both_receive_and_see_own_messages(server: ServerProc
         assert not a_pc.kicked.is_set() and not a_web.kicked.is_set()
 
 
-async def test_same_device_relogin_kicks_the_old_session(server: ServerProcess) -> None:
-    alice, _, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice, "PC") as first, online(server.base_url, alice, "Web") as web:
+async def test_same_device_relogin_kicks_the_old_session(deployment: Served) -> None:
+    alice, _, bob, bob_id = await friend_pair(deployment.base_url)
+    async with (
+        online(deployment.base_url, alice, "PC") as first,
+        online(deployment.base_url, alice, "Web") as web,
+    ):
         old_token = first.token
-        async with online(server.base_url, alice, "PC") as second:
+        async with online(deployment.base_url, alice, "PC") as second:
             await asyncio.wait_for(first.kicked.wait(), 5)
             assert first.kick_reason
             assert not second.kicked.is_set() and not web.kicked.is_set()
@@ -103,7 +106,7 @@ async def test_same_device_relogin_kicks_the_old_session(server: ServerProcess) 
             with pytest.raises(InvalidStatus):
                 await connect(f"{first.ws_url}?token={old_token}&device_id=PC")
             # The survivors still get pushes.
-            async with online(server.base_url, bob) as b:
+            async with online(deployment.base_url, bob) as b:
                 await b.send_text(second.user_id, "still here?")
             assert (await second.next_message()).content == "still here?"
             assert (await web.next_message()).content == "still here?"
@@ -111,11 +114,11 @@ async def test_same_device_relogin_kicks_the_old_session(server: ServerProcess) 
                 await first.send_text(bob_id, "from a kicked session")
 
 
-async def test_bad_frames_hurt_only_their_own_connection(server: ServerProcess) -> None:
-    alice, _, bob, bob_id = await friend_pair(server.base_url)
-    mallory, _ = await new_user(server.base_url, "mallory")
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
-        m = Client(server.base_url, mallory, PASSWORD, "PC")
+async def test_bad_frames_hurt_only_their_own_connection(deployment: Served) -> None:
+    alice, _, bob, bob_id = await friend_pair(deployment.base_url)
+    mallory, _ = await new_user(deployment.base_url, "mallory")
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
+        m = Client(deployment.base_url, mallory, PASSWORD, "PC")
         await m.login()
         async with connect(f"{m.ws_url}?token={m.token}&device_id=PC") as raw:
             cases = {
@@ -146,11 +149,11 @@ async def test_bad_frames_hurt_only_their_own_connection(server: ServerProcess) 
             assert decode(await recv_bytes(raw)).cmd == Cmd.CMD_HEARTBEAT_RESP
 
 
-async def test_flood_closes_only_the_flooding_connection(server: ServerProcess) -> None:
-    alice, _, bob, bob_id = await friend_pair(server.base_url)
-    mallory, _ = await new_user(server.base_url, "mallory")
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
-        m = Client(server.base_url, mallory, PASSWORD, "PC")
+async def test_flood_closes_only_the_flooding_connection(deployment: Served) -> None:
+    alice, _, bob, bob_id = await friend_pair(deployment.base_url)
+    mallory, _ = await new_user(deployment.base_url, "mallory")
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
+        m = Client(deployment.base_url, mallory, PASSWORD, "PC")
         await m.login()
         async with connect(f"{m.ws_url}?token={m.token}&device_id=PC") as raw:
             hb = encode(Cmd.CMD_HEARTBEAT_REQ, b"")
@@ -167,9 +170,9 @@ async def test_flood_closes_only_the_flooding_connection(server: ServerProcess) 
         assert (await b.next_message()).content == "unaffected"
 
 
-async def test_retried_client_msg_id_makes_no_duplicate(server: ServerProcess) -> None:
-    alice, _, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
+async def test_retried_client_msg_id_makes_no_duplicate(deployment: Served) -> None:
+    alice, _, bob, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
         base = b.local_max_seq
         first = await a.send_text(bob_id, "once", client_msg_id="retry-1")
         again = await a.send_text(bob_id, "once", client_msg_id="retry-1")
@@ -180,15 +183,15 @@ async def test_retried_client_msg_id_makes_no_duplicate(server: ServerProcess) -
         assert b.local_max_seq == base + 2
 
 
-async def test_sync_naming_another_user_returns_only_the_callers_timeline(server: ServerProcess) -> None:
-    alice, alice_id, _, bob_id = await friend_pair(server.base_url)
-    eve, eve_id = await new_user(server.base_url, "eve")
-    await befriend(server.base_url, alice, eve)
-    async with online(server.base_url, alice) as a:
+async def test_sync_naming_another_user_returns_only_the_callers_timeline(deployment: Served) -> None:
+    alice, alice_id, _, bob_id = await friend_pair(deployment.base_url)
+    eve, eve_id = await new_user(deployment.base_url, "eve")
+    await befriend(deployment.base_url, alice, eve)
+    async with online(deployment.base_url, alice) as a:
         for i in range(3):
             await a.send_text(bob_id, f"private to bob {i}")
         await a.send_text(eve_id, "hello eve")
-    async with online(server.base_url, eve) as e:
+    async with online(deployment.base_url, eve) as e:
         resp = await e.request(Cmd.CMD_MSG_SYNC_REQ, pb.MsgSyncReq(user_id=bob_id, local_max_seq=0, limit=50))
         assert isinstance(resp, pb.MsgSyncResp)
         texts = [(m.sender_id, m.receiver_id, m.content) for m in resp.msgs if m.type == pb.TEXT]
@@ -197,9 +200,9 @@ async def test_sync_naming_another_user_returns_only_the_callers_timeline(server
         assert resp.max_seq == len(resp.msgs) == 2  # the friend-request notice and alice's message
 
 
-async def test_send_refusals_are_clear(server: ServerProcess) -> None:
-    alice, alice_id = await new_user(server.base_url, "alice")
-    async with online(server.base_url, alice) as a:
+async def test_send_refusals_are_clear(deployment: Served) -> None:
+    alice, alice_id = await new_user(deployment.base_url, "alice")
+    async with online(deployment.base_url, alice) as a:
         with pytest.raises(ServerError) as missing:
             await a.send_text(987654321, "to nobody")
         assert missing.value.code == ErrorCode.ERR_NOT_FOUND
@@ -218,12 +221,12 @@ async def test_send_refusals_are_clear(server: ServerProcess) -> None:
         assert await a.heartbeat() > 0
 
 
-async def test_bad_or_missing_token_is_refused_at_once(server: ServerProcess) -> None:
-    ws = f"ws://127.0.0.1:{server.port}/ws"
+async def test_bad_or_missing_token_is_refused_at_once(deployment: Served) -> None:
+    ws = f"ws://127.0.0.1:{deployment.port}/ws"
     with pytest.raises(InvalidStatus):
         await connect(f"{ws}?token=not-a-token&device_id=PC")
-    alice, _ = await new_user(server.base_url, "alice")
-    c = Client(server.base_url, alice, PASSWORD, "PC")
+    alice, _ = await new_user(deployment.base_url, "alice")
+    c = Client(deployment.base_url, alice, PASSWORD, "PC")
     await c.login()
     with pytest.raises(InvalidStatus):  # a valid token used with another device type
         await connect(f"{ws}?token={c.token}&device_id=Web")
@@ -232,11 +235,11 @@ async def test_bad_or_missing_token_is_refused_at_once(server: ServerProcess) ->
         await connect(f"{ws}?token={tampered}&device_id=PC")
 
 
-async def test_login_frame_instead_of_url_token(server: ServerProcess) -> None:
-    alice, alice_id = await new_user(server.base_url, "alice")
-    c = Client(server.base_url, alice, PASSWORD, "Web")
+async def test_login_frame_instead_of_url_token(deployment: Served) -> None:
+    alice, alice_id = await new_user(deployment.base_url, "alice")
+    c = Client(deployment.base_url, alice, PASSWORD, "Web")
     await c.login()
-    ws = f"ws://127.0.0.1:{server.port}/ws"
+    ws = f"ws://127.0.0.1:{deployment.port}/ws"
     async with connect(ws) as raw:
         await raw.send(
             encode(Cmd.CMD_LOGIN_REQ, pb.LoginReq(token=c.token, device_id="Web").SerializeToString())
@@ -258,9 +261,9 @@ async def test_login_frame_instead_of_url_token(server: ServerProcess) -> None:
         assert int(err.code) == ErrorCode.ERR_UNAUTHENTICATED
 
 
-async def test_reconnect_after_a_dropped_connection_resyncs(server: ServerProcess) -> None:
-    alice, _, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
+async def test_reconnect_after_a_dropped_connection_resyncs(deployment: Served) -> None:
+    alice, _, bob, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
         await a.send_text(bob_id, "before")
         assert (await b.next_message()).content == "before"
         await b.drop_connection()
@@ -274,32 +277,32 @@ async def test_reconnect_after_a_dropped_connection_resyncs(server: ServerProces
         assert (await b.next_message(timeout=15)).content == "after my own outage"
 
 
-async def test_logout_revokes_the_token(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    c = Client(server.base_url, alice, PASSWORD, "PC")
+async def test_logout_revokes_the_token(deployment: Served) -> None:
+    alice, _ = await new_user(deployment.base_url, "alice")
+    c = Client(deployment.base_url, alice, PASSWORD, "PC")
     await c.start()
     token = c.token
     await c.logout()
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=deployment.base_url) as http:
         resp = await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 401
     with pytest.raises(InvalidStatus):
-        await connect(f"ws://127.0.0.1:{server.port}/ws?token={token}&device_id=PC")
+        await connect(f"ws://127.0.0.1:{deployment.port}/ws?token={token}&device_id=PC")
 
 
-async def test_tokens_never_reach_the_server_log(server: ServerProcess) -> None:
-    alice, _ = await new_user(server.base_url, "alice")
-    async with online(server.base_url, alice) as a:
+async def test_tokens_never_reach_the_server_log(deployment: Served) -> None:
+    alice, _ = await new_user(deployment.base_url, "alice")
+    async with online(deployment.base_url, alice) as a:
         token = a.token
         await a.heartbeat()
-    log = server.log()
+    log = deployment.log()
     assert "WebSocket /ws?token=[redacted]" in log  # the request line is logged, without its credential
     assert token not in log and token.split(".")[2] not in log
 
 
-async def test_a_sender_s_timeline_position_covers_its_own_sends(server: ServerProcess) -> None:
-    alice, _, _, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a:
+async def test_a_sender_s_timeline_position_covers_its_own_sends(deployment: Served) -> None:
+    alice, _, _, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a:
         for i in range(3):
             sent = await a.send_text(bob_id, f"mine {i}")
         await a.wait_for_seq(sent.seq_id, timeout=5)  # no push for own messages, yet nothing lags

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,52 +19,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.helpers import PASSWORD, befriend, new_user, online
-from tests.support.server import free_port
-from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
 from tinyim.client import Client, Message, Sent
 from tinyim.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_block() -> int:
-    """A base port with base..base+6 and their gRPC twins (+1000) free."""
-    for _ in range(50):
-        base = random.randrange(20000, 30000)
-        if all(_is_free(base + i) and _is_free(base + 1000 + i) for i in range(7)):
-            return base
-    return free_port()
-
-
-def _is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis_url = require_redis()
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    with throwaway_mariadb() as db_url:
-        env = {
-            "IM_DATABASE_URL": db_url,
-            "IM_REDIS_URL": redis_url,
-            "IM_REDIS_PREFIX": prefix,
-            "IM_HEARTBEAT_TIMEOUT_SECONDS": "10",
-            "IM_GRPC_DEADLINE_SECONDS": "3",
-        }
-        c = Cluster(Path(tmp_path_factory.mktemp("cluster")), env, _free_block()).up()
-        try:
-            yield c
-        finally:
-            c.down()
-            asyncio.run(delete_prefix(redis_url, prefix))
 
 
 def gateway_url(cluster: Cluster, name: str) -> str:

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.conftest import _free_block
 from tests.e2e.helpers import online
-from tests.e2e.test_cluster import _free_block, bearer, friends, gateway_url, next_text
+from tests.e2e.test_cluster import bearer, friends, gateway_url, next_text
 from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
 from tinyim.cluster import Cluster
 from tinyim.infra.etcd import etcd_client

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from tests.e2e.conftest import Served
 from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online
-from tests.support.server import ServerProcess
 from tinyim.client import Client, Message, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import ErrorCode
@@ -27,10 +27,10 @@ async def expect(code: int, coro: object) -> ServerError:
     return exc.value
 
 
-async def test_friend_request_flow_then_chat_then_one_way_delete(server: ServerProcess) -> None:
-    alice, alice_id = await new_user(server.base_url, "alice")
-    bob, bob_id = await new_user(server.base_url, "bob")
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
+async def test_friend_request_flow_then_chat_then_one_way_delete(deployment: Served) -> None:
+    alice, alice_id = await new_user(deployment.base_url, "alice")
+    bob, bob_id = await new_user(deployment.base_url, "bob")
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
         await expect(ErrorCode.ERR_NOT_FRIENDS, a.send_text(bob_id, "hi stranger"))
         assert not await a.apply_friend(bob_id, "we met at the conference")
         request = await b.next_message()  # pushed, then synced like any message
@@ -58,9 +58,9 @@ async def test_friend_request_flow_then_chat_then_one_way_delete(server: ServerP
         await expect(ErrorCode.ERR_NOT_FRIENDS, a.send_text(bob_id, "oops"))
 
 
-async def test_blacklist_stops_messages_and_requests(server: ServerProcess) -> None:
-    alice, alice_id, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
+async def test_blacklist_stops_messages_and_requests(deployment: Served) -> None:
+    alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
         await b.block(alice_id)
         assert [u.user_id for u in await b.blacklist()] == [alice_id]
         await expect(ErrorCode.ERR_BLOCKED, a.send_text(bob_id, "hello?"))
@@ -68,15 +68,15 @@ async def test_blacklist_stops_messages_and_requests(server: ServerProcess) -> N
         await b.unblock(alice_id)
         await a.send_text(bob_id, "back again")
         assert (await b.next_message()).content == "back again"
-        carol, carol_id = await new_user(server.base_url, "carol")
-        async with online(server.base_url, carol) as c:
+        carol, carol_id = await new_user(deployment.base_url, "carol")
+        async with online(deployment.base_url, carol) as c:
             await c.block(alice_id)  # a stranger can be blocked: her requests are refused
             await expect(ErrorCode.ERR_BLOCKED, a.apply_friend(carol_id, "hi"))
 
 
-async def test_profiles_and_nickname_update_reach_friend_lists(server: ServerProcess) -> None:
-    alice, alice_id, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a, online(server.base_url, bob) as b:
+async def test_profiles_and_nickname_update_reach_friend_lists(deployment: Served) -> None:
+    alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
         assert [u.nickname for u in await b.friends()] == ["Alice"]  # fills the profile cache
         await a.update_nickname("Alice Liddell")
         assert [u.nickname for u in await b.friends()] == ["Alice Liddell"]
@@ -85,12 +85,12 @@ async def test_profiles_and_nickname_update_reach_friend_lists(server: ServerPro
         await expect(ErrorCode.ERR_INVALID_ARGUMENT, a.update_nickname(""))
 
 
-async def test_group_of_fifty_with_an_offline_member_who_catches_up_in_order(server: ServerProcess) -> None:
-    owner_name, owner_id = await new_user(server.base_url, "owner")
-    members: list[tuple[str, int]] = [await new_user(server.base_url, f"m{i}") for i in range(49)]
-    async with online(server.base_url, owner_name) as owner:
+async def test_group_of_fifty_with_an_offline_member_who_catches_up_in_order(deployment: Served) -> None:
+    owner_name, owner_id = await new_user(deployment.base_url, "owner")
+    members: list[tuple[str, int]] = [await new_user(deployment.base_url, f"m{i}") for i in range(49)]
+    async with online(deployment.base_url, owner_name) as owner:
         clients = [
-            Client(server.base_url, name, PASSWORD, "PC", heartbeat_interval=10) for name, _ in members
+            Client(deployment.base_url, name, PASSWORD, "PC", heartbeat_interval=10) for name, _ in members
         ]
         await asyncio.gather(*(c.start() for c in clients))
         try:
@@ -120,7 +120,7 @@ async def test_group_of_fifty_with_an_offline_member_who_catches_up_in_order(ser
                 await c.close()
         # The offline member comes back and gets all ten, in order, after the group's creation notice.
         caught: list[Message] = []
-        back = Client(server.base_url, members[-1][0], PASSWORD, "PC", on_message=caught.append)
+        back = Client(deployment.base_url, members[-1][0], PASSWORD, "PC", on_message=caught.append)
         back.local_max_seq = offline_seq
         await back.start()
         assert [m.content for m in caught] == [f"group message {i}" for i in range(10)]
@@ -151,13 +151,13 @@ async def next_notice(client: Client, name: str) -> Message:
             return m
 
 
-async def test_join_with_approval_leave_and_non_member_posts(server: ServerProcess) -> None:
-    owner_name, _, friend_name, friend_id = await friend_pair(server.base_url, "owner", "friend")
-    stranger_name, stranger_id = await new_user(server.base_url, "stranger")
+async def test_join_with_approval_leave_and_non_member_posts(deployment: Served) -> None:
+    owner_name, _, friend_name, friend_id = await friend_pair(deployment.base_url, "owner", "friend")
+    stranger_name, stranger_id = await new_user(deployment.base_url, "stranger")
     async with (
-        online(server.base_url, owner_name) as owner,
-        online(server.base_url, friend_name) as friend,
-        online(server.base_url, stranger_name) as stranger,
+        online(deployment.base_url, owner_name) as owner,
+        online(deployment.base_url, friend_name) as friend,
+        online(deployment.base_url, stranger_name) as stranger,
     ):
         group_id = await owner.create_group("book club", [friend_id])
         for c in (owner, friend):  # announced to everyone, the creator's own devices included
@@ -199,10 +199,13 @@ async def test_join_with_approval_leave_and_non_member_posts(server: ServerProce
         ]
 
 
-async def test_a_new_member_gets_nothing_posted_before_joining(server: ServerProcess) -> None:
-    owner_name, _, _, friend_id = await friend_pair(server.base_url, "owner", "early")
-    late_name, late_id = await new_user(server.base_url, "late")
-    async with online(server.base_url, owner_name) as owner, online(server.base_url, late_name) as late:
+async def test_a_new_member_gets_nothing_posted_before_joining(deployment: Served) -> None:
+    owner_name, _, _, friend_id = await friend_pair(deployment.base_url, "owner", "early")
+    late_name, late_id = await new_user(deployment.base_url, "late")
+    async with (
+        online(deployment.base_url, owner_name) as owner,
+        online(deployment.base_url, late_name) as late,
+    ):
         group_id = await owner.create_group("history", [friend_id])
         await owner.send_group(group_id, "before you came")
         await late.join_group(group_id)
@@ -212,9 +215,9 @@ async def test_a_new_member_gets_nothing_posted_before_joining(server: ServerPro
         assert texts == ["welcome"]
 
 
-async def test_history_pages_backwards(server: ServerProcess) -> None:
-    alice, _, _, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice) as a:
+async def test_history_pages_backwards(deployment: Served) -> None:
+    alice, _, _, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a:
         for i in range(12):
             await a.send_text(bob_id, f"h{i}")
         page, more = await a.history(peer_id=bob_id, limit=5)
@@ -227,10 +230,13 @@ async def test_history_pages_backwards(server: ServerProcess) -> None:
         await expect(ErrorCode.ERR_INVALID_ARGUMENT, a.history(peer_id=bob_id, group_id=5))
 
 
-async def test_unread_counts_follow_reads_across_devices(server: ServerProcess) -> None:
-    alice, alice_id, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, bob, "PC") as b_pc, online(server.base_url, bob, "Web") as b_web:
-        async with online(server.base_url, alice) as a:
+async def test_unread_counts_follow_reads_across_devices(deployment: Served) -> None:
+    alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
+    async with (
+        online(deployment.base_url, bob, "PC") as b_pc,
+        online(deployment.base_url, bob, "Web") as b_web,
+    ):
+        async with online(deployment.base_url, alice) as a:
             for i in range(4):
                 await a.send_text(bob_id, f"u{i}")
         last = await _drain_until(b_pc, 4)

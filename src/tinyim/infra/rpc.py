@@ -77,12 +77,23 @@ def _not_connected(exc: grpc.aio.AioRpcError) -> bool:
     )
 
 
+# Clients ping idle connections so a dead peer is noticed; servers must accept those pings, or they
+# answer GOAWAY "too_many_pings" and the next call on the channel fails.
+KEEPALIVE_MS = 10_000
 CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
     ("grpc.keepalive_timeout_ms", 3_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+
+
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MS // 2),
+    ("grpc.http2.max_ping_strikes", 0),
 ]
 
 
@@ -129,13 +140,19 @@ class RoleChannels:
             raise ImError(UNAVAILABLE, f"no {self.role} service is available; try again shortly")
         return nodes[next(self._turn) % len(nodes)]
 
-    async def call(self, method: str, request: Any, *, idempotent: bool = True) -> Any:
+    @property
+    def deadline_seconds(self) -> float:
+        return self._deadline
+
+    async def call(
+        self, method: str, request: Any, *, idempotent: bool = True, deadline_seconds: float | None = None
+    ) -> Any:
         tried: set[str] = set()
         while True:
             node = await self._pick(tried)
             stub = self._stub_type(self._channels.get(node.grpc_target))
             try:
-                return await getattr(stub, method)(request, timeout=self._deadline)
+                return await getattr(stub, method)(request, timeout=deadline_seconds or self._deadline)
             except grpc.aio.AioRpcError as exc:
                 error = _im_error(exc)
                 if error is not None:
@@ -181,7 +198,7 @@ async def grpc_server(
     if not registrars:
         yield None
         return
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names: list[str] = []

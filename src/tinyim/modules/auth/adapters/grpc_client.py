@@ -9,19 +9,27 @@ from tinyim.kernel import UserProfile
 from tinyim.modules.auth.domain import LoginResult, TokenClaims
 from tinyim.pb import im_internal_pb2 as ipb
 
+# Password hashing (argon2) is slow on purpose and queues under a burst of logins: those calls get
+# a longer deadline than the role's default.
+HASHING_DEADLINE_FACTOR = 6
+
 
 class GrpcAuthClient:
     def __init__(self, remote: RoleChannels) -> None:
         self._remote = remote
+        self._hashing_deadline = remote.deadline_seconds * HASHING_DEADLINE_FACTOR
 
     async def register(self, username: str, password: str, nickname: str) -> int:
         req = ipb.RegisterInternalReq(username=username, password=password, nickname=nickname)
-        resp = await self._remote.call("Register", req, idempotent=False)
+        resp = await self._remote.call(
+            "Register", req, idempotent=False, deadline_seconds=self._hashing_deadline
+        )
         return int(resp.user_id)
 
     async def login(self, username: str, password: str, device_id: str) -> LoginResult:
         req = ipb.LoginInternalReq(username=username, password=password, device_id=device_id)
-        r = await self._remote.call("Login", req, idempotent=False)
+        # a retried login on another node at worst replaces a token the client never received
+        r = await self._remote.call("Login", req, deadline_seconds=self._hashing_deadline)
         return LoginResult(r.user_id, r.token, r.expires_at, r.token_id)
 
     async def verify_token(self, token: str) -> TokenClaims:

@@ -273,7 +273,13 @@ class SqlTimelineStore:
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            Unread(Conversation(ConvType(row.conv_type), row.other_id), row.n, row.last, row.read)
+            # int(): MariaDB answers DECIMAL for MAX over COALESCE
+            Unread(
+                Conversation(ConvType(row.conv_type), int(row.other_id)),
+                int(row.n),
+                int(row.last),
+                int(row.read),
+            )
             for row in rows
         ]
 

@@ -1,0 +1,100 @@
+"""End-to-end fixtures: the multi-process topology, shared by every module that runs on it.
+
+`served` parametrizes a module over the one-process server and the cluster, for the scenarios that
+must behave the same on both (skeleton, social graph).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from tests.support.server import ServerProcess, free_port
+from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
+from tinyim.cluster import Cluster
+
+
+class Served(Protocol):
+    """What the scenario tests need of a deployment: dispatch's URL, a gateway port, the logs."""
+
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    def log(self) -> str: ...
+
+
+class ClusterAsServer:
+    """The cluster seen as one server: clients start at dispatch; raw WebSocket tests use gateway-1."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+
+    @property
+    def base_url(self) -> str:
+        return self._cluster.dispatch_url
+
+    @property
+    def port(self) -> int:
+        return self._cluster.members["gateway-1"].http_port
+
+    def log(self) -> str:
+        return "\n".join(
+            Path(m.log).read_text(errors="replace") for m in self._cluster.members.values() if m.log
+        )
+
+
+def _free_block() -> int:
+    """A base port with base..base+6 and their gRPC twins (+1000) free."""
+    for _ in range(50):
+        base = random.randrange(20000, 30000)
+        if all(_is_free(base + i) and _is_free(base + 1000 + i) for i in range(7)):
+            return base
+    return free_port()
+
+
+def _is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """dispatch, 2 gateways, auth, user, 2 msg nodes on loopback; MariaDB (throwaway) + Redis (prefix)."""
+    redis_url = require_redis()
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    with throwaway_mariadb() as db_url:
+        env = {
+            "IM_DATABASE_URL": db_url,
+            "IM_REDIS_URL": redis_url,
+            "IM_REDIS_PREFIX": prefix,
+            "IM_HEARTBEAT_TIMEOUT_SECONDS": "10",
+        }
+        c = Cluster(Path(tmp_path_factory.mktemp("cluster")), env, _free_block()).up()
+        try:
+            yield c
+        finally:
+            c.down()
+            asyncio.run(delete_prefix(redis_url, prefix))
+
+
+@pytest.fixture(scope="module", params=["one-process", "cluster"])
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    if request.param == "cluster":
+        yield ClusterAsServer(request.getfixturevalue("cluster"))
+        return
+    proc = ServerProcess(tmp_path_factory.mktemp("tinyim")).start()
+    yield proc
+    proc.stop()
