@@ -15,12 +15,15 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.helpers import PASSWORD, befriend, new_user, online
 from tinyim.client import Client, Message, Sent
 from tinyim.cluster import Cluster
+from tinyim.infra.discovery import RENEW_EVERY_SECONDS, RedisRegistry
+from tinyim.infra.redis import Keys
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +68,24 @@ async def next_text(client: Client, timeout: float = 10.0) -> Message:
 
 
 # ---------- the skeleton's and the social issue's scenarios, across gateways ----------
+async def quiet_gateways(cluster: Cluster) -> None:
+    """Wait until earlier tests' connections are gone from both gateways' reported loads."""
+    redis = Redis.from_url(cluster.env["IM_REDIS_URL"], decode_responses=True)
+    registry = RedisRegistry(redis, Keys(cluster.env["IM_REDIS_PREFIX"]))
+    try:
+        for _ in range(60):
+            loads = [n.load for n in await registry.nodes("gateway")]
+            if len(loads) == 2 and not any(loads):
+                break
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(RENEW_EVERY_SECONDS + 0.2)  # dispatch forgets its own recent hand-outs
+    finally:
+        await redis.aclose()
+
+
 async def test_dispatch_spreads_users_and_they_chat_across_gateways(cluster: Cluster) -> None:
     alice, alice_id, bob, bob_id = await friends(cluster)
+    await quiet_gateways(cluster)
     async with online(cluster.dispatch_url, alice) as a, online(cluster.dispatch_url, bob) as b:
         assert {a.ws_url, b.ws_url} == {gateway_url(cluster, "gateway-1"), gateway_url(cluster, "gateway-2")}
         sent = await a.send_text(bob_id, "hello from the other gateway")
