@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tinyim.infra.discovery import Node, NodeDirectory, RedisRegistry, Registry
+from tinyim.infra.discovery import (
+    DuplicateWorkerId,
+    Node,
+    NodeDirectory,
+    RedisRegistry,
+    Registry,
+    check_worker_id,
+)
 from tinyim.infra.etcd import EtcdRegistry, etcd_client
 from tinyim.kernel import UserProfile
 from tinyim.modules.auth import ProfileCache
@@ -93,3 +100,32 @@ async def test_directory_caches_and_sets_failed_nodes_aside(registry: Registry) 
     directory.suspect(b)  # when every node is suspect, all are offered again
     assert len(await directory.nodes("user")) == 2
     assert await directory.node("user", "user-2") == b
+
+
+async def test_a_second_msg_node_with_the_same_worker_id_is_refused(registry: Registry) -> None:
+    first = Node("msg", "msg-1", "127.0.0.1", grpc_port=10001, worker_id=3)
+    await registry.announce(first)
+    await check_worker_id(registry, first)  # itself (a restart after kill -9) is fine
+    await check_worker_id(registry, Node("msg", "msg-2", "127.0.0.1", grpc_port=10002, worker_id=4))
+    with pytest.raises(DuplicateWorkerId, match="IM_WORKER_ID=3"):
+        await check_worker_id(registry, Node("msg", "msg-3", "127.0.0.1", grpc_port=10003, worker_id=3))
+
+
+async def test_etcd_watch_tells_readers_of_every_change(etcd_endpoints: str) -> None:
+    async for client in etcd_client(etcd_endpoints):
+        prefix = f"w{uuid.uuid4().hex[:8]}/"
+        registry = EtcdRegistry(client, prefix=prefix, ttl_seconds=1.0)
+        directory = NodeDirectory(registry, refresh_seconds=3600)  # only the watch refreshes it
+        follower = asyncio.create_task(directory.follow())
+        try:
+            assert await directory.nodes("user") == []
+            await asyncio.sleep(0.3)  # the watch is set up
+            node = Node("user", "user-1", "127.0.0.1", grpc_port=10001)
+            await registry.announce(node)
+            deadline = time.monotonic() + 5
+            while await directory.nodes("user") != [node]:
+                assert time.monotonic() < deadline, "the watch did not refresh the directory"
+                await asyncio.sleep(0.05)
+        finally:
+            follower.cancel()
+            await client.delete_prefix(f"/tinyim/{prefix}".encode())

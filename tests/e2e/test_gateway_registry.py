@@ -54,8 +54,8 @@ async def live_gateways(redis: Redis, prefix: str) -> dict[str, float]:
 async def test_least_loaded_live_gateway_and_failover(tmp_path: Path, redis_server: RedisServer) -> None:
     prefix = f"reg-{uuid.uuid4().hex[:6]}:"
     env = {"IM_REDIS_URL": redis_server.url, "IM_REDIS_PREFIX": prefix}
-    a = ServerProcess(tmp_path / "a", env=env).start()
-    b = ServerProcess(tmp_path / "b", env=env).start()
+    a = ServerProcess(tmp_path / "a", env={**env, "IM_WORKER_ID": "1"}).start()
+    b = ServerProcess(tmp_path / "b", env={**env, "IM_WORKER_ID": "2"}).start()
     redis = Redis.from_url(redis_server.url, decode_responses=True)
     try:
         gw_a, gw_b = f"gw-127.0.0.1:{a.port}", f"gw-127.0.0.1:{b.port}"

@@ -20,7 +20,7 @@ from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
-from tinyim.infra.discovery import Node, NodeDirectory, Registry, keep_registered
+from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
@@ -67,6 +67,7 @@ def _nodes(settings: Settings, hub: GatewayHub) -> list[Node]:
             file_port=settings.file_port,
             load=hub.connection_count if role == "gateway" else 0,
             ws_url=settings.public_ws_url if role == "gateway" else "",
+            worker_id=settings.worker_id if role == "msg" else 0,
         )
         for role in RPC_ROLES
         if role in settings.role_set
@@ -100,6 +101,9 @@ def build_app(settings: Settings) -> Starlette:
                     serve(settings.host, settings.effective_grpc_port, registrars)
                 )
                 hub = await resolve(container.hub)
+                for node in _nodes(settings, hub):
+                    if node.role == "msg":
+                        await check_worker_id(registry, node)
                 register = contextlib.asynccontextmanager(keep_registered)
                 await stack.enter_async_context(register(registry, lambda: _nodes(settings, hub)))
             yield

@@ -44,6 +44,7 @@ class Node:
     file_port: int = 0
     load: int = 0
     ws_url: str = ""  # a gateway's public WebSocket URL when clients reach it by another address
+    worker_id: int = 0  # a msg node's Snowflake worker id: two live msg nodes must not share one
 
     @property
     def grpc_target(self) -> str:
@@ -58,7 +59,8 @@ class Node:
     def from_json(cls, role: str, node_id: str, raw: str | bytes, load: int = 0) -> Node:
         data = json.loads(raw)
         return cls(role, node_id, str(data["host"]), int(data["http_port"]), int(data["grpc_port"]),
-                   int(data.get("file_port", 0)), load, str(data.get("ws_url", "")))  # fmt: skip
+                   int(data.get("file_port", 0)), load, str(data.get("ws_url", "")),
+                   int(data.get("worker_id", 0)))  # fmt: skip
 
 
 class Registry(Protocol):
@@ -162,6 +164,20 @@ class NodeDirectory:
             except Exception:
                 log.warning("registry watch failed; polling until it is back", exc_info=True)
                 await asyncio.sleep(1.0)
+
+
+class DuplicateWorkerId(RuntimeError):
+    pass
+
+
+async def check_worker_id(registry: Registry, me: Node) -> None:
+    """Refuse to start a msg node whose Snowflake worker id a live one already uses (ids would collide)."""
+    for other in await registry.nodes(me.role):
+        if other.node_id != me.node_id and other.worker_id == me.worker_id:
+            raise DuplicateWorkerId(
+                f"msg node {other.node_id} already uses IM_WORKER_ID={me.worker_id}; "
+                "give every msg process its own worker id (0-1023)"
+            )
 
 
 async def keep_registered(
