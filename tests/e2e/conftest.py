@@ -10,6 +10,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -70,24 +71,25 @@ def _is_free(port: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@contextmanager
+def running_cluster(workdir: Path, **extra_env: str) -> Iterator[Cluster]:
     """dispatch, 2 gateways, auth, user, 2 msg nodes on loopback; MariaDB (throwaway) + Redis (prefix)."""
     redis_url = require_redis()
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
     with throwaway_mariadb() as db_url:
-        env = {
-            "IM_DATABASE_URL": db_url,
-            "IM_REDIS_URL": redis_url,
-            "IM_REDIS_PREFIX": prefix,
-            "IM_HEARTBEAT_TIMEOUT_SECONDS": "10",
-        }
-        c = Cluster(Path(tmp_path_factory.mktemp("cluster")), env, _free_block()).up()
+        env = {"IM_DATABASE_URL": db_url, "IM_REDIS_URL": redis_url, "IM_REDIS_PREFIX": prefix, **extra_env}
+        c = Cluster(workdir, env, _free_block()).up()
         try:
             yield c
         finally:
             c.down()
             asyncio.run(delete_prefix(redis_url, prefix))
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster"), IM_HEARTBEAT_TIMEOUT_SECONDS="10") as c:
+        yield c
 
 
 @pytest.fixture(scope="module", params=["one-process", "cluster"])

@@ -68,6 +68,20 @@ async def next_text(client: Client, timeout: float = 10.0) -> Message:
 
 
 # ---------- the skeleton's and the social issue's scenarios, across gateways ----------
+async def gateways_registered(cluster: Cluster, expect: int, within: float) -> bool:
+    """Whether the Redis registry lists `expect` live gateways within `within` seconds."""
+    redis = Redis.from_url(cluster.env["IM_REDIS_URL"], decode_responses=True)
+    registry = RedisRegistry(redis, Keys(cluster.env["IM_REDIS_PREFIX"]))
+    try:
+        for _ in range(int(within / 0.25)):
+            if len(await registry.nodes("gateway")) == expect:
+                return True
+            await asyncio.sleep(0.25)
+        return False
+    finally:
+        await redis.aclose()
+
+
 async def quiet_gateways(cluster: Cluster) -> None:
     """Wait until earlier tests' connections are gone from both gateways' reported loads."""
     redis = Redis.from_url(cluster.env["IM_REDIS_URL"], decode_responses=True)
@@ -236,14 +250,11 @@ async def test_kill_a_gateway_clients_move_to_the_other_and_lose_nothing(cluster
             received = await _collect(b, len(sent), timeout=60)
             assert b.ws_url == gateway_url(cluster, "gateway-2") and b.connects >= 2
             assert audit(sent, received) == {"lost": 0, "duplicated": 0, "out_of_order": 0, "unexpected": 0}
-            # once the dead gateway's entry expired (TTL 5 s), dispatch hands out only the live one
+            # the dead gateway's entry expires (TTL 5 s); then dispatch hands out only the live one
+            assert await gateways_registered(cluster, expect=1, within=10.0)
+            await asyncio.sleep(1.2)  # past the dispatcher's cache of the registry
             live = cluster.members["gateway-2"].http_port
             async with httpx.AsyncClient(base_url=cluster.dispatch_url, headers=bearer(a)) as http:
-                for _ in range(20):  # up to 10 s
-                    if (await http.get("/api/allocate_gateway")).json()["port"] == live:
-                        break
-                    await asyncio.sleep(0.5)
-                await asyncio.sleep(1.2)  # past the dispatcher's cache
                 for _ in range(4):
                     assert (await http.get("/api/allocate_gateway")).json()["port"] == live
     finally:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import _free_block
+from tests.e2e.conftest import running_cluster
 from tests.e2e.helpers import online
 from tests.e2e.test_cluster import bearer, friends, gateway_url, next_text
-from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
 from tinyim.cluster import Cluster
 from tinyim.infra.etcd import etcd_client
 
@@ -22,21 +19,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def etcd_cluster(tmp_path_factory: pytest.TempPathFactory, etcd_endpoints: str) -> Iterator[Cluster]:
-    redis_url = require_redis()
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    with throwaway_mariadb() as db_url:
-        env = {
-            "IM_DATABASE_URL": db_url,
-            "IM_REDIS_URL": redis_url,
-            "IM_REDIS_PREFIX": prefix,
-            "IM_ETCD_ENDPOINTS": etcd_endpoints,
-        }
-        c = Cluster(Path(tmp_path_factory.mktemp("cluster")), env, _free_block()).up()
-        try:
-            yield c
-        finally:
-            c.down()
-            asyncio.run(delete_prefix(redis_url, prefix))
+    with running_cluster(tmp_path_factory.mktemp("cluster"), IM_ETCD_ENDPOINTS=etcd_endpoints) as c:
+        yield c
 
 
 async def test_roles_find_each_other_in_etcd_and_a_dead_gateway_drops_out(

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 from google.protobuf.message import Message
 
 from tinyim.infra import metrics
 from tinyim.kernel import Caller
 from tinyim.modules.relation import RelationApi
-from tinyim.modules.relation.adapters.protobuf import group_info, user_info
+from tinyim.modules.relation.adapters.protobuf import group_info, group_members_resp, user_info
 from tinyim.modules.timeline import Conversation, SendRequest, TimelineApi
-from tinyim.modules.timeline.adapters.protobuf import message_data
+from tinyim.modules.timeline.adapters.protobuf import message_data, send_resp, sync_resp, unread_resp
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd
 
@@ -48,19 +48,11 @@ def message_handlers(timeline: TimelineApi) -> HandlerTable:
             SendRequest(req.receiver_id, req.group_id, int(req.type), req.content, req.client_msg_id),
         )
         metrics.MESSAGES_SENT.inc(0 if result.duplicate else 1)
-        return pb.MsgSendResp(
-            msg_id=result.msg_id,
-            seq_id=result.seq_id,
-            send_time=result.send_time_ms,
-            duplicate=result.duplicate,
-        )
+        return send_resp(result)
 
     async def sync(conn: Connection, req: pb.MsgSyncReq) -> Message:
         # req.user_id is ignored on purpose: a session reads its own timeline only.
-        page = await timeline.sync(caller(conn), req.local_max_seq, req.limit, req.min_seq)
-        return pb.MsgSyncResp(
-            max_seq=page.max_seq, msgs=[message_data(m) for m in page.messages], has_more=page.has_more
-        )
+        return sync_resp(await timeline.sync(caller(conn), req.local_max_seq, req.limit, req.min_seq))
 
     async def history(conn: Connection, req: pb.MsgHistoryReq) -> Message:
         conversation = Conversation.of(req.peer_id, req.group_id)
@@ -72,19 +64,7 @@ def message_handlers(timeline: TimelineApi) -> HandlerTable:
         return pb.MsgReadResp(read_seq=await timeline.mark_read(caller(conn), conversation, req.read_seq))
 
     async def unread(conn: Connection, _req: pb.UnreadReq) -> Message:
-        items = await timeline.unread(caller(conn))
-        return pb.UnreadResp(
-            conversations=[
-                pb.ConversationUnread(
-                    peer_id=u.conversation.peer_and_group[0],
-                    group_id=u.conversation.peer_and_group[1],
-                    unread=u.unread,
-                    last_seq=u.last_seq,
-                    read_seq=u.read_seq,
-                )
-                for u in items
-            ]
-        )
+        return unread_resp(await timeline.unread(caller(conn)))
 
     return {
         Cmd.CMD_MSG_SEND_REQ: (send, Cmd.CMD_MSG_SEND_RESP),
@@ -153,13 +133,7 @@ def social_handlers(relation: RelationApi) -> HandlerTable:
         return pb.GroupListResp(groups=[group_info(g) for g in await relation.my_groups(caller(conn))])
 
     async def members(conn: Connection, req: pb.GroupMemberReq) -> Message:
-        found = await relation.group_members(caller(conn), req.group_id)
-        return pb.GroupMemberResp(
-            members=[user_info(p) for p, _ in found],
-            member_infos=[
-                pb.GroupMemberInfo(user=user_info(p), role=cast(Any, int(m.role))) for p, m in found
-            ],
-        )
+        return group_members_resp(await relation.group_members(caller(conn), req.group_id))
 
     return {
         Cmd.CMD_FRIEND_APPLY_REQ: (apply, Cmd.CMD_FRIEND_APPLY_RESP),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
-from tinyim.modules.relation.adapters.protobuf import group_info, user_info
+from tinyim.modules.relation.adapters.protobuf import group_info, group_members_resp, user_info
 from tinyim.modules.relation.ports import RelationApi
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
@@ -116,12 +116,8 @@ class UserServicer(ipb_grpc.UserServiceServicer):
 
     @translate_errors
     async def GetGroupMembers(self, request: ipb.GroupMemberInternalReq, context: Ctx) -> Any:
-        found = await self._relation.group_members(caller_of(request.ctx), request.req.group_id)
-        return pb.GroupMemberResp(
-            members=[user_info(p) for p, _ in found],
-            member_infos=[
-                pb.GroupMemberInfo(user=user_info(p), role=cast(Any, int(m.role))) for p, m in found
-            ],
+        return group_members_resp(
+            await self._relation.group_members(caller_of(request.ctx), request.req.group_id)
         )
 
 

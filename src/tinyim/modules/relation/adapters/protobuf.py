@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from tinyim.kernel import UserProfile
-from tinyim.modules.relation.domain import Group
+from tinyim.modules.relation.domain import Group, Member
 from tinyim.pb import im_protocol_pb2 as pb
 
 
@@ -27,3 +29,10 @@ def group_info(g: Group) -> pb.GroupInfo:
 
 def group(g: pb.GroupInfo) -> Group:
     return Group(g.group_id, g.group_name, g.owner_id, g.announcement, g.member_count)
+
+
+def group_members_resp(found: list[tuple[UserProfile, Member]]) -> pb.GroupMemberResp:
+    return pb.GroupMemberResp(
+        members=[user_info(p) for p, _ in found],
+        member_infos=[pb.GroupMemberInfo(user=user_info(p), role=cast(Any, int(m.role))) for p, m in found],
+    )

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
-from tinyim.modules.timeline.adapters.protobuf import message_data
+from tinyim.modules.timeline.adapters.protobuf import message_data, send_resp, sync_resp, unread_resp
 from tinyim.modules.timeline.domain import Conversation, SendRequest
 from tinyim.modules.timeline.ports import NoticeApi, TimelineApi
 from tinyim.pb import im_internal_pb2 as ipb
@@ -28,19 +28,13 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
             caller_of(request.ctx),
             SendRequest(r.receiver_id, r.group_id, int(r.type), r.content, r.client_msg_id),
         )
-        return pb.MsgSendResp(
-            msg_id=result.msg_id,
-            seq_id=result.seq_id,
-            send_time=result.send_time_ms,
-            duplicate=result.duplicate,
-        )
+        return send_resp(result)
 
     @translate_errors
     async def SyncMsg(self, request: ipb.SyncMsgInternalReq, context: Ctx) -> Any:
         r = request.sync_req
-        page = await self._timeline.sync(caller_of(request.ctx), r.local_max_seq, r.limit, r.min_seq)
-        return pb.MsgSyncResp(
-            max_seq=page.max_seq, msgs=[message_data(m) for m in page.messages], has_more=page.has_more
+        return sync_resp(
+            await self._timeline.sync(caller_of(request.ctx), r.local_max_seq, r.limit, r.min_seq)
         )
 
     @translate_errors
@@ -62,19 +56,7 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
 
     @translate_errors
     async def GetUnread(self, request: ipb.UnreadInternalReq, context: Ctx) -> Any:
-        items = await self._timeline.unread(caller_of(request.ctx))
-        return pb.UnreadResp(
-            conversations=[
-                pb.ConversationUnread(
-                    peer_id=u.conversation.peer_and_group[0],
-                    group_id=u.conversation.peer_and_group[1],
-                    unread=u.unread,
-                    last_seq=u.last_seq,
-                    read_seq=u.read_seq,
-                )
-                for u in items
-            ]
-        )
+        return unread_resp(await self._timeline.unread(caller_of(request.ctx)))
 
     @translate_errors
     async def PostNotice(self, request: ipb.PostNoticeReq, context: Ctx) -> Any:
