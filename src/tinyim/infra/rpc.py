@@ -133,6 +133,13 @@ class RoleChannels:
         self._stub_type = stub_type
         self._deadline = deadline_seconds
         self._turn = itertools.count()
+        self._stubs: dict[str, Any] = {}  # target -> stub over that target's one channel
+
+    def _stub(self, node: Node) -> Any:
+        stub = self._stubs.get(node.grpc_target)
+        if stub is None:
+            stub = self._stubs[node.grpc_target] = self._stub_type(self._channels.get(node.grpc_target))
+        return stub
 
     async def _pick(self, tried: set[str]) -> Node:
         nodes = [n for n in await self._directory.nodes(self.role) if n.node_id not in tried]
@@ -148,11 +155,11 @@ class RoleChannels:
         self, method: str, request: Any, *, idempotent: bool = True, deadline_seconds: float | None = None
     ) -> Any:
         tried: set[str] = set()
+        timeout = deadline_seconds or self._deadline
         while True:
             node = await self._pick(tried)
-            stub = self._stub_type(self._channels.get(node.grpc_target))
             try:
-                return await getattr(stub, method)(request, timeout=deadline_seconds or self._deadline)
+                return await getattr(self._stub(node), method)(request, timeout=timeout)
             except grpc.aio.AioRpcError as exc:
                 error = _im_error(exc)
                 if error is not None:
