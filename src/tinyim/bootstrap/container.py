@@ -70,10 +70,16 @@ async def redis(settings: Settings) -> AsyncIterator[Redis | None]:
         yield client
 
 
+# Roles whose local services use the database (dispatch and gateways reach it only through them).
+DATABASE_ROLES = frozenset({"auth", "user", "msg"})
+
+
 async def database(settings: Settings) -> AsyncIterator[Database]:
+    """Engines connect lazily; replica health is watched only where a local service reads replicas."""
     replicas = [u.strip() for u in settings.database_replica_urls.split(",") if u.strip()]
     db = Database(settings.effective_database_url, replicas)
-    watcher = asyncio.create_task(db.watch_replicas()) if replicas else None
+    uses_db = bool(settings.role_set & DATABASE_ROLES)
+    watcher = asyncio.create_task(db.watch_replicas()) if replicas and uses_db else None
     try:
         yield db
     finally:
