@@ -51,7 +51,8 @@ class RecordingNotifier:
 
 
 class RecordingGatewayLink:
-    def __init__(self) -> None:
+    def __init__(self, dead: frozenset[str] = frozenset()) -> None:
+        self.dead = dead  # gateways whose calls fail (killed, unreachable)
         self.pushes: list[tuple[str, list[PushTarget]]] = []
         self.kicks: list[tuple[str, int, str, str]] = []
         self.reads: list[tuple[str, int, str, int]] = []
@@ -67,6 +68,8 @@ class RecordingGatewayLink:
     async def kick(
         self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str
     ) -> None:
+        if gateway_id in self.dead:
+            raise ConnectionError(f"{gateway_id} is gone")
         self.kicks.append((gateway_id, user_id, device_id, keep_token_id))
 
 

@@ -49,6 +49,16 @@ def connection(user_id: int, device: str, token: str = "t") -> tuple[Connection,
     return conn, sock
 
 
+async def test_a_dead_gateway_does_not_stop_a_kick_elsewhere() -> None:
+    """A login kicks the old session wherever it is; a gateway that died meanwhile cannot fail it."""
+    sessions = InMemorySessionDirectory()
+    link = RecordingGatewayLink(dead=frozenset({"gw-dead"}))
+    await sessions.bind(DeviceSession(1, "PC", "gw-dead", "c1"))
+    await sessions.bind(DeviceSession(1, "Web", "gw-b", "c2"))
+    await PresenceRouter(sessions, link).kick(1, "", "keep", "logged out everywhere")
+    assert link.kicks == [("gw-b", 1, "", "keep")]
+
+
 async def test_push_goes_once_to_each_gateway_holding_a_recipient() -> None:
     sessions = InMemorySessionDirectory()
     link = RecordingGatewayLink()

@@ -50,4 +50,10 @@ class PresenceRouter:
             s.gateway_id for s in online.get(user_id, ()) if not device_id or s.device_id == device_id
         }
         for gateway_id in gateways:
-            await self._gateways.kick(gateway_id, user_id, device_id, keep_token_id, reason)
+            # The old token is revoked already, so an unreachable gateway must not fail the login: a dead
+            # one's connections are gone; a partitioned one keeps the old connection until it drops,
+            # and that token connects nowhere again.
+            try:
+                await self._gateways.kick(gateway_id, user_id, device_id, keep_token_id, reason)
+            except Exception:
+                log.warning("kick on gateway failed", extra={"gateway": gateway_id}, exc_info=True)
