@@ -182,13 +182,18 @@ def cluster_env() -> dict[str, str]:
 def main(command: str) -> int:
     data_dir = Path(os.environ.get("IM_DATA_DIR", "var"))
     base_port = int(os.environ.get("IM_HTTP_PORT", "8080"))
+    state_file = data_dir / "cluster" / "cluster.json"
     if command == "up":
+        if state_file.exists() and any(
+            _alive(p["pid"]) for p in json.loads(state_file.read_text())["processes"]
+        ):
+            print(f"a cluster is running already ({state_file}); stop it with `make cluster-down`")
+            return 1
         cluster = Cluster(data_dir, cluster_env(), base_port).up()
         for m in cluster.members.values():
             print(f"{m.name:10} pid {m.pid:<7} http :{m.http_port}  grpc :{m.grpc_port}  log {m.log}")
         print(f"dispatch: {cluster.dispatch_url}  (state in {cluster.dir / 'cluster.json'})")
         return 0
-    state_file = data_dir / "cluster" / "cluster.json"
     if not state_file.exists():
         print("no cluster is running (no cluster.json)")
         return 0
