@@ -51,7 +51,7 @@ class ClusterAsServer:
         )
 
 
-def _free_block() -> int:
+def free_port_block() -> int:
     """A base port with base..base+6 and their gRPC twins (+1000) free."""
     for _ in range(50):
         base = random.randrange(20000, 30000)
@@ -78,7 +78,7 @@ def running_cluster(workdir: Path, **extra_env: str) -> Iterator[Cluster]:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
     with throwaway_mariadb() as db_url:
         env = {"IM_DATABASE_URL": db_url, "IM_REDIS_URL": redis_url, "IM_REDIS_PREFIX": prefix, **extra_env}
-        c = Cluster(workdir, env, _free_block()).up()
+        c = Cluster(workdir, env, free_port_block()).up()
         try:
             yield c
         finally:
