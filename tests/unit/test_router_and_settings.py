@@ -9,6 +9,7 @@ from tests.unit.fakes import FakeUsers, RecordingNotices
 from tests.unit.test_presence_and_hub import connection
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.edges.gateway.router import CommandRouter
+from tinyim.infra.db import replica_status_ok
 from tinyim.kernel import NOT_FOUND, Caller, ImError
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.relation import RelationService
@@ -179,3 +180,18 @@ def test_tokens_are_redacted_from_log_lines() -> None:
     )
     assert RedactTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "WebSocket /ws?token=[redacted]&device_id=PC" [accepted]'
+
+
+@pytest.mark.parametrize(
+    ("row", "ok"),
+    [
+        (None, True),  # a plain read endpoint
+        ({"Replica_IO_Running": "Yes", "Replica_SQL_Running": "Yes", "Seconds_Behind_Source": 1}, True),
+        ({"Slave_IO_Running": "Yes", "Slave_SQL_Running": "Yes", "Seconds_Behind_Master": 0}, True),
+        ({"Replica_IO_Running": "Yes", "Replica_SQL_Running": "No", "Seconds_Behind_Source": None}, False),
+        ({"Slave_IO_Running": "Yes", "Slave_SQL_Running": "Yes", "Seconds_Behind_Master": 9}, False),
+        ({"Slave_IO_Running": "Connecting", "Slave_SQL_Running": "Yes", "Seconds_Behind_Master": 0}, False),
+    ],
+)
+def test_replica_status_of_mysql_and_mariadb(row: dict[str, object] | None, ok: bool) -> None:
+    assert replica_status_ok(row, max_lag=2.0) is ok

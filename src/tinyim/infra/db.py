@@ -115,14 +115,26 @@ async def _replica_ok(engine: AsyncEngine, max_lag: float) -> bool:
             if engine.dialect.name not in ("mysql", "mariadb"):
                 await conn.execute(text("SELECT 1"))
                 return True
-            row = (await conn.execute(text("SHOW SLAVE STATUS"))).mappings().first()
+            # SHOW REPLICA STATUS: MySQL 8.0.22+ (8.4 dropped SHOW SLAVE STATUS) and MariaDB 10.5.1+
+            row = (await conn.execute(text("SHOW REPLICA STATUS"))).mappings().first()
     except Exception:
         return False
+    return replica_status_ok(dict(row) if row is not None else None, max_lag)
+
+
+def replica_status_ok(row: dict[str, Any] | None, max_lag: float) -> bool:
+    """Replication threads running and lag within max_lag. MySQL names the columns Replica_*/Source,
+    MariaDB keeps Slave_*/Master; an endpoint with no status is a plain read endpoint, trusted."""
     if row is None:
-        return True  # a plain read endpoint, not a replica we can judge
-    lag = row.get("Seconds_Behind_Master")
-    running = row.get("Slave_IO_Running") == "Yes" and row.get("Slave_SQL_Running") == "Yes"
-    return running and lag is not None and float(lag) <= max_lag
+        return True
+
+    def field(*names: str) -> Any:
+        return next((row[n] for n in names if n in row), None)
+
+    lag = field("Seconds_Behind_Source", "Seconds_Behind_Master")
+    io = field("Replica_IO_Running", "Slave_IO_Running")
+    sql = field("Replica_SQL_Running", "Slave_SQL_Running")
+    return io == "Yes" and sql == "Yes" and lag is not None and float(lag) <= max_lag
 
 
 def _count_round_trips(engine: AsyncEngine) -> None:
