@@ -246,6 +246,12 @@ async def test_kill_a_gateway_clients_move_to_the_other_and_lose_nothing(cluster
             await asyncio.sleep(0.4)
             cluster.kill("gateway-1")  # kill -9: no goodbye to the registry, connections just drop
             assert not sender.done()
+            # still registered (TTL 5 s), but dispatch finds it refusing connections and skips it
+            await asyncio.sleep(1.2)
+            live = cluster.members["gateway-2"].http_port
+            async with httpx.AsyncClient(base_url=cluster.dispatch_url, headers=bearer(a)) as http:
+                for _ in range(4):
+                    assert (await http.get("/api/allocate_gateway")).json()["port"] == live
             sent = await asyncio.wait_for(sender, 60)
             received = await _collect(b, len(sent), timeout=60)
             assert b.ws_url == gateway_url(cluster, "gateway-2") and b.connects >= 2
@@ -253,7 +259,6 @@ async def test_kill_a_gateway_clients_move_to_the_other_and_lose_nothing(cluster
             # the dead gateway's entry expires (TTL 5 s); then dispatch hands out only the live one
             assert await gateways_registered(cluster, expect=1, within=10.0)
             await asyncio.sleep(1.2)  # past the dispatcher's cache of the registry
-            live = cluster.members["gateway-2"].http_port
             async with httpx.AsyncClient(base_url=cluster.dispatch_url, headers=bearer(a)) as http:
                 for _ in range(4):
                     assert (await http.get("/api/allocate_gateway")).json()["port"] == live

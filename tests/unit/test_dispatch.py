@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -9,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyim.edges.dispatch.hashring import HashRing
-from tinyim.edges.dispatch.ports import FileGatewayAllocator, GatewayAddress, RegistryGatewayAllocator
+from tinyim.edges.dispatch.ports import (
+    FileGatewayAllocator,
+    GatewayAddress,
+    RegistryGatewayAllocator,
+    accepts_connections,
+)
 from tinyim.edges.errors import http_status
 from tinyim.infra.discovery import Node
 from tinyim.kernel import UNAVAILABLE, ImError
@@ -20,6 +26,10 @@ class FakeRegistry:
 
     def __init__(self) -> None:
         self.by_role: dict[str, dict[str, Node]] = {}
+        self.suspects: set[str] = set()
+
+    def suspect(self, node: Node, seconds: float = 5.0) -> None:
+        self.suspects.add(node.node_id)
 
     def announce(self, node: Node) -> None:
         self.by_role.setdefault(node.role, {})[node.node_id] = node
@@ -28,7 +38,11 @@ class FakeRegistry:
         self.by_role.get(role, {}).pop(node_id, None)
 
     async def nodes(self, role: str) -> Sequence[Node]:
-        return list(self.by_role.get(role, {}).values())
+        return [n for n in self.by_role.get(role, {}).values() if n.node_id not in self.suspects]
+
+
+async def always_up(node: Node) -> bool:
+    return True
 
 
 def gateway(node_id: str, host: str, load: int) -> Node:
@@ -37,7 +51,7 @@ def gateway(node_id: str, host: str, load: int) -> Node:
 
 async def test_least_connections_wins_and_ties_break_by_id() -> None:
     registry = FakeRegistry()
-    allocator = RegistryGatewayAllocator(registry)
+    allocator = RegistryGatewayAllocator(registry, probe=always_up)
     registry.announce(gateway("gw-b", "10.0.0.2", 7))
     registry.announce(gateway("gw-a", "10.0.0.1", 3))
     registry.announce(gateway("gw-c", "10.0.0.3", 3))
@@ -52,10 +66,11 @@ async def test_a_burst_between_load_reports_is_spread_over_gateways() -> None:
     registry = FakeRegistry()
     registry.announce(gateway("gw-a", "10.0.0.1", 0))
     registry.announce(gateway("gw-b", "10.0.0.2", 0))
-    allocator = RegistryGatewayAllocator(registry)
+    allocator = RegistryGatewayAllocator(registry, probe=always_up)
     hosts = [(await allocator.allocate()).host for _ in range(10)]
     assert hosts.count("10.0.0.1") == hosts.count("10.0.0.2") == 5
-    allocator = RegistryGatewayAllocator(registry, window_seconds=0.0)  # reports are fresh: loads alone
+    # with fresh reports (no window), loads alone decide
+    allocator = RegistryGatewayAllocator(registry, window_seconds=0.0, probe=always_up)
     registry.announce(gateway("gw-a", "10.0.0.1", 1))
     registry.announce(gateway("gw-b", "10.0.0.2", 9))
     assert {(await allocator.allocate()).host for _ in range(3)} == {"10.0.0.1"}
@@ -64,7 +79,7 @@ async def test_a_burst_between_load_reports_is_spread_over_gateways() -> None:
 async def test_a_gateway_behind_a_published_port_is_handed_out_by_its_public_url() -> None:
     registry = FakeRegistry()
     registry.announce(Node("gateway", "gw-1", "gateway-1", 8080, 9080, ws_url="ws://im.example.com:8081/ws"))
-    address = await RegistryGatewayAllocator(registry).allocate()
+    address = await RegistryGatewayAllocator(registry, probe=always_up).allocate()
     assert address.as_json() == {
         "host": "im.example.com",
         "port": 8081,
@@ -72,9 +87,33 @@ async def test_a_gateway_behind_a_published_port_is_handed_out_by_its_public_url
     }
 
 
+async def test_a_registered_gateway_that_refuses_connections_is_not_handed_out() -> None:
+    registry = FakeRegistry()
+    registry.announce(gateway("gw-a", "10.0.0.1", 0))  # killed: still registered until its TTL ends
+    registry.announce(gateway("gw-b", "10.0.0.2", 5))
+    probed: list[str] = []
+
+    async def probe(node: Node) -> bool:
+        probed.append(node.node_id)
+        return node.node_id != "gw-a"
+
+    allocator = RegistryGatewayAllocator(registry, probe=probe)
+    assert [(await allocator.allocate()).host for _ in range(3)] == ["10.0.0.2"] * 3
+    assert registry.suspects == {"gw-a"} and probed == ["gw-a", "gw-b"]  # answers are remembered a while
+
+
+async def test_the_real_probe_tells_a_listener_from_a_closed_port() -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    assert await accepts_connections(Node("gateway", "up", "127.0.0.1", http_port=port))
+    server.close()
+    await server.wait_closed()
+    assert not await accepts_connections(Node("gateway", "down", "127.0.0.1", http_port=port))
+
+
 async def test_no_live_gateway_is_unavailable() -> None:
     with pytest.raises(ImError) as exc:
-        await RegistryGatewayAllocator(FakeRegistry()).allocate()
+        await RegistryGatewayAllocator(FakeRegistry(), probe=always_up).allocate()
     assert exc.value.code == UNAVAILABLE and http_status(exc.value.code) == 503
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlparse
@@ -43,6 +44,21 @@ class GatewayAllocator(Protocol):
 
 class LiveNodes(Protocol):
     async def nodes(self, role: str) -> Sequence[Node]: ...
+    def suspect(self, node: Node, seconds: float = ...) -> None: ...
+
+
+Probe = Callable[[Node], Awaitable[bool]]
+
+
+async def accepts_connections(node: Node, timeout: float = 0.5) -> bool:
+    """Whether the gateway's listener answers a TCP connect (a killed one is still registered for up
+    to the TTL; handing it out would cost the client a failed connect and a backoff)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(node.host, node.http_port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
 
 
 class RegistryGatewayAllocator:
@@ -50,24 +66,48 @@ class RegistryGatewayAllocator:
 
     Loads are reported every 1.5 s, so this dispatcher also counts what it handed out itself within the
     last report period; otherwise a burst of logins would all land on the gateway that was least loaded
-    a moment ago.
+    a moment ago. A gateway whose listener refuses connections is set aside (it died since its last
+    renewal) and the next one is handed out.
     """
 
-    def __init__(self, registry: LiveNodes, window_seconds: float = RENEW_EVERY_SECONDS) -> None:
+    def __init__(
+        self,
+        registry: LiveNodes,
+        window_seconds: float = RENEW_EVERY_SECONDS,
+        probe: Probe = accepts_connections,
+        probe_every_seconds: float = 1.0,
+    ) -> None:
         self._registry = registry
         self._window = window_seconds
         self._recent: dict[str, list[float]] = {}  # node_id -> when we handed it out
+        self._probe = probe
+        self._probe_every = probe_every_seconds
+        self._probed: dict[str, float] = {}  # node_id -> when it last answered a probe
 
     async def allocate(self) -> GatewayAddress:
-        live = await self._registry.nodes("gateway")
-        if not live:
-            raise ImError(UNAVAILABLE, "no gateway is available; try again shortly")
         since = time.monotonic() - self._window
         for node_id in list(self._recent):
             self._recent[node_id] = [t for t in self._recent[node_id] if t > since]
-        best = min(live, key=lambda n: (n.load + len(self._recent.get(n.node_id, ())), n.node_id))
-        self._recent.setdefault(best.node_id, []).append(time.monotonic())
-        return GatewayAddress.of(best)
+        refused: set[str] = set()
+        while True:
+            live = [n for n in await self._registry.nodes("gateway") if n.node_id not in refused]
+            if not live:
+                raise ImError(UNAVAILABLE, "no gateway is available; try again shortly")
+            best = min(live, key=lambda n: (n.load + len(self._recent.get(n.node_id, ())), n.node_id))
+            if await self._answers(best):
+                self._recent.setdefault(best.node_id, []).append(time.monotonic())
+                return GatewayAddress.of(best)
+            refused.add(best.node_id)
+            self._registry.suspect(best)
+
+    async def _answers(self, node: Node) -> bool:
+        if time.monotonic() - self._probed.get(node.node_id, -1e9) < self._probe_every:
+            return True
+        if await self._probe(node):
+            self._probed[node.node_id] = time.monotonic()
+            return True
+        self._probed.pop(node.node_id, None)
+        return False
 
 
 class FileGatewayAllocator:
