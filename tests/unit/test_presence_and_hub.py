@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -47,6 +48,26 @@ def connection(user_id: int, device: str, token: str = "t") -> tuple[Connection,
         TokenBucket(0.2, 20),
     )
     return conn, sock
+
+
+async def test_a_slow_gateway_does_not_hold_back_the_others() -> None:
+    """Pushes go to every gateway at once: gw-a answers only after gw-b got its batch."""
+    b_reached = asyncio.Event()
+
+    class Link(RecordingGatewayLink):
+        async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
+            if gateway_id == "gw-a":
+                await b_reached.wait()
+            else:
+                b_reached.set()
+            await super().push(gateway_id, targets)
+
+    sessions = InMemorySessionDirectory()
+    await sessions.bind(DeviceSession(1, "PC", "gw-a", "c1"))
+    await sessions.bind(DeviceSession(2, "PC", "gw-b", "c2"))
+    link = Link()
+    await asyncio.wait_for(PresenceRouter(sessions, link).notify([PushTarget(1, 1), PushTarget(2, 1)]), 2)
+    assert {g for g, _ in link.pushes} == {"gw-a", "gw-b"}
 
 
 async def test_a_dead_gateway_does_not_stop_a_kick_elsewhere() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,11 +27,14 @@ class PresenceRouter:
             # A user on two gateways gets a signal through each; offline users cost nothing more.
             for gateway_id in {s.gateway_id for s in online.get(target.user_id, ())}:
                 per_gateway[gateway_id].append(target)
-        for gateway_id, batch in per_gateway.items():
-            try:
-                await self._gateways.push(gateway_id, batch)
-            except Exception:
-                log.warning("push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+        # gateways are called at once, so one slow or dead gateway delays no other
+        await asyncio.gather(*(self._push(gateway_id, batch) for gateway_id, batch in per_gateway.items()))
+
+    async def _push(self, gateway_id: str, batch: list[PushTarget]) -> None:
+        try:
+            await self._gateways.push(gateway_id, batch)
+        except Exception:
+            log.warning("push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
 
     async def notify_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
