@@ -61,3 +61,15 @@ async def served(role: str, registrar: Registrar, stub_type: Any) -> AsyncIterat
             yield RoleChannels(role, directory_of(role, f"{role}-test", port), channels, stub_type, 5.0)
         finally:
             await channels.close()
+
+
+@asynccontextmanager
+async def remote_if(
+    kind: str, role: str, registrar: Registrar, stub_type: Any
+) -> AsyncIterator[RoleChannels | None]:
+    """For suites parametrized "local"/"grpc": None (use the service), or the served role's channels."""
+    if kind == "local":
+        yield None
+        return
+    async with served(role, registrar, stub_type) as remote:
+        yield remote

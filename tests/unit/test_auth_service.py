@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import jwt
 import pytest
 
-from tests.support.grpc_loop import served
+from tests.support.grpc_loop import remote_if
 from tests.unit.fakes import FakeHasher, RecordingKicker
 from tinyim.kernel import CONFLICT, INVALID_ARGUMENT, UNAUTHENTICATED, ImError
 from tinyim.modules.auth import AuthApi, AuthService
@@ -43,11 +43,9 @@ class Env:
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     """The AuthApi contract: the local service, and the gRPC client adapter in front of it."""
     env = Env()
-    if request.param == "local":
-        yield env
-        return
-    async with served("auth", auth_registrar(env.auth), AuthServiceStub) as remote:
-        env.auth = GrpcAuthClient(remote)
+    async with remote_if(request.param, "auth", auth_registrar(env.auth), AuthServiceStub) as remote:
+        if remote is not None:
+            env.auth = GrpcAuthClient(remote)
         yield env
 
 

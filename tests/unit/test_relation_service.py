@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.grpc_loop import served
+from tests.support.grpc_loop import remote_if
 from tests.unit.fakes import FakeUsers, RecordingNotices
 from tinyim.kernel import (
     ALREADY_EXISTS,
@@ -47,11 +47,9 @@ class Env:
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     """The RelationApi contract: the local service, and the gRPC client adapter in front of it."""
     env = Env()
-    if request.param == "local":
-        yield env
-        return
-    async with served("user", user_registrar(env.service), UserServiceStub) as remote:
-        env.service = GrpcRelationClient(remote)
+    async with remote_if(request.param, "user", user_registrar(env.service), UserServiceStub) as remote:
+        if remote is not None:
+            env.service = GrpcRelationClient(remote)
         yield env
 
 

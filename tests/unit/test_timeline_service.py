@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.grpc_loop import served
+from tests.support.grpc_loop import remote_if
 from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra.snowflake import Snowflake
 from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, NOT_MEMBER, Caller, ImError, PushTarget
@@ -56,11 +56,11 @@ class Env:
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     """The TimelineApi/NoticeApi contract: the local service, and the gRPC client adapter in front of it."""
     env = Env()
-    if request.param == "local":
-        yield env
-        return
-    async with served("msg", msg_registrar(env.service, env.writer), MsgServiceStub) as remote:
-        env.service = env.notices = GrpcTimelineClient(remote)
+    async with remote_if(
+        request.param, "msg", msg_registrar(env.service, env.writer), MsgServiceStub
+    ) as remote:
+        if remote is not None:
+            env.service = env.notices = GrpcTimelineClient(remote)
         yield env
 
 

@@ -142,6 +142,8 @@ class Container(containers.DeclarativeContainer):
         etcd=providers.Singleton(EtcdRegistry, etcd, prefix=settings.provided.redis_prefix),
     )
     directory = providers.Singleton(NodeDirectory, registry)
+    # what depends only on whether there is a registry (either kind): "none" or "shared"
+    discovery = providers.Callable(lambda s: "none" if s.registry_kind == "none" else "shared", settings)
     channels = providers.Resource(channels)
     deadline = settings.provided.grpc_deadline_seconds
 
@@ -163,12 +165,7 @@ class Container(containers.DeclarativeContainer):
         local=providers.Singleton(
             LocalGatewayLink,
             hub,
-            providers.Selector(
-                settings.provided.registry_kind,
-                none=providers.Object(None),
-                redis=remote_gateways,
-                etcd=remote_gateways,
-            ),
+            providers.Selector(discovery, none=providers.Object(None), shared=remote_gateways),
         ),
         remote=remote_gateways,
     )
@@ -239,19 +236,15 @@ class Container(containers.DeclarativeContainer):
 
     # edges: dispatch hands out the least loaded live gateway (with a registry) or this process
     gateway_allocator = providers.Selector(
-        settings.provided.registry_kind,
+        discovery,
         none=providers.Singleton(
             StaticGatewayAllocator,
             providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
         ),
-        redis=providers.Singleton(RegistryGatewayAllocator, directory),
-        etcd=providers.Singleton(RegistryGatewayAllocator, directory),
+        shared=providers.Singleton(RegistryGatewayAllocator, directory),
     )
     file_allocator = providers.Selector(
-        settings.provided.registry_kind,
-        none=providers.Object(None),
-        redis=providers.Singleton(FileGatewayAllocator, directory),
-        etcd=providers.Singleton(FileGatewayAllocator, directory),
+        discovery, none=providers.Object(None), shared=providers.Singleton(FileGatewayAllocator, directory)
     )
     websocket_gateway = providers.Singleton(
         WebSocketGateway,
