@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Origins (comma list, or *) whose browser pages may call the HTTP API and the file gateway.
+    # Empty: same origin only (the Web app served by dispatch needs nothing here).
+    cors_origins: str = ""
 
     # Gateway limits (DESIGN.md §9).
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)

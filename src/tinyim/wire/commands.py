@@ -31,6 +31,8 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_MSG_SYNC_RESP: pb.MsgSyncResp,
     Cmd.CMD_FILE_UPLOAD_REQ: pb.FileUploadReq,
     Cmd.CMD_FILE_UPLOAD_ACK: pb.FileUploadResp,
+    Cmd.CMD_FILE_DOWNLOAD_REQ: pb.FileDownloadReq,
+    Cmd.CMD_FILE_DOWNLOAD_RESP: pb.FileDownloadResp,
     Cmd.CMD_FRIEND_APPLY_REQ: pb.FriendApplyReq,
     Cmd.CMD_FRIEND_APPLY_RESP: pb.FriendApplyResp,
     Cmd.CMD_FRIEND_HANDLE_REQ: pb.FriendHandleReq,
@@ -70,6 +72,8 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_USER_INFO_RESP: pb.UserInfoResp,
     Cmd.CMD_PROFILE_UPDATE_REQ: pb.ProfileUpdateReq,
     Cmd.CMD_PROFILE_UPDATE_RESP: pb.ProfileUpdateResp,
+    Cmd.CMD_USER_SEARCH_REQ: pb.UserSearchReq,
+    Cmd.CMD_USER_SEARCH_RESP: pb.UserSearchResp,
 }
 # CMD_FILE_DATA_TRANS carries raw file bytes on the file gateway, not a protobuf body.
 KNOWN_COMMANDS = frozenset(int(c) for c in Cmd)
