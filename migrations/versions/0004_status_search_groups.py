@@ -1,4 +1,4 @@
-"""Status, conversations, search, recall, group owner actions (filled in by that work).
+"""Online status, user search, group owner actions (filled in by that work).
 
 Revision ID: 0004
 Revises: 0003
