@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     max_bad_frames: int = Field(default=20, ge=1)
     sync_page_max: int = Field(default=200, ge=1)
     sync_page_default: int = Field(default=100, ge=1)
+    # user search: searches (pages) per user per minute
+    search_per_minute: int = Field(default=30, ge=1)
 
     @field_validator("roles")
     @classmethod

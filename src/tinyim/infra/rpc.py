@@ -36,6 +36,7 @@ _STATUS: dict[str, grpc.StatusCode] = {
     kernel.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     kernel.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     kernel.UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+    kernel.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,  # user search, typing
 }
 
 Ctx: TypeAlias = grpc.aio.ServicerContext

@@ -17,6 +17,7 @@ from ..errors import wire_code
 from .connection import Connection
 from .handlers import HandlerTable, message_handlers, session_handlers, social_handlers
 from .hub import GatewayHub
+from .status_handlers import search_handlers
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class CommandRouter:
             **session_handlers(hub),
             **message_handlers(timeline),
             **social_handlers(relation),
+            **search_handlers(relation),  # user search
         }
 
     async def handle(self, conn: Connection, frame: Frame) -> bytes:
