@@ -83,6 +83,7 @@ class GroupSummary:
     name: str
     owner_id: int
     member_count: int
+    announcement: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +435,10 @@ class Client:
 
     async def groups(self) -> list[GroupSummary]:
         resp = await self._call(Cmd.CMD_GROUP_LIST_REQ, pb.GroupListReq(), pb.GroupListResp)
-        return [GroupSummary(g.group_id, g.group_name, g.owner_id, g.member_count) for g in resp.groups]
+        return [
+            GroupSummary(g.group_id, g.group_name, g.owner_id, g.member_count, g.announcement)
+            for g in resp.groups
+        ]
 
     async def group_members(self, group_id: int) -> list[tuple[User, int]]:
         resp = await self._call(
@@ -644,6 +648,31 @@ class Client:
         req = pb.PrivacySetReq(settings=pb.PrivacySettings(hide_from_nickname_search=hidden))
         resp = await self._call(Cmd.CMD_PRIVACY_SET_REQ, req, pb.PrivacySetResp)
         return resp.settings.hide_from_nickname_search
+
+    # ---------- group owner actions (each reaches every member as a SYSTEM event) ----------
+    async def transfer_group(self, group_id: int, new_owner_id: int) -> None:
+        req = pb.GroupTransferReq(group_id=group_id, new_owner_id=new_owner_id)
+        await self._call(Cmd.CMD_GROUP_TRANSFER_REQ, req, pb.GroupTransferResp)
+
+    async def set_group_admin(self, group_id: int, member_id: int, admin: bool = True) -> None:
+        req = pb.GroupAdminReq(group_id=group_id, member_id=member_id, admin=admin)
+        await self._call(Cmd.CMD_GROUP_ADMIN_REQ, req, pb.GroupAdminResp)
+
+    async def update_group(
+        self, group_id: int, *, name: str | None = None, announcement: str | None = None
+    ) -> GroupSummary:
+        """Rename and/or set the announcement ("" clears it); returns the group as stored."""
+        req = pb.GroupUpdateReq(group_id=group_id)
+        if name is not None:
+            req.group_name = name
+        if announcement is not None:
+            req.announcement = announcement
+        g = (await self._call(Cmd.CMD_GROUP_UPDATE_REQ, req, pb.GroupUpdateResp)).group
+        return GroupSummary(g.group_id, g.group_name, g.owner_id, g.member_count, g.announcement)
+
+    async def dissolve_group(self, group_id: int) -> None:
+        req = pb.GroupDissolveReq(group_id=group_id)
+        await self._call(Cmd.CMD_GROUP_DISSOLVE_REQ, req, pb.GroupDissolveResp)
 
     def _on_notify(self, cmd: int, body: ProtoMessage) -> None:
         """Pushes other than sync signals, read marks and kicks; unknown ones are ignored."""

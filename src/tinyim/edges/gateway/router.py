@@ -17,7 +17,7 @@ from ..errors import wire_code
 from .connection import Connection
 from .handlers import HandlerTable, message_handlers, session_handlers, social_handlers
 from .hub import GatewayHub
-from .status_handlers import search_handlers
+from .status_handlers import group_admin_handlers, search_handlers
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class CommandRouter:
             **message_handlers(timeline),
             **social_handlers(relation),
             **search_handlers(relation),  # user search
+            **group_admin_handlers(relation),  # group owner actions
         }
 
     async def handle(self, conn: Connection, frame: Frame) -> bytes:

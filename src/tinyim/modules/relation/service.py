@@ -30,6 +30,7 @@ from tinyim.modules.relation.domain import (
     RelationStatus,
     RequestStatus,
     SearchPage,
+    check_announcement,
     check_direct_message,
     check_group_name,
     check_reason,
@@ -282,6 +283,79 @@ class RelationService:
 
     async def set_privacy(self, caller: Caller, privacy: Privacy) -> Privacy:
         return await self._users.set_privacy(caller.user_id, privacy)
+
+    # ---------- group owner actions ----------
+    async def transfer_group(self, caller: Caller, group_id: int, new_owner_id: int) -> None:
+        me = caller.user_id
+        await self._group(group_id)
+        if await self._store.role(group_id, me) != GroupRole.OWNER:
+            raise ImError(PERMISSION_DENIED, "only the group owner can transfer the group")
+        if new_owner_id == me:
+            raise ImError(INVALID_ARGUMENT, "you own this group already")
+        if await self._store.role(group_id, new_owner_id) is None:
+            raise ImError(NOT_MEMBER, "the new owner must be a member of the group")
+        if not await self._store.transfer_owner(group_id, me, new_owner_id):
+            raise ImError(PERMISSION_DENIED, "the group changed meanwhile; try again")
+        await self._announce(
+            me,
+            group_id,
+            notice("owner_transferred", group_id=group_id, old_owner_id=me, new_owner_id=new_owner_id),
+        )
+
+    async def set_group_admin(self, caller: Caller, group_id: int, member_id: int, admin: bool) -> None:
+        await self._group(group_id)
+        if await self._store.role(group_id, caller.user_id) != GroupRole.OWNER:
+            raise ImError(PERMISSION_DENIED, "only the group owner can appoint or remove admins")
+        role = await self._store.role(group_id, member_id)
+        if role is None:
+            raise ImError(NOT_MEMBER, "this user is not a member of the group")
+        if role == GroupRole.OWNER:
+            raise ImError(INVALID_ARGUMENT, "the owner's role changes only by a transfer")
+        wanted = GroupRole.ADMIN if admin else GroupRole.MEMBER
+        if role == wanted:
+            return  # nothing changes, nobody is told
+        await self._store.set_role(group_id, member_id, wanted)
+        event = "admin_appointed" if admin else "admin_removed"
+        await self._announce(caller.user_id, group_id, notice(event, group_id=group_id, user_id=member_id))
+
+    async def update_group(
+        self, caller: Caller, group_id: int, name: str | None, announcement: str | None
+    ) -> Group:
+        if name is None and announcement is None:
+            raise ImError(INVALID_ARGUMENT, "give a new name, a new announcement, or both")
+        name = None if name is None else check_group_name(name)
+        announcement = None if announcement is None else check_announcement(announcement)
+        group = await self._group(group_id)
+        if await self._store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
+            raise ImError(PERMISSION_DENIED, "only the group owner or an admin can change the group")
+        name = None if name == group.name else name
+        announcement = None if announcement == group.announcement else announcement
+        if name is None and announcement is None:
+            return group
+        await self._store.update_group(group_id, name, announcement)
+        if name is not None:
+            await self._announce(
+                caller.user_id, group_id, notice("group_renamed", group_id=group_id, name=name)
+            )
+        if announcement is not None:
+            await self._announce(
+                caller.user_id,
+                group_id,
+                notice("announcement_updated", group_id=group_id, announcement=announcement),
+            )
+        return await self._group(group_id)
+
+    async def dissolve_group(self, caller: Caller, group_id: int) -> None:
+        group = await self._group(group_id)
+        if await self._store.role(group_id, caller.user_id) != GroupRole.OWNER:
+            raise ImError(PERMISSION_DENIED, "only the group owner can dissolve the group")
+        members = await self._store.member_ids(group_id)
+        if not await self._store.dissolve_group(group_id):
+            raise ImError(NOT_FOUND, f"group {group_id} does not exist")
+        # the last message of the group: every former member gets it in the group conversation
+        await self._notices.to_group(
+            caller.user_id, group_id, members, notice("group_dissolved", group_id=group_id, name=group.name)
+        )
 
     # ---------- helpers ----------
     async def _announce(self, sender_id: int, group_id: int, content: str) -> None:

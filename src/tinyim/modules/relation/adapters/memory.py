@@ -124,6 +124,35 @@ class InMemoryRelationStore:
         self.join_requests[(group_id, user_id)] = status
         return True
 
+    # group owner actions
+    async def transfer_owner(self, group_id: int, old_owner_id: int, new_owner_id: int) -> bool:
+        group, members = self.groups.get(group_id), self.group_members.get(group_id, {})
+        if group is None or group.owner_id != old_owner_id or new_owner_id not in members:
+            return False
+        self.groups[group_id] = Group(group_id, group.name, new_owner_id, group.announcement)
+        members[old_owner_id], members[new_owner_id] = GroupRole.MEMBER, GroupRole.OWNER
+        return True
+
+    async def set_role(self, group_id: int, user_id: int, role: int) -> None:
+        members = self.group_members.get(group_id, {})
+        if members.get(user_id) not in (None, GroupRole.OWNER):
+            members[user_id] = GroupRole(role)
+
+    async def update_group(self, group_id: int, name: str | None, announcement: str | None) -> None:
+        g = self.groups[group_id]
+        self.groups[group_id] = Group(
+            group_id,
+            g.name if name is None else name,
+            g.owner_id,
+            g.announcement if announcement is None else announcement,
+        )
+
+    async def dissolve_group(self, group_id: int) -> bool:
+        if self.groups.pop(group_id, None) is None:
+            return False
+        self.group_members.pop(group_id, None)
+        return True
+
 
 class InMemoryRateLimiter:
     """Fixed-window counters of one process (the Redis one is shared by every process of the role)."""
