@@ -187,3 +187,14 @@ async def test_dissolve_group_removes_it_and_its_members(backend: Backend) -> No
         assert await store.group(gid) is None and await store.member_ids(gid) == []
         assert await store.role(gid, owner) is None
         assert [g.group_id for g in await store.groups_of(m1)] == [keep]
+
+
+# ---------- online status ----------
+async def test_listed_by_sees_the_rows_pointing_at_a_user(backend: Backend) -> None:
+    a, b, c, d = fresh_id(), fresh_id(), fresh_id(), fresh_id()
+    async with open_store(backend) as store:
+        await store.make_friends(a, b)
+        await store.make_friends(a, c)
+        await store.set_status(c, a, RelationStatus.DELETED)  # c deleted a: c no longer lists a
+        assert await store.listed_by(a, [b, c, d]) == {b}
+        assert await store.listed_by(b, [a]) == {a} and await store.listed_by(a, []) == set()

@@ -34,6 +34,7 @@ from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import PUSH_COMMANDS, Cmd, ErrorCode, FrameError, decode, encode, parse_body
 
 from .seqstore import MemorySeqStore, SeqStore
+from .status import STATUS_VALUES, Typing, UserStatus, user_status
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,12 @@ class Client:
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._closing = False
         self._seq_changed = asyncio.Condition()
+        # online status and typing pushes (latest status per user; both also queued for next_*)
+        self.statuses: dict[int, UserStatus] = {}
+        self.on_status: Callable[[UserStatus], None] | None = None
+        self.on_typing: Callable[[Typing], None] | None = None
+        self._status_queue: asyncio.Queue[UserStatus] = asyncio.Queue(maxsize=1000)
+        self._typing_queue: asyncio.Queue[Typing] = asyncio.Queue(maxsize=1000)
 
     # ---------- lifecycle ----------
     async def login(self) -> None:
@@ -674,5 +681,51 @@ class Client:
         req = pb.GroupDissolveReq(group_id=group_id)
         await self._call(Cmd.CMD_GROUP_DISSOLVE_REQ, req, pb.GroupDissolveResp)
 
+    # ---------- online status and typing ----------
+    async def set_status(self, status: str) -> UserStatus:
+        """ "away" (kept until you set "online", across reconnects) or "online" (automatic: away only
+        while every device of yours is idle). Returns your status now."""
+        if status not in ("online", "away"):
+            raise ValueError('status must be "online" or "away"')
+        req = pb.StatusSetReq(status=cast(Any, STATUS_VALUES[status]))
+        return user_status((await self._call(Cmd.CMD_STATUS_SET_REQ, req, pb.StatusSetResp)).status)
+
+    async def query_statuses(self, user_ids: list[int]) -> list[UserStatus]:
+        """Your friends' status (at most 200 ids); ids whose status you may not see are left out."""
+        req = pb.StatusQueryReq(user_ids=user_ids)
+        resp = await self._call(Cmd.CMD_STATUS_QUERY_REQ, req, pb.StatusQueryResp)
+        found = [user_status(s) for s in resp.statuses]
+        self.statuses.update((s.user_id, s) for s in found)
+        return found
+
+    async def next_status(self, timeout: float = 10.0) -> UserStatus:
+        """The next pushed status change (friends', and your own from your other devices)."""
+        return await asyncio.wait_for(self._status_queue.get(), timeout)
+
+    async def typing(self, peer_id: int, stopped: bool = False) -> None:
+        """Tell a friend you are typing (send again every few seconds while typing; rate-limited)."""
+        await self._call(Cmd.CMD_TYPING_REQ, pb.TypingReq(peer_id=peer_id, stopped=stopped), pb.TypingResp)
+
+    async def next_typing(self, timeout: float = 10.0) -> Typing:
+        return await asyncio.wait_for(self._typing_queue.get(), timeout)
+
     def _on_notify(self, cmd: int, body: ProtoMessage) -> None:
         """Pushes other than sync signals, read marks and kicks; unknown ones are ignored."""
+        if isinstance(body, pb.StatusNotify):
+            status = user_status(body.status)
+            self.statuses[status.user_id] = status
+            _offer(self._status_queue, status)
+            if self.on_status is not None:
+                self.on_status(status)
+        elif isinstance(body, pb.TypingNotify):
+            typing = Typing(body.user_id, body.stopped)
+            _offer(self._typing_queue, typing)
+            if self.on_typing is not None:
+                self.on_typing(typing)
+
+
+def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
+    """Queue a push; when nobody takes them, the oldest make room (the latest state is what counts)."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
+from tinyim.modules.presence.adapters.protobuf import status_info
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.relation.adapters.protobuf import (
     group_info,
@@ -18,6 +19,7 @@ from tinyim.wire import Cmd
 
 from .connection import Connection
 from .handlers import HandlerTable, caller
+from .status import StatusTracker
 
 
 def search_handlers(relation: RelationApi) -> HandlerTable:
@@ -64,4 +66,23 @@ def group_admin_handlers(relation: RelationApi) -> HandlerTable:
         Cmd.CMD_GROUP_ADMIN_REQ: (admin, Cmd.CMD_GROUP_ADMIN_RESP),
         Cmd.CMD_GROUP_UPDATE_REQ: (update, Cmd.CMD_GROUP_UPDATE_RESP),
         Cmd.CMD_GROUP_DISSOLVE_REQ: (dissolve, Cmd.CMD_GROUP_DISSOLVE_RESP),
+    }
+
+
+def status_handlers(tracker: StatusTracker) -> HandlerTable:
+    async def set_status(conn: Connection, req: pb.StatusSetReq) -> Message:
+        return pb.StatusSetResp(status=status_info(await tracker.set_status(conn, int(req.status))))
+
+    async def query(conn: Connection, req: pb.StatusQueryReq) -> Message:
+        found = await tracker.query(conn, list(req.user_ids))
+        return pb.StatusQueryResp(statuses=[status_info(v) for v in found])
+
+    async def typing(conn: Connection, req: pb.TypingReq) -> Message:
+        await tracker.typing(conn, req.peer_id, req.stopped)
+        return pb.TypingResp()
+
+    return {
+        Cmd.CMD_STATUS_SET_REQ: (set_status, Cmd.CMD_STATUS_SET_RESP),
+        Cmd.CMD_STATUS_QUERY_REQ: (query, Cmd.CMD_STATUS_QUERY_RESP),
+        Cmd.CMD_TYPING_REQ: (typing, Cmd.CMD_TYPING_RESP),
     }

@@ -60,6 +60,15 @@ class RelationApi(Protocol):
     ) -> Group: ...
     async def dissolve_group(self, caller: Caller, group_id: int) -> None: ...
 
+    # online status: friends both ways, no block either way
+    async def status_watchers(self, user_id: int) -> list[int]:
+        """Everyone who may see user_id's online status."""
+        ...
+
+    async def status_visible(self, viewer_id: int, user_ids: Sequence[int]) -> list[int]:
+        """Which of user_ids viewer may see the online status of."""
+        ...
+
 
 class GroupFull(Exception):
     pass
@@ -74,6 +83,10 @@ class RelationStore(Protocol):
 
     async def set_status(self, owner_id: int, other_id: int, status: int) -> None: ...
     async def friend_ids(self, owner_id: int) -> list[int]: ...
+    async def listed_by(self, user_id: int, among: Sequence[int]) -> set[int]:
+        """Which of `among` list user_id as a friend (their row to user_id is NORMAL)."""
+        ...
+
     async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
         """Which of `among` have blocked user_id."""
         ...

@@ -357,6 +357,28 @@ class RelationService:
             caller.user_id, group_id, members, notice("group_dissolved", group_id=group_id, name=group.name)
         )
 
+    # ---------- online status ----------
+    async def status_watchers(self, user_id: int) -> list[int]:
+        return await self._mutual_unblocked(user_id, await self._store.friend_ids(user_id))
+
+    async def status_visible(self, viewer_id: int, user_ids: Sequence[int]) -> list[int]:
+        if len(user_ids) > MAX_PROFILES:
+            raise ImError(INVALID_ARGUMENT, f"ask for at most {MAX_PROFILES} users at once")
+        wanted = set(user_ids)
+        mine = [f for f in await self._store.friend_ids(viewer_id) if f in wanted]
+        visible = set(await self._mutual_unblocked(viewer_id, mine))
+        return [u for u in dict.fromkeys(user_ids) if u in visible]
+
+    async def _mutual_unblocked(self, user_id: int, friends: Sequence[int]) -> list[int]:
+        """Of user_id's friends, those who list user_id too and are not blocked either way."""
+        if not friends:
+            return []
+        mutual = await self._store.listed_by(user_id, friends)
+        blocked = set(await self._store.blocked_ids(user_id)) | await self._store.blockers_of(
+            user_id, friends
+        )
+        return [f for f in friends if f in mutual and f not in blocked]
+
     # ---------- helpers ----------
     async def _announce(self, sender_id: int, group_id: int, content: str) -> None:
         await self._notices.to_group(sender_id, group_id, await self._store.member_ids(group_id), content)

@@ -153,3 +153,12 @@ class GrpcRelationClient:
     async def dissolve_group(self, caller: Caller, group_id: int) -> None:
         req = ipb.GroupDissolveInternalReq(ctx=context_of(caller), req=pb.GroupDissolveReq(group_id=group_id))
         await self._remote.call("DissolveGroup", req, idempotent=False)
+
+    # ---------- online status ----------
+    async def status_watchers(self, user_id: int) -> list[int]:
+        resp = await self._remote.call("StatusWatchers", ipb.StatusWatchersReq(user_id=user_id))
+        return list(resp.user_ids)
+
+    async def status_visible(self, viewer_id: int, user_ids: Sequence[int]) -> list[int]:
+        req = ipb.StatusVisibleReq(viewer_id=viewer_id, user_ids=list(user_ids))
+        return list((await self._remote.call("StatusVisible", req)).user_ids)

@@ -171,6 +171,16 @@ class UserServicer(ipb_grpc.UserServiceServicer):
         await self._relation.dissolve_group(caller_of(request.ctx), request.req.group_id)
         return pb.GroupDissolveResp(success=True)
 
+    # ---------- online status ----------
+    @translate_errors
+    async def StatusWatchers(self, request: ipb.StatusWatchersReq, context: Ctx) -> Any:
+        return ipb.UserIds(user_ids=await self._relation.status_watchers(request.user_id))
+
+    @translate_errors
+    async def StatusVisible(self, request: ipb.StatusVisibleReq, context: Ctx) -> Any:
+        visible = await self._relation.status_visible(request.viewer_id, list(request.user_ids))
+        return ipb.UserIds(user_ids=visible)
+
 
 def user_registrar(relation: RelationApi) -> Registrar:
     def register(server: grpc.aio.Server) -> Sequence[str]:

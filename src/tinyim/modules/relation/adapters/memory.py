@@ -46,6 +46,9 @@ class InMemoryRelationStore:
             b for (a, b), s in self.relations.items() if a == owner_id and s == RelationStatus.NORMAL
         )
 
+    async def listed_by(self, user_id: int, among: Sequence[int]) -> set[int]:
+        return {u for u in among if self.relations.get((u, user_id)) == RelationStatus.NORMAL}
+
     async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
         return {u for u in among if (u, user_id) in self.blocks}
 

@@ -156,6 +156,16 @@ class SqlRelationStore:
         async with self._db.read() as conn:
             return list((await conn.scalars(query)).all())
 
+    async def listed_by(self, user_id: int, among: Sequence[int]) -> set[int]:
+        if not among:
+            return set()
+        r = im_relation
+        query = select(r.c.user_id).where(
+            r.c.friend_id == user_id, r.c.status == RelationStatus.NORMAL, r.c.user_id.in_(sorted(set(among)))
+        )
+        async with self._db.read() as conn:
+            return set((await conn.scalars(query)).all())
+
     async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
         if not among:
             return set()
