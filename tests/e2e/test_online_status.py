@@ -3,7 +3,7 @@
 (online -> away -> online -> offline), strangers and blocked users see nothing, typing reaches only the
 peer's devices, and a killed gateway's users go offline once their devices expire.
 
-Both deployments here run with IM_AWAY_AFTER_SECONDS=2 (and the cluster with a 4 s presence TTL), so
+Both deployments here run with IM_AWAY_AFTER_SECONDS=3 (and the cluster with a 4 s presence TTL), so
 the module starts its own server and cluster rather than sharing the suite's defaults."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tinyim.wire import ErrorCode
 
 pytestmark = pytest.mark.e2e
 
-AWAY_AFTER = "2"
+AWAY_AFTER = "3"
 PRESENCE_TTL = "4"
 
 
@@ -106,7 +106,7 @@ async def test_a_friends_status_changes_are_pushed_and_strangers_see_nothing(d: 
             assert (await status_of(a, bob_id)).status == "online"  # across gateways on the cluster
             assert [s.status for s in await a.query_statuses([bob_id])] == ["online"]
             assert await c.query_statuses([bob_id]) == [] and await dv.query_statuses([bob_id]) == []
-            away = await status_of(a, bob_id)  # Bob made no request for 2 s
+            away = await status_of(a, bob_id)  # Bob made no request for 3 s
             assert away.status == "away"
             await b.send_text(alice_id, "back at the keyboard")
             assert (await status_of(a, bob_id)).status == "online"

@@ -699,7 +699,7 @@ class Client:
         return found
 
     async def next_status(self, timeout: float = 10.0) -> UserStatus:
-        """The next pushed status change (friends', and your own from your other devices)."""
+        """The next pushed status change of a friend."""
         return await asyncio.wait_for(self._status_queue.get(), timeout)
 
     async def typing(self, peer_id: int, stopped: bool = False) -> None:

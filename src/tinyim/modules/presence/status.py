@@ -2,9 +2,9 @@
 
 Runs inside every gateway process (presence is a library over Redis, not a role). Every event goes
 through one atomic update of the user's record; the update that changes what watchers were last shown
-announces it: one StatusNotify per watcher device, one call per gateway. A gateway killed with
-`kill -9` reports nothing: its devices run out at their deadline (`ttl` after their last heartbeat) and
-`reap`, which every gateway runs, announces them offline.
+announces it: one StatusNotify per connected device of each watcher, one call per gateway. A gateway
+killed with `kill -9` reports nothing: its devices run out at their deadline (`ttl` after their last
+heartbeat) and `reap`, which every gateway runs, announces them offline.
 """
 
 from __future__ import annotations
@@ -110,10 +110,10 @@ class StatusService:
         return status
 
     async def _announce(self, status: StatusView) -> None:
-        """To every watcher's devices and the user's own (their other devices show it too)."""
+        """To every watcher's connected devices (a user's own devices learn it from StatusSetResp or a
+        query: a connection gets no unasked frame about itself)."""
         try:
-            audience = [*await self._audience.watchers(status.user_id), status.user_id]
-            online = await self._sessions.lookup(audience)
+            online = await self._sessions.lookup(await self._audience.watchers(status.user_id))
         except Exception:
             log.warning("status change not announced", extra={"user": status.user_id}, exc_info=True)
             return
