@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tinyim.infra import logging as im_logging
-from tinyim.settings import Settings
+from tinyim.settings import Settings, env_file
 
 log = logging.getLogger("tinyim")
 
@@ -44,6 +44,7 @@ def run(settings: Settings) -> None:
 
     if settings.auto_migrate:
         migrate(settings)
+    _raise_fd_limit()
     app = build_app(settings)
     log.info(
         "tinyim serving",
@@ -66,6 +67,38 @@ def run(settings: Settings) -> None:
     uvicorn.Server(config).run()
 
 
+def _raise_fd_limit() -> None:
+    """One fd per client connection: take the most the machine allows (the soft limit is often 1024)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.warning("could not raise the open-file limit", extra={"soft": soft, "hard": hard})
+
+
+def _ops(command: str, as_json: bool, settings: Settings) -> int:
+    import asyncio
+    import json
+
+    from tinyim import ops
+
+    if command == "config":
+        config = ops.effective_config(settings)
+        if as_json:
+            print(json.dumps(config, indent=2, default=str))
+        else:
+            for name, value in config.items():
+                print(f"{name}={value}")
+        return 0
+    findings = asyncio.run(ops.doctor(settings))
+    for finding in findings:
+        print(f"{'ok  ' if finding.ok else 'FAIL'} {finding.name}: {finding.detail}")
+    return 0 if all(f.ok for f in findings) else 1
+
+
 def _safe_url(url: str) -> str:
     if "@" in url:
         scheme, _, rest = url.partition("://")
@@ -74,22 +107,31 @@ def _safe_url(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tinyim.ops import version
+
     parser = argparse.ArgumentParser(prog="tinyim", description="TinyIM instant-messaging server")
+    parser.add_argument("--version", action="version", version=f"tinyim {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve the roles named by IM_ROLES (default: all, one process)")
     sub.add_parser("migrate", help="bring the database schema to the latest migration")
     cluster = sub.add_parser("cluster", help="the multi-process topology as local processes (no Docker)")
     cluster.add_argument("action", choices=["up", "down"])
+    # operator commands (tinyim/ops.py)
+    config = sub.add_parser("config", help="print the effective settings (IM_*), secrets masked")
+    config.add_argument("--json", action="store_true", help="one JSON object instead of NAME=value lines")
+    sub.add_parser("doctor", help="check the database, Redis, registry, data dir, ports and fd limit")
     args = parser.parse_args(argv)
     if args.command == "cluster":
         from tinyim.cluster import main as cluster_main
 
         return cluster_main(args.action)
     try:
-        settings = Settings()
+        settings = Settings(_env_file=env_file())  # type: ignore[call-arg]
     except Exception as exc:
         print(f"tinyim: bad configuration: {exc}", file=sys.stderr)
         return 2
+    if args.command in ("config", "doctor"):
+        return _ops(args.command, getattr(args, "json", False), settings)
     im_logging.configure(settings.log_level, settings.log_format)
     if args.command == "migrate":
         migrate(settings)

@@ -5,6 +5,7 @@ With nothing set, one process runs every role on SQLite under ./var and in-memor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ALL_ROLES = frozenset({"dispatch", "gateway", "filegw", "auth", "user", "msg", "filemeta"})
 # Roles the code base can run today. A process asked for anything else fails at start with a clear message.
 SUPPORTED_ROLES = frozenset({"dispatch", "gateway", "auth", "user", "msg"})
+
+
+def env_file() -> str | None:
+    """The env file settings are read from: IM_ENV_FILE, else ./.env when it exists (the environment
+    itself always wins over the file)."""
+    named = os.environ.get("IM_ENV_FILE")
+    if named:
+        if not Path(named).is_file():
+            raise ValueError(f"IM_ENV_FILE={named} is not a readable file")
+        return named
+    return ".env" if Path(".env").is_file() else None
 
 
 class Settings(BaseSettings):
