@@ -63,6 +63,8 @@ def run(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
     uvicorn.Server(config).run()
 

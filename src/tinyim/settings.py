@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Origins (comma list, or *) whose browser pages may call the HTTP API and the file gateway.
     # Empty: same origin only (the Web app served by dispatch needs nothing here).
     cors_origins: str = ""
+    # Behind a TLS proxy: the proxy's addresses (comma list of IPs/CIDRs, or *), whose X-Forwarded-For/
+    # -Proto headers are trusted (client addresses in logs and limits, wss:// in URLs). Empty: trust none.
+    forwarded_allow_ips: str = ""
+    public_file_http_url: str = ""  # a file gateway's HTTP base URL for browsers when it differs
 
     # Gateway limits (DESIGN.md §9).
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
