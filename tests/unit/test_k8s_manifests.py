@@ -19,7 +19,7 @@ SECRETS = {"IM_JWT_SECRET", "IM_DATABASE_URL", "IM_DATABASE_REPLICA_URLS", "IM_R
 
 
 def documents() -> list[dict[str, Any]]:
-    docs = []
+    docs: list[dict[str, Any]] = []
     for path in sorted(K8S.glob("*.yaml")):
         if path.name != "kustomization.yaml":
             docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
