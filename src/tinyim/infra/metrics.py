@@ -44,3 +44,6 @@ REGISTRY_NODES = Gauge("tinyim_registry_nodes", "Live nodes this process sees in
 REPLICA_HEALTHY = Gauge("tinyim_db_replica_healthy", "1 while a read replica is used", ["replica"])
 REPLICA_LAG = Gauge("tinyim_db_replica_lag_seconds", "Replication lag last measured", ["replica"])
 DB_POOL_CHECKED_OUT = Gauge("tinyim_db_pool_checked_out", "Database connections in use", ["engine"])
+LOGINS = Counter(
+    "tinyim_logins_total", "Password logins answered, by outcome", ["outcome"]
+)  # ok, bad_credentials, throttled, disabled, invalid
