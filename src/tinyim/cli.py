@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("backup", "restore-check"):
         return _backup(args.command, args.dir, settings)
     im_logging.configure(settings.log_level, settings.log_format)
+    from tinyim.infra import audit
+
+    audit.configure(settings.audit_log)
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "run":

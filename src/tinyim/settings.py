@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     # -Proto headers are trusted (client addresses in logs and limits, wss:// in URLs). Empty: trust none.
     forwarded_allow_ips: str = ""
     public_file_http_url: str = ""  # a file gateway's HTTP base URL for browsers when it differs
+    audit_log: str = ""  # audit lines (JSON) appended to this file; empty = stderr
 
     # Gateway limits (DESIGN.md §9).
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
