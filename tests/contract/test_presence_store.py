@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from tests.support.services import delete_prefix, require_redis
 from tests.unit.fakes import RecordingGatewayLink
 from tests.unit.test_online_status import FakeAudience
 from tinyim.infra.redis import Keys
@@ -118,3 +122,96 @@ async def test_two_gateways_on_redis_a_killed_ones_users_go_offline_after_expiry
     assert [v.status for v in await gw2.query(Caller(bob, "PC"), [alice])] == [Status.OFFLINE]
     assert [v.status for v in await gw1.query(Caller(alice, "PC"), [bob])] == [Status.ONLINE]
     assert await client.pttl(keys.presence(alice)) > 0
+
+
+# ---------- property: any series of events, memory and Redis agree with a plain model ----------
+Op = tuple[str, str, str, object]
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("up"),
+            st.sampled_from(["PC", "Web"]),
+            st.sampled_from(["c1", "c2"]),
+            st.sampled_from([False, True, None]),
+        ),
+        st.tuples(st.just("down"), st.sampled_from(["PC", "Web"]), st.sampled_from(["c1", "c2"]), st.none()),
+        st.tuples(st.just("away"), st.just(""), st.just(""), st.booleans()),
+        st.tuples(st.just("wait"), st.just(""), st.just(""), st.integers(0, 2 * TTL)),
+    ),
+    max_size=25,
+)
+
+
+class Model:
+    """The rules written plainly: devices by last sign of life, the user's own away, last seen."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, tuple[str, int, bool]] = {}  # device -> (conn, last up, idle)
+        self.away = False
+        self.seen = 0
+
+    def apply(self, op: Op, now: int) -> None:
+        kind, device, conn, arg = op
+        live = {k: v for k, v in self.devices.items() if v[1] + TTL > now}
+        if kind == "up":
+            old = live.get(device)
+            idle = (old[2] if old is not None and old[0] == conn else False) if arg is None else bool(arg)
+            live[device] = (conn, now, idle)
+            self.seen = max(self.seen, now)
+        elif kind == "down" and device in live and live[device][0] == conn:
+            del live[device]
+            self.seen = max(self.seen, now)
+        elif kind == "away":
+            self.away = bool(arg)
+        self.devices = live
+
+    def status(self, now: int) -> Status:
+        live = [v for v in self.devices.values() if v[1] + TTL > now]
+        if not live:
+            return Status.OFFLINE
+        return Status.AWAY if self.away or all(v[2] for v in live) else Status.ONLINE
+
+
+def change_of(op: Op) -> Change:
+    kind, device, conn, arg = op
+    if kind == "up":
+        return up(device, conn, None if arg is None else bool(arg))
+    if kind == "down":
+        return down(device, conn)
+
+    def other(r: PresenceRecord, now: int) -> None:
+        if kind == "away":
+            r.manual_away = bool(arg)
+
+    return other
+
+
+@settings(max_examples=40, deadline=None)
+@given(events=ops)
+def test_property_memory_and_redis_follow_the_model(events: list[Op]) -> None:
+    url = require_redis()
+
+    async def scenario() -> None:
+        client = Redis.from_url(url, decode_responses=True)
+        keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
+        stores: list[PresenceStore] = [InMemoryPresenceStore(), RedisPresenceStore(client, keys)]
+        model, now, shown = Model(), T0, Status.OFFLINE
+        try:
+            for op in events:
+                if op[0] == "wait":
+                    now += int(op[3])  # type: ignore[call-overload]
+                model.apply(op, now)
+                results = [await s.update(9, change_of(op), now) for s in stores]
+                expected = model.status(now)
+                for view, changed in results:
+                    assert (view.status, changed) == (expected, expected != shown), op
+                    assert view.last_seen_ms == max([model.seen, *(v[1] for v in model.devices.values())])
+                shown = expected
+                due = [await s.due(now + TTL, 5) for s in stores]
+                assert due[0] == due[1] == ([9] if model.devices else [])
+        finally:
+            await client.aclose()
+            await delete_prefix(url, keys.prefix)
+
+    asyncio.run(scenario())
