@@ -249,14 +249,29 @@ async def test_a_connection_goes_idle_without_requests_and_back_with_one() -> No
     assert [(u, s) for _, _, u, s in env.told() if u == ALICE] == [(ALICE, Status.OFFLINE)]
 
 
-async def test_heartbeats_through_the_hub_keep_a_device_counted() -> None:
-    env, hub, _, _ = await tracked_env()
+async def test_heartbeats_through_the_hub_keep_a_device_counted_with_few_writes() -> None:
+    env = Env()
+    clock = Clock()
+    hub = GatewayHub("gw-1", env.sessions)
+    writes: list[int] = []
+
+    class CountingStore(InMemoryPresenceStore):
+        async def update(self, user_id, change, now_ms):
+            writes.append(now_ms)
+            return await super().update(user_id, change, now_ms)
+
+    status = StatusService(CountingStore(), env.audience, env.sessions, env.link, TTL, clock=lambda: env.now)
+    hub.add_listener(StatusTracker(status, 1000.0, refresh_every=TTL / 3, clock=clock))
     alice, _ = connection(ALICE, "PC")
     await hub.attach(alice)
-    for _ in range(3):
-        env.now += TTL / 2
+    for _ in range(12):  # a heartbeat every TTL / 4, a write at most every TTL / 3: every second one
+        env.now += TTL / 4
+        clock.now += TTL / 4
         await hub.heartbeat(alice)
-    assert [v.status for v in await env.status.query(Caller(ALICE, "PC"), [ALICE])] == [Status.ONLINE]
+        assert [v.status for v in await status.query(Caller(ALICE, "PC"), [ALICE])] == [Status.ONLINE]
+    assert len(writes) == 1 + 6
+    env.now += TTL + 1  # the gateway dies: no more heartbeats
+    assert [v.status for v in await status.query(Caller(ALICE, "PC"), [ALICE])] == [Status.OFFLINE]
 
 
 async def test_typing_is_rate_limited_per_connection() -> None:

@@ -275,6 +275,7 @@ class Container(containers.DeclarativeContainer):
         away_after_seconds=settings.provided.away_after_seconds,
         typing_per_second=settings.provided.typing_per_second,
         typing_burst=settings.provided.typing_burst,
+        refresh_every=providers.Callable(lambda s: s.effective_presence_ttl / 3, settings),
     )
     websocket_gateway = providers.Singleton(
         WebSocketGateway,

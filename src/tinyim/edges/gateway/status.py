@@ -34,6 +34,7 @@ class _Tracked:
     last_active: float
     idle: bool
     typing: TokenBucket
+    written: float  # when this connection's device was last written to its status record
 
 
 class StatusTracker:
@@ -45,10 +46,14 @@ class StatusTracker:
         away_after_seconds: float,
         typing_per_second: float = 1.0,
         typing_burst: int = 5,
+        refresh_every: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._status = status
         self._away_after = away_after_seconds
+        # A heartbeat re-writes the device (pushing its deadline a TTL ahead) only this long after the
+        # last write: a third of the TTL keeps the deadline ahead for any client the gateway keeps open.
+        self._refresh_every = refresh_every
         self._typing = (typing_per_second, typing_burst)
         self._clock = clock
         self._conns: dict[Connection, _Tracked] = {}
@@ -59,7 +64,8 @@ class StatusTracker:
 
     # ---------- ConnectionListener ----------
     async def attached(self, conn: Connection) -> None:
-        self._conns[conn] = _Tracked(self._clock(), False, TokenBucket(*self._typing))
+        now = self._clock()
+        self._conns[conn] = _Tracked(now, False, TokenBucket(*self._typing), now)
         await self._safely(self._status.connected(conn.user_id, conn.device_id, conn.conn_id))
 
     async def detached(self, conn: Connection) -> None:
@@ -67,7 +73,10 @@ class StatusTracker:
             await self._safely(self._status.disconnected(conn.user_id, conn.device_id, conn.conn_id))
 
     async def heartbeat(self, conn: Connection) -> None:
-        if conn in self._conns:
+        tracked = self._conns.get(conn)
+        now = self._clock()
+        if tracked is not None and now - tracked.written >= self._refresh_every:
+            tracked.written = now
             await self._safely(self._status.heartbeat(conn.user_id, conn.device_id, conn.conn_id))
 
     async def activity(self, conn: Connection, cmd: int) -> None:
@@ -76,7 +85,7 @@ class StatusTracker:
             return
         tracked.last_active = self._clock()
         if tracked.idle:
-            tracked.idle = False
+            tracked.idle, tracked.written = False, tracked.last_active
             await self._safely(self._status.idle(conn.user_id, conn.device_id, conn.conn_id, False))
 
     # ---------- background ----------
@@ -85,7 +94,7 @@ class StatusTracker:
         now = self._clock()
         for conn, tracked in list(self._conns.items()):
             if not tracked.idle and now - tracked.last_active >= self._away_after:
-                tracked.idle = True
+                tracked.idle, tracked.written = True, now
                 await self._safely(self._status.idle(conn.user_id, conn.device_id, conn.conn_id, True))
         await self._safely(self._status.reap())
 
