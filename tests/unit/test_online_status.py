@@ -305,3 +305,21 @@ async def test_the_hub_pushes_status_and_typing_frames_to_connected_devices() ->
         assert (info.user_id, info.status, info.last_seen) == (BOB, pb.STATUS_AWAY, 123)
     (frame,) = [decode(d) for d in other_sock.sent]
     assert frame.cmd == Cmd.CMD_TYPING_NOTIFY and pb.TypingNotify.FromString(frame.body).user_id == ALICE
+
+
+async def test_a_login_that_replaces_a_connection_on_the_same_gateway_never_shows_offline() -> None:
+    env, hub, _, _ = await tracked_env()
+    await env.connect(BOB)
+    old, sock = connection(ALICE, "PC", token="old")
+
+    async def close_and_leave(code: int, reason: str) -> None:  # its socket loop ends during the kick
+        await hub.detach(old)
+
+    sock.close = close_and_leave  # type: ignore[method-assign]
+    old._close = sock.close
+    await hub.attach(old)
+    env.told()
+    new, _ = connection(ALICE, "PC", token="new")
+    await hub.attach(new)  # kicks the old one
+    assert env.told() == []
+    assert [v.status for v in await env.status.query(Caller(BOB, "PC"), [ALICE])] == [Status.ONLINE]

@@ -55,11 +55,11 @@ class GatewayHub:
         old = devices.get(conn.device_id)
         devices[conn.device_id] = conn
         metrics.WS_CONNECTIONS.set(self.connection_count)
+        for listener in self._listeners:  # first: the old connection's departure then changes nothing
+            await listener.attached(conn)
         if old is not None and old is not conn:
             await old.kick("logged in again on another device of this type")
         await self._sessions.bind(self._session(conn))
-        for listener in self._listeners:
-            await listener.attached(conn)
 
     async def detach(self, conn: Connection) -> None:
         devices = self._by_user.get(conn.user_id)
