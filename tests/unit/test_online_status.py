@@ -323,3 +323,16 @@ async def test_a_login_that_replaces_a_connection_on_the_same_gateway_never_show
     await hub.attach(new)  # kicks the old one
     assert env.told() == []
     assert [v.status for v in await env.status.query(Caller(BOB, "PC"), [ALICE])] == [Status.ONLINE]
+
+
+async def test_after_the_records_are_lost_heartbeats_restore_them_as_they_were() -> None:
+    env, hub, tracker, clock = await tracked_env(away_after=10.0)
+    await env.connect(BOB)
+    alice, _ = connection(ALICE, "PC")
+    await hub.attach(alice)
+    clock.now += 11
+    await tracker.sweep()  # Alice idle: away
+    env.store.records_by_user.clear()  # Redis restarted empty
+    clock.now += 1
+    await hub.heartbeat(alice)
+    assert [v.status for v in await env.status.query(Caller(BOB, "PC"), [ALICE])] == [Status.AWAY]

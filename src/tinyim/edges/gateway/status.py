@@ -77,7 +77,8 @@ class StatusTracker:
         now = self._clock()
         if tracked is not None and now - tracked.written >= self._refresh_every:
             tracked.written = now
-            await self._safely(self._status.heartbeat(conn.user_id, conn.device_id, conn.conn_id))
+            heartbeat = self._status.heartbeat(conn.user_id, conn.device_id, conn.conn_id, tracked.idle)
+            await self._safely(heartbeat)
 
     async def activity(self, conn: Connection, cmd: int) -> None:
         tracked = self._conns.get(conn)

@@ -54,8 +54,10 @@ class StatusService:
     async def connected(self, user_id: int, device_id: str, conn_id: str) -> None:
         await self._apply(user_id, lambda r, now: r.device_up(device_id, conn_id, now, self._ttl_ms, False))
 
-    async def heartbeat(self, user_id: int, device_id: str, conn_id: str) -> None:
-        await self._apply(user_id, lambda r, now: r.device_up(device_id, conn_id, now, self._ttl_ms, None))
+    async def heartbeat(self, user_id: int, device_id: str, conn_id: str, idle: bool | None = None) -> None:
+        """Push the device's deadline ahead; `idle` as the gateway knows it (None: keep the stored flag).
+        Passing it re-creates a record Redis lost exactly as it was."""
+        await self._apply(user_id, lambda r, now: r.device_up(device_id, conn_id, now, self._ttl_ms, idle))
 
     async def idle(self, user_id: int, device_id: str, conn_id: str, idle: bool) -> None:
         await self._apply(user_id, lambda r, now: r.device_up(device_id, conn_id, now, self._ttl_ms, idle))
