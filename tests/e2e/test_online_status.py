@@ -123,6 +123,19 @@ async def test_a_friends_status_changes_are_pushed_and_strangers_see_nothing(d: 
         assert bob_id not in c.statuses and bob_id not in dv.statuses  # no push ever reached them
 
 
+async def test_a_client_that_reconnects_learns_the_changes_it_missed(d: Deployment) -> None:
+    alice, _, bob, bob_id = await friends(d, "alice", "bob")
+    async with connected(d, alice, gateway=2) as a, connected(d, bob, gateway=1) as b:
+        assert (await status_of(a, bob_id)).status == "online"
+        a._backoff = (1.0, 2.0)  # reconnect after 0.5-1.5 s
+        connects = a.connects
+        await a.drop_connection()
+        await b.set_status("away")  # pushed while Alice is not connected
+        missed = await status_of(a, bob_id)
+        assert missed.status == "away" and a.connects == connects + 1
+        assert a.statuses[bob_id].status == "away"
+
+
 async def test_typing_reaches_only_the_peers_devices(d: Deployment) -> None:
     alice, alice_id, bob, bob_id = await friends(d, "alice", "bob")
     carol, _ = await new_user(d.base_url, "carol")

@@ -202,6 +202,7 @@ class Client:
         self.on_typing: Callable[[Typing], None] | None = None
         self._status_queue: asyncio.Queue[UserStatus] = asyncio.Queue(maxsize=1000)
         self._typing_queue: asyncio.Queue[Typing] = asyncio.Queue(maxsize=1000)
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---------- lifecycle ----------
     async def login(self) -> None:
@@ -511,6 +512,7 @@ class Client:
                     await self._connect()
                     delay = self._backoff[0]
                     self._schedule_sync()
+                    self._refresh_statuses_soon()  # online status: pushes missed while away
                     break
                 except InvalidStatus:
                     if time.time() < self.token_expires_at - 30:
@@ -708,6 +710,26 @@ class Client:
 
     async def next_typing(self, timeout: float = 10.0) -> Typing:
         return await asyncio.wait_for(self._typing_queue.get(), timeout)
+
+    def _refresh_statuses_soon(self) -> None:
+        """After a reconnect: query again every user whose status this client holds; changes missed
+        meanwhile are delivered like pushes."""
+        held = dict(list(self.statuses.items())[:200])
+        if not held:
+            return
+
+        async def refresh() -> None:
+            with contextlib.suppress(ServerError, ConnectionLost, TimeoutError, Kicked):
+                for status in await self.query_statuses(list(held)):
+                    if status == held.get(status.user_id):
+                        continue
+                    _offer(self._status_queue, status)
+                    if self.on_status is not None:
+                        self.on_status(status)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _on_notify(self, cmd: int, body: ProtoMessage) -> None:
         """Pushes other than sync signals, read marks and kicks; unknown ones are ignored."""
