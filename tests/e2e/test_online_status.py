@@ -74,12 +74,12 @@ async def connected(
         await client.close()
 
 
-async def status_of(client: Client, user_id: int, timeout: float = 10.0) -> UserStatus:
-    """The next pushed status of user_id (pushes about others, yourself included, are skipped)."""
+async def status_of(client: Client, user_id: int, timeout: float = 10.0, skip: str = "") -> UserStatus:
+    """The next pushed status of user_id (pushes about others, and `skip` statuses, are skipped)."""
     async with asyncio.timeout(timeout):
         while True:
             s = await client.next_status(timeout)
-            if s.user_id == user_id:
+            if s.user_id == user_id and s.status != skip:
                 return s
 
 
@@ -134,6 +134,20 @@ async def test_a_client_that_reconnects_learns_the_changes_it_missed(d: Deployme
         missed = await status_of(a, bob_id)
         assert missed.status == "away" and a.connects == connects + 1
         assert a.statuses[bob_id].status == "away"
+
+
+async def test_a_block_hides_the_status_at_once_as_if_gone_offline(d: Deployment) -> None:
+    alice, alice_id, bob, bob_id = await friends(d, "alice", "bob")
+    async with connected(d, alice, gateway=2) as a, connected(d, bob, gateway=1) as b:
+        assert (await status_of(a, bob_id)).status == "online"
+        await a.query_statuses([bob_id])  # now both hold each other's status
+        await b.query_statuses([alice_id])
+        await b.block(alice_id)
+        # both stay connected: only the block can show either of them offline to the other
+        # (an idle "away" may come first on a slow machine)
+        assert (await status_of(a, bob_id, skip="away")).status == "offline"  # Alice no longer sees Bob
+        assert (await status_of(b, alice_id, skip="away")).status == "offline"  # nor Bob Alice
+        assert await a.query_statuses([bob_id]) == [] and await b.query_statuses([alice_id]) == []
 
 
 async def test_typing_reaches_only_the_peers_devices(d: Deployment) -> None:

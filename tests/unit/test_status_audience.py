@@ -53,3 +53,30 @@ async def test_typing_follows_the_messaging_rule(relation: RelationApi) -> None:
         with pytest.raises(ImError) as exc:
             await audience.check_typing(sender, peer)
         assert exc.value.code == code
+
+
+class RecordingStatusNotices:
+    def __init__(self) -> None:
+        self.hidden: list[tuple[int, int]] = []
+
+    async def hide(self, viewer_id: int, user_id: int) -> None:
+        self.hidden.append((viewer_id, user_id))
+
+
+async def test_a_block_or_delete_between_mutual_friends_hides_both_ways_and_nothing_else() -> None:
+    store = InMemoryRelationStore()
+    notices = RecordingStatusNotices()
+    service = RelationService(store, FakeUsers(A, B, C, D, E), RecordingNotices(), status=notices)
+    for x, y in ((A, B), (A, C), (A, D)):
+        await store.make_friends(x, y)
+    await service.block(Caller(A, "PC"), B)
+    assert sorted(notices.hidden) == [(A, B), (B, A)]
+    notices.hidden.clear()
+    await service.block(Caller(A, "PC"), E)  # a stranger saw nothing: told nothing (it would give it away)
+    await service.block(Caller(B, "PC"), A)  # hidden already by A's block
+    assert notices.hidden == []
+    await service.delete_friend(Caller(C, "PC"), A)
+    assert sorted(notices.hidden) == [(A, C), (C, A)]
+    notices.hidden.clear()
+    await service.delete_friend(Caller(A, "PC"), C)  # C had deleted A already: nothing visible to hide
+    assert notices.hidden == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth import AuthApi
+from tinyim.modules.presence import PresenceRouter, Status, StatusView
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import MsgType, NoticeApi
 
@@ -65,3 +67,15 @@ class RelationAsStatusAudience:
 
     async def check_typing(self, sender_id: int, peer_id: int) -> None:
         await self._relation.check_direct(sender_id, peer_id)  # the 1:1 messaging rule
+
+
+class PresenceAsStatusNotices:
+    """relation.StatusNotices served by presence: a hidden user shows as offline to the viewer."""
+
+    def __init__(self, presence: PresenceRouter) -> None:
+        self._presence = presence
+
+    async def hide(self, viewer_id: int, user_id: int) -> None:
+        # looks like any going offline: last seen now (they were visible until now)
+        now_ms = int(time.time() * 1000)
+        await self._presence.push_status([viewer_id], StatusView(user_id, Status.OFFLINE, now_ms))

@@ -60,7 +60,12 @@ from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, MsgServiceStub, UserServiceStub
 from tinyim.settings import Settings
 
-from .bridges import AuthAsUserDirectory, RelationAsStatusAudience, TimelineNotices
+from .bridges import (
+    AuthAsUserDirectory,
+    PresenceAsStatusNotices,
+    RelationAsStatusAudience,
+    TimelineNotices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +228,8 @@ class Container(containers.DeclarativeContainer):
                 redis=providers.Singleton(RedisRateLimiter, redis, keys),
             ),
             searches_per_minute=settings.provided.search_per_minute,
+            # online status: a block or a delete clears what the other side's devices show
+            status=providers.Singleton(PresenceAsStatusNotices, presence),
         ),
         remote=providers.Singleton(
             GrpcRelationClient,

@@ -161,6 +161,14 @@ class RateLimiter(Protocol):
         ...
 
 
+class StatusNotices(Protocol):
+    """Outbound to presence (online status): who just lost sight of whom."""
+
+    async def hide(self, viewer_id: int, user_id: int) -> None:
+        """viewer may no longer see user's status: their connected devices are told user is offline."""
+        ...
+
+
 class Notices(Protocol):
     """Outbound to the timeline: requests and decisions reach people as messages in their timelines."""
 

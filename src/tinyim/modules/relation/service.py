@@ -6,6 +6,7 @@ Notices port, so clients learn of them by the same push-then-sync path as chat m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from tinyim.kernel import (
@@ -38,7 +39,16 @@ from tinyim.modules.relation.domain import (
     search_cursor,
     search_query,
 )
-from tinyim.modules.relation.ports import GroupFull, Notices, RateLimiter, RelationStore, UserDirectory
+from tinyim.modules.relation.ports import (
+    GroupFull,
+    Notices,
+    RateLimiter,
+    RelationStore,
+    StatusNotices,
+    UserDirectory,
+)
+
+log = logging.getLogger(__name__)
 
 MAX_PROFILES = 200
 SEARCH_WINDOW_SECONDS = 60.0
@@ -53,6 +63,7 @@ class RelationService:
         group_limit: int = GROUP_LIMIT,
         limiter: RateLimiter | None = None,
         searches_per_minute: int = 30,
+        status: StatusNotices | None = None,
     ) -> None:
         self._store = store
         self._users = users
@@ -60,6 +71,7 @@ class RelationService:
         self._group_limit = group_limit
         self._limiter = limiter  # user search; None = unlimited
         self._searches_per_minute = searches_per_minute
+        self._status = status  # online status: told when a block or a delete hides a user's status
 
     # ---------- the messaging rules ----------
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
@@ -132,14 +144,20 @@ class RelationService:
         state = await self._store.pair_state(caller.user_id, friend_id)
         if state.a_to_b != RelationStatus.NORMAL:
             raise ImError(NOT_FOUND, "this user is not in your friend list")
+        visible = not state.a_blocks_b and not state.b_blocks_a and state.friends
         # One-way: they still list you, but neither side can send until you add them back.
         await self._store.set_status(caller.user_id, friend_id, RelationStatus.DELETED)
+        if visible:
+            await self._hide_status(caller.user_id, friend_id)
 
     async def block(self, caller: Caller, user_id: int) -> None:
         if user_id == caller.user_id:
             raise ImError(INVALID_ARGUMENT, "you cannot block yourself")
         await self._require_user(user_id)
+        state = await self._store.pair_state(caller.user_id, user_id)
         await self._store.block(caller.user_id, user_id)
+        if state.friends and not state.a_blocks_b and not state.b_blocks_a:
+            await self._hide_status(caller.user_id, user_id)
 
     async def unblock(self, caller: Caller, user_id: int) -> None:
         await self._store.unblock(caller.user_id, user_id)
@@ -368,6 +386,17 @@ class RelationService:
         mine = [f for f in await self._store.friend_ids(viewer_id) if f in wanted]
         visible = set(await self._mutual_unblocked(viewer_id, mine))
         return [u for u in dict.fromkeys(user_ids) if u in visible]
+
+    async def _hide_status(self, a: int, b: int) -> None:
+        """They saw each other's status until now and no longer may: their devices are told the other
+        went offline (only then: a notice about a stranger would give a block away). A hint only."""
+        if self._status is None:
+            return
+        try:
+            await self._status.hide(a, b)
+            await self._status.hide(b, a)
+        except Exception:
+            log.warning("status hide not delivered", exc_info=True)
 
     async def _mutual_unblocked(self, user_id: int, friends: Sequence[int]) -> list[int]:
         """Of user_id's friends, those who list user_id too and are not blocked either way."""
