@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Origins (comma list, or *) whose browser pages may call the HTTP API and the file gateway.
     # Empty: same origin only (the Web app served by dispatch needs nothing here).
     cors_origins: str = ""
+    # Web client: the built app dispatch serves at / (empty: web/dist of this checkout).
+    web_dir: str = ""
 
     # Gateway limits (DESIGN.md §9).
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)

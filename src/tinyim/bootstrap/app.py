@@ -18,6 +18,7 @@ from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
+from tinyim.edges.dispatch.web import ApiCors, web_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
@@ -90,6 +91,8 @@ def build_app(settings: Settings) -> Starlette:
             if "gateway" in roles:
                 gateway = await resolve(container.websocket_gateway)
                 app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))
+            if "dispatch" in roles:  # Web app: the static files at / come after every other route
+                app.router.routes.extend(web_routes(settings.web_dir, settings.heartbeat_timeout_seconds))
             registry: Registry | None = await resolve(container.registry)
             if registry is not None:
                 directory: NodeDirectory = await resolve(container.directory)
@@ -112,5 +115,7 @@ def build_app(settings: Settings) -> Starlette:
             await _awaited(container.shutdown_resources())
 
     app = Starlette(routes=common_routes(settings.role_set), lifespan=lifespan)
+    if "dispatch" in settings.role_set and settings.cors_origins:  # Web: CORS for /api/* (IM_CORS_ORIGINS)
+        app.add_middleware(ApiCors, origins=settings.cors_origins)
     app.state.container = container
     return app
