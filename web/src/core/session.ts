@@ -440,10 +440,12 @@ export class Session {
     }
   }
 
-  async markRead(key: ConvKey): Promise<void> {
+  /** Mark `key` read up to `upTo` (default: its last message). */
+  async markRead(key: ConvKey, upTo?: bigint): Promise<void> {
     const conv = this.timeline.get(key);
     if (!conv) return;
-    const seq = conv.last.seq;
+    const seq = upTo !== undefined && upTo < conv.last.seq ? upTo : conv.last.seq;
+    if (seq <= conv.readSeq) return;
     const { peerId, groupId } = parseConvKey(key);
     const resp = await this.call((c) =>
       c.request(Cmd.MSG_READ_REQ, pb.MsgReadReqSchema, { peerId, groupId, readSeq: seq }, pb.MsgReadRespSchema),
@@ -663,6 +665,8 @@ export class Session {
   }
 
   async handleFriend(userId: bigint, agree: boolean): Promise<void> {
+    // Answering a request is reading it: its conversation is marked read up to the request.
+    const request = this.timeline.snapshot().friendRequests.find((r) => r.userId === userId);
     try {
       await this.call((c) =>
         c.request(
@@ -676,6 +680,7 @@ export class Session {
       this.timeline.settleFriendRequest(userId);
       this.publishTimeline();
       this.scheduleSave();
+      if (request) void this.markRead(convKey(userId, 0n), request.seq).catch(() => undefined);
     }
     if (agree) await this.refreshFriends();
   }
@@ -755,6 +760,7 @@ export class Session {
   }
 
   async handleJoin(groupId: bigint, userId: bigint, agree: boolean): Promise<void> {
+    const request = this.timeline.snapshot().joinRequests.find((r) => r.groupId === groupId && r.userId === userId);
     try {
       await this.call((c) =>
         c.request(
@@ -768,6 +774,7 @@ export class Session {
       this.timeline.settleJoinRequest(groupId, userId);
       this.publishTimeline();
       this.scheduleSave();
+      if (request) void this.markRead(convKey(userId, 0n), request.seq).catch(() => undefined);
     }
     if (this.state.members[String(groupId)]) await this.loadMembers(groupId);
   }
