@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,20 +30,25 @@ class Deployment:
     start: Callable[[], None]  # and comes back on the same ports
 
 
-
 @pytest.fixture(scope="module", params=["one-process", "cluster"])
-def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     require_browser()
     if request.param == "cluster":
         cluster: Cluster = request.getfixturevalue("cluster")
         gateways = ("gateway-1", "gateway-2")
+
+        def stop_gateways() -> None:
+            for g in gateways:
+                cluster.kill(g, signal.SIGTERM)
+
+        def start_gateways() -> None:
+            for g in gateways:
+                cluster.start(g)
+
         try:
-            yield Deployment(
-                "cluster",
-                cluster.dispatch_url,
-                lambda: [cluster.kill(g, signal.SIGTERM) for g in gateways] and None,
-                lambda: [cluster.start(g) for g in gateways] and None,
-            )
+            yield Deployment("cluster", cluster.dispatch_url, stop_gateways, start_gateways)
         finally:
             for g in gateways:  # the cluster is shared with other modules: leave both gateways running
                 proc = cluster.procs.get(g)
@@ -52,8 +56,12 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                     cluster.start(g)
         return
     server = ServerProcess(tmp_path_factory.mktemp("tinyim-web")).start()
+
+    def start_again() -> None:
+        server.start()
+
     try:
-        yield Deployment("one-process", server.base_url, server.stop, lambda: server.start() and None)
+        yield Deployment("one-process", server.base_url, server.stop, start_again)
     finally:
         server.stop()
 

@@ -106,8 +106,10 @@ class Person:
         return (page or self.page).locator(f"[data-testid=conv][data-key='{key}']")
 
     def conv_named(self, name: str, page: Any = None) -> Any:
-        return (page or self.page).locator("[data-testid=conv]", has=(page or self.page).get_by_test_id(
-            "conv-name").get_by_text(name, exact=True))
+        return (page or self.page).locator(
+            "[data-testid=conv]",
+            has=(page or self.page).get_by_test_id("conv-name").get_by_text(name, exact=True),
+        )
 
 
 def open_person(browser: Any, base_url: str, name: str, shots: Path, phone: bool = False) -> Person:
