@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
@@ -21,6 +22,7 @@ from tinyim.edges.dispatch.http import dispatch_routes
 from tinyim.edges.dispatch.web import ApiCors, web_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
+from tinyim.edges.http_telemetry import HttpTelemetry
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
@@ -114,7 +116,11 @@ def build_app(settings: Settings) -> Starlette:
             await stack.aclose()
             await _awaited(container.shutdown_resources())
 
-    app = Starlette(routes=common_routes(settings.role_set), lifespan=lifespan)
+    app = Starlette(
+        routes=common_routes(settings.role_set),
+        lifespan=lifespan,
+        middleware=[Middleware(HttpTelemetry)],  # request id and metrics by route
+    )
     if "dispatch" in settings.role_set and settings.cors_origins:  # Web: CORS for /api/* (IM_CORS_ORIGINS)
         app.add_middleware(ApiCors, origins=settings.cors_origins)
     app.state.container = container
