@@ -15,7 +15,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.web_browser import ARTIFACTS, Person, chromium, open_person, register, require_browser, unique
+from tests.e2e.web_browser import (
+    ARTIFACTS,
+    Person,
+    chromium,
+    login,
+    open_person,
+    register,
+    require_browser,
+    unique,
+)
 from tests.support.server import ServerProcess
 from tinyim.cluster import Cluster
 
@@ -101,14 +110,10 @@ def test_two_people_chat_in_the_browser(deployment: Deployment) -> None:
         alice_id, bob_id = alice.user_id(), bob.user_id()
         with_alice, with_bob = f"u:{alice_id}", f"u:{bob_id}"
 
-        # --- friends: search (by username; by id where the server does not serve search), request, accept
+        # --- friends: search by username, request, accept
         alice.tid("tab-contacts").click()
         alice.tid("search-input").fill(bob.name)
         alice.tid("search-button").click()
-        _expect(alice.tid("search-results")).to_be_visible()
-        if alice.tid("search-result").count() == 0:  # the server answered ERR_UNIMPLEMENTED: add by id
-            alice.tid("search-input").fill(bob_id)
-            alice.tid("search-button").click()
         _expect(alice.tid("search-result")).to_contain_text("Bob")
         alice.tid("add-friend").click()
         _expect(alice.tid("contacts-note")).to_contain_text("Request sent")
@@ -197,3 +202,139 @@ def test_two_people_chat_in_the_browser(deployment: Deployment) -> None:
         bob.shot("09-after-restart")
         alice.context.close()
         bob.context.close()
+
+
+def _befriend(a: Person, b: Person, b_nick: str, *, agree: bool = True) -> None:
+    a.tid("tab-contacts").click()
+    a.tid("search-input").fill(b.name)
+    a.tid("search-button").click()
+    _expect(a.tid("search-result")).to_contain_text(b_nick)
+    a.tid("add-friend").click()
+    _expect(a.tid("contacts-note")).to_be_visible()
+    b.tid("tab-contacts").click()
+    b.tid("friend-request").get_by_test_id("accept" if agree else "reject").click()
+    _expect(b.tid("friend-request")).to_have_count(0)
+
+
+def test_requests_groups_blocking_language_and_kick_in_the_browser(deployment: Deployment) -> None:
+    shots = ARTIFACTS / deployment.name
+    with chromium() as browser:
+        carol, dave, erin = (
+            open_person(browser, deployment.base_url, unique(n), shots) for n in ("carol", "dave", "erin")
+        )
+        for p, nick in ((carol, "Carol"), (dave, "Dave"), (erin, "Erin")):
+            register(p, nick)
+        dave_id = dave.user_id()
+        with_dave = f"u:{dave_id}"
+
+        # a rejected request reaches the applicant as a notice; a second one is accepted
+        _befriend(carol, dave, "Dave", agree=False)
+        carol.tid("tab-chats").click()
+        _expect(carol.conv(with_dave).get_by_test_id("conv-preview")).to_contain_text("declined")
+        _befriend(carol, dave, "Dave")
+        _expect(carol.tid("friend")).to_contain_text("Dave")
+
+        # a group: Erin asks to join by id, Carol approves, then removes her; Dave leaves
+        carol.tid("tab-groups").click()
+        carol.tid("group-name").fill("Club")
+        carol.page.locator(f"[data-testid=pick-member][data-user='{dave_id}']").check()
+        carol.tid("create-group-button").click()
+        _expect(carol.tid("chat-title")).to_have_text("Club")
+        carol.tid("tab-groups").click()
+        group_id = carol.tid("group").get_attribute("data-group")
+        erin.tid("tab-groups").click()
+        erin.tid("join-group-id").fill(str(group_id))
+        erin.tid("join-group-button").click()
+        _expect(erin.tid("groups-note")).to_contain_text("owner decides")
+        carol.tid("toggle-members").click()
+        carol.tid("join-request").get_by_test_id("accept").click()
+        _expect(carol.tid("member")).to_have_count(3)
+        _expect(erin.tid("group")).to_contain_text("Club")
+        carol.shot("11-members")
+        carol.page.locator(f"[data-testid=member][data-user='{erin.user_id()}']").get_by_test_id(
+            "remove-member"
+        ).click()
+        _expect(carol.tid("member")).to_have_count(2)
+        erin.tid("tab-chats").click()
+        _expect(erin.tid("conv-list")).to_contain_text("You were removed from")
+        dave.tid("tab-groups").click()
+        dave.tid("group").click()
+        dave.tid("toggle-members").click()
+        dave.tid("leave-group").click()
+        _expect(carol.tid("member")).to_have_count(1)
+
+        # blocking: Carol's message to Dave fails visibly; after the unblock a retry goes through
+        dave.tid("tab-contacts").click()
+        dave.tid("friend").get_by_test_id("block").click()
+        _expect(dave.tid("blocked")).to_contain_text("Carol")
+        carol.tid("tab-chats").click()
+        carol.conv(with_dave).click()
+        _chat(carol, "can you hear me")
+        _expect(carol.tid("outbox")).to_have_attribute("data-status", "failed")
+        carol.shot("12-blocked")
+        dave.tid("unblock").click()
+        _expect(dave.tid("blocked")).to_have_count(0)
+        carol.tid("outbox").get_by_role("button", name="Retry").click()
+        _expect(carol.tid("outbox")).to_have_count(0)
+        dave.tid("tab-chats").click()
+        _expect(dave.conv(f"u:{carol.user_id()}").get_by_test_id("conv-preview")).to_have_text(
+            "can you hear me"
+        )
+
+        # deleting a friend is one-way: Carol no longer lists Dave
+        carol.tid("tab-contacts").click()
+        carol.page.once("dialog", lambda d: d.accept())
+        carol.tid("friend").get_by_test_id("delete-friend").click()
+        _expect(carol.tid("friend")).to_have_count(0)
+
+        # the UI speaks Simplified Chinese too, and every tab follows the switch
+        carol.tid("lang").click()
+        _expect(carol.tid("tab-chats")).to_contain_text("聊天")
+        carol.shot("13-chinese")
+        carol.tid("lang").click()
+        _expect(carol.tid("tab-chats")).to_contain_text("Chats")
+
+        # a login of the same account in another browser: this one says it was logged in elsewhere
+        elsewhere = open_person(browser, deployment.base_url, carol.name, shots)
+        login(elsewhere)
+        _expect(carol.tid("kicked")).to_be_visible()
+        carol.shot("14-kicked")
+        elsewhere.online()
+        for p in (carol, dave, erin, elsewhere):
+            p.context.close()
+
+
+def test_history_loads_on_scroll_up_and_sdk_messages_show_up(deployment: Deployment) -> None:
+    """45 messages sent through the Python SDK: the chat shows the newest page, scrolling up loads the rest."""
+    import asyncio
+
+    from tests.e2e.helpers import PASSWORD as SDK_PASSWORD
+    from tests.e2e.helpers import friend_pair, online
+
+    async def chatter() -> tuple[str, int, int]:
+        alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
+        async with online(deployment.base_url, bob, "PC") as b:
+            for i in range(45):
+                await b.send_text(alice_id, f"line {i:02d}")
+        return alice, alice_id, bob_id
+
+    alice_name, _, bob_id = asyncio.run(chatter())
+    with chromium() as browser:
+        alice = open_person(browser, deployment.base_url, alice_name, ARTIFACTS / deployment.name)
+        alice.page.fill("input[name=username]", alice_name)
+        alice.page.fill("input[name=password]", SDK_PASSWORD)
+        alice.tid("auth-submit").click()
+        alice.online()
+        conv = alice.conv(f"u:{bob_id}")
+        _expect(conv.get_by_test_id("unread")).to_have_text("46")  # and the friend_accepted notice
+        _expect(conv.get_by_test_id("conv-preview")).to_have_text("line 44")
+        conv.click()
+        messages = alice.page.locator("[data-testid=message]")
+        _expect(messages).to_have_count(30)  # the newest page
+        _expect(messages.last).to_contain_text("line 44")
+        alice.tid("messages").evaluate("el => el.scrollTo(0, 0)")
+        _expect(messages).to_have_count(45)
+        _expect(messages.first).to_contain_text("line 00")
+        _expect(conv.get_by_test_id("unread")).to_have_count(0)
+        alice.shot("10-history")
+        alice.context.close()

@@ -127,3 +127,10 @@ def register(p: Person, nickname: str) -> None:
     p.page.fill("input[name=nickname]", nickname)
     p.tid("auth-submit").click()
     p.online()
+
+
+def login(p: Person) -> None:
+    p.page.fill("input[name=username]", p.name)
+    p.page.fill("input[name=password]", PASSWORD)
+    p.tid("auth-submit").click()
+    p.online()

@@ -373,8 +373,11 @@ function ChatPane(props: { bridge: Bridge; state: AppState; convKey: ConvKey; on
       </div>
       {error && <div class="error pad" onClick={() => setError("")}>{error}</div>}
       <form class="composer" onSubmit={send}>
-        <label class="attach" title={t("attach")}>
-          📎
+        <label class="attach" title={t("attach")} aria-label={t("attach")}>
+          <svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
+            <path fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"
+              d="M21 11.5l-8.6 8.6a5.5 5.5 0 01-7.8-7.8l8.6-8.6a3.7 3.7 0 015.2 5.2l-8.6 8.6a1.8 1.8 0 01-2.6-2.6l7.9-7.9" />
+          </svg>
           <input type="file" multiple data-testid="file-input" onChange={(e) => {
             void sendFiles(e.currentTarget.files);
             e.currentTarget.value = "";
@@ -433,7 +436,7 @@ function FileContent({ bridge, m }: { bridge: Bridge; m: Msg }) {
   }
   return (
     <span class="file">
-      📄 {body.file_name} ({Math.ceil(body.size / 1024)} KiB){" "}
+      {body.file_name} ({Math.ceil(body.size / 1024)} KiB){" "}
       {url && <a href={url} download={body.file_name} data-testid="download">{t("download")}</a>}
     </span>
   );
