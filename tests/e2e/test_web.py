@@ -305,7 +305,7 @@ def test_requests_groups_blocking_language_and_kick_in_the_browser(deployment: D
 
 
 def test_history_loads_on_scroll_up_and_sdk_messages_show_up(deployment: Deployment) -> None:
-    """45 messages sent through the Python SDK: the chat shows the newest page, scrolling up loads the rest."""
+    """45 messages sent through the Python SDK: the chat shows the newest page, scrolling up the rest."""
     import asyncio
 
     from tests.e2e.helpers import PASSWORD as SDK_PASSWORD

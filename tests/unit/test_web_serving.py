@@ -52,7 +52,7 @@ def test_without_a_build_the_root_says_how_to_make_one() -> None:
 
 
 def test_the_default_directory_is_web_dist_of_the_checkout(tmp_path: Path) -> None:
-    assert DEFAULT_WEB_DIR == Path(__file__).resolve().parents[2] / "web" / "dist"
+    assert Path(__file__).resolve().parents[2] / "web" / "dist" == DEFAULT_WEB_DIR
     assert web_dir(str(tmp_path)) is None  # no index.html there
     assert web_dir(str(_built(tmp_path))) == tmp_path
 
