@@ -13,7 +13,7 @@ PB     := src/tinyim/pb/.generated
 .PHONY: web web-test
 WEB_DEPS  := web/node_modules/.installed
 WEB_BUILT := web/dist/.built
-WEB_SRC   := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/buf.gen.yaml -type f -not -path 'web/src/gen/*' 2>/dev/null)
+WEB_SRC   := $(shell find web/src web/examples web/index.html web/vite.config.ts web/tsconfig.json web/buf.gen.yaml -type f -not -path 'web/src/gen/*' 2>/dev/null)
 HAVE_NPM  := $(shell command -v npm 2>/dev/null)
 
 $(WEB_DEPS): web/package.json web/package-lock.json

@@ -1,8 +1,17 @@
+import { resolve } from "node:path";
 import { defineConfig } from "vite";
 
 // The app is served by dispatch at "/" (same origin as /api and /ws); `vite` alone proxies to a local server.
 export default defineConfig({
-  build: { outDir: "dist", target: "es2022", sourcemap: true, emptyOutDir: true },
+  build: {
+    outDir: "dist",
+    target: "es2022",
+    sourcemap: true,
+    emptyOutDir: true,
+    rollupOptions: {
+      input: { app: resolve(import.meta.dirname, "index.html"), protocol: resolve(import.meta.dirname, "examples/protocol.html") },
+    },
+  },
   worker: { format: "es" },
   oxc: { jsx: { runtime: "automatic", importSource: "preact" } },
   server: {

@@ -338,3 +338,28 @@ def test_history_loads_on_scroll_up_and_sdk_messages_show_up(deployment: Deploym
         _expect(conv.get_by_test_id("unread")).to_have_count(0)
         alice.shot("10-history")
         alice.context.close()
+
+
+def test_the_readme_javascript_example_talks_to_the_server(deployment: Deployment) -> None:
+    """README's "speak the protocol from JavaScript", built to /examples/protocol.html, run in Chromium."""
+    import asyncio
+
+    from tests.e2e.helpers import PASSWORD as SDK_PASSWORD
+    from tests.e2e.helpers import friend_pair, online
+
+    alice, alice_id, bob, bob_id = asyncio.run(friend_pair(deployment.base_url))
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(
+            f"{deployment.base_url}/examples/protocol.html?username={alice}&password={SDK_PASSWORD}&to={bob_id}"
+        )
+        out = page.locator("#out")
+        _expect(out).to_contain_text("stored as seq")
+        _expect(out).to_contain_text("hi from JS")
+
+    async def bobs_history() -> list[str]:
+        async with online(deployment.base_url, bob, "PC") as b:
+            history, _ = await b.history(peer_id=alice_id)
+            return [m.content for m in history if m.type == 0]
+
+    assert asyncio.run(bobs_history()) == ["hi from JS"]
