@@ -34,6 +34,15 @@ export class FakeSocket implements SocketLike {
   }
 }
 
+export interface FakeFile {
+  id: string;
+  size: number;
+  md5: string;
+  bytes: number[];
+  done: boolean;
+  proofFor?: FakeFile;
+}
+
 export interface Entry {
   seq: bigint;
   msg: pb.MessageData;
@@ -52,7 +61,30 @@ export class FakeServer {
   sendFailures = 0; // answer this many sends by dropping the connection after storing them
   dropsBeforeStore = 0; // drop the connection on this many sends before storing anything
 
+  files = new Map<string, FakeFile>();
+  chunkSize = 4;
+  puts: { task: string; offset: number; length: number }[] = [];
+  proofMd5: (f: FakeFile) => string = () => "";
+  beforePut?: (task: FakeFile) => void;
+
   constructor(readonly userId: bigint) {}
+
+  /** The file gateway's HTTP side (contracts.md): PUT bytes at the offset it holds. */
+  fetcher = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = new URL(String(input));
+    const id = decodeURIComponent(url.pathname.split("/").pop()!);
+    const task = this.files.get(id);
+    const headers = new Headers(init?.headers);
+    if (!task || headers.get("authorization") !== `Bearer up-${id}`) return new Response("{}", { status: 401 });
+    this.beforePut?.(task);
+    const offset = Number(headers.get("upload-offset"));
+    if (offset !== task.bytes.length) return Response.json({ offset: task.bytes.length }, { status: 409 });
+    const body = new Uint8Array(await new Response(init!.body as Blob).arrayBuffer());
+    this.puts.push({ task: id, offset, length: body.length });
+    task.bytes.push(...body);
+    if (task.bytes.length >= task.size) task.done = true;
+    return Response.json({ offset: task.bytes.length, status: task.done ? "finished" : "uploading" });
+  }) as typeof fetch;
 
   socketFactory = (url: string): FakeSocket => {
     const s = new FakeSocket(url, this);
@@ -187,6 +219,34 @@ export class FakeServer {
         const r = req as pb.UserInfoReq;
         return answer(Cmd.USER_INFO_RESP, pb.UserInfoRespSchema, {
           users: r.userIds.map((id) => ({ userId: id, username: `u${id}`, nickname: `User ${id}` })),
+        });
+      }
+      case Cmd.FILE_UPLOAD_REQ: {
+        const r = req as pb.FileUploadReq;
+        let task = r.taskId ? this.files.get(r.taskId) : undefined;
+        if (!task) {
+          const known = [...this.files.values()].find((t) => t.md5 === r.md5 && t.done);
+          task = { id: `task-${this.files.size + 1}`, size: Number(r.fileSize), md5: r.md5, bytes: [], done: false, proofFor: known };
+          this.files.set(task.id, task);
+        } else if (r.proof && task.proofFor) {
+          const expected = this.proofMd5(task.proofFor);
+          if (r.proof === expected) {
+            task.done = true;
+            task.bytes = task.proofFor.bytes;
+          }
+          task.proofFor = undefined;
+        }
+        const proof = task.proofFor && !task.done;
+        return answer(Cmd.FILE_UPLOAD_ACK, pb.FileUploadRespSchema, {
+          taskId: task.id,
+          isInstant: task.done,
+          uploadToken: `up-${task.id}`,
+          offset: BigInt(task.bytes.length),
+          httpUrl: "http://files.fake",
+          chunkSize: this.chunkSize,
+          proofRequired: !!proof,
+          proofOffset: proof ? 2n : 0n,
+          proofLength: proof ? 3n : 0n,
         });
       }
       case Cmd.USER_SEARCH_REQ:

@@ -42,6 +42,12 @@ describe("command table", () => {
       expect(BODIES.has(id), `cmd 0x${id.toString(16)}`).toBe(true);
     }
     expect(PUSH_COMMANDS).toEqual(new Set([Cmd.KICK_NOTIFY, Cmd.MSG_PUSH_NOTIFY, Cmd.READ_NOTIFY]));
+    expect(BODIES.get(Cmd.MSG_SYNC_REQ)).toBe(pb.MsgSyncReqSchema);
+    expect(BODIES.get(Cmd.MSG_SYNC_RESP)).toBe(pb.MsgSyncRespSchema);
+    expect(BODIES.get(Cmd.FILE_UPLOAD_ACK)).toBe(pb.FileUploadRespSchema);
+    expect(BODIES.get(Cmd.ERROR_RESP)).toBe(pb.ErrorRespSchema);
+    expect(BODIES.get(Cmd.KICK_NOTIFY)).toBe(pb.KickNotifySchema);
+    expect(BODIES.has(Cmd.FILE_DATA_TRANS)).toBe(false);
   });
 
   it("pairs each request with its own message and refuses another", () => {

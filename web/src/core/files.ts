@@ -67,9 +67,10 @@ export async function sendFile(session: Session, key: ConvKey, file: File): Prom
 }
 
 /** Unfinished uploads stored before a reload continue from the offset the gateway holds. */
-export async function resumeUploads(session: Session, storage = sessionStorageOf(session)): Promise<void> {
+export async function resumeUploads(session: Session): Promise<void> {
   const me = session.userId;
-  if (me === null || !storage) return;
+  const storage = session.storage;
+  if (me === null) return;
   for (const u of await storage.loadUploads(me)) {
     session.set({
       uploads: [
@@ -84,10 +85,6 @@ export async function resumeUploads(session: Session, storage = sessionStorageOf
   }
 }
 
-function sessionStorageOf(session: Session) {
-  return (session as unknown as { o?: { storage?: import("./storage").Storage } }).o?.storage;
-}
-
 async function waitOnline(session: Session): Promise<void> {
   while (session.state.status !== "online") {
     if (session.state.status === "loggedOut" || session.state.status === "kicked") throw new Error("logged out");
@@ -96,7 +93,7 @@ async function waitOnline(session: Session): Promise<void> {
 }
 
 async function upload(session: Session, u: StoredUpload, localId: string): Promise<string> {
-  const storage = sessionStorageOf(session);
+  const storage = session.storage;
   const me = session.userId!;
   const { peerId } = parseConvKey(u.key);
   const ask = (init: { taskId?: string; proof?: string }) =>
@@ -113,7 +110,7 @@ async function upload(session: Session, u: StoredUpload, localId: string): Promi
     u.id = ticket.taskId;
     patch(session, localId, { id: ticket.taskId, status: "uploading" });
     localId = ticket.taskId;
-    await storage?.saveUpload(me, u);
+    await storage.saveUpload(me, u);
   }
   if (ticket.proofRequired) {
     const start = Number(ticket.proofOffset);
@@ -129,7 +126,7 @@ async function upload(session: Session, u: StoredUpload, localId: string): Promi
       patch(session, localId, { done: offset, status: "uploading" });
       let resp: Response;
       try {
-        resp = await fetch(url, {
+        resp = await session.fetcher(url, {
           method: "PUT",
           headers: { authorization: `Bearer ${ticket.uploadToken}`, "upload-offset": String(offset) },
           body: u.file.slice(offset, offset + chunk),
@@ -155,7 +152,7 @@ async function upload(session: Session, u: StoredUpload, localId: string): Promi
     }
   }
   patch(session, localId, { done: u.size, status: "finished" });
-  await storage?.deleteUpload(me, u.id);
+  await storage.deleteUpload(me, u.id);
   const content = JSON.stringify({ task_id: u.id, file_name: u.name, size: u.size } satisfies FileBody);
   session.send(u.key, content, u.image ? MsgType.IMAGE : MsgType.FILE);
   setTimeout(() => session.set({ uploads: session.state.uploads.filter((x) => x.id !== localId) }), 1500);

@@ -40,6 +40,7 @@ export interface SessionOptions {
   heartbeatMs?: number; // default: what dispatch's /api/client_config says
   random?: () => number;
   newId?: () => string;
+  fetcher?: typeof fetch; // HTTP to the file gateway
 }
 
 function toMsg(m: pb.MessageData): Msg {
@@ -93,6 +94,7 @@ export class Session {
       heartbeatMs: 0,
       random: Math.random,
       newId: randomId,
+      fetcher: (input, init) => fetch(input, init),
       ...options,
     };
     this.backoff = this.o.backoffInitialMs;
@@ -820,6 +822,14 @@ export class Session {
   connection(): Connection {
     if (!this.conn) throw new ConnectionLost("offline");
     return this.conn;
+  }
+
+  get storage(): Storage {
+    return this.o.storage;
+  }
+
+  get fetcher(): typeof fetch {
+    return this.o.fetcher;
   }
 
   get userId(): bigint | null {

@@ -6,64 +6,38 @@ import { decodeFrame, encodeFrame, FrameError } from "./frame";
 
 export { Cmd, pb };
 
-export const BODIES: ReadonlyMap<number, DescMessage> = new Map<number, DescMessage>([
-  [Cmd.LOGIN_REQ, pb.LoginReqSchema],
-  [Cmd.LOGIN_RESP, pb.LoginRespSchema],
-  [Cmd.HEARTBEAT_REQ, pb.HeartbeatReqSchema],
-  [Cmd.HEARTBEAT_RESP, pb.HeartbeatRespSchema],
-  [Cmd.KICK_NOTIFY, pb.KickNotifySchema],
-  [Cmd.ERROR_RESP, pb.ErrorRespSchema],
-  [Cmd.MSG_SEND_REQ, pb.MsgSendReqSchema],
-  [Cmd.MSG_SEND_RESP, pb.MsgSendRespSchema],
-  [Cmd.MSG_PUSH_NOTIFY, pb.MsgPushNotifySchema],
-  [Cmd.MSG_SYNC_REQ, pb.MsgSyncReqSchema],
-  [Cmd.MSG_SYNC_RESP, pb.MsgSyncRespSchema],
-  [Cmd.MSG_HISTORY_REQ, pb.MsgHistoryReqSchema],
-  [Cmd.MSG_HISTORY_RESP, pb.MsgHistoryRespSchema],
-  [Cmd.MSG_READ_REQ, pb.MsgReadReqSchema],
-  [Cmd.MSG_READ_RESP, pb.MsgReadRespSchema],
-  [Cmd.UNREAD_REQ, pb.UnreadReqSchema],
-  [Cmd.UNREAD_RESP, pb.UnreadRespSchema],
-  [Cmd.READ_NOTIFY, pb.ReadNotifySchema],
-  [Cmd.FILE_UPLOAD_REQ, pb.FileUploadReqSchema],
-  [Cmd.FILE_UPLOAD_ACK, pb.FileUploadRespSchema],
-  [Cmd.FILE_DOWNLOAD_REQ, pb.FileDownloadReqSchema],
-  [Cmd.FILE_DOWNLOAD_RESP, pb.FileDownloadRespSchema],
-  [Cmd.FRIEND_APPLY_REQ, pb.FriendApplyReqSchema],
-  [Cmd.FRIEND_APPLY_RESP, pb.FriendApplyRespSchema],
-  [Cmd.FRIEND_HANDLE_REQ, pb.FriendHandleReqSchema],
-  [Cmd.FRIEND_HANDLE_RESP, pb.FriendHandleRespSchema],
-  [Cmd.FRIEND_LIST_REQ, pb.FriendListReqSchema],
-  [Cmd.FRIEND_LIST_RESP, pb.FriendListRespSchema],
-  [Cmd.FRIEND_DEL_REQ, pb.FriendDelReqSchema],
-  [Cmd.FRIEND_DEL_RESP, pb.FriendDelRespSchema],
-  [Cmd.GROUP_CREATE_REQ, pb.GroupCreateReqSchema],
-  [Cmd.GROUP_CREATE_RESP, pb.GroupCreateRespSchema],
-  [Cmd.GROUP_JOIN_REQ, pb.GroupJoinReqSchema],
-  [Cmd.GROUP_JOIN_RESP, pb.GroupJoinRespSchema],
-  [Cmd.GROUP_LIST_REQ, pb.GroupListReqSchema],
-  [Cmd.GROUP_LIST_RESP, pb.GroupListRespSchema],
-  [Cmd.GROUP_MEMBER_REQ, pb.GroupMemberReqSchema],
-  [Cmd.GROUP_MEMBER_RESP, pb.GroupMemberRespSchema],
-  [Cmd.GROUP_JOIN_HANDLE_REQ, pb.GroupJoinHandleReqSchema],
-  [Cmd.GROUP_JOIN_HANDLE_RESP, pb.GroupJoinHandleRespSchema],
-  [Cmd.GROUP_LEAVE_REQ, pb.GroupLeaveReqSchema],
-  [Cmd.GROUP_LEAVE_RESP, pb.GroupLeaveRespSchema],
-  [Cmd.GROUP_REMOVE_REQ, pb.GroupRemoveReqSchema],
-  [Cmd.GROUP_REMOVE_RESP, pb.GroupRemoveRespSchema],
-  [Cmd.BLACKLIST_ADD_REQ, pb.BlacklistAddReqSchema],
-  [Cmd.BLACKLIST_ADD_RESP, pb.BlacklistAddRespSchema],
-  [Cmd.BLACKLIST_DEL_REQ, pb.BlacklistDelReqSchema],
-  [Cmd.BLACKLIST_DEL_RESP, pb.BlacklistDelRespSchema],
-  [Cmd.BLACKLIST_LIST_REQ, pb.BlacklistListReqSchema],
-  [Cmd.BLACKLIST_LIST_RESP, pb.BlacklistListRespSchema],
-  [Cmd.USER_INFO_REQ, pb.UserInfoReqSchema],
-  [Cmd.USER_INFO_RESP, pb.UserInfoRespSchema],
-  [Cmd.PROFILE_UPDATE_REQ, pb.ProfileUpdateReqSchema],
-  [Cmd.PROFILE_UPDATE_RESP, pb.ProfileUpdateRespSchema],
-  [Cmd.USER_SEARCH_REQ, pb.UserSearchReqSchema],
-  [Cmd.USER_SEARCH_RESP, pb.UserSearchRespSchema],
-]);
+/** Commands whose message is not named after them (CMD_X_REQ -> XReq); raw file data has no message. */
+const NAMED_OTHERWISE: Record<string, string | null> = {
+  CMD_UNSPECIFIED: null,
+  CMD_FILE_UPLOAD_ACK: "FileUploadResp",
+  CMD_FILE_DATA_TRANS: null,
+};
+
+function pascal(cmdName: string): string {
+  return cmdName
+    .replace(/^CMD_/, "")
+    .toLowerCase()
+    .split("_")
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join("");
+}
+
+/**
+ * cmd id -> message schema, derived from the generated descriptors by the proto's naming rule
+ * (CMD_MSG_SYNC_REQ carries im.MsgSyncReq), so commands added to im_protocol.proto need no edit here.
+ */
+export const BODIES: ReadonlyMap<number, DescMessage> = (() => {
+  const messages = new Map(pb.file_im_protocol.messages.map((m) => [m.name, m as DescMessage]));
+  const table = new Map<number, DescMessage>();
+  for (const value of pb.CmdSchema.values) {
+    const name = value.name in NAMED_OTHERWISE ? NAMED_OTHERWISE[value.name] : pascal(value.name);
+    if (name === null || name === undefined) continue;
+    const schema = messages.get(name);
+    if (schema === undefined) throw new Error(`${value.name} names no message ${name} in im_protocol.proto`);
+    table.set(value.number, schema);
+  }
+  return table;
+})();
 
 /** Commands only the server sends (pushes): they never answer a request. */
 export const PUSH_COMMANDS: ReadonlySet<number> = new Set(
