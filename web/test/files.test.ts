@@ -111,3 +111,13 @@ describe("IndexedDB storage", () => {
     expect(await db.loadUploads(7n)).toEqual([]);
   });
 });
+
+describe("reachable", () => {
+  it("keeps the page's loopback name for the same server, other gateways as they are", async () => {
+    const { reachable } = await import("../src/core/files");
+    expect(reachable("http://127.0.0.1:8080", "http://localhost:8080")).toBe("http://localhost:8080");
+    expect(reachable("http://127.0.0.1:8090/", "http://localhost:8080")).toBe("http://127.0.0.1:8090");
+    expect(reachable("https://files.example.com/", "https://chat.example.com")).toBe("https://files.example.com");
+    expect(reachable("http://127.0.0.1:8080", undefined)).toBe("http://127.0.0.1:8080");
+  });
+});

@@ -35,6 +35,22 @@ export function fileBody(content: string): FileBody | null {
   }
 }
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/**
+ * The upload base as this page can reach it: a one-process server names itself http://127.0.0.1:8080 even
+ * when the page was opened as http://localhost:8080, which would make every PUT cross-origin.
+ */
+export function reachable(httpUrl: string, here: string | undefined = globalThis.location?.origin): string {
+  if (!here) return httpUrl;
+  const target = new URL(httpUrl);
+  const page = new URL(here);
+  if (target.port === page.port && target.protocol === page.protocol && LOOPBACK.has(target.hostname) && LOOPBACK.has(page.hostname)) {
+    return page.origin + target.pathname.replace(/\/$/, "");
+  }
+  return httpUrl.replace(/\/$/, "");
+}
+
 function patch(session: Session, id: string, change: Partial<Upload>): void {
   session.set({ uploads: session.state.uploads.map((u) => (u.id === id ? { ...u, ...change } : u)) });
 }
@@ -120,7 +136,7 @@ async function upload(session: Session, u: StoredUpload, localId: string): Promi
   if (!ticket.isInstant) {
     let offset = Number(ticket.offset);
     const chunk = ticket.chunkSize || 1 << 20;
-    const url = `${ticket.httpUrl.replace(/\/$/, "")}/files/uploads/${encodeURIComponent(u.id)}`;
+    const url = `${reachable(ticket.httpUrl)}/files/uploads/${encodeURIComponent(u.id)}`;
     let failures = 0;
     while (offset < u.size) {
       patch(session, localId, { done: offset, status: "uploading" });
@@ -133,7 +149,7 @@ async function upload(session: Session, u: StoredUpload, localId: string): Promi
         });
       } catch (err) {
         // Network cut: wait for the session to be back, then ask again (fresh token, the held offset).
-        if (++failures > 20) throw err;
+        if (++failures > 8) throw err;
         await new Promise((r) => setTimeout(r, Math.min(8000, 250 * 2 ** failures)));
         await waitOnline(session);
         ticket = await ask({ taskId: u.id });
