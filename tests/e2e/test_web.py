@@ -132,6 +132,7 @@ def test_two_people_chat_in_the_browser(deployment: Deployment) -> None:
         bob.tid("tab-chats").click()
         _expect(bob.conv(with_alice).get_by_test_id("unread")).to_have_text("1")
         _expect(bob.conv(with_alice).get_by_test_id("conv-preview")).to_have_text("hello bob")
+        _expect(bob.page).to_have_title("(1) TinyIM")
         bob.shot("03-unread-badge")
         bob.conv(with_alice).click()
         _expect(bob.tid("messages")).to_contain_text("hello bob")
@@ -301,6 +302,12 @@ def test_requests_groups_blocking_language_and_kick_in_the_browser(deployment: D
         _expect(carol.tid("kicked")).to_be_visible()
         carol.shot("14-kicked")
         elsewhere.online()
+        carol.page.get_by_role("button", name="Log in again").click()
+        _expect(carol.tid("auth-form")).to_be_visible()
+        elsewhere.tid("logout").click()  # logging out ends the session: a reload shows the login form
+        _expect(elsewhere.tid("auth-form")).to_be_visible()
+        elsewhere.page.reload()
+        _expect(elsewhere.tid("auth-form")).to_be_visible()
         for p in (carol, dave, erin, elsewhere):
             p.context.close()
 

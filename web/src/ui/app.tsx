@@ -201,6 +201,9 @@ function Main({ bridge, state }: { bridge: Bridge; state: AppState }) {
     if (open) void bridge.call("openChat", open).catch(() => undefined);
   }, [bridge, open]);
   const totalUnread = state.convs.reduce((n, c) => n + c.unread, 0);
+  useEffect(() => {
+    document.title = totalUnread ? `(${totalUnread}) ${t("appName")}` : t("appName");
+  }, [totalUnread]);
   const openChat = (key: ConvKey) => {
     setOpen(key);
     setTab("chats");
