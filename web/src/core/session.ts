@@ -438,7 +438,7 @@ export class Session {
     if (!this.conn) return;
     for (const key of this.viewing) {
       const conv = this.timeline.get(key);
-      if (conv && (conv.unread > 0 || conv.readSeq < conv.last.seq)) void this.markRead(key).catch(() => undefined);
+      if (conv && conv.unread > 0) void this.markRead(key).catch(() => undefined);
     }
   }
 
