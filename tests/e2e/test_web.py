@@ -65,7 +65,10 @@ def deployment(
                 if proc is None or proc.poll() is not None:
                     cluster.start(g)
         return
-    server = ServerProcess(tmp_path_factory.mktemp("tinyim-web")).start()
+    # small file chunks: an upload takes many requests, so a test can reload in the middle of one
+    server = ServerProcess(
+        tmp_path_factory.mktemp("tinyim-web"), env={"IM_FILE_CHUNK_BYTES": "16384"}
+    ).start()
 
     def start_again() -> None:
         server.start()
@@ -422,3 +425,40 @@ def test_an_image_and_a_file_reach_the_other_side(
         assert got.status == 200 and got.body() == blob.read_bytes()
         for p in (alice, bob):
             p.context.close()
+
+
+def test_an_upload_resumes_after_a_reload(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Reload while a file uploads: the app picks the stored file up again at the gateway's offset and the
+    message is sent once, with every byte."""
+    import asyncio
+
+    from tests.e2e.helpers import PASSWORD as SDK_PASSWORD
+    from tests.e2e.helpers import friend_pair
+
+    if not _serves_files():
+        pytest.skip("this server version has no file transfer yet (the files module)")
+    if deployment.name != "one-process":
+        pytest.skip("the one-process server is started with small file chunks for this test")
+    alice_name, _, _, bob_id = asyncio.run(friend_pair(deployment.base_url))
+    blob = tmp_path_factory.mktemp("web-resume") / "movie.bin"
+    blob.write_bytes(bytes(range(256)) * 12_000)  # 3 MB in 16 KiB chunks
+    with chromium() as browser:
+        alice = open_person(browser, deployment.base_url, alice_name, ARTIFACTS / deployment.name)
+        alice.page.fill("input[name=username]", alice_name)
+        alice.page.fill("input[name=password]", SDK_PASSWORD)
+        alice.tid("auth-submit").click()
+        alice.online()
+        alice.conv(f"u:{bob_id}").click()
+        alice.tid("file-input").set_input_files(str(blob))
+        progress = alice.tid("upload").locator("progress")
+        alice.page.wait_for_function("p => p.value > 0", arg=progress.element_handle())
+        alice.page.reload()
+        alice.online()
+        alice.conv(f"u:{bob_id}").click()
+        _expect(alice.tid("download")).to_have_count(1, timeout=60_000)
+        href = alice.tid("download").get_attribute("href")
+        assert href
+        assert alice.page.request.get(href).body() == blob.read_bytes()
+        alice.context.close()
