@@ -8,6 +8,7 @@ find the history, and go on after the server restarts (a message typed while it 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -430,8 +431,8 @@ def test_an_image_and_a_file_reach_the_other_side(
 def test_an_upload_resumes_after_a_reload(
     deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Reload while a file uploads: the app picks the stored file up again at the gateway's offset and the
-    message is sent once, with every byte."""
+    """Close the app while a file uploads and open it again: the stored file continues at the gateway's
+    offset in the same task, and the message is sent once, with every byte."""
     import asyncio
 
     from tests.e2e.helpers import PASSWORD as SDK_PASSWORD
@@ -454,11 +455,17 @@ def test_an_upload_resumes_after_a_reload(
         alice.tid("file-input").set_input_files(str(blob))
         progress = alice.tid("upload").locator("progress")
         alice.page.wait_for_function("p => p.value > 0", arg=progress.element_handle())
-        alice.page.reload()
+        task_id = alice.tid("upload").get_attribute("data-task")
+        assert task_id and not task_id.startswith("local-")
+        # close the only tab (the shared session goes with it), then open the app again
+        alice.page.close()
+        time.sleep(1)
+        alice.page = alice.context.new_page()
+        alice.page.goto(deployment.base_url + "/")
         alice.online()
         alice.conv(f"u:{bob_id}").click()
         _expect(alice.tid("download")).to_have_count(1, timeout=60_000)
         href = alice.tid("download").get_attribute("href")
-        assert href
+        assert href and f"/{task_id}" in href  # the same upload task, continued: not a second upload
         assert alice.page.request.get(href).body() == blob.read_bytes()
         alice.context.close()

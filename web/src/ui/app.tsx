@@ -365,7 +365,7 @@ function ChatPane(props: { bridge: Bridge; state: AppState; convKey: ConvKey; on
             ),
           )}
           {uploads.map((u) => (
-            <div key={u.id} class="upload" data-testid="upload">
+            <div key={u.id} class="upload" data-testid="upload" data-task={u.id}>
               <span>{u.status === "failed" ? t("uploadFailed", { name: u.name, error: u.error })
                 : t(u.status === "hashing" ? "hashing" : "uploading", { name: u.name })}</span>
               <progress max={u.size || 1} value={u.done} />
