@@ -453,8 +453,8 @@ def test_an_upload_resumes_after_a_reload(
         alice.online()
         alice.conv(f"u:{bob_id}").click()
         alice.tid("file-input").set_input_files(str(blob))
-        progress = alice.tid("upload").locator("progress")
-        alice.page.wait_for_function("p => p.value > 0", arg=progress.element_handle())
+        uploading = '[data-testid=upload]:not([data-task^="local-"]) progress'
+        alice.page.wait_for_function(f"() => document.querySelector('{uploading}')?.value > 0")
         task_id = alice.tid("upload").get_attribute("data-task")
         assert task_id and not task_id.startswith("local-")
         # close the only tab (the shared session goes with it), then open the app again
