@@ -111,6 +111,7 @@ def test_two_people_chat_in_the_browser(deployment: Deployment) -> None:
         bob = open_person(browser, deployment.base_url, unique("bob"), shots, phone=True)
         register(alice, "Alice")
         register(bob, "Bob")
+        assert alice.page.evaluate("window.tinyim.shared") is True  # one session per browser
         alice.shot("01-registered")
         alice_id, bob_id = alice.user_id(), bob.user_id()
         with_alice, with_bob = f"u:{alice_id}", f"u:{bob_id}"
@@ -333,10 +334,13 @@ def test_history_loads_on_scroll_up_and_sdk_messages_show_up(deployment: Deploym
     alice_name, _, bob_id = asyncio.run(chatter())
     with chromium() as browser:
         alice = open_person(browser, deployment.base_url, alice_name, ARTIFACTS / deployment.name)
+        # where SharedWorker is missing the session runs in the page: the same app, tested that way here
+        alice.page.goto(deployment.base_url + "/?noshared")
         alice.page.fill("input[name=username]", alice_name)
         alice.page.fill("input[name=password]", SDK_PASSWORD)
         alice.tid("auth-submit").click()
         alice.online()
+        assert alice.page.evaluate("window.tinyim.shared") is False
         conv = alice.conv(f"u:{bob_id}")
         _expect(conv.get_by_test_id("unread")).to_have_text("46")  # and the friend_accepted notice
         _expect(conv.get_by_test_id("conv-preview")).to_have_text("line 44")
