@@ -25,6 +25,7 @@ from tests.e2e.web_browser import (
     open_person,
     register,
     require_browser,
+    run_async,
     unique,
 )
 from tests.support.server import ServerProcess
@@ -318,20 +319,26 @@ def test_requests_groups_blocking_language_and_kick_in_the_browser(deployment: D
 
 
 def test_history_loads_on_scroll_up_and_sdk_messages_show_up(deployment: Deployment) -> None:
-    """45 messages sent through the Python SDK: the chat shows the newest page, scrolling up the rest."""
+    """Messages sent through the Python SDK; Alice's PC reads some, then all (the badge follows); the chat
+    shows the newest page and scrolling up loads the rest."""
     import asyncio
 
     from tests.e2e.helpers import PASSWORD as SDK_PASSWORD
     from tests.e2e.helpers import friend_pair, online
 
-    async def chatter() -> tuple[str, int, int]:
+    async def chatter() -> tuple[str, int, str, int]:
         alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
         async with online(deployment.base_url, bob, "PC") as b:
             for i in range(45):
                 await b.send_text(alice_id, f"line {i:02d}")
-        return alice, alice_id, bob_id
+        return alice, alice_id, bob, bob_id
 
-    alice_name, _, bob_id = asyncio.run(chatter())
+    alice_name, alice_id, bob_name, bob_id = asyncio.run(chatter())
+
+    async def chatter_more() -> None:
+        async with online(deployment.base_url, bob_name, "PC") as b:
+            await b.send_text(alice_id, "line 45")
+
     with chromium() as browser:
         alice = open_person(browser, deployment.base_url, alice_name, ARTIFACTS / deployment.name)
         # where SharedWorker is missing the session runs in the page: the same app, tested that way here
@@ -344,12 +351,25 @@ def test_history_loads_on_scroll_up_and_sdk_messages_show_up(deployment: Deploym
         conv = alice.conv(f"u:{bob_id}")
         _expect(conv.get_by_test_id("unread")).to_have_text("46")  # and the friend_accepted notice
         _expect(conv.get_by_test_id("conv-preview")).to_have_text("line 44")
+
+        async def read_on_pc(up_to_line: int) -> None:  # Alice's PC reads part of it, then all of it
+            async with online(deployment.base_url, alice_name, "PC") as pc:
+                history, _ = await pc.history(peer_id=bob_id, limit=100)
+                texts = [m for m in history if m.content.startswith("line")]
+                await pc.mark_read(peer_id=bob_id, read_seq=texts[up_to_line].seq_id)
+
+        run_async(read_on_pc(39))  # 5 left unread: the web app asks the server for the count
+        _expect(conv.get_by_test_id("unread")).to_have_text("5")
+        run_async(read_on_pc(44))
+        _expect(conv.get_by_test_id("unread")).to_have_count(0)
+        run_async(chatter_more())
+        _expect(conv.get_by_test_id("unread")).to_have_text("1")
         conv.click()
         messages = alice.page.locator("[data-testid=message]")
         _expect(messages).to_have_count(30)  # the newest page
-        _expect(messages.last).to_contain_text("line 44")
+        _expect(messages.last).to_contain_text("line 45")
         alice.tid("messages").evaluate("el => el.scrollTo(0, 0)")
-        _expect(messages).to_have_count(45)
+        _expect(messages).to_have_count(46)
         _expect(messages.first).to_contain_text("line 00")
         _expect(conv.get_by_test_id("unread")).to_have_count(0)
         alice.shot("10-history")

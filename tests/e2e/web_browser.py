@@ -6,14 +6,16 @@ tests with a loud reason locally and fail under CI=true.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -31,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 PASSWORD = "password1"
+T = TypeVar("T")
 PHONE = {"width": 390, "height": 780}
 TIMEOUT_MS = 20_000
 
@@ -134,3 +137,9 @@ def login(p: Person) -> None:
     p.page.fill("input[name=password]", PASSWORD)
     p.tid("auth-submit").click()
     p.online()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run SDK code from a test that drives the browser (Playwright's sync API holds this thread's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
