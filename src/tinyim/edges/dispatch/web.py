@@ -29,11 +29,15 @@ The HTTP API (<code>/api/*</code>) and the WebSocket (<code>/ws</code>) work wit
 
 
 def web_dir(configured: str) -> Path | None:
-    """The built app's directory: IM_WEB_DIR when set, else web/dist of this checkout; None if missing."""
-    path = Path(configured).expanduser() if configured else DEFAULT_WEB_DIR
-    if (path / "index.html").is_file():
-        return path
-    log.warning("web app not found at %s: / serves a hint (build it with `make web`)", path)
+    """The built app's directory: IM_WEB_DIR when set, else web/dist of this checkout (or of the working
+    directory, for an installed package run from a checkout); None if there is none."""
+    candidates = (
+        [Path(configured).expanduser()] if configured else [DEFAULT_WEB_DIR, Path("web/dist").resolve()]
+    )
+    for path in candidates:
+        if (path / "index.html").is_file():
+            return path
+    log.warning("web app not found at %s: / serves a hint (build it with `make web`)", candidates[0])
     return None
 
 
