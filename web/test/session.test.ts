@@ -173,6 +173,16 @@ describe("Session", () => {
     await vi.waitFor(() => expect(session.state.status).toBe("kicked"));
   });
 
+  it("beats as often as dispatch's client config says", async () => {
+    const server = new FakeServer(ME);
+    server.http.clientConfig = async () => ({ heartbeatSeconds: 0.02 });
+    const session = new Session({ http: server.http, socket: server.socketFactory, storage: new MemoryStorage() });
+    sessions.push(session);
+    await session.login("me", "password1");
+    await new Promise((r) => setTimeout(r, 150));
+    expect(server.requests.filter((r) => r.cmd === Cmd.HEARTBEAT_REQ).length).toBeGreaterThanOrEqual(3);
+  });
+
   it("falls back to a lookup by id when the server does not serve user search", async () => {
     const { session } = setup();
     await session.login("me", "password1");

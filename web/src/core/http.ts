@@ -23,7 +23,7 @@ export interface HttpApi {
   login(username: string, password: string, deviceId: string): Promise<LoginAnswer>;
   logout(token: string): Promise<void>;
   allocateGateway(token: string): Promise<string>; // ws_url
-  clientConfig(): Promise<{ heartbeatSeconds: number }>;
+  clientConfig(): Promise<{ heartbeatSeconds: number } | null>; // null: not reachable now
 }
 
 /** JSON with the user id kept exact: the digits are captured before JSON.parse could round them. */
@@ -84,9 +84,10 @@ export function fetchApi(base: string, fetcher: typeof fetch = fetch): HttpApi {
     async clientConfig() {
       try {
         const body = await call("/api/client_config", { method: "GET" });
-        return { heartbeatSeconds: Number(body.heartbeat_interval_seconds) || 20 };
+        const seconds = Number(body.heartbeat_interval_seconds);
+        return seconds > 0 ? { heartbeatSeconds: seconds } : null;
       } catch {
-        return { heartbeatSeconds: 20 };
+        return null;
       }
     },
   };

@@ -79,6 +79,7 @@ export class Session {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private heartbeatMs = 0;
+  private meKnown = false;
   private viewing = new Set<ConvKey>();
   private emitScheduled = false;
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
@@ -177,9 +178,7 @@ export class Session {
       users: Object.fromEntries((saved?.users ?? []).map((u) => [String(u.userId), u])),
     };
     this.publishTimeline();
-    if (!this.heartbeatMs) {
-      this.heartbeatMs = this.o.heartbeatMs || (await this.o.http.clientConfig()).heartbeatSeconds * 1000;
-    }
+    this.meKnown = false;
     if (fresh) {
       await this.connect(stored.wsUrl);
     } else {
@@ -209,6 +208,11 @@ export class Session {
     const session = this.session;
     if (!session) return;
     this.set({ status: "connecting" });
+    if (!this.heartbeatMs) {
+      // The gateway closes a connection silent for its heartbeat timeout; dispatch says how often to beat.
+      const config = this.o.heartbeatMs ? null : await this.o.http.clientConfig();
+      this.heartbeatMs = this.o.heartbeatMs || (config?.heartbeatSeconds ?? 0) * 1000;
+    }
     const url = `${wsUrl}?token=${encodeURIComponent(session.token)}&device_id=${DEVICE_ID}`;
     let conn: Connection;
     try {
@@ -231,9 +235,10 @@ export class Session {
     }
     this.conn = conn;
     this.backoff = this.o.backoffInitialMs;
+    // 10 s until dispatch has answered /api/client_config (it is asked again on the next connect)
     this.heartbeat = setInterval(() => {
       conn.request(Cmd.HEARTBEAT_REQ, pb.HeartbeatReqSchema, {}, pb.HeartbeatRespSchema).catch(() => undefined);
-    }, this.heartbeatMs);
+    }, this.heartbeatMs || 10_000);
     this.set({ status: "online", statusDetail: "", retryAt: 0, connects: this.state.connects + 1 });
     void this.afterConnect(conn);
   }
@@ -598,9 +603,7 @@ export class Session {
   async refreshProfiles(ids: bigint[]): Promise<void> {
     const missing = [...new Set(ids.filter((id) => id !== 0n && !this.state.users[String(id)]).map(String))];
     const me = this.session?.userId;
-    if (me !== undefined && !missing.includes(String(me)) && this.state.me?.nickname === this.state.me?.username) {
-      missing.push(String(me));
-    }
+    if (me !== undefined && !this.meKnown && !missing.includes(String(me))) missing.push(String(me));
     if (!missing.length || !this.conn) return;
     for (let i = 0; i < missing.length; i += 200) {
       const resp = await this.call((c) =>
@@ -612,6 +615,7 @@ export class Session {
         ),
       );
       this.remember(resp.users.map(toUser));
+      if (me !== undefined && resp.users.some((u) => u.userId === me)) this.meKnown = true;
     }
   }
 
