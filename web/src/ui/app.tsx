@@ -439,7 +439,7 @@ function FileContent({ bridge, m }: { bridge: Bridge; m: Msg }) {
   }
   return (
     <span class="file">
-      {body.file_name} ({Math.ceil(body.size / 1024)} KiB){" "}
+      {body.file_name} ({t("fileSize", { kib: Math.ceil(body.size / 1024) })}){" "}
       {url && <a href={url} download={body.file_name} data-testid="download">{t("download")}</a>}
     </span>
   );
@@ -616,7 +616,7 @@ function Groups({ bridge, state, onOpen }: { bridge: Bridge; state: AppState; on
             <Avatar name={g.name} group />
             <div class="conv-main">
               <span class="name">{g.name}</span>
-              <small class="muted"> · {g.memberCount} · ID {String(g.groupId)}</small>
+              <small class="muted"> · {t("groupSummary", { count: g.memberCount, id: g.groupId })}</small>
             </div>
           </li>
         ))}

@@ -95,6 +95,8 @@ const en = {
   me: "Me",
   error: "Error: {message}",
   myId: "My id: {id}",
+  groupSummary: "{count} members · id {id}",
+  fileSize: "{kib} KiB",
 };
 export type StringKey = keyof typeof en;
 
@@ -193,6 +195,8 @@ const zh: Record<StringKey, string> = {
   me: "我",
   error: "出错了：{message}",
   myId: "我的 ID：{id}",
+  groupSummary: "{count} 人 · 群 ID {id}",
+  fileSize: "{kib} KB",
 };
 
 export type Lang = "en" | "zh";
