@@ -312,7 +312,11 @@ function ChatPane(props: { bridge: Bridge; state: AppState; convKey: ConvKey; on
       el.scrollTop += el.scrollHeight - prevHeight.current; // older page prepended: keep the view still
     }
     prevHeight.current = el.scrollHeight;
-  }, [rows.length]);
+    // A page that does not fill the view leaves nothing to scroll: load older ones until it does.
+    if (el.scrollHeight <= el.clientHeight && w?.hasMore && !w.loading && w.msgs.length) {
+      void bridge.call("loadOlder", convKey);
+    }
+  }, [rows.length, w?.hasMore, w?.loading]);
 
   function onScroll() {
     const el = list.current!;
