@@ -60,6 +60,7 @@ export class FakeServer {
   allocations = 0;
   sendFailures = 0; // answer this many sends by dropping the connection after storing them
   dropsBeforeStore = 0; // drop the connection on this many sends before storing anything
+  syncErrors = 0; // answer this many syncs with ERR_UNAVAILABLE (a backend down for a moment)
 
   files = new Map<string, FakeFile>();
   chunkSize = 4;
@@ -155,6 +156,10 @@ export class FakeServer {
       case Cmd.HEARTBEAT_REQ:
         return answer(Cmd.HEARTBEAT_RESP, pb.HeartbeatRespSchema, { serverTime: BigInt(Date.now()) });
       case Cmd.MSG_SYNC_REQ: {
+        if (this.syncErrors > 0) {
+          this.syncErrors--;
+          return answer(Cmd.ERROR_RESP, pb.ErrorRespSchema, { code: 14, message: "msg service unavailable", cmd });
+        }
         const r = req as pb.MsgSyncReq;
         const limit = r.limit || 100;
         const after = this.timeline.filter((m) => m.seqId > r.localMaxSeq);

@@ -173,6 +173,16 @@ describe("Session", () => {
     await vi.waitFor(() => expect(session.state.status).toBe("kicked"));
   });
 
+  it("retries a failed sync after a push instead of waiting for the next one", async () => {
+    const { session, server } = setup();
+    await session.login("me", "password1");
+    await vi.waitFor(() => expect(session.state.status).toBe("online"));
+    server.syncErrors = 2;
+    server.incoming(BOB, "only push");
+    await vi.waitFor(() => expect(session.state.convs[0]?.last.content).toBe("only push"));
+    expect(session.state.status).toBe("online");
+  });
+
   it("beats as often as dispatch's client config says", async () => {
     const server = new FakeServer(ME);
     server.http.clientConfig = async () => ({ heartbeatSeconds: 0.02 });

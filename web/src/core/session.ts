@@ -244,16 +244,40 @@ export class Session {
   }
 
   private async afterConnect(conn: Connection): Promise<void> {
-    try {
-      await this.sync();
-      await Promise.all([this.refreshUnread(), this.refreshFriends(), this.refreshGroups(), this.refreshBlacklist()]);
-      await this.refreshProfiles([this.session!.userId]);
-      for (const key of Object.keys(this.state.chats)) await this.loadNewest(key);
-      void this.flushOutbox();
-      this.markViewedRead();
-    } catch (err) {
-      if (!(err instanceof ConnectionLost)) console.warn("after-connect refresh failed", err);
-      else if (conn.isOpen) conn.close(4000, "refresh failed");
+    await this.syncSoon();
+    if (this.conn !== conn) return;
+    const refreshed = await Promise.allSettled([
+      this.refreshUnread(),
+      this.refreshFriends(),
+      this.refreshGroups(),
+      this.refreshBlacklist(),
+      this.refreshProfiles([this.session!.userId]),
+    ]);
+    for (const r of refreshed) if (r.status === "rejected") console.warn("refresh after connect failed", r.reason);
+    for (const key of Object.keys(this.state.chats)) await this.loadNewest(key);
+    void this.flushOutbox();
+    this.markViewedRead();
+  }
+
+  /**
+   * Sync now, and again with backoff when it fails while connected: a push is only a hint, so after the
+   * last one nothing else would bring the missing messages. A lost connection stops it (the reconnect syncs).
+   */
+  private async syncSoon(): Promise<void> {
+    for (let failures = 0; ; ) {
+      const conn = this.conn;
+      if (!conn) return;
+      try {
+        await this.sync();
+        return;
+      } catch (err) {
+        if (err instanceof ConnectionLost || this.conn !== conn || ++failures > 8) {
+          if (!(err instanceof ConnectionLost)) console.warn("sync keeps failing; the next push or connect retries", err);
+          return;
+        }
+        const delay = Math.min(this.o.backoffMaxMs, this.o.backoffInitialMs * 2 ** failures) * (0.5 + this.o.random());
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 
@@ -317,7 +341,7 @@ export class Session {
     if (cmd === Cmd.MSG_PUSH_NOTIFY) {
       const seq = (m as pb.MsgPushNotify).maxSeqId;
       if (seq > this.notified) this.notified = seq;
-      if (seq > this.timeline.localMaxSeq) void this.sync().catch(() => undefined);
+      if (seq > this.timeline.localMaxSeq) void this.syncSoon();
     } else if (cmd === Cmd.READ_NOTIFY) {
       const r = m as pb.ReadNotify;
       this.applyRead(convKey(r.peerId, r.groupId), r.readSeq);
@@ -583,7 +607,7 @@ export class Session {
           this.updateOutbox(item.clientMsgId, { seq: resp.seqId });
           this.scheduleSave();
           // This device gets no push for its own message: sync brings it into the timeline.
-          if (resp.seqId > this.timeline.localMaxSeq) void this.sync().catch(() => undefined);
+          if (resp.seqId > this.timeline.localMaxSeq) void this.syncSoon();
         } catch (err) {
           if (err instanceof ConnectionLost) return; // retried after the reconnect, same client_msg_id
           if (err instanceof ServerError && err.code === ERR_UNAVAILABLE) {
