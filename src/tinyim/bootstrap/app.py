@@ -93,8 +93,6 @@ def build_app(settings: Settings) -> Starlette:
             if "gateway" in roles:
                 gateway = await resolve(container.websocket_gateway)
                 app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))
-            if "dispatch" in roles:  # Web app: the static files at / come after every other route
-                app.router.routes.extend(web_routes(settings.web_dir, settings.heartbeat_timeout_seconds))
             registry: Registry | None = await resolve(container.registry)
             if registry is not None:
                 directory: NodeDirectory = await resolve(container.directory)
@@ -111,6 +109,8 @@ def build_app(settings: Settings) -> Starlette:
                         await check_worker_id(registry, node)
                 register = contextlib.asynccontextmanager(keep_registered)
                 await stack.enter_async_context(register(registry, lambda: _nodes(settings, hub)))
+            if "dispatch" in roles:  # Web app: its static files at / come after every other route
+                app.router.routes.extend(web_routes(settings.web_dir, settings.heartbeat_timeout_seconds))
             yield
         finally:
             await stack.aclose()
