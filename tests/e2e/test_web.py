@@ -295,6 +295,11 @@ def test_requests_groups_blocking_language_and_kick_in_the_browser(deployment: D
         carol.tid("friend").get_by_test_id("delete-friend").click()
         _expect(carol.tid("friend")).to_have_count(0)
 
+        # changing your nickname (friends see it when their friend list next refreshes)
+        dave.page.once("dialog", lambda d: d.accept("Dave the Brave"))
+        dave.tid("me-name").click()
+        _expect(dave.tid("me-name")).to_have_text("Dave the Brave")
+
         # the UI speaks Simplified Chinese too, and every tab follows the switch
         carol.tid("lang").click()
         _expect(carol.tid("tab-chats")).to_contain_text("聊天")

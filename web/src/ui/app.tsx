@@ -214,7 +214,10 @@ function Main({ bridge, state }: { bridge: Bridge; state: AppState }) {
         <header class="topbar">
           <Avatar name={state.me?.nickname ?? "?"} />
           <div class="me">
-            <strong data-testid="me-name">{state.me?.nickname ?? ""}</strong>
+            <strong data-testid="me-name" class="link-like" title={t("editNickname")} onClick={() => {
+              const next = prompt(t("editNickname"), state.me?.nickname ?? "");
+              if (next && next.trim() && next !== state.me?.nickname) void bridge.call("setNickname", next.trim());
+            }}>{state.me?.nickname ?? ""}</strong>
             <small>{t("myId", { id: state.me?.userId ?? 0n })}</small>
           </div>
           <StatusPill bridge={bridge} state={state} />

@@ -96,6 +96,7 @@ const en = {
   error: "Error: {message}",
   myId: "My id: {id}",
   groupSummary: "{count} members · id {id}",
+  editNickname: "Change your nickname",
   fileSize: "{kib} KiB",
 };
 export type StringKey = keyof typeof en;
@@ -196,6 +197,7 @@ const zh: Record<StringKey, string> = {
   error: "出错了：{message}",
   myId: "我的 ID：{id}",
   groupSummary: "{count} 人 · 群 ID {id}",
+  editNickname: "修改昵称",
   fileSize: "{kib} KB",
 };
 
