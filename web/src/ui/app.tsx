@@ -447,7 +447,17 @@ function FileContent({ bridge, m }: { bridge: Bridge; m: Msg }) {
   return (
     <span class="file">
       {body.file_name} ({t("fileSize", { kib: Math.ceil(body.size / 1024) })}){" "}
-      {url && <a href={url} download={body.file_name} data-testid="download">{t("download")}</a>}
+      {url && (
+        <a href={url} download={body.file_name} data-testid="download" onClick={(e) => {
+          // the link carries a short-lived token: take a fresh one for every click
+          e.preventDefault();
+          void bridge.call<string>("downloadUrl", body.task_id).then((fresh) => {
+            setUrl(fresh);
+            const a = Object.assign(document.createElement("a"), { href: fresh, download: body.file_name });
+            a.click();
+          });
+        }}>{t("download")}</a>
+      )}
     </span>
   );
 }
