@@ -453,6 +453,10 @@ def test_an_image_and_a_file_reach_the_other_side(
         assert href
         got = bob.page.request.get(href)
         assert got.status == 200 and got.body() == blob.read_bytes()
+        with bob.page.expect_download() as download:  # a click takes a fresh link and saves the file
+            bob.tid("download").click()
+        saved = download.value.path()
+        assert download.value.suggested_filename == "data.bin" and saved.read_bytes() == blob.read_bytes()
         for p in (alice, bob):
             p.context.close()
 
