@@ -134,6 +134,7 @@ export class Session {
   async logout(): Promise<void> {
     const token = this.session?.token;
     this.stop();
+    await this.saveNow(); // local_max_seq and the outbox stay for the next login of this user
     await this.o.storage.saveSession(null);
     if (token) await this.o.http.logout(token).catch(() => undefined);
     this.reset("loggedOut");
