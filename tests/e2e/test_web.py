@@ -502,3 +502,33 @@ def test_an_upload_resumes_after_a_reload(
         assert href and f"/{task_id}" in href  # the same upload task, continued: not a second upload
         assert alice.page.request.get(href).body() == blob.read_bytes()
         alice.context.close()
+
+
+def test_without_shared_worker_the_tabs_elect_a_leader(deployment: Deployment) -> None:
+    """?noshared: the app acts as where SharedWorker is missing. The first tab leads (holds the session),
+    a second one follows over a BroadcastChannel without kicking it; when the leader closes, it takes over."""
+    with chromium() as browser:
+        erin = open_person(browser, deployment.base_url, unique("erin"), ARTIFACTS / deployment.name)
+        erin.page.goto(deployment.base_url + "/?noshared")
+        register(erin, "Erin")
+        assert erin.page.evaluate("window.tinyim.shared") is False
+        follower = erin.context.new_page()
+        follower.goto(deployment.base_url + "/?noshared")
+        erin.online(follower)
+        _expect(follower.get_by_test_id("me-name")).to_have_text("Erin")
+        erin.online()  # the leader was not kicked
+        follower.get_by_test_id("tab-groups").click()
+        follower.get_by_test_id("group-name").fill("Solo")
+        follower.get_by_test_id("create-group-button").click()  # a call through the leader
+        _expect(erin.tid("tab-chats")).to_be_visible()
+        _expect(erin.conv_named("Solo")).to_be_visible()
+        erin.page.close()  # the leader goes: the follower takes the lock and resumes the stored session
+        follower.get_by_test_id("tab-groups").click()
+        follower.get_by_test_id("group-name").fill("Duo")  # answered only if a session runs again
+        follower.get_by_test_id("create-group-button").click()
+        _expect(follower.get_by_test_id("chat-title")).to_have_text("Duo")
+        erin.online(follower)
+        follower.get_by_test_id("tab-chats").click()
+        _expect(erin.conv_named("Solo", follower)).to_be_visible()
+        _expect(erin.conv_named("Duo", follower)).to_be_visible()
+        erin.context.close()
