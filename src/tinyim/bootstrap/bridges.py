@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 
-from tinyim.kernel import UserProfile
+from tinyim.edges.dispatch.ports import FileGatewayAllocator
+from tinyim.kernel import INVALID_ARGUMENT, ImError, UserProfile
 from tinyim.modules.auth import AuthApi
+from tinyim.modules.files import FileApi, GatewayEndpoint
 from tinyim.modules.timeline import MsgType, NoticeApi
 
 
@@ -36,3 +39,44 @@ class TimelineNotices:
 
     async def to_group(self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str) -> None:
         await self._timeline.post_notice(sender_id, member_ids, group_id, MsgType.SYSTEM, content)
+
+
+class FilesAsAttachments:
+    """timeline.Attachments served by the files module: a FILE / IMAGE message's content is the spec's
+    JSON {task_id, file_name, size}; the file must be finished and the sender's (or sent to them)."""
+
+    def __init__(self, files: FileApi) -> None:
+        self._files = files
+
+    async def attach(self, sender_id: int, msg_type: int, content: str, reader_ids: Sequence[int]) -> None:
+        try:
+            data = json.loads(content)
+            task_id, size = data["task_id"], data["size"]
+        except (ValueError, KeyError, TypeError):
+            raise ImError(INVALID_ARGUMENT, "a file message is JSON {task_id, file_name, size}") from None
+        if not isinstance(task_id, str) or not isinstance(size, int) or isinstance(size, bool):
+            raise ImError(INVALID_ARGUMENT, "a file message needs a string task_id and an integer size")
+        task = await self._files.share(sender_id, task_id, reader_ids)
+        if task.size != size:
+            raise ImError(INVALID_ARGUMENT, f"the file has {task.size} bytes, not {size}")
+
+
+class ThisProcessFileGateway:
+    """files.GatewayLocator of one process without a registry: its own file listener and HTTP port."""
+
+    def __init__(self, host: str, file_port: int, http_port: int) -> None:
+        self._endpoint = GatewayEndpoint(host, file_port, f"http://{host}:{http_port}")
+
+    async def locate(self, task_id: str) -> GatewayEndpoint | None:
+        return self._endpoint
+
+
+class RingFileGateways:
+    """files.GatewayLocator over dispatch's consistent-hash ring of the live file gateways."""
+
+    def __init__(self, allocator: FileGatewayAllocator) -> None:
+        self._allocator = allocator
+
+    async def locate(self, task_id: str) -> GatewayEndpoint | None:
+        address = await self._allocator.allocate(task_id)
+        return GatewayEndpoint(address.host, address.port, address.http_url)

@@ -43,6 +43,7 @@ from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.redis import RedisProfileCache
 from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
+from tinyim.modules.files.container import FilesContainer
 from tinyim.modules.presence import PresenceRouter
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
@@ -57,7 +58,13 @@ from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, MsgServiceStub, UserServiceStub
 from tinyim.settings import Settings
 
-from .bridges import AuthAsUserDirectory, TimelineNotices
+from .bridges import (
+    AuthAsUserDirectory,
+    FilesAsAttachments,
+    RingFileGateways,
+    ThisProcessFileGateway,
+    TimelineNotices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis | None]:
 
 
 # Roles whose local services use the database (dispatch and gateways reach it only through them).
-DATABASE_ROLES = frozenset({"auth", "user", "msg"})
+DATABASE_ROLES = frozenset({"auth", "user", "msg", "filemeta"})
 
 
 async def database(settings: Settings) -> AsyncIterator[Database]:
@@ -194,6 +201,28 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    # files (file transfer): the module's own container; file gateways by hash of the task id
+    files = providers.Container(
+        FilesContainer,
+        settings=settings,
+        db=db,
+        directory=directory,
+        channels=channels,
+        secret=providers.Callable(jwt_secret, settings),
+        gateways=providers.Selector(
+            discovery,
+            none=providers.Singleton(
+                ThisProcessFileGateway,
+                settings.provided.public_host,
+                settings.provided.file_port,
+                settings.provided.http_port,
+            ),
+            shared=providers.Singleton(
+                RingFileGateways, providers.Singleton(FileGatewayAllocator, directory)
+            ),
+        ),
+    )
+
     # timeline writing (used by relation for notices: no dependency cycle), relation, timeline
     timeline_store = providers.Selector(
         settings.provided.seq_allocator,
@@ -230,6 +259,7 @@ class Container(containers.DeclarativeContainer):
             max_content_bytes=settings.provided.max_content_bytes,
             sync_page_default=settings.provided.sync_page_default,
             sync_page_max=settings.provided.sync_page_max,
+            attachments=providers.Singleton(FilesAsAttachments, files.api),
         ),
         remote=remote_timeline,
     )
@@ -250,7 +280,7 @@ class Container(containers.DeclarativeContainer):
         WebSocketGateway,
         auth=auth,
         hub=hub,
-        router=providers.Singleton(CommandRouter, timeline, relation, hub),
+        router=providers.Singleton(CommandRouter, timeline, relation, hub, files.api),
         limits=providers.Factory(
             GatewayLimits,
             heartbeat_timeout=settings.provided.heartbeat_timeout_seconds,

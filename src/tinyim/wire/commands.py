@@ -74,6 +74,10 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_PROFILE_UPDATE_RESP: pb.ProfileUpdateResp,
     Cmd.CMD_USER_SEARCH_REQ: pb.UserSearchReq,
     Cmd.CMD_USER_SEARCH_RESP: pb.UserSearchResp,
+    # file gateway frames (files module)
+    Cmd.CMD_FILE_AUTH_REQ: pb.FileAuthReq,
+    Cmd.CMD_FILE_DOWNLOAD_BEGIN: pb.FileDownloadBegin,
+    Cmd.CMD_FILE_UPLOAD_DONE: pb.FileUploadDone,
 }
 # CMD_FILE_DATA_TRANS carries raw file bytes on the file gateway, not a protobuf body.
 KNOWN_COMMANDS = frozenset(int(c) for c in Cmd)

@@ -126,16 +126,17 @@ class FileGatewayAllocator:
         for node_id in live.keys() - self._ring.nodes:
             self._ring.add(node_id)
         node = live[self._ring.node_for(task_id)]
-        return FileGatewayAddress(node.host, node.file_port)
+        return FileGatewayAddress(node.host, node.file_port, f"http://{node.host}:{node.http_port}")
 
 
 @dataclass(frozen=True, slots=True)
 class FileGatewayAddress:
     host: str
     port: int
+    http_url: str = ""  # the same gateway over HTTP (browser uploads and downloads)
 
     def as_json(self) -> dict[str, object]:
-        return {"host": self.host, "port": self.port}
+        return {"host": self.host, "port": self.port, "http_url": self.http_url}
 
 
 class StaticGatewayAllocator:

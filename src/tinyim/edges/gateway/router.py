@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from tinyim.infra import metrics
 from tinyim.kernel import ImError
+from tinyim.modules.files import FileApi
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import TimelineApi
 from tinyim.pb import im_protocol_pb2 as pb
@@ -15,7 +16,7 @@ from tinyim.wire import REQUEST_COMMANDS, Cmd, ErrorCode, Frame, FrameError, enc
 
 from ..errors import wire_code
 from .connection import Connection
-from .handlers import HandlerTable, message_handlers, session_handlers, social_handlers
+from .handlers import HandlerTable, file_handlers, message_handlers, session_handlers, social_handlers
 from .hub import GatewayHub
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,14 @@ def error_frame(code: ErrorCode, message: str, cmd: int) -> bytes:
 
 
 class CommandRouter:
-    def __init__(self, timeline: TimelineApi, relation: RelationApi, hub: GatewayHub) -> None:
+    def __init__(
+        self, timeline: TimelineApi, relation: RelationApi, hub: GatewayHub, files: FileApi | None = None
+    ) -> None:
         self._handlers: HandlerTable = {
             **session_handlers(hub),
             **message_handlers(timeline),
             **social_handlers(relation),
+            **(file_handlers(files) if files is not None else {}),
         }
 
     async def handle(self, conn: Connection, frame: Frame) -> bytes:
