@@ -1,5 +1,6 @@
 """Python client SDK for TinyIM (used by the PC client, the tests and the benchmarks)."""
 
+from tinyim.client.files import FileRef, FileTransfers
 from tinyim.client.sdk import (
     Client,
     ConnectionLost,
@@ -17,7 +18,9 @@ from tinyim.client.seqstore import FileSeqStore, MemorySeqStore, SeqStore
 __all__ = [
     "Client",
     "ConnectionLost",
+    "FileRef",
     "FileSeqStore",
+    "FileTransfers",
     "GroupSummary",
     "Kicked",
     "MemorySeqStore",

@@ -76,6 +76,8 @@ def file_routes(gateway: FileGateway, cors_origins: str = "") -> list[BaseRoute]
         task, _ = await gateway.upload_state(ticket)
         if task.finished:
             return JSONResponse({"offset": task.size, "status": "finished"})
+        if declared and declared.isdigit() and offset + int(declared) > task.size:
+            raise ImError(FILE_TOO_LARGE, f"the body runs past the file size {task.size}")
         async with gateway.upload(ticket) as session:
             if offset != session.held:
                 return JSONResponse(

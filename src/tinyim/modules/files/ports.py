@@ -50,6 +50,10 @@ class FileTaskRepository(Protocol):
         """A finished task with these bytes (any owner), for instant uploads."""
         ...
 
+    async def find_uploading(self, owner_id: int, size: int, md5: str, now: int) -> FileTask | None:
+        """The owner's unexpired unfinished upload of these bytes (a restarted client resumes it)."""
+        ...
+
     async def save(self, task: FileTask) -> None:
         """Write status, received, blob_key, expires_at, challenge and error of an existing task."""
         ...

@@ -69,6 +69,11 @@ class FileService:
             return await self._follow_up(caller, req)
         size = check_size(req.size, self._max_bytes)
         md5 = check_md5(req.md5)
+        mine = await self._tasks.find_uploading(caller.user_id, size, md5, self._now())
+        if mine is not None:  # the same bytes again (a restarted client): resume that upload
+            mine = mine.with_status(mine.status, expires_at=self._expiry())
+            await self._tasks.save(mine)
+            return await self._ticket(caller, mine)
         task = FileTask(
             task_id=self._random.task_id(),
             owner_id=caller.user_id,

@@ -26,6 +26,18 @@ class InMemoryFileTasks:
                 return task
         return None
 
+    async def find_uploading(self, owner_id: int, size: int, md5: str, now: int) -> FileTask | None:
+        for task in self.tasks.values():
+            if (task.owner_id, task.size, task.md5, task.status) == (
+                owner_id,
+                size,
+                md5,
+                FileStatus.UPLOADING,
+            ):
+                if task.expires_at >= now:
+                    return task
+        return None
+
     async def save(self, task: FileTask) -> None:
         if task.task_id in self.tasks:
             self.tasks[task.task_id] = task

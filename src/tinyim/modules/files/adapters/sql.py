@@ -108,6 +108,24 @@ class SqlFileTasks:
             ).first()
         return None if row is None else _task(row)
 
+    async def find_uploading(self, owner_id: int, size: int, md5: str, now: int) -> FileTask | None:
+        async with self._db.read(fresh=True) as conn:
+            row = (
+                await conn.execute(
+                    select(im_file_task)
+                    .where(
+                        im_file_task.c.file_md5 == md5,
+                        im_file_task.c.file_size == size,
+                        im_file_task.c.status == int(FileStatus.UPLOADING),
+                        im_file_task.c.user_id == owner_id,
+                        im_file_task.c.expires_at >= now,
+                    )
+                    .order_by(im_file_task.c.expires_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else _task(row)
+
     async def save(self, task: FileTask) -> None:
         async with self._db.write() as conn:
             await conn.execute(
