@@ -28,14 +28,9 @@ class InMemoryFileTasks:
 
     async def find_uploading(self, owner_id: int, size: int, md5: str, now: int) -> FileTask | None:
         for task in self.tasks.values():
-            if (task.owner_id, task.size, task.md5, task.status) == (
-                owner_id,
-                size,
-                md5,
-                FileStatus.UPLOADING,
-            ):
-                if task.expires_at >= now:
-                    return task
+            key = (task.owner_id, task.size, task.md5, task.status)
+            if key == (owner_id, size, md5, FileStatus.UPLOADING) and task.expires_at >= now:
+                return task
         return None
 
     async def save(self, task: FileTask) -> None:
