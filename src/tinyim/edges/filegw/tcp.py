@@ -95,7 +95,7 @@ class FileConnection:
         self._head = bytearray(HEADER.size)
 
     async def serve(self) -> None:
-        cmd = Cmd.CMD_FILE_AUTH_REQ
+        cmd: int = Cmd.CMD_FILE_AUTH_REQ
         try:
             cmd, body = await asyncio.wait_for(self._frame(MAX_AUTH_BODY), AUTH_TIMEOUT)
             if cmd != Cmd.CMD_FILE_AUTH_REQ:

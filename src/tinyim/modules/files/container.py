@@ -8,22 +8,27 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from tinyim.edges.filegw import FileGateway, FileLimits
-from tinyim.infra.rpc import RoleChannels
+from tinyim.infra.db import Database
+from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.rpc import Channels, RoleChannels
 from tinyim.modules.files.adapters.blobs import LocalBlobStore
 from tinyim.modules.files.adapters.rpc import GrpcFileClient, Stub
 from tinyim.modules.files.adapters.sql import SqlFileTasks
 from tinyim.modules.files.adapters.system import SecureRandomness, SystemClock
 from tinyim.modules.files.adapters.tickets import JwtTickets
+from tinyim.modules.files.ports import GatewayLocator
 from tinyim.modules.files.service import FileService
 from tinyim.settings import Settings
 
 
 class FilesContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
-    db = providers.Dependency()  # tinyim.infra.db.Database (an async resource of the root)
-    directory = providers.Dependency()  # NodeDirectory: where the filemeta nodes are
-    channels = providers.Dependency()  # gRPC channels
-    gateways = providers.Dependency()  # GatewayLocator: which file gateway serves a task
+    db: providers.Dependency[Database] = providers.Dependency()  # an async resource of the root
+    directory: providers.Dependency[NodeDirectory] = providers.Dependency()  # where filemeta nodes are
+    channels: providers.Dependency[Channels] = providers.Dependency()  # gRPC channels
+    gateways: providers.Dependency[GatewayLocator] = (
+        providers.Dependency()
+    )  # which file gateway serves a task
     secret = providers.Dependency(instance_of=str)  # the JWT secret every role shares
 
     blobs = providers.Singleton(
