@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 
 from tinyim.edges.dispatch.ports import FileGatewayAllocator
-from tinyim.kernel import INVALID_ARGUMENT, ImError, UserProfile
+from tinyim.kernel import INVALID_ARGUMENT, ImError, Privacy, UserProfile
 from tinyim.modules.auth import AuthApi
 from tinyim.modules.files import FileApi, GatewayEndpoint
 from tinyim.modules.timeline import MsgType, NoticeApi
@@ -23,6 +23,18 @@ class AuthAsUserDirectory:
 
     async def update_nickname(self, user_id: int, nickname: str) -> None:
         await self._auth.update_nickname(user_id, nickname)
+
+    # user search
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        return await self._auth.search_profiles(username, nickname_prefix, after_user_id, limit)
+
+    async def privacy(self, user_id: int) -> Privacy:
+        return await self._auth.privacy(user_id)
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy:
+        return await self._auth.set_privacy(user_id, privacy)
 
 
 class TimelineNotices:
@@ -64,8 +76,8 @@ class FilesAsAttachments:
 class ThisProcessFileGateway:
     """files.GatewayLocator of one process without a registry: its own file listener and HTTP port."""
 
-    def __init__(self, host: str, file_port: int, http_port: int) -> None:
-        self._endpoint = GatewayEndpoint(host, file_port, f"http://{host}:{http_port}")
+    def __init__(self, host: str, file_port: int, http_port: int, public_http_url: str = "") -> None:
+        self._endpoint = GatewayEndpoint(host, file_port, public_http_url or f"http://{host}:{http_port}")
 
     async def locate(self, task_id: str) -> GatewayEndpoint | None:
         return self._endpoint

@@ -28,6 +28,7 @@ WIRE_CODES: dict[str, ErrorCode] = {
     files.FILE_TOO_MANY: ErrorCode.ERR_FILE_TOO_MANY,
     files.FILE_DISK_FULL: ErrorCode.ERR_FILE_DISK_FULL,
     files.FILE_EXPIRED: ErrorCode.ERR_FILE_EXPIRED,
+    kernel.RATE_LIMITED: ErrorCode.ERR_RATE_LIMITED,  # user search, typing
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -50,6 +51,7 @@ HTTP_STATUS: dict[str, int] = {
     files.FILE_TOO_MANY: 429,
     files.FILE_DISK_FULL: 507,
     files.FILE_EXPIRED: 410,
+    kernel.RATE_LIMITED: 429,  # user search, typing
 }
 
 

@@ -126,7 +126,8 @@ class FileGatewayAllocator:
         for node_id in live.keys() - self._ring.nodes:
             self._ring.add(node_id)
         node = live[self._ring.node_for(task_id)]
-        return FileGatewayAddress(node.host, node.file_port, f"http://{node.host}:{node.http_port}")
+        http_url = node.http_url or f"http://{node.host}:{node.http_port}"
+        return FileGatewayAddress(node.host, node.file_port, http_url)
 
 
 @dataclass(frozen=True, slots=True)
