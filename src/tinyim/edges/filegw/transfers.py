@@ -86,6 +86,7 @@ class _Hasher:
         self._md5 = state
         self._target = done
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task = asyncio.create_task(self._run())
 
     def advance(self, target: int) -> None:
@@ -93,10 +94,11 @@ class _Hasher:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
-            while self.done < self._target:
+            while self.done < self._target and not self._stopping:
+                # never cancelled mid-step: the thread's update and `done` must stay in step
                 n = await asyncio.to_thread(self._step, self.done, min(self._target - self.done, HASH_STEP))
                 self.done += n
 
@@ -117,10 +119,16 @@ class _Hasher:
     def state(self) -> Any:
         return self._md5.copy()
 
+    @property
+    def stopped(self) -> bool:
+        return self._task.done() and not self._task.cancelled() and self._task.exception() is None
+
     async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
+        """Stop after the step in flight (its bytes are then counted in `done` and in the state)."""
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._task)
 
 
 class UploadSession:
@@ -201,10 +209,12 @@ class UploadSession:
         return self.task
 
     async def close(self) -> None:
-        await self._hasher.stop()
-        if not self.task.finished and self._hasher.done:
-            self._gw.remember_hash(self.task.task_id, self._hasher.done, self._hasher.state())
-        os.close(self._fd)  # releases the flock
+        try:
+            await self._hasher.stop()
+            if not self.task.finished and self._hasher.stopped and self._hasher.done:
+                self._gw.remember_hash(self.task.task_id, self._hasher.done, self._hasher.state())
+        finally:
+            os.close(self._fd)  # releases the flock
 
 
 class FileGateway:
