@@ -23,7 +23,7 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +32,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, ErrorCode, encode, parse_body
+from tinyim.wire.sendfile import sock_sendfile
 
 from .sdk import ConnectionLost, Kicked, Message, Sent, ServerError
 
@@ -42,6 +43,8 @@ Progress = Callable[[int, int], None]
 R = TypeVar("R", bound=ProtoMessage)
 
 HEADER = struct.Struct("!2sBHI")
+IDLE_SECONDS = 30.0  # no byte moving for this long: the connection is cut
+MIN_RATE = 64 * 1024  # bytes/s a transfer may slow down to (bandwidth limits) before it counts as idle
 READ_STEP = 8 * 1024 * 1024
 # Errors after which the same transfer is tried again (the gateway or a backend is back soon).
 RETRYABLE = frozenset(
@@ -150,42 +153,30 @@ class FileTransfers:
     async def _upload_once(
         self, ticket: pb.FileUploadResp, source: Path, size: int, progress: Progress | None
     ) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(ticket.gateway_ip, ticket.gateway_port), self._connect_timeout
-        )
-        try:
-            sock = writer.get_extra_info("socket")
-            chunk = max(ticket.chunk_size, 4096)
+        chunk = max(ticket.chunk_size, 4096)
+        async with _FileSocket.open(ticket.gateway_ip, ticket.gateway_port, self._connect_timeout) as conn:
             with contextlib.suppress(OSError):  # a cut loses at most about one chunk in flight
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(chunk // 4, 65536))
-            writer.write(
-                encode(Cmd.CMD_FILE_AUTH_REQ, pb.FileAuthReq(token=ticket.upload_token).SerializeToString())
-            )
-            ack = await _expect(reader, Cmd.CMD_FILE_UPLOAD_ACK, pb.FileUploadResp)
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(chunk // 4, 65536))
+            await conn.send(Cmd.CMD_FILE_AUTH_REQ, pb.FileAuthReq(token=ticket.upload_token))
+            ack = await conn.expect(Cmd.CMD_FILE_UPLOAD_ACK, pb.FileUploadResp)
             offset = ack.offset
             ticket.offset = offset  # what the gateway holds: progress for the retry loop
             if progress:
                 progress(offset, size)
-            loop = asyncio.get_running_loop()
-            with open(source, "rb") as f:  # noqa: ASYNC230 (local metadata / file handle; the bytes move off the loop)
+            with open(source, "rb") as f:  # noqa: ASYNC230 (a file handle; the bytes move by sendfile)
                 try:
                     while offset < size:
                         n = min(chunk, size - offset)
-                        writer.write(HEADER.pack(b"IM", 1, Cmd.CMD_FILE_DATA_TRANS, n))
-                        await loop.sendfile(writer.transport, f, offset, n)
+                        await conn.sendfile(f, offset, n)
                         offset += n
                         if progress:
                             progress(offset, size)
                 except (OSError, RuntimeError) as exc:
                     # the gateway may have said why before it closed (wrong offset, disk full, ...)
-                    await _raise_sent_error(reader)
+                    await conn.raise_sent_error()
                     raise _Cut(str(exc)) from None
-            await _expect(reader, Cmd.CMD_FILE_UPLOAD_DONE, pb.FileUploadDone)
+            await conn.expect(Cmd.CMD_FILE_UPLOAD_DONE, pb.FileUploadDone)
             ticket.offset = size
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     # ---------- send as a message ----------
     async def send(
@@ -256,43 +247,30 @@ class FileTransfers:
     async def _download_once(
         self, ticket: pb.FileDownloadResp, part: Path, progress: Progress | None
     ) -> None:
-        offset = part.stat().st_size if part.exists() else 0  # noqa: ASYNC240 (local metadata / file handle; the bytes move off the loop)
+        offset = part.stat().st_size if part.exists() else 0  # noqa: ASYNC240
         if offset > ticket.file_size:
-            part.unlink()  # noqa: ASYNC240 (local metadata / file handle; the bytes move off the loop)
+            part.unlink()  # noqa: ASYNC240
             offset = 0
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(ticket.gateway_ip, ticket.gateway_port, limit=1 << 20),
-            self._connect_timeout,
-        )
-        try:
-            auth = pb.FileAuthReq(token=ticket.download_token, offset=offset)
-            writer.write(encode(Cmd.CMD_FILE_AUTH_REQ, auth.SerializeToString()))
-            begin = await _expect(reader, Cmd.CMD_FILE_DOWNLOAD_BEGIN, pb.FileDownloadBegin)
+        async with _FileSocket.open(ticket.gateway_ip, ticket.gateway_port, self._connect_timeout) as conn:
+            await conn.send(Cmd.CMD_FILE_AUTH_REQ, pb.FileAuthReq(token=ticket.download_token, offset=offset))
+            begin = await conn.expect(Cmd.CMD_FILE_DOWNLOAD_BEGIN, pb.FileDownloadBegin)
             if begin.offset != offset:
                 raise _Cut(f"the gateway starts at {begin.offset}, not {offset}")
             if progress:
                 progress(offset, ticket.file_size)
-            with open(part, "ab") as f:  # noqa: ASYNC230 (local metadata / file handle; the bytes move off the loop)
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
                 while offset < ticket.file_size:
-                    cmd, length = await _header(reader)
+                    cmd, length = await conn.header()
                     if cmd == Cmd.CMD_ERROR_RESP:
-                        await _raise_error(reader, length)
+                        await conn.raise_error(length)
                     if cmd != Cmd.CMD_FILE_DATA_TRANS or offset + length > ticket.file_size:
                         raise _Cut(f"unexpected frame 0x{cmd:04X}")
-                    while length:
-                        data = await reader.read(min(length, READ_STEP))
-                        if not data:
-                            raise _Cut("the gateway closed mid-frame")
-                        f.write(data)
-                        length -= len(data)
-                        offset += len(data)
-                    f.flush()
+                    offset += await conn.recv_to(fd, length)
                     if progress:
                         progress(offset, ticket.file_size)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            finally:
+                os.close(fd)
 
     # ---------- requests over the chat connection, across its reconnects ----------
     async def _ask(self, cmd: int, req: ProtoMessage, resp_type: type[R]) -> R:
@@ -327,38 +305,90 @@ def _task_id_of(ref: Message | FileRef | str) -> str:
     return task_id
 
 
-async def _header(reader: asyncio.StreamReader) -> tuple[int, int]:
-    head = await reader.readexactly(HEADER.size)
-    magic, version, cmd, length = HEADER.unpack(head)
-    if magic != b"IM" or version != 1:
-        raise _Cut("bad frame from the file gateway")
-    return cmd, length
+class _FileSocket:
+    """A connection to a file gateway: raw non-blocking socket, loop.sock_* calls, an idle timeout."""
 
+    def __init__(self, sock: socket.socket, idle: float) -> None:
+        self.sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._idle = idle
+        self._buf = bytearray(1024 * 1024)
 
-async def _raise_error(reader: asyncio.StreamReader, length: int) -> None:
-    err: Any = parse_body(Cmd.CMD_ERROR_RESP, await reader.readexactly(length))
-    raise ServerError(int(err.code), err.message, err.cmd)
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, host: str, port: int, timeout: float) -> AsyncIterator[_FileSocket]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, address), timeout)
+            yield cls(sock, max(timeout, IDLE_SECONDS))
+        finally:
+            sock.close()
 
+    async def send(self, cmd: int, message: ProtoMessage) -> None:
+        async with asyncio.timeout(self._idle):
+            await self._loop.sock_sendall(self.sock, encode(cmd, message.SerializeToString()))
 
-async def _raise_sent_error(reader: asyncio.StreamReader) -> None:
-    with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError, _Cut):
-        cmd, length = await asyncio.wait_for(_header(reader), 1.0)
-        if cmd == Cmd.CMD_ERROR_RESP:
-            await _raise_error(reader, length)
+    async def sendfile(self, f: Any, offset: int, n: int) -> None:
+        async with asyncio.timeout(self._idle + n / MIN_RATE):
+            await self._loop.sock_sendall(self.sock, HEADER.pack(b"IM", 1, Cmd.CMD_FILE_DATA_TRANS, n))
+            await sock_sendfile(self._loop, self.sock, f, offset, n)
 
+    async def recv_exactly(self, n: int) -> bytes:
+        out = bytearray(n)
+        view = memoryview(out)
+        got = 0
+        async with asyncio.timeout(self._idle):
+            while got < n:
+                k = await self._loop.sock_recv_into(self.sock, view[got:])
+                if not k:
+                    raise _Cut("the file gateway closed the connection")
+                got += k
+        return bytes(out)
 
-async def _expect(reader: asyncio.StreamReader, cmd: int, resp_type: type[R]) -> R:
-    try:
-        got, length = await _header(reader)
-    except asyncio.IncompleteReadError:
-        raise _Cut("the file gateway closed the connection") from None
-    if got == Cmd.CMD_ERROR_RESP:
-        await _raise_error(reader, length)
-    if got != cmd:
-        raise _Cut(f"expected 0x{cmd:04X}, got 0x{got:04X}")
-    msg = parse_body(got, await reader.readexactly(length))
-    assert isinstance(msg, resp_type)
-    return msg
+    async def recv_to(self, fd: int, length: int) -> int:
+        """Receive `length` bytes straight into the file (through one reused buffer)."""
+        view = memoryview(self._buf)
+        left = length
+        while left:
+            async with asyncio.timeout(self._idle):
+                k = await self._loop.sock_recv_into(self.sock, view[: min(left, len(view))])
+            if not k:
+                raise _Cut("the file gateway closed mid-frame")
+            written = 0
+            while written < k:
+                written += os.write(fd, view[written:k])
+            left -= k
+        return length
+
+    async def header(self) -> tuple[int, int]:
+        magic, version, cmd, length = HEADER.unpack(await self.recv_exactly(HEADER.size))
+        if magic != b"IM" or version != 1:
+            raise _Cut("bad frame from the file gateway")
+        return int(cmd), int(length)
+
+    async def raise_error(self, length: int) -> None:
+        err: Any = parse_body(Cmd.CMD_ERROR_RESP, await self.recv_exactly(length))
+        raise ServerError(int(err.code), err.message, err.cmd)
+
+    async def raise_sent_error(self) -> None:
+        with contextlib.suppress(OSError, TimeoutError, _Cut):
+            async with asyncio.timeout(1.0):
+                cmd, length = await self.header()
+                if cmd == Cmd.CMD_ERROR_RESP:
+                    await self.raise_error(length)
+
+    async def expect(self, cmd: int, resp_type: type[R]) -> R:
+        got, length = await self.header()
+        if got == Cmd.CMD_ERROR_RESP:
+            await self.raise_error(length)
+        if got != cmd:
+            raise _Cut(f"expected 0x{cmd:04X}, got 0x{got:04X}")
+        msg = parse_body(got, await self.recv_exactly(length))
+        assert isinstance(msg, resp_type)
+        return msg
 
 
 __all__ = ["FileRef", "FileTransfers", "Kicked", "md5_of"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -26,15 +25,16 @@ from google.protobuf.message import Message
 
 from tinyim.infra import metrics
 from tinyim.kernel import ImError
-from tinyim.modules.files import TicketKind
+from tinyim.modules.files import FileTask, TicketKind
 from tinyim.modules.files.adapters.rpc import upload_resp
 from tinyim.modules.files.domain import UploadTicket
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, ErrorCode, encode, parse_body
 from tinyim.wire.codec import FrameError
+from tinyim.wire.sendfile import sock_sendfile
 
 from ..errors import wire_code
-from .transfers import FileGateway, check_offset
+from .transfers import FileGateway, UploadSession, check_offset
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ MAGIC = b"IM"
 AUTH_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0
 DOWNLOAD_FRAME = 4 * 1024 * 1024
+MIN_RATE = 64 * 1024  # bytes/s a limited transfer may slow down to before it counts as idle
 MAX_AUTH_BODY = 4096
 # Socket buffers bounded so that a cut loses (and the client resends) at most about one chunk.
 BUFFER_FRACTION = 4
@@ -55,36 +56,6 @@ class Closed(Exception):
 def error_frame(code: ErrorCode, message: str, cmd: int) -> bytes:
     resp = pb.ErrorResp(code=cast(Any, int(code)), message=message, cmd=cmd)
     return encode(Cmd.CMD_ERROR_RESP, resp.SerializeToString())
-
-
-async def sendfile(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, fd: int, offset: int, count: int
-) -> None:
-    """count bytes of fd from offset to the socket, zero-copy (os.sendfile); the loop waits for room."""
-    while count:
-        try:
-            sent = os.sendfile(sock.fileno(), fd, offset, count)
-        except BlockingIOError:
-            await _writable(loop, sock)
-            continue
-        if sent == 0:
-            raise Closed("peer closed")
-        offset += sent
-        count -= sent
-
-
-async def _writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    future: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    loop.add_writer(sock.fileno(), ready)
-    try:
-        await asyncio.wait_for(future, IDLE_TIMEOUT)
-    finally:
-        loop.remove_writer(sock.fileno())
 
 
 class FileConnection:
@@ -126,37 +97,40 @@ class FileConnection:
         chunk = gw.limits.chunk_size
         if task.finished:
             await self._send(Cmd.CMD_FILE_UPLOAD_ACK, _ack(task.task_id, task.size, chunk))
-            await self._send(Cmd.CMD_FILE_UPLOAD_DONE, pb.FileUploadDone(task_id=task.task_id,
-                             file_size=task.size, md5=task.md5))  # fmt: skip
+            await self._send(Cmd.CMD_FILE_UPLOAD_DONE, _done(task))
             return
         with contextlib.suppress(OSError):
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(chunk // BUFFER_FRACTION, 65536))
         async with gw.upload(ticket) as session:
             await self._send(Cmd.CMD_FILE_UPLOAD_ACK, _ack(task.task_id, session.held, chunk))
-            buf = bytearray(min(chunk, 1024 * 1024))
-            view = memoryview(buf)
-            rate = gw.rate()
-            report_every = min(gw.limits.upload_ttl_seconds / 3, 10.0)
-            while not session.complete:
-                cmd, length = await self._header(chunk)
-                if cmd != Cmd.CMD_FILE_DATA_TRANS:
-                    raise FrameError(ErrorCode.ERR_INVALID_ARGUMENT, "expected a data frame (0x3003)", cmd)
-                session.check(session.held, length)
-                while length:
-                    want = rate.step(min(length, len(buf)))
-                    n = await asyncio.wait_for(
-                        self._loop.sock_recv_into(self._sock, view[:want]), IDLE_TIMEOUT
-                    )
-                    if n == 0:
-                        raise Closed("peer closed mid-frame")
-                    session.write(view[:n])
-                    metrics.FILE_BYTES.labels(direction="up").inc(n)
-                    length -= n
-                    await rate.moved(n)
-                await session.report_progress(report_every)
+            async with asyncio.timeout(None) as idle:  # rescheduled before every receive
+                await self._receive(session, chunk, idle)
             task = await session.finish()
-        await self._send(Cmd.CMD_FILE_UPLOAD_DONE, pb.FileUploadDone(task_id=task.task_id,
-                         file_size=task.size, md5=task.md5))  # fmt: skip
+        await self._send(Cmd.CMD_FILE_UPLOAD_DONE, _done(task))
+
+    async def _receive(self, session: UploadSession, chunk: int, idle: asyncio.Timeout) -> None:
+        """Data frames into the partial file until it holds every byte (pieces are written as they come)."""
+        gw = self._gw
+        view = memoryview(bytearray(min(chunk, 1024 * 1024)))
+        rate = gw.rate()
+        report_every = min(gw.limits.upload_ttl_seconds / 3, 10.0)
+        counter = metrics.FILE_BYTES.labels(direction="up")
+        while not session.complete:
+            idle.reschedule(self._loop.time() + IDLE_TIMEOUT)
+            cmd, length = await self._header(chunk)
+            if cmd != Cmd.CMD_FILE_DATA_TRANS:
+                raise FrameError(ErrorCode.ERR_INVALID_ARGUMENT, "expected a data frame (0x3003)", cmd)
+            session.check(session.held, length)
+            while length:
+                idle.reschedule(self._loop.time() + IDLE_TIMEOUT)
+                n = await self._loop.sock_recv_into(self._sock, view[: rate.step(min(length, len(view)))])
+                if n == 0:
+                    raise Closed("peer closed mid-frame")
+                session.write(view[:n])
+                counter.inc(n)
+                length -= n
+                await rate.moved(n)
+            await session.report_progress(report_every)
 
     # ---------- downloads ----------
     async def _download(self, auth: pb.FileAuthReq) -> None:
@@ -169,26 +143,25 @@ class FileConnection:
                                          md5=task.md5, file_name=task.file_name)  # fmt: skip
             await self._send(Cmd.CMD_FILE_DOWNLOAD_BEGIN, begin)
             rate = gw.rate()
-            fd = os.open(path, os.O_RDONLY)
-            try:
+            counter = metrics.FILE_BYTES.labels(direction="down")
+            with open(path, "rb", buffering=0) as f:  # noqa: ASYNC230 (a file handle; bytes go by sendfile)
                 while offset < task.size:
                     n = rate.step(min(DOWNLOAD_FRAME, task.size - offset))
-                    await self._loop.sock_sendall(
-                        self._sock, HEADER.pack(MAGIC, 1, Cmd.CMD_FILE_DATA_TRANS, n)
-                    )
-                    await sendfile(self._loop, self._sock, fd, offset, n)
-                    metrics.FILE_BYTES.labels(direction="down").inc(n)
+                    async with asyncio.timeout(IDLE_TIMEOUT + n / MIN_RATE):
+                        await self._loop.sock_sendall(
+                            self._sock, HEADER.pack(MAGIC, 1, Cmd.CMD_FILE_DATA_TRANS, n)
+                        )
+                        await sock_sendfile(self._loop, self._sock, f, offset, n)
+                    counter.inc(n)
                     offset += n
                     await rate.moved(n)
-            finally:
-                os.close(fd)
 
     # ---------- frames ----------
     async def _header(self, max_body: int) -> tuple[int, int]:
         view = memoryview(self._head)
         got = 0
-        while got < HEADER.size:
-            n = await asyncio.wait_for(self._loop.sock_recv_into(self._sock, view[got:]), IDLE_TIMEOUT)
+        while got < HEADER.size:  # callers bound the wait (auth timeout, idle timeout)
+            n = await self._loop.sock_recv_into(self._sock, view[got:])
             if n == 0:
                 raise Closed("peer closed")
             got += n
@@ -217,6 +190,10 @@ class FileConnection:
     async def _send_quietly(self, frame: bytes) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._loop.sock_sendall(self._sock, frame), 2.0)
+
+
+def _done(task: FileTask) -> pb.FileUploadDone:
+    return pb.FileUploadDone(task_id=task.task_id, file_size=task.size, md5=task.md5)
 
 
 def _ack(task_id: str, offset: int, chunk: int) -> pb.FileUploadResp:
