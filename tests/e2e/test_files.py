@@ -185,6 +185,13 @@ async def test_browser_upload_by_offsets_and_range_download(served: Served, tmp_
         url = f"{t.http_url}/files/uploads/{t.task_id}"
         auth = {"Authorization": f"Bearer {t.upload_token}"}
         async with httpx.AsyncClient(timeout=10) as http:
+            # dispatch hands out the same file gateway for the task as FileUploadResp did
+            allocated = await http.get(
+                f"{served.base_url}/api/allocate_file_gateway",
+                params={"task_id": t.task_id},
+                headers={"Authorization": f"Bearer {a.token}"},
+            )
+            assert allocated.json() == {"host": t.gateway_ip, "port": t.gateway_port, "http_url": t.http_url}
             assert (await http.get(url, headers=auth)).json() == {
                 "task_id": t.task_id, "offset": 0, "size": len(data), "status": "uploading"}  # fmt: skip
             r = await http.put(url, headers={**auth, "Upload-Offset": "0"}, content=data[:300_000])

@@ -23,9 +23,11 @@ from dependency_injector import containers, providers
 from redis.asyncio import Redis
 
 from tinyim.edges.dispatch.ports import (
+    FileGatewayAddress,
     FileGatewayAllocator,
     GatewayAddress,
     RegistryGatewayAllocator,
+    StaticFileGatewayAllocator,
     StaticGatewayAllocator,
 )
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
@@ -284,7 +286,19 @@ class Container(containers.DeclarativeContainer):
         shared=providers.Singleton(RegistryGatewayAllocator, directory),
     )
     file_allocator = providers.Selector(
-        discovery, none=providers.Object(None), shared=providers.Singleton(FileGatewayAllocator, directory)
+        discovery,
+        none=providers.Singleton(  # one process: its own file gateway
+            StaticFileGatewayAllocator,
+            providers.Factory(
+                FileGatewayAddress,
+                settings.provided.public_host,
+                settings.provided.file_port,
+                providers.Callable(
+                    lambda s: s.public_file_http_url or f"http://{s.public_host}:{s.http_port}", settings
+                ),
+            ),
+        ),
+        shared=providers.Singleton(FileGatewayAllocator, directory),
     )
     websocket_gateway = providers.Singleton(
         WebSocketGateway,

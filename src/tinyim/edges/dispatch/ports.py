@@ -140,6 +140,16 @@ class FileGatewayAddress:
         return {"host": self.host, "port": self.port, "http_url": self.http_url}
 
 
+class StaticFileGatewayAllocator:
+    """One process: the file gateway is this process (its file listener and HTTP port)."""
+
+    def __init__(self, address: FileGatewayAddress) -> None:
+        self._address = address
+
+    async def allocate(self, task_id: str) -> FileGatewayAddress:
+        return self._address
+
+
 class StaticGatewayAllocator:
     """One process: the gateway is this process."""
 
