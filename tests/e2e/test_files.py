@@ -25,7 +25,7 @@ from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online
 from tests.support.server import ServerProcess
 from tinyim.client import Client, FileTransfers, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
-from tinyim.wire import Cmd, ErrorCode
+from tinyim.wire import Cmd, ErrorCode, encode
 
 pytestmark = pytest.mark.e2e
 
@@ -323,3 +323,50 @@ def _kill_file_gateway(served: Served, client: Client) -> None:
         cluster.kill(name)
     for name in ("filegw-1", "filegw-2"):
         cluster.start(name)
+
+
+async def test_garbage_and_wrong_tokens_on_the_file_port_get_an_error_and_hurt_no_one(
+    served: Served, tmp_path: Path
+) -> None:
+    alice, _ = await new_user(served.base_url, "alice")
+    async with online(served.base_url, alice) as a:
+        data = b"still fine\n" * 1000
+        req = pb.FileUploadReq(file_name="ok.txt", file_size=len(data), md5=hashlib.md5(data).hexdigest())
+        t = await a.request(Cmd.CMD_FILE_UPLOAD_REQ, req)
+        assert isinstance(t, pb.FileUploadResp)
+
+        async def answer(payload: bytes) -> tuple[int, bytes]:
+            """The last frame the gateway sends before it closes the connection."""
+            reader, writer = await asyncio.open_connection(t.gateway_ip, t.gateway_port)
+            try:
+                writer.write(payload)
+                last = (0, b"")
+                while head := await asyncio.wait_for(reader.read(9), 5):
+                    head += await reader.readexactly(9 - len(head))
+                    last = (
+                        int.from_bytes(head[3:5], "big"),
+                        await reader.readexactly(int.from_bytes(head[5:9], "big")),
+                    )
+                return last
+            finally:
+                writer.close()
+
+        def auth(token: str) -> bytes:
+            return encode(Cmd.CMD_FILE_AUTH_REQ, pb.FileAuthReq(token=token).SerializeToString())
+
+        too_much = encode(Cmd.CMD_FILE_DATA_TRANS, b"x" * (len(data) + 1))
+        for payload, code in (
+            (b"GET / HTTP/1.1\r\n\r\n", ErrorCode.ERR_BAD_FRAME),
+            (encode(Cmd.CMD_FILE_AUTH_REQ, b"\xff\xff\xff"), ErrorCode.ERR_BAD_BODY),
+            (auth(a.token), ErrorCode.ERR_UNAUTHENTICATED),  # a chat session token is no file ticket
+            (auth(t.upload_token[:-3] + "abc"), ErrorCode.ERR_UNAUTHENTICATED),
+            (encode(Cmd.CMD_HEARTBEAT_REQ, b""), ErrorCode.ERR_UNAUTHENTICATED),
+            (auth(t.upload_token) + too_much, ErrorCode.ERR_FILE_TOO_LARGE),
+        ):  # fmt: skip
+            cmd, body = await answer(payload)
+            assert cmd == Cmd.CMD_ERROR_RESP, payload[:20]
+            err = pb.ErrorResp.FromString(body)
+            assert err.code == code, (payload[:20], err)
+        src = tmp_path / "ok.txt"
+        src.write_bytes(data)
+        assert md5(await a.download_file(await a.upload_file(src), tmp_path / "back.txt")) == md5(src)
