@@ -42,6 +42,7 @@ HEADER = struct.Struct("!2sBHI")
 MAGIC = b"IM"
 AUTH_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0
+LINGER_SECONDS = 1.0
 DOWNLOAD_FRAME = 4 * 1024 * 1024
 MIN_RATE = 64 * 1024  # bytes/s a limited transfer may slow down to before it counts as idle
 MAX_AUTH_BODY = 4096
@@ -188,8 +189,16 @@ class FileConnection:
         await self._loop.sock_sendall(self._sock, encode(cmd, message.SerializeToString()))
 
     async def _send_quietly(self, frame: bytes) -> None:
+        """An error frame, then a lingering close: closing with unread bytes would send a reset that
+        can destroy the error frame before the client reads it, so what the client still sends is
+        read and dropped for a moment first."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._loop.sock_sendall(self._sock, frame), 2.0)
+            self._sock.shutdown(socket.SHUT_WR)
+            drop = bytearray(65536)
+            async with asyncio.timeout(LINGER_SECONDS):
+                while await self._loop.sock_recv_into(self._sock, drop):
+                    pass
 
 
 def _done(task: FileTask) -> pb.FileUploadDone:
