@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.helpers import new_user, online
@@ -126,3 +127,19 @@ async def test_abandoned_uploads_expire_and_their_partial_data_is_deleted(
         with pytest.raises(ServerError) as err:
             await c.request(Cmd.CMD_FILE_UPLOAD_REQ, pb.FileUploadReq(task_id=ticket.task_id))
         assert err.value.code == ErrorCode.ERR_FILE_NOT_READY  # expired: start a new upload
+
+
+async def test_http_downloads_keep_the_limit_too(limited: ServerProcess, tmp_path: Path) -> None:
+    name, _ = await new_user(limited.base_url, "httprate")
+    src = tmp_path / "h.bin"
+    src.write_bytes(random.Random(4).randbytes(RATE * 3))
+    async with online(limited.base_url, name) as c:
+        ref = await FileTransfers(c).upload(src)
+        ticket = await c.request(Cmd.CMD_FILE_DOWNLOAD_REQ, pb.FileDownloadReq(task_id=ref.task_id))
+        assert isinstance(ticket, pb.FileDownloadResp)
+        async with httpx.AsyncClient(timeout=30) as http:
+            started = time.monotonic()
+            body = await http.get(ticket.http_url)
+            elapsed = time.monotonic() - started
+    assert body.content == src.read_bytes()
+    assert elapsed >= 3 * 0.85, elapsed  # 3 s of data at the limit (a small burst aside): never faster

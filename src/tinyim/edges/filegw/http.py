@@ -6,6 +6,8 @@
            chunk_size; 422 {error} when the finished bytes do not match size / MD5 (the task fails)
     GET {base}/files/downloads/{task_id}?token=<download token>   (Range: bytes=a-b) -> 200 / 206
 
+IM_FILE_RATE_BYTES_PER_SECOND limits uploads and downloads here as on TCP.
+
 Request bodies stream straight into the partial file; nothing holds a whole body in memory.
 """
 
@@ -19,12 +21,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import Message, Receive, Scope, Send
 
 from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, ImError
 from tinyim.modules.files import FILE_CORRUPT, FILE_OFFSET, FILE_TOO_LARGE, FileStatus, TicketKind
 
 from ..errors import http_status
-from .transfers import FileGateway
+from .transfers import FileGateway, RateLimit
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -52,6 +55,25 @@ def _bearer(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise ImError(UNAUTHENTICATED, "missing 'Authorization: Bearer <upload token>' header")
     return token.strip()
+
+
+class LimitedFileResponse(FileResponse):
+    """Starlette's FileResponse (Range, 206/416, HEAD) under the connection's bandwidth limit."""
+
+    def __init__(self, rate: RateLimit, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rate = rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._rate.rate:
+            return await super().__call__(scope, receive, send)
+
+        async def limited(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body":
+                await self._rate.moved(len(message.get("body", b"")))
+
+        await super().__call__(scope, receive, limited)
 
 
 def file_routes(gateway: FileGateway, cors_origins: str = "") -> list[BaseRoute]:
@@ -115,7 +137,8 @@ def file_routes(gateway: FileGateway, cors_origins: str = "") -> list[BaseRoute]
         inline = media_type.startswith(("image/", "video/", "audio/", "text/plain"))
         # Starlette answers Range (206, Content-Range; 416 when unsatisfiable) and encodes the name
         # as RFC 5987 filename* when it is not ASCII.
-        return FileResponse(
+        return LimitedFileResponse(
+            gateway.rate(),
             path,
             media_type=media_type,
             filename=task.file_name,
