@@ -366,7 +366,7 @@ async def test_garbage_and_wrong_tokens_on_the_file_port_get_an_error_and_hurt_n
             cmd, body = await answer(payload)
             assert cmd == Cmd.CMD_ERROR_RESP, payload[:20]
             err = pb.ErrorResp.FromString(body)
-            assert err.code == code, (payload[:20], err)
+            assert int(err.code) == code, (payload[:20], err)
         src = tmp_path / "ok.txt"
         src.write_bytes(data)
         assert md5(await a.download_file(await a.upload_file(src), tmp_path / "back.txt")) == md5(src)
