@@ -82,6 +82,8 @@ class PresenceAsStatusNotices:
         # looks like any going offline: last seen now (they were visible until now)
         now_ms = int(time.time() * 1000)
         await self._presence.push_status([viewer_id], StatusView(user_id, Status.OFFLINE, now_ms))
+
+
 class FilesAsAttachments:
     """timeline.Attachments served by the files module: a FILE / IMAGE message's content is the spec's
     JSON {task_id, file_name, size}; the file must be finished and the sender's (or sent to them)."""
