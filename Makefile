@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 PB     := src/tinyim/pb/.generated
 
 .PHONY: setup run cluster cluster-down test lint bench clean
+.PHONY: compose-e2e
 
 setup: $(PB)
 
@@ -42,6 +43,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# compose-e2e: the multi-role topology in real containers (docker/compose.yaml + compose.local.yaml, images
+# built from Debian's packages), the e2e scenarios against it from the host, then everything torn down.
+compose-e2e: setup
+	tools/compose_e2e.sh
 
 bench: setup
 	$(PY) -m bench

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the images docker/compose.local.yaml runs, from Debian's packages only (no registry pulls):
+#   tinyim-base:bookworm     debootstrap --variant=minbase bookworm, `docker import`ed
+#   tinyim-mariadb:local     Debian's MariaDB with an entrypoint like the official image's (docker/local/mariadb)
+#   tinyim-redis:local       Debian's redis-server
+#   tinyim-etcd:local        Debian's etcd-server + etcdctl
+#   tinyim:latest            docker/Dockerfile on tinyim-python:local (the base + Debian's python3)
+# Each image is skipped when it exists already (FORCE=1 rebuilds all; the tinyim image is rebuilt when
+# the source changed). Run from anywhere; needs root (debootstrap) and a running dockerd.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DOCKER=${DOCKER:-docker}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+FORCE=${FORCE:-0}
+
+have() { [ "$FORCE" != 1 ] && $DOCKER image inspect "$1" >/dev/null 2>&1; }
+step() { echo "[images] $*"; }
+
+if ! have tinyim-base:bookworm; then
+  step "debootstrap bookworm (minbase) -> tinyim-base:bookworm"
+  root=$(mktemp -d /tmp/tinyim-rootfs.XXXXXX)
+  trap 'rm -rf "$root"' EXIT
+  debootstrap --variant=minbase bookworm "$root" "$MIRROR" >/tmp/tinyim-debootstrap.log 2>&1 \
+    || { tail -20 /tmp/tinyim-debootstrap.log; exit 1; }
+  # as the official debian image: no daemons started by package scripts, no docs, security updates on
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d" && chmod +x "$root/usr/sbin/policy-rc.d"
+  printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/locale/*\n' \
+    >"$root/etc/dpkg/dpkg.cfg.d/docker-minimal"
+  printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$root/etc/apt/apt.conf.d/docker-minimal"
+  printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
+    "$MIRROR" "$MIRROR" >"$root/etc/apt/sources.list"
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | $DOCKER import --change 'CMD ["/bin/bash"]' - tinyim-base:bookworm >/dev/null
+  rm -rf "$root"; trap - EXIT
+fi
+
+build() {  # build TAG DOCKERFILE [args...]
+  local tag=$1 file=$2; shift 2
+  if have "$tag"; then return; fi
+  step "build $tag"
+  $DOCKER build -q -t "$tag" -f "$file" "$@" >/dev/null
+}
+build tinyim-python:local docker/local/python.Dockerfile docker/local
+build tinyim-mariadb:local docker/local/mariadb.Dockerfile docker/local
+build tinyim-redis:local docker/local/redis.Dockerfile docker/local
+build tinyim-etcd:local docker/local/etcd.Dockerfile docker/local
+
+# The application image: docker/Dockerfile on the local python base. PyPI is reached through the host's CA
+# bundle, given to pip as a build secret (never stored in a layer). Rebuilt when the sources changed.
+src_hash=$(git ls-files -s pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile | sha1sum | cut -c1-12)
+src_hash=$src_hash$(git diff --quiet HEAD -- pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile || git diff HEAD -- pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile | sha1sum | cut -c1-6)
+current=$($DOCKER image inspect -f '{{ index .Config.Labels "tinyim.source" }}' tinyim:latest 2>/dev/null || true)
+if [ "$FORCE" = 1 ] || [ "$current" != "$src_hash" ]; then
+  step "build tinyim:latest (docker/Dockerfile on tinyim-python:local)"
+  ca=${TINYIM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+  DOCKER_BUILDKIT=1 $DOCKER build -q -t tinyim:latest -f docker/Dockerfile \
+    --build-arg PYTHON_IMAGE=tinyim-python:local --label "tinyim.source=$src_hash" \
+    --secret "id=pip_cert,src=$ca" . >/dev/null
+fi
+step "ready: $($DOCKER images --format '{{.Repository}}:{{.Tag}}' | grep -E '^tinyim' | tr '\n' ' ')"
