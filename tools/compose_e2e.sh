@@ -89,7 +89,7 @@ trap 'exit 130' INT TERM
 
 t=$SECONDS
 echo "[compose-e2e] up: project $project, dispatch on 127.0.0.1:$dispatch_port"
-"${compose[@]}" up -d --no-build --quiet-pull
+"${compose[@]}" up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; exit 1; }
 for _ in $(seq 120); do
   curl -fsS "http://127.0.0.1:$dispatch_port/healthz" >/dev/null 2>&1 && break
   sleep 1

@@ -47,8 +47,8 @@ build tinyim-etcd:local docker/local/etcd.Dockerfile docker/local
 
 # The application image: docker/Dockerfile on the local python base. PyPI is reached through the host's CA
 # bundle, given to pip as a build secret (never stored in a layer). Rebuilt when the sources changed.
-src_hash=$(git ls-files -s pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile | sha1sum | cut -c1-12)
-src_hash=$src_hash$(git diff --quiet HEAD -- pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile || git diff HEAD -- pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile | sha1sum | cut -c1-6)
+src_hash=$(git ls-files -co --exclude-standard -- pyproject.toml src protos tools migrations alembic.ini \
+  docker/Dockerfile .dockerignore | sort | xargs sha1sum | sha1sum | cut -c1-16)
 current=$($DOCKER image inspect -f '{{ index .Config.Labels "tinyim.source" }}' tinyim:latest 2>/dev/null || true)
 if [ "$FORCE" = 1 ] || [ "$current" != "$src_hash" ]; then
   step "build tinyim:latest (docker/Dockerfile on tinyim-python:local)"

@@ -59,9 +59,9 @@ async def test_the_replica_follows_the_primary_by_gtid(stack: ComposeStack) -> N
         await asyncio.sleep(0.25)
     else:
         pytest.fail("the user never reached the replica")
-    status = stack.sql("mysql-replica", "SHOW REPLICA STATUS\\G")
-    assert "Slave_IO_Running: Yes" in status and "Slave_SQL_Running: Yes" in status
-    assert "Using_Gtid: Slave_Pos" in status
+    status = stack.sql_row("mysql-replica", "SHOW REPLICA STATUS")
+    assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes")
+    assert status["Using_Gtid"] == "Slave_Pos" and status["Master_Host"] == "mysql-primary"
     # the replica refuses writes from the application's user
     refused = stack.run(
         "exec", "-T", "mysql-replica", "mysql", "-utinyim", f"-p{stack.env['DB_PASSWORD']}", "tinyim",
@@ -137,7 +137,7 @@ async def test_killed_gateway_and_msg_containers_fail_over_and_lose_nothing(stac
         assert audit(sent_ab, [m for m in got_b if not m.is_mine]) == clean
         assert audit(sent_ba, [m for m in got_a if not m.is_mine]) == clean
         # new users still log in and chat with one gateway and one msg node left
-        async with online(stack.dispatch_url, alice, "PAD") as pad:
+        async with online(stack.dispatch_url, alice, "Pad") as pad:
             assert pad.ws_url == gw2
     finally:
         await a.close()

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ENV_VAR = "TINYIM_E2E_COMPOSE"
 
 
@@ -89,8 +87,11 @@ class ComposeStack:
             "exec", "-T", service, "mysql", "-uroot", f"-p{password}", "-N", "-B", "-e", statement
         ).stdout
 
-    def allocate_gateway(self, token: str) -> dict[str, Any]:
-        with httpx.Client(base_url=self.dispatch_url, timeout=5) as http:
-            resp = http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {token}"})
-            resp.raise_for_status()
-            return dict(resp.json())
+    def sql_row(self, service: str, statement: str) -> dict[str, str]:
+        """The first row of a statement's result, by column name."""
+        password = self.env["DB_ROOT_PASSWORD"]
+        out = self.run(
+            "exec", "-T", service, "mysql", "-uroot", f"-p{password}", "-B", "-e", statement
+        ).stdout
+        names, values = out.splitlines()[:2]
+        return dict(zip(names.split("\t"), values.split("\t"), strict=True))

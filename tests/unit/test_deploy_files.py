@@ -71,7 +71,9 @@ def test_msg_nodes_have_their_own_worker_ids_and_gateways_public_urls_from_the_e
         url = ours[name]["environment"]["IM_PUBLIC_WS_URL"]
         assert "${PUBLIC_HOST" in url and "localhost:" not in url.split("}")[-1], url
     scaled = services()["gateway"]
-    assert scaled["profiles"] == ["scale"] and "ports" not in scaled  # every replica announces its own address
+    assert (
+        scaled["profiles"] == ["scale"] and "ports" not in scaled
+    )  # every replica announces its own address
 
 
 def test_no_secret_is_written_in_the_files() -> None:
@@ -114,7 +116,12 @@ def test_data_lives_in_named_volumes_and_monitoring_is_a_profile() -> None:
     monitoring = {n for n, s in data["services"].items() if "monitoring" in s.get("profiles", [])}
     assert monitoring == {"prometheus", "grafana"}
     scrape = yaml.safe_load((DOCKER / "monitoring" / "prometheus.yml").read_text())
-    targets = {t.split(":")[0] for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    targets = {
+        t.split(":")[0]
+        for job in scrape["scrape_configs"]
+        for c in job["static_configs"]
+        for t in c["targets"]
+    }
     assert set(tinyim_services()) <= targets
 
 
