@@ -5,8 +5,8 @@
 #   tinyim-redis:local       Debian's redis-server
 #   tinyim-etcd:local        Debian's etcd-server + etcdctl
 #   tinyim:latest            docker/Dockerfile on tinyim-python:local (the base + Debian's python3)
-# Each image is skipped when it exists already (FORCE=1 rebuilds all; the tinyim image is rebuilt when
-# the source changed). Run from anywhere; needs root (debootstrap) and a running dockerd.
+# An image is rebuilt only when what it is built from changed (a label holds its sources' hash); the base
+# only when it is missing. FORCE=1 rebuilds all. Run from anywhere; needs root (debootstrap) and a running dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DOCKER=${DOCKER:-docker}
@@ -34,27 +34,30 @@ if ! have tinyim-base:bookworm; then
   rm -rf "$root"; trap - EXIT
 fi
 
-build() {  # build TAG DOCKERFILE [args...]
-  local tag=$1 file=$2; shift 2
-  if have "$tag"; then return; fi
+label() { $DOCKER image inspect -f '{{ index .Config.Labels "tinyim.source" }}' "$1" 2>/dev/null || true; }
+build() {  # build TAG DOCKERFILE: again only when its Dockerfile or docker/local/ changed
+  local tag=$1 file=$2 hash
+  hash=$( (cat "$file" docker/local/*.sh; $DOCKER image inspect -f '{{.Id}}' tinyim-base:bookworm) | sha1sum | cut -c1-16)
+  if [ "$FORCE" != 1 ] && [ "$(label "$tag")" = "$hash" ]; then return; fi
   step "build $tag"
-  $DOCKER build -q -t "$tag" -f "$file" "$@" >/dev/null
+  $DOCKER build -q -t "$tag" -f "$file" --label "tinyim.source=$hash" docker/local >/dev/null
 }
-build tinyim-python:local docker/local/python.Dockerfile docker/local
-build tinyim-mariadb:local docker/local/mariadb.Dockerfile docker/local
-build tinyim-redis:local docker/local/redis.Dockerfile docker/local
-build tinyim-etcd:local docker/local/etcd.Dockerfile docker/local
+build tinyim-python:local docker/local/python.Dockerfile
+build tinyim-mariadb:local docker/local/mariadb.Dockerfile
+build tinyim-redis:local docker/local/redis.Dockerfile
+build tinyim-etcd:local docker/local/etcd.Dockerfile
 
 # The application image: docker/Dockerfile on the local python base. PyPI is reached through the host's CA
 # bundle, given to pip as a build secret (never stored in a layer). Rebuilt when the sources changed.
 src_hash=$(git ls-files -co --exclude-standard -- pyproject.toml src protos tools migrations alembic.ini \
-  docker/Dockerfile .dockerignore | sort | xargs sha1sum | sha1sum | cut -c1-16)
-current=$($DOCKER image inspect -f '{{ index .Config.Labels "tinyim.source" }}' tinyim:latest 2>/dev/null || true)
-if [ "$FORCE" = 1 ] || [ "$current" != "$src_hash" ]; then
+  docker/Dockerfile .dockerignore | sort | xargs sha1sum | cat - <($DOCKER image inspect -f '{{.Id}}' tinyim-python:local) \
+  | sha1sum | cut -c1-16)
+if [ "$FORCE" = 1 ] || [ "$(label tinyim:latest)" != "$src_hash" ]; then
   step "build tinyim:latest (docker/Dockerfile on tinyim-python:local)"
   ca=${TINYIM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
   DOCKER_BUILDKIT=1 $DOCKER build -q -t tinyim:latest -f docker/Dockerfile \
     --build-arg PYTHON_IMAGE=tinyim-python:local --label "tinyim.source=$src_hash" \
     --secret "id=pip_cert,src=$ca" . >/dev/null
 fi
+$DOCKER image prune -f --filter label=tinyim.source >/dev/null  # our superseded builds
 step "ready: $($DOCKER images --format '{{.Repository}}:{{.Tag}}' | grep -E '^tinyim' | tr '\n' ' ')"

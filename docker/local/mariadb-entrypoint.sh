@@ -46,8 +46,9 @@ SQL
     fi
   fi
   for f in /docker-entrypoint-initdb.d/*; do
+    # shellcheck disable=SC1090  # the init scripts are mounted at run time
     case "$f" in
-      *.sh) echo "init: running $f"; . "$f" ;;
+      *.sh) echo "init: running $f"; source "$f" ;;
       *.sql) echo "init: running $f"; docker_process_sql <"$f" ;;
       *) ;;
     esac
