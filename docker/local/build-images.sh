@@ -37,7 +37,7 @@ fi
 label() { $DOCKER image inspect -f '{{ index .Config.Labels "tinyim.source" }}' "$1" 2>/dev/null || true; }
 build() {  # build TAG DOCKERFILE: again only when its Dockerfile or docker/local/ changed
   local tag=$1 file=$2 hash
-  hash=$( (cat "$file" docker/local/*.sh; $DOCKER image inspect -f '{{.Id}}' tinyim-base:bookworm) | sha1sum | cut -c1-16)
+  hash=$( (cat "$file" docker/local/mariadb-entrypoint.sh; $DOCKER image inspect -f '{{.Id}}' tinyim-base:bookworm) | sha1sum | cut -c1-16)
   if [ "$FORCE" != 1 ] && [ "$(label "$tag")" = "$hash" ]; then return; fi
   step "build $tag"
   $DOCKER build -q -t "$tag" -f "$file" --label "tinyim.source=$hash" docker/local >/dev/null
