@@ -49,9 +49,10 @@ build tinyim-etcd:local docker/local/etcd.Dockerfile
 
 # The application image: docker/Dockerfile on the local python base. PyPI is reached through the host's CA
 # bundle, given to pip as a build secret (never stored in a layer). Rebuilt when the sources changed.
-src_hash=$(git ls-files -co --exclude-standard -- pyproject.toml src protos tools migrations alembic.ini \
-  docker/Dockerfile .dockerignore | sort | xargs sha1sum | cat - <($DOCKER image inspect -f '{{.Id}}' tinyim-python:local) \
-  | sha1sum | cut -c1-16)
+sources=(pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile .dockerignore)
+src_hash=$( { git ls-files -co --exclude-standard -- "${sources[@]}" 2>/dev/null \
+  || find "${sources[@]}" -type f -not -path '*/__pycache__/*' -not -path 'src/tinyim/pb/*'; } \
+  | sort | xargs sha1sum | cat - <($DOCKER image inspect -f '{{.Id}}' tinyim-python:local) | sha1sum | cut -c1-16)
 if [ "$FORCE" = 1 ] || [ "$(label tinyim:latest)" != "$src_hash" ]; then
   step "build tinyim:latest (docker/Dockerfile on tinyim-python:local)"
   ca=${TINYIM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
