@@ -30,6 +30,7 @@ SECRETS = {
     "DB_REPLICATION_PASSWORD": "repl-secret-3",
     "IM_JWT_SECRET": "j" * 40,
 }
+URLS = {"GATEWAY_1_WS_URL": "wss://im.example.com/gw/1/ws", "GATEWAY_2_WS_URL": "wss://im.example.com/gw/2/ws"}
 
 
 def load(path: Path = COMPOSE) -> dict[str, Any]:
@@ -67,9 +68,8 @@ def test_msg_nodes_have_their_own_worker_ids_and_gateways_public_urls_from_the_e
     ours = tinyim_services()
     workers = [s["environment"]["IM_WORKER_ID"] for n, s in ours.items() if n.startswith("msg")]
     assert len(workers) == len(set(workers)) == 2
-    for name in ("gateway-1", "gateway-2"):
-        url = ours[name]["environment"]["IM_PUBLIC_WS_URL"]
-        assert "${PUBLIC_HOST" in url and "localhost:" not in url.split("}")[-1], url
+    for n, name in enumerate(("gateway-1", "gateway-2"), 1):
+        assert ours[name]["environment"]["IM_PUBLIC_WS_URL"].startswith(f"${{GATEWAY_{n}_WS_URL:?")
     scaled = services()["gateway"]
     assert (
         scaled["profiles"] == ["scale"] and "ports" not in scaled
@@ -142,7 +142,7 @@ def test_mysql_primary_and_replica_are_wired_for_gtid_replication() -> None:
 
 def compose_config(tmp_path: Path, *files: Path, **env: str) -> dict[str, Any]:
     env_file = tmp_path / "test.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**SECRETS, **env}.items()))
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**SECRETS, **URLS, **env}.items()))
     args = ["docker-compose", *(a for f in files for a in ("-f", str(f))), "--env-file", str(env_file)]
     clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
     result = subprocess.run([*args, "config"], env=clean, capture_output=True, text=True)
@@ -155,11 +155,11 @@ needs_compose = pytest.mark.skipif(shutil.which("docker-compose") is None, reaso
 
 @needs_compose
 def test_compose_file_is_valid_and_takes_everything_from_the_env_file(tmp_path: Path) -> None:
-    config = compose_config(tmp_path, COMPOSE, PUBLIC_HOST="im.example.com", GATEWAY_2_PORT="9443")
+    config = compose_config(tmp_path, COMPOSE, GATEWAY_2_PORT="9443", BIND_ADDRESS="127.0.0.1")
     s = config["services"]
-    assert s["gateway-1"]["environment"]["IM_PUBLIC_WS_URL"] == "ws://im.example.com:8081/ws"
-    assert s["gateway-2"]["environment"]["IM_PUBLIC_WS_URL"] == "ws://im.example.com:9443/ws"
-    assert s["gateway-2"]["ports"] == ["0.0.0.0:9443:8080/tcp"]
+    assert s["gateway-1"]["environment"]["IM_PUBLIC_WS_URL"] == "wss://im.example.com/gw/1/ws"
+    assert s["gateway-2"]["environment"]["IM_PUBLIC_WS_URL"] == "wss://im.example.com/gw/2/ws"
+    assert s["gateway-2"]["ports"] == ["127.0.0.1:9443:8080/tcp"]
     assert s["auth"]["environment"]["IM_JWT_SECRET"] == SECRETS["IM_JWT_SECRET"]
     assert s["dispatch"]["environment"]["IM_DATABASE_URL"].startswith("mysql+asyncmy://tinyim:app-secret-2@")
     assert s["mysql-replica"]["environment"]["MYSQL_REPLICATION_PASSWORD"] == "repl-secret-3"
