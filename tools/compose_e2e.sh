@@ -112,6 +112,7 @@ EOF
 
 # ---- 4. the scenarios, from the host
 t=$SECONDS
-TINYIM_E2E_COMPOSE=$WORK/stack.json timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider \
-  tests/e2e/test_chat.py tests/e2e/test_social.py tests/e2e/test_compose.py
+# COMPOSE_E2E_TESTS (pytest arguments) runs a part, e.g. "tests/e2e/test_compose.py -k scale"
+read -r -a tests <<<"${COMPOSE_E2E_TESTS:-tests/e2e/test_chat.py tests/e2e/test_social.py tests/e2e/test_compose.py}"
+TINYIM_E2E_COMPOSE=$WORK/stack.json timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider "${tests[@]}"
 mark "scenarios" "$t"
