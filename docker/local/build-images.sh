@@ -4,6 +4,7 @@
 #   tinyim-mariadb:local     Debian's MariaDB with an entrypoint like the official image's (docker/local/mariadb)
 #   tinyim-redis:local       Debian's redis-server
 #   tinyim-etcd:local        Debian's etcd-server + etcdctl
+#   tinyim-node:local        the base + this host's Node.js 20.19+ (Debian has 18), for the Web build
 #   tinyim:latest            docker/Dockerfile on tinyim-python:local (the base + Debian's python3)
 # An image is rebuilt only when what it is built from changed (a label holds its sources' hash); the base
 # only when it is missing. FORCE=1 rebuilds all. Run from anywhere; needs root (debootstrap) and a running dockerd.
@@ -47,17 +48,35 @@ build tinyim-mariadb:local docker/local/mariadb.Dockerfile
 build tinyim-redis:local docker/local/redis.Dockerfile
 build tinyim-etcd:local docker/local/etcd.Dockerfile
 
+# Node.js 20.19+ for the Web client's build (Debian has 18): this host's, copied in.
+node_bin=$(command -v node || true)
+if [ -z "$node_bin" ] || ! "$node_bin" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "[images] the Web client's build needs Node.js 20.19+ with npm on this host (README)"; exit 1
+fi
+node_hash=$( ("$node_bin" --version; cat docker/local/node.Dockerfile; $DOCKER image inspect -f '{{.Id}}' tinyim-base:bookworm) | sha1sum | cut -c1-16)
+if [ "$FORCE" = 1 ] || [ "$(label tinyim-node:local)" != "$node_hash" ]; then
+  step "build tinyim-node:local (Node.js $("$node_bin" --version) from this host)"
+  ctx=$(mktemp -d /tmp/tinyim-node.XXXXXX)
+  cp "$(readlink -f "$node_bin")" "$ctx/node"
+  cp -r "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$ctx/npm"
+  $DOCKER build -q -t tinyim-node:local -f docker/local/node.Dockerfile --label "tinyim.source=$node_hash" \
+    "$ctx" >/dev/null
+  rm -rf "$ctx"
+fi
+
 # The application image: docker/Dockerfile on the local python base. PyPI is reached through the host's CA
 # bundle, given to pip as a build secret (never stored in a layer). Rebuilt when the sources changed.
-sources=(pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile .dockerignore)
+sources=(pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile .dockerignore web)
 src_hash=$( { git ls-files -co --exclude-standard -- "${sources[@]}" 2>/dev/null \
   || find "${sources[@]}" -type f -not -path '*/__pycache__/*' -not -path 'src/tinyim/pb/*'; } \
-  | sort | xargs sha1sum | cat - <($DOCKER image inspect -f '{{.Id}}' tinyim-python:local) | sha1sum | cut -c1-16)
+  | sort | xargs sha1sum | cat - <($DOCKER image inspect -f '{{.Id}}' tinyim-python:local tinyim-node:local) \
+  | sha1sum | cut -c1-16)
 if [ "$FORCE" = 1 ] || [ "$(label tinyim:latest)" != "$src_hash" ]; then
   step "build tinyim:latest (docker/Dockerfile on tinyim-python:local)"
   ca=${TINYIM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
   DOCKER_BUILDKIT=1 $DOCKER build -q -t tinyim:latest -f docker/Dockerfile \
-    --build-arg PYTHON_IMAGE=tinyim-python:local --label "tinyim.source=$src_hash" \
+    --build-arg PYTHON_IMAGE=tinyim-python:local --build-arg NODE_IMAGE=tinyim-node:local \
+    --label "tinyim.source=$src_hash" \
     --secret "id=pip_cert,src=$ca" . >/dev/null
 fi
 $DOCKER image prune -f --filter label=tinyim.source >/dev/null  # our superseded builds
