@@ -30,7 +30,10 @@ SECRETS = {
     "DB_REPLICATION_PASSWORD": "repl-secret-3",
     "IM_JWT_SECRET": "j" * 40,
 }
-URLS = {"GATEWAY_1_WS_URL": "wss://im.example.com/gw/1/ws", "GATEWAY_2_WS_URL": "wss://im.example.com/gw/2/ws"}
+URLS = {
+    "GATEWAY_1_WS_URL": "wss://im.example.com/gw/1/ws",
+    "GATEWAY_2_WS_URL": "wss://im.example.com/gw/2/ws",
+}
 
 
 def load(path: Path = COMPOSE) -> dict[str, Any]:
