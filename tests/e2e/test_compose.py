@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.e2e.helpers import PASSWORD, befriend, new_user, online
@@ -47,6 +48,12 @@ def test_every_role_is_healthy_restartable_and_limited(stack: ComposeStack) -> N
         host = stack.inspect(container)["HostConfig"]
         assert host["RestartPolicy"]["Name"] == "unless-stopped", service
         assert host["Memory"] > 0 and host["NanoCpus"] > 0, service  # mem_limit and cpus are applied
+
+
+def test_dispatch_serves_the_web_client_built_into_the_image(stack: ComposeStack) -> None:
+    page = httpx.get(f"{stack.dispatch_url}/", timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "<script" in page.text  # the bundle from the image's Web build stage
 
 
 async def test_the_replica_follows_the_primary_by_gtid(stack: ComposeStack) -> None:
