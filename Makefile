@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 PB     := src/tinyim/pb/.generated
 
 .PHONY: setup run cluster cluster-down test test-big lint bench clean
+.PHONY: compose-e2e
 
 # Web client (web/): npm ci when the lock file changes, a Vite build when its sources or the protos change.
 # Without npm the server still runs (/ then says how to build the app); under CI=true a missing npm fails.
@@ -73,6 +74,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# compose-e2e: the multi-role topology in real containers (docker/compose.yaml + compose.local.yaml, images
+# built from Debian's packages), the e2e scenarios against it from the host, then everything torn down.
+compose-e2e: setup
+	tools/compose_e2e.sh
 
 bench: setup
 	$(PY) -m bench

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import pytest
 
+from tests.support import compose
 from tests.support.server import ServerProcess, free_port
 from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
 from tinyim.cluster import Cluster
@@ -92,8 +93,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
 
 
-@pytest.fixture(scope="module", params=["one-process", "cluster"])
+# compose-e2e: with TINYIM_E2E_COMPOSE set (make compose-e2e), the same scenarios run against docker-compose
+DEPLOYMENTS = ["compose"] if compose.enabled() else ["one-process", "cluster"]
+
+
+@pytest.fixture(scope="module", params=DEPLOYMENTS)
 def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    if request.param == "compose":
+        yield compose.ComposeStack.from_env()
+        return
     if request.param == "cluster":
         yield ClusterAsServer(request.getfixturevalue("cluster"))
         return

@@ -87,6 +87,17 @@ async def test_a_gateway_behind_a_published_port_is_handed_out_by_its_public_url
     }
 
 
+async def test_a_gateway_behind_a_tls_proxy_is_handed_out_by_its_url_as_announced() -> None:
+    registry = FakeRegistry()
+    registry.announce(Node("gateway", "gw-1", "gateway-1", 8080, 9080, ws_url="wss://im.example.com/gw/1/ws"))
+    address = await RegistryGatewayAllocator(registry, probe=always_up).allocate()
+    assert address.as_json() == {
+        "host": "im.example.com",
+        "port": 443,
+        "ws_url": "wss://im.example.com/gw/1/ws",
+    }
+
+
 async def test_a_registered_gateway_that_refuses_connections_is_not_handed_out() -> None:
     registry = FakeRegistry()
     registry.announce(gateway("gw-a", "10.0.0.1", 0))  # killed: still registered until its TTL ends

@@ -19,17 +19,19 @@ from .hashring import HashRing
 class GatewayAddress:
     host: str
     port: int
+    url: str = ""  # the gateway's announced public URL, handed out as is (wss://, a path behind a proxy)
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
+        return self.url or f"ws://{self.host}:{self.port}/ws"
 
     @classmethod
     def of(cls, node: Node) -> GatewayAddress:
         """Where clients reach a gateway: its public WebSocket URL if it announced one, else host:port."""
         if node.ws_url:
             parsed = urlparse(node.ws_url)
-            return cls(parsed.hostname or node.host, parsed.port or node.http_port)
+            default_port = 443 if parsed.scheme == "wss" else 80
+            return cls(parsed.hostname or node.host, parsed.port or default_port, node.ws_url)
         return cls(node.host, node.http_port)
 
     def as_json(self) -> dict[str, object]:
