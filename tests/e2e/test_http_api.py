@@ -47,7 +47,6 @@ async def test_register_then_login_shapes(http: httpx.AsyncClient, server: Serve
         (b'{"username": "okname3", "password": "long enough", "nickname": "a\\u0000b"}', 400),
         (b'{"username": "okname4", "password": "long enough"}', 400),
         (b'{"username": 5, "password": "long enough", "nickname": "n"}', 400),
-        (b"{" + b" " * 5000 + b"}", 400),
     ],
 )
 async def test_register_rejects_bad_input(http: httpx.AsyncClient, payload: bytes, status: int) -> None:

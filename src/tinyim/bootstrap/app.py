@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
+from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
@@ -111,6 +113,12 @@ def build_app(settings: Settings) -> Starlette:
             await stack.aclose()
             await _awaited(container.shutdown_resources())
 
-    app = Starlette(routes=common_routes(settings.role_set), lifespan=lifespan)
+    app = Starlette(
+        routes=common_routes(settings.role_set),
+        lifespan=lifespan,
+        # Bodies are refused as soon as they pass the limit (streamed upload routes are exempt by path).
+        middleware=[Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body)],
+        exception_handlers={BodyTooLarge: body_too_large_handler},
+    )
     app.state.container = container
     return app

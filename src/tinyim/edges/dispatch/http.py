@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, UNAVAILABLE, ImErro
 from tinyim.modules.auth import AuthApi, TokenClaims
 
 from ..errors import http_status
+from ..limits import json_object, read_limited
 from .ports import FileGatewayAllocator, GatewayAllocator
 
 MAX_BODY = 4096
@@ -36,14 +36,8 @@ def _json_endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Endpoint:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ImError(INVALID_ARGUMENT, f"request body exceeds {MAX_BODY} bytes")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ImError(INVALID_ARGUMENT, "request body must be a JSON object") from None
-    if not isinstance(data, dict):
+    data = json_object(await read_limited(request, MAX_BODY))
+    if data is None:
         raise ImError(INVALID_ARGUMENT, "request body must be a JSON object")
     return data
 
