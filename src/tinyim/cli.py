@@ -41,6 +41,7 @@ def run(settings: Settings) -> None:
     import uvicorn
 
     from tinyim.bootstrap.app import build_app
+    from tinyim.infra.listener import AbortableWebSocketProtocol
 
     if settings.auto_migrate:
         migrate(settings)
@@ -55,7 +56,7 @@ def run(settings: Settings) -> None:
         port=settings.http_port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=AbortableWebSocketProtocol,
         ws_max_size=settings.max_frame_body + 9,
         ws_per_message_deflate=False,
         lifespan="on",

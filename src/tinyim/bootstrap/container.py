@@ -259,5 +259,7 @@ class Container(containers.DeclarativeContainer):
             rate_per_second=settings.provided.rate_per_second,
             rate_burst=settings.provided.rate_burst,
             max_bad_frames=settings.provided.max_bad_frames,
+            send_timeout=settings.provided.ws_send_timeout_seconds,
+            max_queued_sends=settings.provided.ws_max_queued_sends,
         ),
     )

@@ -36,6 +36,8 @@ from tinyim.wire import Cmd, ErrorCode, FrameError, decode, encode, parse_body
 from .seqstore import MemorySeqStore, SeqStore
 
 log = logging.getLogger(__name__)
+# A sync page holds up to 200 messages of up to 16 KiB each (plus framing): answers may be this large.
+MAX_SERVER_FRAME = 32 << 20
 
 
 class ServerError(Exception):
@@ -472,7 +474,7 @@ class Client:
 
     async def _connect(self) -> None:
         url = f"{self.ws_url}?token={self.token}&device_id={self.device_id}"
-        ws = await connect(url, compression=None, max_size=1 << 20, open_timeout=self._timeout)
+        ws = await connect(url, compression=None, max_size=MAX_SERVER_FRAME, open_timeout=self._timeout)
         self._ws = ws
         self.connects += 1
         self.connected.set()
@@ -527,7 +529,7 @@ class Client:
                 if isinstance(data, str):
                     continue
                 try:
-                    frame = decode(data, 1 << 20)
+                    frame = decode(data, MAX_SERVER_FRAME)
                     body = parse_body(frame.cmd, frame.body)
                 except FrameError as exc:
                     log.warning("bad frame from server: %s", exc.message)

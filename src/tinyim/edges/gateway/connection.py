@@ -1,4 +1,9 @@
-"""One authenticated client connection: serialised sends, coalesced push signals, a rate limit."""
+"""One authenticated client connection: serialised sends, coalesced push signals, a rate limit.
+
+Every send has a deadline: a client that stops reading cannot hold a sender (a push, a kick, the
+response loop) for longer than `send_timeout`; past it the connection is aborted. Fire-and-forget
+frames are bounded too (`max_queued`). A kick never waits on the old connection's socket.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,14 @@ CLOSE_POLICY = 1008
 SendBytes = Callable[[bytes], Awaitable[None]]
 _background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget sends alive until done
 Close = Callable[[int, str], Awaitable[None]]
+Abort = Callable[[], None]
+FAREWELL_SECONDS = 2.0  # how long a kicked or closed connection may take to get its last frames out
+
+
+def _spawn(coro: Awaitable[None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 class TokenBucket:
@@ -43,7 +56,11 @@ class TokenBucket:
 
 class Connection:
     __slots__ = (
+        "_abort",
         "_close",
+        "_max_queued",
+        "_queued",
+        "_send_timeout",
         "_send_bytes",
         "_send_lock",
         "_signal_seq",
@@ -67,9 +84,17 @@ class Connection:
         conn_id: str,
         limiter: TokenBucket,
         strikes: TokenBucket,
+        *,
+        abort: Abort | None = None,
+        send_timeout: float = 10.0,
+        max_queued: int = 64,
     ) -> None:
         self._send_bytes = send_bytes
         self._close = close
+        self._abort = abort
+        self._send_timeout = send_timeout
+        self._max_queued = max_queued
+        self._queued = 0
         self._send_lock = asyncio.Lock()
         self._signal_seq = 0
         self._signal_task: asyncio.Task[None] | None = None
@@ -86,18 +111,43 @@ class Connection:
     async def send(self, data: bytes) -> None:
         if self.closed:
             return
-        async with self._send_lock:
-            try:
+        try:
+            async with asyncio.timeout(self._send_timeout), self._send_lock:
+                if self.closed:
+                    return
                 await self._send_bytes(data)
-            except Exception:  # the peer went away; the receive loop notices and cleans up
-                self.closed = True
+        except TimeoutError:
+            log.info("client stopped reading; connection aborted", extra={"user": self.user_id})
+            metrics.WS_BAD_FRAMES.labels(code="SEND_TIMEOUT").inc()
+            self.abort()
+        except Exception:  # the peer went away; the receive loop notices and cleans up
+            self.closed = True
 
     def send_soon(self, data: bytes) -> None:
-        """Send without making the caller wait on this client (small, rare frames: read notices)."""
-        if not self.closed:
-            task = asyncio.get_running_loop().create_task(self.send(data))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+        """Send without making the caller wait on this client (small, rare frames: read notices).
+        A client with `max_queued` such frames still unsent is not reading: it is dropped."""
+        if self.closed:
+            return
+        if self._queued >= self._max_queued:
+            self.abort()
+            return
+        self._queued += 1
+        _spawn(self._send_queued(data))
+
+    async def _send_queued(self, data: bytes) -> None:
+        try:
+            await self.send(data)
+        finally:
+            self._queued -= 1
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, whatever is buffered for it (the receive loop then ends)."""
+        self.closed = True
+        if self._signal_task is not None:
+            self._signal_task.cancel()
+        if self._abort is not None:
+            with contextlib.suppress(Exception):
+                self._abort()
 
     def signal(self, max_seq: int) -> None:
         """Queue a MsgPushNotify; signals that pile up while one is being sent collapse into the highest."""
@@ -117,18 +167,32 @@ class Connection:
             )
 
     async def kick(self, reason: str) -> None:
+        """KickNotify + close in the background: the caller (a newer login) never waits on this socket."""
         if self.closed:
             return
         metrics.WS_KICKS.inc()
-        await self.send(encode(Cmd.CMD_KICK_NOTIFY, pb.KickNotify(reason=reason).SerializeToString()))
-        await self.close(CLOSE_KICKED, "kicked")
+        self._mark_closed()
+        frame = encode(Cmd.CMD_KICK_NOTIFY, pb.KickNotify(reason=reason).SerializeToString())
+        _spawn(self._farewell(frame, CLOSE_KICKED, "kicked"))
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
+        self._mark_closed()
+        await self._farewell(None, code, reason)
+
+    def _mark_closed(self) -> None:
         self.closed = True
         if self._signal_task is not None:
             self._signal_task.cancel()
-        async with self._send_lock:
-            with contextlib.suppress(Exception):
+
+    async def _farewell(self, frame: bytes | None, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(FAREWELL_SECONDS), self._send_lock:
+                if frame is not None:
+                    await self._send_bytes(frame)
                 await self._close(code, reason)
+        except TimeoutError:
+            self.abort()
+        except Exception:
+            log.debug("close failed", exc_info=True)

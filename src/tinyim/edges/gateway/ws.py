@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.websockets import WebSocket
@@ -38,6 +39,15 @@ class GatewayLimits:
     rate_per_second: float
     rate_burst: int
     max_bad_frames: int
+    send_timeout: float = 10.0  # a send to a client that stopped reading
+    max_queued_sends: int = 64
+
+
+def _transport_abort(websocket: WebSocket) -> Callable[[], None] | None:
+    """The listener's hook that drops the TCP connection at once (see tinyim.infra.listener)."""
+    transport = websocket.scope.get("extensions", {}).get("tinyim.transport") or {}
+    abort = transport.get("abort")
+    return abort if callable(abort) else None
 
 
 class WebSocketGateway:
@@ -124,6 +134,9 @@ class WebSocketGateway:
             secrets.token_hex(8),
             TokenBucket(limits.rate_per_second, limits.rate_burst),
             TokenBucket(STRIKE_REFILL_PER_SECOND, limits.max_bad_frames),
+            abort=_transport_abort(websocket),
+            send_timeout=limits.send_timeout,
+            max_queued=limits.max_queued_sends,
         )
         await self._hub.attach(conn)
         try:
