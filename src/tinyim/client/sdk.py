@@ -352,6 +352,9 @@ class Client:
             try:
                 await ws.send(encode(cmd, body.SerializeToString()))
             except WebSocketException as exc:
+                # The socket is gone even if the reader has not noticed yet: drop it now, so the
+                # supervisor reconnects and callers wait for that instead of retrying on it.
+                self._drop(ws)
                 raise ConnectionLost(str(exc)) from None
         resp_cmd, resp = await asyncio.wait_for(future, self._timeout)
         if resp_cmd == Cmd.CMD_ERROR_RESP:
@@ -603,10 +606,18 @@ class Client:
     async def _wait_connected(self, deadline: float) -> None:
         remaining = max(0.0, deadline - time.monotonic())
         async with asyncio.timeout(remaining):
+            await asyncio.sleep(0)  # always yield: the reader and the supervisor must get to run
             while not self.connected.is_set():
                 if self.kicked.is_set():
                     raise Kicked(self.kick_reason)
                 await asyncio.sleep(0.05)
+
+    def _drop(self, ws: ClientConnection) -> None:
+        """Give up on `ws` at once: no more requests on it; its reader ends and the supervisor takes over."""
+        if ws is self._ws:
+            self.connected.clear()
+        with contextlib.suppress(Exception):
+            ws.transport.abort()
 
     def _remember_sent(self, client_msg_id: str) -> None:
         if client_msg_id in self._sent_here:
