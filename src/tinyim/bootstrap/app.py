@@ -88,7 +88,8 @@ def build_app(settings: Settings) -> Starlette:
             if "dispatch" in roles:
                 auth, allocator = await resolve(container.auth), await resolve(container.gateway_allocator)
                 files = await resolve(container.file_allocator)
-                app.router.routes.extend(dispatch_routes(auth, allocator, files))
+                limits = {"rate_per_second": settings.rate_per_second, "rate_burst": settings.rate_burst}
+                app.router.routes.extend(dispatch_routes(auth, allocator, files, limits))
             if "gateway" in roles:
                 gateway = await resolve(container.websocket_gateway)
                 app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))

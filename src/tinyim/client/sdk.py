@@ -123,6 +123,33 @@ def _raise_for(resp: httpx.Response) -> None:
             raise ServerError(resp.status_code, resp.text) from None
 
 
+class _Pacer:
+    """Client-side token bucket that keeps this client below the server's per-connection rate limit
+    (the server says it at login; until then a conservative default)."""
+
+    SHARE = 0.8  # of the server's rate; half of its burst
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens, self._last = burst, time.monotonic()
+
+    def configure(self, server_rate: float, server_burst: float) -> None:
+        if server_rate > 0 and server_burst >= 1:
+            self._rate = server_rate * self.SHARE
+            self._burst = max(1.0, server_burst / 2)
+            self._tokens = min(self._tokens, self._burst)
+
+    async def acquire(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            await asyncio.sleep((1.0 - self._tokens) / self._rate)
+
+
 OnMessage = Callable[[Message], Awaitable[None] | None]
 R = TypeVar("R", bound=ProtoMessage)
 
@@ -196,6 +223,7 @@ class Client:
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._closing = False
         self._seq_changed = asyncio.Condition()
+        self._pacer = _Pacer(40.0, 100.0)
 
     # ---------- lifecycle ----------
     async def login(self) -> None:
@@ -210,6 +238,8 @@ class Client:
         self.token = body["token"]
         self.token_expires_at = int(body["expires_at"])
         self.ws_url = body["gateway"]["ws_url"]
+        limits = body.get("limits") or {}
+        self._pacer.configure(float(limits.get("rate_per_second", 0)), float(limits.get("rate_burst", 0)))
         self.local_max_seq = max(self.local_max_seq, self._seq_store.load(self.user_id, self.device_id))
 
     async def start(self) -> None:
@@ -267,6 +297,7 @@ class Client:
             client_msg_id=cmid,
         )
         deadline = time.monotonic() + retry_for
+        limited = 0
         while True:
             try:
                 resp = await self.request(Cmd.CMD_MSG_SEND_REQ, req)
@@ -281,8 +312,15 @@ class Client:
                     raise
                 await self._wait_connected(deadline)
             except ServerError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                if exc.code == ErrorCode.ERR_RATE_LIMITED:
+                    # Slow down (with the same client_msg_id, so a retry never duplicates).
+                    limited += 1
+                    await asyncio.sleep(min(self._backoff[1], 0.2 * 2**limited) * (0.5 + random.random()))
+                    continue
                 # A msg node died mid-send: the same client_msg_id on a retry returns the first result.
-                if exc.code != ErrorCode.ERR_UNAVAILABLE or time.monotonic() > deadline:
+                if exc.code != ErrorCode.ERR_UNAVAILABLE:
                     raise
                 await asyncio.sleep(self._backoff[0] * (0.5 + random.random()))
 
@@ -346,6 +384,9 @@ class Client:
         ws = self._ws
         if ws is None or not self.connected.is_set():
             raise ConnectionLost("not connected")
+        await self._pacer.acquire()
+        if ws is not self._ws or not self.connected.is_set():
+            raise ConnectionLost("connection lost")
         future: asyncio.Future[tuple[int, ProtoMessage]] = asyncio.get_running_loop().create_future()
         async with self._send_lock:
             self._pending.append(future)

@@ -57,8 +57,14 @@ async def _bearer(request: Request, auth: AuthApi) -> TokenClaims:
 
 
 def dispatch_routes(
-    auth: AuthApi, gateways: GatewayAllocator, files: FileGatewayAllocator | None = None
+    auth: AuthApi,
+    gateways: GatewayAllocator,
+    files: FileGatewayAllocator | None = None,
+    client_limits: dict[str, float] | None = None,
 ) -> list[Route]:
+    """`client_limits` (the gateways' per-connection rate limit) is told to clients at login, so an SDK
+    paces itself below it."""
+
     async def register(request: Request) -> Response:
         data = await _body(request)
         user_id = await auth.register(
@@ -78,6 +84,7 @@ def dispatch_routes(
                 "token": result.token,
                 "expires_at": result.expires_at,
                 "gateway": gateway.as_json(),
+                **({"limits": client_limits} if client_limits else {}),
             }
         )
 

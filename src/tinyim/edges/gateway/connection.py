@@ -28,6 +28,7 @@ SendBytes = Callable[[bytes], Awaitable[None]]
 _background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget sends alive until done
 Close = Callable[[int, str], Awaitable[None]]
 Abort = Callable[[], None]
+SYNC_CREDITS_MAX = 4
 FAREWELL_SECONDS = 2.0  # how long a kicked or closed connection may take to get its last frames out
 
 
@@ -70,6 +71,7 @@ class Connection:
         "device_id",
         "limiter",
         "strikes",
+        "sync_credits",
         "token_id",
         "user_id",
     )
@@ -106,7 +108,19 @@ class Connection:
         # Bad or rate-limited frames spend a strike; strikes come back slowly, so an occasional error
         # never adds up to a close, while a flood or a broken client runs out at once.
         self.strikes = strikes
+        # Syncs this connection may make without spending its rate limit: one per push signal or send
+        # answered (the client syncs because of them), a few at most.
+        self.sync_credits = 0
         self.closed = False
+
+    def grant_sync(self) -> None:
+        self.sync_credits = min(self.sync_credits + 1, SYNC_CREDITS_MAX)
+
+    def take_sync_credit(self) -> bool:
+        if self.sync_credits > 0:
+            self.sync_credits -= 1
+            return True
+        return False
 
     async def send(self, data: bytes) -> None:
         if self.closed:
@@ -162,6 +176,7 @@ class Connection:
         while self._signal_seq > sent and not self.closed:
             sent = self._signal_seq
             metrics.PUSHES.inc()
+            self.grant_sync()
             await self.send(
                 encode(Cmd.CMD_MSG_PUSH_NOTIFY, pb.MsgPushNotify(max_seq_id=sent).SerializeToString())
             )

@@ -170,8 +170,13 @@ class WebSocketGateway:
             await self._strike(conn)
             metrics.WS_BAD_FRAMES.labels(code=exc.code.name).inc()
             return error_frame(exc.code, exc.message, exc.cmd)
-        if not conn.limiter.take():
+        # A sync the server itself prompted (a push signal, a send's answer) does not count like a send.
+        prompted = frame.cmd == Cmd.CMD_MSG_SYNC_REQ and conn.take_sync_credit()
+        if not prompted and not conn.limiter.take():
             await self._strike(conn)
             metrics.WS_BAD_FRAMES.labels(code="ERR_RATE_LIMITED").inc()
             return error_frame(ErrorCode.ERR_RATE_LIMITED, "too many requests; slow down", frame.cmd)
-        return await self._router.handle(conn, frame)
+        answer = await self._router.handle(conn, frame)
+        if frame.cmd == Cmd.CMD_MSG_SEND_REQ:
+            conn.grant_sync()  # the sender syncs to cover its own message
+        return answer
