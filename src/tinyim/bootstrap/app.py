@@ -19,6 +19,7 @@ from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
+from tinyim.edges.dispatch.throttle import LoginThrottle
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
@@ -89,7 +90,8 @@ def build_app(settings: Settings) -> Starlette:
                 auth, allocator = await resolve(container.auth), await resolve(container.gateway_allocator)
                 files = await resolve(container.file_allocator)
                 limits = {"rate_per_second": settings.rate_per_second, "rate_burst": settings.rate_burst}
-                app.router.routes.extend(dispatch_routes(auth, allocator, files, limits))
+                throttle = LoginThrottle(settings.login_free_failures, settings.login_backoff_max_seconds)
+                app.router.routes.extend(dispatch_routes(auth, allocator, files, limits, throttle))
             if "gateway" in roles:
                 gateway = await resolve(container.websocket_gateway)
                 app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))

@@ -178,7 +178,9 @@ class Container(containers.DeclarativeContainer):
             AuthService,
             accounts=providers.Singleton(SqlAccounts, db),
             sessions=providers.Singleton(SqlDeviceSessions, db),
-            hasher=providers.Singleton(Argon2Hasher),
+            hasher=providers.Singleton(
+                Argon2Hasher, max_concurrent=settings.provided.login_max_concurrent_hashes
+            ),
             tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
             kicker=presence,
             token_ttl_seconds=settings.provided.token_ttl_seconds,

@@ -15,6 +15,7 @@ from tinyim.modules.auth import AuthApi, TokenClaims
 from ..errors import http_status
 from ..limits import json_object, read_limited
 from .ports import FileGatewayAllocator, GatewayAllocator
+from .throttle import LoginThrottle
 
 MAX_BODY = 4096
 
@@ -61,9 +62,11 @@ def dispatch_routes(
     gateways: GatewayAllocator,
     files: FileGatewayAllocator | None = None,
     client_limits: dict[str, float] | None = None,
+    throttle: LoginThrottle | None = None,
 ) -> list[Route]:
     """`client_limits` (the gateways' per-connection rate limit) is told to clients at login, so an SDK
-    paces itself below it."""
+    paces itself below it. `throttle` limits failed logins per account and per client address."""
+    guard = throttle or LoginThrottle()
 
     async def register(request: Request) -> Response:
         data = await _body(request)
@@ -74,9 +77,24 @@ def dispatch_routes(
 
     async def login(request: Request) -> Response:
         data = await _body(request)
-        result = await auth.login(
-            _field(data, "username"), _field(data, "password"), _field(data, "device_id")
-        )
+        username, password = _field(data, "username"), _field(data, "password")
+        device_id = _field(data, "device_id")
+        address = request.client.host if request.client else ""
+        key = username if isinstance(username, str) else repr(username)
+        wait = guard.retry_after(key, address)
+        if wait:
+            return JSONResponse(
+                {"error": "rate_limited", "message": f"too many failed logins; retry in {wait} s"},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            result = await auth.login(username, password, device_id)
+        except ImError as exc:
+            if exc.code == UNAUTHENTICATED:
+                guard.failed(key, address)
+            raise
+        guard.succeeded(key)
         gateway = await gateways.allocate()
         return JSONResponse(
             {
