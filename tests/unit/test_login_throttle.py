@@ -53,7 +53,7 @@ def test_memory_is_bounded() -> None:
 
 
 async def test_concurrent_hashes_are_capped() -> None:
-    hasher = Argon2Hasher(time_cost=1, memory_cost=8, max_concurrent=2)
+    hasher = Argon2Hasher(time_cost=1, memory_cost=1024, max_concurrent=2)
     busy = peak = 0
     lock = threading.Lock()
     real = hasher._ph
