@@ -93,9 +93,12 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 def json_object(raw: bytes) -> dict[str, Any] | None:
-    """`raw` parsed as a JSON object, or None: never raises on hostile input (deep nesting, bad UTF-8)."""
+    """`raw` parsed as a JSON object, or None: never raises on hostile input (deep nesting, bad UTF-8,
+    lone surrogates)."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        # Lone UTF-16 surrogates ("\ud800") parse into strs that no store or hash can encode.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

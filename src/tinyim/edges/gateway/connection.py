@@ -113,6 +113,11 @@ class Connection:
         self.sync_credits = 0
         self.closed = False
 
+    async def strike(self) -> None:
+        """A bad or rate-limited frame spends a strike; a connection out of strikes is closed (1008)."""
+        if not self.strikes.take():
+            await self.close(CLOSE_POLICY, "too many bad or rate-limited frames")
+
     def grant_sync(self) -> None:
         self.sync_credits = min(self.sync_credits + 1, SYNC_CREDITS_MAX)
 

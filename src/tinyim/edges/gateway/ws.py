@@ -19,7 +19,6 @@ from tinyim.wire import Cmd, ErrorCode, FrameError, decode, encode, parse_body
 
 from .connection import (
     CLOSE_IDLE,
-    CLOSE_POLICY,
     CLOSE_UNAUTHENTICATED,
     Connection,
     TokenBucket,
@@ -157,8 +156,7 @@ class WebSocketGateway:
             await self._hub.detach(conn)
 
     async def _strike(self, conn: Connection) -> None:
-        if not conn.strikes.take():
-            await conn.close(CLOSE_POLICY, "too many bad or rate-limited frames")
+        await conn.strike()
 
     async def _answer(self, conn: Connection, data: bytes | None) -> bytes:
         if data is None:
