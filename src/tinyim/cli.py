@@ -64,12 +64,9 @@ def run(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
-<<<<<<< HEAD
-        timeout_keep_alive=int(settings.http_idle_timeout_seconds),
-=======
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
->>>>>>> main
+        timeout_keep_alive=int(settings.http_idle_timeout_seconds),
     )
     configure_limits(settings.http_header_timeout_seconds, settings.max_connections_per_address)
     uvicorn.Server(config).run()

@@ -22,11 +22,8 @@ from tinyim.edges.dispatch.http import dispatch_routes
 from tinyim.edges.dispatch.throttle import LoginThrottle
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
-<<<<<<< HEAD
-from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
-=======
 from tinyim.edges.http_telemetry import HttpTelemetry
->>>>>>> main
+from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
@@ -123,13 +120,12 @@ def build_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=common_routes(settings.role_set),
         lifespan=lifespan,
-<<<<<<< HEAD
-        # Bodies are refused as soon as they pass the limit (streamed upload routes are exempt by path).
-        middleware=[Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body)],
+        middleware=[
+            Middleware(HttpTelemetry),  # request id and metrics by route
+            # Bodies are refused as soon as they pass the limit (streamed upload routes are exempt by path).
+            Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body),
+        ],
         exception_handlers={BodyTooLarge: body_too_large_handler},
-=======
-        middleware=[Middleware(HttpTelemetry)],  # request id and metrics by route
->>>>>>> main
     )
     app.state.container = container
     return app
