@@ -35,7 +35,7 @@ async def test_send_on_a_dead_socket_reconnects_instead_of_spinning(server: Serv
             calls += 1
             raise ConnectionClosedError(None, None)
 
-        ws.send = dead_send  # type: ignore[method-assign]
+        ws.send = dead_send  # type: ignore[method-assign,assignment]
         # (retry_for bounds the old busy loop, which no wait_for could interrupt)
         sent = await asyncio.wait_for(a.send(receiver_id=bob_id, content="after", retry_for=5), 15)
         assert sent.seq_id > 0

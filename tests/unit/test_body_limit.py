@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,14 +34,14 @@ def _app() -> Starlette:
 
 async def _call(method: str, path: str, chunks: int, headers: list[tuple[bytes, bytes]] | None = None):
     consumed = 0
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal consumed
         consumed += 1
         return {"type": "http.request", "body": b"x" * CHUNK, "more_body": consumed < chunks}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": method, "path": path, "headers": headers or [], "query_string": b""}

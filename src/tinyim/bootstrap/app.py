@@ -31,7 +31,7 @@ from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.settings import Settings
 
-from .container import Container
+from .container import Container, metrics_token
 
 # Roles other processes call over gRPC (dispatch is only called by clients, over HTTP).
 RPC_ROLES = ("gateway", "auth", "user", "msg")
@@ -118,7 +118,7 @@ def build_app(settings: Settings) -> Starlette:
             await _awaited(container.shutdown_resources())
 
     app = Starlette(
-        routes=common_routes(settings.role_set),
+        routes=common_routes(settings.role_set, metrics_token(settings)),
         lifespan=lifespan,
         middleware=[
             Middleware(HttpTelemetry),  # request id and metrics by route

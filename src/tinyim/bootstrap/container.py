@@ -121,6 +121,20 @@ def jwt_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def metrics_token(settings: Settings) -> str:
+    """IM_METRICS_TOKEN, else a random token kept in the data dir (`metrics.token`, for the scraper)."""
+    if settings.metrics_token:
+        return settings.metrics_token
+    path = Path(settings.data_dir) / "metrics.token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def placed(settings: Any, role: str) -> Any:
     """Selector key: 'local' when this process serves `role`, else 'remote' (its gRPC client adapter)."""
     return providers.Callable(lambda s: s.placement(role), settings)

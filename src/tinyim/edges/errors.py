@@ -19,6 +19,7 @@ WIRE_CODES: dict[str, ErrorCode] = {
     kernel.NOT_MEMBER: ErrorCode.ERR_NOT_MEMBER,
     kernel.GROUP_FULL: ErrorCode.ERR_GROUP_FULL,
     kernel.RATE_LIMITED: ErrorCode.ERR_RATE_LIMITED,  # user search, typing
+    kernel.CLIENT_MSG_ID_REUSED: ErrorCode.ERR_CLIENT_MSG_ID_REUSED,  # reliability
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -33,6 +34,7 @@ HTTP_STATUS: dict[str, int] = {
     kernel.NOT_MEMBER: 403,
     kernel.GROUP_FULL: 409,
     kernel.RATE_LIMITED: 429,  # user search, typing
+    kernel.CLIENT_MSG_ID_REUSED: 409,  # reliability
 }
 
 

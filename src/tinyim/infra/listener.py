@@ -119,5 +119,5 @@ class AbortableWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
 
     async def run_asgi(self) -> None:
-        self.scope["extensions"]["tinyim.transport"] = {"abort": self.transport.abort}  # type: ignore[index]
+        self.scope["extensions"]["tinyim.transport"] = {"abort": self.transport.abort}
         await super().run_asgi()

@@ -26,17 +26,31 @@ def _error(exc: ImError) -> JSONResponse:
     return JSONResponse({"error": exc.code, "message": exc.message}, status_code=http_status(exc.code))
 
 
+class _NotJson(Exception):
+    pass
+
+
 def _json_endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
             return await fn(request)
         except ImError as exc:
             return _error(exc)
+        except _NotJson:
+            # Only JSON: a browser form (or text/plain) POST from another site cannot reach these routes
+            # without a CORS preflight.
+            return JSONResponse(
+                {"error": "unsupported_media_type", "message": "send the body as application/json"},
+                status_code=415,
+            )
 
     return endpoint
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise _NotJson()
     data = json_object(await read_limited(request, MAX_BODY))
     if data is None:
         raise ImError(INVALID_ARGUMENT, "request body must be a JSON object")

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from tinyim.infra import metrics
 from tinyim.pb import im_protocol_pb2 as pb
@@ -32,8 +33,8 @@ SYNC_CREDITS_MAX = 4
 FAREWELL_SECONDS = 2.0  # how long a kicked or closed connection may take to get its last frames out
 
 
-def _spawn(coro: Awaitable[None]) -> None:
-    task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
     _background.add(task)
     task.add_done_callback(_background.discard)
 
