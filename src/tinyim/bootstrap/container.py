@@ -42,7 +42,7 @@ from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
 from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.redis import RedisProfileCache
-from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
+from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions, SqlRefreshTokens
 from tinyim.modules.presence import PresenceRouter
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
@@ -194,6 +194,8 @@ class Container(containers.DeclarativeContainer):
             AuthService,
             accounts=providers.Singleton(SqlAccounts, db),
             sessions=providers.Singleton(SqlDeviceSessions, db),
+            refresh_tokens=providers.Singleton(SqlRefreshTokens, db),
+            refresh_ttl_seconds=settings.provided.refresh_token_ttl_seconds,
             hasher=providers.Singleton(
                 Argon2Hasher, max_concurrent=settings.provided.login_max_concurrent_hashes
             ),

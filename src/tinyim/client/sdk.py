@@ -38,6 +38,7 @@ from .seqstore import MemorySeqStore, SeqStore
 log = logging.getLogger(__name__)
 # A sync page holds up to 200 messages of up to 16 KiB each (plus framing): answers may be this large.
 MAX_SERVER_FRAME = 32 << 20
+LOGIN_TIMEOUT = 60.0  # logins queue for the server's password hasher under a burst
 
 
 class ServerError(Exception):
@@ -203,6 +204,9 @@ class Client:
         self.user_id = 0
         self.token = ""
         self.token_expires_at = 0
+        # Renews the token after it expires (rotated on every use); the password is needed only once
+        # this is gone (expired or revoked).
+        self.refresh_token = ""
         self.ws_url = ""
         self.local_max_seq = 0
         self.notified_max_seq = 0  # the highest seq a push announced (sent as MsgSyncReq.min_seq)
@@ -227,16 +231,49 @@ class Client:
 
     # ---------- lifecycle ----------
     async def login(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
-            resp = await http.post(
-                "/api/login",
-                json={"username": self.username, "password": self._password, "device_id": self.device_id},
-            )
+        """Log in with the password (HTTP). Throttled (429) attempts wait the server's Retry-After."""
+        body = {"username": self.username, "password": self._password, "device_id": self.device_id}
+        self._take_session(await self._post_session("/api/login", body))
+
+    async def _post_session(self, path: str, body: dict[str, str]) -> dict[str, Any]:
+        # Password checks queue on the server under a burst of logins: give them longer than a request.
+        deadline = time.monotonic() + max(self._timeout, LOGIN_TIMEOUT)
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=max(self._timeout, LOGIN_TIMEOUT)
+        ) as http:
+            while True:
+                resp = await http.post(path, json=body)
+                wait = float(resp.headers.get("retry-after", "0") or 0) if resp.status_code == 429 else 0
+                if not wait or time.monotonic() + wait > deadline:
+                    break
+                await asyncio.sleep(wait)
         _raise_for(resp)
-        body = resp.json()
+        return dict(resp.json())
+
+    async def _renew(self) -> None:
+        """A new token: from the refresh token if there is one (no password hash on the server), else
+        (or if it was refused) with the password."""
+        if self.refresh_token:
+            try:
+                self._take_session(
+                    await self._post_session("/api/refresh", {"refresh_token": self.refresh_token})
+                )
+                return
+            except ServerError as exc:
+                if exc.code != "unauthenticated":
+                    raise
+                self.refresh_token = ""
+        if not self._password:
+            self.kick_reason = "session expired: log in again"
+            self.kicked.set()
+            raise Kicked(self.kick_reason)
+        await self.login()
+
+    def _take_session(self, body: dict[str, Any]) -> None:
         self.user_id = int(body["user_id"])
         self.token = body["token"]
         self.token_expires_at = int(body["expires_at"])
+        self.refresh_token = str(body.get("refresh_token", ""))
         self.ws_url = body["gateway"]["ws_url"]
         limits = body.get("limits") or {}
         self._pacer.configure(float(limits.get("rate_per_second", 0)), float(limits.get("rate_burst", 0)))
@@ -555,12 +592,14 @@ class Client:
                         self.kicked.set()
                         return
                     self.token = ""
+                except Kicked:
+                    return
                 except (OSError, WebSocketException, TimeoutError, httpx.HTTPError, ServerError) as exc:
                     log.debug("reconnect failed: %s", exc)
 
     async def _redispatch(self) -> None:
         if not self.token or time.time() >= self.token_expires_at - 30:
-            await self.login()
+            await self._renew()
             return
         async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
             resp = await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {self.token}"})

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, UNAVAILABLE, ImError
-from tinyim.modules.auth import AuthApi, TokenClaims
+from tinyim.modules.auth import AuthApi, LoginResult, TokenClaims
 
 from ..errors import http_status
 from ..limits import json_object, read_limited
@@ -109,16 +109,26 @@ def dispatch_routes(
                 guard.failed(key, address)
             raise
         guard.succeeded(key)
+        return await session_response(result)
+
+    async def session_response(result: LoginResult) -> Response:
         gateway = await gateways.allocate()
         return JSONResponse(
             {
                 "user_id": result.user_id,
                 "token": result.token,
                 "expires_at": result.expires_at,
+                "refresh_token": result.refresh_token,
+                "refresh_expires_at": result.refresh_expires_at,
                 "gateway": gateway.as_json(),
                 **({"limits": client_limits} if client_limits else {}),
             }
         )
+
+    async def refresh(request: Request) -> Response:
+        """A new token (and the next refresh token) without the password: what a reconnect uses."""
+        data = await _body(request)
+        return await session_response(await auth.refresh(_field(data, "refresh_token")))
 
     async def logout(request: Request) -> Response:
         await auth.logout(await _bearer(request, auth))
@@ -141,6 +151,7 @@ def dispatch_routes(
         Route("/api/register", _json_endpoint(register), methods=["POST"]),
         Route("/api/login", _json_endpoint(login), methods=["POST"]),
         Route("/api/logout", _json_endpoint(logout), methods=["POST"]),
+        Route("/api/refresh", _json_endpoint(refresh), methods=["POST"]),
         Route("/api/allocate_gateway", _json_endpoint(allocate_gateway), methods=["GET"]),
         Route("/api/allocate_file_gateway", _json_endpoint(allocate_file_gateway), methods=["GET"]),
     ]
