@@ -14,6 +14,7 @@ from tinyim.modules.auth import AuthApi, LoginResult, TokenClaims
 
 from ..errors import http_status
 from ..limits import json_object, read_limited
+from .openapi import openapi_document
 from .ports import FileGatewayAllocator, GatewayAllocator
 from .throttle import LoginThrottle
 
@@ -125,6 +126,9 @@ def dispatch_routes(
             }
         )
 
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
     async def refresh(request: Request) -> Response:
         """A new token (and the next refresh token) without the password: what a reconnect uses."""
         data = await _body(request)
@@ -152,6 +156,7 @@ def dispatch_routes(
         Route("/api/login", _json_endpoint(login), methods=["POST"]),
         Route("/api/logout", _json_endpoint(logout), methods=["POST"]),
         Route("/api/refresh", _json_endpoint(refresh), methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/api/allocate_gateway", _json_endpoint(allocate_gateway), methods=["GET"]),
         Route("/api/allocate_file_gateway", _json_endpoint(allocate_file_gateway), methods=["GET"]),
     ]
