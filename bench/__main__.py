@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from bench.g1_one_to_one import run_g1, run_g1_cluster
 from bench.g2_group import run_g2
+from bench.hostile import run_hostile
 from bench.ws_memory import run_ws_memory
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
 
@@ -32,8 +33,9 @@ def main() -> None:
         help="comma list: sqlite, mariadb, mariadb+redis",
     )
     parser.add_argument(
-        "--only", default="g1,g2,cluster,w1", help="comma list of scenarios: g1, g2, cluster, w1"
+        "--only", default="g1,g2,cluster,w1,h1", help="comma list of scenarios: g1, g2, cluster, w1, h1"
     )
+    parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
     args = parser.parse_args()
@@ -56,6 +58,8 @@ def main() -> None:
             run_g1_cluster(args.pairs, args.messages, one_process)
     if "w1" in scenarios:
         run_ws_memory(args.connections)
+    if "h1" in scenarios:
+        run_hostile(args.hostile_seconds)
 
 
 if __name__ == "__main__":

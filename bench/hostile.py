@@ -49,7 +49,8 @@ async def _big_bodies(port: int, stop: asyncio.Event) -> None:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(
-                b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
             )
             for _ in range(4096):  # 64 MiB if nobody stops it
                 writer.write(chunk)
