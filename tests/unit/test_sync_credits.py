@@ -25,9 +25,8 @@ def _gateway() -> WebSocketGateway:
 
 def _rate_limited(answer: bytes) -> bool:
     frame = decode(answer)
-    return (
-        frame.cmd == Cmd.CMD_ERROR_RESP
-        and pb.ErrorResp.FromString(frame.body).code == ErrorCode.ERR_RATE_LIMITED
+    return frame.cmd == Cmd.CMD_ERROR_RESP and int(pb.ErrorResp.FromString(frame.body).code) == int(
+        ErrorCode.ERR_RATE_LIMITED
     )
 
 
