@@ -241,9 +241,16 @@ class Client:
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=max(self._timeout, LOGIN_TIMEOUT)
         ) as http:
+            unavailable = 0
             while True:
                 resp = await http.post(path, json=body)
-                wait = float(resp.headers.get("retry-after", "0") or 0) if resp.status_code == 429 else 0
+                if resp.status_code == 429:  # throttled: the server says when
+                    wait = float(resp.headers.get("retry-after", "0") or 0)
+                elif resp.status_code == 503:  # the auth role is busy or restarting: back off and retry
+                    unavailable += 1
+                    wait = min(self._backoff[1], self._backoff[0] * 2**unavailable) * (0.5 + random.random())
+                else:
+                    wait = 0
                 if not wait or time.monotonic() + wait > deadline:
                     break
                 await asyncio.sleep(wait)
@@ -432,6 +439,8 @@ class Client:
             except WebSocketException as exc:
                 # The socket is gone even if the reader has not noticed yet: drop it now, so the
                 # supervisor reconnects and callers wait for that instead of retrying on it.
+                with contextlib.suppress(ValueError):
+                    self._pending.remove(future)  # never sent: no answer will come
                 self._drop(ws)
                 raise ConnectionLost(str(exc)) from None
         resp_cmd, resp = await asyncio.wait_for(future, self._timeout)
