@@ -13,6 +13,7 @@ pytestmark = pytest.mark.e2e
 
 CHUNK = 64 * 1024
 TOTAL = 64 * 1024 * 1024  # what the hostile client would send if nobody stopped it
+RESET = 0  # the connection was reset before the answer could be read
 
 
 async def _chunked_post(port: int, path: str) -> tuple[int, int]:
@@ -33,7 +34,12 @@ async def _chunked_post(port: int, path: str) -> tuple[int, int]:
             except (ConnectionError, TimeoutError):
                 break
             sent += CHUNK
-        status_line = await asyncio.wait_for(read, 30)
+        try:
+            status_line = await asyncio.wait_for(read, 30)
+        except ConnectionResetError:
+            # The server answered and closed with our unread bytes in its buffer: the kernel's reset
+            # can overtake the answer. Either way it stopped reading.
+            return RESET, sent
     finally:
         writer.transport.abort()
     return int(status_line.split()[1]), sent
@@ -50,7 +56,7 @@ async def test_large_chunked_bodies_are_refused_early(
     results = await asyncio.gather(*(_chunked_post(server.port, path) for _ in range(4)))
     growth_mib = (rss_kib(server.proc.pid) - before) / 1024
     for status, sent in results:
-        assert status == refused_with
+        assert status in (refused_with, RESET)
         assert sent < 8 * 1024 * 1024, f"the server read {sent} bytes before refusing"
     assert growth_mib < 40, f"4 hostile uploads grew the process by {growth_mib:.0f} MiB"
 
