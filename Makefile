@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PB     := src/tinyim/pb/.generated
 
-.PHONY: setup run cluster cluster-down test test-big lint bench clean
+.PHONY: setup run cluster cluster-down test test-big lint bench clean fuzz soak
 .PHONY: compose-e2e
 
 # Web client (web/): npm ci when the lock file changes, a Vite build when its sources or the protos change.
@@ -86,3 +86,13 @@ bench: setup
 clean:
 	rm -rf $(VENV) src/tinyim/pb .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	rm -rf web/node_modules web/dist web/src/gen
+
+# Reliability: the long fuzz run (FUZZ_SECONDS per target; `make test` runs 15 s each) and the soak
+# (SOAK_MINUTES of traffic under injected faults; `make test` runs 2 minutes).
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
+
+SOAK_MINUTES ?= 30
+soak: setup
+	$(PY) -m soak --minutes $(SOAK_MINUTES)

@@ -30,11 +30,12 @@ from tests.support.server import ServerProcess
 from tinyim.client import Client, register
 
 PASSWORD = "benchmark-password"
+METRICS_TOKEN = "benchmark-metrics-token"
 
 
 async def _metric(base_url: str, name: str) -> float:
     async with httpx.AsyncClient(base_url=base_url) as http:
-        text = (await http.get("/metrics")).text
+        text = (await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})).text
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
@@ -169,7 +170,7 @@ def group_rows(size: int) -> Callable[[int, int], list[IndexRow]]:
 async def measure(backend: str, url: str, workdir: Path, size: int) -> tuple[dict[str, Any], float]:
     env = {"IM_DATABASE_URL": url} if url else {}
     # The owner approves 499 friend requests back to back: lift the per-connection rate limit for it.
-    env |= {"IM_RATE_PER_SECOND": "5000", "IM_RATE_BURST": "5000"}
+    env |= {"IM_RATE_PER_SECOND": "5000", "IM_RATE_BURST": "5000", "IM_METRICS_TOKEN": METRICS_TOKEN}
     server = ServerProcess(workdir / "server", env=env).start()
     try:
         e2e = await run(server.base_url, size, latency_messages=30, senders=4, per_sender=25)

@@ -107,7 +107,12 @@ def run_ws_memory(connections: int) -> None:
     secret = secrets.token_urlsafe(32)
     port = free_port()
     urls = asyncio.run(gateway_urls(workdir, secret, port, connections))
-    env = {"IM_JWT_SECRET": secret, "IM_HEARTBEAT_TIMEOUT_SECONDS": "3600", "IM_LOG_LEVEL": "WARNING"}
+    env = {
+        "IM_JWT_SECRET": secret,
+        "IM_HEARTBEAT_TIMEOUT_SECONDS": "3600",
+        "IM_LOG_LEVEL": "WARNING",
+        "IM_MAX_CONNECTIONS_PER_ADDRESS": "0",  # every bench connection comes from loopback
+    }
     server = ServerProcess(workdir, env=env, port=port).start()
     try:
         assert server.proc is not None

@@ -41,6 +41,7 @@ def run(settings: Settings) -> None:
     import uvicorn
 
     from tinyim.bootstrap.app import build_app
+    from tinyim.infra.listener import AbortableWebSocketProtocol, GuardedHttpProtocol, configure_limits
 
     if settings.auto_migrate:
         migrate(settings)
@@ -55,8 +56,8 @@ def run(settings: Settings) -> None:
         host=settings.host,
         port=settings.http_port,
         loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
+        http=GuardedHttpProtocol,
+        ws=AbortableWebSocketProtocol,
         ws_max_size=settings.max_frame_body + 9,
         ws_per_message_deflate=False,
         lifespan="on",
@@ -65,7 +66,9 @@ def run(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        timeout_keep_alive=int(settings.http_idle_timeout_seconds),
     )
+    configure_limits(settings.http_header_timeout_seconds, settings.max_connections_per_address)
     uvicorn.Server(config).run()
 
 

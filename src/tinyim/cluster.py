@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from tinyim.infra import children
+
 # Its own database and Redis key prefix by default, so a cluster never mixes with another TinyIM on the host.
 DEFAULT_DATABASE_URL = "mysql+asyncmy://root@127.0.0.1:3306/tinyim_cluster"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -61,7 +63,12 @@ class Member:
 
 
 class Cluster:
-    def __init__(self, data_dir: Path, env: dict[str, str], base_port: int) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str], base_port: int, *, die_with_parent: bool = False
+    ) -> None:
+        """die_with_parent: the processes are killed when this process dies (tests); `tinyim cluster up`
+        leaves them running on purpose."""
+        self.die_with_parent = die_with_parent
         self.data_dir = data_dir
         self.dir = data_dir / "cluster"
         self.env = env
@@ -106,7 +113,13 @@ class Cluster:
         env.setdefault("IM_CORS_ORIGINS", f"http://127.0.0.1:{port},http://localhost:{port}")
         with open(m.log, "ab") as log:
             proc = subprocess.Popen(
-                [_tinyim(), "run"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [_tinyim(), "run"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # tests: the processes die with the test run, however it ends
+                preexec_fn=children.die_with_parent if self.die_with_parent else None,
             )
         self.procs[name] = proc
         m.pid = proc.pid
@@ -127,14 +140,14 @@ class Cluster:
         return self
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send `sig`; a process still running 15 s later is killed with its process group."""
         proc = self.procs.get(name)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(sig)
-            proc.wait(15)
+        if proc is not None:
+            children.stop(proc, grace=15, sig=sig)
 
     def down(self) -> None:
         for name in reversed(list(self.procs)):
-            self.kill(name, signal.SIGTERM)
+            self.kill(name, signal.SIGTERM)  # never raises: every process is reached
         (self.dir / "cluster.json").unlink(missing_ok=True)
 
     def write(self) -> None:

@@ -24,6 +24,8 @@ NOT_MEMBER: Final = "not_member"
 GROUP_FULL: Final = "group_full"
 # user search, typing: too many requests of one kind in a window
 RATE_LIMITED: Final = "rate_limited"
+# reliability: a client_msg_id reused for a different message
+CLIENT_MSG_ID_REUSED: Final = "client_msg_id_reused"
 
 
 class ImError(Exception):

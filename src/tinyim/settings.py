@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     # Web client: the built app dispatch serves at / (empty: web/dist of this checkout).
     web_dir: str = ""
 
+    # Reliability and security limits (issue 15: hostile clients).
+    http_max_body: int = Field(default=64 * 1024, ge=1024)  # every HTTP route except streamed uploads
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)  # request line + headers must arrive
+    http_idle_timeout_seconds: float = Field(default=30.0, gt=0)  # a keep-alive connection with no request
+    max_connections_per_address: int = Field(default=512, ge=0)  # HTTP + WebSocket per client IP; 0 = off
+    ws_send_timeout_seconds: float = Field(default=10.0, gt=0)  # a send to a client that stopped reading
+    ws_max_queued_sends: int = Field(default=64, ge=1)  # fire-and-forget frames waiting for one client
+    login_free_failures: int = Field(default=5, ge=1)  # wrong passwords before the backoff starts
+    login_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    login_max_concurrent_hashes: int = Field(default=2, ge=1)  # argon2 hashes at once; a burst queues
+    metrics_token: str = ""  # /metrics needs "Authorization: Bearer <token>"; empty = kept in data_dir
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
     # Gateway limits (DESIGN.md §9).
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
     login_timeout_seconds: float = Field(default=5.0, gt=0)

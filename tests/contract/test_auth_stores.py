@@ -9,9 +9,13 @@ from contextlib import asynccontextmanager
 import pytest
 
 from tests.contract.conftest import Backend, fresh_id
-from tinyim.modules.auth import AccountRepository, DeviceSessions, UsernameTaken
-from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
-from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
+from tinyim.modules.auth import AccountRepository, DeviceSessions, RefreshTokenStore, UsernameTaken
+from tinyim.modules.auth.adapters.memory import (
+    InMemoryAccounts,
+    InMemoryDeviceSessions,
+    InMemoryRefreshTokens,
+)
+from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions, SqlRefreshTokens
 
 
 @asynccontextmanager
@@ -76,3 +80,39 @@ async def test_device_sessions_keep_one_live_token_per_device(backend: Backend) 
         assert await sessions.current(uid, "PC") == "t2"
         await sessions.revoke(uid, "PC", "t2")
         assert await sessions.current(uid, "PC") is None and await sessions.current(uid, "Web") == "w1"
+
+
+# ---------- refresh tokens (reliability) ----------
+@asynccontextmanager
+async def refresh_store(backend: Backend) -> AsyncIterator[RefreshTokenStore]:
+    async with backend.database() as db:
+        yield InMemoryRefreshTokens() if db is None else SqlRefreshTokens(db)
+
+
+async def test_refresh_token_is_consumed_once(backend: Backend) -> None:
+    async with refresh_store(backend) as store:
+        user = fresh_id()
+        h = uuid.uuid4().hex * 2
+        await store.add(h, user, "PC", "fam1", 2_000_000_000)
+        first = await store.consume(h)
+        assert first is not None and (first.user_id, first.device_id, first.family_id) == (user, "PC", "fam1")
+        assert not first.used and not first.revoked
+        again = await store.consume(h)
+        assert again is not None and again.used
+        assert await store.consume("0" * 64) is None
+
+
+async def test_refresh_tokens_are_revoked_by_family_and_by_device(backend: Backend) -> None:
+    async with refresh_store(backend) as store:
+        user = fresh_id()
+        a, b, c = (uuid.uuid4().hex * 2 for _ in range(3))
+        await store.add(a, user, "PC", "famA", 2_000_000_000)
+        await store.add(b, user, "PC", "famB", 2_000_000_000)
+        await store.add(c, user, "Web", "famC", 2_000_000_000)
+        await store.revoke_family("famA")
+        got_a = await store.consume(a)
+        assert got_a is not None and got_a.revoked
+        await store.revoke_device(user, "PC")
+        got_b, got_c = await store.consume(b), await store.consume(c)
+        assert got_b is not None and got_b.revoked
+        assert got_c is not None and not got_c.revoked

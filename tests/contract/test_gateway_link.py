@@ -61,6 +61,7 @@ async def test_kick_closes_only_the_named_device_and_spares_the_new_session(
     await hub.attach(pc)
     await hub.attach(web)
     await link.kick(GW, 1, "PC", keep_token_id="new", reason="logged in elsewhere")
+    await asyncio.sleep(0.05)  # the kick's frames go out in the background (never waiting on the socket)
     assert pc_sock.closed_with == CLOSE_KICKED and pc_sock.cmds() == [Cmd.CMD_KICK_NOTIFY]
     assert web_sock.closed_with is None and hub.connections_of(1) == {"Web": web}
     await link.kick(GW, 1, "Web", keep_token_id="w", reason="same session")

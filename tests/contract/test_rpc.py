@@ -45,6 +45,9 @@ class NamedAuth:
     async def logout(self, claims: TokenClaims) -> None:
         raise NotImplementedError
 
+    async def refresh(self, refresh_token: str) -> LoginResult:
+        raise NotImplementedError
+
     # user search
     async def search_profiles(
         self, username: str, nickname_prefix: str, after_user_id: int, limit: int

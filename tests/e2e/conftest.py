@@ -79,7 +79,7 @@ def running_cluster(workdir: Path, **extra_env: str) -> Iterator[Cluster]:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
     with throwaway_mariadb() as db_url:
         env = {"IM_DATABASE_URL": db_url, "IM_REDIS_URL": redis_url, "IM_REDIS_PREFIX": prefix, **extra_env}
-        c = Cluster(workdir, env, free_port_block()).up()
+        c = Cluster(workdir, env, free_port_block(), die_with_parent=True).up()
         try:
             yield c
         finally:

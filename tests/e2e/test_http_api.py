@@ -47,11 +47,10 @@ async def test_register_then_login_shapes(http: httpx.AsyncClient, server: Serve
         (b'{"username": "okname3", "password": "long enough", "nickname": "a\\u0000b"}', 400),
         (b'{"username": "okname4", "password": "long enough"}', 400),
         (b'{"username": 5, "password": "long enough", "nickname": "n"}', 400),
-        (b"{" + b" " * 5000 + b"}", 400),
     ],
 )
 async def test_register_rejects_bad_input(http: httpx.AsyncClient, payload: bytes, status: int) -> None:
-    resp = await http.post("/api/register", content=payload)
+    resp = await http.post("/api/register", content=payload, headers={"Content-Type": "application/json"})
     assert resp.status_code == status
     assert resp.json()["error"] == "invalid_argument" and resp.json()["message"]
 
@@ -88,8 +87,9 @@ async def test_allocate_gateway_needs_a_token(http: httpx.AsyncClient) -> None:
     ).status_code == 401
 
 
-async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
+async def test_health_and_metrics(http: httpx.AsyncClient, server: ServerProcess) -> None:
     health = await http.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    metrics = await http.get("/metrics")
+    token = (server.data_dir / "metrics.token").read_text().strip()
+    metrics = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert metrics.status_code == 200 and "tinyim_ws_connections" in metrics.text

@@ -13,6 +13,8 @@ from tinyim.bootstrap.app import build_app
 from tinyim.cli import migrate
 from tinyim.settings import Settings
 
+METRICS_TOKEN = "metrics-token-for-tests"
+
 
 def requests(route: str, status: str) -> float:
     return REGISTRY.get_sample_value("tinyim_http_requests_total", {"route": route, "status": status}) or 0.0
@@ -20,7 +22,7 @@ def requests(route: str, status: str) -> float:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 32)
+    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 32, metrics_token=METRICS_TOKEN)
     migrate(settings)
     with TestClient(build_app(settings)) as client:
         yield client
@@ -54,7 +56,7 @@ def test_requests_are_counted_by_route_template_and_status(client: TestClient) -
     assert client.get("/no/such/path/12345").status_code == 404  # fmt: skip
     for (route, status), count in before.items():
         assert requests(route, status) == count + 1, (route, status)
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     assert 'tinyim_http_requests_total{route="/api/login",status="401"}' in text
     assert "/no/such/path" not in text  # raw paths never become labels
 

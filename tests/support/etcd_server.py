@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.server import free_port
 from tests.support.services import reachable
+from tinyim.infra.children import die_with_parent, stop
 
 
 @dataclass
@@ -46,6 +47,7 @@ class EtcdServer:
             [binary, *(f"--{k}={v}" for k, v in flags.items())],
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "etcd.log", "wb"),  # noqa: SIM115 - lives as long as the process
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 20
         while not reachable("127.0.0.1", self.port):
@@ -55,6 +57,5 @@ class EtcdServer:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop(self.proc, grace=10)

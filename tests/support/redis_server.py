@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.server import free_port
+from tinyim.infra.children import die_with_parent
 
 
 @dataclass
@@ -48,6 +49,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

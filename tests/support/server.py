@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tinyim.infra.children import die_with_parent, stop
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -45,7 +47,14 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
         tinyim = Path(sys.executable).with_name("tinyim")
-        self.proc = subprocess.Popen([str(tinyim), "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [str(tinyim), "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # no orphan, however the test run ends
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -60,13 +69,8 @@ class ServerProcess:
         raise RuntimeError(f"tinyim did not answer /healthz in {timeout}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop(self.proc, grace=10, sig=sig)
 
     def log(self) -> str:
         return (

@@ -132,6 +132,7 @@ async def test_same_device_attach_kicks_the_older_connection_only() -> None:
     new, _ = connection(1, "PC", "t3")
     for c in (old, web, new):
         await hub.attach(c)
+    await asyncio.sleep(0.05)  # the kick's frames go out in the background
     assert old_sock.cmds() == [Cmd.CMD_KICK_NOTIFY] and old_sock.closed_with == CLOSE_KICKED
     assert web_sock.closed_with is None and hub.connections_of(1) == {"PC": new, "Web": web}
     await hub.detach(old)  # the old connection's cleanup must not unbind the new one
@@ -161,6 +162,7 @@ async def test_kick_through_the_link_keeps_the_new_token() -> None:
     await LocalGatewayLink(hub).kick("gw-1", 1, "PC", "old", "noop")
     assert old_sock.closed_with is None  # the session that caused the kick stays
     await LocalGatewayLink(hub).kick("gw-1", 1, "PC", "new", "relogin")
+    await asyncio.sleep(0.05)  # the kick's frames go out in the background
     assert old_sock.closed_with == CLOSE_KICKED and hub.connection_count == 0
 
 

@@ -264,3 +264,19 @@ async def test_members_only_see_the_member_list(env: Env) -> None:
     await expect(NOT_MEMBER, env.service.group_members(me(C), group_id))
     await expect(NOT_FOUND, env.service.group_members(me(C), 999))
     await expect(NOT_FOUND, env.service.group_recipients(A, 999))
+
+
+# ---------- profile visibility (reliability: no directory walk by id) ----------
+async def test_profiles_by_id_leave_strangers_out(env: Env) -> None:
+    assert [p.user_id for p in await env.service.visible_profiles(me(A), [A, B, C, D])] == [A]
+
+
+async def test_friends_requests_blocks_and_co_members_are_visible(env: Env) -> None:
+    await env.befriend(A, B)
+    await env.service.apply_friend(me(C), A, "hello")  # C asked A: A may see who asked
+    assert [p.user_id for p in await env.service.visible_profiles(me(A), [B, C, D])] == [B, C]
+    await env.service.block(me(A), D)
+    assert [p.user_id for p in await env.service.visible_profiles(me(A), [D])] == [D]
+    await env.befriend(B, D)
+    await env.service.create_group(me(B), "g", [A, D])
+    assert [p.user_id for p in await env.service.visible_profiles(me(D), [A, C])] == [A]

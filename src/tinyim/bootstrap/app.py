@@ -19,10 +19,12 @@ from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
+from tinyim.edges.dispatch.throttle import LoginThrottle
 from tinyim.edges.dispatch.web import ApiCors, web_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.edges.http_telemetry import HttpTelemetry
+from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
@@ -31,7 +33,7 @@ from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.settings import Settings
 
-from .container import Container
+from .container import Container, metrics_token
 
 # Roles other processes call over gRPC (dispatch is only called by clients, over HTTP).
 RPC_ROLES = ("gateway", "auth", "user", "msg")
@@ -95,7 +97,9 @@ def build_app(settings: Settings) -> Starlette:
             if "dispatch" in roles:
                 auth, allocator = await resolve(container.auth), await resolve(container.gateway_allocator)
                 files = await resolve(container.file_allocator)
-                app.router.routes.extend(dispatch_routes(auth, allocator, files))
+                limits = {"rate_per_second": settings.rate_per_second, "rate_burst": settings.rate_burst}
+                throttle = LoginThrottle(settings.login_free_failures, settings.login_backoff_max_seconds)
+                app.router.routes.extend(dispatch_routes(auth, allocator, files, limits, throttle))
             if "gateway" in roles:
                 # online status: told of every connection's life; idle sweeps and reaping in the background
                 tracker = await resolve(container.status_tracker)
@@ -136,9 +140,14 @@ def build_app(settings: Settings) -> Starlette:
             await _awaited(container.shutdown_resources())
 
     app = Starlette(
-        routes=common_routes(settings.role_set),
+        routes=common_routes(settings.role_set, metrics_token(settings)),
         lifespan=lifespan,
-        middleware=[Middleware(HttpTelemetry)],  # request id and metrics by route
+        middleware=[
+            Middleware(HttpTelemetry),  # request id and metrics by route
+            # Bodies are refused as soon as they pass the limit (streamed upload routes are exempt by path).
+            Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body),
+        ],
+        exception_handlers={BodyTooLarge: body_too_large_handler},
     )
     if "dispatch" in settings.role_set and settings.cors_origins:  # Web: CORS for /api/* (IM_CORS_ORIGINS)
         app.add_middleware(ApiCors, origins=settings.cors_origins)

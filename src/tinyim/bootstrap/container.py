@@ -45,7 +45,7 @@ from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
 from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.redis import RedisProfileCache
-from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
+from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions, SqlRefreshTokens
 from tinyim.modules.files.container import FilesContainer
 from tinyim.modules.presence import PresenceRouter, StatusService
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
@@ -133,6 +133,20 @@ def jwt_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def metrics_token(settings: Settings) -> str:
+    """IM_METRICS_TOKEN, else a random token kept in the data dir (`metrics.token`, for the scraper)."""
+    if settings.metrics_token:
+        return settings.metrics_token
+    path = Path(settings.data_dir) / "metrics.token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def placed(settings: Any, role: str) -> Any:
     """Selector key: 'local' when this process serves `role`, else 'remote' (its gRPC client adapter)."""
     return providers.Callable(lambda s: s.placement(role), settings)
@@ -192,7 +206,11 @@ class Container(containers.DeclarativeContainer):
             AuthService,
             accounts=providers.Singleton(SqlAccounts, db),
             sessions=providers.Singleton(SqlDeviceSessions, db),
-            hasher=providers.Singleton(Argon2Hasher),
+            refresh_tokens=providers.Singleton(SqlRefreshTokens, db),
+            refresh_ttl_seconds=settings.provided.refresh_token_ttl_seconds,
+            hasher=providers.Singleton(
+                Argon2Hasher, max_concurrent=settings.provided.login_max_concurrent_hashes
+            ),
             tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
             kicker=presence,
             token_ttl_seconds=settings.provided.token_ttl_seconds,
@@ -341,5 +359,7 @@ class Container(containers.DeclarativeContainer):
             rate_per_second=settings.provided.rate_per_second,
             rate_burst=settings.provided.rate_burst,
             max_bad_frames=settings.provided.max_bad_frames,
+            send_timeout=settings.provided.ws_send_timeout_seconds,
+            max_queued_sends=settings.provided.ws_max_queued_sends,
         ),
     )

@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # files (file transfer)
     from .files import FileRef, Progress
 
 log = logging.getLogger(__name__)
+# A sync page holds up to 200 messages of up to 16 KiB each (plus framing): answers may be this large.
+MAX_SERVER_FRAME = 32 << 20
+LOGIN_TIMEOUT = 60.0  # logins queue for the server's password hasher under a burst
 
 
 class ServerError(Exception):
@@ -128,6 +131,33 @@ def _raise_for(resp: httpx.Response) -> None:
             raise ServerError(resp.status_code, resp.text) from None
 
 
+class _Pacer:
+    """Client-side token bucket that keeps this client below the server's per-connection rate limit
+    (the server says it at login; until then a conservative default)."""
+
+    SHARE = 0.8  # of the server's rate; half of its burst
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens, self._last = burst, time.monotonic()
+
+    def configure(self, server_rate: float, server_burst: float) -> None:
+        if server_rate > 0 and server_burst >= 1:
+            self._rate = server_rate * self.SHARE
+            self._burst = max(1.0, server_burst / 2)
+            self._tokens = min(self._tokens, self._burst)
+
+    async def acquire(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            await asyncio.sleep((1.0 - self._tokens) / self._rate)
+
+
 OnMessage = Callable[[Message], Awaitable[None] | None]
 R = TypeVar("R", bound=ProtoMessage)
 
@@ -181,6 +211,9 @@ class Client:
         self.user_id = 0
         self.token = ""
         self.token_expires_at = 0
+        # Renews the token after it expires (rotated on every use); the password is needed only once
+        # this is gone (expired or revoked).
+        self.refresh_token = ""
         self.ws_url = ""
         self.local_max_seq = 0
         self.notified_max_seq = 0  # the highest seq a push announced (sent as MsgSyncReq.min_seq)
@@ -201,6 +234,7 @@ class Client:
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._closing = False
         self._seq_changed = asyncio.Condition()
+        self._pacer = _Pacer(40.0, 100.0)
         # online status and typing pushes (latest status per user; both also queued for next_*)
         self.statuses: dict[int, UserStatus] = {}
         self.on_status: Callable[[UserStatus], None] | None = None
@@ -211,17 +245,59 @@ class Client:
 
     # ---------- lifecycle ----------
     async def login(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
-            resp = await http.post(
-                "/api/login",
-                json={"username": self.username, "password": self._password, "device_id": self.device_id},
-            )
+        """Log in with the password (HTTP). Throttled (429) attempts wait the server's Retry-After."""
+        body = {"username": self.username, "password": self._password, "device_id": self.device_id}
+        self._take_session(await self._post_session("/api/login", body))
+
+    async def _post_session(self, path: str, body: dict[str, str]) -> dict[str, Any]:
+        # Password checks queue on the server under a burst of logins: give them longer than a request.
+        deadline = time.monotonic() + max(self._timeout, LOGIN_TIMEOUT)
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=max(self._timeout, LOGIN_TIMEOUT)
+        ) as http:
+            unavailable = 0
+            while True:
+                resp = await http.post(path, json=body)
+                if resp.status_code == 429:  # throttled: the server says when
+                    wait = float(resp.headers.get("retry-after", "0") or 0)
+                elif resp.status_code == 503:  # the auth role is busy or restarting: back off and retry
+                    unavailable += 1
+                    wait = min(self._backoff[1], self._backoff[0] * 2**unavailable) * (0.5 + random.random())
+                else:
+                    wait = 0
+                if not wait or time.monotonic() + wait > deadline:
+                    break
+                await asyncio.sleep(wait)
         _raise_for(resp)
-        body = resp.json()
+        return dict(resp.json())
+
+    async def _renew(self) -> None:
+        """A new token: from the refresh token if there is one (no password hash on the server), else
+        (or if it was refused) with the password."""
+        if self.refresh_token:
+            try:
+                self._take_session(
+                    await self._post_session("/api/refresh", {"refresh_token": self.refresh_token})
+                )
+                return
+            except ServerError as exc:
+                if exc.code != "unauthenticated":
+                    raise
+                self.refresh_token = ""
+        if not self._password:
+            self.kick_reason = "session expired: log in again"
+            self.kicked.set()
+            raise Kicked(self.kick_reason)
+        await self.login()
+
+    def _take_session(self, body: dict[str, Any]) -> None:
         self.user_id = int(body["user_id"])
         self.token = body["token"]
         self.token_expires_at = int(body["expires_at"])
+        self.refresh_token = str(body.get("refresh_token", ""))
         self.ws_url = body["gateway"]["ws_url"]
+        limits = body.get("limits") or {}
+        self._pacer.configure(float(limits.get("rate_per_second", 0)), float(limits.get("rate_burst", 0)))
         self.local_max_seq = max(self.local_max_seq, self._seq_store.load(self.user_id, self.device_id))
 
     async def start(self) -> None:
@@ -279,6 +355,7 @@ class Client:
             client_msg_id=cmid,
         )
         deadline = time.monotonic() + retry_for
+        limited = 0
         while True:
             try:
                 resp = await self.request(Cmd.CMD_MSG_SEND_REQ, req)
@@ -293,8 +370,15 @@ class Client:
                     raise
                 await self._wait_connected(deadline)
             except ServerError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                if exc.code == ErrorCode.ERR_RATE_LIMITED:
+                    # Slow down (with the same client_msg_id, so a retry never duplicates).
+                    limited += 1
+                    await asyncio.sleep(min(self._backoff[1], 0.2 * 2**limited) * (0.5 + random.random()))
+                    continue
                 # A msg node died mid-send: the same client_msg_id on a retry returns the first result.
-                if exc.code != ErrorCode.ERR_UNAVAILABLE or time.monotonic() > deadline:
+                if exc.code != ErrorCode.ERR_UNAVAILABLE:
                     raise
                 await asyncio.sleep(self._backoff[0] * (0.5 + random.random()))
 
@@ -358,12 +442,20 @@ class Client:
         ws = self._ws
         if ws is None or not self.connected.is_set():
             raise ConnectionLost("not connected")
+        await self._pacer.acquire()
+        if ws is not self._ws or not self.connected.is_set():
+            raise ConnectionLost("connection lost")
         future: asyncio.Future[tuple[int, ProtoMessage]] = asyncio.get_running_loop().create_future()
         async with self._send_lock:
             self._pending.append(future)
             try:
                 await ws.send(encode(cmd, body.SerializeToString()))
             except WebSocketException as exc:
+                # The socket is gone even if the reader has not noticed yet: drop it now, so the
+                # supervisor reconnects and callers wait for that instead of retrying on it.
+                with contextlib.suppress(ValueError):
+                    self._pending.remove(future)  # never sent: no answer will come
+                self._drop(ws)
                 raise ConnectionLost(str(exc)) from None
         resp_cmd, resp = await asyncio.wait_for(future, self._timeout)
         if resp_cmd == Cmd.CMD_ERROR_RESP:
@@ -489,7 +581,7 @@ class Client:
 
     async def _connect(self) -> None:
         url = f"{self.ws_url}?token={self.token}&device_id={self.device_id}"
-        ws = await connect(url, compression=None, max_size=1 << 20, open_timeout=self._timeout)
+        ws = await connect(url, compression=None, max_size=MAX_SERVER_FRAME, open_timeout=self._timeout)
         self._ws = ws
         self.connects += 1
         self.connected.set()
@@ -527,12 +619,14 @@ class Client:
                         self.kicked.set()
                         return
                     self.token = ""
+                except Kicked:
+                    return
                 except (OSError, WebSocketException, TimeoutError, httpx.HTTPError, ServerError) as exc:
                     log.debug("reconnect failed: %s", exc)
 
     async def _redispatch(self) -> None:
         if not self.token or time.time() >= self.token_expires_at - 30:
-            await self.login()
+            await self._renew()
             return
         async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
             resp = await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {self.token}"})
@@ -545,7 +639,7 @@ class Client:
                 if isinstance(data, str):
                     continue
                 try:
-                    frame = decode(data, 1 << 20)
+                    frame = decode(data, MAX_SERVER_FRAME)
                     body = parse_body(frame.cmd, frame.body)
                 except FrameError as exc:
                     log.warning("bad frame from server: %s", exc.message)
@@ -621,10 +715,18 @@ class Client:
     async def _wait_connected(self, deadline: float) -> None:
         remaining = max(0.0, deadline - time.monotonic())
         async with asyncio.timeout(remaining):
+            await asyncio.sleep(0)  # always yield: the reader and the supervisor must get to run
             while not self.connected.is_set():
                 if self.kicked.is_set():
                     raise Kicked(self.kick_reason)
                 await asyncio.sleep(0.05)
+
+    def _drop(self, ws: ClientConnection) -> None:
+        """Give up on `ws` at once: no more requests on it; its reader ends and the supervisor takes over."""
+        if ws is self._ws:
+            self.connected.clear()
+        with contextlib.suppress(Exception):
+            ws.transport.abort()
 
     def _remember_sent(self, client_msg_id: str) -> None:
         if client_msg_id in self._sent_here:

@@ -29,6 +29,7 @@ WIRE_CODES: dict[str, ErrorCode] = {
     files.FILE_DISK_FULL: ErrorCode.ERR_FILE_DISK_FULL,
     files.FILE_EXPIRED: ErrorCode.ERR_FILE_EXPIRED,
     kernel.RATE_LIMITED: ErrorCode.ERR_RATE_LIMITED,  # user search, typing
+    kernel.CLIENT_MSG_ID_REUSED: ErrorCode.ERR_CLIENT_MSG_ID_REUSED,  # reliability
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -52,6 +53,7 @@ HTTP_STATUS: dict[str, int] = {
     files.FILE_DISK_FULL: 507,
     files.FILE_EXPIRED: 410,
     kernel.RATE_LIMITED: 429,  # user search, typing
+    kernel.CLIENT_MSG_ID_REUSED: 409,  # reliability
 }
 
 

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from tinyim.infra import metrics
 from tinyim.infra.redis import Keys
+from tinyim.kernel import UNAVAILABLE, ImError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,15 @@ class NodeDirectory:
             async with self._locks.setdefault(role, asyncio.Lock()):
                 cached = self._cache.get(role)
                 if cached is None or time.monotonic() - cached[0] > self._refresh:
-                    cached = (time.monotonic(), await self._registry.nodes(role))
+                    try:
+                        cached = (time.monotonic(), await self._registry.nodes(role))
+                    except Exception as exc:
+                        # The registry itself is down (Redis restarting): keep calling the nodes last
+                        # seen; with none known, the caller gets UNAVAILABLE (clients retry), not a crash.
+                        if cached is None:
+                            raise ImError(UNAVAILABLE, f"service registry unreachable: {exc}") from None
+                        log.warning("registry unreachable; using the last known nodes", extra={"role": role})
+                        cached = (time.monotonic(), cached[1])
                     self._cache[role] = cached
                     metrics.REGISTRY_NODES.labels(role=role).set(len(cached[1]))
         now = time.monotonic()

@@ -61,3 +61,26 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class RateLimitedLog:
+    """At most one traceback per `interval` seconds (the rest are counted and reported with the next),
+    so clients that keep triggering an internal error cannot fill the log."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        import time
+
+        self._logger = logger
+        self._interval = interval
+        self._clock = time.monotonic
+        self._next = 0.0
+        self.suppressed = 0
+
+    def exception(self, message: str, **extra: Any) -> None:
+        now = self._clock()
+        if now < self._next:
+            self.suppressed += 1
+            return
+        self._next = now + self._interval
+        extra["suppressed_since_last"], self.suppressed = self.suppressed, 0
+        self._logger.exception(message, extra=extra)

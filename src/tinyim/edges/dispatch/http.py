@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,10 +10,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, UNAVAILABLE, ImError
-from tinyim.modules.auth import AuthApi, TokenClaims
+from tinyim.modules.auth import AuthApi, LoginResult, TokenClaims
 
 from ..errors import http_status
+from ..limits import json_object, read_limited
+from .openapi import openapi_document
 from .ports import FileGatewayAllocator, GatewayAllocator
+from .throttle import LoginThrottle
 
 MAX_BODY = 4096
 
@@ -25,25 +27,33 @@ def _error(exc: ImError) -> JSONResponse:
     return JSONResponse({"error": exc.code, "message": exc.message}, status_code=http_status(exc.code))
 
 
+class _NotJson(Exception):
+    pass
+
+
 def _json_endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
             return await fn(request)
         except ImError as exc:
             return _error(exc)
+        except _NotJson:
+            # Only JSON: a browser form (or text/plain) POST from another site cannot reach these routes
+            # without a CORS preflight.
+            return JSONResponse(
+                {"error": "unsupported_media_type", "message": "send the body as application/json"},
+                status_code=415,
+            )
 
     return endpoint
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ImError(INVALID_ARGUMENT, f"request body exceeds {MAX_BODY} bytes")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ImError(INVALID_ARGUMENT, "request body must be a JSON object") from None
-    if not isinstance(data, dict):
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise _NotJson()
+    data = json_object(await read_limited(request, MAX_BODY))
+    if data is None:
         raise ImError(INVALID_ARGUMENT, "request body must be a JSON object")
     return data
 
@@ -63,8 +73,16 @@ async def _bearer(request: Request, auth: AuthApi) -> TokenClaims:
 
 
 def dispatch_routes(
-    auth: AuthApi, gateways: GatewayAllocator, files: FileGatewayAllocator | None = None
+    auth: AuthApi,
+    gateways: GatewayAllocator,
+    files: FileGatewayAllocator | None = None,
+    client_limits: dict[str, float] | None = None,
+    throttle: LoginThrottle | None = None,
 ) -> list[Route]:
+    """`client_limits` (the gateways' per-connection rate limit) is told to clients at login, so an SDK
+    paces itself below it. `throttle` limits failed logins per account and per client address."""
+    guard = throttle or LoginThrottle()
+
     async def register(request: Request) -> Response:
         data = await _body(request)
         user_id = await auth.register(
@@ -74,18 +92,47 @@ def dispatch_routes(
 
     async def login(request: Request) -> Response:
         data = await _body(request)
-        result = await auth.login(
-            _field(data, "username"), _field(data, "password"), _field(data, "device_id")
-        )
+        username, password = _field(data, "username"), _field(data, "password")
+        device_id = _field(data, "device_id")
+        address = request.client.host if request.client else ""
+        key = username if isinstance(username, str) else repr(username)
+        wait = guard.retry_after(key, address)
+        if wait:
+            return JSONResponse(
+                {"error": "rate_limited", "message": f"too many failed logins; retry in {wait} s"},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            result = await auth.login(username, password, device_id)
+        except ImError as exc:
+            if exc.code == UNAUTHENTICATED:
+                guard.failed(key, address)
+            raise
+        guard.succeeded(key)
+        return await session_response(result)
+
+    async def session_response(result: LoginResult) -> Response:
         gateway = await gateways.allocate()
         return JSONResponse(
             {
                 "user_id": result.user_id,
                 "token": result.token,
                 "expires_at": result.expires_at,
+                "refresh_token": result.refresh_token,
+                "refresh_expires_at": result.refresh_expires_at,
                 "gateway": gateway.as_json(),
+                **({"limits": client_limits} if client_limits else {}),
             }
         )
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def refresh(request: Request) -> Response:
+        """A new token (and the next refresh token) without the password: what a reconnect uses."""
+        data = await _body(request)
+        return await session_response(await auth.refresh(_field(data, "refresh_token")))
 
     async def logout(request: Request) -> Response:
         await auth.logout(await _bearer(request, auth))
@@ -108,6 +155,8 @@ def dispatch_routes(
         Route("/api/register", _json_endpoint(register), methods=["POST"]),
         Route("/api/login", _json_endpoint(login), methods=["POST"]),
         Route("/api/logout", _json_endpoint(logout), methods=["POST"]),
+        Route("/api/refresh", _json_endpoint(refresh), methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/api/allocate_gateway", _json_endpoint(allocate_gateway), methods=["GET"]),
         Route("/api/allocate_file_gateway", _json_endpoint(allocate_file_gateway), methods=["GET"]),
     ]

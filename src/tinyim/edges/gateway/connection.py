@@ -1,4 +1,9 @@
-"""One authenticated client connection: serialised sends, coalesced push signals, a rate limit."""
+"""One authenticated client connection: serialised sends, coalesced push signals, a rate limit.
+
+Every send has a deadline: a client that stops reading cannot hold a sender (a push, a kick, the
+response loop) for longer than `send_timeout`; past it the connection is aborted. Fire-and-forget
+frames are bounded too (`max_queued`). A kick never waits on the old connection's socket.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from tinyim.infra import metrics
 from tinyim.pb import im_protocol_pb2 as pb
@@ -22,6 +28,15 @@ CLOSE_POLICY = 1008
 SendBytes = Callable[[bytes], Awaitable[None]]
 _background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget sends alive until done
 Close = Callable[[int, str], Awaitable[None]]
+Abort = Callable[[], None]
+SYNC_CREDITS_MAX = 4
+FAREWELL_SECONDS = 2.0  # how long a kicked or closed connection may take to get its last frames out
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 class TokenBucket:
@@ -43,9 +58,13 @@ class TokenBucket:
 
 class Connection:
     __slots__ = (
+        "_abort",
         "_close",
+        "_max_queued",
+        "_queued",
         "_send_bytes",
         "_send_lock",
+        "_send_timeout",
         "_signal_seq",
         "_signal_task",
         "closed",
@@ -53,6 +72,7 @@ class Connection:
         "device_id",
         "limiter",
         "strikes",
+        "sync_credits",
         "token_id",
         "user_id",
     )
@@ -67,9 +87,17 @@ class Connection:
         conn_id: str,
         limiter: TokenBucket,
         strikes: TokenBucket,
+        *,
+        abort: Abort | None = None,
+        send_timeout: float = 10.0,
+        max_queued: int = 64,
     ) -> None:
         self._send_bytes = send_bytes
         self._close = close
+        self._abort = abort
+        self._send_timeout = send_timeout
+        self._max_queued = max_queued
+        self._queued = 0
         self._send_lock = asyncio.Lock()
         self._signal_seq = 0
         self._signal_task: asyncio.Task[None] | None = None
@@ -81,23 +109,65 @@ class Connection:
         # Bad or rate-limited frames spend a strike; strikes come back slowly, so an occasional error
         # never adds up to a close, while a flood or a broken client runs out at once.
         self.strikes = strikes
+        # Syncs this connection may make without spending its rate limit: one per push signal or send
+        # answered (the client syncs because of them), a few at most.
+        self.sync_credits = 0
         self.closed = False
+
+    async def strike(self) -> None:
+        """A bad or rate-limited frame spends a strike; a connection out of strikes is closed (1008)."""
+        if not self.strikes.take():
+            await self.close(CLOSE_POLICY, "too many bad or rate-limited frames")
+
+    def grant_sync(self) -> None:
+        self.sync_credits = min(self.sync_credits + 1, SYNC_CREDITS_MAX)
+
+    def take_sync_credit(self) -> bool:
+        if self.sync_credits > 0:
+            self.sync_credits -= 1
+            return True
+        return False
 
     async def send(self, data: bytes) -> None:
         if self.closed:
             return
-        async with self._send_lock:
-            try:
+        try:
+            async with asyncio.timeout(self._send_timeout), self._send_lock:
+                if self.closed:
+                    return
                 await self._send_bytes(data)
-            except Exception:  # the peer went away; the receive loop notices and cleans up
-                self.closed = True
+        except TimeoutError:
+            log.info("client stopped reading; connection aborted", extra={"user": self.user_id})
+            metrics.WS_BAD_FRAMES.labels(code="SEND_TIMEOUT").inc()
+            self.abort()
+        except Exception:  # the peer went away; the receive loop notices and cleans up
+            self.closed = True
 
     def send_soon(self, data: bytes) -> None:
-        """Send without making the caller wait on this client (small, rare frames: read notices)."""
-        if not self.closed:
-            task = asyncio.get_running_loop().create_task(self.send(data))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+        """Send without making the caller wait on this client (small, rare frames: read notices).
+        A client with `max_queued` such frames still unsent is not reading: it is dropped."""
+        if self.closed:
+            return
+        if self._queued >= self._max_queued:
+            self.abort()
+            return
+        self._queued += 1
+        _spawn(self._send_queued(data))
+
+    async def _send_queued(self, data: bytes) -> None:
+        try:
+            await self.send(data)
+        finally:
+            self._queued -= 1
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, whatever is buffered for it (the receive loop then ends)."""
+        self.closed = True
+        if self._signal_task is not None:
+            self._signal_task.cancel()
+        if self._abort is not None:
+            with contextlib.suppress(Exception):
+                self._abort()
 
     def signal(self, max_seq: int) -> None:
         """Queue a MsgPushNotify; signals that pile up while one is being sent collapse into the highest."""
@@ -112,23 +182,38 @@ class Connection:
         while self._signal_seq > sent and not self.closed:
             sent = self._signal_seq
             metrics.PUSHES.inc()
+            self.grant_sync()
             await self.send(
                 encode(Cmd.CMD_MSG_PUSH_NOTIFY, pb.MsgPushNotify(max_seq_id=sent).SerializeToString())
             )
 
     async def kick(self, reason: str) -> None:
+        """KickNotify + close in the background: the caller (a newer login) never waits on this socket."""
         if self.closed:
             return
         metrics.WS_KICKS.inc()
-        await self.send(encode(Cmd.CMD_KICK_NOTIFY, pb.KickNotify(reason=reason).SerializeToString()))
-        await self.close(CLOSE_KICKED, "kicked")
+        self._mark_closed()
+        frame = encode(Cmd.CMD_KICK_NOTIFY, pb.KickNotify(reason=reason).SerializeToString())
+        _spawn(self._farewell(frame, CLOSE_KICKED, "kicked"))
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
+        self._mark_closed()
+        await self._farewell(None, code, reason)
+
+    def _mark_closed(self) -> None:
         self.closed = True
         if self._signal_task is not None:
             self._signal_task.cancel()
-        async with self._send_lock:
-            with contextlib.suppress(Exception):
+
+    async def _farewell(self, frame: bytes | None, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(FAREWELL_SECONDS), self._send_lock:
+                if frame is not None:
+                    await self._send_bytes(frame)
                 await self._close(code, reason)
+        except TimeoutError:
+            self.abort()
+        except Exception:
+            log.debug("close failed", exc_info=True)

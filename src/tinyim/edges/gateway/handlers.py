@@ -105,7 +105,8 @@ def social_handlers(relation: RelationApi) -> HandlerTable:
         return pb.BlacklistListResp(users=[user_info(p) for p in await relation.blacklist(caller(conn))])
 
     async def users(conn: Connection, req: pb.UserInfoReq) -> Message:
-        return pb.UserInfoResp(users=[user_info(p) for p in await relation.profiles(list(req.user_ids))])
+        profiles = await relation.visible_profiles(caller(conn), list(req.user_ids))
+        return pb.UserInfoResp(users=[user_info(p) for p in profiles])
 
     async def profile(conn: Connection, req: pb.ProfileUpdateReq) -> Message:
         await relation.update_nickname(caller(conn), req.nickname)

@@ -7,12 +7,14 @@ import time
 from typing import Any, cast
 
 from tinyim.infra import metrics, tracing
+from tinyim.infra.logging import RateLimitedLog
 from tinyim.kernel import ImError
 from tinyim.modules.files import FileApi
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import TimelineApi
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import REQUEST_COMMANDS, Cmd, ErrorCode, Frame, FrameError, encode, parse_body
+from tinyim.wire.validate import check_ranges
 
 from ..errors import wire_code
 from .connection import Connection
@@ -22,6 +24,7 @@ from .status import StatusTracker
 from .status_handlers import group_admin_handlers, search_handlers, status_handlers
 
 log = logging.getLogger(__name__)
+_INTERNAL_LOG = RateLimitedLog(log, interval=10.0)
 
 
 def _cmd_label(cmd: int) -> str:
@@ -82,15 +85,23 @@ class CommandRouter:
         await self._hub.activity(conn, cmd)  # online status: the user is using this device
         started = time.perf_counter()
         try:
-            response = await handler(conn, parse_body(cmd, frame.body))
+            request = parse_body(cmd, frame.body)
+            check_ranges(request, cmd)  # ids are range-checked before any store sees them
+            response = await handler(conn, request)
             return encode(resp_cmd, response.SerializeToString())
         except FrameError as exc:
             metrics.WS_BAD_FRAMES.labels(code=exc.code.name).inc()
+            if exc.code == ErrorCode.ERR_BAD_BODY:
+                await conn.strike()
             return error_frame(exc.code, exc.message, cmd)
         except ImError as exc:
             return error_frame(wire_code(exc.code), exc.message, cmd)
         except Exception:
-            log.exception("request failed", extra={"cmd": label, "user": conn.user_id})
+            # Counts as a bad frame (a client that keeps causing these is closed), and the log gets at
+            # most one traceback per interval whatever clients do.
+            metrics.WS_BAD_FRAMES.labels(code="ERR_INTERNAL").inc()
+            _INTERNAL_LOG.exception("request failed", cmd=label, user=conn.user_id)
+            await conn.strike()
             return error_frame(ErrorCode.ERR_INTERNAL, "internal error; the request may be retried", cmd)
         finally:
             metrics.REQUEST_SECONDS.labels(cmd=label).observe(time.perf_counter() - started)

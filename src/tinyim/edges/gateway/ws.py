@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.websockets import WebSocket
@@ -18,7 +19,6 @@ from tinyim.wire import Cmd, ErrorCode, FrameError, decode, encode, parse_body
 
 from .connection import (
     CLOSE_IDLE,
-    CLOSE_POLICY,
     CLOSE_UNAUTHENTICATED,
     Connection,
     TokenBucket,
@@ -38,6 +38,15 @@ class GatewayLimits:
     rate_per_second: float
     rate_burst: int
     max_bad_frames: int
+    send_timeout: float = 10.0  # a send to a client that stopped reading
+    max_queued_sends: int = 64
+
+
+def _transport_abort(websocket: WebSocket) -> Callable[[], None] | None:
+    """The listener's hook that drops the TCP connection at once (see tinyim.infra.listener)."""
+    transport = websocket.scope.get("extensions", {}).get("tinyim.transport") or {}
+    abort = transport.get("abort")
+    return abort if callable(abort) else None
 
 
 class WebSocketGateway:
@@ -124,6 +133,9 @@ class WebSocketGateway:
             secrets.token_hex(8),
             TokenBucket(limits.rate_per_second, limits.rate_burst),
             TokenBucket(STRIKE_REFILL_PER_SECOND, limits.max_bad_frames),
+            abort=_transport_abort(websocket),
+            send_timeout=limits.send_timeout,
+            max_queued=limits.max_queued_sends,
         )
         await self._hub.attach(conn)
         try:
@@ -144,8 +156,7 @@ class WebSocketGateway:
             await self._hub.detach(conn)
 
     async def _strike(self, conn: Connection) -> None:
-        if not conn.strikes.take():
-            await conn.close(CLOSE_POLICY, "too many bad or rate-limited frames")
+        await conn.strike()
 
     async def _answer(self, conn: Connection, data: bytes | None) -> bytes:
         if data is None:
@@ -157,8 +168,13 @@ class WebSocketGateway:
             await self._strike(conn)
             metrics.WS_BAD_FRAMES.labels(code=exc.code.name).inc()
             return error_frame(exc.code, exc.message, exc.cmd)
-        if not conn.limiter.take():
+        # A sync the server itself prompted (a push signal, a send's answer) does not count like a send.
+        prompted = frame.cmd == Cmd.CMD_MSG_SYNC_REQ and conn.take_sync_credit()
+        if not prompted and not conn.limiter.take():
             await self._strike(conn)
             metrics.WS_BAD_FRAMES.labels(code="ERR_RATE_LIMITED").inc()
             return error_frame(ErrorCode.ERR_RATE_LIMITED, "too many requests; slow down", frame.cmd)
-        return await self._router.handle(conn, frame)
+        answer = await self._router.handle(conn, frame)
+        if frame.cmd == Cmd.CMD_MSG_SEND_REQ:
+            conn.grant_sync()  # the sender syncs to cover its own message
+        return answer

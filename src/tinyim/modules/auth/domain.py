@@ -36,6 +36,20 @@ class LoginResult:
     token: str
     expires_at: int
     token_id: str
+    refresh_token: str = ""  # exchanged for a new token (and a new refresh token) without the password
+    refresh_expires_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    """A stored refresh token (by hash): whose, which family, and whether it was used or revoked."""
+
+    user_id: int
+    device_id: str
+    family_id: str
+    expires_at: int
+    used: bool
+    revoked: bool
 
 
 def check_username(username: object) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from tinyim.kernel import Privacy, UserProfile
-from tinyim.modules.auth.domain import Account, LoginResult, TokenClaims
+from tinyim.modules.auth.domain import Account, LoginResult, RefreshRecord, TokenClaims
 
 
 class AuthApi(Protocol):
@@ -16,6 +16,11 @@ class AuthApi(Protocol):
     async def login(self, username: str, password: str, device_id: str) -> LoginResult: ...
     async def verify_token(self, token: str) -> TokenClaims: ...
     async def logout(self, claims: TokenClaims) -> None: ...
+    async def refresh(self, refresh_token: str) -> LoginResult:
+        """A new token and the next refresh token of the family; UNAUTHENTICATED if the refresh token is
+        unknown, expired, revoked or used before (which revokes its family)."""
+        ...
+
     async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]: ...
     async def update_nickname(self, user_id: int, nickname: str) -> None: ...
 
@@ -74,6 +79,20 @@ class DeviceSessions(Protocol):
     async def revoke(self, user_id: int, device_id: str, token_id: str) -> None:
         """Forget the session if `token_id` is still the live one."""
         ...
+
+
+class RefreshTokenStore(Protocol):
+    """Refresh tokens by SHA-256 hash (the token itself is never stored)."""
+
+    async def add(
+        self, token_hash: str, user_id: int, device_id: str, family_id: str, expires_at: int
+    ) -> None: ...
+    async def consume(self, token_hash: str) -> RefreshRecord | None:
+        """Mark the token used, atomically, and return it as it was before (used=True: a replay)."""
+        ...
+
+    async def revoke_family(self, family_id: str) -> None: ...
+    async def revoke_device(self, user_id: int, device_id: str) -> None: ...
 
 
 class PasswordHasher(Protocol):

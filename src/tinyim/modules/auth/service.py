@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,12 +21,20 @@ from tinyim.modules.auth.ports import (
     DeviceSessions,
     PasswordHasher,
     ProfileCache,
+    RefreshTokenStore,
     SessionKicker,
     TokenCodec,
     UsernameTaken,
 )
 
 BAD_CREDENTIALS = "wrong username or password"
+BAD_REFRESH = "refresh token unknown, expired or revoked: log in with the password"
+
+
+def _digest(refresh_token: str) -> str:
+    return hashlib.sha256(refresh_token.encode()).hexdigest()
+
+
 # Verified against when the username does not exist, so both failures cost the same time.
 _DUMMY_PASSWORD = "not-a-real-password"
 
@@ -41,7 +50,11 @@ class AuthService:
         token_ttl_seconds: int,
         profiles: ProfileCache | None = None,
         clock: Callable[[], float] = time.time,
+        refresh_tokens: RefreshTokenStore | None = None,
+        refresh_ttl_seconds: int = 30 * 24 * 3600,
     ) -> None:
+        self._refresh = refresh_tokens
+        self._refresh_ttl = refresh_ttl_seconds
         self._cache = profiles
         self._accounts = accounts
         self._sessions = sessions
@@ -74,18 +87,46 @@ class AuthService:
             raise ImError(UNAUTHENTICATED, BAD_CREDENTIALS)
         if self._hasher.needs_rehash(account.password_hash):
             await self._accounts.set_password_hash(account.user_id, await self._hasher.hash(password))
-        claims = TokenClaims(
-            user_id=account.user_id,
-            device_id=device_id,
-            token_id=secrets.token_urlsafe(12),
-            expires_at=int(self._clock()) + self._ttl,
+        if self._refresh is not None:  # the previous session's refresh tokens go with it
+            await self._refresh.revoke_device(account.user_id, device_id)
+        return await self._open_session(
+            account.user_id, device_id, secrets.token_hex(16), "logged in on another device of this type"
         )
-        await self._sessions.activate(claims.user_id, device_id, claims.token_id)
+
+    async def refresh(self, refresh_token: str) -> LoginResult:
+        if self._refresh is None or not isinstance(refresh_token, str) or not 16 <= len(refresh_token) <= 256:
+            raise ImError(UNAUTHENTICATED, BAD_REFRESH)
+        record = await self._refresh.consume(_digest(refresh_token))
+        if record is None or record.revoked or record.expires_at <= self._clock():
+            raise ImError(UNAUTHENTICATED, BAD_REFRESH)
+        if record.used:
+            # A refresh token is good once: a second use means a copy is in someone else's hands. The
+            # whole family goes, and so does the session it renewed.
+            await self._refresh.revoke_family(record.family_id)
+            current = await self._sessions.current(record.user_id, record.device_id)
+            if current is not None:
+                await self._sessions.revoke(record.user_id, record.device_id, current)
+                await self._kicker.kick(record.user_id, record.device_id, "", "refresh token reused")
+            raise ImError(UNAUTHENTICATED, BAD_REFRESH)
+        return await self._open_session(
+            record.user_id, record.device_id, record.family_id, "session renewed elsewhere"
+        )
+
+    async def _open_session(
+        self, user_id: int, device_id: str, family_id: str, kick_reason: str
+    ) -> LoginResult:
+        now = int(self._clock())
+        claims = TokenClaims(user_id, device_id, secrets.token_urlsafe(12), now + self._ttl)
+        await self._sessions.activate(user_id, device_id, claims.token_id)
         # The previous session of this device type, if any, is now revoked: close its connection too.
-        await self._kicker.kick(
-            claims.user_id, device_id, claims.token_id, "logged in on another device of this type"
+        await self._kicker.kick(user_id, device_id, claims.token_id, kick_reason)
+        refresh, refresh_expires = "", 0
+        if self._refresh is not None:
+            refresh, refresh_expires = secrets.token_urlsafe(32), now + self._refresh_ttl
+            await self._refresh.add(_digest(refresh), user_id, device_id, family_id, refresh_expires)
+        return LoginResult(
+            user_id, self._tokens.issue(claims), claims.expires_at, claims.token_id, refresh, refresh_expires
         )
-        return LoginResult(claims.user_id, self._tokens.issue(claims), claims.expires_at, claims.token_id)
 
     async def verify_token(self, token: str) -> TokenClaims:
         try:
@@ -97,6 +138,8 @@ class AuthService:
         return claims
 
     async def logout(self, claims: TokenClaims) -> None:
+        if self._refresh is not None:
+            await self._refresh.revoke_device(claims.user_id, claims.device_id)
         await self._sessions.revoke(claims.user_id, claims.device_id, claims.token_id)
         await self._kicker.kick(claims.user_id, claims.device_id, "", "logged out")
 

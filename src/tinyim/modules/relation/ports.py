@@ -34,6 +34,10 @@ class RelationApi(Protocol):
 
     # profiles
     async def profiles(self, user_ids: Sequence[int]) -> list[UserProfile]: ...
+    async def visible_profiles(self, caller: Caller, user_ids: Sequence[int]) -> list[UserProfile]:
+        """Profiles of the users the caller has a reason to see (reliability: no directory walk by id)."""
+        ...
+
     async def update_nickname(self, caller: Caller, nickname: str) -> None: ...
 
     # groups

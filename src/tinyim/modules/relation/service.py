@@ -171,6 +171,42 @@ class RelationService:
             raise ImError(INVALID_ARGUMENT, f"ask for at most {MAX_PROFILES} users at once")
         return await self._profiles_in_order(list(dict.fromkeys(user_ids)))
 
+    async def visible_profiles(self, caller: Caller, user_ids: Sequence[int]) -> list[UserProfile]:
+        """Profiles by id, left out for users the caller has no reason to see: visible are the caller,
+        anyone with a relation row either way (friends, deleted friends), anyone the caller blocked, a
+        friend request either way, members of the caller's groups, and applicants to groups the caller
+        manages. Strangers are found by exact username search, not by walking ids."""
+        if len(user_ids) > MAX_PROFILES:
+            raise ImError(INVALID_ARGUMENT, f"ask for at most {MAX_PROFILES} users at once")
+        me = caller.user_id
+        wanted = list(dict.fromkeys(user_ids))
+        visible = {me}
+        rest = [u for u in wanted if u != me]
+        if rest:
+            groups = await self._store.groups_of(me)
+            managed = []
+            for g in groups:
+                visible.update(await self._store.member_ids(g.group_id))
+                if await self._store.role(g.group_id, me) in (GroupRole.OWNER, GroupRole.ADMIN):
+                    managed.append(g.group_id)
+            for u in rest:
+                if u in visible:
+                    continue
+                if await self._has_reason_to_see(me, u, managed):
+                    visible.add(u)
+        return await self._profiles_in_order([u for u in wanted if u in visible])
+
+    async def _has_reason_to_see(self, me: int, other: int, managed_groups: list[int]) -> bool:
+        pair = await self._store.pair_state(me, other)
+        if pair.a_to_b is not None or pair.b_to_a is not None or pair.a_blocks_b:
+            return True
+        if await self._store.friend_request(other, me) or await self._store.friend_request(me, other):
+            return True
+        for group_id in managed_groups:
+            if await self._store.join_request(group_id, other) is not None:
+                return True
+        return False
+
     async def update_nickname(self, caller: Caller, nickname: str) -> None:
         await self._users.update_nickname(caller.user_id, nickname)
 

@@ -66,6 +66,8 @@ class Appended:
     msg_id: int
     seqs: dict[int, int]  # owner -> seq assigned (for a duplicate: only the sender's original seq)
     duplicate: bool = False
+    # For a duplicate: what was stored under that client_msg_id, as (other_id, group_id, type, content).
+    original: tuple[int, int, int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

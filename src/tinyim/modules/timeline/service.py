@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from tinyim.infra.snowflake import id_time_ms
-from tinyim.kernel import INVALID_ARGUMENT, Caller, ImError, PushTarget
+from tinyim.kernel import CLIENT_MSG_ID_REUSED, INVALID_ARGUMENT, Caller, ImError, PushTarget
 from tinyim.modules.timeline.domain import (
     Appended,
     Conversation,
@@ -111,6 +111,13 @@ class TimelineService:
             client_msg_id=req.client_msg_id,
         )
         appended = await self._writer.write(body, slots, sender_device=caller.device_id)
+        if appended.duplicate and appended.original is not None:
+            asked = (req.group_id or req.receiver_id, req.group_id, req.msg_type, req.content)
+            if appended.original != asked:
+                raise ImError(
+                    CLIENT_MSG_ID_REUSED,
+                    "this client_msg_id was already used for a different message; use a new one",
+                )
         return SendResult(
             appended.msg_id, appended.seqs[caller.user_id], id_time_ms(appended.msg_id), appended.duplicate
         )

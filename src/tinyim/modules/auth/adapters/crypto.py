@@ -17,12 +17,17 @@ ISSUER = "tinyim"
 class Argon2Hasher:
     """argon2id with the library's RFC 9106 low-memory profile; hashing runs off the event loop."""
 
-    def __init__(self, time_cost: int | None = None, memory_cost: int | None = None) -> None:
+    def __init__(
+        self, time_cost: int | None = None, memory_cost: int | None = None, max_concurrent: int = 2
+    ) -> None:
         kwargs = {k: v for k, v in (("time_cost", time_cost), ("memory_cost", memory_cost)) if v is not None}
         self._ph = _Argon2(**kwargs)  # type: ignore[arg-type]
+        # Each hash takes CPU and memory_cost KiB: a burst of logins queues here instead of piling up.
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._ph.hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._ph.hash, password)
 
     async def verify(self, password_hash: str, password: str) -> bool:
         def check() -> bool:
@@ -31,7 +36,8 @@ class Argon2Hasher:
             except (VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        async with self._slots:
+            return await asyncio.to_thread(check)
 
     def needs_rehash(self, password_hash: str) -> bool:
         try:

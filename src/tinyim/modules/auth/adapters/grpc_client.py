@@ -31,7 +31,17 @@ class GrpcAuthClient:
         req = ipb.LoginInternalReq(username=username, password=password, device_id=device_id)
         # a retried login on another node at worst replaces a token the client never received
         r = await self._remote.call("Login", req, deadline_seconds=self._hashing_deadline)
-        return LoginResult(r.user_id, r.token, r.expires_at, r.token_id)
+        return LoginResult(
+            r.user_id, r.token, r.expires_at, r.token_id, r.refresh_token, r.refresh_expires_at
+        )
+
+    async def refresh(self, refresh_token: str) -> LoginResult:
+        # not idempotent: a retry of a refresh that went through would look like a replay
+        req = ipb.RefreshInternalReq(refresh_token=refresh_token)
+        r = await self._remote.call("Refresh", req, idempotent=False)
+        return LoginResult(
+            r.user_id, r.token, r.expires_at, r.token_id, r.refresh_token, r.refresh_expires_at
+        )
 
     async def verify_token(self, token: str) -> TokenClaims:
         r = await self._remote.call("ValidateToken", ipb.ValidateTokenReq(token=token))

@@ -9,11 +9,22 @@ import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, translate_errors
 from tinyim.kernel import Privacy
-from tinyim.modules.auth.domain import TokenClaims
+from tinyim.modules.auth.domain import LoginResult, TokenClaims
 from tinyim.modules.auth.ports import AuthApi
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb
+
+
+def _login_resp(r: LoginResult) -> ipb.LoginInternalResp:
+    return ipb.LoginInternalResp(
+        user_id=r.user_id,
+        token=r.token,
+        expires_at=r.expires_at,
+        token_id=r.token_id,
+        refresh_token=r.refresh_token,
+        refresh_expires_at=r.refresh_expires_at,
+    )
 
 
 class AuthServicer(ipb_grpc.AuthServiceServicer):
@@ -27,10 +38,11 @@ class AuthServicer(ipb_grpc.AuthServiceServicer):
 
     @translate_errors
     async def Login(self, request: ipb.LoginInternalReq, context: Ctx) -> Any:
-        r = await self._auth.login(request.username, request.password, request.device_id)
-        return ipb.LoginInternalResp(
-            user_id=r.user_id, token=r.token, expires_at=r.expires_at, token_id=r.token_id
-        )
+        return _login_resp(await self._auth.login(request.username, request.password, request.device_id))
+
+    @translate_errors
+    async def Refresh(self, request: ipb.RefreshInternalReq, context: Ctx) -> Any:
+        return _login_resp(await self._auth.refresh(request.refresh_token))
 
     @translate_errors
     async def ValidateToken(self, request: ipb.ValidateTokenReq, context: Ctx) -> Any:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from tinyim.kernel import Privacy, UserProfile
-from tinyim.modules.auth.domain import Account
+from tinyim.modules.auth.domain import Account, RefreshRecord
 from tinyim.modules.auth.ports import UsernameTaken
 
 
@@ -103,3 +104,29 @@ class InMemoryDeviceSessions:
     async def revoke(self, user_id: int, device_id: str, token_id: str) -> None:
         if self.live.get((user_id, device_id)) == token_id:
             del self.live[(user_id, device_id)]
+
+
+class InMemoryRefreshTokens:
+    def __init__(self) -> None:
+        self.rows: dict[str, RefreshRecord] = {}
+
+    async def add(
+        self, token_hash: str, user_id: int, device_id: str, family_id: str, expires_at: int
+    ) -> None:
+        self.rows[token_hash] = RefreshRecord(user_id, device_id, family_id, expires_at, False, False)
+
+    async def consume(self, token_hash: str) -> RefreshRecord | None:
+        record = self.rows.get(token_hash)
+        if record is not None:
+            self.rows[token_hash] = replace(record, used=True)
+        return record
+
+    async def revoke_family(self, family_id: str) -> None:
+        for h, r in self.rows.items():
+            if r.family_id == family_id:
+                self.rows[h] = replace(r, revoked=True)
+
+    async def revoke_device(self, user_id: int, device_id: str) -> None:
+        for h, r in self.rows.items():
+            if (r.user_id, r.device_id) == (user_id, device_id):
+                self.rows[h] = replace(r, revoked=True)

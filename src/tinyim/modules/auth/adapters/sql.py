@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tinyim.infra.db import Database, is_unique_violation, metadata, upsert
 from tinyim.kernel import Privacy, UserProfile
-from tinyim.modules.auth.domain import Account
+from tinyim.modules.auth.domain import Account, RefreshRecord
 from tinyim.modules.auth.ports import UsernameTaken
 
 im_user = Table(
@@ -42,6 +42,19 @@ im_device_session = Table(
     Column("device_id", String(16), primary_key=True),
     Column("token_id", String(64), nullable=False),
     Column("updated_at", DateTime),
+)
+
+
+im_refresh_token = Table(
+    "im_refresh_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("device_id", String(16), nullable=False),
+    Column("family_id", String(32), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used", SmallInteger, nullable=False),
+    Column("revoked", SmallInteger, nullable=False),
 )
 
 
@@ -165,4 +178,53 @@ class SqlDeviceSessions:
                     im_device_session.c.device_id == device_id,
                     im_device_session.c.token_id == token_id,
                 )
+            )
+
+
+class SqlRefreshTokens:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(
+        self, token_hash: str, user_id: int, device_id: str, family_id: str, expires_at: int
+    ) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                im_refresh_token.insert().values(
+                    token_hash=token_hash,
+                    user_id=user_id,
+                    device_id=device_id,
+                    family_id=family_id,
+                    expires_at=expires_at,
+                    used=0,
+                    revoked=0,
+                )
+            )
+
+    async def consume(self, token_hash: str) -> RefreshRecord | None:
+        t = im_refresh_token
+        async with self._db.write() as conn:
+            # Only one of two concurrent refreshes with the same token gets used=0 back.
+            marked = await conn.execute(
+                update(t).where(t.c.token_hash == token_hash, t.c.used == 0).values(used=1)
+            )
+            row = (await conn.execute(select(t).where(t.c.token_hash == token_hash))).first()
+        if row is None:
+            return None
+        return RefreshRecord(
+            row.user_id, row.device_id, row.family_id, row.expires_at, marked.rowcount == 0, bool(row.revoked)
+        )
+
+    async def revoke_family(self, family_id: str) -> None:
+        async with self._db.write() as conn:
+            t = im_refresh_token
+            await conn.execute(update(t).where(t.c.family_id == family_id).values(revoked=1))
+
+    async def revoke_device(self, user_id: int, device_id: str) -> None:
+        async with self._db.write() as conn:
+            t = im_refresh_token
+            await conn.execute(
+                update(t)
+                .where(t.c.user_id == user_id, t.c.device_id == device_id, t.c.revoked == 0)
+                .values(revoked=1)
             )

@@ -63,6 +63,13 @@ class GrpcRelationClient:
         resp = await self._remote.call("GetUserInfo", pb.UserInfoReq(user_ids=list(user_ids)))
         return [profile(u) for u in resp.users]
 
+    async def visible_profiles(self, caller: Caller, user_ids: Sequence[int]) -> list[UserProfile]:
+        req = ipb.VisibleUserInfoInternalReq(
+            ctx=context_of(caller), req=pb.UserInfoReq(user_ids=list(user_ids))
+        )
+        resp = await self._remote.call("GetVisibleUserInfo", req)
+        return [profile(u) for u in resp.users]
+
     async def update_nickname(self, caller: Caller, nickname: str) -> None:
         req = ipb.ProfileUpdateInternalReq(ctx=context_of(caller), req=pb.ProfileUpdateReq(nickname=nickname))
         await self._remote.call("UpdateProfile", req)

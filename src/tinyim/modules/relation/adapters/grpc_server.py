@@ -82,6 +82,11 @@ class UserServicer(ipb_grpc.UserServiceServicer):
         return pb.UserInfoResp(users=[user_info(p) for p in users])
 
     @translate_errors
+    async def GetVisibleUserInfo(self, request: ipb.VisibleUserInfoInternalReq, context: Ctx) -> Any:
+        users = await self._relation.visible_profiles(caller_of(request.ctx), list(request.req.user_ids))
+        return pb.UserInfoResp(users=[user_info(p) for p in users])
+
+    @translate_errors
     async def UpdateProfile(self, request: ipb.ProfileUpdateInternalReq, context: Ctx) -> Any:
         await self._relation.update_nickname(caller_of(request.ctx), request.req.nickname)
         return pb.ProfileUpdateResp(success=True)

@@ -36,7 +36,10 @@ class InMemoryTimelineStore:
             key = (body.sender_id, body.client_msg_id)
             if body.client_msg_id and key in self.by_client_id:
                 msg_id, seq = self.by_client_id[key]
-                return Appended(msg_id, {body.sender_id: seq}, duplicate=True)
+                first = next(m for m in self.timelines[body.sender_id] if m.seq_id == seq)
+                other = first.group_id or first.receiver_id
+                original = (other, first.group_id, first.msg_type, first.content)
+                return Appended(msg_id, {body.sender_id: seq}, duplicate=True, original=original)
             seqs: dict[int, int] = {}
             self.bodies[body.msg_id] = body
             for slot in slots:
