@@ -26,7 +26,18 @@ pytestmark = [
     pytest.mark.skipif(not compose.enabled(), reason="needs the compose stack (make compose-e2e)"),
 ]
 
-ROLES = ("dispatch", "gateway-1", "gateway-2", "filegw-1", "filegw-2", "auth", "user", "msg-1", "msg-2", "filemeta")
+ROLES = (
+    "dispatch",
+    "gateway-1",
+    "gateway-2",
+    "filegw-1",
+    "filegw-2",
+    "auth",
+    "user",
+    "msg-1",
+    "msg-2",
+    "filemeta",
+)
 
 
 @pytest.fixture(scope="module")

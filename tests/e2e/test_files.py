@@ -22,6 +22,7 @@ import pytest
 
 from tests.e2e.conftest import ClusterAsServer, Served
 from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online
+from tests.support.compose import ComposeStack
 from tests.support.server import ServerProcess
 from tinyim.client import Client, FileTransfers, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
@@ -316,6 +317,12 @@ def _kill_file_gateway(served: Served, client: Client) -> None:
     if isinstance(served, ServerProcess):
         served.stop(signal.SIGKILL)
         served.start()
+        return
+    if isinstance(served, ComposeStack):  # make compose-e2e: the containers get SIGKILL
+        served.run("kill", "filegw-1", "filegw-2")
+        served.run("start", "filegw-1", "filegw-2")
+        for name in ("filegw-1", "filegw-2"):
+            served.wait_healthy(name)
         return
     assert isinstance(served, ClusterAsServer)
     cluster = served._cluster
