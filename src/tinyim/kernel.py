@@ -22,6 +22,9 @@ UNIMPLEMENTED: Final = "unimplemented"
 ALREADY_EXISTS: Final = "already_exists"
 NOT_MEMBER: Final = "not_member"
 GROUP_FULL: Final = "group_full"
+# conversations, receipts, recall
+RECALL_TOO_LATE: Final = "recall_too_late"
+NOT_RECALLABLE: Final = "not_recallable"
 
 
 class ImError(Exception):

@@ -74,6 +74,17 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_PROFILE_UPDATE_RESP: pb.ProfileUpdateResp,
     Cmd.CMD_USER_SEARCH_REQ: pb.UserSearchReq,
     Cmd.CMD_USER_SEARCH_RESP: pb.UserSearchResp,
+    # conversation list, pin/mute, read receipts, recall
+    Cmd.CMD_CONV_LIST_REQ: pb.ConversationListReq,
+    Cmd.CMD_CONV_LIST_RESP: pb.ConversationListResp,
+    Cmd.CMD_CONV_UPDATE_REQ: pb.ConversationUpdateReq,
+    Cmd.CMD_CONV_UPDATE_RESP: pb.ConversationUpdateResp,
+    Cmd.CMD_CONV_NOTIFY: pb.ConversationNotify,
+    Cmd.CMD_RECEIPT_NOTIFY: pb.ReceiptNotify,
+    Cmd.CMD_MSG_RECALL_REQ: pb.MsgRecallReq,
+    Cmd.CMD_MSG_RECALL_RESP: pb.MsgRecallResp,
+    Cmd.CMD_GROUP_READ_COUNT_REQ: pb.GroupReadCountReq,
+    Cmd.CMD_GROUP_READ_COUNT_RESP: pb.GroupReadCountResp,
 }
 # CMD_FILE_DATA_TRANS carries raw file bytes on the file gateway, not a protobuf body.
 KNOWN_COMMANDS = frozenset(int(c) for c in Cmd)

@@ -15,7 +15,13 @@ from tinyim.wire import REQUEST_COMMANDS, Cmd, ErrorCode, Frame, FrameError, enc
 
 from ..errors import wire_code
 from .connection import Connection
-from .handlers import HandlerTable, message_handlers, session_handlers, social_handlers
+from .handlers import (
+    HandlerTable,
+    conversation_handlers,  # conversation list, pin/mute, recall, read counts
+    message_handlers,
+    session_handlers,
+    social_handlers,
+)
 from .hub import GatewayHub
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,7 @@ class CommandRouter:
             **session_handlers(hub),
             **message_handlers(timeline),
             **social_handlers(relation),
+            **conversation_handlers(timeline),  # conversation list, pin/mute, recall, read counts
         }
 
     async def handle(self, conn: Connection, frame: Frame) -> bytes:

@@ -42,3 +42,8 @@ class GatewayLink(Protocol):
     async def push_read(
         self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
     ) -> None: ...
+
+    # a client frame (cmd, protobuf body) for a user's devices: read receipts, conversation changes
+    async def push_event(
+        self, gateway_id: str, user_id: int, except_device: str, cmd: int, body: bytes
+    ) -> None: ...

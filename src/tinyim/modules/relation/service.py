@@ -245,6 +245,10 @@ class RelationService:
         profiles = await self._users.get_profiles(m.user_id for m in members)
         return [(profiles[m.user_id], m) for m in members if m.user_id in profiles]
 
+    # recall: a member's role
+    async def group_role(self, group_id: int, user_id: int) -> int:
+        return int(await self._store.role(group_id, user_id) or 0)
+
     # ---------- helpers ----------
     async def _announce(self, sender_id: int, group_id: int, content: str) -> None:
         await self._notices.to_group(sender_id, group_id, await self._store.member_ids(group_id), content)

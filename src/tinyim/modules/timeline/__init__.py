@@ -1,12 +1,17 @@
 """timeline: messages written into every owner's timeline with a gapless per-owner seq; push then pull."""
 
+# conversation list, read receipts, recall
 from tinyim.modules.timeline.domain import (
     CLIENT_TYPES,
     Appended,
     Conversation,
+    ConversationPage,
+    ConversationView,
     ConvType,
     MessageBody,
     MsgType,
+    ReadCount,
+    RecallResult,
     SendRequest,
     SendResult,
     StoredMessage,
@@ -15,6 +20,7 @@ from tinyim.modules.timeline.domain import (
     Unread,
 )
 from tinyim.modules.timeline.ports import (
+    GroupRoles,
     IdGenerator,
     MessagingPolicy,
     NoticeApi,
@@ -29,12 +35,17 @@ __all__ = [
     "Appended",
     "ConvType",
     "Conversation",
+    "ConversationPage",
+    "ConversationView",
+    "GroupRoles",
     "IdGenerator",
     "MessageBody",
     "MessagingPolicy",
     "MsgType",
     "NoticeApi",
     "PushNotifier",
+    "ReadCount",
+    "RecallResult",
     "SendRequest",
     "SendResult",
     "StoredMessage",

@@ -63,3 +63,10 @@ class GrpcGatewayLink:
         notify = pb.ReadNotify(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
         req = ipb.PushReadInternalReq(user_id=user_id, except_device=except_device, notify=notify)
         await self._call(gateway_id, "PushRead", req)
+
+    # a client frame for a user's devices (read receipts, conversation changes)
+    async def push_event(
+        self, gateway_id: str, user_id: int, except_device: str, cmd: int, body: bytes
+    ) -> None:
+        req = ipb.PushEventReq(user_id=user_id, except_device=except_device, cmd=cmd, body=body)
+        await self._call(gateway_id, "PushEvent", req)
