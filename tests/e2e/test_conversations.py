@@ -72,14 +72,14 @@ async def test_conversation_list_previews_unread_and_pin_mute_on_every_device(de
         await b.send_text(alice_id, "first from bob")
         await b.send_text(alice_id, "second from bob " + "x" * 100)
         await pc.wait_for_seq(base_seq + 2)
-        await pc.send_text(bob_id, "alice answers")
+        answer = await pc.send_text(bob_id, "alice answers")
         items, cursor = await web.conversations()
         assert cursor == ""
         with_bob = item(items, peer_id=bob_id)
         assert (with_bob.last_sender_id, with_bob.preview, with_bob.unread) == (alice_id, "alice answers", 3)
         # unread: bob's friend_accepted notice and his two messages; alice's own answer does not count
         assert (
-            with_bob.last_seq == pc.local_max_seq and with_bob.last_type == pb.TEXT and with_bob.last_time > 0
+            with_bob.last_seq == answer.seq_id and with_bob.last_type == pb.TEXT and with_bob.last_time > 0
         )
         bobs_view = item(await b.all_conversations(), peer_id=alice_id)
         assert bobs_view.unread == 2 and bobs_view.preview == "alice answers"  # alice's request + answer
