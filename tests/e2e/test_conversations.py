@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -35,9 +36,12 @@ async def expect(code: int, coro: object) -> None:
     assert exc.value.code == code, exc.value.message
 
 
-async def next_of(client: Client, kind: type[ClientEvent], timeout: float = 10.0) -> ClientEvent:
+E = TypeVar("E", ReceiptEvent, RecallEvent, ConversationEvent)
+
+
+async def next_of(client: Client, kind: type[E], timeout: float = 10.0) -> E:
     while True:
-        event = await client.next_event(timeout)
+        event: ClientEvent = await client.next_event(timeout)
         if isinstance(event, kind):
             return event
 
@@ -78,9 +82,7 @@ async def test_conversation_list_previews_unread_and_pin_mute_on_every_device(de
         with_bob = item(items, peer_id=bob_id)
         assert (with_bob.last_sender_id, with_bob.preview, with_bob.unread) == (alice_id, "alice answers", 3)
         # unread: bob's friend_accepted notice and his two messages; alice's own answer does not count
-        assert (
-            with_bob.last_seq == answer.seq_id and with_bob.last_type == pb.TEXT and with_bob.last_time > 0
-        )
+        assert with_bob.last_seq == answer.seq_id and with_bob.last_type == pb.TEXT and with_bob.last_time > 0
         bobs_view = item(await b.all_conversations(), peer_id=alice_id)
         assert bobs_view.unread == 2 and bobs_view.preview == "alice answers"  # alice's request + answer
 
