@@ -25,6 +25,8 @@ GROUP_FULL: Final = "group_full"
 # conversations, receipts, recall
 RECALL_TOO_LATE: Final = "recall_too_late"
 NOT_RECALLABLE: Final = "not_recallable"
+# user search, typing: too many requests of one kind in a window
+RATE_LIMITED: Final = "rate_limited"
 
 
 class ImError(Exception):
@@ -72,3 +74,9 @@ class UserProfile:
     user_id: int
     username: str
     nickname: str
+
+
+# user search: what a user lets others do with their profile
+@dataclass(frozen=True, slots=True)
+class Privacy:
+    hide_from_nickname_search: bool = False

@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from tinyim.pb import im_protocol_pb2 as pb
-from tinyim.wire import Cmd, ErrorCode, FrameError, decode, encode, parse_body
+from tinyim.wire import PUSH_COMMANDS, Cmd, ErrorCode, FrameError, decode, encode, parse_body
 
 from .seqstore import MemorySeqStore, SeqStore
 
@@ -561,6 +561,8 @@ class Client:
                     assert isinstance(body, pb.KickNotify)
                     self.kick_reason = body.reason
                     self.kicked.set()
+                elif frame.cmd in PUSH_COMMANDS:  # never an answer: status, typing, newer pushes
+                    self._on_notify(frame.cmd, body)
                 elif self._pending:
                     future = self._pending.popleft()
                     if not future.done():
@@ -637,6 +639,29 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.username!r}, device={self.device_id}, user_id={self.user_id})"
+
+    # ---------- user search ----------
+    async def search_users(
+        self, username: str = "", nickname_prefix: str = "", limit: int = 20, cursor: str = ""
+    ) -> tuple[list[User], str]:
+        """Exactly one of username (exact) or nickname_prefix (paged: pass the returned cursor for the
+        next page; "" = no more). Searches are rate-limited per user (ERR_RATE_LIMITED)."""
+        req = pb.UserSearchReq(username=username, nickname_prefix=nickname_prefix, limit=limit, cursor=cursor)
+        resp = await self._call(Cmd.CMD_USER_SEARCH_REQ, req, pb.UserSearchResp)
+        return [_user(u) for u in resp.users], resp.next_cursor
+
+    async def hidden_from_nickname_search(self) -> bool:
+        resp = await self._call(Cmd.CMD_PRIVACY_GET_REQ, pb.PrivacyGetReq(), pb.PrivacyGetResp)
+        return resp.settings.hide_from_nickname_search
+
+    async def set_hidden_from_nickname_search(self, hidden: bool) -> bool:
+        """Opt out of (or back into) nickname-prefix search; an exact username search still finds you."""
+        req = pb.PrivacySetReq(settings=pb.PrivacySettings(hide_from_nickname_search=hidden))
+        resp = await self._call(Cmd.CMD_PRIVACY_SET_REQ, req, pb.PrivacySetResp)
+        return resp.settings.hide_from_nickname_search
+
+    def _on_notify(self, cmd: int, body: ProtoMessage) -> None:
+        """Pushes other than sync signals, read marks and kicks; unknown ones are ignored."""
 
     # ---------- conversation list, pin/mute, read receipts, recall ----------
     async def conversations(self, limit: int = 20, cursor: str = "") -> tuple[list[ConversationItem], str]:

@@ -21,6 +21,7 @@ WIRE_CODES: dict[str, ErrorCode] = {
     # conversations, receipts, recall
     kernel.RECALL_TOO_LATE: ErrorCode.ERR_RECALL_TOO_LATE,
     kernel.NOT_RECALLABLE: ErrorCode.ERR_NOT_RECALLABLE,
+    kernel.RATE_LIMITED: ErrorCode.ERR_RATE_LIMITED,  # user search, typing
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -37,6 +38,7 @@ HTTP_STATUS: dict[str, int] = {
     # conversations, receipts, recall
     kernel.RECALL_TOO_LATE: 409,
     kernel.NOT_RECALLABLE: 400,
+    kernel.RATE_LIMITED: 429,  # user search, typing
 }
 
 
