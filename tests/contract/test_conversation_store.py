@@ -223,3 +223,32 @@ async def test_conversation_maintenance_can_be_turned_off(
                 .where(im_conversation.c.owner_id.in_([a, b]))
             )
         assert rows == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb"])
+async def test_a_group_message_costs_the_same_statements_whatever_the_group_size(
+    kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """DESIGN §10's budget: body, seq lock, seq bump, index rows, and ONE multi-row conversation upsert."""
+    from tests.contract.conftest import make_backend
+    from tinyim.infra import metrics
+
+    backend = make_backend(kind, request, tmp_path_factory)
+
+    def statements() -> float:
+        return float(metrics.DB_STATEMENTS._value.get())
+
+    async with backend.database() as db:
+        assert db is not None
+        store = SqlTimelineStore(db)
+        costs = {}
+        for size in (3, 200):
+            members = [fresh_id() for _ in range(size)]
+            g = fresh_id()
+            await store.append(group_body(members[0], g, "warm-up"), group_slots(members[0], g, members))
+            before = statements()
+            await store.append(group_body(members[1], g, "counted"), group_slots(members[1], g, members))
+            costs[size] = statements() - before
+            rows = await store.conversations(members[-1], 10, None)
+            assert [(r.conversation, r.unread, r.preview) for r in rows] == [(group(g), 2, "counted")]
+        assert costs == {3: 5, 200: 5}

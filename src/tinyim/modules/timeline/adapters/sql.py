@@ -178,11 +178,47 @@ def _conv_key(c: Any, owner_id: int, conversation: Conversation) -> tuple[Any, .
     )
 
 
+_UPSERTS: dict[str, Any] = {}  # dialect name -> the conversation upsert (built once, compiled once)
+
+
+def conversation_upsert(dialect: str) -> Any:
+    """INSERT … ON DUPLICATE KEY UPDATE (SQLite: ON CONFLICT DO UPDATE) of conversation rows: the new message
+    becomes the last one unless a later seq got there first (Redis seqs may commit out of order), and it
+    counts as unread only above the read mark. Executed with many rows: one multi-row statement."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is not None:
+        return stmt
+    c = im_conversation.c
+    if dialect == "sqlite":
+        ins: Any = sqlite.insert(im_conversation)
+        new = ins.excluded
+    else:
+        ins = mysql.insert(im_conversation)
+        new = ins.inserted
+    newer = new.last_seq > c.last_seq
+    # MySQL applies these left to right, each seeing the ones before: last_seq goes last.
+    changes: list[tuple[str, Any]] = [
+        ("unread", case((new.last_seq > c.read_seq, c.unread + new.unread), else_=c.unread)),
+        *[
+            (name, case((newer, getattr(new, name)), else_=getattr(c, name)))
+            for name in ("last_msg_id", "last_sender_id", "last_msg_type", "preview")
+        ],
+        ("last_seq", case((newer, new.last_seq), else_=c.last_seq)),
+    ]
+    if dialect == "sqlite":
+        stmt = ins.on_conflict_do_update(
+            index_elements=["owner_id", "conv_type", "other_id"], set_=dict(changes)
+        )
+    else:
+        stmt = ins.on_duplicate_key_update(changes)
+    _UPSERTS[dialect] = stmt
+    return stmt
+
+
 async def upsert_conversations(
     conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
 ) -> None:
-    """Every owner's conversation row in ONE multi-row upsert: the message becomes the last one (unless a
-    later seq got there first: Redis seqs may commit out of order) and counts as unread above the mark."""
+    """Every owner's conversation row in ONE multi-row upsert, whatever the number of owners."""
     conv_type = int(ConvType.GROUP if body.group_id else ConvType.DIRECT)
     preview = preview_of(body.content)
     rows = [
@@ -196,37 +232,10 @@ async def upsert_conversations(
             "last_msg_type": body.msg_type,
             "preview": preview,
             "unread": int(counts_as_unread(body.msg_type, s.is_sender)),
-            "read_seq": 0,
-            "peer_read_seq": 0,
-            "pinned": 0,
-            "muted": 0,
-        }
+        }  # read marks, peer mark, pinned, muted: the columns' defaults (0) for a new row
         for s in sorted(slots, key=lambda s: s.owner_id)  # rows locked in one order: no deadlocks
     ]
-    c = im_conversation.c
-    if conn.dialect.name == "sqlite":
-        ins: Any = sqlite.insert(im_conversation).values(rows)
-        new = ins.excluded
-    else:
-        ins = mysql.insert(im_conversation).values(rows)
-        new = ins.inserted
-    newer = new.last_seq > c.last_seq
-    # MySQL applies these left to right, each seeing the ones before: last_seq goes last.
-    changes: list[tuple[str, Any]] = [
-        ("unread", case((new.last_seq > c.read_seq, c.unread + new.unread), else_=c.unread)),
-        *[
-            (name, case((newer, getattr(new, name)), else_=getattr(c, name)))
-            for name in ("last_msg_id", "last_sender_id", "last_msg_type", "preview")
-        ],
-        ("last_seq", case((newer, new.last_seq), else_=c.last_seq)),
-    ]
-    if conn.dialect.name == "sqlite":
-        stmt = ins.on_conflict_do_update(
-            index_elements=["owner_id", "conv_type", "other_id"], set_=dict(changes)
-        )
-    else:
-        stmt = ins.on_duplicate_key_update(changes)
-    await conn.execute(stmt)
+    await conn.execute(conversation_upsert(conn.dialect.name), rows)
 
 
 async def mark_recalled(conn: AsyncConnection, msg_id: int, recalled_by: int) -> list[TimelineSlot]:
