@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 from urllib.parse import urlparse
 
-from bench.common import write_result
+from bench.common import RESULTS, write_result
 from bench.g1_one_to_one import run_g1, run_g1_cluster
 from bench.g2_group import run_g2
 from bench.ws_memory import run_ws_memory
@@ -66,7 +67,9 @@ def main() -> None:
                 figures["group_msgs_per_s_4_senders"] = g2["group_msgs_per_s"]
                 cost.setdefault("g2", {})[key] = figures
         if len(modes) == 2 and cost:
-            write_result(f"conversation-list-cost-{backend}", {"backend": backend, **cost})
+            write_result(
+                f"conversation-list-cost-{backend}", {**_earlier_cost(backend), "backend": backend, **cost}
+            )
     if "cluster" in scenarios:
         missing = missing_services("mariadb+redis")
         if missing:
@@ -77,12 +80,24 @@ def main() -> None:
         run_ws_memory(args.connections)
 
 
+def _earlier_cost(backend: str) -> dict[str, Any]:
+    """The scenarios of an earlier run's cost file that this run did not measure (g1 and g2 run apart)."""
+    path = RESULTS / f"conversation-list-cost-{backend}.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in earlier.items() if k in ("g1", "g2")}
+
+
 def _cost_figures(result: dict[str, Any], rate: str, cpu: str) -> dict[str, Any]:
     return {
         "write_path_statements_per_msg": result["write_path_statements_per_msg"],
         "write_path_commits_per_msg": result["write_path_commits_per_msg"],
         "msgs_per_s": result[rate],
         "server_cpu_ms_per_msg": result.get(cpu),
+        # throughput over the raw baseline measured in the same run: comparable across a loaded machine
+        "ratio_to_raw": result.get("ratio_to_raw", result.get("ratio_rows_to_raw")),
     }
 
 

@@ -178,7 +178,7 @@ def run_g1(backend: str, pairs: int, messages: int, conversations: bool = True) 
                 "target_ratio": 0.5,
             },
         )
-        return e2e
+        return {**e2e, "ratio_to_raw": round(e2e["msgs_per_s"] / raw, 3)}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

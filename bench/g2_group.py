@@ -84,7 +84,8 @@ async def run(
 ) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     names = [f"g{i}_{tag}" for i in range(size)]
-    ids = await _in_batches([register(base_url, n, PASSWORD, "G") for n in names])
+    # argon2 hashing on a shared 2-core box: small batches keep each request under the client's timeout
+    ids = await _in_batches([register(base_url, n, PASSWORD, "G") for n in names], 6)
     pushes: list[dict[int, float]] = [{} for _ in names]
 
     def client(i: int) -> Client:
@@ -94,7 +95,7 @@ async def run(
         return Client(base_url, names[i], PASSWORD, "PC", on_push=on_push, heartbeat_interval=30)
 
     clients = [client(i) for i in range(size)]
-    await _in_batches([c.start() for c in clients])
+    await _in_batches([c.start() for c in clients], 6)
     owner, members = clients[0], clients[1:]
     await _in_batches([m.apply_friend(ids[0], "bench") for m in members])
     for member_id in ids[1:]:
@@ -217,6 +218,6 @@ def run_g2(backend: str, size: int = 500, conversations: bool = True) -> dict[st
                 "target_ratio": 0.5,
             },
         )
-        return e2e
+        return {**e2e, "ratio_rows_to_raw": round(e2e["index_rows_per_s"] / (raw * size), 3)}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -137,6 +137,8 @@ async def test_sender_recalls_and_the_content_is_no_longer_served(deployment: Se
             0,
         )
         assert b.recalled[sent.msg_id] == alice_id
+        mine = await next_of(a, RecallEvent)  # the recalling device syncs its own RECALL entry too
+        assert (mine.msg_id, mine.peer_id, mine.seq_id) == (sent.msg_id, bob_id, result.seq_id)
         assert (await a.recall(sent.msg_id)).already_recalled
         history, _ = await b.history(peer_id=alice_id)
         (recalled,) = [m for m in history if m.msg_id == sent.msg_id]

@@ -700,6 +700,8 @@ class Client:
         """Recall (撤回) a message: your own within 2 minutes, any group message as its owner or an admin.
         Everyone who has it gets a RECALL entry in their timeline (a RecallEvent here)."""
         resp = await self._call(Cmd.CMD_MSG_RECALL_REQ, pb.MsgRecallReq(msg_id=msg_id), pb.MsgRecallResp)
+        if resp.seq_id > self.local_max_seq:
+            self._schedule_sync()  # this device gets no push for its own RECALL entry (as for a send)
         return RecallResult(msg_id, resp.seq_id, resp.already_recalled)
 
     async def group_read_count(self, group_id: int, msg_ids: list[int]) -> dict[int, ReadCount]:
