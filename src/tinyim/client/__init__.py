@@ -20,6 +20,7 @@ from tinyim.client.sdk import (
     register,
 )
 from tinyim.client.seqstore import FileSeqStore, MemorySeqStore, SeqStore
+from tinyim.client.status import Typing, UserStatus
 
 __all__ = [
     "Client",
@@ -39,7 +40,9 @@ __all__ = [
     "Sent",
     "SeqStore",
     "ServerError",
+    "Typing",
     "Unread",
     "User",
+    "UserStatus",
     "register",
 ]
