@@ -1,5 +1,6 @@
 """Python client SDK for TinyIM (used by the PC client, the tests and the benchmarks)."""
 
+from tinyim.client.files import FileRef, FileTransfers
 from tinyim.client.sdk import (
     Client,
     ClientEvent,
@@ -28,7 +29,9 @@ __all__ = [
     "ConnectionLost",
     "ConversationEvent",
     "ConversationItem",
+    "FileRef",
     "FileSeqStore",
+    "FileTransfers",
     "GroupSummary",
     "Kicked",
     "MemorySeqStore",

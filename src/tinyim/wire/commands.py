@@ -85,6 +85,10 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_MSG_RECALL_RESP: pb.MsgRecallResp,
     Cmd.CMD_GROUP_READ_COUNT_REQ: pb.GroupReadCountReq,
     Cmd.CMD_GROUP_READ_COUNT_RESP: pb.GroupReadCountResp,
+    # file gateway frames (files module)
+    Cmd.CMD_FILE_AUTH_REQ: pb.FileAuthReq,
+    Cmd.CMD_FILE_DOWNLOAD_BEGIN: pb.FileDownloadBegin,
+    Cmd.CMD_FILE_UPLOAD_DONE: pb.FileUploadDone,
     # user search privacy
     Cmd.CMD_PRIVACY_GET_REQ: pb.PrivacyGetReq,
     Cmd.CMD_PRIVACY_GET_RESP: pb.PrivacyGetResp,

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from tinyim.infra import metrics, tracing
 from tinyim.kernel import ImError
+from tinyim.modules.files import FileApi
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import TimelineApi
 from tinyim.pb import im_protocol_pb2 as pb
@@ -18,6 +19,7 @@ from .connection import Connection
 from .handlers import (
     HandlerTable,
     conversation_handlers,  # conversation list, pin/mute, recall, read counts
+    file_handlers,
     message_handlers,
     session_handlers,
     social_handlers,
@@ -51,6 +53,7 @@ class CommandRouter:
         relation: RelationApi,
         hub: GatewayHub,
         status: StatusTracker | None = None,  # online status and typing
+        files: FileApi | None = None,  # file transfer
     ) -> None:
         self._hub = hub
         self._handlers: HandlerTable = {
@@ -58,6 +61,7 @@ class CommandRouter:
             **message_handlers(timeline),
             **social_handlers(relation),
             **conversation_handlers(timeline),  # conversation list, pin/mute, recall, read counts
+            **(file_handlers(files) if files is not None else {}),
             **search_handlers(relation),  # user search
             **group_admin_handlers(relation),  # group owner actions
             **(status_handlers(status) if status is not None else {}),  # online status, typing

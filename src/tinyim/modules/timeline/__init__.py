@@ -1,6 +1,5 @@
 """timeline: messages written into every owner's timeline with a gapless per-owner seq; push then pull."""
 
-# conversation list, read receipts, recall
 from tinyim.modules.timeline.domain import (
     CLIENT_TYPES,
     Appended,
@@ -20,6 +19,7 @@ from tinyim.modules.timeline.domain import (
     Unread,
 )
 from tinyim.modules.timeline.ports import (
+    Attachments,
     GroupRoles,
     IdGenerator,
     MessagingPolicy,
@@ -33,6 +33,7 @@ from tinyim.modules.timeline.service import TimelineService, TimelineWriter
 __all__ = [
     "CLIENT_TYPES",
     "Appended",
+    "Attachments",
     "ConvType",
     "Conversation",
     "ConversationPage",

@@ -167,3 +167,12 @@ class PushNotifier(Protocol):
     async def notify_conversation(self, user_id: int, except_device: str, view: ConversationView) -> None:
         """Tell a user's other devices that a conversation was pinned/unpinned or muted/unmuted."""
         ...
+
+
+class Attachments(Protocol):
+    """Files that FILE / IMAGE messages name (served by the files module). Raises ImError unless the
+    content names a finished file the sender may use; afterwards every reader may download it."""
+
+    async def attach(
+        self, sender_id: int, msg_type: int, content: str, reader_ids: Sequence[int]
+    ) -> None: ...

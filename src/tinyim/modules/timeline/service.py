@@ -35,6 +35,7 @@ from tinyim.modules.timeline.domain import (
     recall_content,
 )
 from tinyim.modules.timeline.ports import (
+    Attachments,
     GroupRoles,
     IdGenerator,
     MessagingPolicy,
@@ -106,10 +107,12 @@ class TimelineService:
         roles: GroupRoles | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         recall_window_ms: int = RECALL_WINDOW_MS,
+        attachments: Attachments | None = None,
     ) -> None:
         self._roles = roles  # group roles for recall by owners and admins (relation serves them)
         self._clock = clock  # ms since the epoch; tests inject one to step past the recall window
         self._recall_window_ms = recall_window_ms
+        self._attachments = attachments  # FILE / IMAGE messages name a file (files module)
         self._store = store
         self._writer = writer
         self._policy = policy
@@ -126,6 +129,9 @@ class TimelineService:
         else:
             await self._policy.check_direct(caller.user_id, req.receiver_id)
             slots = direct_slots(caller.user_id, req.receiver_id)
+        if self._attachments is not None and req.msg_type in (MsgType.FILE, MsgType.IMAGE):
+            readers = [slot.owner_id for slot in slots]
+            await self._attachments.attach(caller.user_id, req.msg_type, req.content, readers)
         body = MessageBody(
             msg_id=self._writer.next_id(),
             sender_id=caller.user_id,
