@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 from urllib.parse import urlparse
 
+from bench.common import RESULTS, write_result
 from bench.g1_one_to_one import run_g1, run_g1_cluster
 from bench.g2_group import run_g2
 from bench.g5_files import run_g5
@@ -43,19 +46,38 @@ def main() -> None:
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
+    parser.add_argument(
+        "--conversation-list",
+        default="on,off",
+        help="comma list: on, off — G1/G2 with and without maintaining the conversation list (its cost)",
+    )
     parser.add_argument("--file-mib", type=int, default=1024, help="file size for g5 (MiB)")
     args = parser.parse_args()
     scenarios = {s.strip() for s in args.only.split(",")}
     one_process: dict[str, float] = {}
+    modes = [m.strip() == "on" for m in args.conversation_list.split(",") if m.strip()]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         missing = missing_services(backend)
         if missing:
             print(f"skipping the {backend} benchmarks: {', '.join(missing)} not reachable")
             continue
-        if "g1" in scenarios:
-            one_process[backend] = run_g1(backend, args.pairs, args.messages)
-        if "g2" in scenarios and not backend.endswith("+redis"):
-            run_g2(backend, args.group_size)
+        cost: dict[str, Any] = {}
+        for on in modes:
+            key = "with_conversation_list" if on else "without_conversation_list"
+            if "g1" in scenarios:
+                g1 = run_g1(backend, args.pairs, args.messages, conversations=on)
+                if on:
+                    one_process[backend] = float(g1["msgs_per_s"])
+                cost.setdefault("g1", {})[key] = _cost_figures(g1, "msgs_per_s", "server_cpu_ms_per_msg")
+            if "g2" in scenarios and not backend.endswith("+redis"):
+                g2 = run_g2(backend, args.group_size, conversations=on)
+                figures = _cost_figures(g2, "write_path_msgs_per_s", "write_path_server_cpu_ms_per_msg")
+                figures["group_msgs_per_s_4_senders"] = g2["group_msgs_per_s"]
+                cost.setdefault("g2", {})[key] = figures
+        if len(modes) == 2 and cost:
+            write_result(
+                f"conversation-list-cost-{backend}", {**_earlier_cost(backend), "backend": backend, **cost}
+            )
     if "cluster" in scenarios:
         missing = missing_services("mariadb+redis")
         if missing:
@@ -74,6 +96,27 @@ def main() -> None:
         run_g5(args.file_mib * 1024 * 1024)
     if "h1" in scenarios:
         run_hostile(args.hostile_seconds)
+
+
+def _earlier_cost(backend: str) -> dict[str, Any]:
+    """The scenarios of an earlier run's cost file that this run did not measure (g1 and g2 run apart)."""
+    path = RESULTS / f"conversation-list-cost-{backend}.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in earlier.items() if k in ("g1", "g2")}
+
+
+def _cost_figures(result: dict[str, Any], rate: str, cpu: str) -> dict[str, Any]:
+    return {
+        "write_path_statements_per_msg": result["write_path_statements_per_msg"],
+        "write_path_commits_per_msg": result["write_path_commits_per_msg"],
+        "msgs_per_s": result[rate],
+        "server_cpu_ms_per_msg": result.get(cpu),
+        # throughput over the raw baseline measured in the same run: comparable across a loaded machine
+        "ratio_to_raw": result.get("ratio_to_raw", result.get("ratio_rows_to_raw")),
+    }
 
 
 if __name__ == "__main__":

@@ -39,3 +39,31 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{name}: {json.dumps({k: v for k, v in result.items() if k != 'machine'})}")
     return path
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process used so far (Linux /proc); 0.0 where that is not available."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def metric(base_url: str, name: str) -> float:
+    """One counter from a process's /metrics (Prometheus text)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        text = (await http.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def round_trips(base_url: str) -> tuple[float, float]:
+    """SQL statements and commits so far (the server counts them for the benchmarks)."""
+    return await metric(base_url, "tinyim_db_statements_total"), await metric(
+        base_url, "tinyim_db_commits_total"
+    )

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import ms, percentile, write_result
+from bench.common import ms, percentile, process_cpu_seconds, round_trips, write_result
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
 from tests.support.server import ServerProcess, free_port
 from tests.support.services import REDIS_URL, delete_prefix, throwaway_mariadb
@@ -38,9 +38,12 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
         raise SystemExit(f"unknown backend {backend!r}")
 
 
-def server_env(backend: str, url: str) -> dict[str, str]:
-    """mariadb+redis: presence, profile cache and seqs (INCR) in Redis, under a throwaway key prefix."""
+def server_env(backend: str, url: str, conversations: bool = True) -> dict[str, str]:
+    """mariadb+redis: presence, profile cache and seqs (INCR) in Redis, under a throwaway key prefix.
+    conversations=False: messages do not maintain the conversation list (to measure what it costs)."""
     env = {"IM_DATABASE_URL": url} if url else {}
+    if not conversations:
+        env["IM_CONVERSATION_LIST"] = "false"
     if backend.endswith("+redis"):
         env |= {
             "IM_REDIS_URL": REDIS_URL,
@@ -50,7 +53,7 @@ def server_env(backend: str, url: str) -> dict[str, str]:
     return env
 
 
-async def end_to_end(base_url: str, pairs: int, messages: int) -> dict[str, Any]:
+async def end_to_end(base_url: str, pairs: int, messages: int, server_pid: int = 0) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     senders: list[Client] = []
     receivers: list[Client] = []
@@ -86,9 +89,11 @@ async def end_to_end(base_url: str, pairs: int, messages: int) -> dict[str, Any]
             await senders[i].send_text(target, f"message {k}")
             acks.append(time.perf_counter() - t0)
 
+    cpu0 = process_cpu_seconds(server_pid) if server_pid else 0.0
     began = time.perf_counter()
     await asyncio.gather(*(pair(i) for i in range(pairs)))
     elapsed = time.perf_counter() - began
+    cpu = (process_cpu_seconds(server_pid) - cpu0) if server_pid else 0.0
     await asyncio.gather(
         *(r.wait_for_seq(b + messages, timeout=60) for r, b in zip(receivers, base, strict=True))
     )
@@ -100,10 +105,22 @@ async def end_to_end(base_url: str, pairs: int, messages: int) -> dict[str, Any]
             first = next((t for seq, t in pushes if seq >= base[i] + k), None)
             if first is not None:
                 notify.append(first - t0)
-    for c in senders + receivers:
+    # the write path alone: receivers offline, one sender, one message at a time
+    for c in receivers:
+        await c.close()
+    quiet = 20
+    statements0, commits0 = await round_trips(base_url)
+    for k in range(quiet):
+        await senders[0].send_text(receivers[0].user_id, f"quiet {k}")
+    statements1, commits1 = await round_trips(base_url)
+    for c in senders:
         await c.close()
     total = pairs * messages
+    extra = {"server_cpu_ms_per_msg": round(cpu * 1000 / total, 3)} if server_pid else {}
     return {
+        **extra,
+        "write_path_statements_per_msg": round((statements1 - statements0) / quiet, 2),
+        "write_path_commits_per_msg": round((commits1 - commits0) / quiet, 2),
         "messages": total,
         "msgs_per_s": round(total / elapsed, 1),
         "send_ack_p50_ms": ms(percentile(acks, 50)),
@@ -120,12 +137,13 @@ def one_to_one_rows(writer: int, msg_id: int) -> list[IndexRow]:
 
 
 async def measure(
-    backend: str, url: str, workdir: Path, pairs: int, messages: int
+    backend: str, url: str, workdir: Path, pairs: int, messages: int, conversations: bool = True
 ) -> tuple[dict[str, Any], float]:
-    env = server_env(backend, url)
+    env = server_env(backend, url, conversations)
     server = ServerProcess(workdir / "server", env=env).start()
     try:
-        e2e = await end_to_end(server.base_url, pairs, messages)
+        assert server.proc is not None
+        e2e = await end_to_end(server.base_url, pairs, messages, server.proc.pid)
     finally:
         server.stop()
         if "IM_REDIS_PREFIX" in env:
@@ -137,17 +155,20 @@ async def measure(
     return e2e, await raw_mariadb(url, pairs, messages, 0, one_to_one_rows)
 
 
-def run_g1(backend: str, pairs: int, messages: int) -> float:
-    """The one-process figure for a backend; returns its msgs/s."""
+def run_g1(backend: str, pairs: int, messages: int, conversations: bool = True) -> dict[str, Any]:
+    """The one-process figures for a backend (msgs_per_s, write-path statements per message, ...).
+    conversations=False: the same without maintaining the conversation list (its cost, by difference)."""
     workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-"))
+    suffix = "" if conversations else "-no-conversation-list"
     try:
         with database(backend, workdir) as url:  # created and migrated outside the event loop
-            e2e, raw = asyncio.run(measure(backend, url, workdir, pairs, messages))
+            e2e, raw = asyncio.run(measure(backend, url, workdir, pairs, messages, conversations))
         write_result(
-            f"g1-one-to-one-{backend}",
+            f"g1-one-to-one-{backend}{suffix}",
             {
                 "scenario": "G1 1:1 end to end over WebSocket, one process (IM_ROLES=all)",
                 "backend": backend,
+                "conversation_list": conversations,
                 "pairs": pairs,
                 "messages_per_pair": messages,
                 **e2e,
@@ -157,7 +178,7 @@ def run_g1(backend: str, pairs: int, messages: int) -> float:
                 "target_ratio": 0.5,
             },
         )
-        return float(e2e["msgs_per_s"])
+        return {**e2e, "ratio_to_raw": round(e2e["msgs_per_s"] / raw, 3)}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -22,6 +22,9 @@ UNIMPLEMENTED: Final = "unimplemented"
 ALREADY_EXISTS: Final = "already_exists"
 NOT_MEMBER: Final = "not_member"
 GROUP_FULL: Final = "group_full"
+# conversations, receipts, recall
+RECALL_TOO_LATE: Final = "recall_too_late"
+NOT_RECALLABLE: Final = "not_recallable"
 # user search, typing: too many requests of one kind in a window
 RATE_LIMITED: Final = "rate_limited"
 # reliability: a client_msg_id reused for a different message

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     max_bad_frames: int = Field(default=20, ge=1)
     sync_page_max: int = Field(default=200, ge=1)
     sync_page_default: int = Field(default=100, ge=1)
+    # Conversation list and recall.
+    recall_window_seconds: float = Field(default=120.0, gt=0)  # a sender recalls within this
+    # false: messages no longer maintain the conversation list (only to measure its cost: `make bench`)
+    conversation_list: bool = True
     # user search: searches (pages) per user per minute
     search_per_minute: int = Field(default=30, ge=1)
     # online status: away after this long without a request on every device; a device of a gateway that

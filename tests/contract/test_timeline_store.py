@@ -298,7 +298,8 @@ async def test_read_marks_and_unread(timeline_backend: Backend) -> None:
             (u.conversation.conv_type, u.conversation.other_id): (u.unread, u.last_seq, u.read_seq)
             for u in await store.unread(a)
         }
-        assert unread == {(ConvType.DIRECT, b): (3, 3, 0), (ConvType.GROUP, group_id): (1, 5, 0)}
+        # last_seq: the conversation's last message (a's own reply at seq 4)
+        assert unread == {(ConvType.DIRECT, b): (3, 4, 0), (ConvType.GROUP, group_id): (1, 5, 0)}
         # plain ints on every driver (MariaDB answers DECIMAL for aggregates over COALESCE)
         assert {type(n) for counts in unread.values() for n in counts} == {int}
         direct = Conversation(ConvType.DIRECT, b)

@@ -296,3 +296,30 @@ async def test_kill_a_msg_node_sends_go_to_the_other_and_lose_nothing(cluster: C
             assert len(texts) == len(set(texts)) == 120  # each message stored exactly once
     finally:
         cluster.start("msg-1")
+
+
+# ---------- conversation list, read receipts, recall: across gateways ----------
+async def test_receipts_recalls_and_pin_cross_gateways(cluster: Cluster) -> None:
+    """Receipts and pin/mute changes travel as PushEvent calls to the gateway holding each device;
+    recall entries reach both gateways through the timeline."""
+    from tinyim.client import ConversationEvent, RecallEvent, ReceiptEvent
+
+    alice, alice_id, bob, bob_id = await friends(cluster)
+    async with (
+        on_gateway(cluster, alice, "gateway-1", "PC") as a_pc,
+        on_gateway(cluster, alice, "gateway-2", "Web") as a_web,
+        on_gateway(cluster, bob, "gateway-2") as b,
+    ):
+        sent = await a_pc.send_text(bob_id, "across")
+        got = await next_text(b)
+        await b.mark_read(peer_id=alice_id, read_seq=got.seq_id)
+        for device in (a_pc, a_web):  # alice's devices on both gateways
+            event = await device.next_event(10)
+            assert event == ReceiptEvent(bob_id, sent.seq_id)
+        await a_pc.pin_conversation(peer_id=bob_id)
+        assert await a_web.next_event(10) == ConversationEvent(bob_id, 0, True, False)
+        await a_web.recall(sent.msg_id)
+        recall = await b.next_event(10)
+        assert isinstance(recall, RecallEvent) and recall.msg_id == sent.msg_id
+        (listed,) = [c for c in (await b.all_conversations()) if c.peer_id == alice_id]
+        assert listed.unread == 0 and "across" not in listed.preview

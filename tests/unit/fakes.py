@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from tinyim.kernel import Privacy, PushTarget, UserProfile
 from tinyim.modules.presence import StatusView
@@ -39,6 +40,8 @@ class RecordingNotifier:
         self.batches: list[list[PushTarget]] = []
         self.reads: list[tuple[int, str, int, int, int]] = []
         self.fail = fail
+        self.receipts: list[tuple[int, int, int]] = []  # (user, peer who read, read_seq in user's seqs)
+        self.conversation_changes: list[tuple[int, str, Any]] = []  # (user, except_device, ConversationView)
 
     async def notify_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
@@ -50,6 +53,13 @@ class RecordingNotifier:
         if self.fail:
             raise ConnectionError("gateway unreachable")
 
+    # read receipts, conversation changes
+    async def notify_receipt(self, user_id: int, peer_id: int, read_seq: int) -> None:
+        self.receipts.append((user_id, peer_id, read_seq))
+
+    async def notify_conversation(self, user_id: int, except_device: str, view: Any) -> None:
+        self.conversation_changes.append((user_id, except_device, view))
+
 
 class RecordingGatewayLink:
     def __init__(self, dead: frozenset[str] = frozenset()) -> None:
@@ -57,6 +67,7 @@ class RecordingGatewayLink:
         self.pushes: list[tuple[str, list[PushTarget]]] = []
         self.kicks: list[tuple[str, int, str, str]] = []
         self.reads: list[tuple[str, int, str, int]] = []
+        self.events: list[tuple[str, int, str, int]] = []
         self.statuses: list[tuple[str, list[int], StatusView]] = []  # online status
         self.typings: list[tuple[str, int, int, bool]] = []
 
@@ -67,6 +78,12 @@ class RecordingGatewayLink:
 
     async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
         self.pushes.append((gateway_id, list(targets)))
+
+    # client frames for a user's devices (read receipts, conversation changes)
+    async def push_event(
+        self, gateway_id: str, user_id: int, except_device: str, cmd: int, body: bytes
+    ) -> None:
+        self.events.append((gateway_id, user_id, except_device, cmd))
 
     async def kick(
         self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from pydantic import ValidationError
 
@@ -14,7 +16,18 @@ from tinyim.kernel import NOT_FOUND, Caller, ImError
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.relation import RelationService
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
-from tinyim.modules.timeline import Conversation, SendRequest, SendResult, StoredMessage, SyncPage, Unread
+from tinyim.modules.timeline import (
+    Conversation,
+    ConversationPage,
+    ConversationView,
+    ReadCount,
+    RecallResult,
+    SendRequest,
+    SendResult,
+    StoredMessage,
+    SyncPage,
+    Unread,
+)
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.settings import Settings
 from tinyim.wire import Cmd, ErrorCode, decode, encode
@@ -26,6 +39,9 @@ class FakeTimeline:
         self.sent: list[tuple[Caller, SendRequest]] = []
         self.synced: list[tuple[Caller, int, int]] = []
         self.error = error
+        self.listed: list[tuple[Caller, int, str]] = []
+        self.updates: list[tuple[Caller, Conversation, bool | None, bool | None]] = []
+        self.recalls: list[tuple[Caller, int]] = []
 
     async def send(self, caller: Caller, req: SendRequest) -> SendResult:
         if self.error:
@@ -47,6 +63,26 @@ class FakeTimeline:
 
     async def unread(self, caller: Caller) -> list[Unread]:
         return []
+
+    # conversation list, pin/mute, recall, group read counts
+    async def conversations(self, caller: Caller, limit: int, cursor: str) -> ConversationPage:
+        self.listed.append((caller, limit, cursor))
+        return ConversationPage([], "")
+
+    async def update_conversation(
+        self, caller: Caller, conversation: Conversation, pinned: bool | None, muted: bool | None
+    ) -> ConversationView:
+        self.updates.append((caller, conversation, pinned, muted))
+        return ConversationView(conversation, 4, 5, 6, 0, "p", 1, 2, 3, bool(pinned), bool(muted))
+
+    async def recall(self, caller: Caller, msg_id: int) -> RecallResult:
+        self.recalls.append((caller, msg_id))
+        return RecallResult(msg_id, 9)
+
+    async def group_read_counts(
+        self, caller: Caller, group_id: int, msg_ids: Sequence[int]
+    ) -> list[ReadCount]:
+        return [ReadCount(m, 1, 2) for m in msg_ids]
 
 
 def router(timeline: FakeTimeline) -> CommandRouter:

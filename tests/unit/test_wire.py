@@ -114,6 +114,7 @@ def test_command_table_is_the_spec_s() -> None:
     assert {name: int(Cmd[name]) for name in spec} == spec and int(Cmd.CMD_ERROR_RESP) == 0x1FFF
     assert {int(c) for c in Cmd} == {v for _, v in pb.Cmd.items() if v}
     assert {0x2003, 0x1005, 0x200C} <= PUSH_COMMANDS
+    assert {0x2014, 0x2015} <= PUSH_COMMANDS  # conversation changes, read receipts
     assert {0x1014, 0x2032} <= PUSH_COMMANDS  # online status, typing
     assert 0x2004 in REQUEST_COMMANDS and 0x2005 not in REQUEST_COMMANDS
     for cmd in Cmd:

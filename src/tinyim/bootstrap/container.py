@@ -58,6 +58,7 @@ from tinyim.modules.relation.adapters.redis import RedisRateLimiter
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
+from tinyim.modules.timeline.adapters.push import FramePushNotifier
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, MsgServiceStub, UserServiceStub
@@ -250,11 +251,16 @@ class Container(containers.DeclarativeContainer):
     )
 
     # timeline writing (used by relation for notices: no dependency cycle), relation, timeline
+    maintain_conversations = settings.provided.conversation_list
     timeline_store = providers.Selector(
         settings.provided.seq_allocator,
-        sql=providers.Singleton(SqlTimelineStore, db),
-        redis=providers.Singleton(RedisSeqTimelineStore, db, redis, keys),
+        sql=providers.Singleton(SqlTimelineStore, db, conversations=maintain_conversations),
+        redis=providers.Singleton(
+            RedisSeqTimelineStore, db, redis, keys, conversations=maintain_conversations
+        ),
     )
+    # read receipts and conversation changes reach devices as client frames through presence
+    timeline_pushes = providers.Singleton(FramePushNotifier, presence)
     timeline_writer = providers.Singleton(TimelineWriter, timeline_store, ids, presence)
     remote_timeline = providers.Singleton(
         GrpcTimelineClient,
@@ -290,10 +296,12 @@ class Container(containers.DeclarativeContainer):
             store=timeline_store,
             writer=timeline_writer,
             policy=relation,
-            notifier=presence,
+            notifier=timeline_pushes,
             max_content_bytes=settings.provided.max_content_bytes,
             sync_page_default=settings.provided.sync_page_default,
             sync_page_max=settings.provided.sync_page_max,
+            roles=relation,
+            recall_window_ms=providers.Callable(lambda s: int(s.recall_window_seconds * 1000), settings),
             attachments=providers.Singleton(FilesAsAttachments, files.api),
         ),
         remote=remote_timeline,

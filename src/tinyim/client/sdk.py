@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import os
 import random
@@ -77,6 +78,11 @@ class Message:
     create_time: int
     client_msg_id: str
     is_mine: bool
+    recalled_by: int = 0  # recalled (by the sender, or a group owner/admin): content is empty
+
+    @property
+    def recalled(self) -> bool:
+        return bool(self.recalled_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +241,10 @@ class Client:
         self._closing = False
         self._seq_changed = asyncio.Condition()
         self._pacer = _Pacer(40.0, 100.0)
+        # conversation list, read receipts, recall (see events())
+        self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
+        self.receipts: dict[int, int] = {}  # 1:1 peer -> how far they read, as a seq of your timeline
+        self.recalled: dict[int, int] = {}  # msg_id -> who recalled it (from RECALL entries synced)
         # online status and typing pushes (latest status per user; both also queued for next_*)
         self.statuses: dict[int, UserStatus] = {}
         self.on_status: Callable[[UserStatus], None] | None = None
@@ -572,6 +582,7 @@ class Client:
             m.create_time,
             m.client_msg_id,
             m.sender_id == self.user_id,
+            m.recalled_by,
         )
 
     def _remember_read(self, peer_id: int, group_id: int, read_seq: int) -> None:
@@ -656,6 +667,8 @@ class Client:
                     self._remember_read(body.peer_id, body.group_id, body.read_seq)
                     if self._on_read is not None:
                         self._on_read(body.peer_id, body.group_id, body.read_seq)
+                elif frame.cmd in (Cmd.CMD_RECEIPT_NOTIFY, Cmd.CMD_CONV_NOTIFY):
+                    self._conversation_push(body)
                 elif frame.cmd == Cmd.CMD_KICK_NOTIFY:
                     assert isinstance(body, pb.KickNotify)
                     self.kick_reason = body.reason
@@ -706,6 +719,8 @@ class Client:
                 return
 
     async def _deliver(self, message: Message) -> None:
+        if message.type == pb.RECALL:
+            self._recall_entry(message)
         self._queue.put_nowait(message)
         if self._on_message is not None:
             result = self._on_message(message)
@@ -885,9 +900,158 @@ class Client:
             if self.on_typing is not None:
                 self.on_typing(typing)
 
+    # ---------- conversation list, pin/mute, read receipts, recall ----------
+    async def conversations(self, limit: int = 20, cursor: str = "") -> tuple[list[ConversationItem], str]:
+        """One page of your conversations, pinned first, then newest first; and the next page's cursor
+        ("" when there is none)."""
+        req = pb.ConversationListReq(limit=limit, cursor=cursor)
+        resp = await self._call(Cmd.CMD_CONV_LIST_REQ, req, pb.ConversationListResp)
+        return [_conversation(c) for c in resp.conversations], resp.next_cursor
+
+    async def all_conversations(self, page: int = 100) -> list[ConversationItem]:
+        items: list[ConversationItem] = []
+        cursor = ""
+        while True:
+            got, cursor = await self.conversations(page, cursor)
+            items += got
+            if not cursor:
+                return items
+
+    async def pin_conversation(
+        self, *, peer_id: int = 0, group_id: int = 0, pinned: bool = True
+    ) -> ConversationItem:
+        """Pin (or unpin) a conversation for all your devices."""
+        return await self._update_conversation(
+            pb.ConversationUpdateReq(peer_id=peer_id, group_id=group_id, pinned=pinned)
+        )
+
+    async def mute_conversation(
+        self, *, peer_id: int = 0, group_id: int = 0, muted: bool = True
+    ) -> ConversationItem:
+        """Mute (or unmute) a conversation for all your devices."""
+        return await self._update_conversation(
+            pb.ConversationUpdateReq(peer_id=peer_id, group_id=group_id, muted=muted)
+        )
+
+    async def recall(self, msg_id: int) -> RecallResult:
+        """Recall (撤回) a message: your own within 2 minutes, any group message as its owner or an admin.
+        Everyone who has it gets a RECALL entry in their timeline (a RecallEvent here)."""
+        resp = await self._call(Cmd.CMD_MSG_RECALL_REQ, pb.MsgRecallReq(msg_id=msg_id), pb.MsgRecallResp)
+        if resp.seq_id > self.local_max_seq:
+            self._schedule_sync()  # this device gets no push for its own RECALL entry (as for a send)
+        return RecallResult(msg_id, resp.seq_id, resp.already_recalled)
+
+    async def group_read_count(self, group_id: int, msg_ids: list[int]) -> dict[int, ReadCount]:
+        """How many members read group messages you sent (others' messages are left out)."""
+        req = pb.GroupReadCountReq(group_id=group_id, msg_ids=msg_ids)
+        resp = await self._call(Cmd.CMD_GROUP_READ_COUNT_REQ, req, pb.GroupReadCountResp)
+        return {c.msg_id: ReadCount(c.msg_id, c.read, c.total) for c in resp.counts}
+
+    async def events(self) -> AsyncIterator[ClientEvent]:
+        """Read receipts (ReceiptEvent), recalls (RecallEvent) and pin/mute changes made on your other
+        devices (ConversationEvent), as they arrive."""
+        while True:
+            yield await self._events.get()
+
+    async def next_event(self, timeout: float = 10.0) -> ClientEvent:
+        return await asyncio.wait_for(self._events.get(), timeout)
+
+    async def _update_conversation(self, req: pb.ConversationUpdateReq) -> ConversationItem:
+        resp = await self._call(Cmd.CMD_CONV_UPDATE_REQ, req, pb.ConversationUpdateResp)
+        return _conversation(resp.conversation)
+
+    def _conversation_push(self, body: ProtoMessage) -> None:
+        if isinstance(body, pb.ReceiptNotify):
+            self.receipts[body.peer_id] = max(self.receipts.get(body.peer_id, 0), body.read_seq)
+            self._events.put_nowait(ReceiptEvent(body.peer_id, body.read_seq))
+        elif isinstance(body, pb.ConversationNotify):
+            self._events.put_nowait(ConversationEvent(body.peer_id, body.group_id, body.pinned, body.muted))
+
+    def _recall_entry(self, message: Message) -> None:
+        try:
+            content = json.loads(message.content)
+            msg_id, by = int(content["msg_id"]), int(content["by"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable RECALL entry %s", message.msg_id)
+            return
+        self.recalled[msg_id] = by
+        peer_id = 0 if message.group_id else (message.receiver_id if message.is_mine else message.sender_id)
+        self._events.put_nowait(RecallEvent(msg_id, by, peer_id, message.group_id, message.seq_id))
+
 
 def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
     """Queue a push; when nobody takes them, the oldest make room (the latest state is what counts)."""
     if queue.full():
         queue.get_nowait()
     queue.put_nowait(item)
+
+
+# ---------- conversation list, read receipts, recall ----------
+@dataclass(frozen=True, slots=True)
+class ConversationItem:
+    peer_id: int  # 1:1 conversations
+    group_id: int  # group conversations
+    last_seq: int
+    last_msg_id: int
+    last_sender_id: int
+    last_type: int
+    preview: str
+    last_time: int  # ms
+    unread: int
+    read_seq: int
+    peer_read_seq: int  # 1:1: how far the peer read, as a seq of your timeline
+    pinned: bool
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecallResult:
+    msg_id: int
+    seq_id: int  # the RECALL entry in your timeline (0 when it was recalled before)
+    already_recalled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCount:
+    msg_id: int
+    read: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptEvent:
+    """A 1:1 peer read your conversation up to read_seq (a seq of your timeline)."""
+
+    peer_id: int
+    read_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecallEvent:
+    """A message you have was recalled; `seq_id` is the RECALL entry in your timeline."""
+
+    msg_id: int
+    recalled_by: int
+    peer_id: int
+    group_id: int
+    seq_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEvent:
+    """Another device of yours pinned/unpinned or muted/unmuted a conversation."""
+
+    peer_id: int
+    group_id: int
+    pinned: bool
+    muted: bool
+
+
+ClientEvent = ReceiptEvent | RecallEvent | ConversationEvent
+
+
+def _conversation(c: pb.ConversationInfo) -> ConversationItem:
+    return ConversationItem(
+        c.peer_id, c.group_id, c.last_seq, c.last_msg_id, c.last_sender_id, int(c.last_type), c.preview,
+        c.last_time, c.unread, c.read_seq, c.peer_read_seq, c.pinned, c.muted,
+    )  # fmt: skip

@@ -19,6 +19,9 @@ WIRE_CODES: dict[str, ErrorCode] = {
     kernel.ALREADY_EXISTS: ErrorCode.ERR_ALREADY_EXISTS,
     kernel.NOT_MEMBER: ErrorCode.ERR_NOT_MEMBER,
     kernel.GROUP_FULL: ErrorCode.ERR_GROUP_FULL,
+    # conversations, receipts, recall
+    kernel.RECALL_TOO_LATE: ErrorCode.ERR_RECALL_TOO_LATE,
+    kernel.NOT_RECALLABLE: ErrorCode.ERR_NOT_RECALLABLE,
     # file transfer
     files.FILE_NOT_READY: ErrorCode.ERR_FILE_NOT_READY,
     files.FILE_CORRUPT: ErrorCode.ERR_FILE_CORRUPT,
@@ -43,6 +46,9 @@ HTTP_STATUS: dict[str, int] = {
     kernel.ALREADY_EXISTS: 409,
     kernel.NOT_MEMBER: 403,
     kernel.GROUP_FULL: 409,
+    # conversations, receipts, recall
+    kernel.RECALL_TOO_LATE: 409,
+    kernel.NOT_RECALLABLE: 400,
     # file transfer
     files.FILE_NOT_READY: 409,
     files.FILE_CORRUPT: 422,

@@ -74,6 +74,17 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_PROFILE_UPDATE_RESP: pb.ProfileUpdateResp,
     Cmd.CMD_USER_SEARCH_REQ: pb.UserSearchReq,
     Cmd.CMD_USER_SEARCH_RESP: pb.UserSearchResp,
+    # conversation list, pin/mute, read receipts, recall
+    Cmd.CMD_CONV_LIST_REQ: pb.ConversationListReq,
+    Cmd.CMD_CONV_LIST_RESP: pb.ConversationListResp,
+    Cmd.CMD_CONV_UPDATE_REQ: pb.ConversationUpdateReq,
+    Cmd.CMD_CONV_UPDATE_RESP: pb.ConversationUpdateResp,
+    Cmd.CMD_CONV_NOTIFY: pb.ConversationNotify,
+    Cmd.CMD_RECEIPT_NOTIFY: pb.ReceiptNotify,
+    Cmd.CMD_MSG_RECALL_REQ: pb.MsgRecallReq,
+    Cmd.CMD_MSG_RECALL_RESP: pb.MsgRecallResp,
+    Cmd.CMD_GROUP_READ_COUNT_REQ: pb.GroupReadCountReq,
+    Cmd.CMD_GROUP_READ_COUNT_RESP: pb.GroupReadCountResp,
     # file gateway frames (files module)
     Cmd.CMD_FILE_AUTH_REQ: pb.FileAuthReq,
     Cmd.CMD_FILE_DOWNLOAD_BEGIN: pb.FileDownloadBegin,

@@ -40,6 +40,12 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
         await self._hub.push_read(request.user_id, request.except_device, n.peer_id, n.group_id, n.read_seq)
         return ipb.Ack()
 
+    # a client frame for a user's devices (read receipts, conversation changes)
+    @translate_errors
+    async def PushEvent(self, request: ipb.PushEventReq, context: Ctx) -> Any:
+        await self._hub.push_event(request.user_id, request.except_device, request.cmd, request.body)
+        return ipb.Ack()
+
     # online status and typing
     @translate_errors
     async def PushStatus(self, request: ipb.PushStatusInternalReq, context: Ctx) -> Any:

@@ -19,7 +19,16 @@ from tinyim.modules.files.adapters.rpc import download_resp, upload_request, upl
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.relation.adapters.protobuf import group_info, group_members_resp, user_info
 from tinyim.modules.timeline import Conversation, SendRequest, TimelineApi
-from tinyim.modules.timeline.adapters.protobuf import message_data, send_resp, sync_resp, unread_resp
+from tinyim.modules.timeline.adapters.protobuf import (
+    conversation_info,
+    conversation_list_resp,
+    message_data,
+    read_count_resp,
+    send_resp,
+    sync_resp,
+    unread_resp,
+    update_flags,
+)
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd
 
@@ -74,6 +83,35 @@ def message_handlers(timeline: TimelineApi) -> HandlerTable:
         Cmd.CMD_MSG_HISTORY_REQ: (history, Cmd.CMD_MSG_HISTORY_RESP),
         Cmd.CMD_MSG_READ_REQ: (read, Cmd.CMD_MSG_READ_RESP),
         Cmd.CMD_UNREAD_REQ: (unread, Cmd.CMD_UNREAD_RESP),
+    }
+
+
+def conversation_handlers(timeline: TimelineApi) -> HandlerTable:
+    """Conversation list, pin/mute, recall, group read counts."""
+
+    async def conversations(conn: Connection, req: pb.ConversationListReq) -> Message:
+        return conversation_list_resp(await timeline.conversations(caller(conn), req.limit, req.cursor))
+
+    async def update(conn: Connection, req: pb.ConversationUpdateReq) -> Message:
+        pinned, muted = update_flags(req)
+        conversation = Conversation.of(req.peer_id, req.group_id)
+        view = await timeline.update_conversation(caller(conn), conversation, pinned, muted)
+        return pb.ConversationUpdateResp(conversation=conversation_info(view))
+
+    async def recall(conn: Connection, req: pb.MsgRecallReq) -> Message:
+        result = await timeline.recall(caller(conn), req.msg_id)
+        return pb.MsgRecallResp(already_recalled=result.already_recalled, seq_id=result.seq_id)
+
+    async def read_count(conn: Connection, req: pb.GroupReadCountReq) -> Message:
+        return read_count_resp(
+            await timeline.group_read_counts(caller(conn), req.group_id, list(req.msg_ids))
+        )
+
+    return {
+        Cmd.CMD_CONV_LIST_REQ: (conversations, Cmd.CMD_CONV_LIST_RESP),
+        Cmd.CMD_CONV_UPDATE_REQ: (update, Cmd.CMD_CONV_UPDATE_RESP),
+        Cmd.CMD_MSG_RECALL_REQ: (recall, Cmd.CMD_MSG_RECALL_RESP),
+        Cmd.CMD_GROUP_READ_COUNT_REQ: (read_count, Cmd.CMD_GROUP_READ_COUNT_RESP),
     }
 
 

@@ -93,6 +93,13 @@ class GatewayHub:
             if device_id != except_device:
                 conn.send_soon(frame)
 
+    async def push_event(self, user_id: int, except_device: str, cmd: int, body: bytes) -> None:
+        """A client frame for user_id's devices on this gateway (receipts, conversation changes)."""
+        frame = encode(cmd, body)
+        for device_id, conn in self._by_user.get(user_id, {}).items():
+            if device_id != except_device:
+                conn.send_soon(frame)
+
     # online status and typing: frames for the connected devices, never stored
     async def push_status(self, user_ids: Sequence[int], status: StatusView) -> None:
         frame = encode(Cmd.CMD_STATUS_NOTIFY, pb.StatusNotify(status=status_info(status)).SerializeToString())
@@ -149,6 +156,15 @@ class LocalGatewayLink:
             await self._hub.push_read(user_id, except_device, peer_id, group_id, read_seq)
         elif remote := self._remote(gateway_id):
             await remote.push_read(gateway_id, user_id, except_device, peer_id, group_id, read_seq)
+
+    # a client frame for a user's devices (read receipts, conversation changes)
+    async def push_event(
+        self, gateway_id: str, user_id: int, except_device: str, cmd: int, body: bytes
+    ) -> None:
+        if gateway_id == self._hub.gateway_id:
+            await self._hub.push_event(user_id, except_device, cmd, body)
+        elif remote := self._remote(gateway_id):
+            await remote.push_event(gateway_id, user_id, except_device, cmd, body)
 
     # online status and typing
     async def push_status(self, gateway_id: str, user_ids: Sequence[int], status: StatusView) -> None:

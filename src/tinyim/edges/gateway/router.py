@@ -18,7 +18,14 @@ from tinyim.wire.validate import check_ranges
 
 from ..errors import wire_code
 from .connection import Connection
-from .handlers import HandlerTable, file_handlers, message_handlers, session_handlers, social_handlers
+from .handlers import (
+    HandlerTable,
+    conversation_handlers,  # conversation list, pin/mute, recall, read counts
+    file_handlers,
+    message_handlers,
+    session_handlers,
+    social_handlers,
+)
 from .hub import GatewayHub
 from .status import StatusTracker
 from .status_handlers import group_admin_handlers, search_handlers, status_handlers
@@ -56,6 +63,7 @@ class CommandRouter:
             **session_handlers(hub),
             **message_handlers(timeline),
             **social_handlers(relation),
+            **conversation_handlers(timeline),  # conversation list, pin/mute, recall, read counts
             **(file_handlers(files) if files is not None else {}),
             **search_handlers(relation),  # user search
             **group_admin_handlers(relation),  # group owner actions

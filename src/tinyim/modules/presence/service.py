@@ -49,6 +49,16 @@ class PresenceRouter:
             except Exception:
                 log.warning("read notify to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
 
+    async def notify_event(self, user_id: int, except_device: str, cmd: int, body: bytes) -> None:
+        """A client frame (cmd + protobuf body) for every device of user_id but except_device."""
+        online = await self._sessions.lookup([user_id])
+        gateways = {s.gateway_id for s in online.get(user_id, ()) if s.device_id != except_device}
+        for gateway_id in gateways:
+            try:
+                await self._gateways.push_event(gateway_id, user_id, except_device, cmd, body)
+            except Exception:
+                log.warning("event push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+
     async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
         online = await self._sessions.lookup([user_id])
         gateways = {

@@ -49,6 +49,11 @@ class RelationApi(Protocol):
     async def my_groups(self, caller: Caller) -> list[Group]: ...
     async def group_members(self, caller: Caller, group_id: int) -> list[tuple[UserProfile, Member]]: ...
 
+    # recall: a member's role (asked by the msg role; server-side only, not a client command)
+    async def group_role(self, group_id: int, user_id: int) -> int:
+        """user_id's GroupRole in group_id, 0 when not a member."""
+        ...
+
     # user search
     async def search_users(
         self, caller: Caller, username: str, nickname_prefix: str, limit: int, cursor: str

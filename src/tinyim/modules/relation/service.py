@@ -314,6 +314,10 @@ class RelationService:
         profiles = await self._users.get_profiles(m.user_id for m in members)
         return [(profiles[m.user_id], m) for m in members if m.user_id in profiles]
 
+    # recall: a member's role
+    async def group_role(self, group_id: int, user_id: int) -> int:
+        return int(await self._store.role(group_id, user_id) or 0)
+
     # ---------- user search ----------
     async def search_users(
         self, caller: Caller, username: str, nickname_prefix: str, limit: int, cursor: str

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 
 from tinyim.infra.snowflake import id_time_ms
-from tinyim.kernel import INVALID_ARGUMENT, ImError
+from tinyim.kernel import INVALID_ARGUMENT, NOT_RECALLABLE, PERMISSION_DENIED, RECALL_TOO_LATE, ImError
 
 
 class MsgType(enum.IntEnum):
@@ -15,6 +16,7 @@ class MsgType(enum.IntEnum):
     FILE = 2
     SYSTEM = 3
     FRIEND_REQ = 4
+    RECALL = 10  # server-written: a message was recalled (content: JSON naming it)
 
 
 class ConvType(enum.IntEnum):
@@ -83,6 +85,7 @@ class StoredMessage:
     content: str
     client_msg_id: str
     is_sender: bool
+    recalled_by: int = 0  # who recalled it (its content is gone), 0 = not recalled
 
     @property
     def created_ms(self) -> int:
@@ -152,3 +155,150 @@ def direct_slots(sender_id: int, receiver_id: int) -> list[TimelineSlot]:
 def group_slots(sender_id: int, group_id: int, member_ids: list[int]) -> list[TimelineSlot]:
     """Write diffusion: one copy per member, in their conversation with the group."""
     return [TimelineSlot(m, group_id, m == sender_id) for m in member_ids]
+
+
+# ---------- conversation list, read receipts, recall ----------
+
+PREVIEW_CHARS = 60  # characters of the last message kept in the conversation list (migration 0006)
+RECALL_WINDOW_MS = 120_000  # a sender recalls within 2 minutes; group owners and admins at any time
+CONVERSATION_PAGE_DEFAULT = 20
+CONVERSATION_PAGE_MAX = 100
+READ_COUNT_MAX_IDS = 100
+
+
+class RecallTooLate(ImError):
+    def __init__(self) -> None:
+        super().__init__(RECALL_TOO_LATE, "a message can be recalled by its sender within 2 minutes only")
+
+
+def conversation_of_slot(body: MessageBody, slot: TimelineSlot) -> Conversation:
+    return Conversation(ConvType.GROUP if body.group_id else ConvType.DIRECT, slot.other_id)
+
+
+def conversation_of_message(m: StoredMessage) -> Conversation:
+    """The conversation a timeline entry belongs to, from its owner's point of view."""
+    if m.group_id:
+        return Conversation(ConvType.GROUP, m.group_id)
+    return Conversation(ConvType.DIRECT, m.receiver_id if m.is_sender else m.sender_id)
+
+
+def counts_as_unread(msg_type: int, is_sender: bool) -> bool:
+    """Messages from others count; the owner's own and RECALL entries never do (nor, once recalled, the
+    recalled message itself)."""
+    return not is_sender and msg_type != MsgType.RECALL
+
+
+def preview_of(content: str) -> str:
+    return content[:PREVIEW_CHARS]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    """One row of a user's conversation list."""
+
+    conversation: Conversation
+    last_seq: int
+    last_msg_id: int
+    last_sender_id: int
+    last_msg_type: int
+    preview: str
+    unread: int
+    read_seq: int
+    peer_read_seq: int  # 1:1: the peer's read mark, as a seq of the owner's timeline
+    pinned: bool
+    muted: bool
+
+    @property
+    def last_time_ms(self) -> int:
+        return id_time_ms(self.last_msg_id) if self.last_msg_id else 0
+
+    @property
+    def order_key(self) -> tuple[int, int, int, int]:
+        """Descending list order: pinned first, newest first; ties (no messages yet) by conversation."""
+        return (
+            int(self.pinned),
+            self.last_seq,
+            -int(self.conversation.conv_type),
+            -self.conversation.other_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationCursor:
+    """Where a page of the conversation list ended (keyset: everything that sorts after this)."""
+
+    pinned: bool
+    last_seq: int
+    conv_type: int
+    other_id: int
+
+    @classmethod
+    def after(cls, view: ConversationView) -> ConversationCursor:
+        c = view.conversation
+        return cls(view.pinned, view.last_seq, int(c.conv_type), c.other_id)
+
+    def encode(self) -> str:
+        return f"{int(self.pinned)}.{self.last_seq}.{self.conv_type}.{self.other_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> ConversationCursor | None:
+        if not text:
+            return None
+        try:
+            pinned, last_seq, conv_type, other_id = (int(p) for p in text.split("."))
+        except ValueError:
+            raise ImError(INVALID_ARGUMENT, "cursor is not a next_cursor of this list") from None
+        if pinned not in (0, 1) or conv_type not in (0, 1) or min(last_seq, other_id) < 0:
+            raise ImError(INVALID_ARGUMENT, "cursor is not a next_cursor of this list")
+        return cls(bool(pinned), last_seq, conv_type, other_id)
+
+    @property
+    def order_key(self) -> tuple[int, int, int, int]:
+        return (int(self.pinned), self.last_seq, -self.conv_type, -self.other_id)
+
+    def passes(self, view: ConversationView) -> bool:
+        """Whether `view` comes after this cursor in list order."""
+        return view.order_key < self.order_key
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    items: list[ConversationView]
+    next_cursor: str  # empty: no more
+
+
+@dataclass(frozen=True, slots=True)
+class RecallResult:
+    msg_id: int
+    seq_id: int  # the RECALL entry in the caller's timeline; 0 when it was recalled before
+    already_recalled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCount:
+    msg_id: int
+    read: int
+    total: int
+
+
+def recall_content(msg_id: int, recalled_by: int) -> str:
+    # the id as a string: JavaScript numbers lose 64-bit ids
+    return json.dumps({"event": "recall", "msg_id": str(msg_id), "by": recalled_by}, separators=(",", ":"))
+
+
+def check_recall(
+    original: StoredMessage,
+    caller_id: int,
+    now_ms: int,
+    is_group_admin: bool,
+    window_ms: int = RECALL_WINDOW_MS,
+) -> None:
+    """May caller recall `original` (their own copy of it)? Raises ImError when not."""
+    if original.msg_type not in CLIENT_TYPES:
+        raise ImError(NOT_RECALLABLE, "only messages people sent can be recalled")
+    if is_group_admin:
+        return
+    if original.sender_id != caller_id:
+        raise ImError(PERMISSION_DENIED, "only the sender (or a group owner or admin) can recall a message")
+    if now_ms - original.created_ms > window_ms:
+        raise RecallTooLate()

@@ -9,7 +9,12 @@ from tinyim.kernel import Caller, PushTarget
 from tinyim.modules.timeline.domain import (
     Appended,
     Conversation,
+    ConversationCursor,
+    ConversationPage,
+    ConversationView,
     MessageBody,
+    ReadCount,
+    RecallResult,
     SendRequest,
     SendResult,
     StoredMessage,
@@ -29,6 +34,16 @@ class TimelineApi(Protocol):
     ) -> tuple[list[StoredMessage], bool]: ...
     async def mark_read(self, caller: Caller, conversation: Conversation, read_seq: int) -> int: ...
     async def unread(self, caller: Caller) -> list[Unread]: ...
+
+    # conversation list, pin/mute, recall, group read counts
+    async def conversations(self, caller: Caller, limit: int, cursor: str) -> ConversationPage: ...
+    async def update_conversation(
+        self, caller: Caller, conversation: Conversation, pinned: bool | None, muted: bool | None
+    ) -> ConversationView: ...
+    async def recall(self, caller: Caller, msg_id: int) -> RecallResult: ...
+    async def group_read_counts(
+        self, caller: Caller, group_id: int, msg_ids: Sequence[int]
+    ) -> list[ReadCount]: ...
 
 
 class NoticeApi(Protocol):
@@ -72,7 +87,46 @@ class TimelineStore(Protocol):
         ...
 
     async def unread(self, owner_id: int) -> list[Unread]:
-        """Conversations with messages from others above their read mark."""
+        """Conversations with unread messages (from the conversation list: see `conversations`)."""
+        ...
+
+    # ---------- conversation list, read receipts, recall ----------
+    # `append` also upserts one conversation row per slot in its transaction: last message, preview
+    # (`preview_of`), unread count (`counts_as_unread`, only above the read mark); `mark_read` recounts.
+
+    async def conversations(
+        self, owner_id: int, limit: int, after: ConversationCursor | None
+    ) -> list[ConversationView]:
+        """Up to `limit` conversations in list order (pinned first, newest first) after the cursor."""
+        ...
+
+    async def conversation(self, owner_id: int, conversation: Conversation) -> ConversationView | None: ...
+
+    async def set_flags(
+        self, owner_id: int, conversation: Conversation, pinned: bool | None, muted: bool | None
+    ) -> ConversationView | None:
+        """Change pinned/muted (None keeps a flag) of an existing conversation; None when there is none."""
+        ...
+
+    async def propagate_read(self, owner_id: int, peer_id: int, read_seq: int) -> int:
+        """1:1 read receipt: owner read the conversation with peer up to read_seq (owner's seqs). Raise the
+        peer's `peer_read_seq` to the peer's seq of the latest message both have at or below it; returns
+        the new mark, or 0 when it did not move."""
+        ...
+
+    async def message(self, owner_id: int, msg_id: int) -> StoredMessage | None:
+        """The owner's copy of a message, or None when the owner does not have it."""
+        ...
+
+    async def recall(self, msg_id: int, recalled_by: int, event: MessageBody) -> Appended | None:
+        """In ONE transaction: clear the message's content and mark it recalled, append `event` (a RECALL
+        message) to every timeline that holds the message, in the same conversation, and take the
+        message out of the unread counts it was in. None when it was recalled before (nothing written)."""
+        ...
+
+    async def read_counts(self, sender_id: int, group_id: int, msg_ids: Sequence[int]) -> list[ReadCount]:
+        """For each of msg_ids that sender_id sent to group_id: copies held by others, and how many of
+        those are at or below their owner's read mark."""
         ...
 
 
@@ -89,6 +143,12 @@ class MessagingPolicy(Protocol):
         ...
 
 
+class GroupRoles(Protocol):
+    """A member's role in a group (relation's GroupRole value; 0 = not a member). Recall needs it."""
+
+    async def group_role(self, group_id: int, user_id: int) -> int: ...
+
+
 class PushNotifier(Protocol):
     """Signal online devices. Must not block on slow clients; may drop signals (clients resync)."""
 
@@ -97,6 +157,15 @@ class PushNotifier(Protocol):
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
     ) -> None:
         """Tell a user's other devices that a conversation was read up to read_seq."""
+        ...
+
+    # conversation list, read receipts
+    async def notify_receipt(self, user_id: int, peer_id: int, read_seq: int) -> None:
+        """Tell user's devices that peer read their 1:1 conversation up to read_seq (user's seqs)."""
+        ...
+
+    async def notify_conversation(self, user_id: int, except_device: str, view: ConversationView) -> None:
+        """Tell a user's other devices that a conversation was pinned/unpinned or muted/unmuted."""
         ...
 
 

@@ -3,32 +3,52 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from tinyim.infra.snowflake import id_time_ms
-from tinyim.kernel import CLIENT_MSG_ID_REUSED, INVALID_ARGUMENT, Caller, ImError, PushTarget
+from tinyim.kernel import CLIENT_MSG_ID_REUSED, INVALID_ARGUMENT, NOT_FOUND, Caller, ImError, PushTarget
 from tinyim.modules.timeline.domain import (
+    CONVERSATION_PAGE_DEFAULT,
+    CONVERSATION_PAGE_MAX,
+    READ_COUNT_MAX_IDS,
+    RECALL_WINDOW_MS,
     Appended,
     Conversation,
+    ConversationCursor,
+    ConversationPage,
+    ConversationView,
     MessageBody,
     MsgType,
+    ReadCount,
+    RecallResult,
     SendRequest,
     SendResult,
     StoredMessage,
     SyncPage,
     TimelineSlot,
     Unread,
+    check_recall,
     check_send,
     direct_slots,
     group_slots,
+    recall_content,
 )
 from tinyim.modules.timeline.ports import (
     Attachments,
+    GroupRoles,
     IdGenerator,
     MessagingPolicy,
     PushNotifier,
     TimelineStore,
 )
+
+GROUP_ADMIN_ROLES = frozenset({2, 3})  # relation's GroupRole.ADMIN and OWNER
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +67,20 @@ class TimelineWriter:
     async def write(self, body: MessageBody, slots: Sequence[TimelineSlot], sender_device: str) -> Appended:
         appended = await self._store.append(body, slots)
         if not appended.duplicate:
-            # The ack must not wait on, or fail because of, a signal: a lost push only delays delivery.
-            targets = [
-                PushTarget(owner, seq, sender_device if owner == body.sender_id else "")
-                for owner, seq in appended.seqs.items()
-            ]
-            try:
-                await self._notifier.notify(targets)
-            except Exception:
-                log.exception("push notify failed; recipients will catch up on their next sync")
+            await self.signal(appended, body, sender_device)
         return appended
+
+    async def signal(self, appended: Appended, body: MessageBody, sender_device: str) -> None:
+        """Signal every owner a message was appended for (the sender's own device excepted)."""
+        # The ack must not wait on, or fail because of, a signal: a lost push only delays delivery.
+        targets = [
+            PushTarget(owner, seq, sender_device if owner == body.sender_id else "")
+            for owner, seq in appended.seqs.items()
+        ]
+        try:
+            await self._notifier.notify(targets)
+        except Exception:
+            log.exception("push notify failed; recipients will catch up on their next sync")
 
     async def post_notice(
         self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
@@ -80,8 +104,14 @@ class TimelineService:
         max_content_bytes: int = 16 * 1024,
         sync_page_default: int = 100,
         sync_page_max: int = 200,
+        roles: GroupRoles | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
+        recall_window_ms: int = RECALL_WINDOW_MS,
         attachments: Attachments | None = None,
     ) -> None:
+        self._roles = roles  # group roles for recall by owners and admins (relation serves them)
+        self._clock = clock  # ms since the epoch; tests inject one to step past the recall window
+        self._recall_window_ms = recall_window_ms
         self._attachments = attachments  # FILE / IMAGE messages name a file (files module)
         self._store = store
         self._writer = writer
@@ -146,6 +176,14 @@ class TimelineService:
             await self._notifier.notify_read(caller.user_id, caller.device_id, peer_id, group_id, stored)
         except Exception:
             log.exception("read notify failed; other devices see it on their next unread query")
+        if peer_id and stored:
+            # read receipt: the peer's devices learn how far their messages were read (in their seqs)
+            peer_mark = await self._store.propagate_read(caller.user_id, peer_id, stored)
+            if peer_mark:
+                try:
+                    await self._notifier.notify_receipt(peer_id, caller.user_id, peer_mark)
+                except Exception:
+                    log.exception("receipt notify failed; the peer sees it in the conversation list")
         return stored
 
     async def unread(self, caller: Caller) -> list[Unread]:
@@ -153,3 +191,63 @@ class TimelineService:
 
     def _limit(self, limit: int) -> int:
         return self._page_default if limit <= 0 else min(limit, self._page_max)
+
+    # ---------- conversation list, pin/mute, recall, group read counts ----------
+    async def conversations(self, caller: Caller, limit: int, cursor: str) -> ConversationPage:
+        limit = CONVERSATION_PAGE_DEFAULT if limit <= 0 else min(limit, CONVERSATION_PAGE_MAX)
+        after = ConversationCursor.decode(cursor)
+        rows = await self._store.conversations(caller.user_id, limit + 1, after)
+        items = rows[:limit]
+        more = len(rows) > limit
+        return ConversationPage(items, ConversationCursor.after(items[-1]).encode() if more else "")
+
+    async def update_conversation(
+        self, caller: Caller, conversation: Conversation, pinned: bool | None, muted: bool | None
+    ) -> ConversationView:
+        view = await self._store.set_flags(caller.user_id, conversation, pinned, muted)
+        if view is None:
+            raise ImError(NOT_FOUND, "no such conversation: it has no message yet")
+        if pinned is not None or muted is not None:
+            try:
+                await self._notifier.notify_conversation(caller.user_id, caller.device_id, view)
+            except Exception:
+                log.exception("conversation notify failed; other devices see it in their next list")
+        return view
+
+    async def recall(self, caller: Caller, msg_id: int) -> RecallResult:
+        original = await self._store.message(caller.user_id, msg_id)
+        if original is None:
+            raise ImError(NOT_FOUND, "no such message in your timeline")
+        if original.recalled_by:
+            return RecallResult(msg_id, 0, already_recalled=True)
+        admin = False
+        if original.group_id and (original.sender_id != caller.user_id or self._too_late(original)):
+            admin = await self._group_role(original.group_id, caller.user_id) in GROUP_ADMIN_ROLES
+        check_recall(original, caller.user_id, self._clock(), admin, self._recall_window_ms)
+        event = MessageBody(
+            msg_id=self._writer.next_id(),
+            sender_id=caller.user_id,
+            group_id=original.group_id,
+            msg_type=MsgType.RECALL,
+            content=recall_content(msg_id, caller.user_id),
+        )
+        appended = await self._store.recall(msg_id, caller.user_id, event)
+        if appended is None:
+            return RecallResult(msg_id, 0, already_recalled=True)
+        await self._writer.signal(appended, event, caller.device_id)
+        return RecallResult(msg_id, appended.seqs.get(caller.user_id, 0))
+
+    async def group_read_counts(
+        self, caller: Caller, group_id: int, msg_ids: Sequence[int]
+    ) -> list[ReadCount]:
+        if not group_id:
+            raise ImError(INVALID_ARGUMENT, "group_id is required")
+        if len(msg_ids) > READ_COUNT_MAX_IDS:
+            raise ImError(INVALID_ARGUMENT, f"at most {READ_COUNT_MAX_IDS} msg_ids per request")
+        return await self._store.read_counts(caller.user_id, group_id, msg_ids)
+
+    def _too_late(self, original: StoredMessage) -> bool:
+        return self._clock() - original.created_ms > self._recall_window_ms
+
+    async def _group_role(self, group_id: int, user_id: int) -> int:
+        return 0 if self._roles is None else await self._roles.group_role(group_id, user_id)

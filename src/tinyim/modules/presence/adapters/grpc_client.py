@@ -66,6 +66,13 @@ class GrpcGatewayLink:
         req = ipb.PushReadInternalReq(user_id=user_id, except_device=except_device, notify=notify)
         await self._call(gateway_id, "PushRead", req)
 
+    # a client frame for a user's devices (read receipts, conversation changes)
+    async def push_event(
+        self, gateway_id: str, user_id: int, except_device: str, cmd: int, body: bytes
+    ) -> None:
+        req = ipb.PushEventReq(user_id=user_id, except_device=except_device, cmd=cmd, body=body)
+        await self._call(gateway_id, "PushEvent", req)
+
     # online status and typing
     async def push_status(self, gateway_id: str, user_ids: Sequence[int], status: StatusView) -> None:
         req = ipb.PushStatusInternalReq(user_ids=list(user_ids), status=status_info(status))

@@ -110,6 +110,11 @@ class GrpcRelationClient:
         resp = await self._remote.call("GetGroupMembers", req)
         return [(profile(m.user), Member(m.user.user_id, GroupRole(int(m.role)))) for m in resp.member_infos]
 
+    # recall: a member's role
+    async def group_role(self, group_id: int, user_id: int) -> int:
+        resp = await self._remote.call("GetGroupRole", ipb.GroupRoleReq(group_id=group_id, user_id=user_id))
+        return int(resp.role)
+
     # ---------- user search ----------
     async def search_users(
         self, caller: Caller, username: str, nickname_prefix: str, limit: int, cursor: str

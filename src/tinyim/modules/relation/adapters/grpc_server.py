@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -131,6 +131,12 @@ class UserServicer(ipb_grpc.UserServiceServicer):
         return group_members_resp(
             await self._relation.group_members(caller_of(request.ctx), request.req.group_id)
         )
+
+    # recall: a member's role
+    @translate_errors
+    async def GetGroupRole(self, request: ipb.GroupRoleReq, context: Ctx) -> Any:
+        role = await self._relation.group_role(request.group_id, request.user_id)
+        return ipb.GroupRoleResp(role=cast(Any, role))
 
     # ---------- user search ----------
     @translate_errors

@@ -11,9 +11,13 @@ from typing import Any, cast
 
 from tinyim.infra.rpc import RoleChannels, context_of
 from tinyim.kernel import Caller
-from tinyim.modules.timeline.adapters.protobuf import stored_message
+from tinyim.modules.timeline.adapters.protobuf import conversation_page, conversation_view, stored_message
 from tinyim.modules.timeline.domain import (
     Conversation,
+    ConversationPage,
+    ConversationView,
+    ReadCount,
+    RecallResult,
     SendRequest,
     SendResult,
     StoredMessage,
@@ -80,3 +84,43 @@ class GrpcTimelineClient:
             content=content,
         )
         await self._remote.call("PostNotice", req, idempotent=False)
+
+    # conversation list, pin/mute, recall, group read counts
+    async def conversations(self, caller: Caller, limit: int, cursor: str) -> ConversationPage:
+        req = pb.ConversationListReq(limit=limit, cursor=cursor)
+        r = await self._remote.call(
+            "ListConversations", ipb.ConvListInternalReq(ctx=context_of(caller), req=req)
+        )
+        return conversation_page(r)
+
+    async def update_conversation(
+        self, caller: Caller, conversation: Conversation, pinned: bool | None, muted: bool | None
+    ) -> ConversationView:
+        peer_id, group_id = conversation.peer_and_group
+        req = pb.ConversationUpdateReq(peer_id=peer_id, group_id=group_id)
+        if pinned is not None:
+            req.pinned = pinned
+        if muted is not None:
+            req.muted = muted
+        r = await self._remote.call(
+            "UpdateConversation", ipb.ConvUpdateInternalReq(ctx=context_of(caller), req=req), idempotent=True
+        )
+        return conversation_view(r.conversation)
+
+    async def recall(self, caller: Caller, msg_id: int) -> RecallResult:
+        # idempotent: a retry of a recall that went through answers already_recalled
+        r = await self._remote.call(
+            "Recall",
+            ipb.RecallInternalReq(ctx=context_of(caller), req=pb.MsgRecallReq(msg_id=msg_id)),
+            idempotent=True,
+        )
+        return RecallResult(msg_id, r.seq_id, r.already_recalled)
+
+    async def group_read_counts(
+        self, caller: Caller, group_id: int, msg_ids: Sequence[int]
+    ) -> list[ReadCount]:
+        req = pb.GroupReadCountReq(group_id=group_id, msg_ids=list(msg_ids))
+        r = await self._remote.call(
+            "GroupReadCount", ipb.GroupReadCountInternalReq(ctx=context_of(caller), req=req)
+        )
+        return [ReadCount(c.msg_id, c.read, c.total) for c in r.counts]

@@ -8,7 +8,16 @@ from typing import Any
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
-from tinyim.modules.timeline.adapters.protobuf import message_data, send_resp, sync_resp, unread_resp
+from tinyim.modules.timeline.adapters.protobuf import (
+    conversation_info,
+    conversation_list_resp,
+    message_data,
+    read_count_resp,
+    send_resp,
+    sync_resp,
+    unread_resp,
+    update_flags,
+)
 from tinyim.modules.timeline.domain import Conversation, SendRequest
 from tinyim.modules.timeline.ports import NoticeApi, TimelineApi
 from tinyim.pb import im_internal_pb2 as ipb
@@ -64,6 +73,35 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
             request.sender_id, list(request.receiver_ids), request.group_id, request.msg_type, request.content
         )
         return ipb.Ack()
+
+    # conversation list, pin/mute, recall, group read counts
+    @translate_errors
+    async def ListConversations(self, request: ipb.ConvListInternalReq, context: Ctx) -> Any:
+        r = request.req
+        return conversation_list_resp(
+            await self._timeline.conversations(caller_of(request.ctx), r.limit, r.cursor)
+        )
+
+    @translate_errors
+    async def UpdateConversation(self, request: ipb.ConvUpdateInternalReq, context: Ctx) -> Any:
+        r = request.req
+        pinned, muted = update_flags(r)
+        view = await self._timeline.update_conversation(
+            caller_of(request.ctx), Conversation.of(r.peer_id, r.group_id), pinned, muted
+        )
+        return pb.ConversationUpdateResp(conversation=conversation_info(view))
+
+    @translate_errors
+    async def Recall(self, request: ipb.RecallInternalReq, context: Ctx) -> Any:
+        result = await self._timeline.recall(caller_of(request.ctx), request.req.msg_id)
+        return pb.MsgRecallResp(already_recalled=result.already_recalled, seq_id=result.seq_id)
+
+    @translate_errors
+    async def GroupReadCount(self, request: ipb.GroupReadCountInternalReq, context: Ctx) -> Any:
+        r = request.req
+        return read_count_resp(
+            await self._timeline.group_read_counts(caller_of(request.ctx), r.group_id, list(r.msg_ids))
+        )
 
 
 def msg_registrar(timeline: TimelineApi, notices: NoticeApi) -> Registrar:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from tinyim.modules.timeline.domain import SendResult, StoredMessage, SyncPage, Unread
+from tinyim.modules.timeline.domain import (
+    Conversation,
+    ConversationPage,
+    ConversationView,
+    ConvType,
+    ReadCount,
+    SendResult,
+    StoredMessage,
+    SyncPage,
+    Unread,
+)
 from tinyim.pb import im_protocol_pb2 as pb
 
 
@@ -20,13 +30,15 @@ def message_data(m: StoredMessage) -> pb.MessageData:
         create_time=m.created_ms,
         client_msg_id=m.client_msg_id,
         is_sender=m.is_sender,
+        recalled=bool(m.recalled_by),
+        recalled_by=m.recalled_by,
     )
 
 
 def stored_message(m: pb.MessageData) -> StoredMessage:
     return StoredMessage(
         m.seq_id, m.msg_id, m.sender_id, m.receiver_id, m.group_id, int(m.type), m.content,
-        m.client_msg_id, m.is_sender,
+        m.client_msg_id, m.is_sender, m.recalled_by,
     )  # fmt: skip
 
 
@@ -52,4 +64,58 @@ def unread_resp(items: list[Unread]) -> pb.UnreadResp:
             )
             for u in items
         ]
+    )
+
+
+# ---------- conversation list, read receipts, recall ----------
+def conversation_info(v: ConversationView) -> pb.ConversationInfo:
+    peer_id, group_id = v.conversation.peer_and_group
+    return pb.ConversationInfo(
+        peer_id=peer_id,
+        group_id=group_id,
+        last_seq=v.last_seq,
+        last_msg_id=v.last_msg_id,
+        last_sender_id=v.last_sender_id,
+        last_type=cast(Any, v.last_msg_type),
+        preview=v.preview,
+        last_time=v.last_time_ms,
+        unread=v.unread,
+        read_seq=v.read_seq,
+        peer_read_seq=v.peer_read_seq,
+        pinned=v.pinned,
+        muted=v.muted,
+    )
+
+
+def conversation_view(c: pb.ConversationInfo) -> ConversationView:
+    conversation = (
+        Conversation(ConvType.GROUP, c.group_id) if c.group_id else Conversation(ConvType.DIRECT, c.peer_id)
+    )
+    return ConversationView(
+        conversation, c.last_seq, c.last_msg_id, c.last_sender_id, int(c.last_type), c.preview, c.unread,
+        c.read_seq, c.peer_read_seq, c.pinned, c.muted,
+    )  # fmt: skip
+
+
+def conversation_list_resp(page: ConversationPage) -> pb.ConversationListResp:
+    return pb.ConversationListResp(
+        conversations=[conversation_info(v) for v in page.items], next_cursor=page.next_cursor
+    )
+
+
+def conversation_page(r: pb.ConversationListResp) -> ConversationPage:
+    return ConversationPage([conversation_view(c) for c in r.conversations], r.next_cursor)
+
+
+def read_count_resp(counts: list[ReadCount]) -> pb.GroupReadCountResp:
+    return pb.GroupReadCountResp(
+        counts=[pb.MessageReadCount(msg_id=c.msg_id, read=c.read, total=c.total) for c in counts]
+    )
+
+
+def update_flags(req: pb.ConversationUpdateReq) -> tuple[bool | None, bool | None]:
+    """(pinned, muted) of an update request; None = left unset (kept)."""
+    return (
+        req.pinned if req.HasField("pinned") else None,
+        req.muted if req.HasField("muted") else None,
     )

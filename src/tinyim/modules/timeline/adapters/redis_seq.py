@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra.db import Database, is_unique_violation
 from tinyim.infra.redis import Keys
-from tinyim.modules.timeline.adapters.sql import SqlTimelineStore, im_message_index, insert_body, insert_index
+from tinyim.modules.timeline.adapters.sql import SqlTimelineStore, im_message_index
 from tinyim.modules.timeline.domain import Appended, MessageBody, StoredMessage, TimelineSlot
 
 # INCR every key, or none: {-1, i, j, …} names the missing ones (1-based) and changes nothing.
@@ -57,9 +58,15 @@ class SeqCollision(Exception):
 
 class RedisSeqTimelineStore(SqlTimelineStore):
     def __init__(
-        self, db: Database, redis: Redis, keys: Keys, txn_timeout: float = 3.0, hole_timeout: float = 10.0
+        self,
+        db: Database,
+        redis: Redis,
+        keys: Keys,
+        txn_timeout: float = 3.0,
+        hole_timeout: float = 10.0,
+        conversations: bool = True,
     ) -> None:
-        super().__init__(db)
+        super().__init__(db, conversations)
         self._redis = redis
         self._keys = keys
         self._incr_all = redis.register_script(_INCR_ALL)
@@ -67,17 +74,18 @@ class RedisSeqTimelineStore(SqlTimelineStore):
         self._txn_timeout = txn_timeout
         self._hole_timeout_ms = int(hole_timeout * 1000)
 
-    async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
-        owners = sorted({s.owner_id for s in slots})
+    async def _run(
+        self, body: MessageBody, slots: Sequence[TimelineSlot], recall: tuple[int, int] | None
+    ) -> Appended:
+        owners: list[int] = []
         for _ in range(5):
             try:
                 async with asyncio.timeout(self._txn_timeout):
                     async with self._db.write() as conn:
-                        # The body first: a retried client_msg_id fails here, before any seq is taken
-                        # (a seq taken and never written is a hole readers must wait out).
-                        await insert_body(conn, body)
-                        seqs = await self._allocate(owners)
-                        await insert_index(conn, body, slots, seqs)
+                        # The body goes first (see _write_message): a retried client_msg_id fails there,
+                        # before any seq is taken (a seq taken and never written is a hole readers must
+                        # wait out).
+                        seqs = await self._write_message(conn, body, slots, recall, owners)
                 return Appended(body.msg_id, seqs)
             except IntegrityError as exc:
                 if not is_unique_violation(exc):
@@ -89,6 +97,9 @@ class RedisSeqTimelineStore(SqlTimelineStore):
                 # (owner, seq) taken already: the counter was re-seeded below an in-flight seq.
                 await self._raise_to_committed(owners)
         raise SeqCollision(f"could not take fresh seqs for {owners}")
+
+    async def _take_seqs(self, conn: AsyncConnection, owners: list[int]) -> dict[int, int]:
+        return await self._allocate(owners)
 
     async def _allocate(self, owners: list[int]) -> dict[int, int]:
         keys = [self._keys.seq(o) for o in owners]

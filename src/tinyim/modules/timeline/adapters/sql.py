@@ -3,7 +3,8 @@
 Seqs come from a per-owner row, locked (`SELECT … FOR UPDATE`, owners in ascending order so concurrent
 messages cannot deadlock each other) and bumped in the same transaction that writes the index rows. A later
 seq of an owner therefore cannot commit before an earlier one: a reader that saw seq N has seen 1..N.
-Statements per message, whatever the number of owners: insert body, lock seqs, bump seqs, insert index.
+Statements per message, whatever the number of owners: insert body, lock seqs, bump seqs, insert index,
+and one multi-row upsert of the owners' conversation rows (the conversation list), unless turned off.
 """
 
 from __future__ import annotations
@@ -20,22 +21,33 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
+    case,
     func,
+    or_,
     select,
     update,
 )
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra.db import Database, insert_ignore, is_unique_violation, metadata, retry_deadlocks
 from tinyim.modules.timeline.domain import (
+    PREVIEW_CHARS,
     Appended,
     Conversation,
+    ConversationCursor,
+    ConversationView,
     ConvType,
     MessageBody,
+    MsgType,
+    ReadCount,
     StoredMessage,
     TimelineSlot,
     Unread,
+    counts_as_unread,
+    preview_of,
 )
 
 im_message_body = Table(
@@ -49,6 +61,7 @@ im_message_body = Table(
     Column("msg_extra", String(512)),
     Column("client_msg_id", String(64)),
     Column("created_at", DateTime),
+    Column("recalled_by", BigInteger, nullable=False),
 )
 
 im_message_index = Table(
@@ -64,14 +77,22 @@ im_message_index = Table(
     Column("created_at", DateTime),
 )
 
-im_read_state = Table(
-    "im_read_state",
+im_conversation = Table(
+    "im_conversation",
     metadata,
     Column("owner_id", BigInteger, primary_key=True, autoincrement=False),
     Column("conv_type", SmallInteger, primary_key=True, autoincrement=False),
     Column("other_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_msg_id", BigInteger, nullable=False),
+    Column("last_sender_id", BigInteger, nullable=False),
+    Column("last_msg_type", SmallInteger, nullable=False),
+    Column("preview", String(PREVIEW_CHARS), nullable=False),
+    Column("unread", Integer, nullable=False),
     Column("read_seq", BigInteger, nullable=False),
-    Column("updated_at", DateTime),
+    Column("peer_read_seq", BigInteger, nullable=False),
+    Column("pinned", SmallInteger, nullable=False),
+    Column("muted", SmallInteger, nullable=False),
 )
 
 im_user_seq = Table(
@@ -92,6 +113,7 @@ _joined = select(
     im_message_body.c.msg_type,
     im_message_body.c.msg_content,
     im_message_body.c.client_msg_id,
+    im_message_body.c.recalled_by,
 ).join(im_message_body, im_message_body.c.msg_id == im_message_index.c.msg_id)
 
 
@@ -106,6 +128,7 @@ def _stored(r: Any, owner_id: int) -> StoredMessage:
         content=r.msg_content or "",
         client_msg_id=r.client_msg_id or "",
         is_sender=bool(r.is_sender),
+        recalled_by=int(r.recalled_by),
     )
 
 
@@ -119,6 +142,7 @@ async def insert_body(conn: AsyncConnection, body: MessageBody) -> None:
             msg_content=body.content,
             msg_extra="",
             client_msg_id=body.client_msg_id or None,
+            recalled_by=0,
         )
     )
 
@@ -142,13 +166,146 @@ async def insert_index(
     await conn.execute(im_message_index.insert(), rows)
 
 
+class AlreadyRecalled(Exception):
+    """Raised inside a recall's transaction (rolling it back) when the message was recalled before."""
+
+
+def _conv_key(c: Any, owner_id: int, conversation: Conversation) -> tuple[Any, ...]:
+    return (
+        c.owner_id == owner_id,
+        c.conv_type == int(conversation.conv_type),
+        c.other_id == conversation.other_id,
+    )
+
+
+_UPSERTS: dict[str, Any] = {}  # dialect name -> the conversation upsert (built once, compiled once)
+
+
+def conversation_upsert(dialect: str) -> Any:
+    """INSERT … ON DUPLICATE KEY UPDATE (SQLite: ON CONFLICT DO UPDATE) of conversation rows: the new message
+    becomes the last one unless a later seq got there first (Redis seqs may commit out of order), and it
+    counts as unread only above the read mark. Executed with many rows: one multi-row statement."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is not None:
+        return stmt
+    c = im_conversation.c
+    if dialect == "sqlite":
+        ins: Any = sqlite.insert(im_conversation)
+        new = ins.excluded
+    else:
+        ins = mysql.insert(im_conversation)
+        new = ins.inserted
+    newer = new.last_seq > c.last_seq
+    # MySQL applies these left to right, each seeing the ones before: last_seq goes last.
+    changes: list[tuple[str, Any]] = [
+        ("unread", case((new.last_seq > c.read_seq, c.unread + new.unread), else_=c.unread)),
+        *[
+            (name, case((newer, getattr(new, name)), else_=getattr(c, name)))
+            for name in ("last_msg_id", "last_sender_id", "last_msg_type", "preview")
+        ],
+        ("last_seq", case((newer, new.last_seq), else_=c.last_seq)),
+    ]
+    if dialect == "sqlite":
+        stmt = ins.on_conflict_do_update(
+            index_elements=["owner_id", "conv_type", "other_id"], set_=dict(changes)
+        )
+    else:
+        stmt = ins.on_duplicate_key_update(changes)
+    _UPSERTS[dialect] = stmt
+    return stmt
+
+
+async def upsert_conversations(
+    conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
+) -> None:
+    """Every owner's conversation row in ONE multi-row upsert, whatever the number of owners."""
+    conv_type = int(ConvType.GROUP if body.group_id else ConvType.DIRECT)
+    preview = preview_of(body.content)
+    rows = [
+        {
+            "owner_id": s.owner_id,
+            "conv_type": conv_type,
+            "other_id": s.other_id,
+            "last_seq": seqs[s.owner_id],
+            "last_msg_id": body.msg_id,
+            "last_sender_id": body.sender_id,
+            "last_msg_type": body.msg_type,
+            "preview": preview,
+            "unread": int(counts_as_unread(body.msg_type, s.is_sender)),
+        }  # read marks, peer mark, pinned, muted: the columns' defaults (0) for a new row
+        for s in sorted(slots, key=lambda s: s.owner_id)  # rows locked in one order: no deadlocks
+    ]
+    await conn.execute(conversation_upsert(conn.dialect.name), rows)
+
+
+async def mark_recalled(conn: AsyncConnection, msg_id: int, recalled_by: int) -> list[TimelineSlot]:
+    """Clear the content and mark the message recalled; returns where its RECALL entry goes (every copy)."""
+    b, i = im_message_body, im_message_index
+    result = await conn.execute(
+        update(b)
+        .where(b.c.msg_id == msg_id, b.c.recalled_by == 0)
+        .values(recalled_by=recalled_by, msg_content="")
+    )
+    if result.rowcount == 0:
+        raise AlreadyRecalled(msg_id)
+    holders = await conn.execute(select(i.c.owner_id, i.c.other_id).where(i.c.msg_id == msg_id))
+    return [TimelineSlot(int(r.owner_id), int(r.other_id), int(r.owner_id) == recalled_by) for r in holders]
+
+
+async def uncount_recalled(conn: AsyncConnection, msg_id: int) -> None:
+    """Take a recalled message out of the unread counts of the owners who had not read it."""
+    c, i = im_conversation, im_message_index
+    await conn.execute(
+        update(c)
+        .where(
+            c.c.owner_id == i.c.owner_id,
+            c.c.conv_type == i.c.conv_type,
+            c.c.other_id == i.c.other_id,
+            i.c.msg_id == msg_id,
+            i.c.is_sender == 0,
+            i.c.seq_id > c.c.read_seq,
+            c.c.unread > 0,
+        )
+        .values(unread=c.c.unread - 1)
+    )
+
+
+def _view(r: Any) -> ConversationView:
+    return ConversationView(
+        conversation=Conversation(ConvType(int(r.conv_type)), int(r.other_id)),
+        last_seq=int(r.last_seq),
+        last_msg_id=int(r.last_msg_id),
+        last_sender_id=int(r.last_sender_id),
+        last_msg_type=int(r.last_msg_type),
+        preview=r.preview or "",
+        unread=int(r.unread),
+        read_seq=int(r.read_seq),
+        peer_read_seq=int(r.peer_read_seq),
+        pinned=bool(r.pinned),
+        muted=bool(r.muted),
+    )
+
+
 class SqlTimelineStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, conversations: bool = True) -> None:
         self._db = db
+        # False only to measure what the conversation list costs on the write path (bench)
+        self._conversations = conversations
 
     async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
+        return await self._run(body, slots, None)
+
+    async def recall(self, msg_id: int, recalled_by: int, event: MessageBody) -> Appended | None:
         try:
-            return await retry_deadlocks(lambda: self._append_once(body, slots))
+            return await self._run(event, [], (msg_id, recalled_by))
+        except AlreadyRecalled:
+            return None
+
+    async def _run(
+        self, body: MessageBody, slots: Sequence[TimelineSlot], recall: tuple[int, int] | None
+    ) -> Appended:
+        try:
+            return await retry_deadlocks(lambda: self._append_once(body, slots, recall))
         except IntegrityError as exc:
             if body.client_msg_id and is_unique_violation(exc):
                 first = await self._find_sent(body.sender_id, body.client_msg_id)
@@ -156,33 +313,59 @@ class SqlTimelineStore:
                     return first
             raise
 
-    async def _append_once(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
-        owners = sorted({s.owner_id for s in slots})
+    async def _append_once(
+        self, body: MessageBody, slots: Sequence[TimelineSlot], recall: tuple[int, int] | None
+    ) -> Appended:
         async with self._db.write() as conn:
-            # The body first: a retried client_msg_id fails here, before any seq row is locked.
-            await insert_body(conn, body)
-            lock = (
-                select(im_user_seq.c.user_id, im_user_seq.c.max_seq)
-                .where(im_user_seq.c.user_id.in_(owners))
-                .order_by(im_user_seq.c.user_id)
-                .with_for_update()
-            )
-            current = {row.user_id: row.max_seq for row in await conn.execute(lock)}
-            missing = [o for o in owners if o not in current]
-            if missing:  # an owner's first message ever: create the counter row, then lock it
-                await conn.execute(
-                    insert_ignore(conn, im_user_seq), [{"user_id": o, "max_seq": 0} for o in missing]
-                )
-                relock = lock.where(im_user_seq.c.user_id.in_(missing))
-                current.update({row.user_id: row.max_seq for row in await conn.execute(relock)})
-            await conn.execute(
-                update(im_user_seq)
-                .where(im_user_seq.c.user_id.in_(owners))
-                .values(max_seq=im_user_seq.c.max_seq + 1)
-            )
-            seqs = {o: current[o] + 1 for o in owners}
-            await insert_index(conn, body, slots, seqs)
+            seqs = await self._write_message(conn, body, slots, recall, [])
         return Appended(body.msg_id, seqs)
+
+    async def _write_message(
+        self,
+        conn: AsyncConnection,
+        body: MessageBody,
+        slots: Sequence[TimelineSlot],
+        recall: tuple[int, int] | None,
+        owners_out: list[int],
+    ) -> dict[int, int]:
+        """The statements of one append in conn's transaction; with `recall` = (msg_id, by), `body` is
+        the RECALL entry and goes wherever that message is."""
+        if recall is not None:
+            slots = await mark_recalled(conn, *recall)
+        owners = sorted({s.owner_id for s in slots})
+        owners_out[:] = owners
+        # The body first: a retried client_msg_id fails here, before any seq is taken or locked.
+        await insert_body(conn, body)
+        seqs = await self._take_seqs(conn, owners)
+        await insert_index(conn, body, slots, seqs)
+        if self._conversations:
+            await upsert_conversations(conn, body, slots, seqs)
+            if recall is not None:
+                await uncount_recalled(conn, recall[0])
+        return seqs
+
+    async def _take_seqs(self, conn: AsyncConnection, owners: list[int]) -> dict[int, int]:
+        """Lock the owners' seq rows in ascending order (concurrent messages cannot deadlock), bump them."""
+        lock = (
+            select(im_user_seq.c.user_id, im_user_seq.c.max_seq)
+            .where(im_user_seq.c.user_id.in_(owners))
+            .order_by(im_user_seq.c.user_id)
+            .with_for_update()
+        )
+        current = {row.user_id: row.max_seq for row in await conn.execute(lock)}
+        missing = [o for o in owners if o not in current]
+        if missing:  # an owner's first message ever: create the counter row, then lock it
+            await conn.execute(
+                insert_ignore(conn, im_user_seq), [{"user_id": o, "max_seq": 0} for o in missing]
+            )
+            relock = lock.where(im_user_seq.c.user_id.in_(missing))
+            current.update({row.user_id: row.max_seq for row in await conn.execute(relock)})
+        await conn.execute(
+            update(im_user_seq)
+            .where(im_user_seq.c.user_id.in_(owners))
+            .values(max_seq=im_user_seq.c.max_seq + 1)
+        )
+        return {o: current[o] + 1 for o in owners}
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
         b, i = im_message_body, im_message_index
@@ -232,59 +415,157 @@ class SqlTimelineStore:
         return [_stored(r, owner_id) for r in reversed(rows[:limit])], len(rows) > limit
 
     async def mark_read(self, owner_id: int, conversation: Conversation, read_seq: int) -> int:
-        r = im_read_state
-        key = (
-            r.c.owner_id == owner_id,
-            r.c.conv_type == conversation.conv_type,
-            r.c.other_id == conversation.other_id,
-        )
+        c, i, b = im_conversation, im_message_index, im_message_body
+        key = _conv_key(c.c, owner_id, conversation)
         async with self._db.write() as conn:
-            await conn.execute(
-                insert_ignore(conn, r).values(
-                    owner_id=owner_id,
-                    conv_type=conversation.conv_type,
-                    other_id=conversation.other_id,
-                    read_seq=0,
+            row = (
+                await conn.execute(select(c.c.read_seq, c.c.last_seq).where(*key).with_for_update())
+            ).first()
+            if row is None:
+                return 0  # no message in this conversation yet: nothing to read
+            if read_seq <= row.read_seq:
+                return int(row.read_seq)
+            unread = 0
+            if read_seq < row.last_seq:
+                unread = int(
+                    await conn.scalar(
+                        select(func.count())
+                        .select_from(i.join(b, b.c.msg_id == i.c.msg_id))
+                        .where(
+                            i.c.owner_id == owner_id,
+                            i.c.conv_type == int(conversation.conv_type),
+                            i.c.other_id == conversation.other_id,
+                            i.c.seq_id > read_seq,
+                            i.c.is_sender == 0,
+                            b.c.msg_type != int(MsgType.RECALL),
+                            b.c.recalled_by == 0,
+                        )
+                    )
+                    or 0
                 )
-            )
-            await conn.execute(update(r).where(*key, r.c.read_seq < read_seq).values(read_seq=read_seq))
-            return int(await conn.scalar(select(r.c.read_seq).where(*key)) or 0)
+            await conn.execute(update(c).where(*key).values(read_seq=read_seq, unread=unread))
+            return read_seq
 
     async def unread(self, owner_id: int) -> list[Unread]:
-        i, r = im_message_index, im_read_state
-        read_seq = func.coalesce(r.c.read_seq, 0)
+        c = im_conversation
         query = (
-            select(
-                i.c.conv_type,
-                i.c.other_id,
-                func.count().label("n"),
-                func.max(i.c.seq_id).label("last"),
-                func.max(read_seq).label("read"),
-            )
-            .select_from(
-                i.outerjoin(
-                    r,
-                    (r.c.owner_id == i.c.owner_id)
-                    & (r.c.conv_type == i.c.conv_type)
-                    & (r.c.other_id == i.c.other_id),
-                )
-            )
-            .where(i.c.owner_id == owner_id, i.c.is_sender == 0, i.c.seq_id > read_seq)
-            .group_by(i.c.conv_type, i.c.other_id)
-            .order_by(i.c.conv_type, i.c.other_id)
+            select(c).where(c.c.owner_id == owner_id, c.c.unread > 0).order_by(c.c.conv_type, c.c.other_id)
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            # int(): MariaDB answers DECIMAL for MAX over COALESCE
             Unread(
-                Conversation(ConvType(row.conv_type), int(row.other_id)),
-                int(row.n),
-                int(row.last),
-                int(row.read),
+                Conversation(ConvType(int(r.conv_type)), int(r.other_id)),
+                int(r.unread),
+                int(r.last_seq),
+                int(r.read_seq),
             )
-            for row in rows
+            for r in rows
         ]
+
+    # ---------- conversation list, read receipts, recall ----------
+    async def conversations(
+        self, owner_id: int, limit: int, after: ConversationCursor | None
+    ) -> list[ConversationView]:
+        c = im_conversation.c
+        query = select(im_conversation).where(c.owner_id == owner_id)
+        if after is not None:
+            p, s, t, o = int(after.pinned), after.last_seq, after.conv_type, after.other_id
+            query = query.where(
+                or_(
+                    c.pinned < p,
+                    and_(
+                        c.pinned == p,
+                        or_(
+                            c.last_seq < s,
+                            and_(
+                                c.last_seq == s, or_(c.conv_type > t, and_(c.conv_type == t, c.other_id > o))
+                            ),
+                        ),
+                    ),
+                )
+            )
+        query = query.order_by(c.pinned.desc(), c.last_seq.desc(), c.conv_type, c.other_id).limit(limit)
+        async with self._db.read() as conn:
+            return [_view(r) for r in (await conn.execute(query)).all()]
+
+    async def conversation(self, owner_id: int, conversation: Conversation) -> ConversationView | None:
+        c = im_conversation
+        async with self._db.read(fresh=True) as conn:
+            row = (await conn.execute(select(c).where(*_conv_key(c.c, owner_id, conversation)))).first()
+        return _view(row) if row is not None else None
+
+    async def set_flags(
+        self, owner_id: int, conversation: Conversation, pinned: bool | None, muted: bool | None
+    ) -> ConversationView | None:
+        c = im_conversation
+        key = _conv_key(c.c, owner_id, conversation)
+        values = {k: int(v) for k, v in (("pinned", pinned), ("muted", muted)) if v is not None}
+        async with self._db.write() as conn:
+            if values:
+                await conn.execute(update(c).where(*key).values(**values))
+            row = (await conn.execute(select(c).where(*key))).first()
+        return _view(row) if row is not None else None
+
+    async def propagate_read(self, owner_id: int, peer_id: int, read_seq: int) -> int:
+        mine, theirs, c = im_message_index.alias("mine"), im_message_index.alias("theirs"), im_conversation
+        latest_shared = (
+            select(theirs.c.seq_id)
+            .select_from(
+                mine.join(theirs, (theirs.c.msg_id == mine.c.msg_id) & (theirs.c.owner_id == peer_id))
+            )
+            .where(
+                mine.c.owner_id == owner_id,
+                mine.c.conv_type == int(ConvType.DIRECT),
+                mine.c.other_id == peer_id,
+                mine.c.seq_id <= read_seq,
+            )
+            .order_by(mine.c.seq_id.desc())
+            .limit(1)
+        )
+        key = _conv_key(c.c, peer_id, Conversation(ConvType.DIRECT, owner_id))
+        async with self._db.write() as conn:
+            mark = await conn.scalar(latest_shared)
+            if not mark:
+                return 0
+            result = await conn.execute(
+                update(c).where(*key, c.c.peer_read_seq < mark).values(peer_read_seq=mark)
+            )
+        return int(mark) if result.rowcount else 0
+
+    async def message(self, owner_id: int, msg_id: int) -> StoredMessage | None:
+        i = im_message_index
+        async with self._db.read(fresh=True) as conn:
+            row = (await conn.execute(_joined.where(i.c.owner_id == owner_id, i.c.msg_id == msg_id))).first()
+        return _stored(row, owner_id) if row is not None else None
+
+    async def read_counts(self, sender_id: int, group_id: int, msg_ids: Sequence[int]) -> list[ReadCount]:
+        b, i, c = im_message_body, im_message_index, im_conversation
+        ids = list(dict.fromkeys(msg_ids))
+        mine = select(b.c.msg_id).where(
+            b.c.msg_id.in_(ids), b.c.sender_id == sender_id, b.c.group_id == group_id
+        )
+        counts = (
+            select(
+                i.c.msg_id,
+                func.count().label("total"),
+                func.sum(case((c.c.read_seq >= i.c.seq_id, 1), else_=0)).label("read"),
+            )
+            .select_from(
+                i.join(
+                    c,
+                    (c.c.owner_id == i.c.owner_id)
+                    & (c.c.conv_type == i.c.conv_type)
+                    & (c.c.other_id == i.c.other_id),
+                )
+            )
+            .where(i.c.msg_id.in_(mine), i.c.is_sender == 0)
+            .group_by(i.c.msg_id)
+        )
+        async with self._db.read() as conn:
+            owned = [int(r.msg_id) for r in await conn.execute(mine)]
+            found = {int(r.msg_id): (int(r.read or 0), int(r.total)) for r in await conn.execute(counts)}
+        return [ReadCount(m, *found.get(m, (0, 0))) for m in ids if m in set(owned)]
 
     async def max_seq(self, owner_id: int) -> int:
         # From the primary: mark_read checks a just-delivered seq against it, a replica may lag.
