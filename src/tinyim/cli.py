@@ -80,7 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="bring the database schema to the latest migration")
     cluster = sub.add_parser("cluster", help="the multi-process topology as local processes (no Docker)")
     cluster.add_argument("action", choices=["up", "down"])
+    # PC client: chat (terminal UI), send, tail, upload, download
+    from tinyim.pc.main import COMMANDS as PC_COMMANDS
+    from tinyim.pc.main import add_subcommands as add_pc_subcommands
+
+    add_pc_subcommands(sub)
     args = parser.parse_args(argv)
+    if args.command in PC_COMMANDS:
+        from tinyim.pc.main import run_command
+
+        return run_command(args)
     if args.command == "cluster":
         from tinyim.cluster import main as cluster_main
 

@@ -622,3 +622,39 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.username!r}, device={self.device_id}, user_id={self.user_id})"
+
+    # ---------- PC client: connection state, finding people ----------
+    @property
+    def connection_state(self) -> str:
+        """One of connected, reconnecting, kicked (logged in elsewhere), closed, offline (not started)."""
+        if self.kicked.is_set():
+            return "kicked"
+        if self._closing:
+            return "closed"
+        if self.connected.is_set():
+            return "connected"
+        return "reconnecting" if self.connects else "offline"
+
+    async def find_user(self, who: str) -> User:
+        """A user by username (through user search when this SDK has it) or by id ("#12" or "12")."""
+        who = who.strip()
+        search = getattr(self, "search_users", None)
+        if search is not None and who and not who.startswith("#"):
+            found = await search(username=who, limit=1)
+            users = found[0] if isinstance(found, tuple) else found
+            for u in users:
+                if getattr(u, "username", None) == who:
+                    return User(int(u.user_id), u.username, u.nickname)
+        digits = who.removeprefix("#")
+        if digits.isdigit():
+            users = await self.users([int(digits)])
+            if users:
+                return users[0]
+        if search is None and not digits.isdigit():
+            raise ServerError("not_found", f"{who!r}: user search is not available here; give the user id")
+        raise ServerError("not_found", f"no user {who!r}")
+
+
+# PC client: the device types a client may claim (one live session per user and device type; a login on
+# a device type kicks that type's older session, other types stay online).
+DEVICE_IDS = ("PC", "Web", "Mobile", "Pad")
