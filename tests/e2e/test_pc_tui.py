@@ -223,8 +223,9 @@ async def test_a_file_sent_in_the_tui_arrives_and_downloads_with_progress(
         await until(bob, shown(bob, "sent report.bin"), "the upload")
         bar = bob.app.query_one("#transfer", ProgressBar)
         assert bar.percentage == 1.0
-        assert f"({payload.stat().st_size}/{payload.stat().st_size} bytes (100%)" in bob_app.transfer_text or (
-            "100%" in bob_app.transfer_text
+        assert (
+            f"({payload.stat().st_size}/{payload.stat().st_size} bytes (100%)" in bob_app.transfer_text
+            or ("100%" in bob_app.transfer_text)
         )
         await until(alice, shown(alice, "[file] report.bin"), "the file message")
         await type_line(alice, "/download")

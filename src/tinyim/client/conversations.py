@@ -100,13 +100,18 @@ class Conversation:
     peer_id: int
     group_id: int
     last: Message | None = None
-    unread: int = 0
     read_seq: int = 0
-    counted_to: int = 0  # the server's unread count covers messages up to this seq
+    counted_to: int = 0  # the server's unread count (`seeded`) covers messages up to this seq
+    seeded: int = 0
+    newer: list[int] = field(default_factory=list)  # seqs of unread messages from others since then
 
     @property
     def key(self) -> ConvKey:
         return (self.peer_id, self.group_id)
+
+    @property
+    def unread(self) -> int:
+        return self.seeded + len(self.newer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,26 +148,33 @@ class ConversationBook:
             conv.last = message
         # As the server counts: every message from others above the read mark (a reply does not mark
         # the conversation read; a client marks it read when it shows it).
-        if not message.is_mine and count_unread and message.seq_id > max(conv.read_seq, conv.counted_to):
-            conv.unread += 1
+        if (
+            not message.is_mine
+            and count_unread
+            and message.seq_id > max(conv.read_seq, conv.counted_to)
+            and message.seq_id not in conv.newer
+        ):
+            conv.newer.append(message.seq_id)
         self._requests(message)
         return conv
 
     def seed_unread(self, counts: list[Unread]) -> None:
         """The server's unread counts; messages added later count on top of them only if newer."""
         for conv in self.conversations.values():
-            conv.unread = 0
+            conv.seeded, conv.newer = 0, []
         for u in counts:
             conv = self.get((u.peer_id, u.group_id))
-            conv.unread = u.unread
+            conv.seeded, conv.newer = u.unread, []
             conv.read_seq = max(conv.read_seq, u.read_seq)
             conv.counted_to = max(conv.counted_to, u.last_seq)
 
     def mark_read(self, key: ConvKey, read_seq: int) -> None:
+        """Read up to read_seq (here or on another device)."""
         conv = self.get(key)
         conv.read_seq = max(conv.read_seq, read_seq)
-        if conv.last is None or conv.read_seq >= conv.last.seq_id:
-            conv.unread = 0
+        conv.newer = [seq for seq in conv.newer if seq > conv.read_seq]
+        if conv.read_seq >= conv.counted_to:
+            conv.seeded = 0
 
     def ordered(self) -> list[Conversation]:
         """Newest activity first."""
@@ -224,7 +236,7 @@ class ConversationBook:
             for c in data["conversations"]:
                 last = Message(**c["last"]) if c.get("last") else None
                 conv = Conversation(
-                    c["peer_id"], c["group_id"], last, c["unread"], c["read_seq"], c["counted_to"]
+                    c["peer_id"], c["group_id"], last, c["read_seq"], c["counted_to"], c["seeded"], c["newer"]
                 )
                 book.conversations[conv.key] = conv
             for r in data["friend_requests"]:
