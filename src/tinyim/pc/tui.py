@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.console import Console
-from rich.markup import escape
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message as TextualMessage
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets import Button, Header, Input, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from tinyim.client import (
@@ -104,7 +104,7 @@ class LoginScreen(Screen[None]):
             with Horizontal(id="login-buttons"):
                 yield Button("Log in", id="login-button", variant="primary")
                 yield Button("Register", id="register-button")
-            yield Label(escape(self._error), id="login-error")
+            yield Label(Content(self._error), id="login-error")
 
     def _values(self) -> tuple[str, str, str, str]:
         return tuple(  # type: ignore[return-value]
@@ -131,7 +131,7 @@ class LoginScreen(Screen[None]):
         return self.app
 
     def show_error(self, text: str) -> None:
-        self.query_one("#login-error", Label).update(escape(text))
+        self.query_one("#login-error", Label).update(Content(text))
 
 
 class RequestDialog(ModalScreen[bool | None]):
@@ -145,7 +145,7 @@ class RequestDialog(ModalScreen[bool | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(escape(self._text), id="dialog-text")
+            yield Label(Content(self._text), id="dialog-text")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Accept", id="accept", variant="success")
                 yield Button("Decline", id="decline", variant="error")
@@ -163,8 +163,8 @@ class ChatApp(App[int]):
     TITLE = "TinyIM"
     CSS = """
     #sidebar { width: 36; border-right: solid $primary; }
-    #convs { height: 2fr; }
-    #requests { height: 1fr; }
+    #convs { height: 2fr; border: none; }
+    #requests { height: 1fr; border: none; }
     .section { background: $primary-background; width: 100%; text-style: bold; }
     #chat-title { background: $primary-background; width: 100%; text-style: bold; }
     #history { height: 1fr; }
@@ -216,9 +216,11 @@ class ChatApp(App[int]):
         self._loading_older = False
         self._last_state = ""
         self._pending_names: set[int] = set()
+        self._pending_group = False
 
     # ---------- layout ----------
     def compose(self) -> ComposeResult:
+        yield Header(icon="")
         with Horizontal(id="main"):
             with Vertical(id="sidebar"):
                 yield Label("Conversations", classes="section")
@@ -292,6 +294,9 @@ class ChatApp(App[int]):
         self.refresh_lists()
         self.set_notice(f"logged in as {account.username} (#{client.user_id})")
         async for message in client.messages():
+            self._want_names(message)
+            if self._pending_names - set(self.users) or self._pending_group:
+                await self._learn_names()  # so the notification names the sender
             self._take(message, live=True)
 
     def _login_failed(self, text: str) -> None:
@@ -336,6 +341,8 @@ class ChatApp(App[int]):
     def _want_names(self, message: Message) -> None:
         ids = {message.sender_id, message.receiver_id}
         self._pending_names |= {i for i in ids if i and i not in self.users}
+        if message.group_id and message.group_id not in self.group_names:
+            self._pending_group = True
 
     async def _learn_names(self) -> None:
         client = self.client
@@ -351,6 +358,7 @@ class ChatApp(App[int]):
                 self._pending_names.add(user_id)
         missing = sorted(self._pending_names - set(self.users))
         self._pending_names.clear()
+        self._pending_group = False
         try:
             for i in range(0, len(missing), 100):
                 for user in await client.users(missing[i : i + 100]):
@@ -398,7 +406,7 @@ class ChatApp(App[int]):
             badge = f" [{conv.unread}]" if conv.unread else ""
             preview = self.render_text(conv.last) if conv.last else ""
             prompt = f"{self.title_of(conv.key)}{badge}\n  {preview[:30]}"
-            options.append(Option(escape(prompt), id=f"{conv.peer_id}:{conv.group_id}"))
+            options.append(Option(Content(prompt), id=f"{conv.peer_id}:{conv.group_id}"))
         convs.add_options(options)
         if highlighted is not None:
             with_id = [o.id for o in options]
@@ -407,11 +415,11 @@ class ChatApp(App[int]):
         requests = self.query_one("#requests", OptionList)
         requests.clear_options()
         items = [
-            Option(escape(f"friend: {self.user_name(r.user_id)} {r.reason}".strip()), id=f"f:{r.user_id}")
+            Option(Content(f"friend: {self.user_name(r.user_id)} {r.reason}".strip()), id=f"f:{r.user_id}")
             for r in self.book.friend_requests.values()
         ] + [
             Option(
-                escape(f"join g:{j.group_id}: {self.user_name(j.user_id)}"), id=f"j:{j.group_id}:{j.user_id}"
+                Content(f"join g:{j.group_id}: {self.user_name(j.user_id)}"), id=f"j:{j.group_id}:{j.user_id}"
             )
             for j in self.book.join_requests.values()
         ]
@@ -478,7 +486,7 @@ class ChatApp(App[int]):
         self._oldest = 0
         history = self.query_one("#history", History)
         await history.remove_children()
-        self.query_one("#chat-title", Label).update(escape(self.title_of(key)))
+        self.query_one("#chat-title", Label).update(Content(self.title_of(key)))
         try:
             messages, more = await client.history(peer_id=key[0], group_id=key[1], limit=self.history_page)
         except Exception as exc:
@@ -490,7 +498,7 @@ class ChatApp(App[int]):
             self._want_names(m)
         if self._pending_names:
             await self._learn_names()
-            self.query_one("#chat-title", Label).update(escape(self.title_of(key)))
+            self.query_one("#chat-title", Label).update(Content(self.title_of(key)))
         await self._prepend(messages)
         self._has_more = more
         history.scroll_end(animate=False)
@@ -529,8 +537,10 @@ class ChatApp(App[int]):
     def _line(self, m: Message) -> Static:
         stamp = time.strftime("%H:%M", time.localtime(m.create_time / 1000))
         who = "me" if m.is_mine else self.short_name(m.sender_id)
+        text = self.render_text(m)
+        line = f"{stamp} {text}" if text.startswith("* ") else f"{stamp} {who}: {text}"
         return Static(
-            escape(f"{stamp} {who}: {self.render_text(m)}"),
+            Content(line),
             classes="line mine" if m.is_mine else "line",
         )
 
@@ -544,7 +554,7 @@ class ChatApp(App[int]):
 
     def info(self, text: str) -> None:
         history = self.query_one("#history", History)
-        history.mount(Static(escape(text), classes="line info"))
+        history.mount(Static(Content(text), classes="line info"))
         history.scroll_end(animate=False)
         self.set_notice(text.splitlines()[0] if text else "")
 
@@ -612,7 +622,8 @@ class ChatApp(App[int]):
                 self.query_one("#input", Input).disabled = True
             self._last_state = state
         who = f"{self.account.username} · {self.account.device_id}"
-        self.query_one("#status", Static).update(f"{STATE_TEXT[state]} {escape(who)} │ {escape(self.notice)}")
+        status = Content.from_markup(STATE_TEXT[state]) + Content(f" {who} │ {self.notice}")
+        self.query_one("#status", Static).update(status)
 
     # ---------- input ----------
     @on(Input.Submitted, "#input")
@@ -672,10 +683,9 @@ class ChatApp(App[int]):
 
     def command(self, text: str) -> None:
         try:
-            words = shlex.split(text[1:])
-        except ValueError as exc:
-            self.info(f"cannot parse: {exc}")
-            return
+            words = shlex.split(text[1:])  # quotes group words: /file "my notes.txt"
+        except ValueError:
+            words = text[1:].split()  # a lone apostrophe in free text: /add bob hi, it's me
         if not words:
             return
         name, args = words[0].lower(), words[1:]
@@ -931,7 +941,7 @@ class ChatApp(App[int]):
             bar.update(total=max(total, 1), progress=done)
             percent = 100 * done // total if total else 0
             self.transfer_text = f"{verb} {name}: {done}/{total} bytes ({percent}%)"
-            label.update(escape(self.transfer_text))
+            label.update(Content(self.transfer_text))
 
         return update
 
