@@ -2,7 +2,8 @@
 
 dispatch on IM_HTTP_PORT (default 8080), then two gateways, auth, user and two msg nodes on the next
 ports, each with its gRPC port at HTTP + 1000. Every process is `tinyim run` with its own IM_ROLES, the
-same database and Redis (default: the local MariaDB's `tinyim` database and Redis db 0). The schema is
+same database and Redis (default: the local MariaDB's `tinyim_cluster` database and Redis db 0 under the
+key prefix `tinyim-cluster:`, so it never mixes with another instance on the host). The schema is
 migrated once before the roles start. `up` returns once every /healthz answers and writes
 `{IM_DATA_DIR}/cluster/cluster.json` (each process: name, roles, pid, ports, log); `down` stops them.
 """
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import httpx
 
-DEFAULT_DATABASE_URL = "mysql+asyncmy://root@127.0.0.1:3306/tinyim"
+# Its own database and Redis key prefix by default, so a cluster never mixes with another TinyIM on the host.
+DEFAULT_DATABASE_URL = "mysql+asyncmy://root@127.0.0.1:3306/tinyim_cluster"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_PREFIX = "tinyim-cluster:"
 
 # (name, IM_ROLES, offset from the base HTTP port, Snowflake worker id)
 TOPOLOGY = [
@@ -174,6 +177,7 @@ def cluster_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.startswith("IM_")}
     env.setdefault("IM_DATABASE_URL", DEFAULT_DATABASE_URL)
     env.setdefault("IM_REDIS_URL", DEFAULT_REDIS_URL)
+    env.setdefault("IM_REDIS_PREFIX", DEFAULT_REDIS_PREFIX)
     for per_process in ("IM_ROLES", "IM_HTTP_PORT", "IM_GRPC_PORT", "IM_WORKER_ID"):
         env.pop(per_process, None)
     return env

@@ -22,6 +22,8 @@ UNIMPLEMENTED: Final = "unimplemented"
 ALREADY_EXISTS: Final = "already_exists"
 NOT_MEMBER: Final = "not_member"
 GROUP_FULL: Final = "group_full"
+# user search, typing: too many requests of one kind in a window
+RATE_LIMITED: Final = "rate_limited"
 
 
 class ImError(Exception):
@@ -69,3 +71,9 @@ class UserProfile:
     user_id: int
     username: str
     nickname: str
+
+
+# user search: what a user lets others do with their profile
+@dataclass(frozen=True, slots=True)
+class Privacy:
+    hide_from_nickname_search: bool = False

@@ -5,6 +5,7 @@ With nothing set, one process runs every role on SQLite under ./var and in-memor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ALL_ROLES = frozenset({"dispatch", "gateway", "filegw", "auth", "user", "msg", "filemeta"})
 # Roles the code base can run today. A process asked for anything else fails at start with a clear message.
 SUPPORTED_ROLES = frozenset({"dispatch", "gateway", "auth", "user", "msg"})
+
+
+def env_file() -> str | None:
+    """The env file settings are read from: IM_ENV_FILE, else ./.env when it exists (the environment
+    itself always wins over the file)."""
+    named = os.environ.get("IM_ENV_FILE")
+    if named:
+        if not Path(named).is_file():
+            raise ValueError(f"IM_ENV_FILE={named} is not a readable file")
+        return named
+    return ".env" if Path(".env").is_file() else None
 
 
 class Settings(BaseSettings):
@@ -43,6 +55,11 @@ class Settings(BaseSettings):
     # Origins (comma list, or *) whose browser pages may call the HTTP API and the file gateway.
     # Empty: same origin only (the Web app served by dispatch needs nothing here).
     cors_origins: str = ""
+    # Behind a TLS proxy: the proxy's addresses (comma list of IPs/CIDRs, or *), whose X-Forwarded-For/
+    # -Proto headers are trusted (client addresses in logs and limits, wss:// in URLs). Empty: trust none.
+    forwarded_allow_ips: str = ""
+    public_file_http_url: str = ""  # a file gateway's HTTP base URL for browsers when it differs
+    audit_log: str = ""  # audit lines (JSON) appended to this file; empty = stderr
 
     # Gateway limits (DESIGN.md §9).
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -54,6 +71,8 @@ class Settings(BaseSettings):
     max_bad_frames: int = Field(default=20, ge=1)
     sync_page_max: int = Field(default=200, ge=1)
     sync_page_default: int = Field(default=100, ge=1)
+    # user search: searches (pages) per user per minute
+    search_per_minute: int = Field(default=30, ge=1)
 
     @field_validator("roles")
     @classmethod

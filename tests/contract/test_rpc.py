@@ -10,7 +10,7 @@ import pytest
 from tests.support.grpc_loop import StaticRegistry, listening
 from tinyim.infra.discovery import Node, NodeDirectory
 from tinyim.infra.rpc import Channels, RoleChannels
-from tinyim.kernel import NOT_FOUND, UNAVAILABLE, ImError, UserProfile
+from tinyim.kernel import NOT_FOUND, UNAVAILABLE, ImError, Privacy, UserProfile
 from tinyim.modules.auth import LoginResult, TokenClaims
 from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
@@ -43,6 +43,18 @@ class NamedAuth:
         raise NotImplementedError
 
     async def logout(self, claims: TokenClaims) -> None:
+        raise NotImplementedError
+
+    # user search
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        raise NotImplementedError
+
+    async def privacy(self, user_id: int) -> Privacy:
+        raise NotImplementedError
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy:
         raise NotImplementedError
 
 

@@ -104,7 +104,7 @@ def test_send_and_tail_json_read_by_another_program(
     ack = json.loads(sent.stdout)
     assert ack["msg_id"] > 0 and ack["seq_id"] > 0
     assert sent.stderr == ""  # not a TTY: no progress output, no noise
-    piped = tinyim("send", "--to", f"#{bob_id}", env=alice_env, stdin="from stdin\n")
+    piped = tinyim("send", "--to", bob, env=alice_env, stdin="from stdin\n")  # by username
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.startswith("sent msg_id=")
 
@@ -146,8 +146,9 @@ def test_tail_lines_history_and_errors(
         "send", "--to", f"#{bob_id}", "x", env=env_for(server, alice, tmp_path / "a", "wrong pass")
     )
     assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
-    nobody = tinyim("send", "--to", "#999999999", "x", env=alice_env)
-    assert nobody.returncode == 1 and "no user" in nobody.stderr
+    for unknown in ("#999999999", "nobody_with_this_name"):
+        nobody = tinyim("send", "--to", unknown, "x", env=alice_env)
+        assert nobody.returncode == 1 and "no user" in nobody.stderr
     assert tinyim("send", "--to", f"#{bob_id}", env=alice_env, stdin="").returncode == 2
 
     # A newer login of the same device type ends the tail with exit code 3.

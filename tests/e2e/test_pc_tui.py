@@ -78,11 +78,6 @@ async def pick(pilot: Pilot[Any], selector: str, contains: str) -> None:
     await pilot.press("enter")
 
 
-def who(username: str, user_id: int) -> str:
-    """How the UI names a user in commands: by username once user search exists, by #id before."""
-    return username if hasattr(Client, "search_users") else f"#{user_id}"
-
-
 async def test_two_pc_users_chat_through_the_terminal_ui(server: ServerProcess, tmp_path: Path) -> None:
     alice_name, bob_name = unique("alice"), unique("bob")
     # Alice starts with nothing but the server: the login form comes up and she registers there.
@@ -108,7 +103,7 @@ async def test_two_pc_users_chat_through_the_terminal_ui(server: ServerProcess, 
         alice_id, bob_id = alice_app.client.user_id, bob_app.client.user_id
 
         # Friend request from the input line; it shows up in Bob's requests and conversations.
-        await type_line(alice, f"/add {who(bob_name, bob_id)} hello from the TUI")
+        await type_line(alice, f"/add {bob_name} hello from the TUI")
         await until(alice, shown(alice, "asked Bob"), "the request to be sent")
         await until(bob, lambda: any("friend: Alice" in p for p in options(bob, "#requests")), "the request")
         await until(bob, lambda: any("Alice" in p and "[1]" in p for p in options(bob, "#convs")), "unread 1")
@@ -122,7 +117,7 @@ async def test_two_pc_users_chat_through_the_terminal_ui(server: ServerProcess, 
         await until(alice, shown(alice, "Bob accepted the friend request"), "the acceptance")
 
         # Chat both ways; unread counts follow.
-        await type_line(alice, f"/open {who(bob_name, bob_id)}")
+        await type_line(alice, f"/open {bob_name}")
         await until(alice, lambda: alice_app.current == (bob_id, 0), "the conversation to open")
         await type_line(alice, "hi bob, from the terminal")
         await until(alice, shown(alice, "me: hi bob, from the terminal"), "her own line")
@@ -160,9 +155,9 @@ async def test_two_pc_users_chat_through_the_terminal_ui(server: ServerProcess, 
         await until(alice, shown(alice, "Bob: hello team"), "the group message")
 
         # Back to the 1:1 conversation for what follows.
-        await type_line(alice, f"/open {who(bob_name, bob_id)}")
+        await type_line(alice, f"/open {bob_name}")
         await until(alice, lambda: alice_app.current == (bob_id, 0), "the 1:1 conversation")
-        await type_line(bob, f"/open {who(alice_name, alice_id)}")
+        await type_line(bob, f"/open {alice_name}")
         await until(bob, lambda: bob_app.current == (alice_id, 0), "the 1:1 conversation")
 
         # The server restarts: both show the state, reconnect by themselves and resync.
@@ -210,13 +205,13 @@ async def test_a_file_sent_in_the_tui_arrives_and_downloads_with_progress(
         for pilot in (alice, bob):
             await until(pilot, shown(pilot, "● connected"), "the connection")
         assert alice_app.client is not None and bob_app.client is not None
-        alice_id, bob_id = alice_app.client.user_id, bob_app.client.user_id
-        await type_line(alice, f"/add {who(bob_name, bob_id)}")
+        alice_id = alice_app.client.user_id
+        await type_line(alice, f"/add {bob_name}")
         await until(bob, lambda: bool(options(bob, "#requests")), "the request")
-        await type_line(bob, f"/accept {who(alice_name, alice_id)}")
+        await type_line(bob, f"/accept {alice_name}")
         await until(alice, shown(alice, "Bob accepted"), "the acceptance")
-        await type_line(alice, f"/open {who(bob_name, bob_id)}")
-        await type_line(bob, f"/open {who(alice_name, alice_id)}")
+        await type_line(alice, f"/open {bob_name}")
+        await type_line(bob, f"/open {alice_name}")
         await until(bob, lambda: bob_app.current == (alice_id, 0), "the conversation")
 
         await type_line(bob, f"/file {payload}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from tinyim.kernel import PushTarget, UserProfile
+from tinyim.kernel import Privacy, PushTarget, UserProfile
 
 
 class FakeHasher:
@@ -113,6 +113,7 @@ class FakeUsers:
 
     def __init__(self, *user_ids: int) -> None:
         self.profiles = {u: UserProfile(u, f"user{u}", f"User {u}") for u in user_ids}
+        self.privacies: dict[int, Privacy] = {}  # user search
 
     async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]:
         return {u: self.profiles[u] for u in user_ids if u in self.profiles}
@@ -120,6 +121,30 @@ class FakeUsers:
     async def update_nickname(self, user_id: int, nickname: str) -> None:
         old = self.profiles[user_id]
         self.profiles[user_id] = UserProfile(user_id, old.username, nickname)
+
+    # user search
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        found = [
+            p
+            for u, p in sorted(self.profiles.items())
+            if u > after_user_id
+            and (
+                p.username == username
+                if username
+                else p.nickname.lower().startswith(nickname_prefix.lower())
+                and not self.privacies.get(u, Privacy()).hide_from_nickname_search
+            )
+        ]
+        return found[:limit]
+
+    async def privacy(self, user_id: int) -> Privacy:
+        return self.privacies.get(user_id, Privacy())
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy:
+        self.privacies[user_id] = privacy
+        return privacy
 
 
 class RecordingNotices:

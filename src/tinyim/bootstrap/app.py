@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
+from tinyim.edges.http_telemetry import HttpTelemetry
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
@@ -111,6 +113,10 @@ def build_app(settings: Settings) -> Starlette:
             await stack.aclose()
             await _awaited(container.shutdown_resources())
 
-    app = Starlette(routes=common_routes(settings.role_set), lifespan=lifespan)
+    app = Starlette(
+        routes=common_routes(settings.role_set),
+        lifespan=lifespan,
+        middleware=[Middleware(HttpTelemetry)],  # request id and metrics by route
+    )
     app.state.container = container
     return app

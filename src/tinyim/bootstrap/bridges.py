@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from tinyim.kernel import UserProfile
+from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth import AuthApi
 from tinyim.modules.timeline import MsgType, NoticeApi
 
@@ -20,6 +20,18 @@ class AuthAsUserDirectory:
 
     async def update_nickname(self, user_id: int, nickname: str) -> None:
         await self._auth.update_nickname(user_id, nickname)
+
+    # user search
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        return await self._auth.search_profiles(username, nickname_prefix, after_user_id, limit)
+
+    async def privacy(self, user_id: int) -> Privacy:
+        return await self._auth.privacy(user_id)
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy:
+        return await self._auth.set_privacy(user_id, privacy)
 
 
 class TimelineNotices:

@@ -49,6 +49,8 @@ from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.presence.adapters.redis import RedisSessionDirectory
 from tinyim.modules.relation import RelationService
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
+from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter
+from tinyim.modules.relation.adapters.redis import RedisRateLimiter
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
@@ -213,6 +215,13 @@ class Container(containers.DeclarativeContainer):
             store=providers.Singleton(SqlRelationStore, db),
             users=providers.Singleton(AuthAsUserDirectory, auth),
             notices=providers.Singleton(TimelineNotices, notices),
+            # user search: searches per user per minute, counted across the role's processes
+            limiter=providers.Selector(
+                shared_state,
+                memory=providers.Singleton(InMemoryRateLimiter),
+                redis=providers.Singleton(RedisRateLimiter, redis, keys),
+            ),
+            searches_per_minute=settings.provided.search_per_minute,
         ),
         remote=providers.Singleton(
             GrpcRelationClient,

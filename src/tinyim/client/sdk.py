@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from tinyim.pb import im_protocol_pb2 as pb
-from tinyim.wire import Cmd, ErrorCode, FrameError, decode, encode, parse_body
+from tinyim.wire import PUSH_COMMANDS, Cmd, ErrorCode, FrameError, decode, encode, parse_body
 
 from .seqstore import MemorySeqStore, SeqStore
 
@@ -548,6 +548,8 @@ class Client:
                     assert isinstance(body, pb.KickNotify)
                     self.kick_reason = body.reason
                     self.kicked.set()
+                elif frame.cmd in PUSH_COMMANDS:  # never an answer: status, typing, newer pushes
+                    self._on_notify(frame.cmd, body)
                 elif self._pending:
                     future = self._pending.popleft()
                     if not future.done():
@@ -623,6 +625,29 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.username!r}, device={self.device_id}, user_id={self.user_id})"
 
+    # ---------- user search ----------
+    async def search_users(
+        self, username: str = "", nickname_prefix: str = "", limit: int = 20, cursor: str = ""
+    ) -> tuple[list[User], str]:
+        """Exactly one of username (exact) or nickname_prefix (paged: pass the returned cursor for the
+        next page; "" = no more). Searches are rate-limited per user (ERR_RATE_LIMITED)."""
+        req = pb.UserSearchReq(username=username, nickname_prefix=nickname_prefix, limit=limit, cursor=cursor)
+        resp = await self._call(Cmd.CMD_USER_SEARCH_REQ, req, pb.UserSearchResp)
+        return [_user(u) for u in resp.users], resp.next_cursor
+
+    async def hidden_from_nickname_search(self) -> bool:
+        resp = await self._call(Cmd.CMD_PRIVACY_GET_REQ, pb.PrivacyGetReq(), pb.PrivacyGetResp)
+        return resp.settings.hide_from_nickname_search
+
+    async def set_hidden_from_nickname_search(self, hidden: bool) -> bool:
+        """Opt out of (or back into) nickname-prefix search; an exact username search still finds you."""
+        req = pb.PrivacySetReq(settings=pb.PrivacySettings(hide_from_nickname_search=hidden))
+        resp = await self._call(Cmd.CMD_PRIVACY_SET_REQ, req, pb.PrivacySetResp)
+        return resp.settings.hide_from_nickname_search
+
+    def _on_notify(self, cmd: int, body: ProtoMessage) -> None:
+        """Pushes other than sync signals, read marks and kicks; unknown ones are ignored."""
+
     # ---------- PC client: connection state, finding people ----------
     @property
     def connection_state(self) -> str:
@@ -636,23 +661,16 @@ class Client:
         return "reconnecting" if self.connects else "offline"
 
     async def find_user(self, who: str) -> User:
-        """A user by username (through user search when this SDK has it) or by id ("#12" or "12")."""
+        """A user by exact username (through user search), or by id written "#12"."""
         who = who.strip()
-        search = getattr(self, "search_users", None)
-        if search is not None and who and not who.startswith("#"):
-            found = await search(username=who, limit=1)
-            users = found[0] if isinstance(found, tuple) else found
-            for u in users:
-                if getattr(u, "username", None) == who:
-                    return User(int(u.user_id), u.username, u.nickname)
-        digits = who.removeprefix("#")
-        if digits.isdigit():
-            users = await self.users([int(digits)])
-            if users:
-                return users[0]
-        if search is None and not digits.isdigit():
-            raise ServerError("not_found", f"{who!r}: user search is not available here; give the user id")
-        raise ServerError("not_found", f"no user {who!r}")
+        if who.startswith("#") and who[1:].isdigit():
+            users = await self.users([int(who[1:])])
+        else:
+            found, _ = await self.search_users(username=who, limit=1)
+            users = [u for u in found if u.username == who]
+        if not users:
+            raise ServerError("not_found", f"no user {who!r}")
+        return users[0]
 
 
 # PC client: the device types a client may claim (one live session per user and device type; a login on

@@ -18,6 +18,7 @@ WIRE_CODES: dict[str, ErrorCode] = {
     kernel.ALREADY_EXISTS: ErrorCode.ERR_ALREADY_EXISTS,
     kernel.NOT_MEMBER: ErrorCode.ERR_NOT_MEMBER,
     kernel.GROUP_FULL: ErrorCode.ERR_GROUP_FULL,
+    kernel.RATE_LIMITED: ErrorCode.ERR_RATE_LIMITED,  # user search, typing
 }
 
 HTTP_STATUS: dict[str, int] = {
@@ -31,6 +32,7 @@ HTTP_STATUS: dict[str, int] = {
     kernel.ALREADY_EXISTS: 409,
     kernel.NOT_MEMBER: 403,
     kernel.GROUP_FULL: 409,
+    kernel.RATE_LIMITED: 429,  # user search, typing
 }
 
 

@@ -42,6 +42,9 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.writer = _make_engine(url, pool_size)
         self.readers = [_make_engine(u, pool_size) for u in replica_urls]
+        _gauge_pool("primary", self.writer)
+        for index, engine in enumerate(self.readers):
+            _gauge_pool(f"replica-{index}", engine)
         self.healthy = [True] * len(self.readers)
         self.max_lag_seconds = max_lag_seconds
         self._next_reader = 0
@@ -96,7 +99,8 @@ class Database:
     async def check_replicas(self) -> None:
         """One health check of every replica (run every second by `watch_replicas`)."""
         for index, engine in enumerate(self.readers):
-            self.healthy[index] = await _replica_ok(engine, self.max_lag_seconds)
+            self.healthy[index] = await _replica_ok(engine, self.max_lag_seconds, f"replica-{index}")
+            metrics.REPLICA_HEALTHY.labels(replica=f"replica-{index}").set(int(self.healthy[index]))
 
     async def watch_replicas(self, every_seconds: float = 1.0) -> None:
         while True:
@@ -109,7 +113,7 @@ class Database:
             await engine.dispose()
 
 
-async def _replica_ok(engine: AsyncEngine, max_lag: float) -> bool:
+async def _replica_ok(engine: AsyncEngine, max_lag: float, label: str = "replica") -> bool:
     try:
         async with asyncio.timeout(2), engine.connect() as conn:
             if engine.dialect.name not in ("mysql", "mariadb"):
@@ -119,7 +123,19 @@ async def _replica_ok(engine: AsyncEngine, max_lag: float) -> bool:
             row = (await conn.execute(text("SHOW REPLICA STATUS"))).mappings().first()
     except Exception:
         return False
-    return replica_status_ok(dict(row) if row is not None else None, max_lag)
+    status = dict(row) if row is not None else None
+    lag = replica_lag_seconds(status)
+    if lag is not None:
+        metrics.REPLICA_LAG.labels(replica=label).set(lag)
+    return replica_status_ok(status, max_lag)
+
+
+def replica_lag_seconds(row: dict[str, Any] | None) -> float | None:
+    """Seconds behind the primary as the replica reports it (None: not replicating, or unknown)."""
+    if row is None:
+        return None
+    lag = next((row[n] for n in ("Seconds_Behind_Source", "Seconds_Behind_Master") if n in row), None)
+    return float(lag) if lag is not None else None
 
 
 def replica_status_ok(row: dict[str, Any] | None, max_lag: float) -> bool:
@@ -147,6 +163,13 @@ def _count_round_trips(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "commit")
     def _commit(*_args: Any) -> None:
         metrics.DB_COMMITS.inc()
+
+
+def _gauge_pool(label: str, engine: AsyncEngine) -> None:
+    """Connections checked out of the engine's pool, read when /metrics is scraped."""
+    checkedout = getattr(engine.sync_engine.pool, "checkedout", None)
+    if callable(checkedout):
+        metrics.DB_POOL_CHECKED_OUT.labels(engine=label).set_function(lambda: float(checkedout()))
 
 
 def _make_engine(url: str, pool_size: int) -> AsyncEngine:

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from tinyim.infra import metrics
 from tinyim.infra.redis import Keys
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ class NodeDirectory:
                 if cached is None or time.monotonic() - cached[0] > self._refresh:
                     cached = (time.monotonic(), await self._registry.nodes(role))
                     self._cache[role] = cached
+                    metrics.REGISTRY_NODES.labels(role=role).set(len(cached[1]))
         now = time.monotonic()
         healthy = [n for n in cached[1] if self._suspects.get(n.node_id, 0.0) < now]
         return healthy or list(cached[1])

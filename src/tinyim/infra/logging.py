@@ -8,6 +8,8 @@ import re
 import sys
 from typing import Any
 
+from tinyim.infra.tracing import RequestIdFilter
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
@@ -52,6 +54,7 @@ class RedactTokens(logging.Filter):
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactTokens())
+    handler.addFilter(RequestIdFilter())
     handler.setFormatter(
         _Json() if fmt == "json" else _Text("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )

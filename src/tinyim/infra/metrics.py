@@ -18,3 +18,32 @@ REQUEST_SECONDS = Histogram(
     ["cmd"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+
+# Internal calls (gRPC interceptors): by full method name and status code.
+GRPC_CLIENT_SECONDS = Histogram(
+    "tinyim_grpc_client_seconds",
+    "Internal calls made, by method and status",
+    ["method", "code"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+GRPC_SERVER_SECONDS = Histogram(
+    "tinyim_grpc_server_seconds",
+    "Internal calls served, by method and status",
+    ["method", "code"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+# HTTP API: by route template (never the raw path, whose ids would explode the label set) and status.
+HTTP_REQUESTS = Counter("tinyim_http_requests_total", "HTTP requests answered", ["route", "status"])
+HTTP_SECONDS = Histogram(
+    "tinyim_http_request_seconds",
+    "Time to answer an HTTP request",
+    ["route"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+REGISTRY_NODES = Gauge("tinyim_registry_nodes", "Live nodes this process sees in the registry", ["role"])
+REPLICA_HEALTHY = Gauge("tinyim_db_replica_healthy", "1 while a read replica is used", ["replica"])
+REPLICA_LAG = Gauge("tinyim_db_replica_lag_seconds", "Replication lag last measured", ["replica"])
+DB_POOL_CHECKED_OUT = Gauge("tinyim_db_pool_checked_out", "Database connections in use", ["engine"])
+LOGINS = Counter(
+    "tinyim_logins_total", "Password logins answered, by outcome", ["outcome"]
+)  # ok, bad_credentials, throttled, disabled, invalid

@@ -25,6 +25,10 @@ class Keys:
     def user(self, user_id: int) -> str:
         return f"{self.prefix}im:user:{user_id}"
 
+    # user search, typing: fixed-window rate counters
+    def rate(self, key: str) -> str:
+        return f"{self.prefix}im:rate:{key}"
+
     def node_info(self, role: str, node_id: str) -> str:
         """Registry entry with a TTL (spec: `im:gateway:info:{id}`, the same for every role)."""
         return f"{self.prefix}im:{role}:info:{node_id}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -19,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tinyim import kernel
+from tinyim.infra import metrics, tracing
 from tinyim.infra.discovery import Node, NodeDirectory
 from tinyim.kernel import UNAVAILABLE, ImError
 from tinyim.pb import im_internal_pb2 as internal_pb
@@ -36,6 +38,7 @@ _STATUS: dict[str, grpc.StatusCode] = {
     kernel.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     kernel.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     kernel.UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+    kernel.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,  # user search, typing
 }
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
@@ -97,6 +100,72 @@ SERVER_OPTIONS = [
 ]
 
 
+def _code_name(code: grpc.StatusCode | None) -> str:
+    return code.name if code is not None else "UNKNOWN"
+
+
+class ClientTelemetry(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Every internal call: carries the request id, and is timed by method and status code."""
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], client_call_details: Any, request: Any
+    ) -> Any:
+        rid = tracing.current()
+        if rid:
+            metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+            metadata.add(tracing.METADATA_KEY, rid)
+            client_call_details = client_call_details._replace(metadata=metadata)
+        method = client_call_details.method
+        method = method.decode() if isinstance(method, bytes) else str(method)
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            call = await continuation(client_call_details, request)
+            code = _code_name(await call.code())
+            return call
+        except grpc.aio.AioRpcError as exc:
+            code = _code_name(exc.code())
+            raise
+        finally:
+            metrics.GRPC_CLIENT_SECONDS.labels(method=method, code=code).observe(
+                time.perf_counter() - started
+            )
+
+
+class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Every internal call served: adopts the caller's request id, timed by method and status code."""
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = str(handler_call_details.method)
+        rid = dict(handler_call_details.invocation_metadata or ()).get(tracing.METADATA_KEY, "")
+        inner = handler.unary_unary
+
+        async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            tracing.adopt(str(rid))
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await inner(request, context)
+            except BaseException:
+                code = _code_name(context.code()) if context.code() is not None else "UNKNOWN"
+                raise
+            finally:
+                metrics.GRPC_SERVER_SECONDS.labels(method=method, code=code).observe(
+                    time.perf_counter() - started
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            timed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
 class Channels:
     """One channel per target address, created on first use, closed at shutdown."""
 
@@ -106,7 +175,9 @@ class Channels:
     def get(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
         if channel is None:
-            channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            channel = grpc.aio.insecure_channel(
+                target, options=CHANNEL_OPTIONS, interceptors=[ClientTelemetry()]
+            )
             self._channels[target] = channel
         return channel
 
@@ -205,7 +276,7 @@ async def grpc_server(
     if not registrars:
         yield None
         return
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[ServerTelemetry()])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names: list[str] = []

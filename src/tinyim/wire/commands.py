@@ -74,6 +74,11 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_PROFILE_UPDATE_RESP: pb.ProfileUpdateResp,
     Cmd.CMD_USER_SEARCH_REQ: pb.UserSearchReq,
     Cmd.CMD_USER_SEARCH_RESP: pb.UserSearchResp,
+    # user search privacy
+    Cmd.CMD_PRIVACY_GET_REQ: pb.PrivacyGetReq,
+    Cmd.CMD_PRIVACY_GET_RESP: pb.PrivacyGetResp,
+    Cmd.CMD_PRIVACY_SET_REQ: pb.PrivacySetReq,
+    Cmd.CMD_PRIVACY_SET_RESP: pb.PrivacySetResp,
 }
 # CMD_FILE_DATA_TRANS carries raw file bytes on the file gateway, not a protobuf body.
 KNOWN_COMMANDS = frozenset(int(c) for c in Cmd)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any, cast
 
-from tinyim.infra import metrics
+from tinyim.infra import metrics, tracing
 from tinyim.kernel import ImError
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import TimelineApi
@@ -17,8 +17,17 @@ from ..errors import wire_code
 from .connection import Connection
 from .handlers import HandlerTable, message_handlers, session_handlers, social_handlers
 from .hub import GatewayHub
+from .status_handlers import search_handlers
 
 log = logging.getLogger(__name__)
+
+
+def _cmd_label(cmd: int) -> str:
+    """Metrics and logs name commands (CMD_MSG_SEND_REQ); ids outside the table count as "unknown"."""
+    try:
+        return Cmd(cmd).name
+    except ValueError:
+        return "unknown"
 
 
 def error_frame(code: ErrorCode, message: str, cmd: int) -> bytes:
@@ -34,15 +43,19 @@ class CommandRouter:
             **session_handlers(hub),
             **message_handlers(timeline),
             **social_handlers(relation),
+            **search_handlers(relation),  # user search
         }
 
     async def handle(self, conn: Connection, frame: Frame) -> bytes:
         """Answer one request frame: its response, or an error frame. Never raises."""
         cmd = frame.cmd
-        label = f"0x{cmd:04X}"
+        tracing.new_request()  # follows this request through internal calls and log lines
+        label = _cmd_label(cmd)
         metrics.WS_FRAMES.labels(cmd=label).inc()
         if cmd not in REQUEST_COMMANDS:
-            return error_frame(ErrorCode.ERR_NOT_A_REQUEST, f"{label} is sent by the server only", cmd)
+            return error_frame(
+                ErrorCode.ERR_NOT_A_REQUEST, f"{label} (0x{cmd:04X}) is sent by the server only", cmd
+            )
         entry = self._handlers.get(cmd)
         if entry is None:
             if cmd == Cmd.CMD_LOGIN_REQ:

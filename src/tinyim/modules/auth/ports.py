@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from tinyim.kernel import UserProfile
+from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth.domain import Account, LoginResult, TokenClaims
 
 
@@ -18,6 +18,18 @@ class AuthApi(Protocol):
     async def logout(self, claims: TokenClaims) -> None: ...
     async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]: ...
     async def update_nickname(self, user_id: int, nickname: str) -> None: ...
+
+    # user search
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        """The account named exactly `username`, or up to `limit` accounts whose nickname starts with
+        `nickname_prefix` (Latin letters case-insensitively) and who did not opt out of nickname search,
+        in ascending user id above after_user_id."""
+        ...
+
+    async def privacy(self, user_id: int) -> Privacy: ...
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy: ...
 
 
 class ProfileCache(Protocol):
@@ -41,6 +53,17 @@ class AccountRepository(Protocol):
     async def by_ids(self, user_ids: Iterable[int]) -> Mapping[int, Account]: ...
     async def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
     async def set_nickname(self, user_id: int, nickname: str) -> None: ...
+    # user search
+    async def search_nickname(self, prefix: str, after_user_id: int, limit: int) -> list[UserProfile]:
+        """Accounts whose nickname starts with prefix (Latin letters case-insensitively; LIKE wildcards
+        in prefix are literal) and who did not opt out, ascending user id above after_user_id."""
+        ...
+
+    async def privacy(self, user_id: int) -> Privacy | None:
+        """None when there is no such account."""
+        ...
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> None: ...
 
 
 class DeviceSessions(Protocol):

@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from tinyim.kernel import CONFLICT, UNAUTHENTICATED, ImError, UserProfile
+from tinyim.kernel import CONFLICT, NOT_FOUND, UNAUTHENTICATED, ImError, Privacy, UserProfile
 from tinyim.modules.auth.domain import (
     LoginResult,
     TokenClaims,
@@ -116,6 +116,30 @@ class AuthService:
         await self._accounts.set_nickname(user_id, check_nickname(nickname))
         if self._cache:
             await self._cache.drop(user_id)
+
+    # ---------- user search ----------
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        if username:
+            account = await self._accounts.by_username(username)
+            # exact: some databases compare names case-insensitively
+            if account is None or account.username != username or account.user_id <= after_user_id:
+                return []
+            return [UserProfile(account.user_id, account.username, account.nickname)]
+        if not nickname_prefix or limit <= 0:
+            return []
+        return await self._accounts.search_nickname(nickname_prefix, after_user_id, limit)
+
+    async def privacy(self, user_id: int) -> Privacy:
+        found = await self._accounts.privacy(user_id)
+        if found is None:
+            raise ImError(NOT_FOUND, f"user {user_id} does not exist")
+        return found
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy:
+        await self._accounts.set_privacy(user_id, privacy)
+        return await self.privacy(user_id)
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:

@@ -9,8 +9,16 @@ from tinyim.modules.relation.domain import (
     PairState,
     RelationStatus,
     RequestStatus,
+    SearchPage,
 )
-from tinyim.modules.relation.ports import GroupFull, Notices, RelationApi, RelationStore, UserDirectory
+from tinyim.modules.relation.ports import (
+    GroupFull,
+    Notices,
+    RateLimiter,
+    RelationApi,
+    RelationStore,
+    UserDirectory,
+)
 from tinyim.modules.relation.service import RelationService
 
 __all__ = [
@@ -22,10 +30,12 @@ __all__ = [
     "Member",
     "Notices",
     "PairState",
+    "RateLimiter",
     "RelationApi",
     "RelationService",
     "RelationStatus",
     "RelationStore",
     "RequestStatus",
+    "SearchPage",
     "UserDirectory",
 ]

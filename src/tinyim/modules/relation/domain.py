@@ -10,7 +10,7 @@ import enum
 import json
 from dataclasses import dataclass
 
-from tinyim.kernel import BLOCKED, INVALID_ARGUMENT, NOT_FRIENDS, ImError, check_display_text
+from tinyim.kernel import BLOCKED, INVALID_ARGUMENT, NOT_FRIENDS, ImError, UserProfile, check_display_text
 
 GROUP_LIMIT = 500
 GROUP_NAME_MAX = 64
@@ -96,3 +96,46 @@ def check_group_name(name: str) -> str:
 def notice(event: str, **fields: object) -> str:
     """Body of a SYSTEM / FRIEND_REQ message: JSON a client renders ("everything is a message")."""
     return json.dumps({"event": event, **fields}, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---------- user search ----------
+SEARCH_LIMIT_DEFAULT = 20
+SEARCH_LIMIT_MAX = 50
+NICKNAME_PREFIX_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    users: list[UserProfile]
+    next_cursor: str  # "" = no more
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    username: str
+    nickname_prefix: str
+    limit: int
+    after_user_id: int
+
+
+def search_query(username: str, nickname_prefix: str, limit: int, cursor: str) -> SearchQuery:
+    """Exactly one of username / nickname_prefix; limit 0 = default, capped; cursor from the last page."""
+    username, nickname_prefix = username.strip(), nickname_prefix.strip()
+    if bool(username) == bool(nickname_prefix):
+        raise ImError(INVALID_ARGUMENT, "search by exactly one of username or nickname_prefix")
+    if nickname_prefix:
+        nickname_prefix = check_display_text(nickname_prefix, "nickname prefix", NICKNAME_PREFIX_MAX)
+    elif len(username) > 64:
+        raise ImError(INVALID_ARGUMENT, "username is too long")
+    if limit < 0:
+        raise ImError(INVALID_ARGUMENT, "limit must not be negative")
+    after = 0
+    if cursor:
+        if not cursor.startswith("u") or not cursor[1:].isdigit() or len(cursor) > 21:
+            raise ImError(INVALID_ARGUMENT, "cursor is not one this server handed out")
+        after = int(cursor[1:])
+    return SearchQuery(username, nickname_prefix, min(limit or SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX), after)
+
+
+def search_cursor(last_user_id: int) -> str:
+    return f"u{last_user_id}"

@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from tinyim.kernel import Caller, UserProfile
-from tinyim.modules.relation.domain import FriendRequest, Group, Member, PairState, RequestStatus
+from tinyim.kernel import Caller, Privacy, UserProfile
+from tinyim.modules.relation.domain import (
+    FriendRequest,
+    Group,
+    Member,
+    PairState,
+    RequestStatus,
+    SearchPage,
+)
 
 
 class RelationApi(Protocol):
@@ -37,6 +44,13 @@ class RelationApi(Protocol):
     async def remove_member(self, caller: Caller, group_id: int, member_id: int) -> None: ...
     async def my_groups(self, caller: Caller) -> list[Group]: ...
     async def group_members(self, caller: Caller, group_id: int) -> list[tuple[UserProfile, Member]]: ...
+
+    # user search
+    async def search_users(
+        self, caller: Caller, username: str, nickname_prefix: str, limit: int, cursor: str
+    ) -> SearchPage: ...
+    async def privacy(self, caller: Caller) -> Privacy: ...
+    async def set_privacy(self, caller: Caller, privacy: Privacy) -> Privacy: ...
 
 
 class GroupFull(Exception):
@@ -89,6 +103,23 @@ class UserDirectory(Protocol):
 
     async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]: ...
     async def update_nickname(self, user_id: int, nickname: str) -> None: ...
+    # user search
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        """Exact username, or nickname prefix among users who did not opt out; ascending user id."""
+        ...
+
+    async def privacy(self, user_id: int) -> Privacy: ...
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy: ...
+
+
+class RateLimiter(Protocol):
+    """Fixed-window counters shared by every process of the role (user search)."""
+
+    async def hit(self, key: str, limit: int, window_seconds: float) -> bool:
+        """Count one use of `key`; False when this use is over `limit` in the current window."""
+        ...
 
 
 class Notices(Protocol):

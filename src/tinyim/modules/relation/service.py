@@ -16,8 +16,10 @@ from tinyim.kernel import (
     NOT_FOUND,
     NOT_MEMBER,
     PERMISSION_DENIED,
+    RATE_LIMITED,
     Caller,
     ImError,
+    Privacy,
     UserProfile,
 )
 from tinyim.modules.relation.domain import (
@@ -27,24 +29,36 @@ from tinyim.modules.relation.domain import (
     Member,
     RelationStatus,
     RequestStatus,
+    SearchPage,
     check_direct_message,
     check_group_name,
     check_reason,
     notice,
+    search_cursor,
+    search_query,
 )
-from tinyim.modules.relation.ports import GroupFull, Notices, RelationStore, UserDirectory
+from tinyim.modules.relation.ports import GroupFull, Notices, RateLimiter, RelationStore, UserDirectory
 
 MAX_PROFILES = 200
+SEARCH_WINDOW_SECONDS = 60.0
 
 
 class RelationService:
     def __init__(
-        self, store: RelationStore, users: UserDirectory, notices: Notices, group_limit: int = GROUP_LIMIT
+        self,
+        store: RelationStore,
+        users: UserDirectory,
+        notices: Notices,
+        group_limit: int = GROUP_LIMIT,
+        limiter: RateLimiter | None = None,
+        searches_per_minute: int = 30,
     ) -> None:
         self._store = store
         self._users = users
         self._notices = notices
         self._group_limit = group_limit
+        self._limiter = limiter  # user search; None = unlimited
+        self._searches_per_minute = searches_per_minute
 
     # ---------- the messaging rules ----------
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
@@ -244,6 +258,30 @@ class RelationService:
             raise ImError(NOT_MEMBER, "only members can see who is in this group")
         profiles = await self._users.get_profiles(m.user_id for m in members)
         return [(profiles[m.user_id], m) for m in members if m.user_id in profiles]
+
+    # ---------- user search ----------
+    async def search_users(
+        self, caller: Caller, username: str, nickname_prefix: str, limit: int, cursor: str
+    ) -> SearchPage:
+        """Exact username, or nickname prefix paged by cursor; every request (page) counts against the
+        caller's searches per minute, so the user directory cannot be walked quickly."""
+        query = search_query(username, nickname_prefix, limit, cursor)
+        if self._limiter is not None and not await self._limiter.hit(
+            f"search:{caller.user_id}", self._searches_per_minute, SEARCH_WINDOW_SECONDS
+        ):
+            raise ImError(RATE_LIMITED, "too many searches; try again in a minute")
+        found = await self._users.search_profiles(
+            query.username, query.nickname_prefix, query.after_user_id, query.limit + 1
+        )
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return SearchPage(page, search_cursor(page[-1].user_id) if more else "")
+
+    async def privacy(self, caller: Caller) -> Privacy:
+        return await self._users.privacy(caller.user_id)
+
+    async def set_privacy(self, caller: Caller, privacy: Privacy) -> Privacy:
+        return await self._users.set_privacy(caller.user_id, privacy)
 
     # ---------- helpers ----------
     async def _announce(self, sender_id: int, group_id: int, content: str) -> None:

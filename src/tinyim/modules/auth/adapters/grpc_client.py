@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from tinyim.infra.rpc import RoleChannels
-from tinyim.kernel import UserProfile
+from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth.domain import LoginResult, TokenClaims
 from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_protocol_pb2 as pb
 
 # Password hashing (argon2) is slow on purpose and queues under a burst of logins: those calls get
 # a longer deadline than the role's default.
@@ -51,3 +52,24 @@ class GrpcAuthClient:
 
     async def update_nickname(self, user_id: int, nickname: str) -> None:
         await self._remote.call("UpdateNickname", ipb.UpdateNicknameReq(user_id=user_id, nickname=nickname))
+
+    # ---------- user search ----------
+    async def search_profiles(
+        self, username: str, nickname_prefix: str, after_user_id: int, limit: int
+    ) -> list[UserProfile]:
+        req = ipb.SearchProfilesReq(
+            username=username, nickname_prefix=nickname_prefix, after_user_id=after_user_id, limit=limit
+        )
+        resp = await self._remote.call("SearchProfiles", req)
+        return [UserProfile(u.user_id, u.username, u.nickname) for u in resp.users]
+
+    async def privacy(self, user_id: int) -> Privacy:
+        resp = await self._remote.call("GetPrivacy", ipb.PrivacyInternalReq(user_id=user_id))
+        return Privacy(hide_from_nickname_search=resp.hide_from_nickname_search)
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy:
+        settings = pb.PrivacySettings(hide_from_nickname_search=privacy.hide_from_nickname_search)
+        resp = await self._remote.call(
+            "SetPrivacy", ipb.PrivacyInternalReq(user_id=user_id, settings=settings)
+        )
+        return Privacy(hide_from_nickname_search=resp.hide_from_nickname_search)

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, translate_errors
+from tinyim.kernel import Privacy
 from tinyim.modules.auth.domain import TokenClaims
 from tinyim.modules.auth.ports import AuthApi
 from tinyim.pb import im_internal_pb2 as ipb
@@ -58,6 +59,29 @@ class AuthServicer(ipb_grpc.AuthServiceServicer):
     async def UpdateNickname(self, request: ipb.UpdateNicknameReq, context: Ctx) -> Any:
         await self._auth.update_nickname(request.user_id, request.nickname)
         return ipb.Ack()
+
+    # ---------- user search ----------
+    @translate_errors
+    async def SearchProfiles(self, request: ipb.SearchProfilesReq, context: Ctx) -> Any:
+        found = await self._auth.search_profiles(
+            request.username, request.nickname_prefix, request.after_user_id, request.limit
+        )
+        return ipb.SearchProfilesResp(
+            users=[pb.UserInfo(user_id=p.user_id, username=p.username, nickname=p.nickname) for p in found]
+        )
+
+    @translate_errors
+    async def GetPrivacy(self, request: ipb.PrivacyInternalReq, context: Ctx) -> Any:
+        return privacy_pb(await self._auth.privacy(request.user_id))
+
+    @translate_errors
+    async def SetPrivacy(self, request: ipb.PrivacyInternalReq, context: Ctx) -> Any:
+        wanted = Privacy(hide_from_nickname_search=request.settings.hide_from_nickname_search)
+        return privacy_pb(await self._auth.set_privacy(request.user_id, wanted))
+
+
+def privacy_pb(p: Privacy) -> pb.PrivacySettings:
+    return pb.PrivacySettings(hide_from_nickname_search=p.hide_from_nickname_search)
 
 
 def auth_registrar(auth: AuthApi) -> Registrar:

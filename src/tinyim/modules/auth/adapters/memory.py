@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 
-from tinyim.kernel import UserProfile
+from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth.domain import Account
 from tinyim.modules.auth.ports import UsernameTaken
 
@@ -13,6 +13,7 @@ from tinyim.modules.auth.ports import UsernameTaken
 class InMemoryAccounts:
     def __init__(self) -> None:
         self.rows: dict[int, Account] = {}
+        self.privacies: dict[int, Privacy] = {}  # user search settings; absent = defaults
         self._next_id = 1
 
     async def add(self, username: str, password_hash: str, nickname: str) -> int:
@@ -35,6 +36,30 @@ class InMemoryAccounts:
     async def set_nickname(self, user_id: int, nickname: str) -> None:
         a = self.rows[user_id]
         self.rows[user_id] = Account(a.user_id, a.username, a.password_hash, nickname)
+
+    # user search
+    async def search_nickname(self, prefix: str, after_user_id: int, limit: int) -> list[UserProfile]:
+        wanted = _fold(prefix)
+        found = [
+            UserProfile(a.user_id, a.username, a.nickname)
+            for uid, a in sorted(self.rows.items())
+            if uid > after_user_id
+            and _fold(a.nickname).startswith(wanted)
+            and not self.privacies.get(uid, Privacy()).hide_from_nickname_search
+        ]
+        return found[:limit]
+
+    async def privacy(self, user_id: int) -> Privacy | None:
+        return self.privacies.get(user_id, Privacy()) if user_id in self.rows else None
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> None:
+        if user_id in self.rows:
+            self.privacies[user_id] = privacy
+
+
+def _fold(text: str) -> str:
+    """Latin letters case-insensitively, as SQL LIKE compares them on SQLite and MariaDB."""
+    return "".join(ch.lower() if ch.isascii() else ch for ch in text)
 
 
 class InMemoryProfileCache:

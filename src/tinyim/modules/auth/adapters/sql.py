@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import BigInteger, Column, DateTime, String, Table, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    SmallInteger,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from tinyim.infra.db import Database, is_unique_violation, metadata, upsert
+from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth.domain import Account
 from tinyim.modules.auth.ports import UsernameTaken
 
@@ -20,6 +32,7 @@ im_user = Table(
     Column("nickname", String(64), nullable=False),
     Column("created_at", DateTime),
     Column("updated_at", DateTime),
+    Column("nickname_searchable", SmallInteger),  # user search: 0 = opted out of nickname search
 )
 
 im_device_session = Table(
@@ -82,6 +95,40 @@ class SqlAccounts:
                 update(im_user)
                 .where(im_user.c.user_id == user_id)
                 .values(nickname=nickname, updated_at=func.now())
+            )
+
+    # ---------- user search ----------
+    async def search_nickname(self, prefix: str, after_user_id: int, limit: int) -> list[UserProfile]:
+        u = im_user
+        pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        query = (
+            select(u.c.user_id, u.c.username, u.c.nickname)
+            # LIKE compares Latin letters case-insensitively on SQLite and on MySQL/MariaDB's utf8mb4
+            # collations, and uses the nickname index
+            .where(
+                u.c.nickname.like(pattern, escape="!"),
+                u.c.nickname_searchable == 1,
+                u.c.user_id > after_user_id,
+            )
+            .order_by(u.c.user_id)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [UserProfile(r.user_id, r.username, r.nickname) for r in rows]
+
+    async def privacy(self, user_id: int) -> Privacy | None:
+        query = select(im_user.c.nickname_searchable).where(im_user.c.user_id == user_id)
+        async with self._db.read(fresh=True) as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else Privacy(hide_from_nickname_search=row.nickname_searchable == 0)
+
+    async def set_privacy(self, user_id: int, privacy: Privacy) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(im_user)
+                .where(im_user.c.user_id == user_id)
+                .values(nickname_searchable=0 if privacy.hide_from_nickname_search else 1)
             )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tinyim.infra.rpc import RoleChannels, context_of
-from tinyim.kernel import Caller, UserProfile
-from tinyim.modules.relation.adapters.protobuf import group, profile
-from tinyim.modules.relation.domain import Group, GroupRole, Member
+from tinyim.kernel import Caller, Privacy, UserProfile
+from tinyim.modules.relation.adapters.protobuf import group, privacy, privacy_pb, profile
+from tinyim.modules.relation.domain import Group, GroupRole, Member, SearchPage
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_protocol_pb2 as pb
 
@@ -102,3 +102,26 @@ class GrpcRelationClient:
         req = ipb.GroupMemberInternalReq(ctx=context_of(caller), req=pb.GroupMemberReq(group_id=group_id))
         resp = await self._remote.call("GetGroupMembers", req)
         return [(profile(m.user), Member(m.user.user_id, GroupRole(int(m.role)))) for m in resp.member_infos]
+
+    # ---------- user search ----------
+    async def search_users(
+        self, caller: Caller, username: str, nickname_prefix: str, limit: int, cursor: str
+    ) -> SearchPage:
+        req = ipb.UserSearchInternalReq(
+            ctx=context_of(caller),
+            req=pb.UserSearchReq(
+                username=username, nickname_prefix=nickname_prefix, limit=limit, cursor=cursor
+            ),
+        )
+        resp = await self._remote.call("SearchUsers", req)  # a read: retried elsewhere after a failure
+        return SearchPage([profile(u) for u in resp.users], resp.next_cursor)
+
+    async def privacy(self, caller: Caller) -> Privacy:
+        resp = await self._remote.call("GetPrivacy", ipb.PrivacyGetInternalReq(ctx=context_of(caller)))
+        return privacy(resp.settings)
+
+    async def set_privacy(self, caller: Caller, settings: Privacy) -> Privacy:
+        req = ipb.PrivacySetInternalReq(
+            ctx=context_of(caller), req=pb.PrivacySetReq(settings=privacy_pb(settings))
+        )
+        return privacy((await self._remote.call("SetPrivacy", req)).settings)

@@ -8,7 +8,13 @@ from typing import Any
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
-from tinyim.modules.relation.adapters.protobuf import group_info, group_members_resp, user_info
+from tinyim.modules.relation.adapters.protobuf import (
+    group_info,
+    group_members_resp,
+    privacy,
+    privacy_pb,
+    user_info,
+)
 from tinyim.modules.relation.ports import RelationApi
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
@@ -119,6 +125,24 @@ class UserServicer(ipb_grpc.UserServiceServicer):
         return group_members_resp(
             await self._relation.group_members(caller_of(request.ctx), request.req.group_id)
         )
+
+    # ---------- user search ----------
+    @translate_errors
+    async def SearchUsers(self, request: ipb.UserSearchInternalReq, context: Ctx) -> Any:
+        r = request.req
+        page = await self._relation.search_users(
+            caller_of(request.ctx), r.username, r.nickname_prefix, r.limit, r.cursor
+        )
+        return pb.UserSearchResp(users=[user_info(p) for p in page.users], next_cursor=page.next_cursor)
+
+    @translate_errors
+    async def GetPrivacy(self, request: ipb.PrivacyGetInternalReq, context: Ctx) -> Any:
+        return pb.PrivacyGetResp(settings=privacy_pb(await self._relation.privacy(caller_of(request.ctx))))
+
+    @translate_errors
+    async def SetPrivacy(self, request: ipb.PrivacySetInternalReq, context: Ctx) -> Any:
+        stored = await self._relation.set_privacy(caller_of(request.ctx), privacy(request.req.settings))
+        return pb.PrivacySetResp(settings=privacy_pb(stored))
 
 
 def user_registrar(relation: RelationApi) -> Registrar:

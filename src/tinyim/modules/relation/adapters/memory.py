@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from tinyim.modules.relation.domain import (
     FriendRequest,
@@ -122,3 +123,22 @@ class InMemoryRelationStore:
             return False
         self.join_requests[(group_id, user_id)] = status
         return True
+
+
+class InMemoryRateLimiter:
+    """Fixed-window counters of one process (the Redis one is shared by every process of the role)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._max_keys = max_keys
+        self.windows: dict[str, tuple[float, int]] = {}  # key -> (window end, uses)
+
+    async def hit(self, key: str, limit: int, window_seconds: float) -> bool:
+        now = self._clock()
+        end, uses = self.windows.get(key, (0.0, 0))
+        if end <= now:
+            end, uses = now + window_seconds, 0
+            if len(self.windows) >= self._max_keys:
+                self.windows = {k: v for k, v in self.windows.items() if v[0] > now}
+        self.windows[key] = (end, uses + 1)
+        return uses < limit

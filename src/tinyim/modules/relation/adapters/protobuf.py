@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from tinyim.kernel import UserProfile
+from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.relation.domain import Group, Member
 from tinyim.pb import im_protocol_pb2 as pb
 
@@ -36,3 +36,12 @@ def group_members_resp(found: list[tuple[UserProfile, Member]]) -> pb.GroupMembe
         members=[user_info(p) for p, _ in found],
         member_infos=[pb.GroupMemberInfo(user=user_info(p), role=cast(Any, int(m.role))) for p, m in found],
     )
+
+
+# user search
+def privacy_pb(p: Privacy) -> pb.PrivacySettings:
+    return pb.PrivacySettings(hide_from_nickname_search=p.hide_from_nickname_search)
+
+
+def privacy(p: pb.PrivacySettings) -> Privacy:
+    return Privacy(hide_from_nickname_search=p.hide_from_nickname_search)

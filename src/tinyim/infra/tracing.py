@@ -1,0 +1,43 @@
+"""A request id that follows one client request through every internal call and into every log line.
+
+The edge that receives a request (a WebSocket frame, an HTTP request) starts one with `new_request()`;
+gRPC client interceptors send it as `im-request-id` metadata and server interceptors adopt it, so a
+message's path through gateway -> msg -> gateway can be read from the logs of every process.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import secrets
+
+METADATA_KEY = "im-request-id"
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("im_request_id", default="")
+
+
+def current() -> str:
+    return _request_id.get()
+
+
+def new_request() -> str:
+    """Start a request here: a fresh 16-hex-digit id for this task and what it awaits."""
+    rid = secrets.token_hex(8)
+    _request_id.set(rid)
+    return rid
+
+
+def adopt(rid: str) -> None:
+    """Continue a request started elsewhere (an id that came with an internal call)."""
+    if rid and len(rid) <= 64 and rid.isascii() and rid.isprintable():
+        _request_id.set(rid)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record logged while a request is being served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = _request_id.get()
+        if rid and not hasattr(record, "request_id"):
+            record.request_id = rid
+        return True
