@@ -89,10 +89,11 @@ class History(VerticalScroll):
 
 
 class LoginScreen(Screen[None]):
-    def __init__(self, account: Account, error: str = "") -> None:
+    def __init__(self, account: Account, error: str = "", nickname: str = "") -> None:
         super().__init__()
         self._account = account
         self._error = error
+        self._nickname = nickname
 
     def compose(self) -> ComposeResult:
         with Vertical(id="login"):
@@ -100,7 +101,7 @@ class LoginScreen(Screen[None]):
             yield Input(self._account.server, placeholder="server URL", id="server")
             yield Input(self._account.username, placeholder="username", id="username")
             yield Input(self._account.password, placeholder="password", password=True, id="password")
-            yield Input("", placeholder="nickname (only to register)", id="nickname")
+            yield Input(self._nickname, placeholder="nickname (only to register)", id="nickname")
             with Horizontal(id="login-buttons"):
                 yield Button("Log in", id="login-button", variant="primary")
                 yield Button("Register", id="register-button")
@@ -241,7 +242,7 @@ class ChatApp(App[int]):
         if self.account.username and self.account.password and self.account.server:
             self.begin(self.account, register_nickname=self._register_nickname)
         else:
-            self.push_screen(LoginScreen(self.account))
+            self.push_screen(LoginScreen(self.account, nickname=self._register_nickname or ""))
 
     # ---------- session ----------
     def begin(self, account: Account, register_nickname: str | None = None) -> None:
