@@ -41,7 +41,9 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     download = sub.add_parser("download", help="PC client: download a file by task id")
     add_account_arguments(download)
-    download.add_argument("task_id", type=int)
+    download.add_argument(
+        "task_id", help="the task id a FILE/IMAGE message names (tail --json: file.task_id)"
+    )
     download.add_argument("dest", type=Path, nargs="?", default=Path("."), help="file or folder")
     download.add_argument("--json", action="store_true")
 

@@ -213,7 +213,7 @@ async def upload(account: Account, path: Path, *, as_json: bool = False, out: Te
 
 
 async def download(
-    account: Account, task_id: int, dest: Path, *, as_json: bool = False, out: TextIO = sys.stdout
+    account: Account, task_id: str, dest: Path, *, as_json: bool = False, out: TextIO = sys.stdout
 ) -> int:
     client = _client(account)
     try:

@@ -207,7 +207,7 @@ class ChatApp(App[int]):
         self.users: dict[int, User] = {}
         self.group_names: dict[int, str] = {}
         self.current: ConvKey | None = None
-        self.files: dict[int, Message] = {}  # task_id -> the FILE/IMAGE message that names it
+        self.files: dict[str, Message] = {}  # task_id -> the FILE/IMAGE message that names it
         self.bells = 0
         self.notice = ""
         self.transfer_text = ""
@@ -318,7 +318,7 @@ class ChatApp(App[int]):
         conv = self.book.add(message, count_unread=live)
         info = file_of(message)
         if info is not None:
-            self.files[int(info["task_id"])] = message
+            self.files[str(info["task_id"])] = message
         self._want_names(message)
         if not live:
             return
@@ -518,7 +518,7 @@ class ChatApp(App[int]):
             self._shown.add(m.seq_id)
             info = file_of(m)
             if info is not None:
-                self.files[int(info["task_id"])] = m
+                self.files[str(info["task_id"])] = m
             lines.append(self._line(m))
         if messages:
             self._oldest = (
@@ -970,29 +970,31 @@ class ChatApp(App[int]):
         self.cmd_file(args, image=True)
 
     def cmd_download(self, args: list[str]) -> None:
+        """/download [TASK_ID] [FOLDER]: a FOLDER is an argument that looks like a path (/, ~ or .)."""
         client = self.client
         assert client is not None
-        task_id = 0
+        task_id = ""
         folder = self.download_dir
         for arg in args:
-            if arg.isdigit():
-                task_id = int(arg)
-            else:
+            if arg.startswith(("/", "~", ".")) or "/" in arg:
                 folder = Path(arg).expanduser()
+            else:
+                task_id = arg
         message = self.files.get(task_id) if task_id else self._last_file()
         if message is None and not task_id:
             self.info("no file in this conversation; /download TASK_ID [FOLDER]")
             return
         info = file_of(message) if message is not None else None
-        file_name = str(info.get("file_name", f"task-{task_id}")) if info else f"task-{task_id}"
-        target: Message | int = message if message is not None else task_id
-        progress = self._progress("downloading", file_name)
+        file_name = str(info.get("file_name", "")) if info else ""
+        target: Message | str = message if message is not None else task_id
+        progress = self._progress("downloading", file_name or f"task {task_id}")
 
         async def go() -> str:
             folder.mkdir(parents=True, exist_ok=True)
             download_file = client.download_file  # type: ignore[attr-defined]
-            path = await download_file(target, folder / Path(file_name).name, progress=progress)
-            return f"downloaded {file_name} to {path}"
+            # A folder: the SDK names the file as it was stored (and never outside the folder).
+            path = await download_file(target, folder, progress=progress)
+            return f"downloaded {path.name} to {path}"
 
         self._run(go)
 
