@@ -1,18 +1,6 @@
 """Python client SDK for TinyIM (used by the PC client, the tests and the benchmarks)."""
 
-# PC client: the conversation list built from the synced timeline
-from tinyim.client.conversations import (
-    Conversation,
-    ConversationBook,
-    FriendRequest,
-    JoinRequest,
-    conversation_key,
-    describe,
-    file_of,
-    notice_of,
-)
 from tinyim.client.sdk import (
-    DEVICE_IDS,
     Client,
     ConnectionLost,
     GroupSummary,
@@ -27,16 +15,10 @@ from tinyim.client.sdk import (
 from tinyim.client.seqstore import FileSeqStore, MemorySeqStore, SeqStore
 
 __all__ = [
-    "DEVICE_IDS",
     "Client",
     "ConnectionLost",
-    # PC client
-    "Conversation",
-    "ConversationBook",
     "FileSeqStore",
-    "FriendRequest",
     "GroupSummary",
-    "JoinRequest",
     "Kicked",
     "MemorySeqStore",
     "Message",
@@ -45,9 +27,32 @@ __all__ = [
     "ServerError",
     "Unread",
     "User",
+    "register",
+]
+
+# PC client: the conversation list built from the synced timeline, the device types
+from tinyim.client.conversations import (
+    Conversation,
+    ConversationBook,
+    ConvKey,
+    FriendRequest,
+    JoinRequest,
+    conversation_key,
+    describe,
+    file_of,
+    notice_of,
+)
+from tinyim.client.sdk import DEVICE_IDS
+
+__all__ += [
+    "DEVICE_IDS",
+    "ConvKey",
+    "Conversation",
+    "ConversationBook",
+    "FriendRequest",
+    "JoinRequest",
     "conversation_key",
     "describe",
     "file_of",
     "notice_of",
-    "register",
 ]
