@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, ProgressBar
+from textual.widgets import Input, OptionList, ProgressBar, Static
 
-from tests.e2e.helpers import PASSWORD, unique
+from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online, unique
 from tests.support.server import ServerProcess
 from tinyim.client import Client, FileSeqStore
 from tinyim.pc.account import Account
@@ -228,3 +228,93 @@ async def test_a_file_sent_in_the_tui_arrives_and_downloads_with_progress(
         assert alice.app.query_one("#transfer", ProgressBar).percentage == 1.0
         assert "100%" in alice_app.transfer_text
         assert (tmp_path / "alice-downloads" / "report.bin").read_bytes() == payload.read_bytes()
+
+
+async def test_history_loads_on_scroll_and_the_list_survives_a_restart(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice_name, alice_id, bob_name, _ = await friend_pair(server.base_url)
+    async with online(server.base_url, bob_name, "Mobile") as bob:
+        for i in range(60):
+            await bob.send_text(alice_id, f"line {i:02d}")
+    home = tmp_path / "alice-home"
+    app = ChatApp(Account(server.base_url, alice_name, PASSWORD, "PC", home), history_page=10)
+    async with chat_app(app) as pilot:
+        await until(pilot, lambda: any("[61]" in p for p in options(pilot, "#convs")), "61 unread")
+        await pick(pilot, "#convs", "Bob")
+        await until(pilot, shown(pilot, "Bob: line 59"), "the newest page")
+        history = pilot.app.query_one("#history")
+
+        def lines() -> list[str]:
+            return [str(w.content).split(": ", 1)[-1] for w in pilot.app.query(".line").results(Static)]
+
+        # Pages of 10 come in until the pane can scroll, and no more.
+        await until(pilot, lambda: history.max_scroll_y > 0, "a full pane")
+        await pilot.pause(0.3)
+        first = len(lines())
+        assert first % 10 == 0 and first < 60 and lines()[-1] == "line 59"
+        history.scroll_home(animate=False)  # the user scrolls to the top: the next page comes in above
+        await until(pilot, lambda: len(lines()) == first + 10, "the next page")
+        # The line that was on top stays in view (no cascade of pages).
+        await until(pilot, lambda: history.scroll_y > 0, "the view to keep its place")
+        await pilot.pause(0.3)
+        assert len(lines()) == first + 10
+        while "line 00" not in lines():
+            count = len(lines())
+            await pilot.press("ctrl+o")  # the same by key
+            await until(pilot, lambda: len(lines()) > count, "another page")  # noqa: B023
+        assert [x for x in lines() if x.startswith("line")] == [f"line {i:02d}" for i in range(60)]
+        await until(pilot, lambda: not any("[" in p.split("\n")[0] for p in options(pilot, "#convs")), "read")
+        seq = app.client.local_max_seq if app.client else 0
+
+    # Started again, the app syncs nothing old, yet lists the conversation it knew (saved next to the seq).
+    again = ChatApp(Account(server.base_url, alice_name, PASSWORD, "PC", home))
+    async with chat_app(again) as pilot:
+        await until(pilot, shown(pilot, "● connected"), "the connection")
+        await until(pilot, lambda: any("line 59" in p for p in options(pilot, "#convs")), "the saved list")
+        assert again.client is not None and again.client.local_max_seq == seq
+        assert not any("[" in p.split("\n")[0] for p in options(pilot, "#convs"))
+
+
+async def test_blacklist_groups_and_login_errors_from_the_input_line(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice_name, _, bob_name, bob_id = await friend_pair(server.base_url)
+    carol_name, carol_id = await new_user(server.base_url, "carol")
+    # A wrong password keeps the login form up with the server's answer.
+    app = ChatApp(Account(server.base_url, alice_name, "wrong password", "PC", tmp_path / "a"))
+    async with chat_app(app) as pilot:
+        await until(pilot, shown(pilot, "wrong username or password"), "the login error")
+        pilot.app.screen.query_one("#password", Input).value = PASSWORD
+        await pilot.click("#login-button")
+        await until(pilot, shown(pilot, "● connected"), "the connection")
+
+        await type_line(pilot, f"/block {carol_name}")
+        await until(pilot, shown(pilot, f"blocked Carol ({carol_name})"), "the block")
+        await type_line(pilot, "/blacklist")
+        await until(pilot, shown(pilot, f"blocked: {carol_name} #{carol_id}"), "the blacklist")
+        await type_line(pilot, f"/unblock {carol_name}")
+        await type_line(pilot, "/blacklist")
+        await until(pilot, shown(pilot, "blocked: nobody"), "an empty blacklist")
+
+        await type_line(pilot, f"/group Crew {bob_name}")
+        await until(pilot, lambda: app.current is not None and app.current[1] > 0, "the group")
+        assert app.current is not None
+        group_id = app.current[1]
+        await type_line(pilot, "/members")
+        await until(pilot, shown(pilot, f"members: {alice_name} (owner), {bob_name}"), "the members")
+        await type_line(pilot, f"/remove {group_id} {bob_name}")
+        await until(pilot, shown(pilot, f"removed Bob ({bob_name}) from g:{group_id}"), "the removal")
+        await type_line(pilot, "/leave")
+        await until(pilot, shown(pilot, "the owner cannot leave"), "the server's refusal")
+        async with online(server.base_url, carol_name, "Mobile") as carol:
+            await carol.join_group(group_id)
+        await until(pilot, lambda: any("Carol" in p for p in options(pilot, "#requests")), "the join request")
+        await type_line(pilot, f"/deny {group_id} {carol_name}")
+        await until(pilot, lambda: options(pilot, "#requests") == [], "the denial")
+        await type_line(pilot, "/friends")
+        await until(pilot, shown(pilot, f"friends: Bob ({bob_name}) #{bob_id}"), "the friend list")
+        await type_line(pilot, "/frobnicate")
+        await until(pilot, shown(pilot, "unknown command /frobnicate"), "help for a typo")
+        await type_line(pilot, "/add nobody_by_this_name")
+        await until(pilot, shown(pilot, "no user 'nobody_by_this_name'"), "the lookup error")

@@ -87,6 +87,10 @@ class History(VerticalScroll):
         if new_value <= 0 < old_value:
             self.post_message(self.ReachedTop())
 
+    def on_mouse_scroll_up(self) -> None:
+        if self.scroll_y <= 0:  # already at the top (or nothing to scroll yet): the wheel asks for more
+            self.post_message(self.ReachedTop())
+
 
 class LoginScreen(Screen[None]):
     def __init__(self, account: Account, error: str = "", nickname: str = "") -> None:
@@ -219,6 +223,11 @@ class ChatApp(App[int]):
         self._pending_names: set[int] = set()
         self._pending_group = False
 
+    @property
+    def main(self) -> Screen[Any]:
+        """The chat screen (under the login form or a dialog when those are open)."""
+        return self.screen_stack[0]
+
     # ---------- layout ----------
     def compose(self) -> ComposeResult:
         yield Header(icon="")
@@ -293,6 +302,7 @@ class ChatApp(App[int]):
             self.set_notice(f"unread counts unavailable: {exc}")
         await self._learn_names()
         self.refresh_lists()
+        self._save_book()  # the seq store has moved on: the list must not fall behind it
         self.set_notice(f"logged in as {account.username} (#{client.user_id})")
         async for message in client.messages():
             self._want_names(message)
@@ -399,7 +409,7 @@ class ChatApp(App[int]):
             return
         if self._pending_names - set(self.users):
             self._refresh_names()
-        convs = self.query_one("#convs", OptionList)
+        convs = self.main.query_one("#convs", OptionList)
         highlighted = convs.highlighted_option.id if convs.highlighted_option else None
         convs.clear_options()
         options = []
@@ -413,7 +423,7 @@ class ChatApp(App[int]):
             with_id = [o.id for o in options]
             if highlighted in with_id:
                 convs.highlighted = with_id.index(highlighted)
-        requests = self.query_one("#requests", OptionList)
+        requests = self.main.query_one("#requests", OptionList)
         requests.clear_options()
         items = [
             Option(Content(f"friend: {self.user_name(r.user_id)} {r.reason}".strip()), id=f"f:{r.user_id}")
@@ -485,9 +495,9 @@ class ChatApp(App[int]):
         self._shown.clear()
         self._has_more = False
         self._oldest = 0
-        history = self.query_one("#history", History)
+        history = self.main.query_one("#history", History)
         await history.remove_children()
-        self.query_one("#chat-title", Label).update(Content(self.title_of(key)))
+        self.main.query_one("#chat-title", Label).update(Content(self.title_of(key)))
         try:
             messages, more = await client.history(peer_id=key[0], group_id=key[1], limit=self.history_page)
         except Exception as exc:
@@ -499,18 +509,19 @@ class ChatApp(App[int]):
             self._want_names(m)
         if self._pending_names:
             await self._learn_names()
-            self.query_one("#chat-title", Label).update(Content(self.title_of(key)))
+            self.main.query_one("#chat-title", Label).update(Content(self.title_of(key)))
         await self._prepend(messages)
         self._has_more = more
         history.scroll_end(animate=False)
+        self.call_after_refresh(self._fill_view)
         conv = self.book.get(key)
         if conv.last is not None and (conv.unread or conv.read_seq < conv.last.seq_id):
             self._mark_read(conv.last.seq_id)
-        self.query_one("#input", Input).focus()
+        self.main.query_one("#input", Input).focus()
         self.refresh_lists()
 
     async def _prepend(self, messages: list[Message]) -> Static | None:
-        history = self.query_one("#history", History)
+        history = self.main.query_one("#history", History)
         lines = []
         for m in messages:
             if m.seq_id in self._shown:
@@ -549,12 +560,12 @@ class ChatApp(App[int]):
         if message.seq_id in self._shown:
             return
         self._shown.add(message.seq_id)
-        history = self.query_one("#history", History)
+        history = self.main.query_one("#history", History)
         history.mount(self._line(message))
         history.scroll_end(animate=False)
 
     def info(self, text: str) -> None:
-        history = self.query_one("#history", History)
+        history = self.main.query_one("#history", History)
         history.mount(Static(Content(text), classes="line info"))
         history.scroll_end(animate=False)
         self.set_notice(text.splitlines()[0] if text else "")
@@ -579,17 +590,27 @@ class ChatApp(App[int]):
             )
             if self.current != key:
                 return
-            history = self.query_one("#history", History)
+            history = self.main.query_one("#history", History)
             previous_top = history.children[0] if history.children else None
+            filling = history.max_scroll_y <= 0  # the pane was not full: stay at the newest line
             await self._prepend(messages)
             self._has_more = more
-            if previous_top is not None:
+            if filling:
+                history.scroll_end(animate=False)
+            elif previous_top is not None:
                 # Keep the line that was at the top in view: loading is one page per scroll, not a cascade.
-                history.scroll_to_widget(previous_top, top=True, animate=False)
+                self.call_after_refresh(history.scroll_to_widget, previous_top, top=True, animate=False)
+            self.call_after_refresh(self._fill_view)
         except Exception as exc:
             self.info(f"history: {exc}")
         finally:
             self._loading_older = False
+
+    def _fill_view(self) -> None:
+        """A page that does not fill the pane leaves nothing to scroll: fetch the next one at once."""
+        history = self.main.query_one("#history", History)
+        if history.max_scroll_y <= 0 and self._has_more and not self._loading_older:
+            self.action_load_older()
 
     def _mark_read(self, seq: int) -> None:
         client, key = self.client, self.current
@@ -597,6 +618,7 @@ class ChatApp(App[int]):
             return
         self.book.mark_read(key, seq)
         self.refresh_lists()
+        self._save_book()
 
         async def mark() -> None:
             try:
@@ -620,11 +642,11 @@ class ChatApp(App[int]):
                 self.bell()
                 reason = client.kick_reason if client is not None else ""
                 self.notice = f"this session ended: {reason or 'another login of this device type'}"
-                self.query_one("#input", Input).disabled = True
+                self.main.query_one("#input", Input).disabled = True
             self._last_state = state
         who = f"{self.account.username} · {self.account.device_id}"
         status = Content.from_markup(STATE_TEXT[state]) + Content(f" {who} │ {self.notice}")
-        self.query_one("#status", Static).update(status)
+        self.main.query_one("#status", Static).update(status)
 
     # ---------- input ----------
     @on(Input.Submitted, "#input")
@@ -850,7 +872,7 @@ class ChatApp(App[int]):
 
         async def go() -> str:
             members = await client.group_members(group_id)
-            roles = {2: " (owner)", 1: " (admin)"}
+            roles: dict[int, str] = {pb.ROLE_OWNER: " (owner)", pb.ROLE_ADMIN: " (admin)"}
             return "members: " + ", ".join(f"{u.username}{roles.get(role, '')}" for u, role in members)
 
         self._run(go)
@@ -932,9 +954,9 @@ class ChatApp(App[int]):
 
     # ---------- files ----------
     def _progress(self, verb: str, name: str) -> Callable[[int, int], None]:
-        row = self.query_one("#transfer-row")
-        bar = self.query_one("#transfer", ProgressBar)
-        label = self.query_one("#transfer-label", Label)
+        row = self.main.query_one("#transfer-row")
+        bar = self.main.query_one("#transfer", ProgressBar)
+        label = self.main.query_one("#transfer-label", Label)
         row.add_class("active")
         bar.update(total=None, progress=0)
 
@@ -1003,6 +1025,9 @@ class ChatApp(App[int]):
             return None
         found = [m for m in self.files.values() if conversation_key(m) == self.current]
         return max(found, key=lambda m: m.seq_id) if found else None
+
+    def on_unmount(self) -> None:
+        self._save_book()
 
     async def action_quit(self) -> None:
         self._save_book()
