@@ -166,6 +166,7 @@ class RequestDialog(ModalScreen[bool | None]):
 
 class ChatApp(App[int]):
     TITLE = "TinyIM"
+    AUTO_FOCUS = "#input"  # typing goes to the input line; Tab reaches the lists
     CSS = """
     #sidebar { width: 36; border-right: solid $primary; }
     #convs { height: 2fr; border: none; }
