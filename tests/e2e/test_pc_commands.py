@@ -138,6 +138,16 @@ def test_tail_lines_history_and_errors(
     assert f"{alice}: * friend request from {alice}" in listed.stdout
     assert listed.stdout.rstrip().endswith(f"{alice}: first")
 
+    # To a group, and read back as a line that names it.
+    async def make_group() -> int:
+        async with online(server.base_url, alice, "Mobile") as a:
+            return await a.create_group("Ops", [bob_id])
+
+    group_id = asyncio.run(make_group())
+    assert tinyim("send", "--group", str(group_id), "to the group", env=alice_env).returncode == 0
+    listed = tinyim("tail", "--history", "--timeout", "1", env=env_for(server, bob, tmp_path / "bob"))
+    assert listed.stdout.rstrip().endswith(f"[group {group_id}] {alice}: to the group")
+
     # Errors are one clear line and an exit code, not a traceback.
     refused = tinyim("send", "--to", f"#{carol_id}", "not a friend", env=alice_env)
     assert refused.returncode == 1

@@ -153,6 +153,8 @@ async def test_two_pc_users_chat_through_the_terminal_ui(server: ServerProcess, 
         await until(bob, lambda: bob_app.current == (0, group_id), "the group conversation")
         await type_line(bob, "hello team")
         await until(alice, shown(alice, "Bob: hello team"), "the group message")
+        await type_line(bob, "/leave")
+        await until(alice, shown(alice, f"* Bob left group {group_id}"), "the leave notice")
 
         # Back to the 1:1 conversation for what follows.
         await type_line(alice, f"/open {bob_name}")
@@ -233,7 +235,7 @@ async def test_a_file_sent_in_the_tui_arrives_and_downloads_with_progress(
 async def test_history_loads_on_scroll_and_the_list_survives_a_restart(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    alice_name, alice_id, bob_name, _ = await friend_pair(server.base_url)
+    alice_name, alice_id, bob_name, bob_id = await friend_pair(server.base_url)
     async with online(server.base_url, bob_name, "Mobile") as bob:
         for i in range(60):
             await bob.send_text(alice_id, f"line {i:02d}")
@@ -274,6 +276,14 @@ async def test_history_loads_on_scroll_and_the_list_survives_a_restart(
         await until(pilot, lambda: any("line 59" in p for p in options(pilot, "#convs")), "the saved list")
         assert again.client is not None and again.client.local_max_seq == seq
         assert not any("[" in p.split("\n")[0] for p in options(pilot, "#convs"))
+        async with online(server.base_url, bob_name, "Mobile") as bob:
+            await bob.send_text(alice_id, "one more")
+        await until(pilot, lambda: any("[1]" in p for p in options(pilot, "#convs")), "a new unread")
+        # Read on Alice's phone: the server tells this device (ReadNotify) and the count goes.
+        async with online(server.base_url, alice_name, "Mobile", drain=False) as phone:
+            newest = max(m.seq_id for m in phone.take_delivered() if m.content == "one more")
+            await phone.mark_read(peer_id=bob_id, read_seq=newest)
+        await until(pilot, lambda: not any("[" in p.split("\n")[0] for p in options(pilot, "#convs")), "0")
 
 
 async def test_blacklist_groups_and_login_errors_from_the_input_line(
