@@ -263,10 +263,9 @@ class ChatApp(App[int]):
     async def _session(self, register_nickname: str | None) -> None:
         account = self.account
         self.set_notice(f"logging in as {account.username}…")
-        try:
-            if register_nickname:
-                await register(account.server, account.username, account.password, register_nickname)
-            client = Client(
+
+        def new_client() -> Client:
+            return Client(
                 account.server,
                 account.username,
                 account.password,
@@ -275,9 +274,14 @@ class ChatApp(App[int]):
                 on_read=self._on_read,
                 **self._client_options,
             )
-            await client.login()
-        except (ServerError, OSError, Exception) as exc:
-            self._login_failed(f"{exc}")
+
+        try:
+            if register_nickname:
+                await register(account.server, account.username, account.password, register_nickname)
+            client = new_client()
+            await client.login()  # wrong credentials (or no server) go back to the form
+        except Exception as exc:
+            self._login_failed(str(exc))
             return
         self.client = client
         self.book = ConversationBook.load(self._book_path(client), client.user_id)
@@ -291,15 +295,17 @@ class ChatApp(App[int]):
                 break
             except Kicked:
                 return
-            except Exception as exc:
+            except Exception as exc:  # the server went away right after the login: start over
+                await client.close()
                 self.set_notice(f"cannot connect ({exc}); retrying")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
+                client = self.client = new_client()
         for message in client.take_delivered():
             self._take(message, live=False)
         try:
             self.book.seed_unread(await client.unread())
-        except (ServerError, Exception) as exc:
+        except Exception as exc:
             self.set_notice(f"unread counts unavailable: {exc}")
         await self._learn_names()
         self.refresh_lists()
@@ -348,6 +354,7 @@ class ChatApp(App[int]):
         if self.book is not None:
             self.book.mark_read((peer_id, group_id), read_seq)
             self.refresh_lists()
+            self._save_book()
 
     # ---------- names ----------
     def _want_names(self, message: Message) -> None:
@@ -369,14 +376,16 @@ class ChatApp(App[int]):
             for _, user_id in self.book.join_requests:
                 self._pending_names.add(user_id)
         missing = sorted(self._pending_names - set(self.users))
+        want_groups = self._pending_group or not self.group_names
         self._pending_names.clear()
         self._pending_group = False
         try:
             for i in range(0, len(missing), 100):
                 for user in await client.users(missing[i : i + 100]):
                     self.users[user.user_id] = user
-            for group in await client.groups():
-                self.group_names[group.group_id] = group.name
+            if want_groups:
+                for group in await client.groups():
+                    self.group_names[group.group_id] = group.name
         except Exception:
             return
 
