@@ -224,6 +224,10 @@ class ChatApp(App[int]):
         self._pending_names: set[int] = set()
         self._pending_group = False
 
+    def _alive(self) -> bool:
+        """False once the app shuts down (timers, SDK callbacks and workers may still fire)."""
+        return bool(self.screen_stack) and bool(self.main.query("#status"))
+
     @property
     def main(self) -> Screen[Any]:
         """The chat screen (under the login form or a dialog when those are open)."""
@@ -415,7 +419,7 @@ class ChatApp(App[int]):
 
     # ---------- lists ----------
     def refresh_lists(self) -> None:
-        if self.book is None:
+        if self.book is None or not self._alive():
             return
         if self._pending_names - set(self.users):
             self._refresh_names()
@@ -567,7 +571,7 @@ class ChatApp(App[int]):
         )
 
     def _append(self, message: Message) -> None:
-        if message.seq_id in self._shown:
+        if message.seq_id in self._shown or not self._alive():
             return
         self._shown.add(message.seq_id)
         history = self.main.query_one("#history", History)
@@ -575,6 +579,8 @@ class ChatApp(App[int]):
         history.scroll_end(animate=False)
 
     def info(self, text: str) -> None:
+        if not self._alive():
+            return
         history = self.main.query_one("#history", History)
         history.mount(Static(Content(text), classes="line info"))
         history.scroll_end(animate=False)
@@ -644,6 +650,8 @@ class ChatApp(App[int]):
         self._show_state()
 
     def _show_state(self) -> None:
+        if not self._alive():
+            return
         client = self.client
         state = client.connection_state if client is not None else "offline"
         if state != self._last_state:
