@@ -684,6 +684,9 @@ class ChatApp(App[int]):
             self.info("open a conversation first (/open USER)")
             return
 
+        if client.connection_state != "connected":
+            self.set_notice("not connected: the message goes out once the connection is back")
+
         async def send() -> None:
             try:
                 sent = await client.send(receiver_id=key[0], group_id=key[1], content=text)
