@@ -166,9 +166,12 @@ async def test_two_pc_users_chat_through_the_terminal_ui(server: ServerProcess, 
         server.stop()
         for pilot in (alice, bob):
             await until(pilot, shown(pilot, "reconnecting"), "the lost connection")
+        await type_line(alice, "written while the server was down")
+        await until(alice, shown(alice, "goes out once the connection is back"), "the notice")
         server.start()
         for pilot in (alice, bob):
             await until(pilot, shown(pilot, "● connected"), "the reconnect", timeout=30)
+        await until(bob, shown(bob, "Alice: written while the server was down"), "the held message")
         await type_line(alice, "after the restart")
         await until(bob, shown(bob, "Alice: after the restart"), "a message after the restart")
 
