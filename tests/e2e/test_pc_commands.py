@@ -127,7 +127,7 @@ def test_send_and_tail_json_read_by_another_program(
 def test_tail_lines_history_and_errors(
     server: ServerProcess, tmp_path: Path, spawned: list[subprocess.Popen[str]]
 ) -> None:
-    (alice, _), (bob, bob_id), (carol, carol_id) = users(server, "alice", "bob", "carol")
+    (alice, _), (bob, bob_id), (carol, _) = users(server, "alice", "bob", "carol")
     asyncio.run(befriend(server.base_url, alice, bob))
     alice_env = env_for(server, alice, tmp_path / "alice")
     assert tinyim("send", "--to", f"#{bob_id}", "first", env=alice_env).returncode == 0
@@ -149,7 +149,7 @@ def test_tail_lines_history_and_errors(
     assert listed.stdout.rstrip().endswith(f"[group {group_id}] {alice}: to the group")
 
     # Errors are one clear line and an exit code, not a traceback.
-    refused = tinyim("send", "--to", f"#{carol_id}", "not a friend", env=alice_env)
+    refused = tinyim("send", "--to", carol, "not a friend", env=alice_env)
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr and "friend" in refused.stderr.lower()
     wrong = tinyim(

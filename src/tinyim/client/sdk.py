@@ -661,7 +661,8 @@ class Client:
         return "reconnecting" if self.connects else "offline"
 
     async def find_user(self, who: str) -> User:
-        """A user by exact username (through user search), or by id written "#12"."""
+        """A user by exact username (through user search), or by id written "#12" (an id finds only
+        users you have a reason to see: friends, requests, your groups' members; others by username)."""
         who = who.strip()
         if who.startswith("#") and who[1:].isdigit():
             users = await self.users([int(who[1:])])
