@@ -8,6 +8,33 @@ PB     := src/tinyim/pb/.generated
 
 .PHONY: setup run cluster cluster-down test lint bench clean
 
+# Web client (web/): npm ci when the lock file changes, a Vite build when its sources or the protos change.
+# Without npm the server still runs (/ then says how to build the app); under CI=true a missing npm fails.
+.PHONY: web web-test
+WEB_DEPS  := web/node_modules/.installed
+WEB_BUILT := web/dist/.built
+WEB_SRC   := $(shell find web/src web/examples web/index.html web/vite.config.ts web/tsconfig.json web/buf.gen.yaml -type f -not -path 'web/src/gen/*' 2>/dev/null)
+HAVE_NPM  := $(shell command -v npm 2>/dev/null)
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+$(WEB_BUILT): $(WEB_DEPS) $(WEB_SRC) $(wildcard protos/*.proto)
+	cd web && npm run build
+	touch $@
+
+ifeq ($(HAVE_NPM),)
+web:
+	@if [ "$$CI" = true ]; then echo "npm is missing: the Web client cannot be built"; exit 1; fi
+	@echo "warning: npm not found; the Web client is not built (install Node.js 20+ and npm)"
+web-test: web
+else
+web: $(WEB_BUILT)
+web-test: $(WEB_BUILT)
+	cd web && npm test
+endif
+
 setup: $(PB)
 
 $(STAMP): pyproject.toml
@@ -22,7 +49,7 @@ $(PB): $(STAMP) $(wildcard protos/*.proto) tools/genproto.py
 	touch $@
 
 # One process, every role, embedded defaults (SQLite under ./var, in-memory presence): no servers needed.
-run: setup
+run: setup web
 	$(VENV)/bin/tinyim migrate
 	$(VENV)/bin/tinyim run
 
@@ -34,7 +61,7 @@ cluster: setup
 cluster-down: setup
 	$(VENV)/bin/tinyim cluster down
 
-test: setup
+test: setup web-test
 	$(PY) -m pytest -q
 
 lint: setup
@@ -48,3 +75,4 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) src/tinyim/pb .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf web/node_modules web/dist web/src/gen

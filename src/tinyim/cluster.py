@@ -91,6 +91,9 @@ class Cluster:
             "IM_DATA_DIR": str(self.data_dir),
             "IM_AUTO_MIGRATE": "false",
         }
+        # Web client: the app comes from dispatch's origin, file uploads go to the file gateways' own ports.
+        port = self.members["dispatch"].http_port
+        env.setdefault("IM_CORS_ORIGINS", f"http://127.0.0.1:{port},http://localhost:{port}")
         with open(m.log, "ab") as log:
             proc = subprocess.Popen(
                 [_tinyim(), "run"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

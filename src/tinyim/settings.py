@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     public_file_http_url: str = ""  # a file gateway's HTTP base URL for browsers when it differs
     audit_log: str = ""  # audit lines (JSON) appended to this file; empty = stderr
+    # Web client: the built app dispatch serves at / (empty: web/dist of this checkout).
+    web_dir: str = ""
 
     # Gateway limits (DESIGN.md §9).
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)

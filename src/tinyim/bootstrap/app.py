@@ -19,6 +19,7 @@ from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.http import dispatch_routes
+from tinyim.edges.dispatch.web import ApiCors, web_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.edges.http_telemetry import HttpTelemetry
@@ -108,6 +109,8 @@ def build_app(settings: Settings) -> Starlette:
                         await check_worker_id(registry, node)
                 register = contextlib.asynccontextmanager(keep_registered)
                 await stack.enter_async_context(register(registry, lambda: _nodes(settings, hub)))
+            if "dispatch" in roles:  # Web app: its static files at / come after every other route
+                app.router.routes.extend(web_routes(settings.web_dir, settings.heartbeat_timeout_seconds))
             yield
         finally:
             await stack.aclose()
@@ -118,5 +121,7 @@ def build_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         middleware=[Middleware(HttpTelemetry)],  # request id and metrics by route
     )
+    if "dispatch" in settings.role_set and settings.cors_origins:  # Web: CORS for /api/* (IM_CORS_ORIGINS)
+        app.add_middleware(ApiCors, origins=settings.cors_origins)
     app.state.container = container
     return app
