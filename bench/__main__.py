@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from bench.g1_one_to_one import run_g1, run_g1_cluster
 from bench.g2_group import run_g2
+from bench.s1_status import run_s1
 from bench.ws_memory import run_ws_memory
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
 
@@ -32,7 +33,9 @@ def main() -> None:
         help="comma list: sqlite, mariadb, mariadb+redis",
     )
     parser.add_argument(
-        "--only", default="g1,g2,cluster,w1", help="comma list of scenarios: g1, g2, cluster, w1"
+        "--only",
+        default="g1,g2,cluster,w1,s1",
+        help="comma list of scenarios: g1, g2, cluster, w1, s1 (online status)",
     )
     parser.add_argument("--group-size", type=int, default=500)
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
@@ -56,6 +59,12 @@ def main() -> None:
             run_g1_cluster(args.pairs, args.messages, one_process)
     if "w1" in scenarios:
         run_ws_memory(args.connections)
+    if "s1" in scenarios:  # online status on the heartbeat path
+        missing = missing_services("sqlite+redis")
+        if missing:
+            print(f"skipping the online status benchmark: {missing[0]} not reachable")
+        else:
+            run_s1()
 
 
 if __name__ == "__main__":

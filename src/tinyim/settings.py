@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     sync_page_default: int = Field(default=100, ge=1)
     # user search: searches (pages) per user per minute
     search_per_minute: int = Field(default=30, ge=1)
+    # online status: away after this long without a request on every device; a device of a gateway that
+    # died counts until presence_ttl_seconds after its last heartbeat (0 = twice the heartbeat timeout)
+    away_after_seconds: float = Field(default=300.0, gt=0)
+    presence_ttl_seconds: float = Field(default=0.0, ge=0)
+    # typing: notices per connection per second, and the burst allowed
+    typing_per_second: float = Field(default=1.0, gt=0)
+    typing_burst: int = Field(default=5, ge=1)
 
     @field_validator("roles")
     @classmethod
@@ -139,6 +146,11 @@ class Settings(BaseSettings):
         if role == "gateway":
             return self.gateway_id
         return f"{role}-{self.public_host}:{self.effective_grpc_port}"
+
+    @property
+    def effective_presence_ttl(self) -> float:
+        """Online status: how long a device counts after its last heartbeat."""
+        return self.presence_ttl_seconds or 2 * self.heartbeat_timeout_seconds
 
     @property
     def effective_grpc_port(self) -> int:

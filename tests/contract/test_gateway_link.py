@@ -83,3 +83,29 @@ async def test_read_notify_reaches_the_other_devices(hub_and_link: tuple[Gateway
 async def test_a_gateway_that_is_not_registered_costs_nothing() -> None:
     link = GrpcGatewayLink(NodeDirectory(StaticRegistry([])), Channels())
     await link.push("gw-gone", [PushTarget(1, 1)])  # push is only a hint: dropped, no error
+
+
+# ---------- online status and typing ----------
+async def test_status_and_typing_reach_the_named_users_devices(
+    hub_and_link: tuple[GatewayHub, GatewayLink],
+) -> None:
+    from tinyim.modules.presence import Status, StatusView
+
+    hub, link = hub_and_link
+    pc, pc_sock = connection(1, "PC")
+    web, web_sock = connection(1, "Web")
+    other, other_sock = connection(2, "PC")
+    third, third_sock = connection(3, "PC")
+    for conn in (pc, web, other, third):
+        await hub.attach(conn)
+    await link.push_status(GW, [1, 2], StatusView(9, Status.AWAY, 1_800_000_000_123))
+    await link.push_typing(GW, 3, from_user_id=9, stopped=True)
+    await asyncio.sleep(0.05)
+    for sock in (pc_sock, web_sock, other_sock):
+        (frame,) = [decode(d) for d in sock.sent]
+        assert frame.cmd == Cmd.CMD_STATUS_NOTIFY
+        info = pb.StatusNotify.FromString(frame.body).status
+        assert (info.user_id, info.status, info.last_seen) == (9, pb.STATUS_AWAY, 1_800_000_000_123)
+    (frame,) = [decode(d) for d in third_sock.sent]
+    typing = pb.TypingNotify.FromString(frame.body)
+    assert frame.cmd == Cmd.CMD_TYPING_NOTIFY and (typing.user_id, typing.stopped) == (9, True)

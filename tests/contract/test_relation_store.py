@@ -132,3 +132,69 @@ async def test_join_requests(backend: Backend) -> None:
         assert await store.join_request(gid, applicant) == RequestStatus.REJECTED
         await store.put_join_request(gid, applicant)
         assert await store.join_request(gid, applicant) == RequestStatus.PENDING
+
+
+# ---------- group owner actions ----------
+async def test_transfer_owner_swaps_roles_once(backend: Backend) -> None:
+    owner, m1, m2, outsider = fresh_id(), fresh_id(), fresh_id(), fresh_id()
+    async with open_store(backend) as store:
+        gid = await store.create_group("t", owner, [m1, m2])
+        assert not await store.transfer_owner(gid, owner, outsider)  # not a member
+        assert not await store.transfer_owner(gid, m1, m2)  # not the owner
+        # racing transfers by the same owner: exactly one wins
+        results = await asyncio.gather(
+            store.transfer_owner(gid, owner, m1), store.transfer_owner(gid, owner, m2)
+        )
+        assert sorted(results) == [False, True]
+        new_owner = m1 if results[0] else m2
+        group = await store.group(gid)
+        assert group is not None and group.owner_id == new_owner
+        roles = {m.user_id: m.role for m in await store.members(gid)}
+        assert roles[new_owner] == GroupRole.OWNER and roles[owner] == GroupRole.MEMBER
+        assert sorted(roles.values()).count(GroupRole.OWNER) == 1
+
+
+async def test_set_role_never_touches_the_owner(backend: Backend) -> None:
+    owner, m1 = fresh_id(), fresh_id()
+    async with open_store(backend) as store:
+        gid = await store.create_group("r", owner, [m1])
+        await store.set_role(gid, m1, GroupRole.ADMIN)
+        assert await store.role(gid, m1) == GroupRole.ADMIN
+        await store.set_role(gid, owner, GroupRole.MEMBER)
+        assert await store.role(gid, owner) == GroupRole.OWNER
+        await store.set_role(gid, m1, GroupRole.MEMBER)
+        assert await store.role(gid, m1) == GroupRole.MEMBER
+
+
+async def test_update_group_sets_only_the_given_fields(backend: Backend) -> None:
+    owner = fresh_id()
+    async with open_store(backend) as store:
+        gid = await store.create_group("old", owner, [])
+        await store.update_group(gid, None, "公告\nline two")
+        await store.update_group(gid, "新名字", None)
+        group = await store.group(gid)
+        assert group is not None and (group.name, group.announcement) == ("新名字", "公告\nline two")
+        await store.update_group(gid, None, "")
+        assert (await store.group(gid)).announcement == ""  # type: ignore[union-attr]
+
+
+async def test_dissolve_group_removes_it_and_its_members(backend: Backend) -> None:
+    owner, m1 = fresh_id(), fresh_id()
+    async with open_store(backend) as store:
+        gid = await store.create_group("d", owner, [m1])
+        keep = await store.create_group("k", owner, [m1])
+        assert await store.dissolve_group(gid) and not await store.dissolve_group(gid)
+        assert await store.group(gid) is None and await store.member_ids(gid) == []
+        assert await store.role(gid, owner) is None
+        assert [g.group_id for g in await store.groups_of(m1)] == [keep]
+
+
+# ---------- online status ----------
+async def test_listed_by_sees_the_rows_pointing_at_a_user(backend: Backend) -> None:
+    a, b, c, d = fresh_id(), fresh_id(), fresh_id(), fresh_id()
+    async with open_store(backend) as store:
+        await store.make_friends(a, b)
+        await store.make_friends(a, c)
+        await store.set_status(c, a, RelationStatus.DELETED)  # c deleted a: c no longer lists a
+        assert await store.listed_by(a, [b, c, d]) == {b}
+        assert await store.listed_by(b, [a]) == {a} and await store.listed_by(a, []) == set()

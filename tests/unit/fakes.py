@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from tinyim.kernel import Privacy, PushTarget, UserProfile
+from tinyim.modules.presence import StatusView
 
 
 class FakeHasher:
@@ -56,6 +57,8 @@ class RecordingGatewayLink:
         self.pushes: list[tuple[str, list[PushTarget]]] = []
         self.kicks: list[tuple[str, int, str, str]] = []
         self.reads: list[tuple[str, int, str, int]] = []
+        self.statuses: list[tuple[str, list[int], StatusView]] = []  # online status
+        self.typings: list[tuple[str, int, int, bool]] = []
 
     async def push_read(
         self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
@@ -71,6 +74,17 @@ class RecordingGatewayLink:
         if gateway_id in self.dead:
             raise ConnectionError(f"{gateway_id} is gone")
         self.kicks.append((gateway_id, user_id, device_id, keep_token_id))
+
+    # online status and typing
+    async def push_status(self, gateway_id: str, user_ids: Sequence[int], status: StatusView) -> None:
+        if gateway_id in self.dead:
+            raise ConnectionError(f"{gateway_id} is gone")
+        self.statuses.append((gateway_id, sorted(user_ids), status))
+
+    async def push_typing(self, gateway_id: str, user_id: int, from_user_id: int, stopped: bool) -> None:
+        if gateway_id in self.dead:
+            raise ConnectionError(f"{gateway_id} is gone")
+        self.typings.append((gateway_id, user_id, from_user_id, stopped))
 
 
 class SetDirectory:

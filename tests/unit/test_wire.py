@@ -113,7 +113,8 @@ def test_command_table_is_the_spec_s() -> None:
     spec = {"CMD_LOGIN_REQ": 0x1001, "CMD_MSG_SYNC_REQ": 0x2004, "CMD_GROUP_MEMBER_RESP": 0x4010}
     assert {name: int(Cmd[name]) for name in spec} == spec and int(Cmd.CMD_ERROR_RESP) == 0x1FFF
     assert {int(c) for c in Cmd} == {v for _, v in pb.Cmd.items() if v}
-    assert {0x2003, 0x1005, 0x200C} == PUSH_COMMANDS
+    assert {0x2003, 0x1005, 0x200C} <= PUSH_COMMANDS
+    assert {0x1014, 0x2032} <= PUSH_COMMANDS  # online status, typing
     assert 0x2004 in REQUEST_COMMANDS and 0x2005 not in REQUEST_COMMANDS
     for cmd in Cmd:
         if cmd != Cmd.CMD_FILE_DATA_TRANS:

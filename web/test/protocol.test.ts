@@ -41,7 +41,12 @@ describe("command table", () => {
       if (id === Cmd.UNSPECIFIED || id === Cmd.FILE_DATA_TRANS) continue;
       expect(BODIES.has(id), `cmd 0x${id.toString(16)}`).toBe(true);
     }
-    expect(PUSH_COMMANDS).toEqual(new Set([Cmd.KICK_NOTIFY, Cmd.MSG_PUSH_NOTIFY, Cmd.READ_NOTIFY]));
+    for (const push of [Cmd.KICK_NOTIFY, Cmd.MSG_PUSH_NOTIFY, Cmd.READ_NOTIFY]) {
+      expect(PUSH_COMMANDS.has(push)).toBe(true);
+    }
+    // online status, typing
+    expect(PUSH_COMMANDS.has(Cmd.STATUS_NOTIFY) && PUSH_COMMANDS.has(Cmd.TYPING_NOTIFY)).toBe(true);
+    expect([...PUSH_COMMANDS].every((cmd) => (Cmd[cmd] ?? "").endsWith("_NOTIFY"))).toBe(true);
     expect(BODIES.get(Cmd.MSG_SYNC_REQ)).toBe(pb.MsgSyncReqSchema);
     expect(BODIES.get(Cmd.MSG_SYNC_RESP)).toBe(pb.MsgSyncRespSchema);
     expect(BODIES.get(Cmd.FILE_UPLOAD_ACK)).toBe(pb.FileUploadRespSchema);

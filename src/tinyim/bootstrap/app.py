@@ -91,6 +91,11 @@ def build_app(settings: Settings) -> Starlette:
                 files = await resolve(container.file_allocator)
                 app.router.routes.extend(dispatch_routes(auth, allocator, files))
             if "gateway" in roles:
+                # online status: told of every connection's life; idle sweeps and reaping in the background
+                tracker = await resolve(container.status_tracker)
+                (await resolve(container.hub)).add_listener(tracker)
+                sweeper = asyncio.create_task(tracker.run())
+                stack.callback(sweeper.cancel)
                 gateway = await resolve(container.websocket_gateway)
                 app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))
             registry: Registry | None = await resolve(container.registry)

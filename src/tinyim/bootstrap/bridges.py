@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth import AuthApi
+from tinyim.modules.presence import PresenceRouter, Status, StatusView
+from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import MsgType, NoticeApi
 
 
@@ -48,3 +51,31 @@ class TimelineNotices:
 
     async def to_group(self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str) -> None:
         await self._timeline.post_notice(sender_id, member_ids, group_id, MsgType.SYSTEM, content)
+
+
+class RelationAsStatusAudience:
+    """presence.StatusAudience served by the relation module's rules (online status, typing)."""
+
+    def __init__(self, relation: RelationApi) -> None:
+        self._relation = relation
+
+    async def watchers(self, user_id: int) -> list[int]:
+        return await self._relation.status_watchers(user_id)
+
+    async def visible(self, viewer_id: int, user_ids: Sequence[int]) -> list[int]:
+        return await self._relation.status_visible(viewer_id, user_ids)
+
+    async def check_typing(self, sender_id: int, peer_id: int) -> None:
+        await self._relation.check_direct(sender_id, peer_id)  # the 1:1 messaging rule
+
+
+class PresenceAsStatusNotices:
+    """relation.StatusNotices served by presence: a hidden user shows as offline to the viewer."""
+
+    def __init__(self, presence: PresenceRouter) -> None:
+        self._presence = presence
+
+    async def hide(self, viewer_id: int, user_id: int) -> None:
+        # looks like any going offline: last seen now (they were visible until now)
+        now_ms = int(time.time() * 1000)
+        await self._presence.push_status([viewer_id], StatusView(user_id, Status.OFFLINE, now_ms))

@@ -30,6 +30,7 @@ from tinyim.edges.dispatch.ports import (
 )
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
+from tinyim.edges.gateway.status import StatusTracker
 from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
 from tinyim.infra.db import Database
 from tinyim.infra.discovery import NodeDirectory, RedisRegistry
@@ -43,10 +44,10 @@ from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.redis import RedisProfileCache
 from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
-from tinyim.modules.presence import PresenceRouter
+from tinyim.modules.presence import PresenceRouter, StatusService
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
-from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
-from tinyim.modules.presence.adapters.redis import RedisSessionDirectory
+from tinyim.modules.presence.adapters.memory import InMemoryPresenceStore, InMemorySessionDirectory
+from tinyim.modules.presence.adapters.redis import RedisPresenceStore, RedisSessionDirectory
 from tinyim.modules.relation import RelationService
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter
@@ -59,7 +60,12 @@ from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, MsgServiceStub, UserServiceStub
 from tinyim.settings import Settings
 
-from .bridges import AuthAsUserDirectory, TimelineNotices
+from .bridges import (
+    AuthAsUserDirectory,
+    PresenceAsStatusNotices,
+    RelationAsStatusAudience,
+    TimelineNotices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +228,8 @@ class Container(containers.DeclarativeContainer):
                 redis=providers.Singleton(RedisRateLimiter, redis, keys),
             ),
             searches_per_minute=settings.provided.search_per_minute,
+            # online status: a block or a delete clears what the other side's devices show
+            status=providers.Singleton(PresenceAsStatusNotices, presence),
         ),
         remote=providers.Singleton(
             GrpcRelationClient,
@@ -255,11 +263,32 @@ class Container(containers.DeclarativeContainer):
     file_allocator = providers.Selector(
         discovery, none=providers.Object(None), shared=providers.Singleton(FileGatewayAllocator, directory)
     )
+    # online status and typing: in every gateway process, records in memory or Redis
+    status = providers.Singleton(
+        StatusService,
+        store=providers.Selector(
+            shared_state,
+            memory=providers.Singleton(InMemoryPresenceStore),
+            redis=providers.Singleton(RedisPresenceStore, redis, keys),
+        ),
+        audience=providers.Singleton(RelationAsStatusAudience, relation),
+        sessions=session_directory,
+        gateways=gateway_link,
+        ttl_seconds=settings.provided.effective_presence_ttl,
+    )
+    status_tracker = providers.Singleton(
+        StatusTracker,
+        status,
+        away_after_seconds=settings.provided.away_after_seconds,
+        typing_per_second=settings.provided.typing_per_second,
+        typing_burst=settings.provided.typing_burst,
+        refresh_every=providers.Callable(lambda s: s.effective_presence_ttl / 3, settings),
+    )
     websocket_gateway = providers.Singleton(
         WebSocketGateway,
         auth=auth,
         hub=hub,
-        router=providers.Singleton(CommandRouter, timeline, relation, hub),
+        router=providers.Singleton(CommandRouter, timeline, relation, hub, status_tracker),
         limits=providers.Factory(
             GatewayLimits,
             heartbeat_timeout=settings.provided.heartbeat_timeout_seconds,

@@ -13,6 +13,7 @@ from tinyim.client.sdk import (
     register,
 )
 from tinyim.client.seqstore import FileSeqStore, MemorySeqStore, SeqStore
+from tinyim.client.status import Typing, UserStatus
 
 __all__ = [
     "Client",
@@ -25,8 +26,10 @@ __all__ = [
     "Sent",
     "SeqStore",
     "ServerError",
+    "Typing",
     "Unread",
     "User",
+    "UserStatus",
     "register",
 ]
 

@@ -34,6 +34,7 @@ from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import PUSH_COMMANDS, Cmd, ErrorCode, FrameError, decode, encode, parse_body
 
 from .seqstore import MemorySeqStore, SeqStore
+from .status import STATUS_VALUES, Typing, UserStatus, user_status
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class GroupSummary:
     name: str
     owner_id: int
     member_count: int
+    announcement: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,13 @@ class Client:
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._closing = False
         self._seq_changed = asyncio.Condition()
+        # online status and typing pushes (latest status per user; both also queued for next_*)
+        self.statuses: dict[int, UserStatus] = {}
+        self.on_status: Callable[[UserStatus], None] | None = None
+        self.on_typing: Callable[[Typing], None] | None = None
+        self._status_queue: asyncio.Queue[UserStatus] = asyncio.Queue(maxsize=1000)
+        self._typing_queue: asyncio.Queue[Typing] = asyncio.Queue(maxsize=1000)
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---------- lifecycle ----------
     async def login(self) -> None:
@@ -434,7 +443,10 @@ class Client:
 
     async def groups(self) -> list[GroupSummary]:
         resp = await self._call(Cmd.CMD_GROUP_LIST_REQ, pb.GroupListReq(), pb.GroupListResp)
-        return [GroupSummary(g.group_id, g.group_name, g.owner_id, g.member_count) for g in resp.groups]
+        return [
+            GroupSummary(g.group_id, g.group_name, g.owner_id, g.member_count, g.announcement)
+            for g in resp.groups
+        ]
 
     async def group_members(self, group_id: int) -> list[tuple[User, int]]:
         resp = await self._call(
@@ -500,6 +512,7 @@ class Client:
                     await self._connect()
                     delay = self._backoff[0]
                     self._schedule_sync()
+                    self._refresh_statuses_soon()  # online status: pushes missed while away
                     break
                 except InvalidStatus:
                     if time.time() < self.token_expires_at - 30:
@@ -645,8 +658,92 @@ class Client:
         resp = await self._call(Cmd.CMD_PRIVACY_SET_REQ, req, pb.PrivacySetResp)
         return resp.settings.hide_from_nickname_search
 
+    # ---------- group owner actions (each reaches every member as a SYSTEM event) ----------
+    async def transfer_group(self, group_id: int, new_owner_id: int) -> None:
+        req = pb.GroupTransferReq(group_id=group_id, new_owner_id=new_owner_id)
+        await self._call(Cmd.CMD_GROUP_TRANSFER_REQ, req, pb.GroupTransferResp)
+
+    async def set_group_admin(self, group_id: int, member_id: int, admin: bool = True) -> None:
+        req = pb.GroupAdminReq(group_id=group_id, member_id=member_id, admin=admin)
+        await self._call(Cmd.CMD_GROUP_ADMIN_REQ, req, pb.GroupAdminResp)
+
+    async def update_group(
+        self, group_id: int, *, name: str | None = None, announcement: str | None = None
+    ) -> GroupSummary:
+        """Rename and/or set the announcement ("" clears it); returns the group as stored."""
+        req = pb.GroupUpdateReq(group_id=group_id)
+        if name is not None:
+            req.group_name = name
+        if announcement is not None:
+            req.announcement = announcement
+        g = (await self._call(Cmd.CMD_GROUP_UPDATE_REQ, req, pb.GroupUpdateResp)).group
+        return GroupSummary(g.group_id, g.group_name, g.owner_id, g.member_count, g.announcement)
+
+    async def dissolve_group(self, group_id: int) -> None:
+        req = pb.GroupDissolveReq(group_id=group_id)
+        await self._call(Cmd.CMD_GROUP_DISSOLVE_REQ, req, pb.GroupDissolveResp)
+
+    # ---------- online status and typing ----------
+    async def set_status(self, status: str) -> UserStatus:
+        """ "away" (kept until you set "online", across reconnects) or "online" (automatic: away only
+        while every device of yours is idle). Returns your status now."""
+        if status not in ("online", "away"):
+            raise ValueError('status must be "online" or "away"')
+        req = pb.StatusSetReq(status=cast(Any, STATUS_VALUES[status]))
+        return user_status((await self._call(Cmd.CMD_STATUS_SET_REQ, req, pb.StatusSetResp)).status)
+
+    async def query_statuses(self, user_ids: list[int]) -> list[UserStatus]:
+        """Your friends' status (at most 200 ids); ids whose status you may not see are left out."""
+        req = pb.StatusQueryReq(user_ids=user_ids)
+        resp = await self._call(Cmd.CMD_STATUS_QUERY_REQ, req, pb.StatusQueryResp)
+        found = [user_status(s) for s in resp.statuses]
+        self.statuses.update((s.user_id, s) for s in found)
+        return found
+
+    async def next_status(self, timeout: float = 10.0) -> UserStatus:
+        """The next pushed status change of a friend."""
+        return await asyncio.wait_for(self._status_queue.get(), timeout)
+
+    async def typing(self, peer_id: int, stopped: bool = False) -> None:
+        """Tell a friend you are typing (send again every few seconds while typing; rate-limited)."""
+        await self._call(Cmd.CMD_TYPING_REQ, pb.TypingReq(peer_id=peer_id, stopped=stopped), pb.TypingResp)
+
+    async def next_typing(self, timeout: float = 10.0) -> Typing:
+        return await asyncio.wait_for(self._typing_queue.get(), timeout)
+
+    def _refresh_statuses_soon(self) -> None:
+        """After a reconnect: query again every user whose status this client holds; changes missed
+        meanwhile are delivered like pushes."""
+        held = dict(list(self.statuses.items())[:200])
+        if not held:
+            return
+
+        async def refresh() -> None:
+            with contextlib.suppress(ServerError, ConnectionLost, TimeoutError, Kicked):
+                for status in await self.query_statuses(list(held)):
+                    if status == held.get(status.user_id):
+                        continue
+                    _offer(self._status_queue, status)
+                    if self.on_status is not None:
+                        self.on_status(status)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _on_notify(self, cmd: int, body: ProtoMessage) -> None:
         """Pushes other than sync signals, read marks and kicks; unknown ones are ignored."""
+        if isinstance(body, pb.StatusNotify):
+            status = user_status(body.status)
+            self.statuses[status.user_id] = status
+            _offer(self._status_queue, status)
+            if self.on_status is not None:
+                self.on_status(status)
+        elif isinstance(body, pb.TypingNotify):
+            typing = Typing(body.user_id, body.stopped)
+            _offer(self._typing_queue, typing)
+            if self.on_typing is not None:
+                self.on_typing(typing)
 
     # ---------- PC client: connection state, finding people ----------
     @property
@@ -672,6 +769,13 @@ class Client:
         if not users:
             raise ServerError("not_found", f"no user {who!r}")
         return users[0]
+
+
+def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
+    """Queue a push; when nobody takes them, the oldest make room (the latest state is what counts)."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
 
 
 # PC client: the device types a client may claim (one live session per user and device type; a login on

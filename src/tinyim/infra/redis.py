@@ -25,6 +25,13 @@ class Keys:
     def user(self, user_id: int) -> str:
         return f"{self.prefix}im:user:{user_id}"
 
+    # online status: one hash per user, and a zset of users by their next device deadline
+    def presence(self, user_id: int) -> str:
+        return f"{self.prefix}im:presence:{user_id}"
+
+    def presence_due(self) -> str:
+        return f"{self.prefix}im:presence:due"
+
     # user search, typing: fixed-window rate counters
     def rate(self, key: str) -> str:
         return f"{self.prefix}im:rate:{key}"

@@ -79,6 +79,24 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_PRIVACY_GET_RESP: pb.PrivacyGetResp,
     Cmd.CMD_PRIVACY_SET_REQ: pb.PrivacySetReq,
     Cmd.CMD_PRIVACY_SET_RESP: pb.PrivacySetResp,
+    # group owner actions
+    Cmd.CMD_GROUP_TRANSFER_REQ: pb.GroupTransferReq,
+    Cmd.CMD_GROUP_TRANSFER_RESP: pb.GroupTransferResp,
+    Cmd.CMD_GROUP_ADMIN_REQ: pb.GroupAdminReq,
+    Cmd.CMD_GROUP_ADMIN_RESP: pb.GroupAdminResp,
+    Cmd.CMD_GROUP_UPDATE_REQ: pb.GroupUpdateReq,
+    Cmd.CMD_GROUP_UPDATE_RESP: pb.GroupUpdateResp,
+    Cmd.CMD_GROUP_DISSOLVE_REQ: pb.GroupDissolveReq,
+    Cmd.CMD_GROUP_DISSOLVE_RESP: pb.GroupDissolveResp,
+    # online status and typing
+    Cmd.CMD_STATUS_SET_REQ: pb.StatusSetReq,
+    Cmd.CMD_STATUS_SET_RESP: pb.StatusSetResp,
+    Cmd.CMD_STATUS_QUERY_REQ: pb.StatusQueryReq,
+    Cmd.CMD_STATUS_QUERY_RESP: pb.StatusQueryResp,
+    Cmd.CMD_STATUS_NOTIFY: pb.StatusNotify,
+    Cmd.CMD_TYPING_REQ: pb.TypingReq,
+    Cmd.CMD_TYPING_RESP: pb.TypingResp,
+    Cmd.CMD_TYPING_NOTIFY: pb.TypingNotify,
 }
 # CMD_FILE_DATA_TRANS carries raw file bytes on the file gateway, not a protobuf body.
 KNOWN_COMMANDS = frozenset(int(c) for c in Cmd)

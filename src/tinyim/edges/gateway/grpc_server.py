@@ -9,6 +9,7 @@ import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, translate_errors
 from tinyim.kernel import PushTarget
+from tinyim.modules.presence.adapters.protobuf import status_view
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 
@@ -37,6 +38,17 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
     async def PushRead(self, request: ipb.PushReadInternalReq, context: Ctx) -> Any:
         n = request.notify
         await self._hub.push_read(request.user_id, request.except_device, n.peer_id, n.group_id, n.read_seq)
+        return ipb.Ack()
+
+    # online status and typing
+    @translate_errors
+    async def PushStatus(self, request: ipb.PushStatusInternalReq, context: Ctx) -> Any:
+        await self._hub.push_status(list(request.user_ids), status_view(request.status))
+        return ipb.Ack()
+
+    @translate_errors
+    async def PushTyping(self, request: ipb.PushTypingInternalReq, context: Ctx) -> Any:
+        await self._hub.push_typing(request.user_id, request.notify.user_id, request.notify.stopped)
         return ipb.Ack()
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from tinyim.infra import metrics
 from tinyim.kernel import PushTarget
-from tinyim.modules.presence import DeviceSession, GatewayLink, SessionDirectory
+from tinyim.modules.presence import DeviceSession, GatewayLink, SessionDirectory, StatusView
+from tinyim.modules.presence.adapters.protobuf import status_info
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, encode
 
@@ -16,11 +18,29 @@ from .connection import Connection
 log = logging.getLogger(__name__)
 
 
+class ConnectionListener(Protocol):
+    """Told of each connection's life on this gateway (online status); must not raise."""
+
+    async def attached(self, conn: Connection) -> None: ...
+    async def detached(self, conn: Connection) -> None: ...
+    async def heartbeat(self, conn: Connection) -> None: ...
+    async def activity(self, conn: Connection, cmd: int) -> None: ...
+
+
 class GatewayHub:
     def __init__(self, gateway_id: str, sessions: SessionDirectory) -> None:
         self.gateway_id = gateway_id
         self._sessions = sessions
         self._by_user: dict[int, dict[str, Connection]] = {}
+        self._listeners: list[ConnectionListener] = []  # online status
+
+    def add_listener(self, listener: ConnectionListener) -> None:
+        self._listeners.append(listener)
+
+    async def activity(self, conn: Connection, cmd: int) -> None:
+        """A request of the user's (online status: the device is in use)."""
+        for listener in self._listeners:
+            await listener.activity(conn, cmd)
 
     @property
     def connection_count(self) -> int:
@@ -35,6 +55,8 @@ class GatewayHub:
         old = devices.get(conn.device_id)
         devices[conn.device_id] = conn
         metrics.WS_CONNECTIONS.set(self.connection_count)
+        for listener in self._listeners:  # first: the old connection's departure then changes nothing
+            await listener.attached(conn)
         if old is not None and old is not conn:
             await old.kick("logged in again on another device of this type")
         await self._sessions.bind(self._session(conn))
@@ -47,10 +69,14 @@ class GatewayHub:
                 del self._by_user[conn.user_id]
             await self._sessions.unbind(self._session(conn))
         metrics.WS_CONNECTIONS.set(self.connection_count)
+        for listener in self._listeners:
+            await listener.detached(conn)  # every connection, replaced ones too: they forget it
 
     async def heartbeat(self, conn: Connection) -> None:
         if self._by_user.get(conn.user_id, {}).get(conn.device_id) is conn:
             await self._sessions.refresh(self._session(conn))
+            for listener in self._listeners:
+                await listener.heartbeat(conn)
 
     async def push(self, targets: Sequence[PushTarget]) -> None:
         for target in targets:
@@ -66,6 +92,19 @@ class GatewayHub:
         for device_id, conn in self._by_user.get(user_id, {}).items():
             if device_id != except_device:
                 conn.send_soon(frame)
+
+    # online status and typing: frames for the connected devices, never stored
+    async def push_status(self, user_ids: Sequence[int], status: StatusView) -> None:
+        frame = encode(Cmd.CMD_STATUS_NOTIFY, pb.StatusNotify(status=status_info(status)).SerializeToString())
+        for user_id in user_ids:
+            for conn in self._by_user.get(user_id, {}).values():
+                conn.send_soon(frame)
+
+    async def push_typing(self, user_id: int, from_user_id: int, stopped: bool) -> None:
+        notify = pb.TypingNotify(user_id=from_user_id, stopped=stopped)
+        frame = encode(Cmd.CMD_TYPING_NOTIFY, notify.SerializeToString())
+        for conn in self._by_user.get(user_id, {}).values():
+            conn.send_soon(frame)
 
     async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
         for dev, conn in list(self._by_user.get(user_id, {}).items()):
@@ -110,3 +149,16 @@ class LocalGatewayLink:
             await self._hub.push_read(user_id, except_device, peer_id, group_id, read_seq)
         elif remote := self._remote(gateway_id):
             await remote.push_read(gateway_id, user_id, except_device, peer_id, group_id, read_seq)
+
+    # online status and typing
+    async def push_status(self, gateway_id: str, user_ids: Sequence[int], status: StatusView) -> None:
+        if gateway_id == self._hub.gateway_id:
+            await self._hub.push_status(user_ids, status)
+        elif remote := self._remote(gateway_id):
+            await remote.push_status(gateway_id, user_ids, status)
+
+    async def push_typing(self, gateway_id: str, user_id: int, from_user_id: int, stopped: bool) -> None:
+        if gateway_id == self._hub.gateway_id:
+            await self._hub.push_typing(user_id, from_user_id, stopped)
+        elif remote := self._remote(gateway_id):
+            await remote.push_typing(gateway_id, user_id, from_user_id, stopped)

@@ -17,7 +17,8 @@ from ..errors import wire_code
 from .connection import Connection
 from .handlers import HandlerTable, message_handlers, session_handlers, social_handlers
 from .hub import GatewayHub
-from .status_handlers import search_handlers
+from .status import StatusTracker
+from .status_handlers import group_admin_handlers, search_handlers, status_handlers
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,21 @@ def error_frame(code: ErrorCode, message: str, cmd: int) -> bytes:
 
 
 class CommandRouter:
-    def __init__(self, timeline: TimelineApi, relation: RelationApi, hub: GatewayHub) -> None:
+    def __init__(
+        self,
+        timeline: TimelineApi,
+        relation: RelationApi,
+        hub: GatewayHub,
+        status: StatusTracker | None = None,  # online status and typing
+    ) -> None:
+        self._hub = hub
         self._handlers: HandlerTable = {
             **session_handlers(hub),
             **message_handlers(timeline),
             **social_handlers(relation),
             **search_handlers(relation),  # user search
+            **group_admin_handlers(relation),  # group owner actions
+            **(status_handlers(status) if status is not None else {}),  # online status, typing
         }
 
     async def handle(self, conn: Connection, frame: Frame) -> bytes:
@@ -66,6 +76,7 @@ class CommandRouter:
                 ErrorCode.ERR_UNIMPLEMENTED, f"{Cmd(cmd).name} is not served by this version", cmd
             )
         handler, resp_cmd = entry
+        await self._hub.activity(conn, cmd)  # online status: the user is using this device
         started = time.perf_counter()
         try:
             response = await handler(conn, parse_body(cmd, frame.body))

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from tinyim.kernel import PushTarget
+from tinyim.modules.presence.domain import StatusView
 from tinyim.modules.presence.ports import GatewayLink, SessionDirectory
 
 log = logging.getLogger(__name__)
@@ -61,3 +62,17 @@ class PresenceRouter:
                 await self._gateways.kick(gateway_id, user_id, device_id, keep_token_id, reason)
             except Exception:
                 log.warning("kick on gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+
+    # online status
+    async def push_status(self, user_ids: Sequence[int], status: StatusView) -> None:
+        """A status frame for these users' connected devices, wherever they are (a hint: failures logged)."""
+        online = await self._sessions.lookup(user_ids)
+        per_gateway: dict[str, list[int]] = defaultdict(list)
+        for user_id, sessions in online.items():
+            for gateway_id in {s.gateway_id for s in sessions}:
+                per_gateway[gateway_id].append(user_id)
+        for gateway_id, users in per_gateway.items():
+            try:
+                await self._gateways.push_status(gateway_id, users, status)
+            except Exception:
+                log.warning("status push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)

@@ -17,6 +17,7 @@ from tinyim.modules.relation.ports import (
     RateLimiter,
     RelationApi,
     RelationStore,
+    StatusNotices,
     UserDirectory,
 )
 from tinyim.modules.relation.service import RelationService
@@ -37,5 +38,6 @@ __all__ = [
     "RelationStore",
     "RequestStatus",
     "SearchPage",
+    "StatusNotices",
     "UserDirectory",
 ]

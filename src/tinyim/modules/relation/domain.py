@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import unicodedata
 from dataclasses import dataclass
 
 from tinyim.kernel import BLOCKED, INVALID_ARGUMENT, NOT_FRIENDS, ImError, UserProfile, check_display_text
@@ -139,3 +140,19 @@ def search_query(username: str, nickname_prefix: str, limit: int, cursor: str) -
 
 def search_cursor(last_user_id: int) -> str:
     return f"u{last_user_id}"
+
+
+# ---------- group owner actions ----------
+ANNOUNCEMENT_MAX = 255
+
+
+def check_announcement(text: object) -> str:
+    """An announcement: trimmed, at most ANNOUNCEMENT_MAX characters, line breaks allowed, "" clears it."""
+    if not isinstance(text, str):
+        raise ImError(INVALID_ARGUMENT, "announcement must be a string")
+    text = text.strip()
+    if len(text) > ANNOUNCEMENT_MAX:
+        raise ImError(INVALID_ARGUMENT, f"announcement exceeds {ANNOUNCEMENT_MAX} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in "\n\t" for ch in text):
+        raise ImError(INVALID_ARGUMENT, "announcement must not contain control characters")
+    return text

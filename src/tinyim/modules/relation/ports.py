@@ -52,6 +52,23 @@ class RelationApi(Protocol):
     async def privacy(self, caller: Caller) -> Privacy: ...
     async def set_privacy(self, caller: Caller, privacy: Privacy) -> Privacy: ...
 
+    # group owner actions
+    async def transfer_group(self, caller: Caller, group_id: int, new_owner_id: int) -> None: ...
+    async def set_group_admin(self, caller: Caller, group_id: int, member_id: int, admin: bool) -> None: ...
+    async def update_group(
+        self, caller: Caller, group_id: int, name: str | None, announcement: str | None
+    ) -> Group: ...
+    async def dissolve_group(self, caller: Caller, group_id: int) -> None: ...
+
+    # online status: friends both ways, no block either way
+    async def status_watchers(self, user_id: int) -> list[int]:
+        """Everyone who may see user_id's online status."""
+        ...
+
+    async def status_visible(self, viewer_id: int, user_ids: Sequence[int]) -> list[int]:
+        """Which of user_ids viewer may see the online status of."""
+        ...
+
 
 class GroupFull(Exception):
     pass
@@ -66,6 +83,10 @@ class RelationStore(Protocol):
 
     async def set_status(self, owner_id: int, other_id: int, status: int) -> None: ...
     async def friend_ids(self, owner_id: int) -> list[int]: ...
+    async def listed_by(self, user_id: int, among: Sequence[int]) -> set[int]:
+        """Which of `among` list user_id as a friend (their row to user_id is NORMAL)."""
+        ...
+
     async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
         """Which of `among` have blocked user_id."""
         ...
@@ -97,6 +118,24 @@ class RelationStore(Protocol):
     async def put_join_request(self, group_id: int, user_id: int) -> None: ...
     async def settle_join_request(self, group_id: int, user_id: int, status: RequestStatus) -> bool: ...
 
+    # group owner actions
+    async def transfer_owner(self, group_id: int, old_owner_id: int, new_owner_id: int) -> bool:
+        """In one transaction, if old_owner_id still owns the live group and new_owner_id is a member:
+        new_owner_id becomes OWNER (also im_group.owner_id), old_owner_id MEMBER. False otherwise."""
+        ...
+
+    async def set_role(self, group_id: int, user_id: int, role: int) -> None:
+        """Change a member's role (never the owner's: transfer_owner does that)."""
+        ...
+
+    async def update_group(self, group_id: int, name: str | None, announcement: str | None) -> None:
+        """Set the fields that are not None."""
+        ...
+
+    async def dissolve_group(self, group_id: int) -> bool:
+        """status 1 -> 0 and the members removed, in one transaction; False when it was not live."""
+        ...
+
 
 class UserDirectory(Protocol):
     """Profiles (served by the auth module's accounts, behind a cache)."""
@@ -119,6 +158,14 @@ class RateLimiter(Protocol):
 
     async def hit(self, key: str, limit: int, window_seconds: float) -> bool:
         """Count one use of `key`; False when this use is over `limit` in the current window."""
+        ...
+
+
+class StatusNotices(Protocol):
+    """Outbound to presence (online status): who just lost sight of whom."""
+
+    async def hide(self, viewer_id: int, user_id: int) -> None:
+        """viewer may no longer see user's status: their connected devices are told user is offline."""
         ...
 
 

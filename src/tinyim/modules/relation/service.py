@@ -6,6 +6,7 @@ Notices port, so clients learn of them by the same push-then-sync path as chat m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from tinyim.kernel import (
@@ -30,6 +31,7 @@ from tinyim.modules.relation.domain import (
     RelationStatus,
     RequestStatus,
     SearchPage,
+    check_announcement,
     check_direct_message,
     check_group_name,
     check_reason,
@@ -37,7 +39,16 @@ from tinyim.modules.relation.domain import (
     search_cursor,
     search_query,
 )
-from tinyim.modules.relation.ports import GroupFull, Notices, RateLimiter, RelationStore, UserDirectory
+from tinyim.modules.relation.ports import (
+    GroupFull,
+    Notices,
+    RateLimiter,
+    RelationStore,
+    StatusNotices,
+    UserDirectory,
+)
+
+log = logging.getLogger(__name__)
 
 MAX_PROFILES = 200
 SEARCH_WINDOW_SECONDS = 60.0
@@ -52,6 +63,7 @@ class RelationService:
         group_limit: int = GROUP_LIMIT,
         limiter: RateLimiter | None = None,
         searches_per_minute: int = 30,
+        status: StatusNotices | None = None,
     ) -> None:
         self._store = store
         self._users = users
@@ -59,6 +71,7 @@ class RelationService:
         self._group_limit = group_limit
         self._limiter = limiter  # user search; None = unlimited
         self._searches_per_minute = searches_per_minute
+        self._status = status  # online status: told when a block or a delete hides a user's status
 
     # ---------- the messaging rules ----------
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
@@ -131,14 +144,20 @@ class RelationService:
         state = await self._store.pair_state(caller.user_id, friend_id)
         if state.a_to_b != RelationStatus.NORMAL:
             raise ImError(NOT_FOUND, "this user is not in your friend list")
+        visible = not state.a_blocks_b and not state.b_blocks_a and state.friends
         # One-way: they still list you, but neither side can send until you add them back.
         await self._store.set_status(caller.user_id, friend_id, RelationStatus.DELETED)
+        if visible:
+            await self._hide_status(caller.user_id, friend_id)
 
     async def block(self, caller: Caller, user_id: int) -> None:
         if user_id == caller.user_id:
             raise ImError(INVALID_ARGUMENT, "you cannot block yourself")
         await self._require_user(user_id)
+        state = await self._store.pair_state(caller.user_id, user_id)
         await self._store.block(caller.user_id, user_id)
+        if state.friends and not state.a_blocks_b and not state.b_blocks_a:
+            await self._hide_status(caller.user_id, user_id)
 
     async def unblock(self, caller: Caller, user_id: int) -> None:
         await self._store.unblock(caller.user_id, user_id)
@@ -282,6 +301,112 @@ class RelationService:
 
     async def set_privacy(self, caller: Caller, privacy: Privacy) -> Privacy:
         return await self._users.set_privacy(caller.user_id, privacy)
+
+    # ---------- group owner actions ----------
+    async def transfer_group(self, caller: Caller, group_id: int, new_owner_id: int) -> None:
+        me = caller.user_id
+        await self._group(group_id)
+        if await self._store.role(group_id, me) != GroupRole.OWNER:
+            raise ImError(PERMISSION_DENIED, "only the group owner can transfer the group")
+        if new_owner_id == me:
+            raise ImError(INVALID_ARGUMENT, "you own this group already")
+        if await self._store.role(group_id, new_owner_id) is None:
+            raise ImError(NOT_MEMBER, "the new owner must be a member of the group")
+        if not await self._store.transfer_owner(group_id, me, new_owner_id):
+            raise ImError(PERMISSION_DENIED, "the group changed meanwhile; try again")
+        await self._announce(
+            me,
+            group_id,
+            notice("owner_transferred", group_id=group_id, old_owner_id=me, new_owner_id=new_owner_id),
+        )
+
+    async def set_group_admin(self, caller: Caller, group_id: int, member_id: int, admin: bool) -> None:
+        await self._group(group_id)
+        if await self._store.role(group_id, caller.user_id) != GroupRole.OWNER:
+            raise ImError(PERMISSION_DENIED, "only the group owner can appoint or remove admins")
+        role = await self._store.role(group_id, member_id)
+        if role is None:
+            raise ImError(NOT_MEMBER, "this user is not a member of the group")
+        if role == GroupRole.OWNER:
+            raise ImError(INVALID_ARGUMENT, "the owner's role changes only by a transfer")
+        wanted = GroupRole.ADMIN if admin else GroupRole.MEMBER
+        if role == wanted:
+            return  # nothing changes, nobody is told
+        await self._store.set_role(group_id, member_id, wanted)
+        event = "admin_appointed" if admin else "admin_removed"
+        await self._announce(caller.user_id, group_id, notice(event, group_id=group_id, user_id=member_id))
+
+    async def update_group(
+        self, caller: Caller, group_id: int, name: str | None, announcement: str | None
+    ) -> Group:
+        if name is None and announcement is None:
+            raise ImError(INVALID_ARGUMENT, "give a new name, a new announcement, or both")
+        name = None if name is None else check_group_name(name)
+        announcement = None if announcement is None else check_announcement(announcement)
+        group = await self._group(group_id)
+        if await self._store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
+            raise ImError(PERMISSION_DENIED, "only the group owner or an admin can change the group")
+        name = None if name == group.name else name
+        announcement = None if announcement == group.announcement else announcement
+        if name is None and announcement is None:
+            return group
+        await self._store.update_group(group_id, name, announcement)
+        if name is not None:
+            await self._announce(
+                caller.user_id, group_id, notice("group_renamed", group_id=group_id, name=name)
+            )
+        if announcement is not None:
+            await self._announce(
+                caller.user_id,
+                group_id,
+                notice("announcement_updated", group_id=group_id, announcement=announcement),
+            )
+        return await self._group(group_id)
+
+    async def dissolve_group(self, caller: Caller, group_id: int) -> None:
+        group = await self._group(group_id)
+        if await self._store.role(group_id, caller.user_id) != GroupRole.OWNER:
+            raise ImError(PERMISSION_DENIED, "only the group owner can dissolve the group")
+        members = await self._store.member_ids(group_id)
+        if not await self._store.dissolve_group(group_id):
+            raise ImError(NOT_FOUND, f"group {group_id} does not exist")
+        # the last message of the group: every former member gets it in the group conversation
+        await self._notices.to_group(
+            caller.user_id, group_id, members, notice("group_dissolved", group_id=group_id, name=group.name)
+        )
+
+    # ---------- online status ----------
+    async def status_watchers(self, user_id: int) -> list[int]:
+        return await self._mutual_unblocked(user_id, await self._store.friend_ids(user_id))
+
+    async def status_visible(self, viewer_id: int, user_ids: Sequence[int]) -> list[int]:
+        if len(user_ids) > MAX_PROFILES:
+            raise ImError(INVALID_ARGUMENT, f"ask for at most {MAX_PROFILES} users at once")
+        wanted = set(user_ids)
+        mine = [f for f in await self._store.friend_ids(viewer_id) if f in wanted]
+        visible = set(await self._mutual_unblocked(viewer_id, mine))
+        return [u for u in dict.fromkeys(user_ids) if u in visible]
+
+    async def _hide_status(self, a: int, b: int) -> None:
+        """They saw each other's status until now and no longer may: their devices are told the other
+        went offline (only then: a notice about a stranger would give a block away). A hint only."""
+        if self._status is None:
+            return
+        try:
+            await self._status.hide(a, b)
+            await self._status.hide(b, a)
+        except Exception:
+            log.warning("status hide not delivered", exc_info=True)
+
+    async def _mutual_unblocked(self, user_id: int, friends: Sequence[int]) -> list[int]:
+        """Of user_id's friends, those who list user_id too and are not blocked either way."""
+        if not friends:
+            return []
+        mutual = await self._store.listed_by(user_id, friends)
+        blocked = set(await self._store.blocked_ids(user_id)) | await self._store.blockers_of(
+            user_id, friends
+        )
+        return [f for f in friends if f in mutual and f not in blocked]
 
     # ---------- helpers ----------
     async def _announce(self, sender_id: int, group_id: int, content: str) -> None:

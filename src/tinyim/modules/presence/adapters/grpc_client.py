@@ -15,6 +15,8 @@ import grpc
 from tinyim.infra.discovery import NodeDirectory
 from tinyim.infra.rpc import Channels, node_call
 from tinyim.kernel import PushTarget
+from tinyim.modules.presence.adapters.protobuf import status_info
+from tinyim.modules.presence.domain import StatusView
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb
@@ -63,3 +65,12 @@ class GrpcGatewayLink:
         notify = pb.ReadNotify(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
         req = ipb.PushReadInternalReq(user_id=user_id, except_device=except_device, notify=notify)
         await self._call(gateway_id, "PushRead", req)
+
+    # online status and typing
+    async def push_status(self, gateway_id: str, user_ids: Sequence[int], status: StatusView) -> None:
+        req = ipb.PushStatusInternalReq(user_ids=list(user_ids), status=status_info(status))
+        await self._call(gateway_id, "PushStatus", req)
+
+    async def push_typing(self, gateway_id: str, user_id: int, from_user_id: int, stopped: bool) -> None:
+        notify = pb.TypingNotify(user_id=from_user_id, stopped=stopped)
+        await self._call(gateway_id, "PushTyping", ipb.PushTypingInternalReq(user_id=user_id, notify=notify))

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from tinyim.infra.redis import Keys
-from tinyim.modules.presence.ports import DeviceSession
+from tinyim.modules.presence.domain import DevicePresence, PresenceRecord, Status, StatusView, view
+from tinyim.modules.presence.ports import Change, DeviceSession
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +76,80 @@ class RedisSessionDirectory:
                 if int(deadline) > now:
                     found.setdefault(uid, []).append(DeviceSession(uid, device, gateway_id, conn_id))
         return found
+
+
+# Online status. `im:presence:{uid}` hash: "d:{device}" -> "conn_id|seen_ms|deadline_ms|idle",
+# "away" -> "1" (set by the user), "seen" -> last seen ms, "shown" -> what watchers were last told.
+# `im:presence:due` zset: user id scored by the earliest device deadline of the record (reap reads it).
+RECORD_TTL_MS = 30 * 24 * 3600 * 1000  # "last seen" is kept for 30 days after the last change
+_DEVICE = "d:"
+
+
+def _decode(fields: Mapping[str, str]) -> PresenceRecord:
+    record = PresenceRecord(
+        manual_away=fields.get("away") == "1",
+        last_seen_ms=int(fields.get("seen", 0)),
+        shown=Status(int(fields.get("shown", Status.OFFLINE))),
+    )
+    for name, value in fields.items():
+        if name.startswith(_DEVICE):
+            conn_id, seen, deadline, idle = value.rsplit("|", 3)
+            record.devices[name[len(_DEVICE) :]] = DevicePresence(
+                conn_id, int(seen), int(deadline), idle == "1"
+            )
+    return record
+
+
+def _encode(record: PresenceRecord) -> dict[str, str]:
+    fields = {"seen": str(record.last_seen_ms), "shown": str(int(record.shown))}
+    if record.manual_away:
+        fields["away"] = "1"
+    for device_id, d in record.devices.items():
+        fields[_DEVICE + device_id] = f"{d.conn_id}|{d.seen_ms}|{d.deadline_ms}|{1 if d.idle else 0}"
+    return fields
+
+
+class RedisPresenceStore:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def update(self, user_id: int, change: Change, now_ms: int) -> tuple[StatusView, bool]:
+        key, due = self._keys.presence(user_id), self._keys.presence_due()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    # optimistic: a concurrent update of this user makes EXEC fail, and we go again
+                    await pipe.watch(key)
+                    record = _decode(cast(dict[str, str], await pipe.hgetall(key)))
+                    record.prune(now_ms)
+                    change(record, now_ms)
+                    status = record.status(now_ms)
+                    changed, record.shown = status != record.shown, status
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(key)
+                    pipe.hset(key, mapping=cast(Any, _encode(record)))
+                    pipe.pexpire(key, RECORD_TTL_MS)
+                    deadline = record.next_deadline()
+                    if deadline is None:
+                        pipe.zrem(due, str(user_id))
+                    else:
+                        pipe.zadd(due, {str(user_id): deadline})
+                    await pipe.execute()
+                    return view(user_id, record, now_ms), changed
+                except WatchError:
+                    continue
+
+    async def records(self, user_ids: Iterable[int]) -> Mapping[int, PresenceRecord]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for uid in ids:
+                pipe.hgetall(self._keys.presence(uid))
+            rows = await pipe.execute()
+        return {uid: _decode(fields) for uid, fields in zip(ids, rows, strict=True) if fields}
+
+    async def due(self, now_ms: int, limit: int) -> list[int]:
+        found = await self._redis.zrangebyscore(self._keys.presence_due(), "-inf", now_ms, start=0, num=limit)
+        return [int(u) for u in cast(list[str], found)]

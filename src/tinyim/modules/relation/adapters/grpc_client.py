@@ -125,3 +125,40 @@ class GrpcRelationClient:
             ctx=context_of(caller), req=pb.PrivacySetReq(settings=privacy_pb(settings))
         )
         return privacy((await self._remote.call("SetPrivacy", req)).settings)
+
+    # ---------- group owner actions ----------
+    async def transfer_group(self, caller: Caller, group_id: int, new_owner_id: int) -> None:
+        req = ipb.GroupTransferInternalReq(
+            ctx=context_of(caller), req=pb.GroupTransferReq(group_id=group_id, new_owner_id=new_owner_id)
+        )
+        await self._remote.call("TransferGroup", req, idempotent=False)
+
+    async def set_group_admin(self, caller: Caller, group_id: int, member_id: int, admin: bool) -> None:
+        req = ipb.GroupAdminInternalReq(
+            ctx=context_of(caller), req=pb.GroupAdminReq(group_id=group_id, member_id=member_id, admin=admin)
+        )
+        await self._remote.call("SetGroupAdmin", req, idempotent=False)
+
+    async def update_group(
+        self, caller: Caller, group_id: int, name: str | None, announcement: str | None
+    ) -> Group:
+        update = pb.GroupUpdateReq(group_id=group_id)
+        if name is not None:
+            update.group_name = name
+        if announcement is not None:
+            update.announcement = announcement
+        req = ipb.GroupUpdateInternalReq(ctx=context_of(caller), req=update)
+        return group((await self._remote.call("UpdateGroup", req, idempotent=False)).group)
+
+    async def dissolve_group(self, caller: Caller, group_id: int) -> None:
+        req = ipb.GroupDissolveInternalReq(ctx=context_of(caller), req=pb.GroupDissolveReq(group_id=group_id))
+        await self._remote.call("DissolveGroup", req, idempotent=False)
+
+    # ---------- online status ----------
+    async def status_watchers(self, user_id: int) -> list[int]:
+        resp = await self._remote.call("StatusWatchers", ipb.StatusWatchersReq(user_id=user_id))
+        return list(resp.user_ids)
+
+    async def status_visible(self, viewer_id: int, user_ids: Sequence[int]) -> list[int]:
+        req = ipb.StatusVisibleReq(viewer_id=viewer_id, user_ids=list(user_ids))
+        return list((await self._remote.call("StatusVisible", req)).user_ids)

@@ -11,6 +11,7 @@ from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
 from tinyim.modules.relation.adapters.protobuf import (
     group_info,
     group_members_resp,
+    group_update_fields,
     privacy,
     privacy_pb,
     user_info,
@@ -143,6 +144,42 @@ class UserServicer(ipb_grpc.UserServiceServicer):
     async def SetPrivacy(self, request: ipb.PrivacySetInternalReq, context: Ctx) -> Any:
         stored = await self._relation.set_privacy(caller_of(request.ctx), privacy(request.req.settings))
         return pb.PrivacySetResp(settings=privacy_pb(stored))
+
+    # ---------- group owner actions ----------
+    @translate_errors
+    async def TransferGroup(self, request: ipb.GroupTransferInternalReq, context: Ctx) -> Any:
+        r = request.req
+        await self._relation.transfer_group(caller_of(request.ctx), r.group_id, r.new_owner_id)
+        return pb.GroupTransferResp(success=True)
+
+    @translate_errors
+    async def SetGroupAdmin(self, request: ipb.GroupAdminInternalReq, context: Ctx) -> Any:
+        r = request.req
+        await self._relation.set_group_admin(caller_of(request.ctx), r.group_id, r.member_id, r.admin)
+        return pb.GroupAdminResp(success=True)
+
+    @translate_errors
+    async def UpdateGroup(self, request: ipb.GroupUpdateInternalReq, context: Ctx) -> Any:
+        name, announcement = group_update_fields(request.req)
+        stored = await self._relation.update_group(
+            caller_of(request.ctx), request.req.group_id, name, announcement
+        )
+        return pb.GroupUpdateResp(group=group_info(stored))
+
+    @translate_errors
+    async def DissolveGroup(self, request: ipb.GroupDissolveInternalReq, context: Ctx) -> Any:
+        await self._relation.dissolve_group(caller_of(request.ctx), request.req.group_id)
+        return pb.GroupDissolveResp(success=True)
+
+    # ---------- online status ----------
+    @translate_errors
+    async def StatusWatchers(self, request: ipb.StatusWatchersReq, context: Ctx) -> Any:
+        return ipb.UserIds(user_ids=await self._relation.status_watchers(request.user_id))
+
+    @translate_errors
+    async def StatusVisible(self, request: ipb.StatusVisibleReq, context: Ctx) -> Any:
+        visible = await self._relation.status_visible(request.viewer_id, list(request.user_ids))
+        return ipb.UserIds(user_ids=visible)
 
 
 def user_registrar(relation: RelationApi) -> Registrar:

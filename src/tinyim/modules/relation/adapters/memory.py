@@ -46,6 +46,9 @@ class InMemoryRelationStore:
             b for (a, b), s in self.relations.items() if a == owner_id and s == RelationStatus.NORMAL
         )
 
+    async def listed_by(self, user_id: int, among: Sequence[int]) -> set[int]:
+        return {u for u in among if self.relations.get((u, user_id)) == RelationStatus.NORMAL}
+
     async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
         return {u for u in among if (u, user_id) in self.blocks}
 
@@ -122,6 +125,35 @@ class InMemoryRelationStore:
         if self.join_requests.get((group_id, user_id)) != RequestStatus.PENDING:
             return False
         self.join_requests[(group_id, user_id)] = status
+        return True
+
+    # group owner actions
+    async def transfer_owner(self, group_id: int, old_owner_id: int, new_owner_id: int) -> bool:
+        group, members = self.groups.get(group_id), self.group_members.get(group_id, {})
+        if group is None or group.owner_id != old_owner_id or new_owner_id not in members:
+            return False
+        self.groups[group_id] = Group(group_id, group.name, new_owner_id, group.announcement)
+        members[old_owner_id], members[new_owner_id] = GroupRole.MEMBER, GroupRole.OWNER
+        return True
+
+    async def set_role(self, group_id: int, user_id: int, role: int) -> None:
+        members = self.group_members.get(group_id, {})
+        if members.get(user_id) not in (None, GroupRole.OWNER):
+            members[user_id] = GroupRole(role)
+
+    async def update_group(self, group_id: int, name: str | None, announcement: str | None) -> None:
+        g = self.groups[group_id]
+        self.groups[group_id] = Group(
+            group_id,
+            g.name if name is None else name,
+            g.owner_id,
+            g.announcement if announcement is None else announcement,
+        )
+
+    async def dissolve_group(self, group_id: int) -> bool:
+        if self.groups.pop(group_id, None) is None:
+            return False
+        self.group_members.pop(group_id, None)
         return True
 
 

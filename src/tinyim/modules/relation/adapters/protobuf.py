@@ -45,3 +45,11 @@ def privacy_pb(p: Privacy) -> pb.PrivacySettings:
 
 def privacy(p: pb.PrivacySettings) -> Privacy:
     return Privacy(hide_from_nickname_search=p.hide_from_nickname_search)
+
+
+# group owner actions
+def group_update_fields(req: pb.GroupUpdateReq) -> tuple[str | None, str | None]:
+    """The fields a GroupUpdateReq sets (None = leave as is)."""
+    name = req.group_name if req.HasField("group_name") else None
+    announcement = req.announcement if req.HasField("announcement") else None
+    return name, announcement

@@ -70,6 +70,7 @@ im_group = Table(
     Column("owner_id", BigInteger, nullable=False),
     Column("announcement", String(255)),
     Column("status", SmallInteger),
+    Column("updated_at", DateTime),
 )
 im_group_member = Table(
     "im_group_member",
@@ -154,6 +155,16 @@ class SqlRelationStore:
         )
         async with self._db.read() as conn:
             return list((await conn.scalars(query)).all())
+
+    async def listed_by(self, user_id: int, among: Sequence[int]) -> set[int]:
+        if not among:
+            return set()
+        r = im_relation
+        query = select(r.c.user_id).where(
+            r.c.friend_id == user_id, r.c.status == RelationStatus.NORMAL, r.c.user_id.in_(sorted(set(among)))
+        )
+        async with self._db.read() as conn:
+            return set((await conn.scalars(query)).all())
 
     async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
         if not among:
@@ -311,3 +322,62 @@ class SqlRelationStore:
     async def settle_join_request(self, group_id: int, user_id: int, status: RequestStatus) -> bool:
         j = im_group_join_request
         return await self._settle(j, (j.c.group_id == group_id, j.c.user_id == user_id), status)
+
+    # ---------- group owner actions ----------
+    async def transfer_owner(self, group_id: int, old_owner_id: int, new_owner_id: int) -> bool:
+        g, m = im_group, im_group_member
+        async with self._db.write() as conn:
+            # the group row is locked: a concurrent transfer (or dissolve) waits, then sees the new owner
+            owner = await conn.scalar(
+                select(g.c.owner_id).where(g.c.group_id == group_id, g.c.status == 1).with_for_update()
+            )
+            member = await conn.scalar(
+                select(m.c.id).where(m.c.group_id == group_id, m.c.user_id == new_owner_id)
+            )
+            if owner != old_owner_id or member is None:
+                return False
+            await conn.execute(
+                update(g).where(g.c.group_id == group_id).values(owner_id=new_owner_id, updated_at=func.now())
+            )
+            await conn.execute(
+                update(m)
+                .where(m.c.group_id == group_id, m.c.user_id == old_owner_id)
+                .values(role=GroupRole.MEMBER)
+            )
+            await conn.execute(
+                update(m)
+                .where(m.c.group_id == group_id, m.c.user_id == new_owner_id)
+                .values(role=GroupRole.OWNER)
+            )
+        return True
+
+    async def set_role(self, group_id: int, user_id: int, role: int) -> None:
+        m = im_group_member
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(m)
+                .where(m.c.group_id == group_id, m.c.user_id == user_id, m.c.role != GroupRole.OWNER)
+                .values(role=role)
+            )
+
+    async def update_group(self, group_id: int, name: str | None, announcement: str | None) -> None:
+        values: dict[str, Any] = {"updated_at": func.now()}
+        if name is not None:
+            values["group_name"] = name
+        if announcement is not None:
+            values["announcement"] = announcement
+        async with self._db.write() as conn:
+            await conn.execute(update(im_group).where(im_group.c.group_id == group_id).values(**values))
+
+    async def dissolve_group(self, group_id: int) -> bool:
+        g, m = im_group, im_group_member
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(g)
+                .where(g.c.group_id == group_id, g.c.status == 1)
+                .values(status=0, updated_at=func.now())
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(delete(m).where(m.c.group_id == group_id))
+        return True

@@ -1,0 +1,16 @@
+"""Online status domain <-> protobuf of the client protocol (the gRPC link and the gateway use it)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from tinyim.modules.presence.domain import Status, StatusView
+from tinyim.pb import im_protocol_pb2 as pb
+
+
+def status_info(v: StatusView) -> pb.StatusInfo:
+    return pb.StatusInfo(user_id=v.user_id, status=cast(Any, int(v.status)), last_seen=v.last_seen_ms)
+
+
+def status_view(info: pb.StatusInfo) -> StatusView:
+    return StatusView(info.user_id, Status(int(info.status)), info.last_seen)
