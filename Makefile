@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PB     := src/tinyim/pb/.generated
 
-.PHONY: setup run cluster cluster-down test lint bench clean
+.PHONY: setup run cluster cluster-down test test-big lint bench clean
 
 # Web client (web/): npm ci when the lock file changes, a Vite build when its sources or the protos change.
 # Without npm the server still runs (/ then says how to build the app); under CI=true a missing npm fails.
@@ -62,7 +62,11 @@ cluster-down: setup
 	$(VENV)/bin/tinyim cluster down
 
 test: setup web-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not big"
+
+# Tests that move gigabytes (a >4 GiB upload through the file gateway): minutes, so not in `make test`.
+test-big: setup
+	$(PY) -m pytest -q -m big
 
 lint: setup
 	$(VENV)/bin/ruff check .

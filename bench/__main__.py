@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from bench.g1_one_to_one import run_g1, run_g1_cluster
 from bench.g2_group import run_g2
+from bench.g5_files import run_g5
 from bench.s1_status import run_s1
 from bench.ws_memory import run_ws_memory
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
@@ -34,11 +35,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        default="g1,g2,cluster,w1,s1",
-        help="comma list of scenarios: g1, g2, cluster, w1, s1 (online status)",
+        default="g1,g2,cluster,w1,s1,g5",
+        help="comma list of scenarios: g1, g2, cluster, w1, s1 (online status), g5 (file transfer)",
     )
     parser.add_argument("--group-size", type=int, default=500)
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
+    parser.add_argument("--file-mib", type=int, default=1024, help="file size for g5 (MiB)")
     args = parser.parse_args()
     scenarios = {s.strip() for s in args.only.split(",")}
     one_process: dict[str, float] = {}
@@ -65,6 +67,8 @@ def main() -> None:
             print(f"skipping the online status benchmark: {missing[0]} not reachable")
         else:
             run_s1()
+    if "g5" in scenarios:  # file transfer
+        run_g5(args.file_mib * 1024 * 1024)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """`tinyim cluster up|down`: the multi-process topology as local processes on loopback (no Docker).
 
-dispatch on IM_HTTP_PORT (default 8080), then two gateways, auth, user and two msg nodes on the next
-ports, each with its gRPC port at HTTP + 1000. Every process is `tinyim run` with its own IM_ROLES, the
-same database and Redis (default: the local MariaDB's `tinyim_cluster` database and Redis db 0 under the
-key prefix `tinyim-cluster:`, so it never mixes with another instance on the host). The schema is
+dispatch on IM_HTTP_PORT (default 8080), then two gateways, auth, user, two msg nodes, two file gateways
+and file meta on the next ports, each with its gRPC port at HTTP + 1000 (file gateways' TCP listeners
+on base + 10 and + 11). Every process is `tinyim run` with its own IM_ROLES, the same database and
+Redis (default: the local MariaDB's `tinyim_cluster` database and Redis db 0 under the key prefix
+`tinyim-cluster:`, so it never mixes with another instance on the host). The schema is
 migrated once before the roles start. `up` returns once every /healthz answers and writes
 `{IM_DATA_DIR}/cluster/cluster.json` (each process: name, roles, pid, ports, log); `down` stops them.
 """
@@ -35,7 +36,12 @@ TOPOLOGY = [
     ("user", "user", 4, 0),
     ("msg-1", "msg", 5, 1),  # every msg node needs its own worker id: message ids stay unique
     ("msg-2", "msg", 6, 2),
+    # file transfer: two file gateways (TCP on base + 10, + 11: 8090 and 8091 by default) and file meta
+    ("filegw-1", "filegw", 7, 0),
+    ("filegw-2", "filegw", 8, 0),
+    ("filemeta", "filemeta", 9, 0),
 ]
+FILE_PORT_OFFSETS = {"filegw-1": 10, "filegw-2": 11}
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Member:
     worker_id: int
     pid: int = 0
     log: str = ""
+    file_port: int = 0  # a file gateway's TCP listener (IM_FILE_PORT)
 
     @property
     def base_url(self) -> str:
@@ -62,6 +69,8 @@ class Cluster:
             name: Member(name, roles, base_port + offset, base_port + offset + 1000, worker)
             for name, roles, offset, worker in TOPOLOGY
         }
+        for name, offset in FILE_PORT_OFFSETS.items():
+            self.members[name].file_port = base_port + offset
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -88,6 +97,7 @@ class Cluster:
             "IM_HTTP_PORT": str(m.http_port),
             "IM_GRPC_PORT": str(m.grpc_port),
             "IM_WORKER_ID": str(m.worker_id),
+            **({"IM_FILE_PORT": str(m.file_port)} if m.file_port else {}),
             "IM_DATA_DIR": str(self.data_dir),
             "IM_AUTO_MIGRATE": "false",
         }
@@ -107,7 +117,8 @@ class Cluster:
         self.migrate()
         try:
             # serving roles first, so dispatch and gateways find them in the registry
-            for name in ("auth", "user", "msg-1", "msg-2", "gateway-1", "gateway-2", "dispatch"):
+            for name in ("auth", "user", "filemeta", "msg-1", "msg-2", "filegw-1", "filegw-2", "gateway-1",
+                         "gateway-2", "dispatch"):  # fmt: skip
                 self.start(name)
         except Exception:
             self.down()
@@ -181,7 +192,7 @@ def cluster_env() -> dict[str, str]:
     env.setdefault("IM_DATABASE_URL", DEFAULT_DATABASE_URL)
     env.setdefault("IM_REDIS_URL", DEFAULT_REDIS_URL)
     env.setdefault("IM_REDIS_PREFIX", DEFAULT_REDIS_PREFIX)
-    for per_process in ("IM_ROLES", "IM_HTTP_PORT", "IM_GRPC_PORT", "IM_WORKER_ID"):
+    for per_process in ("IM_ROLES", "IM_HTTP_PORT", "IM_GRPC_PORT", "IM_WORKER_ID", "IM_FILE_PORT"):
         env.pop(per_process, None)
     return env
 

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_ROLES = frozenset({"dispatch", "gateway", "filegw", "auth", "user", "msg", "filemeta"})
 # Roles the code base can run today. A process asked for anything else fails at start with a clear message.
-SUPPORTED_ROLES = frozenset({"dispatch", "gateway", "auth", "user", "msg"})
+SUPPORTED_ROLES = frozenset({"dispatch", "gateway", "auth", "user", "msg", "filegw", "filemeta"})
 
 
 def env_file() -> str | None:
@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     typing_per_second: float = Field(default=1.0, gt=0)
     typing_burst: int = Field(default=5, ge=1)
 
+    # File transfer (files module, file gateway).
+    file_rate_bytes_per_second: int = Field(default=0, ge=0)  # per connection; 0 = no limit
+    file_max_bytes: int = Field(default=64 * 1024**3, ge=1)  # largest file accepted
+    file_upload_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)  # abandoned uploads expire
+    file_max_transfers_per_user: int = Field(default=4, ge=1)  # concurrent transfers per user and gateway
+    file_chunk_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)  # data frame / PUT body
+
     @field_validator("roles")
     @classmethod
     def _check_roles(cls, value: str) -> str:
@@ -145,6 +152,8 @@ class Settings(BaseSettings):
         """This process's id in the registry for `role` (a gateway's is also its id in the session table)."""
         if role == "gateway":
             return self.gateway_id
+        if role == "filegw":  # file gateways: keyed by their file listener (the hash ring's nodes)
+            return f"filegw-{self.public_host}:{self.file_port}"
         return f"{role}-{self.public_host}:{self.effective_grpc_port}"
 
     @property

@@ -52,10 +52,10 @@ class ClusterAsServer:
 
 
 def free_port_block() -> int:
-    """A base port with base..base+6 and their gRPC twins (+1000) free."""
+    """A base port with base..base+11 (HTTP, file gateways' TCP) and gRPC twins (+1000) free."""
     for _ in range(50):
         base = random.randrange(20000, 30000)
-        if all(_is_free(base + i) and _is_free(base + 1000 + i) for i in range(7)):
+        if all(_is_free(base + i) and _is_free(base + 1000 + i) for i in range(12)):
             return base
     return free_port()
 

@@ -187,18 +187,29 @@ async def test_internal_services_report_health_over_grpc(cluster: Cluster) -> No
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_file_gateway_allocation_needs_a_live_file_gateway(cluster: Cluster) -> None:
+async def test_file_gateways_are_allocated_by_hash_of_the_task(cluster: Cluster) -> None:
     name, _ = await new_user(cluster.dispatch_url, "filer")
+    file_ports = {cluster.members[n].file_port for n in ("filegw-1", "filegw-2")}
     async with (
         online(cluster.dispatch_url, name) as c,
         httpx.AsyncClient(base_url=cluster.dispatch_url) as http,
     ):
-        resp = await http.get(
-            "/api/allocate_file_gateway",
-            params={"task_id": "t-1"},
-            headers={"Authorization": f"Bearer {c.token}"},
-        )
-        assert resp.status_code == 503  # this version runs no file gateway yet
+        seen = set()
+        for task in [f"{i:032x}" for i in range(40)]:
+            answers = [
+                (
+                    await http.get(
+                        "/api/allocate_file_gateway",
+                        params={"task_id": task},
+                        headers={"Authorization": f"Bearer {c.token}"},
+                    )
+                ).json()
+                for _ in range(2)
+            ]
+            assert answers[0] == answers[1]  # the same task always lands on the same file gateway
+            assert answers[0]["port"] in file_ports
+            seen.add(answers[0]["port"])
+        assert seen == file_ports  # and tasks spread over both
 
 
 # ---------- failover, with a checker ----------

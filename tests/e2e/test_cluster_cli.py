@@ -41,7 +41,8 @@ def test_cluster_up_writes_its_state_and_down_stops_every_process(tmp_path: Path
         try:
             assert state["dispatch"] == f"http://127.0.0.1:{base}"
             names = sorted(p["name"] for p in state["processes"])
-            assert names == ["auth", "dispatch", "gateway-1", "gateway-2", "msg-1", "msg-2", "user"]
+            assert names == ["auth", "dispatch", "filegw-1", "filegw-2", "filemeta", "gateway-1", "gateway-2",
+                             "msg-1", "msg-2", "user"]  # fmt: skip
             for proc in state["processes"]:
                 health = httpx.get(f"http://127.0.0.1:{proc['http_port']}/healthz", timeout=5).json()
                 assert health["roles"] == [proc["roles"]]

@@ -26,6 +26,7 @@ from tinyim.edges.http_telemetry import HttpTelemetry
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
+from tinyim.modules.files.role import ROLES as FILE_ROLES
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.settings import Settings
@@ -56,10 +57,14 @@ async def _registrars(settings: Settings, container: Container) -> list[Registra
         found.append(msg_registrar(await resolve(container.timeline), await resolve(container.notices)))
     if "gateway" in local:
         found.append(gateway_registrar(await resolve(container.hub)))
+    for entry in FILE_ROLES:  # role entries of the files module
+        if entry.name in local and entry.registrar is not None:
+            found.append(await entry.registrar(container.files))
     return found
 
 
-def _nodes(settings: Settings, hub: GatewayHub) -> list[Node]:
+def _nodes(settings: Settings, hub: GatewayHub, loads: dict[str, Any] | None = None) -> list[Node]:
+    loads = loads or {}
     return [
         Node(
             role=role,
@@ -68,11 +73,12 @@ def _nodes(settings: Settings, hub: GatewayHub) -> list[Node]:
             http_port=settings.http_port,
             grpc_port=settings.effective_grpc_port,
             file_port=settings.file_port,
-            load=hub.connection_count if role == "gateway" else 0,
+            load=hub.connection_count if role == "gateway" else loads[role]() if role in loads else 0,
             ws_url=settings.public_ws_url if role == "gateway" else "",
             worker_id=settings.worker_id if role == "msg" else 0,
+            http_url=settings.public_file_http_url if role == "filegw" else "",
         )
-        for role in RPC_ROLES
+        for role in (*RPC_ROLES, *(entry.name for entry in FILE_ROLES))
         if role in settings.role_set
     ]
 
@@ -98,6 +104,14 @@ def build_app(settings: Settings) -> Starlette:
                 stack.callback(sweeper.cancel)
                 gateway = await resolve(container.websocket_gateway)
                 app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))
+            loads = {}
+            for entry in (e for e in FILE_ROLES if e.name in roles):  # files module: routes, listeners
+                if entry.routes is not None:
+                    app.router.routes.extend(await entry.routes(container.files))
+                if entry.load is not None:
+                    loads[entry.name] = await entry.load(container.files)
+                if entry.background is not None:
+                    await stack.enter_async_context(entry.background(container.files))
             registry: Registry | None = await resolve(container.registry)
             if registry is not None:
                 directory: NodeDirectory = await resolve(container.directory)
@@ -113,7 +127,7 @@ def build_app(settings: Settings) -> Starlette:
                     if node.role == "msg":
                         await check_worker_id(registry, node)
                 register = contextlib.asynccontextmanager(keep_registered)
-                await stack.enter_async_context(register(registry, lambda: _nodes(settings, hub)))
+                await stack.enter_async_context(register(registry, lambda: _nodes(settings, hub, loads)))
             if "dispatch" in roles:  # Web app: its static files at / come after every other route
                 app.router.routes.extend(web_routes(settings.web_dir, settings.heartbeat_timeout_seconds))
             yield

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from tinyim.kernel import Privacy, UserProfile
+from tinyim.edges.dispatch.ports import FileGatewayAllocator
+from tinyim.kernel import INVALID_ARGUMENT, ImError, Privacy, UserProfile
 from tinyim.modules.auth import AuthApi
+from tinyim.modules.files import FileApi, GatewayEndpoint
 from tinyim.modules.presence import PresenceRouter, Status, StatusView
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import MsgType, NoticeApi
@@ -79,3 +82,44 @@ class PresenceAsStatusNotices:
         # looks like any going offline: last seen now (they were visible until now)
         now_ms = int(time.time() * 1000)
         await self._presence.push_status([viewer_id], StatusView(user_id, Status.OFFLINE, now_ms))
+
+
+class FilesAsAttachments:
+    """timeline.Attachments served by the files module: a FILE / IMAGE message's content is the spec's
+    JSON {task_id, file_name, size}; the file must be finished and the sender's (or sent to them)."""
+
+    def __init__(self, files: FileApi) -> None:
+        self._files = files
+
+    async def attach(self, sender_id: int, msg_type: int, content: str, reader_ids: Sequence[int]) -> None:
+        try:
+            data = json.loads(content)
+            task_id, size = data["task_id"], data["size"]
+        except (ValueError, KeyError, TypeError):
+            raise ImError(INVALID_ARGUMENT, "a file message is JSON {task_id, file_name, size}") from None
+        if not isinstance(task_id, str) or not isinstance(size, int) or isinstance(size, bool):
+            raise ImError(INVALID_ARGUMENT, "a file message needs a string task_id and an integer size")
+        task = await self._files.share(sender_id, task_id, reader_ids)
+        if task.size != size:
+            raise ImError(INVALID_ARGUMENT, f"the file has {task.size} bytes, not {size}")
+
+
+class ThisProcessFileGateway:
+    """files.GatewayLocator of one process without a registry: its own file listener and HTTP port."""
+
+    def __init__(self, host: str, file_port: int, http_port: int, public_http_url: str = "") -> None:
+        self._endpoint = GatewayEndpoint(host, file_port, public_http_url or f"http://{host}:{http_port}")
+
+    async def locate(self, task_id: str) -> GatewayEndpoint | None:
+        return self._endpoint
+
+
+class RingFileGateways:
+    """files.GatewayLocator over dispatch's consistent-hash ring of the live file gateways."""
+
+    def __init__(self, allocator: FileGatewayAllocator) -> None:
+        self._allocator = allocator
+
+    async def locate(self, task_id: str) -> GatewayEndpoint | None:
+        address = await self._allocator.allocate(task_id)
+        return GatewayEndpoint(address.host, address.port, address.http_url)

@@ -23,9 +23,11 @@ from dependency_injector import containers, providers
 from redis.asyncio import Redis
 
 from tinyim.edges.dispatch.ports import (
+    FileGatewayAddress,
     FileGatewayAllocator,
     GatewayAddress,
     RegistryGatewayAllocator,
+    StaticFileGatewayAllocator,
     StaticGatewayAllocator,
 )
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
@@ -44,6 +46,7 @@ from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.redis import RedisProfileCache
 from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions
+from tinyim.modules.files.container import FilesContainer
 from tinyim.modules.presence import PresenceRouter, StatusService
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemoryPresenceStore, InMemorySessionDirectory
@@ -62,8 +65,11 @@ from tinyim.settings import Settings
 
 from .bridges import (
     AuthAsUserDirectory,
+    FilesAsAttachments,
     PresenceAsStatusNotices,
     RelationAsStatusAudience,
+    RingFileGateways,
+    ThisProcessFileGateway,
     TimelineNotices,
 )
 
@@ -79,7 +85,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis | None]:
 
 
 # Roles whose local services use the database (dispatch and gateways reach it only through them).
-DATABASE_ROLES = frozenset({"auth", "user", "msg"})
+DATABASE_ROLES = frozenset({"auth", "user", "msg", "filemeta"})
 
 
 async def database(settings: Settings) -> AsyncIterator[Database]:
@@ -202,6 +208,29 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    # files (file transfer): the module's own container; file gateways by hash of the task id
+    files = providers.Container(
+        FilesContainer,
+        settings=settings,
+        db=db,
+        directory=directory,
+        channels=channels,
+        secret=providers.Callable(jwt_secret, settings),
+        gateways=providers.Selector(
+            discovery,
+            none=providers.Singleton(
+                ThisProcessFileGateway,
+                settings.provided.public_host,
+                settings.provided.file_port,
+                settings.provided.http_port,
+                settings.provided.public_file_http_url,
+            ),
+            shared=providers.Singleton(
+                RingFileGateways, providers.Singleton(FileGatewayAllocator, directory)
+            ),
+        ),
+    )
+
     # timeline writing (used by relation for notices: no dependency cycle), relation, timeline
     timeline_store = providers.Selector(
         settings.provided.seq_allocator,
@@ -247,6 +276,7 @@ class Container(containers.DeclarativeContainer):
             max_content_bytes=settings.provided.max_content_bytes,
             sync_page_default=settings.provided.sync_page_default,
             sync_page_max=settings.provided.sync_page_max,
+            attachments=providers.Singleton(FilesAsAttachments, files.api),
         ),
         remote=remote_timeline,
     )
@@ -261,7 +291,19 @@ class Container(containers.DeclarativeContainer):
         shared=providers.Singleton(RegistryGatewayAllocator, directory),
     )
     file_allocator = providers.Selector(
-        discovery, none=providers.Object(None), shared=providers.Singleton(FileGatewayAllocator, directory)
+        discovery,
+        none=providers.Singleton(  # one process: its own file gateway
+            StaticFileGatewayAllocator,
+            providers.Factory(
+                FileGatewayAddress,
+                settings.provided.public_host,
+                settings.provided.file_port,
+                providers.Callable(
+                    lambda s: s.public_file_http_url or f"http://{s.public_host}:{s.http_port}", settings
+                ),
+            ),
+        ),
+        shared=providers.Singleton(FileGatewayAllocator, directory),
     )
     # online status and typing: in every gateway process, records in memory or Redis
     status = providers.Singleton(
@@ -288,7 +330,9 @@ class Container(containers.DeclarativeContainer):
         WebSocketGateway,
         auth=auth,
         hub=hub,
-        router=providers.Singleton(CommandRouter, timeline, relation, hub, status_tracker),
+        router=providers.Singleton(
+            CommandRouter, timeline, relation, hub, status=status_tracker, files=files.api
+        ),
         limits=providers.Factory(
             GatewayLimits,
             heartbeat_timeout=settings.provided.heartbeat_timeout_seconds,

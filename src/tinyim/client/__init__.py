@@ -1,5 +1,6 @@
 """Python client SDK for TinyIM (used by the PC client, the tests and the benchmarks)."""
 
+from tinyim.client.files import FileRef, FileTransfers
 from tinyim.client.sdk import (
     Client,
     ConnectionLost,
@@ -18,7 +19,9 @@ from tinyim.client.status import Typing, UserStatus
 __all__ = [
     "Client",
     "ConnectionLost",
+    "FileRef",
     "FileSeqStore",
+    "FileTransfers",
     "GroupSummary",
     "Kicked",
     "MemorySeqStore",

@@ -17,13 +17,15 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import random
 import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from google.protobuf.message import Message as ProtoMessage
@@ -35,6 +37,9 @@ from tinyim.wire import PUSH_COMMANDS, Cmd, ErrorCode, FrameError, decode, encod
 
 from .seqstore import MemorySeqStore, SeqStore
 from .status import STATUS_VALUES, Typing, UserStatus, user_status
+
+if TYPE_CHECKING:  # files (file transfer)
+    from .files import FileRef, Progress
 
 log = logging.getLogger(__name__)
 
@@ -637,6 +642,39 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.username!r}, device={self.device_id}, user_id={self.user_id})"
+
+    # ---------- files (tinyim.client.files): upload, send as a FILE / IMAGE message, download ----------
+    async def upload_file(self, path: str | os.PathLike[str], *, progress: Progress | None = None) -> FileRef:
+        """Upload (instantly when the server holds the same bytes); resumes by itself after a cut."""
+        from .files import FileTransfers
+
+        return await FileTransfers(self).upload(path, progress=progress)
+
+    async def send_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        to: int = 0,
+        group: int = 0,
+        progress: Progress | None = None,
+        image: bool | None = None,
+    ) -> Sent:
+        """Upload, then send a FILE (or IMAGE: guessed from the name unless given) message naming it."""
+        from .files import FileTransfers
+
+        return await FileTransfers(self).send(path, to=to, group=group, progress=progress, image=image)
+
+    async def download_file(
+        self,
+        message_or_task_id: Message | FileRef | str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Download a file you uploaded or were sent (dest: a file path, or a directory for its name)."""
+        from .files import FileTransfers
+
+        return await FileTransfers(self).download(message_or_task_id, dest, progress=progress)
 
     # ---------- user search ----------
     async def search_users(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tinyim import kernel
+from tinyim.modules import files
 from tinyim.wire import ErrorCode
 
 WIRE_CODES: dict[str, ErrorCode] = {
@@ -18,6 +19,15 @@ WIRE_CODES: dict[str, ErrorCode] = {
     kernel.ALREADY_EXISTS: ErrorCode.ERR_ALREADY_EXISTS,
     kernel.NOT_MEMBER: ErrorCode.ERR_NOT_MEMBER,
     kernel.GROUP_FULL: ErrorCode.ERR_GROUP_FULL,
+    # file transfer
+    files.FILE_NOT_READY: ErrorCode.ERR_FILE_NOT_READY,
+    files.FILE_CORRUPT: ErrorCode.ERR_FILE_CORRUPT,
+    files.FILE_TOO_LARGE: ErrorCode.ERR_FILE_TOO_LARGE,
+    files.FILE_OFFSET: ErrorCode.ERR_FILE_OFFSET,
+    files.FILE_BUSY: ErrorCode.ERR_FILE_BUSY,
+    files.FILE_TOO_MANY: ErrorCode.ERR_FILE_TOO_MANY,
+    files.FILE_DISK_FULL: ErrorCode.ERR_FILE_DISK_FULL,
+    files.FILE_EXPIRED: ErrorCode.ERR_FILE_EXPIRED,
     kernel.RATE_LIMITED: ErrorCode.ERR_RATE_LIMITED,  # user search, typing
 }
 
@@ -32,6 +42,15 @@ HTTP_STATUS: dict[str, int] = {
     kernel.ALREADY_EXISTS: 409,
     kernel.NOT_MEMBER: 403,
     kernel.GROUP_FULL: 409,
+    # file transfer
+    files.FILE_NOT_READY: 409,
+    files.FILE_CORRUPT: 422,
+    files.FILE_TOO_LARGE: 413,
+    files.FILE_OFFSET: 409,
+    files.FILE_BUSY: 409,
+    files.FILE_TOO_MANY: 429,
+    files.FILE_DISK_FULL: 507,
+    files.FILE_EXPIRED: 410,
     kernel.RATE_LIMITED: 429,  # user search, typing
 }
 

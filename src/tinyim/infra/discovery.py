@@ -46,6 +46,7 @@ class Node:
     load: int = 0
     ws_url: str = ""  # a gateway's public WebSocket URL when clients reach it by another address
     worker_id: int = 0  # a msg node's Snowflake worker id: two live msg nodes must not share one
+    http_url: str = ""  # a file gateway's public HTTP base when browsers reach it by another address
 
     @property
     def grpc_target(self) -> str:
@@ -61,7 +62,7 @@ class Node:
         data = json.loads(raw)
         return cls(role, node_id, str(data["host"]), int(data["http_port"]), int(data["grpc_port"]),
                    int(data.get("file_port", 0)), load, str(data.get("ws_url", "")),
-                   int(data.get("worker_id", 0)))  # fmt: skip
+                   int(data.get("worker_id", 0)), str(data.get("http_url", "")))  # fmt: skip
 
 
 class Registry(Protocol):

@@ -18,6 +18,8 @@ REQUEST_SECONDS = Histogram(
     ["cmd"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+# file transfer
+FILE_BYTES = Counter("tinyim_file_bytes_total", "File bytes moved by the file gateway", ["direction"])
 
 # Internal calls (gRPC interceptors): by full method name and status code.
 GRPC_CLIENT_SECONDS = Histogram(

@@ -225,12 +225,26 @@ class RoleChannels:
     async def call(
         self, method: str, request: Any, *, idempotent: bool = True, deadline_seconds: float | None = None
     ) -> Any:
+        return await self.invoke(
+            lambda stub, timeout: getattr(stub, method)(request, timeout=timeout),
+            idempotent=idempotent,
+            deadline_seconds=deadline_seconds,
+        )
+
+    async def invoke(
+        self,
+        call: Callable[[Any, float], Awaitable[Any]],
+        *,
+        idempotent: bool = True,
+        deadline_seconds: float | None = None,
+    ) -> Any:
+        """`call(stub, timeout)` on a live node's stub: `lambda s, t: s.Method(req, timeout=t)`."""
         tried: set[str] = set()
         timeout = deadline_seconds or self._deadline
         while True:
             node = await self._pick(tried)
             try:
-                return await getattr(self._stub(node), method)(request, timeout=timeout)
+                return await call(self._stub(node), timeout)
             except grpc.aio.AioRpcError as exc:
                 error = _im_error(exc)
                 if error is not None:

@@ -74,6 +74,10 @@ _BODIES: dict[int, type[Message]] = {
     Cmd.CMD_PROFILE_UPDATE_RESP: pb.ProfileUpdateResp,
     Cmd.CMD_USER_SEARCH_REQ: pb.UserSearchReq,
     Cmd.CMD_USER_SEARCH_RESP: pb.UserSearchResp,
+    # file gateway frames (files module)
+    Cmd.CMD_FILE_AUTH_REQ: pb.FileAuthReq,
+    Cmd.CMD_FILE_DOWNLOAD_BEGIN: pb.FileDownloadBegin,
+    Cmd.CMD_FILE_UPLOAD_DONE: pb.FileUploadDone,
     # user search privacy
     Cmd.CMD_PRIVACY_GET_REQ: pb.PrivacyGetReq,
     Cmd.CMD_PRIVACY_GET_RESP: pb.PrivacyGetResp,

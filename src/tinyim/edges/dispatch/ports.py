@@ -126,16 +126,28 @@ class FileGatewayAllocator:
         for node_id in live.keys() - self._ring.nodes:
             self._ring.add(node_id)
         node = live[self._ring.node_for(task_id)]
-        return FileGatewayAddress(node.host, node.file_port)
+        http_url = node.http_url or f"http://{node.host}:{node.http_port}"
+        return FileGatewayAddress(node.host, node.file_port, http_url)
 
 
 @dataclass(frozen=True, slots=True)
 class FileGatewayAddress:
     host: str
     port: int
+    http_url: str = ""  # the same gateway over HTTP (browser uploads and downloads)
 
     def as_json(self) -> dict[str, object]:
-        return {"host": self.host, "port": self.port}
+        return {"host": self.host, "port": self.port, "http_url": self.http_url}
+
+
+class StaticFileGatewayAllocator:
+    """One process: the file gateway is this process (its file listener and HTTP port)."""
+
+    def __init__(self, address: FileGatewayAddress) -> None:
+        self._address = address
+
+    async def allocate(self, task_id: str) -> FileGatewayAddress:
+        return self._address
 
 
 class StaticGatewayAllocator:

@@ -14,6 +14,8 @@ from google.protobuf.message import Message
 
 from tinyim.infra import metrics
 from tinyim.kernel import Caller
+from tinyim.modules.files import FileApi
+from tinyim.modules.files.adapters.rpc import download_resp, upload_request, upload_resp
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.relation.adapters.protobuf import group_info, group_members_resp, user_info
 from tinyim.modules.timeline import Conversation, SendRequest, TimelineApi
@@ -152,4 +154,19 @@ def social_handlers(relation: RelationApi) -> HandlerTable:
         Cmd.CMD_GROUP_REMOVE_REQ: (remove, Cmd.CMD_GROUP_REMOVE_RESP),
         Cmd.CMD_GROUP_LIST_REQ: (groups, Cmd.CMD_GROUP_LIST_RESP),
         Cmd.CMD_GROUP_MEMBER_REQ: (members, Cmd.CMD_GROUP_MEMBER_RESP),
+    }
+
+
+def file_handlers(files: FileApi) -> HandlerTable:
+    """Uploads and downloads are granted here (tickets); the bytes go through a file gateway."""
+
+    async def upload(conn: Connection, req: pb.FileUploadReq) -> Message:
+        return upload_resp(await files.apply_upload(caller(conn), upload_request(req)))
+
+    async def download(conn: Connection, req: pb.FileDownloadReq) -> Message:
+        return download_resp(await files.apply_download(caller(conn), req.task_id))
+
+    return {
+        Cmd.CMD_FILE_UPLOAD_REQ: (upload, Cmd.CMD_FILE_UPLOAD_ACK),
+        Cmd.CMD_FILE_DOWNLOAD_REQ: (download, Cmd.CMD_FILE_DOWNLOAD_RESP),
     }

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from tinyim.infra import metrics, tracing
 from tinyim.kernel import ImError
+from tinyim.modules.files import FileApi
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import TimelineApi
 from tinyim.pb import im_protocol_pb2 as pb
@@ -15,7 +16,7 @@ from tinyim.wire import REQUEST_COMMANDS, Cmd, ErrorCode, Frame, FrameError, enc
 
 from ..errors import wire_code
 from .connection import Connection
-from .handlers import HandlerTable, message_handlers, session_handlers, social_handlers
+from .handlers import HandlerTable, file_handlers, message_handlers, session_handlers, social_handlers
 from .hub import GatewayHub
 from .status import StatusTracker
 from .status_handlers import group_admin_handlers, search_handlers, status_handlers
@@ -45,12 +46,14 @@ class CommandRouter:
         relation: RelationApi,
         hub: GatewayHub,
         status: StatusTracker | None = None,  # online status and typing
+        files: FileApi | None = None,  # file transfer
     ) -> None:
         self._hub = hub
         self._handlers: HandlerTable = {
             **session_handlers(hub),
             **message_handlers(timeline),
             **social_handlers(relation),
+            **(file_handlers(files) if files is not None else {}),
             **search_handlers(relation),  # user search
             **group_admin_handlers(relation),  # group owner actions
             **(status_handlers(status) if status is not None else {}),  # online status, typing

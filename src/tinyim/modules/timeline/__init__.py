@@ -15,6 +15,7 @@ from tinyim.modules.timeline.domain import (
     Unread,
 )
 from tinyim.modules.timeline.ports import (
+    Attachments,
     IdGenerator,
     MessagingPolicy,
     NoticeApi,
@@ -27,6 +28,7 @@ from tinyim.modules.timeline.service import TimelineService, TimelineWriter
 __all__ = [
     "CLIENT_TYPES",
     "Appended",
+    "Attachments",
     "ConvType",
     "Conversation",
     "IdGenerator",

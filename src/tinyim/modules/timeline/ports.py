@@ -98,3 +98,12 @@ class PushNotifier(Protocol):
     ) -> None:
         """Tell a user's other devices that a conversation was read up to read_seq."""
         ...
+
+
+class Attachments(Protocol):
+    """Files that FILE / IMAGE messages name (served by the files module). Raises ImError unless the
+    content names a finished file the sender may use; afterwards every reader may download it."""
+
+    async def attach(
+        self, sender_id: int, msg_type: int, content: str, reader_ids: Sequence[int]
+    ) -> None: ...

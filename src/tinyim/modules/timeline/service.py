@@ -11,6 +11,7 @@ from tinyim.modules.timeline.domain import (
     Appended,
     Conversation,
     MessageBody,
+    MsgType,
     SendRequest,
     SendResult,
     StoredMessage,
@@ -21,7 +22,13 @@ from tinyim.modules.timeline.domain import (
     direct_slots,
     group_slots,
 )
-from tinyim.modules.timeline.ports import IdGenerator, MessagingPolicy, PushNotifier, TimelineStore
+from tinyim.modules.timeline.ports import (
+    Attachments,
+    IdGenerator,
+    MessagingPolicy,
+    PushNotifier,
+    TimelineStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,9 @@ class TimelineService:
         max_content_bytes: int = 16 * 1024,
         sync_page_default: int = 100,
         sync_page_max: int = 200,
+        attachments: Attachments | None = None,
     ) -> None:
+        self._attachments = attachments  # FILE / IMAGE messages name a file (files module)
         self._store = store
         self._writer = writer
         self._policy = policy
@@ -90,6 +99,9 @@ class TimelineService:
         else:
             await self._policy.check_direct(caller.user_id, req.receiver_id)
             slots = direct_slots(caller.user_id, req.receiver_id)
+        if self._attachments is not None and req.msg_type in (MsgType.FILE, MsgType.IMAGE):
+            readers = [slot.owner_id for slot in slots]
+            await self._attachments.attach(caller.user_id, req.msg_type, req.content, readers)
         body = MessageBody(
             msg_id=self._writer.next_id(),
             sender_id=caller.user_id,

@@ -1,0 +1,337 @@
+"""What the file gateway's TCP and HTTP sides share: upload sessions on the partial file, downloads,
+per-user transfer caps, bandwidth limits, verification and publication of finished files.
+
+An upload session holds the task's partial file under an exclusive flock (so two gateways of a host,
+or two connections of one, never write the same task at once). Bytes go from the socket buffer to the
+file with `os.pwrite` at the held offset; an MD5 follows the file in a worker thread (reading what was
+written back from the page cache), so hashing runs on another core while data keeps arriving, and a
+resumed upload hashes the bytes already on disk the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, ImError
+from tinyim.modules.files import (
+    FILE_BUSY,
+    FILE_CORRUPT,
+    FILE_DISK_FULL,
+    FILE_EXPIRED,
+    FILE_NOT_READY,
+    FILE_TOO_MANY,
+    BlobStore,
+    FileApi,
+    FileStatus,
+    FileTask,
+    Ticket,
+    TicketCodec,
+    TicketKind,
+    TokenBucket,
+    accept_data,
+    blob_key,
+    check_task_id,
+)
+
+log = logging.getLogger(__name__)
+
+HASH_STEP = 8 * 1024 * 1024
+TAKEOVER_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    chunk_size: int = 1024 * 1024
+    rate_bytes_per_second: int = 0  # 0 = unlimited
+    max_transfers_per_user: int = 4
+    upload_ttl_seconds: float = 24 * 3600.0
+
+
+class RateLimit:
+    """Per-connection bandwidth: how many bytes to move next and how long to wait after moving them."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._bucket = TokenBucket(rate, max(rate / 20, 4096), time.monotonic()) if rate else None
+
+    def step(self, wanted: int) -> int:
+        """At most this many bytes at once (a tenth of a second's worth when limited)."""
+        return wanted if self._bucket is None else max(1, min(wanted, max(self.rate // 20, 4096)))
+
+    async def moved(self, n: int) -> None:
+        if self._bucket is not None:
+            delay = self._bucket.delay(n, time.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
+class _Hasher:
+    """MD5 of a file's first `target` bytes, computed in a worker thread as the file grows."""
+
+    def __init__(self, fd: int, done: int, state: Any) -> None:
+        self._fd = fd
+        self.done = done
+        self._md5 = state
+        self._target = done
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task = asyncio.create_task(self._run())
+
+    def advance(self, target: int) -> None:
+        self._target = target
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.done < self._target and not self._stopping:
+                # never cancelled mid-step: the thread's update and `done` must stay in step
+                n = await asyncio.to_thread(self._step, self.done, min(self._target - self.done, HASH_STEP))
+                self.done += n
+
+    def _step(self, at: int, length: int) -> int:
+        data = os.pread(self._fd, length, at)
+        self._md5.update(data)
+        if not data:
+            raise OSError(f"the partial file ends before byte {at + length}")
+        return len(data)
+
+    async def digest(self) -> str:
+        while self.done < self._target:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.005)
+        return str(self._md5.hexdigest())
+
+    def state(self) -> Any:
+        return self._md5.copy()
+
+    @property
+    def stopped(self) -> bool:
+        return self._task.done() and not self._task.cancelled() and self._task.exception() is None
+
+    async def stop(self) -> None:
+        """Stop after the step in flight (its bytes are then counted in `done` and in the state)."""
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._task)
+
+
+class UploadSession:
+    def __init__(self, gateway: FileGateway, task: FileTask, user_id: int, fd: int, path: Path) -> None:
+        self._gw = gateway
+        self.task = task
+        self.user_id = user_id
+        self._fd = fd
+        self.path = path
+        self.held = os.fstat(fd).st_size
+        done, state = gateway._hashes.pop(task.task_id, (0, None))
+        if state is None or done > self.held:
+            done, state = 0, hashlib.md5()
+        self._hasher = _Hasher(fd, done, state)
+        self._hasher.advance(self.held)
+        self.owner: asyncio.Task[Any] | None = asyncio.current_task()
+        self.released = asyncio.Event()
+        self._reported = time.monotonic()
+
+    @property
+    def size(self) -> int:
+        return self.task.size
+
+    @property
+    def complete(self) -> bool:
+        return self.held >= self.task.size
+
+    def check(self, offset: int, length: int) -> None:
+        accept_data(self.held, offset, length, self.task.size)
+
+    def write(self, data: memoryview | bytes) -> None:
+        """Append to the partial file. A full disk keeps what was written (held says how much)."""
+        accept_data(self.held, self.held, len(data), self.task.size)
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.pwrite(self._fd, view, self.held)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    self._hasher.advance(self.held)
+                    raise ImError(
+                        FILE_DISK_FULL,
+                        f"the file gateway's disk is full; {self.held} bytes are kept, resume later",
+                    ) from None
+                raise
+            self.held += n
+            view = view[n:]
+        self._hasher.advance(self.held)
+
+    async def report_progress(self, every: float) -> None:
+        if time.monotonic() - self._reported >= every:
+            self._reported = time.monotonic()
+            try:
+                await self._gw.files.update_status(
+                    self.task.task_id, FileStatus.UPLOADING, received=self.held
+                )
+            except ImError:
+                raise
+            except Exception:
+                log.warning("progress report failed", exc_info=True)
+
+    async def finish(self) -> FileTask:
+        """Verify size and MD5, publish under the content address and mark the task finished."""
+        if self.held != self.task.size:
+            raise ImError(FILE_NOT_READY, f"{self.held} of {self.task.size} bytes received")
+        md5 = await self._hasher.digest()
+        if md5 != self.task.md5:
+            await self._gw.files.update_status(
+                self.task.task_id, FileStatus.FAILED, error=f"MD5 {md5} does not match {self.task.md5}"
+            )
+            self._gw.discard(self)
+            raise ImError(FILE_CORRUPT, f"the received bytes have MD5 {md5}, not {self.task.md5}; refused")
+        await asyncio.to_thread(os.fsync, self._fd)
+        key = blob_key(md5, self.task.size)
+        await asyncio.to_thread(self._gw.blobs.publish, self.path, key)
+        await self._gw.files.update_status(self.task.task_id, FileStatus.FINISHED, blob_key=key)
+        self.task = self.task.with_status(FileStatus.FINISHED, blob_key=key, received=self.task.size)
+        return self.task
+
+    async def close(self) -> None:
+        try:
+            await self._hasher.stop()
+            if not self.task.finished and self._hasher.stopped and self._hasher.done:
+                self._gw.remember_hash(self.task.task_id, self._hasher.done, self._hasher.state())
+        finally:
+            os.close(self._fd)  # releases the flock
+
+
+class FileGateway:
+    def __init__(self, files: FileApi, blobs: BlobStore, tickets: TicketCodec, limits: FileLimits) -> None:
+        self.files = files
+        self.blobs = blobs
+        self.tickets = tickets
+        self.limits = limits
+        self._active: dict[str, UploadSession] = {}
+        self._per_user: Counter[int] = Counter()
+        self._hashes: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self.transfers = 0  # live transfers: the load this gateway announces
+
+    def ticket(self, token: str, kind: TicketKind, task_id: str = "") -> Ticket:
+        ticket = self.tickets.read(token)
+        if ticket.kind is not kind or (task_id and ticket.task_id != task_id):
+            raise ImError(UNAUTHENTICATED, f"this token is not a {kind.name.lower()} token for this file")
+        check_task_id(ticket.task_id)
+        return ticket
+
+    def rate(self) -> RateLimit:
+        return RateLimit(self.limits.rate_bytes_per_second)
+
+    @contextlib.asynccontextmanager
+    async def transfer_slot(self, user_id: int) -> AsyncIterator[None]:
+        if self._per_user[user_id] >= self.limits.max_transfers_per_user:
+            raise ImError(
+                FILE_TOO_MANY,
+                f"at most {self.limits.max_transfers_per_user} transfers at once per user; retry later",
+            )
+        self._per_user[user_id] += 1
+        self.transfers += 1
+        try:
+            yield
+        finally:
+            self.transfers -= 1
+            self._per_user[user_id] -= 1
+            if not self._per_user[user_id]:
+                del self._per_user[user_id]
+
+    @contextlib.asynccontextmanager
+    async def upload(self, ticket: Ticket) -> AsyncIterator[UploadSession]:
+        """The task's upload session: its partial file locked for this connection until the block ends.
+
+        Another connection of this process holding the task is cut (the client reconnected after a
+        drop the gateway has not noticed yet); one of another process makes this one FILE_BUSY.
+        """
+        task = await self._uploadable(ticket)
+        old = self._active.get(task.task_id)
+        if old is not None and old.owner is not None and old.owner is not asyncio.current_task():
+            old.owner.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(old.released.wait(), TAKEOVER_SECONDS)
+        async with self.transfer_slot(ticket.user_id):
+            path = self.blobs.partial_path(task.task_id)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ImError(FILE_BUSY, "another connection is uploading this file; retry shortly") from None
+            session = UploadSession(self, task, ticket.user_id, fd, path)
+            self._active[task.task_id] = session
+            try:
+                yield session
+            finally:
+                if self._active.get(task.task_id) is session:
+                    del self._active[task.task_id]
+                await session.close()
+                session.released.set()
+                if not session.task.finished and task.status is FileStatus.UPLOADING:
+                    with contextlib.suppress(Exception):
+                        await self.files.update_status(
+                            task.task_id, FileStatus.UPLOADING, received=session.held
+                        )
+
+    async def _uploadable(self, ticket: Ticket) -> FileTask:
+        task = await self.files.get_task(ticket.task_id)
+        if task.owner_id != ticket.user_id:
+            raise ImError(UNAUTHENTICATED, "this upload token is not for this task")
+        if task.status is FileStatus.CANCELLED:
+            raise ImError(FILE_EXPIRED, "this upload was abandoned and expired; start a new one")
+        if task.status is FileStatus.FAILED:
+            raise ImError(FILE_CORRUPT, f"this upload failed: {task.error}")
+        return task
+
+    async def upload_state(self, ticket: Ticket) -> tuple[FileTask, int]:
+        """The task and the bytes held for it (without taking the upload)."""
+        task = await self._uploadable(ticket)
+        if task.finished:
+            return task, task.size
+        path = self.blobs.partial_path(task.task_id)
+        return task, path.stat().st_size if path.exists() else 0
+
+    def remember_hash(self, task_id: str, done: int, state: Any) -> None:
+        self._hashes[task_id] = (done, state)
+        while len(self._hashes) > 256:
+            self._hashes.popitem(last=False)
+
+    def discard(self, session: UploadSession) -> None:
+        session.path.unlink(missing_ok=True)
+        self._hashes.pop(session.task.task_id, None)
+
+    async def downloadable(self, ticket: Ticket) -> tuple[FileTask, Path]:
+        task = await self.files.get_task(ticket.task_id)
+        if not task.finished:
+            raise ImError(FILE_NOT_READY, "the file is not uploaded completely")
+        path = self.blobs.blob_path(task.blob_key)
+        if not path.is_file():
+            raise ImError(FILE_NOT_READY, "the file's bytes are not on this host")
+        return task, path
+
+    def sweep(self) -> list[str]:
+        return self.blobs.sweep_partials(time.time() - self.limits.upload_ttl_seconds)
+
+
+def check_offset(offset: int, size: int) -> int:
+    if not 0 <= offset <= size:
+        raise ImError(INVALID_ARGUMENT, f"offset {offset} is outside the file (0..{size})")
+    return offset

@@ -1,0 +1,72 @@
+"""The files module's container: `providers.Dependency` inputs from the composition root, one
+local/gRPC selector (`api`: the local FileService when this process runs `filemeta`, else its gRPC client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dependency_injector import containers, providers
+
+from tinyim.edges.filegw import FileGateway, FileLimits
+from tinyim.infra.db import Database
+from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.rpc import Channels, RoleChannels
+from tinyim.modules.files.adapters.blobs import LocalBlobStore
+from tinyim.modules.files.adapters.rpc import GrpcFileClient, Stub
+from tinyim.modules.files.adapters.sql import SqlFileTasks
+from tinyim.modules.files.adapters.system import SecureRandomness, SystemClock
+from tinyim.modules.files.adapters.tickets import JwtTickets
+from tinyim.modules.files.ports import GatewayLocator
+from tinyim.modules.files.service import FileService
+from tinyim.settings import Settings
+
+
+class FilesContainer(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    db: providers.Dependency[Database] = providers.Dependency()  # an async resource of the root
+    directory: providers.Dependency[NodeDirectory] = providers.Dependency()  # where filemeta nodes are
+    channels: providers.Dependency[Channels] = providers.Dependency()  # gRPC channels
+    gateways: providers.Dependency[GatewayLocator] = (
+        providers.Dependency()
+    )  # which file gateway serves a task
+    secret = providers.Dependency(instance_of=str)  # the JWT secret every role shares
+
+    blobs = providers.Singleton(
+        LocalBlobStore, providers.Callable(lambda s: Path(s.data_dir) / "files", settings)
+    )
+    tickets = providers.Singleton(JwtTickets, secret)
+    service = providers.Singleton(
+        FileService,
+        tasks=providers.Singleton(SqlFileTasks, db),
+        blobs=blobs,
+        tickets=tickets,
+        gateways=gateways,
+        clock=providers.Singleton(SystemClock),
+        randomness=providers.Singleton(SecureRandomness),
+        max_bytes=settings.provided.file_max_bytes,
+        upload_ttl_seconds=settings.provided.file_upload_ttl_seconds,
+        chunk_size=settings.provided.file_chunk_bytes,
+    )
+    api = providers.Selector(
+        providers.Callable(lambda s: s.placement("filemeta"), settings),
+        local=service,
+        remote=providers.Singleton(
+            GrpcFileClient,
+            providers.Singleton(
+                RoleChannels, "filemeta", directory, channels, Stub, settings.provided.grpc_deadline_seconds
+            ),
+        ),
+    )
+    gateway = providers.Singleton(
+        FileGateway,
+        files=api,
+        blobs=blobs,
+        tickets=tickets,
+        limits=providers.Factory(
+            FileLimits,
+            chunk_size=settings.provided.file_chunk_bytes,
+            rate_bytes_per_second=settings.provided.file_rate_bytes_per_second,
+            max_transfers_per_user=settings.provided.file_max_transfers_per_user,
+            upload_ttl_seconds=settings.provided.file_upload_ttl_seconds,
+        ),
+    )

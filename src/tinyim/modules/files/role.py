@@ -1,0 +1,95 @@
+"""Role entries of the files module: `filemeta` (FileService over gRPC, expiry of abandoned uploads)
+and `filegw` (the file gateway: TCP listener on IM_FILE_PORT, HTTP routes, partial-file sweeper)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from tinyim.edges.filegw import FileGateway, file_listener, file_routes
+from tinyim.infra.roles import RoleEntry
+from tinyim.infra.rpc import Registrar
+from tinyim.modules.files.adapters.rpc import files_registrar
+from tinyim.modules.files.service import FileService
+
+log = logging.getLogger(__name__)
+
+
+async def _get(provider: Any) -> Any:
+    value = provider()
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            done = await work()
+            if done:
+                log.info("%s: %s", what, done)
+        except Exception:
+            log.warning("%s failed; next round in %.0fs", what, seconds, exc_info=True)
+
+
+@contextlib.asynccontextmanager
+async def _running(coro: Awaitable[None]) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(coro)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _sweep_period(files: Any) -> float:
+    return float(min(max(files.settings().file_upload_ttl_seconds / 4, 0.25), 60.0))
+
+
+# ---------- filemeta ----------
+async def _meta_registrar(files: Any) -> Registrar:
+    return files_registrar(await _get(files.service))
+
+
+@contextlib.asynccontextmanager
+async def _meta_background(files: Any) -> AsyncIterator[None]:
+    service: FileService = await _get(files.service)
+    async with _running(_every(_sweep_period(files), service.expire_uploads, "abandoned uploads expired")):
+        yield
+
+
+# ---------- filegw ----------
+async def _gw_routes(files: Any) -> list[BaseRoute]:
+    return file_routes(await _get(files.gateway), files.settings().cors_origins)
+
+
+async def _gw_load(files: Any) -> Callable[[], int]:
+    gateway: FileGateway = await _get(files.gateway)
+    return lambda: gateway.transfers
+
+
+@contextlib.asynccontextmanager
+async def _gw_background(files: Any) -> AsyncIterator[None]:
+    gateway: FileGateway = await _get(files.gateway)
+    settings = files.settings()
+
+    async def sweep() -> list[str]:
+        return await asyncio.to_thread(gateway.sweep)
+
+    async with (
+        file_listener(gateway, settings.host, settings.file_port),
+        _running(_every(_sweep_period(files), sweep, "abandoned partial uploads deleted")),
+    ):
+        yield
+
+
+ROLES = (
+    RoleEntry("filemeta", needs_database=True, registrar=_meta_registrar, background=_meta_background),
+    RoleEntry("filegw", needs_database=False, routes=_gw_routes, load=_gw_load, background=_gw_background),
+)
