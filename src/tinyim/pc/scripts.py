@@ -120,9 +120,7 @@ async def send(
         results = []
         if file is not None:
             with transfer_bar(f"send {file.name}") as progress:
-                sent = await client.send_file(  # type: ignore[attr-defined]
-                    file, to=peer, group=group_id, progress=progress, image=image
-                )
+                sent = await client.send_file(file, to=peer, group=group_id, progress=progress, image=image)
             results.append(sent)
         if text:
             results.append(await client.send(receiver_id=peer, group_id=group_id, content=text))
@@ -201,7 +199,7 @@ async def upload(account: Account, path: Path, *, as_json: bool = False, out: Te
     try:
         await client.start()
         with transfer_bar(f"upload {path.name}") as progress:
-            ref = await client.upload_file(path, progress=progress)  # type: ignore[attr-defined]
+            ref = await client.upload_file(path, progress=progress)
         info = {"task_id": ref.task_id, "file_name": ref.file_name, "size": ref.size, "md5": ref.md5}
         out.write(
             json.dumps(info) + "\n" if as_json else f"uploaded {ref.file_name}: task_id={ref.task_id}\n"
@@ -219,7 +217,7 @@ async def download(
     try:
         await client.start()
         with transfer_bar(f"download task {task_id}") as progress:
-            path = await client.download_file(task_id, dest, progress=progress)  # type: ignore[attr-defined]
+            path = await client.download_file(task_id, dest, progress=progress)
         out.write(json.dumps({"path": str(path)}) + "\n" if as_json else f"downloaded {path}\n")
         out.flush()
         return 0

@@ -1003,7 +1003,7 @@ class ChatApp(App[int]):
         progress = self._progress("sending", path.name)
 
         async def go() -> str:
-            send_file = client.send_file  # type: ignore[attr-defined]
+            send_file = client.send_file
             await send_file(path, to=key[0], group=key[1], progress=progress, image=image)
             return f"sent {path.name}"
 
@@ -1034,7 +1034,7 @@ class ChatApp(App[int]):
 
         async def go() -> str:
             folder.mkdir(parents=True, exist_ok=True)
-            download_file = client.download_file  # type: ignore[attr-defined]
+            download_file = client.download_file
             # A folder: the SDK names the file as it was stored (and never outside the folder).
             path = await download_file(target, folder, progress=progress)
             return f"downloaded {path.name} to {path}"
