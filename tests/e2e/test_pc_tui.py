@@ -44,7 +44,7 @@ async def chat_app(app: ChatApp) -> AsyncIterator[Pilot[int]]:
                 await app.client.close()
 
 
-async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
