@@ -148,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     backup.add_argument("dir", type=Path)
     check = sub.add_parser("restore-check", help="restore a backup into a scratch database and check it")
     check.add_argument("dir", type=Path)
+    # PC client: chat (terminal UI), send, tail, upload, download
+    from tinyim.pc.main import COMMANDS as PC_COMMANDS
+    from tinyim.pc.main import add_subcommands as add_pc_subcommands
+
+    add_pc_subcommands(sub)
     args = parser.parse_args(argv)
+    if args.command in PC_COMMANDS:
+        from tinyim.pc.main import run_command
+
+        return run_command(args)
     if args.command == "cluster":
         from tinyim.cluster import main as cluster_main
 

@@ -49,3 +49,30 @@ __all__ = [
     "UserStatus",
     "register",
 ]
+
+# PC client: the conversation list built from the synced timeline, the device types
+from tinyim.client.conversations import (
+    Conversation,
+    ConversationBook,
+    ConvKey,
+    FriendRequest,
+    JoinRequest,
+    conversation_key,
+    describe,
+    file_of,
+    notice_of,
+)
+from tinyim.client.sdk import DEVICE_IDS
+
+__all__ += [
+    "DEVICE_IDS",
+    "ConvKey",
+    "Conversation",
+    "ConversationBook",
+    "FriendRequest",
+    "JoinRequest",
+    "conversation_key",
+    "describe",
+    "file_of",
+    "notice_of",
+]

@@ -978,6 +978,31 @@ class Client:
         peer_id = 0 if message.group_id else (message.receiver_id if message.is_mine else message.sender_id)
         self._events.put_nowait(RecallEvent(msg_id, by, peer_id, message.group_id, message.seq_id))
 
+    # ---------- PC client: connection state, finding people ----------
+    @property
+    def connection_state(self) -> str:
+        """One of connected, reconnecting, kicked (logged in elsewhere), closed, offline (not started)."""
+        if self.kicked.is_set():
+            return "kicked"
+        if self._closing:
+            return "closed"
+        if self.connected.is_set():
+            return "connected"
+        return "reconnecting" if self.connects else "offline"
+
+    async def find_user(self, who: str) -> User:
+        """A user by exact username (through user search), or by id written "#12" (an id finds only
+        users you have a reason to see: friends, requests, your groups' members; others by username)."""
+        who = who.strip()
+        if who.startswith("#") and who[1:].isdigit():
+            users = await self.users([int(who[1:])])
+        else:
+            found, _ = await self.search_users(username=who, limit=1)
+            users = [u for u in found if u.username == who]
+        if not users:
+            raise ServerError("not_found", f"no user {who!r}")
+        return users[0]
+
 
 def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
     """Queue a push; when nobody takes them, the oldest make room (the latest state is what counts)."""
@@ -1055,3 +1080,7 @@ def _conversation(c: pb.ConversationInfo) -> ConversationItem:
         c.peer_id, c.group_id, c.last_seq, c.last_msg_id, c.last_sender_id, int(c.last_type), c.preview,
         c.last_time, c.unread, c.read_seq, c.peer_read_seq, c.pinned, c.muted,
     )  # fmt: skip
+
+# PC client: the device types a client may claim (one live session per user and device type; a login on
+# a device type kicks that type's older session, other types stay online).
+DEVICE_IDS = ("PC", "Web", "Mobile", "Pad")
