@@ -1081,6 +1081,7 @@ def _conversation(c: pb.ConversationInfo) -> ConversationItem:
         c.last_time, c.unread, c.read_seq, c.peer_read_seq, c.pinned, c.muted,
     )  # fmt: skip
 
+
 # PC client: the device types a client may claim (one live session per user and device type; a login on
 # a device type kicks that type's older session, other types stay online).
 DEVICE_IDS = ("PC", "Web", "Mobile", "Pad")
