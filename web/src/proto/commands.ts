@@ -11,6 +11,11 @@ const NAMED_OTHERWISE: Record<string, string | null> = {
   CMD_UNSPECIFIED: null,
   CMD_FILE_UPLOAD_ACK: "FileUploadResp",
   CMD_FILE_DATA_TRANS: null,
+  CMD_CONV_LIST_REQ: "ConversationListReq",
+  CMD_CONV_LIST_RESP: "ConversationListResp",
+  CMD_CONV_UPDATE_REQ: "ConversationUpdateReq",
+  CMD_CONV_UPDATE_RESP: "ConversationUpdateResp",
+  CMD_CONV_NOTIFY: "ConversationNotify",
 };
 
 function pascal(cmdName: string): string {
