@@ -62,7 +62,7 @@ async def test_ids_at_or_above_2_63_are_invalid_arguments(server: ServerProcess)
             cls = message_class(cmd)
             assert cls is not None
             msg = cls()
-            if field in ("user_ids", "member_ids"):
+            if cls.DESCRIPTOR.fields_by_name[field].is_repeated:  # user_ids, member_ids, msg_ids, …
                 getattr(msg, field).append(value)
             else:
                 setattr(msg, field, value)

@@ -32,7 +32,8 @@ async def test_roles_find_each_other_in_etcd_and_a_dead_gateway_drops_out(
         found = await etcd.get_prefix(f"/tinyim/{prefix}nodes/".encode())
         keys = [kv.key.decode() for kv in found]
         roles = sorted(k.split("/")[-2] for k in keys)
-        assert roles == ["auth", "gateway", "gateway", "msg", "msg", "user"]
+        # every process that others reach (dispatch is only called by clients)
+        assert roles == ["auth", "filegw", "filegw", "filemeta", "gateway", "gateway", "msg", "msg", "user"]
     alice, _, bob, bob_id = await friends(cluster)
     async with online(cluster.dispatch_url, alice) as a, online(cluster.dispatch_url, bob) as b:
         assert a.ws_url != b.ws_url

@@ -33,7 +33,23 @@ SECRETS = {
 URLS = {
     "GATEWAY_1_WS_URL": "wss://im.example.com/gw/1/ws",
     "GATEWAY_2_WS_URL": "wss://im.example.com/gw/2/ws",
+    "PUBLIC_HOST": "im.example.com",
+    "FILEGW_1_HTTP_URL": "https://im.example.com/fgw/1",
+    "FILEGW_2_HTTP_URL": "https://im.example.com/fgw/2",
 }
+_REF = re.compile(r"\$\{([A-Z0-9_]+)(?::?([-?])([^}]*))?\}")
+
+
+def interpolate(value: str) -> str:
+    """What compose makes of ${VAR}, ${VAR:-default}, ${VAR:?message} with the test's env file."""
+
+    def one(m: re.Match[str]) -> str:
+        known = {**SECRETS, **URLS}
+        if m.group(1) in known:
+            return known[m.group(1)]
+        return m.group(3) if m.group(2) == "-" else ""
+
+    return _REF.sub(one, value)
 
 
 def load(path: Path = COMPOSE) -> dict[str, Any]:
@@ -60,7 +76,7 @@ def test_every_role_of_the_cluster_runs_from_the_same_image(monkeypatch: pytest.
     assert {s["image"] for s in ours.values()} == {services()["migrate"]["image"]}
     for name, service in ours.items():
         for key, value in service["environment"].items():
-            monkeypatch.setenv(key, str(value))
+            monkeypatch.setenv(key, interpolate(str(value)))
         monkeypatch.setenv("IM_JWT_SECRET", "x" * 32)
         settings = Settings()  # the container's environment is a valid configuration
         assert settings.registry_kind == "etcd" and not settings.auto_migrate, name

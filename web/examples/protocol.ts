@@ -14,7 +14,7 @@ const frame = (cmd: number, body: Uint8Array) => {       // | "IM" | 1 | cmd u16
 };
 
 const params = new URLSearchParams(location.search);
-const login = await (await fetch("/api/login", { method: "POST", body: JSON.stringify(
+const login = await (await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(
   { username: params.get("username"), password: params.get("password"), device_id: "Web" }) })).json();
 const ws = new WebSocket(`${login.gateway.ws_url}?token=${login.token}&device_id=Web`);
 ws.binaryType = "arraybuffer";
