@@ -17,8 +17,10 @@ WEB_BUILT := web/dist/.built
 WEB_SRC   := $(shell find web/src web/examples web/index.html web/vite.config.ts web/tsconfig.json web/buf.gen.yaml -type f -not -path 'web/src/gen/*' 2>/dev/null)
 HAVE_NPM  := $(shell command -v npm 2>/dev/null)
 
+# PUPPETEER_SKIP_DOWNLOAD: the Firefox test drives Debian's firefox-esr; no browser is ever downloaded
+# (puppeteer-core has no install step that would; this says so to any package that asks).
 $(WEB_DEPS): web/package.json web/package-lock.json
-	cd web && npm ci --no-audit --no-fund
+	cd web && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
 	touch $@
 
 $(WEB_BUILT): $(WEB_DEPS) $(WEB_SRC) $(wildcard protos/*.proto)

@@ -1,7 +1,8 @@
-"""Drive the Web client in Debian's headless Chromium (Playwright, never a downloaded browser).
+"""Drive the Web client in Debian's headless Chromium (Playwright, never a downloaded browser); what the
+Firefox test needs (Debian's firefox-esr, driven from Node by puppeteer-core in web/e2e/firefox.mjs).
 
-Screenshots go to `test-artifacts/web/` (gitignored). Missing Chromium, Playwright or a built app skip the
-tests with a loud reason locally and fail under CI=true.
+Screenshots go to `test-artifacts/web/` (gitignored). A missing browser, driver or built app skips the
+tests with a loud reason locally and fails them under CI=true.
 """
 
 from __future__ import annotations
@@ -9,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "web"
 CHROMIUM = os.environ.get("IM_TEST_CHROMIUM", "/usr/bin/chromium")
+FIREFOX = os.environ.get("IM_TEST_FIREFOX", "/usr/bin/firefox-esr")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless",
@@ -38,7 +41,7 @@ PHONE = {"width": 390, "height": 780}
 TIMEOUT_MS = 20_000
 
 
-def _missing(what: str) -> None:
+def _missing(what: str) -> NoReturn:
     message = f"{what}: the browser tests of the Web client cannot run"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
@@ -54,6 +57,20 @@ def require_browser() -> None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _missing("the playwright package is not installed (make setup)")
+
+
+def require_firefox() -> str:
+    """Firefox, Node and puppeteer-core are there and the app is built; returns the path of `node`."""
+    if not Path(FIREFOX).exists():
+        _missing(f"{FIREFOX} is missing (apt-get install firefox-esr)")
+    node = shutil.which("node")
+    if node is None:
+        _missing("node is missing (Node.js 20.19+ with npm)")
+    if not (REPO / "web" / "node_modules" / "puppeteer-core").is_dir():
+        _missing("web/node_modules has no puppeteer-core (make web)")
+    if not (REPO / "web" / "dist" / "index.html").exists():
+        _missing("web/dist is not built (make web)")
+    return node
 
 
 @contextmanager
