@@ -22,7 +22,7 @@ from tinyim.infra.children import die_with_parent
 
 pytestmark = pytest.mark.e2e
 
-SCRIPT_TIMEOUT_S = 180  # the scenario takes 15-40 s; a hung browser must not hang the suite
+SCRIPT_TIMEOUT_S = 180  # 30-50 s on a loaded machine; a hung browser must not hang the suite
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,6 @@ def test_two_people_chat_in_firefox(server: ServerProcess) -> None:
     assert proc.returncode == 0, (
         f"the Firefox scenario failed (screenshots: {shots}):\n{text}\n{server.log()}"
     )
-    assert "passed" in text.splitlines()[-1], text
+    assert text.rstrip().endswith("passed"), text  # the script's last step, not an early clean exit
     assert (shots / "03-unread-badge-bob.png").stat().st_size > 0
     assert (shots / "06-after-reload-alice.png").stat().st_size > 0
