@@ -197,7 +197,8 @@ class InMemoryRegistration:
         self.rows[invite_id] = replace(self.rows[invite_id], used_by=user_id)
 
     async def release_invite(self, invite_id: int) -> None:
-        self.claimed.discard(invite_id)
+        if self.rows[invite_id].used_by == 0:
+            self.claimed.discard(invite_id)
 
     async def revoke_invite(self, invite_id: int) -> bool:
         if invite_id not in self.rows:
