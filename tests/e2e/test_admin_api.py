@@ -293,30 +293,36 @@ def test_every_action_is_audited_and_no_secret_is_logged(admin_server: ServerPro
     assert len(USED_SECRETS) > 10
 
 
-async def test_disable_kicks_devices_on_every_gateway_of_the_cluster(tmp_path: Path) -> None:
+@pytest.fixture
+def admin_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The multi-process topology with the admin API on; (dispatch URL, the shared audit log)."""
     audit_log = tmp_path / "audit.log"
     with running_cluster(tmp_path, IM_ADMIN_TOKEN=ADMIN_TOKEN, IM_AUDIT_LOG=str(audit_log)) as cluster:
-        url = cluster.dispatch_url
-        name, uid = await new_user(url, "clus")
-        devices = ("PC", "Web", "Mobile", "Pad")
-        async with all_devices(url, name, devices) as clients:
-            async with httpx.AsyncClient(base_url=url) as http:
-                r = await http.post(f"/admin/users/{uid}/disable", headers=ADMIN)
-                assert r.status_code == 200, r.text
-            await asyncio.wait_for(asyncio.gather(*(c.kicked.wait() for c in clients)), 15)
-        assert (await login(url, name)).status_code == 403
-        kicks = [
-            json.loads(x)
-            for x in audit_log.read_text().splitlines()
-            if '"kick"' in x and f'"user_id": {uid},' in x
-        ]
-        # the dispatch and auth roles run elsewhere: each gateway was asked over gRPC
-        assert {k["device_id"] for k in kicks} == set(devices)
-        assert {k["origin"] for k in kicks} == {"remote"}
-        assert len({k["gateway"] for k in kicks}) == 2, "the devices were spread over both gateways"
-        assert any(
-            x.startswith('{"ts"') and '"admin.disable_user"' in x for x in audit_log.read_text().splitlines()
-        )
+        yield cluster.dispatch_url, audit_log
+
+
+async def test_disable_kicks_devices_on_every_gateway_of_the_cluster(admin_cluster: tuple[str, Path]) -> None:
+    url, audit_log = admin_cluster
+    name, uid = await new_user(url, "clus")
+    devices = ("PC", "Web", "Mobile", "Pad")
+    async with all_devices(url, name, devices) as clients:
+        async with httpx.AsyncClient(base_url=url) as http:
+            r = await http.post(f"/admin/users/{uid}/disable", headers=ADMIN)
+            assert r.status_code == 200, r.text
+        await asyncio.wait_for(asyncio.gather(*(c.kicked.wait() for c in clients)), 15)
+    assert (await login(url, name)).status_code == 403
+    kicks = [
+        json.loads(x)
+        for x in audit_log.read_text().splitlines()
+        if '"kick"' in x and f'"user_id": {uid},' in x
+    ]
+    # the dispatch and auth roles run elsewhere: each gateway was asked over gRPC
+    assert {k["device_id"] for k in kicks} == set(devices)
+    assert {k["origin"] for k in kicks} == {"remote"}
+    assert len({k["gateway"] for k in kicks}) == 2, "the devices were spread over both gateways"
+    assert any(
+        x.startswith('{"ts"') and '"admin.disable_user"' in x for x in audit_log.read_text().splitlines()
+    )
 
 
 @asynccontextmanager
