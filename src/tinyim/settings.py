@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ALL_ROLES = frozenset({"dispatch", "gateway", "filegw", "auth", "user", "msg", "filemeta"})
 # Roles the code base can run today. A process asked for anything else fails at start with a clear message.
 SUPPORTED_ROLES = frozenset({"dispatch", "gateway", "auth", "user", "msg", "filegw", "filemeta"})
+ADMIN_TOKEN_MIN = 16
 
 
 def env_file() -> str | None:
@@ -74,6 +75,10 @@ class Settings(BaseSettings):
     login_backoff_max_seconds: float = Field(default=300.0, gt=0)
     login_max_concurrent_hashes: int = Field(default=2, ge=1)  # argon2 hashes at once; a burst queues
     metrics_token: str = ""  # /metrics needs "Authorization: Bearer <token>"; empty = kept in data_dir
+    # Admin API (dispatch, /admin/...): off unless a token is given, inline or in a file (a mounted
+    # secret); at least 16 characters.
+    admin_token: str = ""
+    admin_token_file: str = ""
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
 
     # Gateway limits (DESIGN.md §9).
@@ -106,6 +111,27 @@ class Settings(BaseSettings):
     file_upload_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)  # abandoned uploads expire
     file_max_transfers_per_user: int = Field(default=4, ge=1)  # concurrent transfers per user and gateway
     file_chunk_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)  # data frame / PUT body
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: str) -> str:
+        if value and len(value.strip()) < ADMIN_TOKEN_MIN:
+            raise ValueError(f"IM_ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN} characters")
+        return value.strip()
+
+    @property
+    def effective_admin_token(self) -> str:
+        """IM_ADMIN_TOKEN, else the content of IM_ADMIN_TOKEN_FILE, else "" (the admin API is off)."""
+        if self.admin_token or not self.admin_token_file:
+            return self.admin_token
+        path = Path(self.admin_token_file)
+        try:
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"IM_ADMIN_TOKEN_FILE={path}: {exc.strerror or exc}") from None
+        if len(token) < ADMIN_TOKEN_MIN:
+            raise ValueError(f"IM_ADMIN_TOKEN_FILE={path} must hold at least {ADMIN_TOKEN_MIN} characters")
+        return token
 
     @field_validator("roles")
     @classmethod

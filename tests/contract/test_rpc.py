@@ -33,7 +33,7 @@ class NamedAuth:
     async def update_nickname(self, user_id: int, nickname: str) -> None:
         raise ImError(NOT_FOUND, f"no user {user_id}")
 
-    async def register(self, username: str, password: str, nickname: str) -> int:
+    async def register(self, username: str, password: str, nickname: str, invite_code: str = "") -> int:
         raise RuntimeError("a bug on the server side")
 
     async def login(self, username: str, password: str, device_id: str) -> LoginResult:

@@ -169,3 +169,22 @@ async def test_dissolve_tells_every_member_then_the_group_is_gone(env: Env) -> N
     await expect(NOT_FOUND, env.service.join_group(me(STRANGER), gid))
     await expect(NOT_FOUND, env.service.dissolve_group(me(OWNER), gid))
     await expect(NOT_FOUND, env.service.update_group(me(OWNER), gid, "back", None))
+
+
+async def test_an_administrator_dissolves_any_group_and_members_are_told(env: Env) -> None:
+    gid = await env.group()
+    other = await env.store.create_group("other", MEMBER, [OTHER])
+    assert await env.service.group_count() == 2
+    dissolved = await env.service.admin_dissolve_group(gid)
+    assert (dissolved.group_id, dissolved.name, dissolved.owner_id, dissolved.member_count) == (
+        gid,
+        "crew",
+        OWNER,
+        4,
+    )
+    # the owner's notice, marked as an administrator's doing, to every former member
+    notice = {"event": "group_dissolved", "group_id": gid, "name": "crew", "by": "admin"}
+    assert env.events() == [(OWNER, EVERYONE, notice)]
+    assert await env.store.group(gid) is None and await env.store.group(other) is not None
+    assert await env.service.group_count() == 1
+    await expect(NOT_FOUND, env.service.admin_dissolve_group(gid))

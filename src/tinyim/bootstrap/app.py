@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
+from tinyim.edges.dispatch.admin import admin_routes
 from tinyim.edges.dispatch.http import dispatch_routes
 from tinyim.edges.dispatch.throttle import LoginThrottle
 from tinyim.edges.dispatch.web import ApiCors, web_routes
@@ -52,7 +53,8 @@ async def _registrars(settings: Settings, container: Container) -> list[Registra
     local = set(settings.role_set)
     found: list[Registrar] = []
     if "auth" in local:
-        found.append(auth_registrar(await resolve(container.auth)))
+        auth = await resolve(container.auth)
+        found.append(auth_registrar(auth, auth))  # the local service serves the admin API too
     if "user" in local:
         found.append(user_registrar(await resolve(container.relation)))
     if "msg" in local:
@@ -87,6 +89,7 @@ def _nodes(settings: Settings, hub: GatewayHub, loads: dict[str, Any] | None = N
 
 def build_app(settings: Settings) -> Starlette:
     container = Container(settings=settings)
+    admin_token = settings.effective_admin_token if "dispatch" in settings.role_set else ""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -99,7 +102,19 @@ def build_app(settings: Settings) -> Starlette:
                 files = await resolve(container.file_allocator)
                 limits = {"rate_per_second": settings.rate_per_second, "rate_burst": settings.rate_burst}
                 throttle = LoginThrottle(settings.login_free_failures, settings.login_backoff_max_seconds)
-                app.router.routes.extend(dispatch_routes(auth, allocator, files, limits, throttle))
+                app.router.routes.extend(
+                    dispatch_routes(auth, allocator, files, limits, throttle, bool(admin_token))
+                )
+                if admin_token:  # admin API: mounted only with a token
+                    app.router.routes.extend(
+                        admin_routes(
+                            admin_token,
+                            auth,
+                            await resolve(container.relation),
+                            await resolve(container.notices),
+                            await resolve(container.online_count),
+                        )
+                    )
             if "gateway" in roles:
                 # online status: told of every connection's life; idle sweeps and reaping in the background
                 tracker = await resolve(container.status_tracker)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from tinyim.edges.dispatch.ports import FileGatewayAllocator
+from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.kernel import INVALID_ARGUMENT, ImError, Privacy, UserProfile
 from tinyim.modules.auth import AuthApi
 from tinyim.modules.files import FileApi, GatewayEndpoint
@@ -123,3 +124,13 @@ class RingFileGateways:
     async def locate(self, task_id: str) -> GatewayEndpoint | None:
         address = await self._allocator.allocate(task_id)
         return GatewayEndpoint(address.host, address.port, address.http_url)
+
+
+class HubOnlineCount:
+    """admin API, one process: the connections of this process's gateway."""
+
+    def __init__(self, hub: GatewayHub) -> None:
+        self._hub = hub
+
+    async def connections(self) -> int:
+        return self._hub.connection_count

@@ -27,6 +27,7 @@ from tinyim.edges.dispatch.ports import (
     FileGatewayAllocator,
     GatewayAddress,
     RegistryGatewayAllocator,
+    RegistryOnlineCount,
     StaticFileGatewayAllocator,
     StaticGatewayAllocator,
 )
@@ -45,7 +46,12 @@ from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
 from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
 from tinyim.modules.auth.adapters.redis import RedisProfileCache
-from tinyim.modules.auth.adapters.sql import SqlAccounts, SqlDeviceSessions, SqlRefreshTokens
+from tinyim.modules.auth.adapters.sql import (
+    SqlAccounts,
+    SqlDeviceSessions,
+    SqlRefreshTokens,
+    SqlRegistration,
+)
 from tinyim.modules.files.container import FilesContainer
 from tinyim.modules.presence import PresenceRouter, StatusService
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
@@ -67,6 +73,7 @@ from tinyim.settings import Settings
 from .bridges import (
     AuthAsUserDirectory,
     FilesAsAttachments,
+    HubOnlineCount,
     PresenceAsStatusNotices,
     RelationAsStatusAudience,
     RingFileGateways,
@@ -209,6 +216,7 @@ class Container(containers.DeclarativeContainer):
             sessions=providers.Singleton(SqlDeviceSessions, db),
             refresh_tokens=providers.Singleton(SqlRefreshTokens, db),
             refresh_ttl_seconds=settings.provided.refresh_token_ttl_seconds,
+            registration=providers.Singleton(SqlRegistration, db),  # admin API
             hasher=providers.Singleton(
                 Argon2Hasher, max_concurrent=settings.provided.login_max_concurrent_hashes
             ),
@@ -330,6 +338,12 @@ class Container(containers.DeclarativeContainer):
             ),
         ),
         shared=providers.Singleton(FileGatewayAllocator, directory),
+    )
+    # admin API: open connections of this process's gateway (one process) or of every live gateway
+    online_count = providers.Selector(
+        discovery,
+        none=providers.Singleton(HubOnlineCount, hub),
+        shared=providers.Singleton(RegistryOnlineCount, directory),
     )
     # online status and typing: in every gateway process, records in memory or Redis
     status = providers.Singleton(

@@ -46,6 +46,15 @@ REGISTRY_NODES = Gauge("tinyim_registry_nodes", "Live nodes this process sees in
 REPLICA_HEALTHY = Gauge("tinyim_db_replica_healthy", "1 while a read replica is used", ["replica"])
 REPLICA_LAG = Gauge("tinyim_db_replica_lag_seconds", "Replication lag last measured", ["replica"])
 DB_POOL_CHECKED_OUT = Gauge("tinyim_db_pool_checked_out", "Database connections in use", ["engine"])
-LOGINS = Counter(
-    "tinyim_logins_total", "Password logins answered, by outcome", ["outcome"]
-)  # ok, bad_credentials, throttled, disabled, invalid
+# ok, bad_credentials (wrong password and unknown user alike: they must look the same), throttled,
+# disabled, invalid (malformed request), error (auth unreachable)
+LOGINS = Counter("tinyim_logins_total", "Password logins answered, by outcome", ["outcome"])
+# ok, taken, invalid, closed, invite (refused for want of a valid invite code), error
+REGISTRATIONS = Counter("tinyim_registrations_total", "Registrations answered, by outcome", ["outcome"])
+# The gateway's fire-and-forget frames (read notices, status, typing, events) not yet written out, and
+# frames given up on: a client whose queue is full or whose send timed out is dropped with them.
+PUSH_QUEUED = Gauge("tinyim_push_queued_frames", "Frames queued to connections, not yet sent")
+PUSH_DROPS = Counter(
+    "tinyim_push_dropped_total", "Connections dropped with frames undelivered, by reason", ["reason"]
+)
+ADMIN_ACTIONS = Counter("tinyim_admin_actions_total", "Admin API requests served, by action", ["action"])

@@ -9,7 +9,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tinyim.kernel import INVALID_ARGUMENT, UNAUTHENTICATED, UNAVAILABLE, ImError
+from tinyim.infra import audit, metrics
+from tinyim.kernel import (
+    CONFLICT,
+    INVALID_ARGUMENT,
+    PERMISSION_DENIED,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    ImError,
+)
 from tinyim.modules.auth import AuthApi, LoginResult, TokenClaims
 
 from ..errors import http_status
@@ -72,12 +80,31 @@ async def _bearer(request: Request, auth: AuthApi) -> TokenClaims:
     return await auth.verify_token(token.strip())
 
 
+# Outcome labels (metrics, audit) of a refused login / registration, by module error code.
+_LOGIN_OUTCOMES = {
+    UNAUTHENTICATED: "bad_credentials",
+    PERMISSION_DENIED: "disabled",
+    INVALID_ARGUMENT: "invalid",
+}
+_REGISTER_OUTCOMES = {CONFLICT: "taken", INVALID_ARGUMENT: "invalid", PERMISSION_DENIED: "refused"}
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _name(value: object) -> str:
+    """A username as given, fit for a log line (whatever a client sent)."""
+    return value[:64] if isinstance(value, str) else type(value).__name__
+
+
 def dispatch_routes(
     auth: AuthApi,
     gateways: GatewayAllocator,
     files: FileGatewayAllocator | None = None,
     client_limits: dict[str, float] | None = None,
     throttle: LoginThrottle | None = None,
+    admin_api: bool = False,
 ) -> list[Route]:
     """`client_limits` (the gateways' per-connection rate limit) is told to clients at login, so an SDK
     paces itself below it. `throttle` limits failed logins per account and per client address."""
@@ -85,19 +112,35 @@ def dispatch_routes(
 
     async def register(request: Request) -> Response:
         data = await _body(request)
-        user_id = await auth.register(
-            _field(data, "username"), _field(data, "password"), _field(data, "nickname")
-        )
+        username = _field(data, "username")
+        invite_code = data.get("invite_code", "")
+        if not isinstance(invite_code, str):
+            raise ImError(INVALID_ARGUMENT, "invite_code must be a string")
+        fields = {"username": _name(username), "ip": _address(request), "invited": bool(invite_code)}
+        try:
+            user_id = await auth.register(
+                username, _field(data, "password"), _field(data, "nickname"), invite_code
+            )
+        except ImError as exc:
+            outcome = _REGISTER_OUTCOMES.get(exc.code, "error")
+            metrics.REGISTRATIONS.labels(outcome=outcome).inc()
+            audit.event("register", outcome=outcome, reason=exc.message, **fields)
+            raise
+        metrics.REGISTRATIONS.labels(outcome="ok").inc()
+        audit.event("register", outcome="ok", user_id=user_id, **fields)
         return JSONResponse({"user_id": user_id}, status_code=201)
 
     async def login(request: Request) -> Response:
         data = await _body(request)
         username, password = _field(data, "username"), _field(data, "password")
         device_id = _field(data, "device_id")
-        address = request.client.host if request.client else ""
+        address = _address(request)
         key = username if isinstance(username, str) else repr(username)
+        fields = {"username": _name(username), "device_id": _name(device_id), "ip": address}
         wait = guard.retry_after(key, address)
         if wait:
+            metrics.LOGINS.labels(outcome="throttled").inc()
+            audit.event("login", outcome="throttled", reason=f"retry in {wait} s", **fields)
             return JSONResponse(
                 {"error": "rate_limited", "message": f"too many failed logins; retry in {wait} s"},
                 status_code=429,
@@ -108,8 +151,13 @@ def dispatch_routes(
         except ImError as exc:
             if exc.code == UNAUTHENTICATED:
                 guard.failed(key, address)
+            outcome = _LOGIN_OUTCOMES.get(exc.code, "error")
+            metrics.LOGINS.labels(outcome=outcome).inc()
+            audit.event("login", outcome=outcome, reason=exc.message, **fields)
             raise
         guard.succeeded(key)
+        metrics.LOGINS.labels(outcome="ok").inc()
+        audit.event("login", outcome="ok", user_id=result.user_id, **fields)
         return await session_response(result)
 
     async def session_response(result: LoginResult) -> Response:
@@ -127,15 +175,24 @@ def dispatch_routes(
         )
 
     async def openapi(_request: Request) -> Response:
-        return JSONResponse(openapi_document())
+        return JSONResponse(openapi_document(admin=admin_api))
 
     async def refresh(request: Request) -> Response:
         """A new token (and the next refresh token) without the password: what a reconnect uses."""
         data = await _body(request)
-        return await session_response(await auth.refresh(_field(data, "refresh_token")))
+        try:
+            result = await auth.refresh(_field(data, "refresh_token"))
+        except ImError as exc:
+            outcome = _LOGIN_OUTCOMES.get(exc.code, "error")
+            audit.event("refresh", outcome=outcome, reason=exc.message, ip=_address(request))
+            raise
+        audit.event("refresh", outcome="ok", user_id=result.user_id, ip=_address(request))
+        return await session_response(result)
 
     async def logout(request: Request) -> Response:
-        await auth.logout(await _bearer(request, auth))
+        claims = await _bearer(request, auth)
+        await auth.logout(claims)
+        audit.event("logout", user_id=claims.user_id, device_id=claims.device_id, ip=_address(request))
         return Response(status_code=204)
 
     async def allocate_gateway(request: Request) -> Response:

@@ -160,3 +160,13 @@ class StaticGatewayAllocator:
 
     async def allocate(self) -> GatewayAddress:
         return self._address
+
+
+class RegistryOnlineCount:
+    """admin API: open connections over every live gateway, as each last reported (every few seconds)."""
+
+    def __init__(self, registry: LiveNodes) -> None:
+        self._registry = registry
+
+    async def connections(self) -> int:
+        return sum(n.load for n in await self._registry.nodes("gateway"))

@@ -31,6 +31,8 @@ Close = Callable[[int, str], Awaitable[None]]
 Abort = Callable[[], None]
 SYNC_CREDITS_MAX = 4
 FAREWELL_SECONDS = 2.0  # how long a kicked or closed connection may take to get its last frames out
+_DROPPED_QUEUE_FULL = metrics.PUSH_DROPS.labels(reason="queue_full")
+_DROPPED_SEND_TIMEOUT = metrics.PUSH_DROPS.labels(reason="send_timeout")
 
 
 def _spawn(coro: Coroutine[Any, Any, None]) -> None:
@@ -139,6 +141,7 @@ class Connection:
         except TimeoutError:
             log.info("client stopped reading; connection aborted", extra={"user": self.user_id})
             metrics.WS_BAD_FRAMES.labels(code="SEND_TIMEOUT").inc()
+            _DROPPED_SEND_TIMEOUT.inc()
             self.abort()
         except Exception:  # the peer went away; the receive loop notices and cleans up
             self.closed = True
@@ -149,9 +152,11 @@ class Connection:
         if self.closed:
             return
         if self._queued >= self._max_queued:
+            _DROPPED_QUEUE_FULL.inc()
             self.abort()
             return
         self._queued += 1
+        metrics.PUSH_QUEUED.inc()
         _spawn(self._send_queued(data))
 
     async def _send_queued(self, data: bytes) -> None:
@@ -159,6 +164,7 @@ class Connection:
             await self.send(data)
         finally:
             self._queued -= 1
+            metrics.PUSH_QUEUED.dec()
 
     def abort(self) -> None:
         """Drop the TCP connection now, whatever is buffered for it (the receive loop then ends)."""

@@ -31,7 +31,9 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
 
     @translate_errors
     async def KickUser(self, request: ipb.KickUserInternalReq, context: Ctx) -> Any:
-        await self._hub.kick(request.user_id, request.device_id, request.keep_token_id, request.reason)
+        await self._hub.kick(
+            request.user_id, request.device_id, request.keep_token_id, request.reason, origin="remote"
+        )
         return ipb.KickUserResp(success=True)
 
     @translate_errors

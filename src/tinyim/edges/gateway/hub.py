@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from tinyim.infra import metrics
+from tinyim.infra import audit, metrics
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence import DeviceSession, GatewayLink, SessionDirectory, StatusView
 from tinyim.modules.presence.adapters.protobuf import status_info
@@ -58,7 +58,9 @@ class GatewayHub:
         for listener in self._listeners:  # first: the old connection's departure then changes nothing
             await listener.attached(conn)
         if old is not None and old is not conn:
-            await old.kick("logged in again on another device of this type")
+            reason = "logged in again on another device of this type"
+            await old.kick(reason)
+            self._audit_kick(old, reason, "same_gateway")
         await self._sessions.bind(self._session(conn))
 
     async def detach(self, conn: Connection) -> None:
@@ -113,11 +115,26 @@ class GatewayHub:
         for conn in self._by_user.get(user_id, {}).values():
             conn.send_soon(frame)
 
-    async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
+    async def kick(
+        self, user_id: int, device_id: str, keep_token_id: str, reason: str, origin: str = "this_process"
+    ) -> None:
+        """`origin`: who asked, for the audit log ("this_process", or "remote" over gRPC: a login, logout
+        or admin action handled by another server)."""
         for dev, conn in list(self._by_user.get(user_id, {}).items()):
             if (not device_id or dev == device_id) and conn.token_id != keep_token_id:
                 await conn.kick(reason)
+                self._audit_kick(conn, reason, origin)
                 await self.detach(conn)
+
+    def _audit_kick(self, conn: Connection, reason: str, origin: str) -> None:
+        audit.event(
+            "kick",
+            user_id=conn.user_id,
+            device_id=conn.device_id,
+            reason=reason,
+            gateway=self.gateway_id,
+            origin=origin,
+        )
 
     def _session(self, conn: Connection) -> DeviceSession:
         return DeviceSession(conn.user_id, conn.device_id, self.gateway_id, conn.conn_id)

@@ -1,14 +1,24 @@
 """auth: accounts, password hashes, tokens, one live session per (user, device type)."""
 
 from tinyim.kernel import UserProfile
-from tinyim.modules.auth.domain import DEVICE_TYPES, Account, LoginResult, TokenClaims
+from tinyim.modules.auth.domain import (
+    DEVICE_TYPES,
+    REGISTRATION_MODES,
+    Account,
+    AccountSummary,
+    Invite,
+    LoginResult,
+    TokenClaims,
+)
 from tinyim.modules.auth.ports import (
     AccountRepository,
+    AuthAdminApi,
     AuthApi,
     DeviceSessions,
     PasswordHasher,
     ProfileCache,
     RefreshTokenStore,
+    RegistrationStore,
     SessionKicker,
     TokenCodec,
     UsernameTaken,
@@ -17,15 +27,20 @@ from tinyim.modules.auth.service import AuthService
 
 __all__ = [
     "DEVICE_TYPES",
+    "REGISTRATION_MODES",
     "Account",
     "AccountRepository",
+    "AccountSummary",
+    "AuthAdminApi",
     "AuthApi",
     "AuthService",
     "DeviceSessions",
+    "Invite",
     "LoginResult",
     "PasswordHasher",
     "ProfileCache",
     "RefreshTokenStore",
+    "RegistrationStore",
     "SessionKicker",
     "TokenClaims",
     "TokenCodec",

@@ -20,6 +20,51 @@ class Account:
     username: str
     password_hash: str
     nickname: str
+    disabled: bool = False  # admin API: a disabled account cannot log in or refresh
+
+
+# ---------- admin API ----------
+# Who may register: everyone, nobody (an administrator creates nothing either: closed means closed), or
+# whoever holds an unused invite code.
+REGISTRATION_OPEN, REGISTRATION_CLOSED, REGISTRATION_INVITE = "open", "closed", "invite"
+REGISTRATION_MODES = (REGISTRATION_OPEN, REGISTRATION_CLOSED, REGISTRATION_INVITE)
+ADMIN_PAGE_MAX = 200
+INVITE_NOTE_MAX = 128
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """An account as an administrator sees it (never its password hash)."""
+
+    user_id: int
+    username: str
+    nickname: str
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """An invite code's record; the code itself is shown once, at creation, and stored as a hash."""
+
+    invite_id: int
+    note: str
+    created_at: int  # Unix seconds
+    expires_at: int  # 0 = never
+    used_by: int  # the user who registered with it; 0 = unused
+    revoked: bool
+
+
+def check_registration_mode(mode: object) -> str:
+    if mode not in REGISTRATION_MODES:
+        raise ImError(INVALID_ARGUMENT, f"registration mode must be one of {list(REGISTRATION_MODES)}")
+    return str(mode)
+
+
+def check_invite_note(note: object) -> str:
+    """An optional label for whom the code is meant."""
+    if note == "":
+        return ""
+    return check_display_text(note, "note", INVITE_NOTE_MAX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,24 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from tinyim.kernel import Privacy, UserProfile
-from tinyim.modules.auth.domain import Account, LoginResult, RefreshRecord, TokenClaims
+from tinyim.modules.auth.domain import (
+    Account,
+    AccountSummary,
+    Invite,
+    LoginResult,
+    RefreshRecord,
+    TokenClaims,
+)
 
 
 class AuthApi(Protocol):
     """Inbound: what edges and other roles ask of auth."""
 
-    async def register(self, username: str, password: str, nickname: str) -> int: ...
+    async def register(self, username: str, password: str, nickname: str, invite_code: str = "") -> int:
+        """PERMISSION_DENIED when registration is closed, or by invitation and the code is not a valid
+        unused one."""
+        ...
+
     async def login(self, username: str, password: str, device_id: str) -> LoginResult: ...
     async def verify_token(self, token: str) -> TokenClaims: ...
     async def logout(self, claims: TokenClaims) -> None: ...
@@ -35,6 +46,33 @@ class AuthApi(Protocol):
 
     async def privacy(self, user_id: int) -> Privacy: ...
     async def set_privacy(self, user_id: int, privacy: Privacy) -> Privacy: ...
+
+
+class AuthAdminApi(Protocol):
+    """Inbound: what the admin API (dispatch, behind the admin token) asks of auth."""
+
+    async def admin_users(self, query: str, after_user_id: int, limit: int) -> list[AccountSummary]:
+        """Accounts whose username or nickname starts with `query` (all when empty), ascending user id
+        above after_user_id."""
+        ...
+
+    async def admin_set_disabled(self, user_id: int, disabled: bool) -> AccountSummary:
+        """Disabling revokes every session and refresh token of the user and kicks their devices."""
+        ...
+
+    async def admin_reset_password(self, user_id: int, password: str) -> None:
+        """A new password; every session and refresh token of the user is revoked."""
+        ...
+
+    async def registration_mode(self) -> str: ...
+    async def set_registration_mode(self, mode: str) -> str: ...
+    async def create_invite(self, note: str, valid_seconds: int) -> tuple[Invite, str]:
+        """The new invite and its code (returned once; only its hash is kept)."""
+        ...
+
+    async def invites(self) -> list[Invite]: ...
+    async def revoke_invite(self, invite_id: int) -> None: ...
+    async def user_count(self) -> int: ...
 
 
 class ProfileCache(Protocol):
@@ -70,6 +108,39 @@ class AccountRepository(Protocol):
 
     async def set_privacy(self, user_id: int, privacy: Privacy) -> None: ...
 
+    # admin API
+    async def set_disabled(self, user_id: int, disabled: bool) -> bool:
+        """False when there is no such account."""
+        ...
+
+    async def list_accounts(self, query: str, after_user_id: int, limit: int) -> list[Account]:
+        """Username or nickname starting with query (LIKE wildcards literal), ascending user id."""
+        ...
+
+    async def count(self) -> int: ...
+
+
+class RegistrationStore(Protocol):
+    """admin API: the registration mode and invite codes (by SHA-256 hash)."""
+
+    async def mode(self) -> str:
+        """The stored mode; open when none was ever set."""
+        ...
+
+    async def set_mode(self, mode: str) -> None: ...
+    async def add_invite(self, code_hash: str, note: str, created_at: int, expires_at: int) -> Invite: ...
+    async def invites(self) -> list[Invite]: ...
+    async def claim_invite(self, code_hash: str, now: int) -> int | None:
+        """Take an unused, unrevoked, unexpired invite atomically; its id, or None."""
+        ...
+
+    async def finish_invite(self, invite_id: int, user_id: int) -> None: ...
+    async def release_invite(self, invite_id: int) -> None:
+        """Give a claimed invite back (the registration it was claimed for failed)."""
+        ...
+
+    async def revoke_invite(self, invite_id: int) -> bool: ...
+
 
 class DeviceSessions(Protocol):
     """Which token is the live one for each (user, device type): logging in again revokes the old one."""
@@ -78,6 +149,10 @@ class DeviceSessions(Protocol):
     async def current(self, user_id: int, device_id: str) -> str | None: ...
     async def revoke(self, user_id: int, device_id: str, token_id: str) -> None:
         """Forget the session if `token_id` is still the live one."""
+        ...
+
+    async def revoke_user(self, user_id: int) -> None:
+        """Forget every session of the user (admin API: disable, password reset)."""
         ...
 
 
@@ -93,6 +168,7 @@ class RefreshTokenStore(Protocol):
 
     async def revoke_family(self, family_id: str) -> None: ...
     async def revoke_device(self, user_id: int, device_id: str) -> None: ...
+    async def revoke_user(self, user_id: int) -> None: ...
 
 
 class PasswordHasher(Protocol):

@@ -7,13 +7,32 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from tinyim.kernel import CONFLICT, NOT_FOUND, UNAUTHENTICATED, ImError, Privacy, UserProfile
+from tinyim.kernel import (
+    CONFLICT,
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    UNAUTHENTICATED,
+    UNIMPLEMENTED,
+    ImError,
+    Privacy,
+    UserProfile,
+)
 from tinyim.modules.auth.domain import (
+    ADMIN_PAGE_MAX,
+    REGISTRATION_CLOSED,
+    REGISTRATION_INVITE,
+    REGISTRATION_OPEN,
+    Account,
+    AccountSummary,
+    Invite,
     LoginResult,
     TokenClaims,
     check_device,
+    check_invite_note,
     check_nickname,
     check_password,
+    check_registration_mode,
     check_username,
 )
 from tinyim.modules.auth.ports import (
@@ -22,6 +41,7 @@ from tinyim.modules.auth.ports import (
     PasswordHasher,
     ProfileCache,
     RefreshTokenStore,
+    RegistrationStore,
     SessionKicker,
     TokenCodec,
     UsernameTaken,
@@ -29,6 +49,10 @@ from tinyim.modules.auth.ports import (
 
 BAD_CREDENTIALS = "wrong username or password"
 BAD_REFRESH = "refresh token unknown, expired or revoked: log in with the password"
+ACCOUNT_DISABLED = "this account is disabled by an administrator"
+REGISTRATION_IS_CLOSED = "registration is closed on this server; ask its administrator for an account"
+INVITE_NEEDED = "registration on this server needs an invite code (field 'invite_code')"
+BAD_INVITE = "the invite code is unknown, used, expired or revoked"
 
 
 def _digest(refresh_token: str) -> str:
@@ -52,7 +76,9 @@ class AuthService:
         clock: Callable[[], float] = time.time,
         refresh_tokens: RefreshTokenStore | None = None,
         refresh_ttl_seconds: int = 30 * 24 * 3600,
+        registration: RegistrationStore | None = None,
     ) -> None:
+        self._registration = registration  # admin API: None = always open, no invites
         self._refresh = refresh_tokens
         self._refresh_ttl = refresh_ttl_seconds
         self._cache = profiles
@@ -65,15 +91,41 @@ class AuthService:
         self._clock = clock
         self._dummy_hash: str | None = None
 
-    async def register(self, username: str, password: str, nickname: str) -> int:
+    async def register(self, username: str, password: str, nickname: str, invite_code: str = "") -> int:
         username = check_username(username)
         password = check_password(password)
         nickname = check_nickname(nickname)
-        password_hash = await self._hasher.hash(password)
+        invite_id = await self._admit(invite_code)  # after validation: bad input never spends a code
         try:
-            return await self._accounts.add(username, password_hash, nickname)
-        except UsernameTaken:
-            raise ImError(CONFLICT, f"username {username!r} is taken") from None
+            password_hash = await self._hasher.hash(password)
+            user_id = await self._accounts.add(username, password_hash, nickname)
+        except BaseException as exc:
+            if invite_id and self._registration is not None:
+                await self._registration.release_invite(invite_id)
+            if isinstance(exc, UsernameTaken):
+                raise ImError(CONFLICT, f"username {username!r} is taken") from None
+            raise
+        if invite_id and self._registration is not None:
+            await self._registration.finish_invite(invite_id, user_id)
+        return user_id
+
+    async def _admit(self, invite_code: str) -> int:
+        """The invite this registration spends (0: none needed), or PERMISSION_DENIED."""
+        if self._registration is None:
+            return 0
+        mode = await self._registration.mode()
+        if mode == REGISTRATION_CLOSED:
+            raise ImError(PERMISSION_DENIED, REGISTRATION_IS_CLOSED)
+        if mode != REGISTRATION_INVITE:
+            return 0
+        if not isinstance(invite_code, str) or not invite_code:
+            raise ImError(PERMISSION_DENIED, INVITE_NEEDED)
+        if len(invite_code) > 256:
+            raise ImError(PERMISSION_DENIED, BAD_INVITE)
+        claimed = await self._registration.claim_invite(_digest(invite_code), int(self._clock()))
+        if claimed is None:
+            raise ImError(PERMISSION_DENIED, BAD_INVITE)
+        return claimed
 
     async def login(self, username: str, password: str, device_id: str) -> LoginResult:
         device_id = check_device(device_id)
@@ -85,6 +137,8 @@ class AuthService:
             raise ImError(UNAUTHENTICATED, BAD_CREDENTIALS)
         if not await self._hasher.verify(account.password_hash, password):
             raise ImError(UNAUTHENTICATED, BAD_CREDENTIALS)
+        if account.disabled:  # said only to whoever knows the password
+            raise ImError(PERMISSION_DENIED, ACCOUNT_DISABLED)
         if self._hasher.needs_rehash(account.password_hash):
             await self._accounts.set_password_hash(account.user_id, await self._hasher.hash(password))
         if self._refresh is not None:  # the previous session's refresh tokens go with it
@@ -97,6 +151,8 @@ class AuthService:
         if self._refresh is None or not isinstance(refresh_token, str) or not 16 <= len(refresh_token) <= 256:
             raise ImError(UNAUTHENTICATED, BAD_REFRESH)
         record = await self._refresh.consume(_digest(refresh_token))
+        if record is not None and await self._is_disabled(record.user_id):
+            raise ImError(PERMISSION_DENIED, ACCOUNT_DISABLED)
         if record is None or record.revoked or record.expires_at <= self._clock():
             raise ImError(UNAUTHENTICATED, BAD_REFRESH)
         if record.used:
@@ -184,7 +240,77 @@ class AuthService:
         await self._accounts.set_privacy(user_id, privacy)
         return await self.privacy(user_id)
 
+    # ---------- admin API ----------
+    async def admin_users(self, query: str, after_user_id: int, limit: int) -> list[AccountSummary]:
+        if not isinstance(query, str) or len(query) > 64:
+            raise ImError(INVALID_ARGUMENT, "query must be at most 64 characters")
+        limit = max(1, min(limit, ADMIN_PAGE_MAX))
+        return [_summary(a) for a in await self._accounts.list_accounts(query, after_user_id, limit)]
+
+    async def admin_set_disabled(self, user_id: int, disabled: bool) -> AccountSummary:
+        if not await self._accounts.set_disabled(user_id, disabled):
+            raise ImError(NOT_FOUND, f"user {user_id} does not exist")
+        if disabled:
+            await self._sign_out_everywhere(user_id, "account disabled by an administrator")
+        return _summary((await self._accounts.by_ids([user_id]))[user_id])
+
+    async def admin_reset_password(self, user_id: int, password: str) -> None:
+        password = check_password(password)
+        if user_id not in await self._accounts.by_ids([user_id]):
+            raise ImError(NOT_FOUND, f"user {user_id} does not exist")
+        await self._accounts.set_password_hash(user_id, await self._hasher.hash(password))
+        await self._sign_out_everywhere(user_id, "password reset by an administrator")
+
+    async def _sign_out_everywhere(self, user_id: int, reason: str) -> None:
+        """Every token and refresh token of the user stops working; connected devices are kicked
+        (on whichever gateway they are)."""
+        if self._refresh is not None:
+            await self._refresh.revoke_user(user_id)
+        await self._sessions.revoke_user(user_id)
+        await self._kicker.kick(user_id, "", "", reason)
+
+    async def _is_disabled(self, user_id: int) -> bool:
+        account = (await self._accounts.by_ids([user_id])).get(user_id)
+        return account is not None and account.disabled
+
+    def _policy(self) -> RegistrationStore:
+        if self._registration is None:
+            raise ImError(UNIMPLEMENTED, "this auth service has no registration store")
+        return self._registration
+
+    async def registration_mode(self) -> str:
+        return await self._registration.mode() if self._registration else REGISTRATION_OPEN
+
+    async def set_registration_mode(self, mode: str) -> str:
+        await self._policy().set_mode(check_registration_mode(mode))
+        return await self.registration_mode()
+
+    async def create_invite(self, note: str, valid_seconds: int) -> tuple[Invite, str]:
+        note = check_invite_note(note)
+        if not isinstance(valid_seconds, int) or not 0 <= valid_seconds <= 366 * 24 * 3600:
+            raise ImError(INVALID_ARGUMENT, "valid_seconds must be 0 (no expiry) to one year")
+        now = int(self._clock())
+        code = secrets.token_urlsafe(18)
+        invite = await self._policy().add_invite(
+            _digest(code), note, now, now + valid_seconds if valid_seconds else 0
+        )
+        return invite, code
+
+    async def invites(self) -> list[Invite]:
+        return await self._policy().invites()
+
+    async def revoke_invite(self, invite_id: int) -> None:
+        if not await self._policy().revoke_invite(invite_id):
+            raise ImError(NOT_FOUND, f"invite {invite_id} does not exist")
+
+    async def user_count(self) -> int:
+        return await self._accounts.count()
+
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
             self._dummy_hash = await self._hasher.hash(_DUMMY_PASSWORD)
         return self._dummy_hash
+
+
+def _summary(account: Account) -> AccountSummary:
+    return AccountSummary(account.user_id, account.username, account.nickname, account.disabled)

@@ -69,6 +69,15 @@ class RelationApi(Protocol):
     ) -> Group: ...
     async def dissolve_group(self, caller: Caller, group_id: int) -> None: ...
 
+    # admin API
+    async def admin_dissolve_group(self, group_id: int) -> Group:
+        """Dissolve any live group (its members get the group_dissolved notice); the group as it was."""
+        ...
+
+    async def group_count(self) -> int:
+        """Live groups."""
+        ...
+
     # online status: friends both ways, no block either way
     async def status_watchers(self, user_id: int) -> list[int]:
         """Everyone who may see user_id's online status."""
@@ -143,6 +152,10 @@ class RelationStore(Protocol):
 
     async def dissolve_group(self, group_id: int) -> bool:
         """status 1 -> 0 and the members removed, in one transaction; False when it was not live."""
+        ...
+
+    async def count_groups(self) -> int:
+        """Live groups (admin API: server stats)."""
         ...
 
 

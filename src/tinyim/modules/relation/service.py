@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tinyim.kernel import (
     ALREADY_EXISTS,
@@ -407,13 +408,26 @@ class RelationService:
         group = await self._group(group_id)
         if await self._store.role(group_id, caller.user_id) != GroupRole.OWNER:
             raise ImError(PERMISSION_DENIED, "only the group owner can dissolve the group")
-        members = await self._store.member_ids(group_id)
-        if not await self._store.dissolve_group(group_id):
-            raise ImError(NOT_FOUND, f"group {group_id} does not exist")
+        await self._dissolve(group, notice("group_dissolved", group_id=group_id, name=group.name))
+
+    async def _dissolve(self, group: Group, content: str) -> int:
+        """Dissolve and tell every former member; how many members it had."""
+        members = await self._store.member_ids(group.group_id)
+        if not await self._store.dissolve_group(group.group_id):
+            raise ImError(NOT_FOUND, f"group {group.group_id} does not exist")
         # the last message of the group: every former member gets it in the group conversation
-        await self._notices.to_group(
-            caller.user_id, group_id, members, notice("group_dissolved", group_id=group_id, name=group.name)
-        )
+        await self._notices.to_group(group.owner_id, group.group_id, members, content)
+        return len(members)
+
+    # ---------- admin API ----------
+    async def admin_dissolve_group(self, group_id: int) -> Group:
+        group = await self._group(group_id)
+        # the notice owner actions send, marked as an administrator's doing (still from the owner's seat)
+        content = notice("group_dissolved", group_id=group_id, name=group.name, by="admin")
+        return replace(group, member_count=await self._dissolve(group, content))
+
+    async def group_count(self) -> int:
+        return await self._store.count_groups()
 
     # ---------- online status ----------
     async def status_watchers(self, user_id: int) -> list[int]:

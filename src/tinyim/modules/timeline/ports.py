@@ -53,8 +53,16 @@ class NoticeApi(Protocol):
         self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
     ) -> None: ...
 
+    async def message_count(self) -> int:
+        """Messages stored (admin API: server stats)."""
+        ...
+
 
 class TimelineStore(Protocol):
+    async def count_messages(self) -> int:
+        """Message bodies stored (admin API: server stats)."""
+        ...
+
     async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
         """In ONE transaction: take the next seq of every owner, write the body and every index row.
 

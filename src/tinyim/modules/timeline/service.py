@@ -93,6 +93,9 @@ class TimelineWriter:
         if slots:
             await self.write(MessageBody(self.next_id(), sender_id, group_id, msg_type, content), slots, "")
 
+    async def message_count(self) -> int:
+        return await self._store.count_messages()
+
 
 class TimelineService:
     def __init__(

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from tinyim.infra.rpc import RoleChannels
 from tinyim.kernel import Privacy, UserProfile
-from tinyim.modules.auth.domain import LoginResult, TokenClaims
+from tinyim.modules.auth.domain import AccountSummary, Invite, LoginResult, TokenClaims
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_protocol_pb2 as pb
 
@@ -20,8 +20,10 @@ class GrpcAuthClient:
         self._remote = remote
         self._hashing_deadline = remote.deadline_seconds * HASHING_DEADLINE_FACTOR
 
-    async def register(self, username: str, password: str, nickname: str) -> int:
-        req = ipb.RegisterInternalReq(username=username, password=password, nickname=nickname)
+    async def register(self, username: str, password: str, nickname: str, invite_code: str = "") -> int:
+        req = ipb.RegisterInternalReq(
+            username=username, password=password, nickname=nickname, invite_code=invite_code
+        )
         resp = await self._remote.call(
             "Register", req, idempotent=False, deadline_seconds=self._hashing_deadline
         )
@@ -83,3 +85,47 @@ class GrpcAuthClient:
             "SetPrivacy", ipb.PrivacyInternalReq(user_id=user_id, settings=settings)
         )
         return Privacy(hide_from_nickname_search=resp.hide_from_nickname_search)
+
+    # ---------- admin API ----------
+    async def admin_users(self, query: str, after_user_id: int, limit: int) -> list[AccountSummary]:
+        req = ipb.AdminListUsersReq(query=query, after_user_id=after_user_id, limit=limit)
+        resp = await self._remote.call("AdminListUsers", req)
+        return [account_summary(u) for u in resp.users]
+
+    async def admin_set_disabled(self, user_id: int, disabled: bool) -> AccountSummary:
+        req = ipb.AdminSetDisabledReq(user_id=user_id, disabled=disabled)
+        return account_summary(await self._remote.call("AdminSetDisabled", req))
+
+    async def admin_reset_password(self, user_id: int, password: str) -> None:
+        req = ipb.AdminResetPasswordReq(user_id=user_id, password=password)
+        await self._remote.call("AdminResetPassword", req, deadline_seconds=self._hashing_deadline)
+
+    async def registration_mode(self) -> str:
+        return str((await self._remote.call("GetRegistration", ipb.Ack())).mode)
+
+    async def set_registration_mode(self, mode: str) -> str:
+        resp = await self._remote.call("SetRegistration", ipb.RegistrationPolicy(mode=mode))
+        return str(resp.mode)
+
+    async def create_invite(self, note: str, valid_seconds: int) -> tuple[Invite, str]:
+        req = ipb.CreateInviteReq(note=note, valid_seconds=valid_seconds)
+        # not idempotent: a retry would make a second code
+        resp = await self._remote.call("CreateInvite", req, idempotent=False)
+        return invite(resp.invite), resp.code
+
+    async def invites(self) -> list[Invite]:
+        return [invite(i) for i in (await self._remote.call("ListInvites", ipb.Ack())).invites]
+
+    async def revoke_invite(self, invite_id: int) -> None:
+        await self._remote.call("RevokeInvite", ipb.RevokeInviteReq(invite_id=invite_id))
+
+    async def user_count(self) -> int:
+        return int((await self._remote.call("CountUsers", ipb.Ack())).count)
+
+
+def account_summary(u: ipb.AdminUser) -> AccountSummary:
+    return AccountSummary(u.user_id, u.username, u.nickname, u.disabled)
+
+
+def invite(i: ipb.Invite) -> Invite:
+    return Invite(i.invite_id, i.note, i.created_at, i.expires_at, i.used_by, i.revoked)

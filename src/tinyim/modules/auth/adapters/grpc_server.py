@@ -8,9 +8,9 @@ from typing import Any
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, translate_errors
-from tinyim.kernel import Privacy
-from tinyim.modules.auth.domain import LoginResult, TokenClaims
-from tinyim.modules.auth.ports import AuthApi
+from tinyim.kernel import UNIMPLEMENTED, ImError, Privacy
+from tinyim.modules.auth.domain import AccountSummary, Invite, LoginResult, TokenClaims
+from tinyim.modules.auth.ports import AuthAdminApi, AuthApi
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb
@@ -28,12 +28,21 @@ def _login_resp(r: LoginResult) -> ipb.LoginInternalResp:
 
 
 class AuthServicer(ipb_grpc.AuthServiceServicer):
-    def __init__(self, auth: AuthApi) -> None:
+    def __init__(self, auth: AuthApi, admin: AuthAdminApi | None = None) -> None:
         self._auth = auth
+        self._admin_api = admin  # admin API: served only where the role's service is given
+
+    @property
+    def _admin(self) -> AuthAdminApi:
+        if self._admin_api is None:
+            raise ImError(UNIMPLEMENTED, "this auth server does not serve the admin API")
+        return self._admin_api
 
     @translate_errors
     async def Register(self, request: ipb.RegisterInternalReq, context: Ctx) -> Any:
-        user_id = await self._auth.register(request.username, request.password, request.nickname)
+        user_id = await self._auth.register(
+            request.username, request.password, request.nickname, request.invite_code
+        )
         return ipb.RegisterInternalResp(user_id=user_id)
 
     @translate_errors
@@ -91,14 +100,70 @@ class AuthServicer(ipb_grpc.AuthServiceServicer):
         wanted = Privacy(hide_from_nickname_search=request.settings.hide_from_nickname_search)
         return privacy_pb(await self._auth.set_privacy(request.user_id, wanted))
 
+    # ---------- admin API ----------
+    @translate_errors
+    async def AdminListUsers(self, request: ipb.AdminListUsersReq, context: Ctx) -> Any:
+        found = await self._admin.admin_users(request.query, request.after_user_id, request.limit)
+        return ipb.AdminUsersResp(users=[admin_user_pb(a) for a in found])
+
+    @translate_errors
+    async def AdminSetDisabled(self, request: ipb.AdminSetDisabledReq, context: Ctx) -> Any:
+        return admin_user_pb(await self._admin.admin_set_disabled(request.user_id, request.disabled))
+
+    @translate_errors
+    async def AdminResetPassword(self, request: ipb.AdminResetPasswordReq, context: Ctx) -> Any:
+        await self._admin.admin_reset_password(request.user_id, request.password)
+        return ipb.Ack()
+
+    @translate_errors
+    async def GetRegistration(self, request: ipb.Ack, context: Ctx) -> Any:
+        return ipb.RegistrationPolicy(mode=await self._admin.registration_mode())
+
+    @translate_errors
+    async def SetRegistration(self, request: ipb.RegistrationPolicy, context: Ctx) -> Any:
+        return ipb.RegistrationPolicy(mode=await self._admin.set_registration_mode(request.mode))
+
+    @translate_errors
+    async def CreateInvite(self, request: ipb.CreateInviteReq, context: Ctx) -> Any:
+        created, code = await self._admin.create_invite(request.note, request.valid_seconds)
+        return ipb.CreateInviteResp(invite=invite_pb(created), code=code)
+
+    @translate_errors
+    async def ListInvites(self, request: ipb.Ack, context: Ctx) -> Any:
+        return ipb.InviteList(invites=[invite_pb(i) for i in await self._admin.invites()])
+
+    @translate_errors
+    async def RevokeInvite(self, request: ipb.RevokeInviteReq, context: Ctx) -> Any:
+        await self._admin.revoke_invite(request.invite_id)
+        return ipb.Ack()
+
+    @translate_errors
+    async def CountUsers(self, request: ipb.Ack, context: Ctx) -> Any:
+        return ipb.Count(count=await self._admin.user_count())
+
+
+def admin_user_pb(a: AccountSummary) -> ipb.AdminUser:
+    return ipb.AdminUser(user_id=a.user_id, username=a.username, nickname=a.nickname, disabled=a.disabled)
+
+
+def invite_pb(i: Invite) -> ipb.Invite:
+    return ipb.Invite(
+        invite_id=i.invite_id,
+        note=i.note,
+        created_at=i.created_at,
+        expires_at=i.expires_at,
+        used_by=i.used_by,
+        revoked=i.revoked,
+    )
+
 
 def privacy_pb(p: Privacy) -> pb.PrivacySettings:
     return pb.PrivacySettings(hide_from_nickname_search=p.hide_from_nickname_search)
 
 
-def auth_registrar(auth: AuthApi) -> Registrar:
+def auth_registrar(auth: AuthApi, admin: AuthAdminApi | None = None) -> Registrar:
     def register(server: grpc.aio.Server) -> Sequence[str]:
-        ipb_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth), server)  # type: ignore[no-untyped-call]
+        ipb_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth, admin), server)  # type: ignore[no-untyped-call]
         return ["im.AuthService"]
 
     return register

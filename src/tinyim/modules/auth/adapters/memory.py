@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from tinyim.kernel import Privacy, UserProfile
-from tinyim.modules.auth.domain import Account, RefreshRecord
+from tinyim.modules.auth.domain import REGISTRATION_OPEN, Account, Invite, RefreshRecord
 from tinyim.modules.auth.ports import UsernameTaken
 
 
@@ -31,12 +31,30 @@ class InMemoryAccounts:
         return {uid: self.rows[uid] for uid in user_ids if uid in self.rows}
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        a = self.rows[user_id]
-        self.rows[user_id] = Account(a.user_id, a.username, password_hash, a.nickname)
+        self.rows[user_id] = replace(self.rows[user_id], password_hash=password_hash)
 
     async def set_nickname(self, user_id: int, nickname: str) -> None:
-        a = self.rows[user_id]
-        self.rows[user_id] = Account(a.user_id, a.username, a.password_hash, nickname)
+        self.rows[user_id] = replace(self.rows[user_id], nickname=nickname)
+
+    # admin API
+    async def set_disabled(self, user_id: int, disabled: bool) -> bool:
+        if user_id not in self.rows:
+            return False
+        self.rows[user_id] = replace(self.rows[user_id], disabled=disabled)
+        return True
+
+    async def list_accounts(self, query: str, after_user_id: int, limit: int) -> list[Account]:
+        wanted = _fold(query)
+        found = [
+            a
+            for uid, a in sorted(self.rows.items())
+            if uid > after_user_id
+            and (_fold(a.username).startswith(wanted) or _fold(a.nickname).startswith(wanted))
+        ]
+        return found[:limit]
+
+    async def count(self) -> int:
+        return len(self.rows)
 
     # user search
     async def search_nickname(self, prefix: str, after_user_id: int, limit: int) -> list[UserProfile]:
@@ -105,6 +123,10 @@ class InMemoryDeviceSessions:
         if self.live.get((user_id, device_id)) == token_id:
             del self.live[(user_id, device_id)]
 
+    async def revoke_user(self, user_id: int) -> None:
+        for key in [k for k in self.live if k[0] == user_id]:
+            del self.live[key]
+
 
 class InMemoryRefreshTokens:
     def __init__(self) -> None:
@@ -130,3 +152,56 @@ class InMemoryRefreshTokens:
         for h, r in self.rows.items():
             if (r.user_id, r.device_id) == (user_id, device_id):
                 self.rows[h] = replace(r, revoked=True)
+
+    async def revoke_user(self, user_id: int) -> None:
+        for h, r in self.rows.items():
+            if r.user_id == user_id:
+                self.rows[h] = replace(r, revoked=True)
+
+
+class InMemoryRegistration:
+    """admin API: the registration mode and invites of one process (tests; SQL in every deployment)."""
+
+    def __init__(self) -> None:
+        self.current = REGISTRATION_OPEN
+        self.rows: dict[int, Invite] = {}
+        self.hashes: dict[str, int] = {}  # code hash -> invite id
+        self.claimed: set[int] = set()
+
+    async def mode(self) -> str:
+        return self.current
+
+    async def set_mode(self, mode: str) -> None:
+        self.current = mode
+
+    async def add_invite(self, code_hash: str, note: str, created_at: int, expires_at: int) -> Invite:
+        invite = Invite(len(self.rows) + 1, note, created_at, expires_at, 0, False)
+        self.rows[invite.invite_id] = invite
+        self.hashes[code_hash] = invite.invite_id
+        return invite
+
+    async def invites(self) -> list[Invite]:
+        return [self.rows[i] for i in sorted(self.rows)]
+
+    async def claim_invite(self, code_hash: str, now: int) -> int | None:
+        invite_id = self.hashes.get(code_hash)
+        if invite_id is None or invite_id in self.claimed:
+            return None
+        invite = self.rows[invite_id]
+        if invite.revoked or (invite.expires_at and invite.expires_at <= now):
+            return None
+        self.claimed.add(invite_id)
+        return invite_id
+
+    async def finish_invite(self, invite_id: int, user_id: int) -> None:
+        self.rows[invite_id] = replace(self.rows[invite_id], used_by=user_id)
+
+    async def release_invite(self, invite_id: int) -> None:
+        if self.rows[invite_id].used_by == 0:
+            self.claimed.discard(invite_id)
+
+    async def revoke_invite(self, invite_id: int) -> bool:
+        if invite_id not in self.rows:
+            return False
+        self.rows[invite_id] = replace(self.rows[invite_id], revoked=True)
+        return True

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Integer,
     SmallInteger,
     String,
     Table,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -20,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tinyim.infra.db import Database, is_unique_violation, metadata, upsert
 from tinyim.kernel import Privacy, UserProfile
-from tinyim.modules.auth.domain import Account, RefreshRecord
+from tinyim.modules.auth.domain import REGISTRATION_OPEN, Account, Invite, RefreshRecord
 from tinyim.modules.auth.ports import UsernameTaken
 
 im_user = Table(
@@ -33,6 +36,7 @@ im_user = Table(
     Column("created_at", DateTime),
     Column("updated_at", DateTime),
     Column("nickname_searchable", SmallInteger),  # user search: 0 = opted out of nickname search
+    Column("disabled", SmallInteger, nullable=False, server_default="0"),  # admin API: 1 = may not log in
 )
 
 im_device_session = Table(
@@ -58,8 +62,38 @@ im_refresh_token = Table(
 )
 
 
+# admin API: registration mode (and any later server-wide switch) and invite codes
+im_setting = Table(
+    "im_setting",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+im_invite = Table(
+    "im_invite",
+    metadata,
+    Column("invite_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("note", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),  # 0 = never
+    Column("claimed", SmallInteger, nullable=False),  # 1 from the moment a registration takes it
+    Column("used_by", BigInteger, nullable=False),  # 0 = unused
+    Column("revoked", SmallInteger, nullable=False),
+)
+
+REGISTRATION_MODE = "registration_mode"
+
+
 def _account(row: object) -> Account:
-    return Account(row.user_id, row.username, row.password, row.nickname)  # type: ignore[attr-defined]
+    r: Any = row
+    return Account(r.user_id, r.username, r.password, r.nickname, bool(r.disabled))
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern for `prefix%` with the wildcards of prefix taken literally (escape '!')."""
+    return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 class SqlAccounts:
@@ -113,7 +147,7 @@ class SqlAccounts:
     # ---------- user search ----------
     async def search_nickname(self, prefix: str, after_user_id: int, limit: int) -> list[UserProfile]:
         u = im_user
-        pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        pattern = _like_prefix(prefix)
         query = (
             select(u.c.user_id, u.c.username, u.c.nickname)
             # LIKE compares Latin letters case-insensitively on SQLite and on MySQL/MariaDB's utf8mb4
@@ -143,6 +177,121 @@ class SqlAccounts:
                 .where(im_user.c.user_id == user_id)
                 .values(nickname_searchable=0 if privacy.hide_from_nickname_search else 1)
             )
+
+    # ---------- admin API ----------
+    async def set_disabled(self, user_id: int, disabled: bool) -> bool:
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(im_user)
+                .where(im_user.c.user_id == user_id)
+                .values(disabled=1 if disabled else 0, updated_at=func.now())
+            )
+        # MySQL counts changed rows: setting the value it already has reports 0
+        return result.rowcount == 1 or await self._exists(user_id)
+
+    async def _exists(self, user_id: int) -> bool:
+        async with self._db.read(fresh=True) as conn:
+            found = await conn.execute(select(im_user.c.user_id).where(im_user.c.user_id == user_id))
+            return found.first() is not None
+
+    async def list_accounts(self, query: str, after_user_id: int, limit: int) -> list[Account]:
+        u = im_user
+        conditions = [u.c.user_id > after_user_id]
+        if query:
+            pattern = _like_prefix(query)
+            conditions.append(
+                or_(u.c.username.like(pattern, escape="!"), u.c.nickname.like(pattern, escape="!"))
+            )
+        statement = select(u).where(*conditions).order_by(u.c.user_id).limit(limit)
+        async with self._db.read(fresh=True) as conn:
+            rows = (await conn.execute(statement)).all()
+        return [_account(r) for r in rows]
+
+    async def count(self) -> int:
+        async with self._db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(im_user))).scalar_one())
+
+
+class SqlRegistration:
+    """admin API: the registration mode in `im_setting`, invite codes in `im_invite` (hashes only)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def mode(self) -> str:
+        query = select(im_setting.c.value).where(im_setting.c.name == REGISTRATION_MODE)
+        async with self._db.read(fresh=True) as conn:
+            row = (await conn.execute(query)).first()
+        return str(row.value) if row else REGISTRATION_OPEN
+
+    async def set_mode(self, mode: str) -> None:
+        async with self._db.write() as conn:
+            values = {"name": REGISTRATION_MODE, "value": mode}
+            await conn.execute(upsert(conn, im_setting, ("name",), values))
+
+    async def add_invite(self, code_hash: str, note: str, created_at: int, expires_at: int) -> Invite:
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                im_invite.insert().values(
+                    code_hash=code_hash,
+                    note=note,
+                    created_at=created_at,
+                    expires_at=expires_at,
+                    claimed=0,
+                    used_by=0,
+                    revoked=0,
+                )
+            )
+            invite_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        return Invite(invite_id, note, created_at, expires_at, 0, False)
+
+    async def invites(self) -> list[Invite]:
+        async with self._db.read(fresh=True) as conn:
+            rows = (await conn.execute(select(im_invite).order_by(im_invite.c.invite_id))).all()
+        return [
+            Invite(r.invite_id, r.note, r.created_at, r.expires_at, r.used_by, bool(r.revoked)) for r in rows
+        ]
+
+    async def claim_invite(self, code_hash: str, now: int) -> int | None:
+        i = im_invite
+        async with self._db.write() as conn:
+            row = (await conn.execute(select(i.c.invite_id).where(i.c.code_hash == code_hash))).first()
+            if row is None:
+                return None
+            # one UPDATE decides: of two registrations with the same code, one gets rowcount 1
+            taken = await conn.execute(
+                update(i)
+                .where(
+                    i.c.invite_id == row.invite_id,
+                    i.c.claimed == 0,
+                    i.c.revoked == 0,
+                    or_(i.c.expires_at == 0, i.c.expires_at > now),
+                )
+                .values(claimed=1)
+            )
+        return int(row.invite_id) if taken.rowcount == 1 else None
+
+    async def finish_invite(self, invite_id: int, user_id: int) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(im_invite).where(im_invite.c.invite_id == invite_id).values(used_by=user_id)
+            )
+
+    async def release_invite(self, invite_id: int) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(im_invite)
+                .where(im_invite.c.invite_id == invite_id, im_invite.c.used_by == 0)
+                .values(claimed=0)
+            )
+
+    async def revoke_invite(self, invite_id: int) -> bool:
+        async with self._db.write() as conn:
+            await conn.execute(update(im_invite).where(im_invite.c.invite_id == invite_id).values(revoked=1))
+            found = await conn.execute(
+                select(im_invite.c.invite_id).where(im_invite.c.invite_id == invite_id)
+            )
+            return found.first() is not None
 
 
 class SqlDeviceSessions:
@@ -179,6 +328,10 @@ class SqlDeviceSessions:
                     im_device_session.c.token_id == token_id,
                 )
             )
+
+    async def revoke_user(self, user_id: int) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(delete(im_device_session).where(im_device_session.c.user_id == user_id))
 
 
 class SqlRefreshTokens:
@@ -228,3 +381,8 @@ class SqlRefreshTokens:
                 .where(t.c.user_id == user_id, t.c.device_id == device_id, t.c.revoked == 0)
                 .values(revoked=1)
             )
+
+    async def revoke_user(self, user_id: int) -> None:
+        async with self._db.write() as conn:
+            t = im_refresh_token
+            await conn.execute(update(t).where(t.c.user_id == user_id, t.c.revoked == 0).values(revoked=1))

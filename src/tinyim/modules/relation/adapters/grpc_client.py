@@ -166,6 +166,14 @@ class GrpcRelationClient:
         req = ipb.GroupDissolveInternalReq(ctx=context_of(caller), req=pb.GroupDissolveReq(group_id=group_id))
         await self._remote.call("DissolveGroup", req, idempotent=False)
 
+    # admin API
+    async def admin_dissolve_group(self, group_id: int) -> Group:
+        req = ipb.AdminGroupReq(group_id=group_id)
+        return group(await self._remote.call("AdminDissolveGroup", req, idempotent=False))
+
+    async def group_count(self) -> int:
+        return int((await self._remote.call("CountGroups", ipb.Ack())).count)
+
     # ---------- online status ----------
     async def status_watchers(self, user_id: int) -> list[int]:
         resp = await self._remote.call("StatusWatchers", ipb.StatusWatchersReq(user_id=user_id))

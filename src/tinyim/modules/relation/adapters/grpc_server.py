@@ -182,6 +182,15 @@ class UserServicer(ipb_grpc.UserServiceServicer):
         await self._relation.dissolve_group(caller_of(request.ctx), request.req.group_id)
         return pb.GroupDissolveResp(success=True)
 
+    # admin API
+    @translate_errors
+    async def AdminDissolveGroup(self, request: ipb.AdminGroupReq, context: Ctx) -> Any:
+        return group_info(await self._relation.admin_dissolve_group(request.group_id))
+
+    @translate_errors
+    async def CountGroups(self, request: ipb.Ack, context: Ctx) -> Any:
+        return ipb.Count(count=await self._relation.group_count())
+
     # ---------- online status ----------
     @translate_errors
     async def StatusWatchers(self, request: ipb.StatusWatchersReq, context: Ctx) -> Any:

@@ -156,6 +156,9 @@ class InMemoryRelationStore:
         self.group_members.pop(group_id, None)
         return True
 
+    async def count_groups(self) -> int:
+        return len(self.groups)
+
 
 class InMemoryRateLimiter:
     """Fixed-window counters of one process (the Redis one is shared by every process of the role)."""

@@ -381,3 +381,8 @@ class SqlRelationStore:
                 return False
             await conn.execute(delete(m).where(m.c.group_id == group_id))
         return True
+
+    async def count_groups(self) -> int:
+        query = select(func.count()).select_from(im_group).where(im_group.c.status == 1)
+        async with self._db.read() as conn:
+            return int((await conn.execute(query)).scalar_one())

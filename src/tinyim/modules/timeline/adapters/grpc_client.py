@@ -85,6 +85,9 @@ class GrpcTimelineClient:
         )
         await self._remote.call("PostNotice", req, idempotent=False)
 
+    async def message_count(self) -> int:
+        return int((await self._remote.call("CountMessages", ipb.Ack())).count)
+
     # conversation list, pin/mute, recall, group read counts
     async def conversations(self, caller: Caller, limit: int, cursor: str) -> ConversationPage:
         req = pb.ConversationListReq(limit=limit, cursor=cursor)

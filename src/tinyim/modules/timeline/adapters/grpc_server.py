@@ -74,6 +74,10 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
         )
         return ipb.Ack()
 
+    @translate_errors
+    async def CountMessages(self, request: ipb.Ack, context: Ctx) -> Any:
+        return ipb.Count(count=await self._notices.message_count())
+
     # conversation list, pin/mute, recall, group read counts
     @translate_errors
     async def ListConversations(self, request: ipb.ConvListInternalReq, context: Ctx) -> Any:

@@ -227,3 +227,7 @@ class InMemoryTimelineStore:
             )
             out.append(ReadCount(msg_id, read, len(copies)))
         return out
+
+    # admin API: server stats
+    async def count_messages(self) -> int:
+        return len(self.bodies)

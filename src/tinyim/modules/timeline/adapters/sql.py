@@ -572,3 +572,8 @@ class SqlTimelineStore:
         async with self._db.read(fresh=True) as conn:
             value = await conn.scalar(select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == owner_id))
         return int(value or 0)
+
+    # admin API: server stats (a full count: an operator's question, not a hot path)
+    async def count_messages(self) -> int:
+        async with self._db.read() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(im_message_body)) or 0)
