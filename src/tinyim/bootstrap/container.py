@@ -58,6 +58,7 @@ from tinyim.modules.relation.adapters.redis import RedisRateLimiter
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
+from tinyim.modules.timeline.adapters.protobuf import inline_messages
 from tinyim.modules.timeline.adapters.push import FramePushNotifier
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
@@ -261,7 +262,10 @@ class Container(containers.DeclarativeContainer):
     )
     # read receipts and conversation changes reach devices as client frames through presence
     timeline_pushes = providers.Singleton(FramePushNotifier, presence)
-    timeline_writer = providers.Singleton(TimelineWriter, timeline_store, ids, presence)
+    # small messages ride in their push signal as each owner's MessageData (no sync for a device one behind)
+    timeline_writer = providers.Singleton(
+        TimelineWriter, timeline_store, ids, presence, inline=providers.Object(inline_messages)
+    )
     remote_timeline = providers.Singleton(
         GrpcTimelineClient,
         providers.Singleton(RoleChannels, "msg", directory, channels, MsgServiceStub, deadline),
