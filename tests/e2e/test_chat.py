@@ -50,7 +50,7 @@ async def test_a_steady_conversation_needs_no_sync_per_message(deployment: Serve
                 syncs[name] += 1
                 return list(await real())
 
-            client.sync = sync  # type: ignore[method-assign]
+            client.sync = sync  # type: ignore[method-assign,assignment]
 
         counting("a", a)
         counting("b", b)
