@@ -62,11 +62,14 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class PushTarget:
-    """A signal for one user's devices: 'your timeline now reaches max_seq'. `except_device` already knows."""
+    """A signal for one user's devices: 'your timeline now reaches max_seq'. `except_device` already knows.
+    `message` is the new message as the owner's client `MessageData` (serialized), when it is small enough
+    to ride in the push: a device just one seq behind applies it without a sync."""
 
     user_id: int
     max_seq: int
     except_device: str = ""
+    message: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     recall_window_seconds: float = Field(default=120.0, gt=0)  # a sender recalls within this
     # false: messages no longer maintain the conversation list (only to measure its cost: `make bench`)
     conversation_list: bool = True
+    # the messaging rules (friendship, blocks, group members) a send checks, kept in the msg role's memory
+    # and forgotten on every change (Redis pub/sub across processes); this long at most (0 = no cache)
+    rules_cache_seconds: float = Field(default=60.0, ge=0)
     # user search: searches (pages) per user per minute
     search_per_minute: int = Field(default=30, ge=1)
     # online status: away after this long without a request on every device; a device of a gateway that

@@ -37,6 +37,33 @@ async def test_register_login_and_chat_both_ways(deployment: Served) -> None:
         assert back.seq_id == sent.seq_id + 1 == a.local_max_seq
 
 
+async def test_a_steady_conversation_needs_no_sync_per_message(deployment: Served) -> None:
+    """Small messages ride in their push and a sender knows its own: neither side pulls per message."""
+    alice, alice_id, bob, bob_id = await friend_pair(deployment.base_url)
+    async with online(deployment.base_url, alice) as a, online(deployment.base_url, bob) as b:
+        syncs = {"a": 0, "b": 0}
+
+        def counting(name: str, client: Client) -> None:
+            real = client.sync
+
+            async def sync() -> list[object]:
+                syncs[name] += 1
+                return list(await real())
+
+            client.sync = sync  # type: ignore[method-assign,assignment]
+
+        counting("a", a)
+        counting("b", b)
+        for i in range(10):
+            await a.send_text(bob_id, f"ping {i}")
+            assert (await b.next_message()).content == f"ping {i}"
+            await b.send_text(alice_id, f"pong {i}")
+            assert (await a.next_message()).content == f"pong {i}"
+        assert a.local_max_seq == b.local_max_seq  # both timelines hold all 20 (plus the same notices)
+        # 40 deliveries and acks; before inline pushes each one cost a sync (a race may still cost one)
+        assert syncs["a"] + syncs["b"] <= 2, syncs
+
+
 async def test_offline_user_gets_everything_in_order_on_reconnect(deployment: Served) -> None:
     alice, _, bob, bob_id = await friend_pair(deployment.base_url)
     store = MemorySeqStore()

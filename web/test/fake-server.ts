@@ -115,10 +115,15 @@ export class FakeServer {
     clientConfig: async () => ({ heartbeatSeconds: 20 }),
   };
 
-  /** A message from someone else lands in the user's timeline; connected sockets get a push. */
-  incoming(from: bigint, content: string, groupId = 0n, type = 0): pb.MessageData {
+  /**
+   * A message from someone else lands in the user's timeline; connected sockets get a push, which carries
+   * the message itself when `inline` (as the real server does for small messages), and none when `silent`.
+   */
+  incoming(from: bigint, content: string, groupId = 0n, type = 0, opts: { inline?: boolean; silent?: boolean } = {}): pb.MessageData {
     const m = this.append({ senderId: from, receiverId: groupId ? 0n : this.userId, groupId, content, type, isSender: false });
-    for (const s of this.sockets) s.deliver(Cmd.MSG_PUSH_NOTIFY, toBinary(pb.MsgPushNotifySchema, create(pb.MsgPushNotifySchema, { maxSeqId: m.seqId })));
+    if (opts.silent) return m;
+    const push = create(pb.MsgPushNotifySchema, { maxSeqId: m.seqId, msgs: opts.inline ? [m] : [] });
+    for (const s of this.sockets) s.deliver(Cmd.MSG_PUSH_NOTIFY, toBinary(pb.MsgPushNotifySchema, push));
     return m;
   }
 

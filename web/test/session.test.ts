@@ -76,6 +76,35 @@ describe("Session", () => {
     expect(last.minSeq).toBe(1n);
   });
 
+  it("applies a message that rides in its push without a sync, and syncs when one is missing", async () => {
+    const { session, server } = setup();
+    await session.login("me", "password1");
+    await vi.waitFor(() => expect(session.state.status).toBe("online"));
+    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
+    const before = syncs(server).length;
+    server.incoming(BOB, "inline", 0n, 0, { inline: true });
+    await vi.waitFor(() => expect(session.state.convs[0]?.last.content).toBe("inline"));
+    expect(syncs(server).length).toBe(before); // applied from the push
+    server.incoming(BOB, "lost push", 0n, 0, { silent: true });
+    server.incoming(BOB, "after the gap", 0n, 0, { inline: true });
+    await vi.waitFor(() => expect(session.state.localMaxSeq).toBe(3n));
+    expect(syncs(server)).toHaveLength(before + 1); // seq 2 was missing: one sync brought 2 and 3
+    expect(session.state.convs[0]!.unread).toBe(3);
+  });
+
+  it("knows its own send when it is the next seq: no sync, and the outbox empties", async () => {
+    const { session, server } = setup();
+    await session.login("me", "password1");
+    await vi.waitFor(() => expect(session.state.status).toBe("online"));
+    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
+    const before = syncs(server).length;
+    session.send(`u:${BOB}`, "mine");
+    await vi.waitFor(() => expect(session.state.localMaxSeq).toBe(1n));
+    expect(session.state.outbox).toHaveLength(0);
+    expect(session.state.convs[0]!.last.content).toBe("mine");
+    expect(syncs(server)).toHaveLength(before);
+  });
+
   const sent = (server: FakeServer) =>
     server.requests.filter((r) => r.cmd === Cmd.MSG_SEND_REQ).map((r) => (r.body as pb.MsgSendReq).clientMsgId);
 

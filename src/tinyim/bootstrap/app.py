@@ -30,6 +30,7 @@ from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_i
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.files.role import ROLES as FILE_ROLES
+from tinyim.modules.relation.adapters.change_feed import RedisChangeFeed
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.settings import Settings
@@ -123,6 +124,11 @@ def build_app(settings: Settings) -> Starlette:
                 stack.callback(sweeper.cancel)
                 gateway = await resolve(container.websocket_gateway)
                 app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))
+            if "msg" in roles:  # the rules caches hear of relation changes made in other processes
+                feed = await resolve(container.relation_changes)
+                if isinstance(feed, RedisChangeFeed):
+                    listener = asyncio.create_task(feed.run())
+                    stack.callback(listener.cancel)
             loads = {}
             for entry in (e for e in FILE_ROLES if e.name in roles):  # files module: routes, listeners
                 if entry.routes is not None:

@@ -58,12 +58,15 @@ from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemoryPresenceStore, InMemorySessionDirectory
 from tinyim.modules.presence.adapters.redis import RedisPresenceStore, RedisSessionDirectory
 from tinyim.modules.relation import RelationService
+from tinyim.modules.relation.adapters.change_feed import LocalChangeFeed, RedisChangeFeed
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter
 from tinyim.modules.relation.adapters.redis import RedisRateLimiter
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
+from tinyim.modules.relation.rules_cache import CachedMessagingRules, MessagingRules
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
+from tinyim.modules.timeline.adapters.protobuf import inline_messages
 from tinyim.modules.timeline.adapters.push import FramePushNotifier
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
@@ -153,6 +156,15 @@ def metrics_token(settings: Settings) -> str:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+def cached_rules(rules: MessagingRules, feed: LocalChangeFeed, ttl_seconds: float) -> MessagingRules:
+    """The messaging rules behind a cache the change feed empties (ttl 0: no cache)."""
+    if ttl_seconds <= 0:
+        return rules
+    cache = CachedMessagingRules(rules, live=feed.live, ttl_seconds=ttl_seconds)
+    feed.subscribe(cache)
+    return cache
 
 
 def placed(settings: Any, role: str) -> Any:
@@ -269,12 +281,21 @@ class Container(containers.DeclarativeContainer):
     )
     # read receipts and conversation changes reach devices as client frames through presence
     timeline_pushes = providers.Singleton(FramePushNotifier, presence)
-    timeline_writer = providers.Singleton(TimelineWriter, timeline_store, ids, presence)
+    # small messages ride in their push signal as each owner's MessageData (no sync for a device one behind)
+    timeline_writer = providers.Singleton(
+        TimelineWriter, timeline_store, ids, presence, inline=providers.Object(inline_messages)
+    )
     remote_timeline = providers.Singleton(
         GrpcTimelineClient,
         providers.Singleton(RoleChannels, "msg", directory, channels, MsgServiceStub, deadline),
     )
     notices = providers.Selector(placed(settings, "msg"), local=timeline_writer, remote=remote_timeline)
+    # friendship / block / membership changes, told to the rules caches (here, and in others via Redis)
+    relation_changes = providers.Selector(
+        shared_state,
+        memory=providers.Singleton(LocalChangeFeed),
+        redis=providers.Singleton(RedisChangeFeed, redis, keys),
+    )
     relation = providers.Selector(
         placed(settings, "user"),
         local=providers.Singleton(
@@ -291,11 +312,16 @@ class Container(containers.DeclarativeContainer):
             searches_per_minute=settings.provided.search_per_minute,
             # online status: a block or a delete clears what the other side's devices show
             status=providers.Singleton(PresenceAsStatusNotices, presence),
+            changes=relation_changes,
         ),
         remote=providers.Singleton(
             GrpcRelationClient,
             providers.Singleton(RoleChannels, "user", directory, channels, UserServiceStub, deadline),
         ),
+    )
+    # every send's rule check (friends? blocked? members?) from memory until a change is announced
+    messaging_rules = providers.Singleton(
+        cached_rules, relation, relation_changes, settings.provided.rules_cache_seconds
     )
     timeline = providers.Selector(
         placed(settings, "msg"),
@@ -303,7 +329,7 @@ class Container(containers.DeclarativeContainer):
             TimelineService,
             store=timeline_store,
             writer=timeline_writer,
-            policy=relation,
+            policy=messaging_rules,
             notifier=timeline_pushes,
             max_content_bytes=settings.provided.max_content_bytes,
             sync_page_default=settings.provided.sync_page_default,

@@ -23,7 +23,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -233,6 +233,10 @@ class Client:
         self._send_lock = asyncio.Lock()
         self._sync_lock = asyncio.Lock()
         self._sync_again = False
+        self._need_sync = False
+        # Messages that arrived without a sync (inside a push, or this device's own sends), applied in
+        # order by the sync task when they continue local_max_seq; a gap means a sync instead.
+        self._pushed: deque[list[pb.MessageData]] = deque()
         self._sync_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -371,9 +375,14 @@ class Client:
                 resp = await self.request(Cmd.CMD_MSG_SEND_REQ, req)
                 assert isinstance(resp, pb.MsgSendResp)
                 if resp.seq_id > self.local_max_seq:
-                    # This device gets no push for its own message; sync so the local timeline (and the
-                    # stored local_max_seq) covers it and whatever came before it.
-                    self._schedule_sync()
+                    # This device gets no push for its own message. When it is the next seq, the device
+                    # knows it already; otherwise a sync covers it and whatever came before it.
+                    own = pb.MessageData(
+                        msg_id=resp.msg_id, seq_id=resp.seq_id, sender_id=self.user_id,
+                        receiver_id=receiver_id, group_id=group_id, type=cast(Any, msg_type),
+                        content=content, create_time=resp.send_time, client_msg_id=cmid, is_sender=True,
+                    )  # fmt: skip
+                    self._schedule_sync([own])
                 return Sent(resp.msg_id, resp.seq_id, resp.send_time, resp.duplicate, cmid)
             except (ConnectionLost, TimeoutError):
                 if self.kicked.is_set() or self._closing or time.monotonic() > deadline:
@@ -407,23 +416,44 @@ class Client:
                 )
                 resp = await self.request(Cmd.CMD_MSG_SYNC_REQ, req)
                 assert isinstance(resp, pb.MsgSyncResp)
-                for m in resp.msgs:
-                    if m.seq_id <= self.local_max_seq:
-                        continue
-                    msg = self._message(m)
-                    self.local_max_seq = m.seq_id
-                    if msg.is_mine and msg.client_msg_id in self._sent_here and not self._echo_own:
-                        continue
-                    got.append(msg)
-                    await self._deliver(msg)
-                if resp.msgs:
-                    self._seq_store.save(self.user_id, self.device_id, self.local_max_seq)
-                    async with self._seq_changed:
-                        self._seq_changed.notify_all()
+                got += await self._take(resp.msgs)
                 if not resp.has_more:
                     return got
                 if not resp.msgs:
                     await asyncio.sleep(0.2)  # the server stopped before a seq still being written
+
+    async def _take(self, msgs: Iterable[pb.MessageData]) -> list[Message]:
+        """Apply messages that continue the local timeline (in seq order; older ones are skipped)."""
+        got: list[Message] = []
+        before = self.local_max_seq
+        for m in msgs:
+            if m.seq_id <= self.local_max_seq:
+                continue
+            msg = self._message(m)
+            self.local_max_seq = m.seq_id
+            if msg.is_mine and msg.client_msg_id in self._sent_here and not self._echo_own:
+                continue
+            got.append(msg)
+            await self._deliver(msg)
+        if self.local_max_seq != before:
+            self._seq_store.save(self.user_id, self.device_id, self.local_max_seq)
+            async with self._seq_changed:
+                self._seq_changed.notify_all()
+        return got
+
+    async def _apply_pushed(self) -> bool:
+        """Apply what came without a sync; False when it does not continue local_max_seq (sync then)."""
+        async with self._sync_lock:
+            while self._pushed:
+                msgs = [m for m in self._pushed.popleft() if m.seq_id > self.local_max_seq]
+                if not msgs:
+                    continue
+                expected = range(self.local_max_seq + 1, self.local_max_seq + 1 + len(msgs))
+                if [m.seq_id for m in msgs] != list(expected):
+                    self._pushed.clear()  # the sync brings these too
+                    return False
+                await self._take(msgs)
+        return True
 
     async def messages(self) -> AsyncIterator[Message]:
         while True:
@@ -661,7 +691,8 @@ class Client:
                     if self._on_push is not None:
                         self._on_push(body.max_seq_id)
                     if body.max_seq_id > self.local_max_seq:
-                        self._schedule_sync()
+                        # The messages ride in the push when small: no sync when they are the next ones.
+                        self._schedule_sync(list(body.msgs) or None)
                 elif frame.cmd == Cmd.CMD_READ_NOTIFY:
                     assert isinstance(body, pb.ReadNotify)
                     self._remember_read(body.peer_id, body.group_id, body.read_seq)
@@ -688,8 +719,13 @@ class Client:
                 await asyncio.sleep(self._heartbeat_interval)
                 await self.heartbeat()
 
-    def _schedule_sync(self) -> None:
-        """One sync at a time; a signal that arrives during a sync causes exactly one more."""
+    def _schedule_sync(self, pushed: list[pb.MessageData] | None = None) -> None:
+        """One sync at a time; a signal that arrives during a sync causes exactly one more. `pushed`:
+        messages that came without a sync, applied without one when they are the next seqs."""
+        if pushed:
+            self._pushed.append(pushed)
+        else:
+            self._need_sync = True
         if self._sync_task is not None and not self._sync_task.done():
             self._sync_again = True
             return
@@ -700,7 +736,15 @@ class Client:
         while True:
             self._sync_again = False
             try:
-                await self.sync()
+                if not await self._apply_pushed():
+                    self._need_sync = True
+                if self._need_sync:
+                    self._need_sync = False  # cleared first: a signal during this sync asks for one more
+                    try:
+                        await self.sync()
+                    except BaseException:
+                        self._need_sync = True
+                        raise
                 failures = 0
             except ConnectionLost:
                 return  # the reconnect syncs

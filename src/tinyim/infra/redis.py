@@ -36,6 +36,10 @@ class Keys:
     def rate(self, key: str) -> str:
         return f"{self.prefix}im:rate:{key}"
 
+    def relation_changes(self) -> str:
+        """Pub/sub channel: friendship, blocking and group membership changes (messaging-rules caches)."""
+        return f"{self.prefix}im:relation:changes"
+
     def node_info(self, role: str, node_id: str) -> str:
         """Registry entry with a TTL (spec: `im:gateway:info:{id}`, the same for every role)."""
         return f"{self.prefix}im:{role}:info:{node_id}"

@@ -340,9 +340,11 @@ export class Session {
   private onPush(conn: Connection, cmd: number, m: { $typeName: string }): void {
     if (this.conn !== conn) return;
     if (cmd === Cmd.MSG_PUSH_NOTIFY) {
-      const seq = (m as pb.MsgPushNotify).maxSeqId;
+      const push = m as pb.MsgPushNotify;
+      const seq = push.maxSeqId;
       if (seq > this.notified) this.notified = seq;
-      if (seq > this.timeline.localMaxSeq) void this.syncSoon();
+      // Small messages ride in the push: applied at once when they are the next seqs, else a sync.
+      if (seq > this.timeline.localMaxSeq && !this.applyNext(push.msgs.map(toMsg))) void this.syncSoon();
     } else if (cmd === Cmd.READ_NOTIFY) {
       const r = m as pb.ReadNotify;
       this.applyRead(convKey(r.peerId, r.groupId), r.readSeq);
@@ -393,6 +395,19 @@ export class Session {
       if (!resp.hasMore) return;
       if (!resp.msgs.length) await new Promise((r) => setTimeout(r, 200)); // a seq still being written
     }
+  }
+
+  /**
+   * Apply messages that arrived without a sync (in a push, or this device's own send) when they continue
+   * the timeline exactly; false when they do not (a gap: only a sync can fill it).
+   */
+  private applyNext(msgs: Msg[]): boolean {
+    const next = msgs.filter((x) => x.seq > this.timeline.localMaxSeq).sort((a, b) => (a.seq < b.seq ? -1 : 1));
+    if (!next.length) return msgs.length > 0; // all known already (a late or repeated push)
+    if (next.some((x, i) => x.seq !== this.timeline.localMaxSeq + 1n + BigInt(i))) return false;
+    const applied = this.timeline.apply(next);
+    this.absorb(applied.fresh, applied.events);
+    return true;
   }
 
   /** New timeline entries: chat windows, outbox echoes, profiles, lists touched by notices. */
@@ -607,8 +622,21 @@ export class Session {
           );
           this.updateOutbox(item.clientMsgId, { seq: resp.seqId });
           this.scheduleSave();
-          // This device gets no push for its own message: sync brings it into the timeline.
-          if (resp.seqId > this.timeline.localMaxSeq) void this.syncSoon();
+          // This device gets no push for its own message: it knows it already when it is the next seq,
+          // otherwise a sync brings it (and what came before it) into the timeline.
+          const own: Msg = {
+            seq: resp.seqId,
+            msgId: resp.msgId,
+            senderId: this.session?.userId ?? 0n,
+            receiverId: groupId ? 0n : peerId,
+            groupId,
+            type: item.type,
+            content: item.content,
+            createTime: Number(resp.sendTime),
+            clientMsgId: item.clientMsgId,
+            isMine: true,
+          };
+          if (resp.seqId > this.timeline.localMaxSeq && !this.applyNext([own])) void this.syncSoon();
         } catch (err) {
           if (err instanceof ConnectionLost) return; // retried after the reconnect, same client_msg_id
           if (err instanceof ServerError && err.code === ERR_UNAVAILABLE) {

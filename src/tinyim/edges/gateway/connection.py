@@ -30,9 +30,21 @@ _background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget sends aliv
 Close = Callable[[int, str], Awaitable[None]]
 Abort = Callable[[], None]
 SYNC_CREDITS_MAX = 4
+INLINE_MAX_MESSAGES = 8  # messages one push may carry; past it the client syncs
 FAREWELL_SECONDS = 2.0  # how long a kicked or closed connection may take to get its last frames out
 _DROPPED_QUEUE_FULL = metrics.PUSH_DROPS.labels(reason="queue_full")
 _DROPPED_SEND_TIMEOUT = metrics.PUSH_DROPS.labels(reason="send_timeout")
+
+
+def push_notify(max_seq: int, inline: list[bytes] | None) -> bytes:
+    """MsgPushNotify's body: the seq, and the messages in seq order when they reach exactly max_seq
+    (otherwise the client could not use them, and syncs anyway)."""
+    notify = pb.MsgPushNotify(max_seq_id=max_seq)
+    if inline:
+        msgs = sorted((pb.MessageData.FromString(m) for m in inline), key=lambda m: m.seq_id)
+        if msgs[-1].seq_id == max_seq:
+            notify.msgs.extend(msgs)
+    return notify.SerializeToString()
 
 
 def _spawn(coro: Coroutine[Any, Any, None]) -> None:
@@ -62,6 +74,7 @@ class Connection:
     __slots__ = (
         "_abort",
         "_close",
+        "_inline",
         "_max_queued",
         "_queued",
         "_send_bytes",
@@ -103,6 +116,8 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._signal_seq = 0
         self._signal_task: asyncio.Task[None] | None = None
+        # messages of the signals not yet sent (None: one came without its message; the client syncs)
+        self._inline: list[bytes] | None = []
         self.user_id = user_id
         self.device_id = device_id
         self.token_id = token_id
@@ -175,11 +190,18 @@ class Connection:
             with contextlib.suppress(Exception):
                 self._abort()
 
-    def signal(self, max_seq: int) -> None:
-        """Queue a MsgPushNotify; signals that pile up while one is being sent collapse into the highest."""
+    def signal(self, max_seq: int, message: bytes = b"") -> None:
+        """Queue a MsgPushNotify; signals that pile up while one is being sent collapse into the highest.
+        `message` (the new message as this user's MessageData) rides along while the pile is small; a
+        signal without one, or too many, leaves only the seq (the client then syncs, as it always may)."""
         if self.closed or max_seq <= self._signal_seq:
             return
         self._signal_seq = max_seq
+        if self._inline is not None:
+            if message and len(self._inline) < INLINE_MAX_MESSAGES:
+                self._inline.append(message)
+            else:
+                self._inline = None
         if self._signal_task is None or self._signal_task.done():
             self._signal_task = asyncio.get_running_loop().create_task(self._flush_signals())
 
@@ -187,11 +209,10 @@ class Connection:
         sent = 0
         while self._signal_seq > sent and not self.closed:
             sent = self._signal_seq
+            inline, self._inline = self._inline, []
             metrics.PUSHES.inc()
             self.grant_sync()
-            await self.send(
-                encode(Cmd.CMD_MSG_PUSH_NOTIFY, pb.MsgPushNotify(max_seq_id=sent).SerializeToString())
-            )
+            await self.send(encode(Cmd.CMD_MSG_PUSH_NOTIFY, push_notify(sent, inline)))
 
     async def kick(self, reason: str) -> None:
         """KickNotify + close in the background: the caller (a newer login) never waits on this socket."""

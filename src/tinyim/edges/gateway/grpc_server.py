@@ -22,7 +22,7 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
 
     @translate_errors
     async def PushNotify(self, request: ipb.PushNotifyInternalReq, context: Ctx) -> Any:
-        targets = [PushTarget(t.user_id, t.max_seq_id, t.except_device) for t in request.batch]
+        targets = [PushTarget(t.user_id, t.max_seq_id, t.except_device, t.message) for t in request.batch]
         if request.user_id:  # the spec's single-user form
             targets.append(PushTarget(request.user_id, request.notify.max_seq_id))
         await self._hub.push(targets)

@@ -84,7 +84,7 @@ class GatewayHub:
         for target in targets:
             for device_id, conn in self._by_user.get(target.user_id, {}).items():
                 if device_id != target.except_device:
-                    conn.signal(target.max_seq)
+                    conn.signal(target.max_seq, target.message)
 
     async def push_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int

@@ -191,6 +191,19 @@ class StatusNotices(Protocol):
         ...
 
 
+class RelationChanges(Protocol):
+    """Outbound: what changed, told after it is stored, so that caches of the messaging rules (in this
+    process and in others) forget it. Must not raise: the change is stored either way."""
+
+    async def pair_changed(self, a: int, b: int) -> None:
+        """Friendship or blocking between a and b changed (either direction)."""
+        ...
+
+    async def group_changed(self, group_id: int) -> None:
+        """The group's members changed (or it was dissolved)."""
+        ...
+
+
 class Notices(Protocol):
     """Outbound to the timeline: requests and decisions reach people as messages in their timelines."""
 

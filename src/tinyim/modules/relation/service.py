@@ -44,6 +44,7 @@ from tinyim.modules.relation.ports import (
     GroupFull,
     Notices,
     RateLimiter,
+    RelationChanges,
     RelationStore,
     StatusNotices,
     UserDirectory,
@@ -65,6 +66,7 @@ class RelationService:
         limiter: RateLimiter | None = None,
         searches_per_minute: int = 30,
         status: StatusNotices | None = None,
+        changes: RelationChanges | None = None,
     ) -> None:
         self._store = store
         self._users = users
@@ -73,6 +75,7 @@ class RelationService:
         self._limiter = limiter  # user search; None = unlimited
         self._searches_per_minute = searches_per_minute
         self._status = status  # online status: told when a block or a delete hides a user's status
+        self._changes = changes  # the messaging-rules caches: told of every pair or membership change
 
     # ---------- the messaging rules ----------
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
@@ -107,6 +110,7 @@ class RelationService:
         if state.b_to_a == RelationStatus.NORMAL:
             # They still list me (I had deleted them): adding back needs no approval, as in WeChat.
             await self._store.make_friends(me, target_id)
+            await self._pair_changed(me, target_id)
             await self._notices.to_user(me, target_id, notice("friend_added", user_id=me))
             return True
         theirs = await self._store.friend_request(target_id, me)
@@ -114,6 +118,7 @@ class RelationService:
         # They asked me first: my request is my answer.
         if pending_theirs and await self._store.settle_friend_request(target_id, me, RequestStatus.ACCEPTED):
             await self._store.make_friends(me, target_id)
+            await self._pair_changed(me, target_id)
             await self._notices.to_user(me, target_id, notice("friend_accepted", user_id=me))
             return True
         mine = await self._store.friend_request(me, target_id)
@@ -135,6 +140,7 @@ class RelationService:
             raise ImError(NOT_FOUND, "this friend request was settled already")
         if agree:
             await self._store.make_friends(applicant_id, me)
+            await self._pair_changed(applicant_id, me)
         event = "friend_accepted" if agree else "friend_rejected"
         await self._notices.to_user(me, applicant_id, notice(event, user_id=me))
 
@@ -148,6 +154,7 @@ class RelationService:
         visible = not state.a_blocks_b and not state.b_blocks_a and state.friends
         # One-way: they still list you, but neither side can send until you add them back.
         await self._store.set_status(caller.user_id, friend_id, RelationStatus.DELETED)
+        await self._pair_changed(caller.user_id, friend_id)
         if visible:
             await self._hide_status(caller.user_id, friend_id)
 
@@ -157,11 +164,13 @@ class RelationService:
         await self._require_user(user_id)
         state = await self._store.pair_state(caller.user_id, user_id)
         await self._store.block(caller.user_id, user_id)
+        await self._pair_changed(caller.user_id, user_id)
         if state.friends and not state.a_blocks_b and not state.b_blocks_a:
             await self._hide_status(caller.user_id, user_id)
 
     async def unblock(self, caller: Caller, user_id: int) -> None:
         await self._store.unblock(caller.user_id, user_id)
+        await self._pair_changed(caller.user_id, user_id)
 
     async def blacklist(self, caller: Caller) -> list[UserProfile]:
         return await self._profiles_in_order(await self._store.blocked_ids(caller.user_id))
@@ -270,6 +279,7 @@ class RelationService:
             await self._store.add_member(group_id, applicant_id, self._group_limit)
         except GroupFull:
             raise ImError(GROUP_FULL, "this group is full; the request stays pending") from None
+        await self._group_changed(group_id)
         await self._store.settle_join_request(group_id, applicant_id, RequestStatus.ACCEPTED)
         # Announced to everyone now in the group, the newcomer included: that is how they learn of it.
         await self._announce(
@@ -283,6 +293,7 @@ class RelationService:
         if role == GroupRole.OWNER:
             raise ImError(PERMISSION_DENIED, "the owner cannot leave the group")
         await self._store.remove_member(group_id, caller.user_id)
+        await self._group_changed(group_id)
         await self._announce(
             caller.user_id, group_id, notice("member_left", group_id=group_id, user_id=caller.user_id)
         )
@@ -297,6 +308,7 @@ class RelationService:
             raise ImError(PERMISSION_DENIED, "only the owner (or an admin, for members) can remove a member")
         if not await self._store.remove_member(group_id, member_id):
             return
+        await self._group_changed(group_id)
         await self._notices.to_user(
             caller.user_id, member_id, notice("removed_from_group", group_id=group_id)
         )
@@ -415,6 +427,7 @@ class RelationService:
         members = await self._store.member_ids(group.group_id)
         if not await self._store.dissolve_group(group.group_id):
             raise ImError(NOT_FOUND, f"group {group.group_id} does not exist")
+        await self._group_changed(group.group_id)
         # the last message of the group: every former member gets it in the group conversation
         await self._notices.to_group(group.owner_id, group.group_id, members, content)
         return len(members)
@@ -428,6 +441,15 @@ class RelationService:
 
     async def group_count(self) -> int:
         return await self._store.count_groups()
+
+    # ---------- the messaging-rules caches ----------
+    async def _pair_changed(self, a: int, b: int) -> None:
+        if self._changes is not None:
+            await self._changes.pair_changed(a, b)
+
+    async def _group_changed(self, group_id: int) -> None:
+        if self._changes is not None:
+            await self._changes.group_changed(group_id)
 
     # ---------- online status ----------
     async def status_watchers(self, user_id: int) -> list[int]:

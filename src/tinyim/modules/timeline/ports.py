@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from tinyim.kernel import Caller, PushTarget
@@ -140,6 +140,14 @@ class TimelineStore(Protocol):
 
 class IdGenerator(Protocol):
     def next_id(self) -> int: ...
+
+
+class InlineEncoder(Protocol):
+    """The message as each owner's client MessageData (serialized), to ride in the push signal."""
+
+    def __call__(self, message: StoredMessage, seqs: Mapping[int, int]) -> dict[int, bytes]:
+        """`message` as seen by its sender; one encoding per owner in `seqs` (owner -> seq)."""
+        ...
 
 
 class MessagingPolicy(Protocol):

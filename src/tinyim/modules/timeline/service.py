@@ -38,6 +38,7 @@ from tinyim.modules.timeline.ports import (
     Attachments,
     GroupRoles,
     IdGenerator,
+    InlineEncoder,
     MessagingPolicy,
     PushNotifier,
     TimelineStore,
@@ -53,13 +54,25 @@ def wall_clock_ms() -> int:
 log = logging.getLogger(__name__)
 
 
+INLINE_MAX_CONTENT_BYTES = 2048  # a message up to this size rides in its push signal (no sync needed)
+
+
 class TimelineWriter:
     """Writes a message into timelines and signals the owners; shared by client sends and server notices."""
 
-    def __init__(self, store: TimelineStore, ids: IdGenerator, notifier: PushNotifier) -> None:
+    def __init__(
+        self,
+        store: TimelineStore,
+        ids: IdGenerator,
+        notifier: PushNotifier,
+        inline: InlineEncoder | None = None,
+        inline_max_bytes: int = INLINE_MAX_CONTENT_BYTES,
+    ) -> None:
         self._store = store
         self._ids = ids
         self._notifier = notifier
+        self._inline = inline  # None: signals carry only the seq (every device syncs)
+        self._inline_max = inline_max_bytes
 
     def next_id(self) -> int:
         return self._ids.next_id()
@@ -73,14 +86,31 @@ class TimelineWriter:
     async def signal(self, appended: Appended, body: MessageBody, sender_device: str) -> None:
         """Signal every owner a message was appended for (the sender's own device excepted)."""
         # The ack must not wait on, or fail because of, a signal: a lost push only delays delivery.
+        inline = self._inline_messages(appended, body)
         targets = [
-            PushTarget(owner, seq, sender_device if owner == body.sender_id else "")
+            PushTarget(owner, seq, sender_device if owner == body.sender_id else "", inline.get(owner, b""))
             for owner, seq in appended.seqs.items()
         ]
         try:
             await self._notifier.notify(targets)
         except Exception:
             log.exception("push notify failed; recipients will catch up on their next sync")
+
+    def _inline_messages(self, appended: Appended, body: MessageBody) -> dict[int, bytes]:
+        """Each owner's copy of a small message, to ride in the push (a device one behind needs no sync)."""
+        if self._inline is None:
+            return {}
+        # 4 bytes is UTF-8's widest character: most messages are known small without encoding them
+        if len(body.content) * 4 > self._inline_max and len(body.content.encode()) > self._inline_max:
+            return {}
+        receiver_id = 0
+        if not body.group_id:  # the 1:1 peer that received it: the owner who is not the sender
+            receiver_id = next((o for o in appended.seqs if o != body.sender_id), 0)
+        as_sent = StoredMessage(
+            0, body.msg_id, body.sender_id, receiver_id, body.group_id, body.msg_type, body.content,
+            body.client_msg_id, True,
+        )  # fmt: skip
+        return self._inline(as_sent, appended.seqs)
 
     async def post_notice(
         self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str

@@ -46,7 +46,9 @@ class GrpcGatewayLink:
 
     async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
         batch = [
-            ipb.PushTarget(user_id=t.user_id, max_seq_id=t.max_seq, except_device=t.except_device)
+            ipb.PushTarget(
+                user_id=t.user_id, max_seq_id=t.max_seq, except_device=t.except_device, message=t.message
+            )
             for t in targets
         ]
         await self._call(gateway_id, "PushNotify", ipb.PushNotifyInternalReq(batch=batch))

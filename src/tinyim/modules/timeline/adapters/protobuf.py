@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from tinyim.modules.timeline.domain import (
@@ -33,6 +35,17 @@ def message_data(m: StoredMessage) -> pb.MessageData:
         recalled=bool(m.recalled_by),
         recalled_by=m.recalled_by,
     )
+
+
+def inline_messages(message: StoredMessage, seqs: Mapping[int, int]) -> dict[int, bytes]:
+    """timeline.InlineEncoder: each owner's MessageData, serialized. The fields every copy shares are
+    serialized once; each owner's seq (and is_sender) is appended to them: a protobuf parser takes a
+    field that comes later over an earlier one, so this equals serializing every copy in full."""
+    shared = message_data(replace(message, seq_id=0, is_sender=False)).SerializeToString()
+    return {
+        owner: shared + pb.MessageData(seq_id=seq, is_sender=owner == message.sender_id).SerializeToString()
+        for owner, seq in seqs.items()
+    }
 
 
 def stored_message(m: pb.MessageData) -> StoredMessage:

@@ -1,0 +1,120 @@
+"""The relation change feed: tells the messaging-rules caches what changed.
+
+- `LocalChangeFeed`: one process (or no Redis): the caches of this process hear of a change at once.
+- `RedisChangeFeed`: the same, plus a Redis channel every process subscribes to, so a block stored by one
+  user-role process reaches the caches of every msg-role process. While the subscription is down the
+  caches are emptied and bypassed (see `rules_cache`): what was published meanwhile is never heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from tinyim.infra.redis import Keys
+from tinyim.modules.relation.rules_cache import CachedMessagingRules
+
+log = logging.getLogger(__name__)
+RESUBSCRIBE_SECONDS = 1.0
+
+
+class LocalChangeFeed:
+    def __init__(self) -> None:
+        self._caches: list[CachedMessagingRules] = []
+
+    def subscribe(self, cache: CachedMessagingRules) -> None:
+        self._caches.append(cache)
+
+    def live(self) -> bool:
+        return True
+
+    async def pair_changed(self, a: int, b: int) -> None:
+        for cache in self._caches:
+            cache.pair_changed(a, b)
+
+    async def group_changed(self, group_id: int) -> None:
+        for cache in self._caches:
+            cache.group_changed(group_id)
+
+    def _clear(self) -> None:
+        for cache in self._caches:
+            cache.clear()
+
+
+class RedisChangeFeed(LocalChangeFeed):
+    """Messages on the channel: `p <a> <b>` (a pair) and `g <group_id>` (a group)."""
+
+    def __init__(self, redis: Redis, keys: Keys, on_state: Callable[[bool], None] | None = None) -> None:
+        super().__init__()
+        self._redis = redis
+        self._channel = keys.relation_changes()
+        self._live = False  # True while subscribed: only then may a cache answer from memory
+        self._on_state = on_state  # tests: told when the subscription comes or goes
+
+    def live(self) -> bool:
+        return self._live
+
+    async def pair_changed(self, a: int, b: int) -> None:
+        await super().pair_changed(a, b)
+        await self._publish(f"p {a} {b}")
+
+    async def group_changed(self, group_id: int) -> None:
+        await super().group_changed(group_id)
+        await self._publish(f"g {group_id}")
+
+    async def _publish(self, message: str) -> None:
+        try:
+            await self._redis.publish(self._channel, message)
+        except Exception:  # stored already; other processes' caches expire it at their TTL
+            log.warning("relation change not published", extra={"change": message}, exc_info=True)
+
+    async def run(self) -> None:
+        """Listen until cancelled; on any failure, go not-live (caches emptied) and subscribe again."""
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self._clear()  # whatever was published before this subscription was not heard
+                self._set_live(True)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._apply(str(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("relation change feed lost; caches bypassed until it is back", exc_info=True)
+            finally:
+                self._set_live(False)
+                self._clear()
+                try:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except Exception:
+                    log.debug("pubsub close failed", exc_info=True)
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+
+    def _apply(self, message: str) -> None:
+        kind, *ids = message.split()
+        try:
+            numbers = [int(i) for i in ids]
+            if kind == "p" and len(numbers) == 2:
+                for cache in self._caches:
+                    cache.pair_changed(numbers[0], numbers[1])
+                return
+            if kind == "g" and len(numbers) == 1:
+                for cache in self._caches:
+                    cache.group_changed(numbers[0])
+                return
+        except ValueError:
+            pass
+        log.warning("unknown relation change message", extra={"change": message})
+        self._clear()  # not understood: forget everything rather than serve what may have changed
+
+    def _set_live(self, live: bool) -> None:
+        if live != self._live:
+            self._live = live
+            if self._on_state is not None:
+                self._on_state(live)

@@ -1,0 +1,216 @@
+"""Push carries the message: the writer encodes each owner's copy, the gateway connection carries a small
+pile of them in one MsgPushNotify, and the SDK applies them only when they continue its timeline."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.unit.fakes import FakePolicy, RecordingNotifier
+from tinyim.client.sdk import Client
+from tinyim.edges.gateway.connection import INLINE_MAX_MESSAGES, Connection, TokenBucket
+from tinyim.infra.snowflake import Snowflake
+from tinyim.kernel import Caller, PushTarget
+from tinyim.modules.timeline import MsgType, SendRequest, TimelineService, TimelineWriter
+from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
+from tinyim.modules.timeline.adapters.protobuf import inline_messages
+from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.wire import Cmd, decode
+
+ALICE, BOB, CAROL = 1, 2, 3
+GROUP = 10
+
+
+def service(notifier: RecordingNotifier, inline_max: int = 2048) -> TimelineService:
+    store = InMemoryTimelineStore()
+    writer = TimelineWriter(
+        store, Snowflake(1), notifier, inline=inline_messages, inline_max_bytes=inline_max
+    )
+    policy = FakePolicy({ALICE, BOB, CAROL}, {GROUP: [ALICE, BOB, CAROL]})
+    return TimelineService(store, writer, policy, notifier)
+
+
+async def pushed_targets(notifier: RecordingNotifier) -> dict[int, PushTarget]:
+    for _ in range(20):  # the signal may go out after the ack
+        if notifier.batches:
+            break
+        await asyncio.sleep(0.01)
+    return {t.user_id: t for batch in notifier.batches for t in batch}
+
+
+async def test_each_owner_gets_their_own_copy_of_a_direct_message() -> None:
+    notifier = RecordingNotifier()
+    sent = await service(notifier).send(
+        Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "hello 你好", "c-1")
+    )
+    targets = await pushed_targets(notifier)
+    bob = pb.MessageData.FromString(targets[BOB].message)
+    alice = pb.MessageData.FromString(targets[ALICE].message)
+    assert (bob.seq_id, bob.is_sender, alice.seq_id, alice.is_sender) == (1, False, sent.seq_id, True)
+    for m in (bob, alice):
+        assert (m.msg_id, m.sender_id, m.receiver_id, m.group_id) == (sent.msg_id, ALICE, BOB, 0)
+        assert (m.content, m.client_msg_id, m.type) == ("hello 你好", "c-1", pb.TEXT)
+        assert m.create_time == sent.send_time_ms
+
+
+async def test_group_copies_differ_only_in_seq_and_sender_flag() -> None:
+    notifier = RecordingNotifier()
+    svc = service(notifier)
+    await svc.send(Caller(BOB, "PC"), SendRequest(CAROL, 0, MsgType.TEXT, "earlier", ""))  # seqs differ
+    notifier.batches.clear()
+    await svc.send(Caller(ALICE, "PC"), SendRequest(0, GROUP, MsgType.TEXT, "to all", ""))
+    targets = await pushed_targets(notifier)
+    copies = {owner: pb.MessageData.FromString(t.message) for owner, t in targets.items()}
+    assert {o: (m.seq_id, m.is_sender) for o, m in copies.items()} == {
+        ALICE: (1, True),
+        BOB: (2, False),
+        CAROL: (2, False),
+    }
+    assert {(m.group_id, m.receiver_id, m.content) for m in copies.values()} == {(GROUP, 0, "to all")}
+
+
+async def test_a_large_message_is_only_signalled() -> None:
+    notifier = RecordingNotifier()
+    await service(notifier, inline_max=16).send(
+        Caller(ALICE, "PC"),
+        SendRequest(BOB, 0, MsgType.TEXT, "é" * 9, ""),  # 18 bytes in UTF-8
+    )
+    targets = await pushed_targets(notifier)
+    assert targets[BOB].message == b"" and targets[BOB].max_seq == 1
+
+
+# ---------- the gateway connection: what one MsgPushNotify carries ----------
+class Wire:
+    def __init__(self) -> None:
+        self.frames: list[pb.MsgPushNotify] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send(self, data: bytes) -> None:
+        await self.gate.wait()
+        frame = decode(data, 1 << 20)
+        assert frame.cmd == Cmd.CMD_MSG_PUSH_NOTIFY
+        self.frames.append(pb.MsgPushNotify.FromString(frame.body))
+
+
+def connection(wire: Wire) -> Connection:
+    async def close(_code: int, _reason: str) -> None:
+        return None
+
+    bucket = TokenBucket(100, 100)
+    return Connection(wire.send, close, BOB, "PC", "t", "c", bucket, TokenBucket(1, 10))
+
+
+def copy(seq: int) -> bytes:
+    return pb.MessageData(msg_id=100 + seq, seq_id=seq, content=f"m{seq}").SerializeToString()
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_pile_of_signals_carries_its_messages_in_seq_order() -> None:
+    wire = Wire()
+    conn = connection(wire)
+    wire.gate.clear()  # the first push is stuck on the socket while more arrive
+    conn.signal(1, copy(1))
+    await settle()
+    conn.signal(3, copy(3))
+    conn.signal(2, b"")  # older than what is queued: dropped, as before
+    conn.signal(4, copy(4))
+    wire.gate.set()
+    await settle()
+    assert [(f.max_seq_id, [m.seq_id for m in f.msgs]) for f in wire.frames] == [(1, [1]), (4, [3, 4])]
+
+
+async def test_a_signal_without_its_message_leaves_only_the_seq() -> None:
+    wire = Wire()
+    conn = connection(wire)
+    wire.gate.clear()
+    conn.signal(1, b"")
+    await settle()
+    conn.signal(2, copy(2))
+    conn.signal(3, b"")  # too large to ride: the client must sync anyway
+    conn.signal(4, copy(4))
+    wire.gate.set()
+    await settle()
+    assert [(f.max_seq_id, len(f.msgs)) for f in wire.frames] == [(1, 0), (4, 0)]
+    conn.signal(5, copy(5))  # the next pile starts afresh
+    await settle()
+    assert [m.seq_id for m in wire.frames[-1].msgs] == [5]
+
+
+async def test_too_many_piled_messages_leave_only_the_seq() -> None:
+    wire = Wire()
+    conn = connection(wire)
+    wire.gate.clear()
+    conn.signal(1, copy(1))
+    await settle()
+    for seq in range(2, 3 + INLINE_MAX_MESSAGES):
+        conn.signal(seq, copy(seq))
+    wire.gate.set()
+    await settle()
+    assert [(f.max_seq_id, len(f.msgs)) for f in wire.frames] == [(1, 1), (2 + INLINE_MAX_MESSAGES, 0)]
+
+
+# ---------- the SDK: apply when the messages continue the timeline, sync otherwise ----------
+class OfflineClient(Client):
+    """The SDK's timeline logic without a server: sync() is recorded instead of sent."""
+
+    def __init__(self) -> None:
+        super().__init__("http://unused", "bob", "pw")
+        self.user_id = BOB
+        self.syncs = 0
+
+    async def sync(self) -> list[Any]:
+        self.syncs += 1
+        return []
+
+
+def message(seq: int, sender: int = ALICE, cmid: str = "") -> pb.MessageData:
+    return pb.MessageData(
+        msg_id=1000 + seq, seq_id=seq, sender_id=sender, content=f"m{seq}", client_msg_id=cmid
+    )
+
+
+async def drain(client: OfflineClient) -> None:
+    assert client._sync_task is not None
+    await client._sync_task
+
+
+async def test_the_next_messages_are_applied_without_a_sync() -> None:
+    client = OfflineClient()
+    client.local_max_seq = 4
+    client._schedule_sync([message(5), message(6)])
+    await drain(client)
+    assert (client.syncs, client.local_max_seq) == (0, 6)
+    assert [m.content for m in client.take_delivered()] == ["m5", "m6"]
+
+
+async def test_a_gap_means_a_sync_and_nothing_applied() -> None:
+    client = OfflineClient()
+    client.local_max_seq = 4
+    client._schedule_sync([message(6)])  # seq 5 has not arrived (its push was lost or is late)
+    await drain(client)
+    assert (client.syncs, client.local_max_seq, client.take_delivered()) == (1, 4, [])
+
+
+async def test_a_duplicate_push_is_ignored() -> None:
+    client = OfflineClient()
+    client.local_max_seq = 4
+    client._schedule_sync([message(5)])
+    await drain(client)
+    client._schedule_sync([message(4), message(5)])  # already applied (a resent or late push)
+    await drain(client)
+    assert (client.syncs, client.local_max_seq) == (0, 5)
+    assert [m.content for m in client.take_delivered()] == ["m5"]
+
+
+async def test_an_own_send_that_is_the_next_seq_needs_no_sync_and_is_not_echoed() -> None:
+    client = OfflineClient()
+    client.local_max_seq = 2
+    client._remember_sent("mine")
+    client._schedule_sync([message(3, sender=BOB, cmid="mine")])
+    await drain(client)
+    assert (client.syncs, client.local_max_seq, client.take_delivered()) == (0, 3, [])
