@@ -12,6 +12,11 @@ MESSAGES_SENT = Counter("tinyim_messages_sent_total", "Messages committed (retri
 PUSHES = Counter("tinyim_push_notifies_total", "MsgPushNotify frames queued to connections")
 DB_STATEMENTS = Counter("tinyim_db_statements_total", "SQL statements sent (an executemany counts once)")
 DB_COMMITS = Counter("tinyim_db_commits_total", "Transactions committed")
+TIMELINE_BATCH_MESSAGES = Histogram(
+    "tinyim_timeline_batch_messages",
+    "Messages written per group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 REQUEST_SECONDS = Histogram(
     "tinyim_request_seconds",
     "Time to answer a WebSocket request",
