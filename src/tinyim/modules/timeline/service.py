@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from tinyim.infra.snowflake import id_time_ms
 from tinyim.kernel import CLIENT_MSG_ID_REUSED, INVALID_ARGUMENT, NOT_FOUND, Caller, ImError, PushTarget
+from tinyim.modules.timeline.dispatcher import PushDispatcher
 from tinyim.modules.timeline.domain import (
     CONVERSATION_PAGE_DEFAULT,
     CONVERSATION_PAGE_MAX,
@@ -59,7 +60,8 @@ class TimelineWriter:
     def __init__(self, store: TimelineStore, ids: IdGenerator, notifier: PushNotifier) -> None:
         self._store = store
         self._ids = ids
-        self._notifier = notifier
+        # Signals leave after the commit, through a queue: the ack never waits on (or fails by) a push.
+        self._pushes = PushDispatcher(notifier)
 
     def next_id(self) -> int:
         return self._ids.next_id()
@@ -72,15 +74,15 @@ class TimelineWriter:
 
     async def signal(self, appended: Appended, body: MessageBody, sender_device: str) -> None:
         """Signal every owner a message was appended for (the sender's own device excepted)."""
-        # The ack must not wait on, or fail because of, a signal: a lost push only delays delivery.
         targets = [
             PushTarget(owner, seq, sender_device if owner == body.sender_id else "")
             for owner, seq in appended.seqs.items()
         ]
-        try:
-            await self._notifier.notify(targets)
-        except Exception:
-            log.exception("push notify failed; recipients will catch up on their next sync")
+        self._pushes.submit(targets)
+
+    async def pushes_sent(self) -> None:
+        """Wait until every signal queued so far was handed to the notifier."""
+        await self._pushes.drained()
 
     async def post_notice(
         self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
