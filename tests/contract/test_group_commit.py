@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.contract.conftest import Backend, fresh_id, make_backend
@@ -222,3 +222,28 @@ async def test_a_crash_between_commit_and_ack_then_a_retry_gets_the_first_result
         assert [m.content for m in page] == ["lost ack", "lost ack too"]
         assert await stored_copies(db, [r1.msg_id, r2.msg_id]) == (2, 4)  # nothing written twice
         assert await restarted.max_seq(b) == 2
+
+
+@pytest.fixture
+def mariadb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    return make_backend("mariadb", request, tmp_path_factory)
+
+
+async def test_the_lean_path_reconnects_when_the_server_dropped_its_connections(mariadb: Backend) -> None:
+    """No ping per checkout on the hot engines: a pooled connection the server closed (restart, idle
+    timeout) fails once, is thrown away, and the read or the batch runs again on a new one."""
+    a, b = fresh_id(), fresh_id()
+    async with database(mariadb) as db:
+        store = SqlTimelineStore(db)
+        await store.append(body(a, "before"), slots(a, b))
+        assert [m.content for m in (await store.read(b, 0, 10))[0]] == ["before"]
+        pooled = {}
+        for engine in (db.hot_reader, db.hot_writer):
+            async with engine.connect() as conn:
+                pooled[engine] = await conn.scalar(text("SELECT CONNECTION_ID()"))
+        async with db.writer.connect() as admin:
+            for connection_id in pooled.values():
+                await admin.execute(text(f"KILL {int(connection_id)}"))
+        await store.append(body(a, "after"), slots(a, b))
+        assert [m.content for m in (await store.read(b, 0, 10))[0]] == ["before", "after"]
+        assert await store.max_seq(b) == 2

@@ -10,7 +10,7 @@ and one multi-row upsert of the owners' conversation rows (the conversation list
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -33,7 +33,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra import metrics
-from tinyim.infra.db import Database, insert_ignore, is_unique_violation, metadata, retry_deadlocks
+from tinyim.infra.db import (
+    Database,
+    fetch_rows,
+    insert_ignore,
+    is_unique_violation,
+    metadata,
+    retry_deadlocks,
+)
 from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend
 from tinyim.modules.timeline.domain import (
     PREVIEW_CHARS,
@@ -117,6 +124,31 @@ _joined = select(
     im_message_body.c.client_msg_id,
     im_message_body.c.recalled_by,
 ).join(im_message_body, im_message_body.c.msg_id == im_message_index.c.msg_id)
+
+
+class _SyncRow(NamedTuple):
+    """A row of `_joined`, as the driver returns it on the lean path (same names as SQLAlchemy's)."""
+
+    seq_id: int
+    other_id: int
+    is_sender: int
+    msg_id: int
+    sender_id: int
+    group_id: int
+    msg_type: int
+    msg_content: str | None
+    client_msg_id: str | None
+    recalled_by: int
+
+
+# The hot reads as fixed driver SQL (MySQL/MariaDB), the same queries as `_joined` and `max_seq` build.
+_SYNC_SQL = (
+    "SELECT i.seq_id, i.other_id, i.is_sender, b.msg_id, b.sender_id, b.group_id, b.msg_type,"
+    " b.msg_content, b.client_msg_id, b.recalled_by"
+    " FROM im_message_index AS i JOIN im_message_body AS b ON b.msg_id = i.msg_id"
+    " WHERE i.owner_id = %s AND i.seq_id > %s ORDER BY i.seq_id LIMIT %s"
+)
+_MAX_SEQ_SQL = "SELECT max_seq FROM im_user_seq WHERE user_id = %s"
 
 
 def _stored(r: Any, owner_id: int) -> StoredMessage:
@@ -432,7 +464,7 @@ class SqlTimelineStore:
     async def _append_batch_once(self, batch: Sequence[PendingAppend]) -> list[Appended]:
         """Many messages in ONE transaction, with as many statements as one message: bodies, seq lock,
         seq bump, index rows, conversation rows — each one multi-row statement."""
-        async with self._db.write() as conn:
+        async with self._db.hot_write() as conn:
             await conn.execute(im_message_body.insert(), [_body_row(p.body) for p in batch])
             owners = sorted({s.owner_id for p in batch for s in p.slots})
             top = await lock_seqs(conn, owners)
@@ -484,13 +516,20 @@ class SqlTimelineStore:
             .order_by(i.c.seq_id)
             .limit(limit + 1)
         )
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
-            from_replica = not self._db.is_primary(conn)
-        reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
-        if from_replica and not reached:  # the replica lags behind what the owner was told of
-            async with self._db.read(fresh=True) as conn:
-                rows = (await conn.execute(query)).all()
+        params = (owner_id, after_seq, limit + 1)
+
+        async def from_primary(conn: AsyncConnection) -> list[Any]:
+            return [_SyncRow(*r) for r in await fetch_rows(conn, query, _SYNC_SQL, params)]
+
+        if not self._db.readers:
+            rows = await self._db.hot_read(from_primary)
+        else:
+            async with self._db.read() as conn:
+                rows = list((await conn.execute(query)).all())
+                from_replica = not self._db.is_primary(conn)
+            reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
+            if from_replica and not reached:  # the replica lags behind what the owner was told of
+                rows = await self._db.hot_read(from_primary)
         return [_stored(r, owner_id) for r in rows[:limit]], len(rows) > limit
 
     async def history(
@@ -663,6 +702,10 @@ class SqlTimelineStore:
 
     async def max_seq(self, owner_id: int) -> int:
         # From the primary: mark_read checks a just-delivered seq against it, a replica may lag.
-        async with self._db.read(fresh=True) as conn:
-            value = await conn.scalar(select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == owner_id))
-        return int(value or 0)
+        query = select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == owner_id)
+
+        async def run(conn: AsyncConnection) -> int:
+            rows = await fetch_rows(conn, query, _MAX_SEQ_SQL, (owner_id,))
+            return int(rows[0][0]) if rows else 0
+
+        return await self._db.hot_read(run)
