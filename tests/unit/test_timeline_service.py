@@ -80,6 +80,7 @@ async def test_send_stores_one_body_and_two_timeline_entries(env: Env) -> None:
 
 async def test_send_signals_receiver_and_the_senders_other_devices(env: Env) -> None:
     await env.send(ALICE, BOB, "one", device="Web")
+    await env.writer.pushes_sent()  # signals leave after the ack, through the writer's queue
     assert env.notifier.batches == [[PushTarget(ALICE, 1, "Web"), PushTarget(BOB, 1, "")]]
 
 
@@ -88,6 +89,7 @@ async def test_retry_with_same_client_msg_id_writes_nothing_and_signals_nothing(
     again = await env.send(ALICE, BOB, "once", "same-id")
     assert (again.msg_id, again.seq_id, again.duplicate) == (first.msg_id, first.seq_id, True)  # type: ignore[attr-defined]
     assert env.store.appends == 1 and len(env.store.timelines[BOB]) == 1
+    await env.writer.pushes_sent()
     assert len(env.notifier.batches) == 1
     other = await env.send(CAROL, BOB, "same id, other sender", "same-id")
     assert not other.duplicate  # type: ignore[attr-defined]
@@ -167,6 +169,7 @@ async def test_group_send_writes_one_body_and_a_copy_per_member(env: Env) -> Non
         (m,) = env.store.timelines[member]
         assert (m.group_id, m.sender_id, m.receiver_id, m.is_sender) == (GROUP, BOB, 0, member == BOB)
     assert result.seq_id == 1
+    await env.writer.pushes_sent()
     (batch,) = env.notifier.batches  # one notify call for the whole group
     assert sorted(batch, key=lambda t: t.user_id) == [
         PushTarget(ALICE, 1),
@@ -187,6 +190,7 @@ async def test_notices_land_only_with_their_receivers(env: Env) -> None:
     assert ALICE not in env.store.timelines
     (m,) = env.store.timelines[BOB]
     assert (m.msg_type, m.sender_id, m.receiver_id, m.is_sender) == (MsgType.FRIEND_REQ, ALICE, BOB, False)
+    await env.writer.pushes_sent()
     assert env.notifier.batches == [[PushTarget(BOB, 1)]]
 
 

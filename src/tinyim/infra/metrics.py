@@ -9,9 +9,17 @@ WS_FRAMES = Counter("tinyim_ws_frames_total", "Frames received, by command", ["c
 WS_BAD_FRAMES = Counter("tinyim_ws_bad_frames_total", "Frames refused, by error code", ["code"])
 WS_KICKS = Counter("tinyim_ws_kicks_total", "Connections closed because the same device logged in again")
 MESSAGES_SENT = Counter("tinyim_messages_sent_total", "Messages committed (retries not counted)")
+PUSHES_DROPPED = Counter(
+    "tinyim_push_targets_dropped_total", "Push targets dropped because the after-commit queue was full"
+)
 PUSHES = Counter("tinyim_push_notifies_total", "MsgPushNotify frames queued to connections")
 DB_STATEMENTS = Counter("tinyim_db_statements_total", "SQL statements sent (an executemany counts once)")
 DB_COMMITS = Counter("tinyim_db_commits_total", "Transactions committed")
+TIMELINE_BATCH_MESSAGES = Histogram(
+    "tinyim_timeline_batch_messages",
+    "Messages written per group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 REQUEST_SECONDS = Histogram(
     "tinyim_request_seconds",
     "Time to answer a WebSocket request",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from tinyim.infra.snowflake import id_time_ms
 from tinyim.kernel import CLIENT_MSG_ID_REUSED, INVALID_ARGUMENT, NOT_FOUND, Caller, ImError, PushTarget
+from tinyim.modules.timeline.dispatcher import PushDispatcher
 from tinyim.modules.timeline.domain import (
     CONVERSATION_PAGE_DEFAULT,
     CONVERSATION_PAGE_MAX,
@@ -70,7 +71,8 @@ class TimelineWriter:
     ) -> None:
         self._store = store
         self._ids = ids
-        self._notifier = notifier
+        # Signals leave after the commit, through a queue: the ack never waits on (or fails by) a push.
+        self._pushes = PushDispatcher(notifier)
         self._inline = inline  # None: signals carry only the seq (every device syncs)
         self._inline_max = inline_max_bytes
 
@@ -85,16 +87,16 @@ class TimelineWriter:
 
     async def signal(self, appended: Appended, body: MessageBody, sender_device: str) -> None:
         """Signal every owner a message was appended for (the sender's own device excepted)."""
-        # The ack must not wait on, or fail because of, a signal: a lost push only delays delivery.
         inline = self._inline_messages(appended, body)
         targets = [
             PushTarget(owner, seq, sender_device if owner == body.sender_id else "", inline.get(owner, b""))
             for owner, seq in appended.seqs.items()
         ]
-        try:
-            await self._notifier.notify(targets)
-        except Exception:
-            log.exception("push notify failed; recipients will catch up on their next sync")
+        self._pushes.submit(targets)
+
+    async def pushes_sent(self) -> None:
+        """Wait until every signal queued so far was handed to the notifier."""
+        await self._pushes.drained()
 
     def _inline_messages(self, appended: Appended, body: MessageBody) -> dict[int, bytes]:
         """Each owner's copy of a small message, to ride in the push (a device one behind needs no sync)."""

@@ -66,7 +66,8 @@ class RedisSeqTimelineStore(SqlTimelineStore):
         hole_timeout: float = 10.0,
         conversations: bool = True,
     ) -> None:
-        super().__init__(db, conversations)
+        # Seqs from Redis commit in any order: no group commit here (a batch would hold many INCRs).
+        super().__init__(db, conversations, group_commit=False)
         self._redis = redis
         self._keys = keys
         self._incr_all = redis.register_script(_INCR_ALL)

@@ -10,7 +10,7 @@ and one multi-row upsert of the owners' conversation rows (the conversation list
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -32,7 +32,16 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tinyim.infra.db import Database, insert_ignore, is_unique_violation, metadata, retry_deadlocks
+from tinyim.infra import metrics
+from tinyim.infra.db import (
+    Database,
+    fetch_rows,
+    insert_ignore,
+    is_unique_violation,
+    metadata,
+    retry_deadlocks,
+)
+from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend
 from tinyim.modules.timeline.domain import (
     PREVIEW_CHARS,
     Appended,
@@ -117,6 +126,31 @@ _joined = select(
 ).join(im_message_body, im_message_body.c.msg_id == im_message_index.c.msg_id)
 
 
+class _SyncRow(NamedTuple):
+    """A row of `_joined`, as the driver returns it on the lean path (same names as SQLAlchemy's)."""
+
+    seq_id: int
+    other_id: int
+    is_sender: int
+    msg_id: int
+    sender_id: int
+    group_id: int
+    msg_type: int
+    msg_content: str | None
+    client_msg_id: str | None
+    recalled_by: int
+
+
+# The hot reads as fixed driver SQL (MySQL/MariaDB), the same queries as `_joined` and `max_seq` build.
+_SYNC_SQL = (
+    "SELECT i.seq_id, i.other_id, i.is_sender, b.msg_id, b.sender_id, b.group_id, b.msg_type,"
+    " b.msg_content, b.client_msg_id, b.recalled_by"
+    " FROM im_message_index AS i JOIN im_message_body AS b ON b.msg_id = i.msg_id"
+    " WHERE i.owner_id = %s AND i.seq_id > %s ORDER BY i.seq_id LIMIT %s"
+)
+_MAX_SEQ_SQL = "SELECT max_seq FROM im_user_seq WHERE user_id = %s"
+
+
 def _stored(r: Any, owner_id: int) -> StoredMessage:
     return StoredMessage(
         seq_id=r.seq_id,
@@ -132,27 +166,28 @@ def _stored(r: Any, owner_id: int) -> StoredMessage:
     )
 
 
+def _body_row(body: MessageBody) -> dict[str, Any]:
+    return {
+        "msg_id": body.msg_id,
+        "sender_id": body.sender_id,
+        "group_id": body.group_id,
+        "msg_type": body.msg_type,
+        "msg_content": body.content,
+        "msg_extra": "",
+        "client_msg_id": body.client_msg_id or None,
+        "recalled_by": 0,
+    }
+
+
 async def insert_body(conn: AsyncConnection, body: MessageBody) -> None:
-    await conn.execute(
-        im_message_body.insert().values(
-            msg_id=body.msg_id,
-            sender_id=body.sender_id,
-            group_id=body.group_id,
-            msg_type=body.msg_type,
-            msg_content=body.content,
-            msg_extra="",
-            client_msg_id=body.client_msg_id or None,
-            recalled_by=0,
-        )
-    )
+    await conn.execute(im_message_body.insert(), [_body_row(body)])
 
 
-async def insert_index(
-    conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
-) -> None:
-    """Every owner's index row in one multi-row INSERT, whatever the number of owners."""
-    conv_type = ConvType.GROUP if body.group_id else ConvType.DIRECT
-    rows = [
+def _index_rows(
+    body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
+) -> list[dict[str, Any]]:
+    conv_type = int(ConvType.GROUP if body.group_id else ConvType.DIRECT)
+    return [
         {
             "owner_id": s.owner_id,
             "other_id": s.other_id,
@@ -163,7 +198,13 @@ async def insert_index(
         }
         for s in slots
     ]
-    await conn.execute(im_message_index.insert(), rows)
+
+
+async def insert_index(
+    conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
+) -> None:
+    """Every owner's index row in one multi-row INSERT, whatever the number of owners."""
+    await conn.execute(im_message_index.insert(), _index_rows(body, slots, seqs))
 
 
 class AlreadyRecalled(Exception):
@@ -215,27 +256,78 @@ def conversation_upsert(dialect: str) -> Any:
     return stmt
 
 
+def _conversation_rows(
+    messages: Sequence[tuple[MessageBody, Sequence[TimelineSlot], dict[int, int]]],
+) -> list[dict[str, Any]]:
+    """One upsert row per conversation that the messages touch: the latest message (highest seq) and the
+    sum of their unread counts. Every seq here is new (above any read mark), so the sum is exact."""
+    merged: dict[tuple[int, int, int], dict[str, Any]] = {}
+    for body, slots, seqs in messages:
+        conv_type = int(ConvType.GROUP if body.group_id else ConvType.DIRECT)
+        preview = preview_of(body.content)
+        for s in slots:
+            key = (s.owner_id, conv_type, s.other_id)
+            unread = int(counts_as_unread(body.msg_type, s.is_sender))
+            row = merged.get(key)
+            if row is not None and row["last_seq"] > seqs[s.owner_id]:
+                row["unread"] += unread
+                continue
+            merged[key] = {
+                "owner_id": s.owner_id,
+                "conv_type": conv_type,
+                "other_id": s.other_id,
+                "last_seq": seqs[s.owner_id],
+                "last_msg_id": body.msg_id,
+                "last_sender_id": body.sender_id,
+                "last_msg_type": body.msg_type,
+                "preview": preview,
+                "unread": unread + (row["unread"] if row is not None else 0),
+            }  # read marks, peer mark, pinned, muted: the columns' defaults (0) for a new row
+    return [merged[key] for key in sorted(merged)]  # rows locked in one order: no deadlocks
+
+
 async def upsert_conversations(
     conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
 ) -> None:
     """Every owner's conversation row in ONE multi-row upsert, whatever the number of owners."""
-    conv_type = int(ConvType.GROUP if body.group_id else ConvType.DIRECT)
-    preview = preview_of(body.content)
-    rows = [
-        {
-            "owner_id": s.owner_id,
-            "conv_type": conv_type,
-            "other_id": s.other_id,
-            "last_seq": seqs[s.owner_id],
-            "last_msg_id": body.msg_id,
-            "last_sender_id": body.sender_id,
-            "last_msg_type": body.msg_type,
-            "preview": preview,
-            "unread": int(counts_as_unread(body.msg_type, s.is_sender)),
-        }  # read marks, peer mark, pinned, muted: the columns' defaults (0) for a new row
-        for s in sorted(slots, key=lambda s: s.owner_id)  # rows locked in one order: no deadlocks
-    ]
-    await conn.execute(conversation_upsert(conn.dialect.name), rows)
+    await conn.execute(conversation_upsert(conn.dialect.name), _conversation_rows([(body, slots, seqs)]))
+
+
+async def lock_seqs(conn: AsyncConnection, owners: list[int]) -> dict[int, int]:
+    """`SELECT … FOR UPDATE` of the owners' seq rows in ascending owner order (so concurrent writers,
+    in this process or another, cannot deadlock each other), creating the missing ones; their max_seq."""
+    lock = (
+        select(im_user_seq.c.user_id, im_user_seq.c.max_seq)
+        .where(im_user_seq.c.user_id.in_(owners))
+        .order_by(im_user_seq.c.user_id)
+        .with_for_update()
+    )
+    current = {int(row.user_id): int(row.max_seq) for row in await conn.execute(lock)}
+    missing = [o for o in owners if o not in current]
+    if missing:  # an owner's first message ever: create the counter row, then lock it
+        await conn.execute(insert_ignore(conn, im_user_seq), [{"user_id": o, "max_seq": 0} for o in missing])
+        relock = lock.where(im_user_seq.c.user_id.in_(missing))
+        current.update({int(row.user_id): int(row.max_seq) for row in await conn.execute(relock)})
+    return current
+
+
+_SEQ_UPSERTS: dict[str, Any] = {}
+
+
+def seq_upsert(dialect: str) -> Any:
+    """Set many owners' max_seq in one multi-row statement (their rows exist and are locked)."""
+    stmt = _SEQ_UPSERTS.get(dialect)
+    if stmt is None:
+        if dialect == "sqlite":
+            ins: Any = sqlite.insert(im_user_seq)
+            stmt = ins.on_conflict_do_update(
+                index_elements=["user_id"], set_={"max_seq": ins.excluded.max_seq}
+            )
+        else:
+            ins = mysql.insert(im_user_seq)
+            stmt = ins.on_duplicate_key_update(max_seq=ins.inserted.max_seq)
+        _SEQ_UPSERTS[dialect] = stmt
+    return stmt
 
 
 async def mark_recalled(conn: AsyncConnection, msg_id: int, recalled_by: int) -> list[TimelineSlot]:
@@ -287,12 +379,24 @@ def _view(r: Any) -> ConversationView:
 
 
 class SqlTimelineStore:
-    def __init__(self, db: Database, conversations: bool = True) -> None:
+    def __init__(self, db: Database, conversations: bool = True, group_commit: bool = True) -> None:
         self._db = db
         # False only to measure what the conversation list costs on the write path (bench)
         self._conversations = conversations
+        # Concurrent appends share a transaction; a failed batch falls back to the single path below.
+        self._committer = (
+            GroupCommitter(
+                self._append_batch,
+                lambda body, slots: self._run(body, slots, None),
+                on_batch=metrics.TIMELINE_BATCH_MESSAGES.observe,
+            )
+            if group_commit
+            else None
+        )
 
     async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
+        if self._committer is not None:
+            return await self._committer.append(body, slots)
         return await self._run(body, slots, None)
 
     async def recall(self, msg_id: int, recalled_by: int, event: MessageBody) -> Appended | None:
@@ -346,26 +450,48 @@ class SqlTimelineStore:
 
     async def _take_seqs(self, conn: AsyncConnection, owners: list[int]) -> dict[int, int]:
         """Lock the owners' seq rows in ascending order (concurrent messages cannot deadlock), bump them."""
-        lock = (
-            select(im_user_seq.c.user_id, im_user_seq.c.max_seq)
-            .where(im_user_seq.c.user_id.in_(owners))
-            .order_by(im_user_seq.c.user_id)
-            .with_for_update()
-        )
-        current = {row.user_id: row.max_seq for row in await conn.execute(lock)}
-        missing = [o for o in owners if o not in current]
-        if missing:  # an owner's first message ever: create the counter row, then lock it
-            await conn.execute(
-                insert_ignore(conn, im_user_seq), [{"user_id": o, "max_seq": 0} for o in missing]
-            )
-            relock = lock.where(im_user_seq.c.user_id.in_(missing))
-            current.update({row.user_id: row.max_seq for row in await conn.execute(relock)})
+        current = await lock_seqs(conn, owners)
         await conn.execute(
             update(im_user_seq)
             .where(im_user_seq.c.user_id.in_(owners))
             .values(max_seq=im_user_seq.c.max_seq + 1)
         )
         return {o: current[o] + 1 for o in owners}
+
+    async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[Appended]:
+        return await retry_deadlocks(lambda: self._append_batch_once(batch))
+
+    async def _append_batch_once(self, batch: Sequence[PendingAppend]) -> list[Appended]:
+        """Many messages in ONE transaction, with as many statements as one message: bodies, seq lock,
+        seq bump, index rows, conversation rows — each one multi-row statement."""
+        async with self._db.hot_write() as conn:
+            await conn.execute(im_message_body.insert(), [_body_row(p.body) for p in batch])
+            owners = sorted({s.owner_id for p in batch for s in p.slots})
+            top = await lock_seqs(conn, owners)
+            seqs: list[dict[int, int]] = []
+            for p in batch:  # in queue order: a sender's later message gets the later seqs
+                mine = {}
+                for owner in {s.owner_id for s in p.slots}:
+                    top[owner] += 1
+                    mine[owner] = top[owner]
+                seqs.append(mine)
+            await conn.execute(
+                seq_upsert(conn.dialect.name), [{"user_id": o, "max_seq": top[o]} for o in owners]
+            )
+            await conn.execute(
+                im_message_index.insert(),
+                [
+                    row
+                    for p, mine in zip(batch, seqs, strict=True)
+                    for row in _index_rows(p.body, p.slots, mine)
+                ],
+            )
+            if self._conversations:
+                rows = _conversation_rows(
+                    [(p.body, p.slots, mine) for p, mine in zip(batch, seqs, strict=True)]
+                )
+                await conn.execute(conversation_upsert(conn.dialect.name), rows)
+        return [Appended(p.body.msg_id, mine) for p, mine in zip(batch, seqs, strict=True)]
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
         b, i = im_message_body, im_message_index
@@ -390,13 +516,20 @@ class SqlTimelineStore:
             .order_by(i.c.seq_id)
             .limit(limit + 1)
         )
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
-            from_replica = not self._db.is_primary(conn)
-        reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
-        if from_replica and not reached:  # the replica lags behind what the owner was told of
-            async with self._db.read(fresh=True) as conn:
-                rows = (await conn.execute(query)).all()
+        params = (owner_id, after_seq, limit + 1)
+
+        async def from_primary(conn: AsyncConnection) -> list[Any]:
+            return [_SyncRow(*r) for r in await fetch_rows(conn, query, _SYNC_SQL, params)]
+
+        if not self._db.readers:
+            rows = await self._db.hot_read(from_primary)
+        else:
+            async with self._db.read() as conn:
+                rows = list((await conn.execute(query)).all())
+                from_replica = not self._db.is_primary(conn)
+            reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
+            if from_replica and not reached:  # the replica lags behind what the owner was told of
+                rows = await self._db.hot_read(from_primary)
         return [_stored(r, owner_id) for r in rows[:limit]], len(rows) > limit
 
     async def history(
@@ -569,9 +702,13 @@ class SqlTimelineStore:
 
     async def max_seq(self, owner_id: int) -> int:
         # From the primary: mark_read checks a just-delivered seq against it, a replica may lag.
-        async with self._db.read(fresh=True) as conn:
-            value = await conn.scalar(select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == owner_id))
-        return int(value or 0)
+        query = select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == owner_id)
+
+        async def run(conn: AsyncConnection) -> int:
+            rows = await fetch_rows(conn, query, _MAX_SEQ_SQL, (owner_id,))
+            return int(rows[0][0]) if rows else 0
+
+        return await self._db.hot_read(run)
 
     # admin API: server stats (a full count: an operator's question, not a hot path)
     async def count_messages(self) -> int:
