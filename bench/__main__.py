@@ -52,6 +52,8 @@ def main() -> None:
         help="comma list: on, off — G1/G2 with and without maintaining the conversation list (its cost)",
     )
     parser.add_argument("--file-mib", type=int, default=1024, help="file size for g5 (MiB)")
+    parser.add_argument("--file-runs", type=int, default=3, help="g5: rounds (the spread is reported)")
+    parser.add_argument("--file-chunk-kib", type=int, default=4096, help="g5: the gateway's chunk size")
     args = parser.parse_args()
     scenarios = {s.strip() for s in args.only.split(",")}
     one_process: dict[str, float] = {}
@@ -93,7 +95,7 @@ def main() -> None:
         else:
             run_s1()
     if "g5" in scenarios:  # file transfer
-        run_g5(args.file_mib * 1024 * 1024)
+        run_g5(args.file_mib * 1024 * 1024, args.file_runs, args.file_chunk_kib * 1024)
     if "h1" in scenarios:
         run_hostile(args.hostile_seconds)
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
+import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,9 @@ from typing import Any
 from bench.common import write_result
 from tests.support.server import ServerProcess, free_port
 from tinyim.client import Client, FileTransfers, register
+from tinyim.client.files import md5_of
+from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.wire import Cmd
 
 GIB = 1024**3
 
@@ -52,6 +58,70 @@ conn.close()
 """
 
 
+LEAN_CLIENT = r"""
+import json, os, socket, struct, sys, time
+from tinyim.pb import im_protocol_pb2 as pb
+H = struct.Struct("!2sBHI")
+mode, host, port, token, path, chunk = sys.argv[1:7]
+port, chunk = int(port), int(chunk)
+sock = socket.create_connection((host, port))
+def frame(cmd, body):
+    sock.sendall(H.pack(b"IM", 1, cmd, len(body)) + body)
+def exactly(n):
+    buf = bytearray(n); view = memoryview(buf); got = 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if not k: raise SystemExit("closed")
+        got += k
+    return bytes(buf)
+def read():
+    _, _, cmd, n = H.unpack(exactly(H.size))
+    body = exactly(n)
+    if cmd == 0x1FFF: raise SystemExit(f"error {pb.ErrorResp.FromString(body)}")
+    return cmd, body
+frame(0x3006, pb.FileAuthReq(token=token).SerializeToString())
+cmd, body = read()
+began = time.perf_counter()
+if mode == "up":  # data frames by sendfile from the offset the gateway holds, then wait for FileUploadDone
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(chunk // 4, 65536))  # as the SDK
+    offset = pb.FileUploadResp.FromString(body).offset
+    fd = os.open(path, os.O_RDONLY); size = os.fstat(fd).st_size
+    while offset < size:
+        n = min(chunk, size - offset)
+        sock.sendall(H.pack(b"IM", 1, 0x3003, n))
+        sent = 0
+        while sent < n:
+            sent += os.sendfile(sock.fileno(), fd, offset + sent, n - sent)
+        offset += n
+    os.close(fd)
+    cmd, body = read()
+    assert cmd == 0x3008, hex(cmd)
+else:  # data frames -> recv_into + write, as the raw reader
+    size = pb.FileDownloadBegin.FromString(body).file_size
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    buf = bytearray(1 << 20); view = memoryview(buf); got = 0
+    while got < size:
+        _, _, cmd, n = H.unpack(exactly(H.size))
+        assert cmd == 0x3003, hex(cmd)
+        while n:
+            k = sock.recv_into(view[: min(n, len(buf))])
+            if not k: raise SystemExit("closed")
+            os.write(fd, view[:k]); n -= k; got += k
+    os.close(fd)
+print(json.dumps({"seconds": time.perf_counter() - began}))
+"""
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -69,10 +139,12 @@ def make_source(path: Path, size: int) -> None:
             i += 1
 
 
-def raw_run(mode: str, path: Path, out: Path, size: int) -> float:
-    """Seconds for one raw transfer of `size` bytes (sink: we send the file; send: we receive it)."""
+def raw_run(mode: str, path: Path, out: Path, size: int) -> tuple[float, float]:
+    """Seconds and CPU seconds (both ends) of one raw transfer of `size` bytes (sink: we send the file
+    with sendfile, the child writes it to disk; send: the child sendfiles it, we write it to disk)."""
     port = free_port()
     target = out if mode == "sink" else path
+    cpu0 = children_cpu() + own_cpu()
     proc = subprocess.Popen(
         [sys.executable, "-c", RAW_SERVER, mode, str(port), str(target)], stdout=subprocess.PIPE
     )
@@ -104,55 +176,110 @@ def raw_run(mode: str, path: Path, out: Path, size: int) -> float:
             os.close(fd)
         seconds = time.perf_counter() - started
         sock.close()
-        return seconds
     finally:
         proc.kill()
         proc.wait()
+    return seconds, children_cpu() + own_cpu() - cpu0
 
 
-async def through_gateway(server: ServerProcess, source: Path, size: int, workdir: Path) -> dict[str, Any]:
-    base_url = server.base_url
+def lean_run(mode: str, host: str, port: int, token: str, path: Path, chunk: int) -> tuple[float, float]:
+    """Seconds (gateway's answer to the last byte / FileUploadDone) and the lean client's CPU seconds."""
+    cpu0 = children_cpu()
+    out = subprocess.run(
+        [sys.executable, "-c", LEAN_CLIENT, mode, host, str(port), token, str(path), str(chunk)],
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+    return float(json.loads(out.stdout)["seconds"]), children_cpu() - cpu0
+
+
+async def upload_ticket(client: Client, source: Path) -> pb.FileUploadResp:
+    transfers = FileTransfers(client)
+    size, md5 = await asyncio.to_thread(lambda: (os.path.getsize(source), md5_of(source)))
+    req = pb.FileUploadReq(file_name=source.name, file_size=size, md5=md5)
+    resp = await transfers._ask(Cmd.CMD_FILE_UPLOAD_REQ, req, pb.FileUploadResp)
+    assert not resp.proof_required and not resp.is_instant, "the lean upload needs bytes the server lacks"
+    return resp
+
+
+async def through_gateway(
+    server: ServerProcess, sources: list[Path], size: int, workdir: Path, chunk: int, cuts: bool
+) -> dict[str, Any]:
+    """One round: the SDK uploads and downloads sources[0], the lean client sources[1]; CPU per GiB."""
     assert server.proc is not None
     pid = server.proc.pid
+    gib = size / GIB
 
     def restart() -> None:
         server.stop(signal.SIGKILL)
         server.start()
 
-    await register(base_url, "bench_g5", "password1", "G5")
-    client = Client(base_url, "bench_g5", "password1", "PC")
+    user = f"bench_g5_{time.time_ns() % 10**9}"
+    await register(server.base_url, user, "password1", "G5")
+    client = Client(server.base_url, user, "password1", "PC")
     await client.start()
     try:
-        stamps: list[tuple[float, int]] = []
-        cpu0 = cpu_seconds(pid)
-        t0 = time.perf_counter()
+        out: dict[str, Any] = {}
+        # the SDK (the client's MD5 of the file before the upload is not counted)
+        stamps: list[float] = []
         transfers = FileTransfers(client, stall_timeout=120)
-        ref = await transfers.upload(source, progress=lambda d, t: stamps.append((time.perf_counter(), d)))
+        md5 = await asyncio.to_thread(md5_of, sources[0])
+        gw0, me0 = cpu_seconds(pid), own_cpu()
+        t0 = time.perf_counter()
+        ref = await transfers.upload(sources[0], progress=lambda d, t: stamps.append(time.perf_counter()))
         t1 = time.perf_counter()
-        up_cpu = cpu_seconds(pid) - cpu0
-        up_transfer = t1 - stamps[0][0]  # from the gateway's offset answer to FileUploadDone
-        up_total = t1 - t0  # including the client's MD5 of the file
+        assert ref.md5 == md5
+        out["sdk_upload"] = {
+            "seconds": round(t1 - stamps[0], 3),  # from the gateway's offset answer to FileUploadDone
+            "seconds_with_client_md5": round(t1 - t0, 3),
+            "gateway_cpu_s_per_gib": round((cpu_seconds(pid) - gw0) / gib, 2),
+            "client_cpu_s_per_gib_with_md5": round((own_cpu() - me0) / gib, 2),
+        }
         dest = workdir / "download.bin"
         stamps.clear()
-        cpu0 = cpu_seconds(pid)
-        await transfers.download(ref, dest, progress=lambda d, t: stamps.append((time.perf_counter(), d)))
-        down_transfer = stamps[-1][0] - stamps[0][0]  # bytes on the client's disk, before its MD5 check
-        down_cpu = cpu_seconds(pid) - cpu0
+        gw0, me0 = cpu_seconds(pid), own_cpu()
+        await transfers.download(ref, dest, progress=lambda d, t: stamps.append(time.perf_counter()))
+        t2 = time.perf_counter()
+        out["sdk_download"] = {
+            "seconds": round(t2 - stamps[0], 3),  # begin frame to a verified file (MD5 while receiving)
+            "gateway_cpu_s_per_gib": round((cpu_seconds(pid) - gw0) / gib, 2),
+            "client_cpu_s_per_gib_with_md5": round((own_cpu() - me0) / gib, 2),
+        }
         dest.unlink()
 
-        # cuts in the middle of an upload of the same size (other bytes: no instant upload):
-        # the client's connection dropped, then the gateway process kill -9ed and restarted
-        results: dict[str, Any] = {}
-        for kind, name in (("client_cut", "cut.bin"), ("gateway_kill", "kill.bin")):
-            results[kind] = await cut_upload(client, workdir / name, size, kind, restart)
-        return {
-            "upload_seconds_transfer": round(up_transfer, 3),
-            "upload_seconds_with_client_md5": round(up_total, 3),
-            "upload_gateway_cpu_seconds": round(up_cpu, 2),
-            "download_seconds": round(down_transfer, 3),
-            "download_gateway_cpu_seconds": round(down_cpu, 2),
-            "cuts": results,
+        # the lean client: blocking sockets in a process of its own, as the raw baselines
+        ticket = await upload_ticket(client, sources[1])
+        gw0 = cpu_seconds(pid)
+        seconds, cpu = lean_run(
+            "up", ticket.gateway_ip, ticket.gateway_port, ticket.upload_token, sources[1], chunk
+        )
+        out["lean_upload"] = {
+            "seconds": round(seconds, 3),
+            "gateway_cpu_s_per_gib": round((cpu_seconds(pid) - gw0) / gib, 2),
+            "client_cpu_s_per_gib": round(cpu / gib, 2),
         }
+        down = await transfers._ask(
+            Cmd.CMD_FILE_DOWNLOAD_REQ, pb.FileDownloadReq(task_id=ticket.task_id), pb.FileDownloadResp
+        )
+        gw0 = cpu_seconds(pid)
+        seconds, cpu = lean_run("down", down.gateway_ip, down.gateway_port, down.download_token, dest, chunk)
+        out["lean_download"] = {
+            "seconds": round(seconds, 3),
+            "gateway_cpu_s_per_gib": round((cpu_seconds(pid) - gw0) / gib, 2),
+            "client_cpu_s_per_gib": round(cpu / gib, 2),
+        }
+        assert dest.stat().st_size == size
+        dest.unlink()
+
+        if cuts:
+            # cuts in the middle of an upload of the same size (other bytes: no instant upload):
+            # the client's connection dropped, then the gateway process kill -9ed and restarted
+            results: dict[str, Any] = {}
+            for kind, name in (("client_cut", "cut.bin"), ("gateway_kill", "kill.bin")):
+                results[kind] = await cut_upload(client, workdir / name, size, kind, restart)
+            out["cuts"] = results
+        return out
     finally:
         await client.close()
 
@@ -186,56 +313,109 @@ async def cut_upload(
     }
 
 
-def run_g5(size: int = GIB) -> None:
+def variant(source: Path, target: Path) -> None:
+    """The same size, other bytes: a normal upload, not an instant one."""
+    shutil.copyfile(source, target)
+    with open(target, "r+b") as f:
+        f.write(os.urandom(64))
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3)}  # fmt: skip
+
+
+def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict[str, Any]:
+    """`runs` rounds, each: raw copies, the gateway (SDK and lean client), raw copies again; the ratio
+    of a round is to the faster raw run next to it (the machine is shared)."""
     workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-g5-", dir=os.environ.get("IM_BENCH_DIR")))
     source = workdir / "source.bin"
     make_source(source, size)
-    for name in ("cut.bin", "kill.bin"):
-        shutil.copyfile(source, workdir / name)
-        with open(workdir / name, "r+b") as f:
-            f.write(os.urandom(64))  # other bytes: a normal upload, not an instant one
-    chunk = 1024 * 1024
-    # raw baselines before and after the gateway runs, the faster of each kept (the machine is shared)
-    raw_times = {"sink": [raw_run("sink", source, workdir / "raw.bin", size)],
-                 "send": [raw_run("send", source, workdir / "raw.bin", size)]}  # fmt: skip
-    (workdir / "raw.bin").unlink()
-    server = ServerProcess(
-        workdir / "server", env={"IM_LOG_LEVEL": "WARNING", "IM_FILE_CHUNK_BYTES": str(chunk)}
-    )
-    server.start()
-    try:
-        gw = asyncio.run(through_gateway(server, source, size, workdir))
-    finally:
-        server.stop()
-    shutil.rmtree(workdir / "server", ignore_errors=True)
-    raw_times["sink"].append(raw_run("sink", source, workdir / "raw.bin", size))
-    raw_times["send"].append(raw_run("send", source, workdir / "raw.bin", size))
-    (workdir / "raw.bin").unlink()
-    raw_up, raw_down = min(raw_times["sink"]), min(raw_times["send"])
     mib = size / 1024**2
-    up_rate, down_rate = mib / gw["upload_seconds_transfer"], mib / gw["download_seconds"]
-    raw_up_rate, raw_down_rate = mib / raw_up, mib / raw_down
-    write_result(
-        "g5-file-transfer",
+    gib = size / GIB
+    rounds: list[dict[str, Any]] = []
+    cuts: dict[str, Any] = {}
+    for r in range(runs):
+        for name in ("sdk.bin", "lean.bin", "cut.bin", "kill.bin"):
+            variant(source, workdir / name)  # fresh bytes every round (no instant uploads)
+        raw: dict[str, list[tuple[float, float]]] = {"sink": [], "send": []}
+        raw["sink"].append(raw_run("sink", source, workdir / "raw.bin", size))
+        raw["send"].append(raw_run("send", source, workdir / "raw.bin", size))
+        (workdir / "raw.bin").unlink()
+        server = ServerProcess(
+            workdir / "server", env={"IM_LOG_LEVEL": "WARNING", "IM_FILE_CHUNK_BYTES": str(chunk)}
+        )
+        server.start()
+        try:
+            gw = asyncio.run(
+                through_gateway(
+                    server, [workdir / "sdk.bin", workdir / "lean.bin"], size, workdir, chunk, r == 0
+                )
+            )
+        finally:
+            server.stop()
+        shutil.rmtree(workdir / "server", ignore_errors=True)
+        raw["sink"].append(raw_run("sink", source, workdir / "raw.bin", size))
+        raw["send"].append(raw_run("send", source, workdir / "raw.bin", size))
+        (workdir / "raw.bin").unlink()
+        cuts = gw.pop("cuts", cuts)
+        raw_up, raw_up_cpu = min(raw["sink"])
+        raw_down, raw_down_cpu = min(raw["send"])
+        round_: dict[str, Any] = {
+            "raw_socket_to_disk_mib_s": round(mib / raw_up, 1),
+            "raw_socket_to_disk_cpu_s_per_gib": round(raw_up_cpu / gib, 2),
+            "raw_sendfile_mib_s": round(mib / raw_down, 1),
+            "raw_sendfile_cpu_s_per_gib": round(raw_down_cpu / gib, 2),
+        }
+        for client in ("sdk", "lean"):
+            up, down = gw[f"{client}_upload"], gw[f"{client}_download"]
+            round_[f"{client}_upload_mib_s"] = round(mib / up["seconds"], 1)
+            round_[f"{client}_upload_ratio"] = round(raw_up / up["seconds"], 3)
+            round_[f"{client}_download_mib_s"] = round(mib / down["seconds"], 1)
+            round_[f"{client}_download_ratio"] = round(raw_down / down["seconds"], 3)
+        round_["detail"] = gw
+        round_["raw_seconds"] = {k: [round(t, 3) for t, _ in v] for k, v in raw.items()}
+        rounds.append(round_)
+        print(f"g5 round {r + 1}/{runs}: " + json.dumps({k: v for k, v in round_.items() if "ratio" in k}))
+
+    def figures(key: str) -> dict[str, float]:
+        return spread([float(r[key]) for r in rounds])
+
+    result = write_result(
+        "g5-file-transfer" + os.environ.get("IM_BENCH_G5_SUFFIX", ""),
         {
-            "scenario": f"upload and download of a {mib:.0f} MiB file through the file gateway (one process) "
-            "vs raw socket->disk and raw os.sendfile, same run",
+            "scenario": f"upload and download of a {mib:.0f} MiB file through the file gateway (one process; "
+            "the SDK, and a lean blocking-socket client in a process of its own) vs raw socket->disk and "
+            f"raw os.sendfile next to it; {runs} round(s), median/min/max over rounds",
             "size_bytes": size,
             "chunk_bytes": chunk,
-            "upload_mib_s": round(up_rate, 1),
-            "raw_socket_to_disk_mib_s": round(raw_up_rate, 1),
-            "upload_ratio": round(up_rate / raw_up_rate, 3),
-            "upload_target": 0.7,
-            "download_mib_s": round(down_rate, 1),
-            "raw_sendfile_mib_s": round(raw_down_rate, 1),
-            "download_ratio": round(down_rate / raw_down_rate, 3),
-            "download_target": 0.8,
-            "resent_bytes_after_client_cut": gw["cuts"]["client_cut"]["resent_bytes"],
-            "resent_bytes_after_gateway_kill": gw["cuts"]["gateway_kill"]["resent_bytes"],
-            "resent_target_bytes": chunk,
             "data_dir": str(workdir.parent),
-            "raw_seconds": raw_times,
-            "detail": gw,
+            "upload_target": 0.7,
+            "download_target": 0.8,
+            "lean_upload_ratio": figures("lean_upload_ratio"),
+            "lean_download_ratio": figures("lean_download_ratio"),
+            "sdk_upload_ratio": figures("sdk_upload_ratio"),
+            "sdk_download_ratio": figures("sdk_download_ratio"),
+            "lean_upload_mib_s": figures("lean_upload_mib_s"),
+            "lean_download_mib_s": figures("lean_download_mib_s"),
+            "sdk_upload_mib_s": figures("sdk_upload_mib_s"),
+            "sdk_download_mib_s": figures("sdk_download_mib_s"),
+            "raw_socket_to_disk_mib_s": figures("raw_socket_to_disk_mib_s"),
+            "raw_sendfile_mib_s": figures("raw_sendfile_mib_s"),
+            "gateway_upload_cpu_s_per_gib": spread(
+                [float(r["detail"]["lean_upload"]["gateway_cpu_s_per_gib"]) for r in rounds]
+            ),
+            "gateway_download_cpu_s_per_gib": spread(
+                [float(r["detail"]["lean_download"]["gateway_cpu_s_per_gib"]) for r in rounds]
+            ),
+            "raw_socket_to_disk_cpu_s_per_gib": figures("raw_socket_to_disk_cpu_s_per_gib"),
+            "raw_sendfile_cpu_s_per_gib": figures("raw_sendfile_cpu_s_per_gib"),
+            "resent_bytes_after_client_cut": cuts["client_cut"]["resent_bytes"],
+            "resent_bytes_after_gateway_kill": cuts["gateway_kill"]["resent_bytes"],
+            "resent_target_bytes": chunk,
+            "cuts": cuts,
+            "rounds": rounds,
         },
     )
     shutil.rmtree(workdir, ignore_errors=True)
+    return {"path": str(result)}

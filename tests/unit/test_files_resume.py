@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_files_service import ALICE, BOB, Env
-from tinyim.edges.filegw.transfers import FileGateway, FileLimits
+from tinyim.edges.filegw import transfers
+from tinyim.edges.filegw.transfers import FileGateway, FileLimits, UploadSession
 from tinyim.kernel import ImError
 from tinyim.modules.files import (
     FILE_BUSY,
@@ -147,6 +148,78 @@ def test_any_sequence_of_cuts_and_resumes_ends_with_the_exact_bytes(
         assert not env.blobs.partial_path(ticket.task_id).exists()
 
     asyncio.run(scenario())
+
+
+async def receive(s: UploadSession, data: bytes, upto: int, rng: random.Random) -> None:
+    """As the TCP side: receive pieces of random size straight into the session's buffers."""
+    while s.held < upto:
+        view = await s.space()
+        n = min(rng.randint(1, 9_000), len(view), upto - s.held)
+        view[:n] = data[s.held : s.held + n]
+        s.commit(n)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(min_size=1, max_size=120_000),
+    cuts=st.lists(st.tuples(st.integers(0, 120_000), st.booleans(), st.booleans()), max_size=6),
+    seed=st.integers(0, 2**32),
+)
+def test_bytes_received_into_the_session_buffers_hash_right_across_cuts(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, cuts: list[tuple[int, bool, bool]], seed: int
+) -> None:
+    """The TCP path (receive buffers of 4 KiB here, so pieces cross buffers and buffers are reused),
+    mixed with `write` as HTTP does, with cuts and restarts: the MD5 checked at the end is right."""
+
+    async def scenario() -> None:
+        env = Env(tmp_path_factory.mktemp("blobs"))
+        gw = gateway(env)
+        ticket = await new_upload(env, data)
+        rng = random.Random(seed)
+        for cut_at, restart, http in cuts:
+            async with gw.upload(ticket) as s:
+                upto = max(s.held, min(cut_at, len(data) - 1))
+                await receive(s, data, (s.held + upto) // 2, rng)
+                if http:
+                    s.write(data[s.held : upto])
+                await receive(s, data, upto, rng)
+            if restart:
+                gw = gateway(env)
+        async with gw.upload(ticket) as s:
+            await receive(s, data, len(data), rng)
+            task = await s.finish()
+        assert env.blobs.blob_path(task.blob_key).read_bytes() == data
+
+    with mock.patch.multiple(transfers, RECEIVE_BUFFER=4096, RECEIVE_BUFFERS=2):
+        asyncio.run(scenario())
+
+
+async def test_a_full_disk_on_the_receive_path_keeps_and_hashes_only_what_was_written(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    data = random.Random(3).randbytes(300_000)
+    ticket = await new_upload(env, data)
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def filling(fd: int, buf: object, at: int) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            return real(fd, memoryview(buf)[:777], at)  # type: ignore[arg-type]
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, buf, at)  # type: ignore[arg-type]
+
+    gw = gateway(env)
+    async with gw.upload(ticket) as s:
+        with mock.patch("tinyim.edges.filegw.transfers.os.pwrite", filling), pytest.raises(ImError) as err:
+            await receive(s, data, len(data), random.Random(4))
+        assert err.value.code == FILE_DISK_FULL
+        kept = s.held
+    assert env.blobs.partial_path(ticket.task_id).read_bytes() == data[:kept]
+    async with gw.upload(ticket) as s:  # the hash state this process kept covers exactly those bytes
+        assert s.held == kept
+        await receive(s, data, len(data), random.Random(5))
+        assert (await s.finish()).status is FileStatus.FINISHED
 
 
 async def test_a_corrupted_byte_fails_the_task_and_deletes_the_partial(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, ErrorCode, encode, parse_body
+from tinyim.wire.md5stream import HashedBuffers, StreamMd5
 from tinyim.wire.sendfile import sock_sendfile
 
 from .sdk import ConnectionLost, Kicked, Message, Sent, ServerError
@@ -46,6 +47,7 @@ HEADER = struct.Struct("!2sBHI")
 IDLE_SECONDS = 30.0  # no byte moving for this long: the connection is cut
 MIN_RATE = 64 * 1024  # bytes/s a transfer may slow down to (bandwidth limits) before it counts as idle
 READ_STEP = 8 * 1024 * 1024
+DOWNLOAD_SOCKET_BUFFER = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.rmem_max)
 # Errors after which the same transfer is tried again (the gateway or a backend is back soon).
 RETRYABLE = frozenset(
     {
@@ -213,45 +215,56 @@ class FileTransfers:
         self.attempts = 0
         last_progress = time.monotonic()
         delay = self._backoff[0]
-        while True:
-            self.attempts += 1
-            held_before = part.stat().st_size if part.exists() else 0
-            try:
-                await self._download_once(ticket, part, progress)
-                break
-            except (_Cut, OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionLost) as exc:
-                cause: Exception = exc
-            except ServerError as exc:
-                if exc.code not in RETRYABLE:
-                    raise
-                cause = exc
-            if (part.stat().st_size if part.exists() else 0) > held_before:
-                last_progress = time.monotonic()
-            if time.monotonic() - last_progress > self._stall:
-                raise ConnectionLost(f"download stalled for {self._stall:.0f}s: {cause}") from cause
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, self._backoff[1])
-            with contextlib.suppress(ConnectionLost, TimeoutError, ServerError):
-                ticket = await self._ask(
-                    Cmd.CMD_FILE_DOWNLOAD_REQ, pb.FileDownloadReq(task_id=task_id), pb.FileDownloadResp
-                )
-        md5 = await asyncio.to_thread(md5_of, part)
-        if md5 != ticket.md5:
+        md5 = StreamMd5()  # follows the bytes as they land in the .part file
+        try:
+            while True:
+                self.attempts += 1
+                held_before = part.stat().st_size if part.exists() else 0
+                if md5.fed != held_before:  # bytes from an earlier download (or a short write): hash them
+                    md5.close()
+                    md5 = StreamMd5()
+                    if held_before <= ticket.file_size:
+                        md5.feed_path(part, 0, held_before)
+                try:
+                    await self._download_once(ticket, part, md5, progress)
+                    break
+                except (_Cut, OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionLost) as exc:
+                    cause: Exception = exc
+                except ServerError as exc:
+                    if exc.code not in RETRYABLE:
+                        raise
+                    cause = exc
+                if (part.stat().st_size if part.exists() else 0) > held_before:
+                    last_progress = time.monotonic()
+                if time.monotonic() - last_progress > self._stall:
+                    raise ConnectionLost(f"download stalled for {self._stall:.0f}s: {cause}") from cause
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._backoff[1])
+                with contextlib.suppress(ConnectionLost, TimeoutError, ServerError):
+                    ticket = await self._ask(
+                        Cmd.CMD_FILE_DOWNLOAD_REQ, pb.FileDownloadReq(task_id=task_id), pb.FileDownloadResp
+                    )
+            digest = await md5.hexdigest()
+        finally:
+            md5.close()
+        if digest != ticket.md5:
             part.unlink(missing_ok=True)
             raise ServerError(
-                ErrorCode.ERR_FILE_CORRUPT, f"downloaded bytes have MD5 {md5}, not {ticket.md5}"
+                ErrorCode.ERR_FILE_CORRUPT, f"downloaded bytes have MD5 {digest}, not {ticket.md5}"
             )
         os.replace(part, target)
         return target
 
     async def _download_once(
-        self, ticket: pb.FileDownloadResp, part: Path, progress: Progress | None
+        self, ticket: pb.FileDownloadResp, part: Path, md5: StreamMd5, progress: Progress | None
     ) -> None:
         offset = part.stat().st_size if part.exists() else 0  # noqa: ASYNC240
         if offset > ticket.file_size:
             part.unlink()  # noqa: ASYNC240
             offset = 0
         async with _FileSocket.open(ticket.gateway_ip, ticket.gateway_port, self._connect_timeout) as conn:
+            with contextlib.suppress(OSError):  # room for a few frames in flight: fewer wake-ups
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DOWNLOAD_SOCKET_BUFFER)
             await conn.send(Cmd.CMD_FILE_AUTH_REQ, pb.FileAuthReq(token=ticket.download_token, offset=offset))
             begin = await conn.expect(Cmd.CMD_FILE_DOWNLOAD_BEGIN, pb.FileDownloadBegin)
             if begin.offset != offset:
@@ -259,6 +272,7 @@ class FileTransfers:
             if progress:
                 progress(offset, ticket.file_size)
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            ring = HashedBuffers(md5)
             try:
                 while offset < ticket.file_size:
                     cmd, length = await conn.header()
@@ -266,10 +280,11 @@ class FileTransfers:
                         await conn.raise_error(length)
                     if cmd != Cmd.CMD_FILE_DATA_TRANS or offset + length > ticket.file_size:
                         raise _Cut(f"unexpected frame 0x{cmd:04X}")
-                    offset += await conn.recv_to(fd, length)
+                    offset += await conn.recv_to(fd, length, ring)
                     if progress:
                         progress(offset, ticket.file_size)
             finally:
+                ring.flush()
                 os.close(fd)
 
     # ---------- requests over the chat connection, across its reconnects ----------
@@ -312,7 +327,6 @@ class _FileSocket:
         self.sock = sock
         self._loop = asyncio.get_running_loop()
         self._idle = idle
-        self._buf = bytearray(1024 * 1024)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -348,18 +362,21 @@ class _FileSocket:
                 got += k
         return bytes(out)
 
-    async def recv_to(self, fd: int, length: int) -> int:
-        """Receive `length` bytes straight into the file (through one reused buffer)."""
-        view = memoryview(self._buf)
+    async def recv_to(self, fd: int, length: int, ring: HashedBuffers) -> int:
+        """Receive `length` bytes into the file, through the ring's buffers (which hash them)."""
         left = length
         while left:
+            view = await ring.space()
             async with asyncio.timeout(self._idle):
                 k = await self._loop.sock_recv_into(self.sock, view[: min(left, len(view))])
             if not k:
                 raise _Cut("the file gateway closed mid-frame")
             written = 0
-            while written < k:
-                written += os.write(fd, view[written:k])
+            try:
+                while written < k:
+                    written += os.write(fd, view[written:k])
+            finally:
+                ring.keep(written)  # what is in the file is what gets hashed
             left -= k
         return length
 

@@ -112,7 +112,6 @@ class FileConnection:
     async def _receive(self, session: UploadSession, chunk: int, idle: asyncio.Timeout) -> None:
         """Data frames into the partial file until it holds every byte (pieces are written as they come)."""
         gw = self._gw
-        view = memoryview(bytearray(min(chunk, 1024 * 1024)))
         rate = gw.rate()
         report_every = min(gw.limits.upload_ttl_seconds / 3, 10.0)
         counter = metrics.FILE_BYTES.labels(direction="up")
@@ -124,10 +123,11 @@ class FileConnection:
             session.check(session.held, length)
             while length:
                 idle.reschedule(self._loop.time() + IDLE_TIMEOUT)
+                view = await session.space()
                 n = await self._loop.sock_recv_into(self._sock, view[: rate.step(min(length, len(view)))])
                 if n == 0:
                     raise Closed("peer closed mid-frame")
-                session.write(view[:n])
+                session.commit(n)
                 counter.inc(n)
                 length -= n
                 await rate.moved(n)
@@ -139,6 +139,8 @@ class FileConnection:
         ticket = gw.ticket(auth.token, TicketKind.DOWNLOAD)
         task, path = await gw.downloadable(ticket)
         offset = check_offset(auth.offset, task.size)
+        with contextlib.suppress(OSError):  # room for a frame in flight: fewer wake-ups per GiB
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOWNLOAD_FRAME)
         async with gw.transfer_slot(ticket.user_id):
             begin = pb.FileDownloadBegin(task_id=task.task_id, file_size=task.size, offset=offset,
                                          md5=task.md5, file_name=task.file_name)  # fmt: skip

@@ -2,10 +2,11 @@
 per-user transfer caps, bandwidth limits, verification and publication of finished files.
 
 An upload session holds the task's partial file under an exclusive flock (so two gateways of a host,
-or two connections of one, never write the same task at once). Bytes go from the socket buffer to the
-file with `os.pwrite` at the held offset; an MD5 follows the file in a worker thread (reading what was
-written back from the page cache), so hashing runs on another core while data keeps arriving, and a
-resumed upload hashes the bytes already on disk the same way.
+or two connections of one, never write the same task at once). Bytes go from the socket into a reused
+buffer, from there to the file with `os.pwrite` at the held offset, and the same buffer is fed to an MD5
+on a worker thread (another core; no second read of the file). A resumed upload continues the MD5 state
+this process kept, or hashes the bytes already on disk once. The disk is flushed in the background as
+the file grows, so the fsync before publishing has little left to do.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
 import os
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,16 @@ from tinyim.modules.files import (
     blob_key,
     check_task_id,
 )
+from tinyim.wire.md5stream import HashedBuffers, StreamMd5
 
 log = logging.getLogger(__name__)
 
-HASH_STEP = 8 * 1024 * 1024
 TAKEOVER_SECONDS = 5.0
+# Bytes go from the socket into one of a few buffers, then to the file; a full buffer is hashed on the
+# MD5 thread while the next one fills.
+RECEIVE_BUFFER = 2 * 1024 * 1024
+RECEIVE_BUFFERS = 3
+WRITEBACK_STEP = 64 * 1024 * 1024  # start writing to the disk after this many new bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,61 +82,11 @@ class RateLimit:
                 await asyncio.sleep(delay)
 
 
-class _Hasher:
-    """MD5 of a file's first `target` bytes, computed in a worker thread as the file grows."""
-
-    def __init__(self, fd: int, done: int, state: Any) -> None:
-        self._fd = fd
-        self.done = done
-        self._md5 = state
-        self._target = done
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task = asyncio.create_task(self._run())
-
-    def advance(self, target: int) -> None:
-        self._target = target
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            await self._wake.wait()
-            self._wake.clear()
-            while self.done < self._target and not self._stopping:
-                # never cancelled mid-step: the thread's update and `done` must stay in step
-                n = await asyncio.to_thread(self._step, self.done, min(self._target - self.done, HASH_STEP))
-                self.done += n
-
-    def _step(self, at: int, length: int) -> int:
-        data = os.pread(self._fd, length, at)
-        self._md5.update(data)
-        if not data:
-            raise OSError(f"the partial file ends before byte {at + length}")
-        return len(data)
-
-    async def digest(self) -> str:
-        while self.done < self._target:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.005)
-        return str(self._md5.hexdigest())
-
-    def state(self) -> Any:
-        return self._md5.copy()
-
-    @property
-    def stopped(self) -> bool:
-        return self._task.done() and not self._task.cancelled() and self._task.exception() is None
-
-    async def stop(self) -> None:
-        """Stop after the step in flight (its bytes are then counted in `done` and in the state)."""
-        self._stopping = True
-        self._wake.set()
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self._task)
-
-
 class UploadSession:
+    """One connection's hold on a task's partial file: bytes are appended with `os.pwrite` as they
+    arrive and fed to a `StreamMd5` from the buffer they arrived in (TCP: `space` / `commit`, a few
+    reused buffers; HTTP: `write`)."""
+
     def __init__(self, gateway: FileGateway, task: FileTask, user_id: int, fd: int, path: Path) -> None:
         self._gw = gateway
         self.task = task
@@ -141,9 +96,13 @@ class UploadSession:
         self.held = os.fstat(fd).st_size
         done, state = gateway._hashes.pop(task.task_id, (0, None))
         if state is None or done > self.held:
-            done, state = 0, hashlib.md5()
-        self._hasher = _Hasher(fd, done, state)
-        self._hasher.advance(self.held)
+            done, state = 0, None
+        self._md5 = StreamMd5(state, done)
+        if done < self.held:  # a resume whose hash state this process lost: hash the prefix once
+            self._md5.feed_file(fd, done, self.held)
+        self._ring = HashedBuffers(self._md5, RECEIVE_BUFFER, RECEIVE_BUFFERS)
+        self._synced_at = self.held
+        self._sync: asyncio.Future[None] | None = None
         self.owner: asyncio.Task[Any] | None = asyncio.current_task()
         self.released = asyncio.Event()
         self._reported = time.monotonic()
@@ -159,24 +118,53 @@ class UploadSession:
     def check(self, offset: int, length: int) -> None:
         accept_data(self.held, offset, length, self.task.size)
 
+    # ---------- TCP: receive straight into the session's buffers ----------
+    async def space(self) -> memoryview:
+        """Where to receive the next bytes (then `commit` how many came)."""
+        return await self._ring.space()
+
+    def commit(self, n: int) -> None:
+        """`n` bytes arrived at the start of `space()`: append them to the file (and hash them)."""
+        accept_data(self.held, self.held, n, self.task.size)
+        self._append(self._ring.last(n), self._ring.keep)
+
+    # ---------- HTTP (and tests): bytes someone else owns ----------
     def write(self, data: memoryview | bytes) -> None:
         """Append to the partial file. A full disk keeps what was written (held says how much)."""
         accept_data(self.held, self.held, len(data), self.task.size)
+        self._ring.flush()  # keep the MD5 in stream order
         view = memoryview(data)
+        written = [0]
+
+        def wrote(k: int) -> None:
+            written[0] += k
+
+        try:
+            self._append(view, wrote)
+        finally:
+            if written[0]:
+                whole = written[0] == len(view) and isinstance(data, bytes)
+                self._md5.feed(data if whole else bytes(view[: written[0]]))
+
+    def _append(self, view: memoryview, wrote: Callable[[int], None]) -> None:
         while view:
             try:
                 n = os.pwrite(self._fd, view, self.held)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    self._hasher.advance(self.held)
                     raise ImError(
                         FILE_DISK_FULL,
                         f"the file gateway's disk is full; {self.held} bytes are kept, resume later",
                     ) from None
                 raise
             self.held += n
+            wrote(n)
             view = view[n:]
-        self._hasher.advance(self.held)
+        if self.held - self._synced_at >= WRITEBACK_STEP and (self._sync is None or self._sync.done()):
+            # start the disk writing early (one flush at a time, off the loop), so that the fsync
+            # before publishing has little left to wait for
+            self._synced_at = self.held
+            self._sync = asyncio.get_running_loop().run_in_executor(None, os.fdatasync, self._fd)
 
     async def report_progress(self, every: float) -> None:
         if time.monotonic() - self._reported >= every:
@@ -194,13 +182,15 @@ class UploadSession:
         """Verify size and MD5, publish under the content address and mark the task finished."""
         if self.held != self.task.size:
             raise ImError(FILE_NOT_READY, f"{self.held} of {self.task.size} bytes received")
-        md5 = await self._hasher.digest()
+        self._ring.flush()
+        md5 = await self._md5.hexdigest()
         if md5 != self.task.md5:
             await self._gw.files.update_status(
                 self.task.task_id, FileStatus.FAILED, error=f"MD5 {md5} does not match {self.task.md5}"
             )
             self._gw.discard(self)
             raise ImError(FILE_CORRUPT, f"the received bytes have MD5 {md5}, not {self.task.md5}; refused")
+        await self._settle_sync()
         await asyncio.to_thread(os.fsync, self._fd)
         key = blob_key(md5, self.task.size)
         await asyncio.to_thread(self._gw.blobs.publish, self.path, key)
@@ -208,12 +198,34 @@ class UploadSession:
         self.task = self.task.with_status(FileStatus.FINISHED, blob_key=key, received=self.task.size)
         return self.task
 
+    async def _settle_sync(self) -> None:
+        """Wait for the writeback in flight (it uses the file descriptor), even when cancelled."""
+        sync, cancelled = self._sync, False
+        while sync is not None and not sync.done():
+            try:
+                await asyncio.shield(sync)
+            except asyncio.CancelledError:
+                cancelled = True
+            except OSError:
+                break
+        if sync is not None and sync.done() and not sync.cancelled():
+            sync.exception()  # retrieved: a failed early flush is retried by the fsync before publishing
+        if cancelled:
+            raise asyncio.CancelledError
+
     async def close(self) -> None:
         try:
-            await self._hasher.stop()
-            if not self.task.finished and self._hasher.stopped and self._hasher.done:
-                self._gw.remember_hash(self.task.task_id, self._hasher.done, self._hasher.state())
+            self._ring.flush()
+            try:
+                await self._md5.drain()
+                if not self.task.finished and self.held and self.path.exists():
+                    self._gw.remember_hash(self.task.task_id, self.held, await self._md5.state())
+            finally:
+                await self._settle_sync()
+        except OSError:
+            log.warning("hashing of an upload failed; its next session hashes the file again", exc_info=True)
         finally:
+            self._md5.close()
             os.close(self._fd)  # releases the flock
 
 
