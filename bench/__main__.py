@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bench.common import RESULTS, write_result
-from bench.g1_one_to_one import run_g1, run_g1_cluster
+from bench.g1_one_to_one import LoadOptions, run_g1, run_g1_cluster
 from bench.g2_group import run_g2
 from bench.g5_files import run_g5
 from bench.hostile import run_hostile
@@ -31,7 +31,22 @@ def missing_services(backend: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--pairs", type=int, default=20, help="concurrent sender/receiver pairs")
-    parser.add_argument("--messages", type=int, default=50, help="messages per pair")
+    parser.add_argument("--messages", type=int, default=50, help="messages per pair (closed loop)")
+    parser.add_argument("--workers", type=int, default=2, help="load-generator processes (g1, cluster)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="g1/cluster: also an open-loop phase at this total msgs/s"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of an open-loop phase")
+    parser.add_argument(
+        "--peak",
+        choices=("off", "mariadb", "all"),
+        default="mariadb",
+        help="g1: find the peak open-loop rate, then measure send→notify p99 at half of it "
+        "(mariadb: only for the plain MariaDB backend)",
+    )
+    parser.add_argument(
+        "--peak-p99-ms", type=float, default=200.0, help="a peak-search step breaks above this p99"
+    )
     parser.add_argument(
         "--backends",
         default="sqlite,mariadb,mariadb+redis",
@@ -41,7 +56,8 @@ def main() -> None:
         "--only",
         default="g1,g2,cluster,w1,s1,g5,h1",
         help="comma list of scenarios: g1, g2, cluster, w1, s1 (online status), g5 (file transfer), "
-        "h1 (hostile clients)",
+        "h1 (hostile clients); not in the default: profile (py-spy of the server under G1 load), "
+        "sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
     )
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
@@ -54,6 +70,17 @@ def main() -> None:
     parser.add_argument("--file-mib", type=int, default=1024, help="file size for g5 (MiB)")
     args = parser.parse_args()
     scenarios = {s.strip() for s in args.only.split(",")}
+
+    def load(backend: str, peak: bool) -> LoadOptions:
+        wanted = args.peak == "all" or (args.peak == "mariadb" and backend == "mariadb")
+        return LoadOptions(
+            workers=args.workers,
+            rate=args.rate,
+            duration=args.duration,
+            peak=peak and wanted,
+            peak_p99_ms=args.peak_p99_ms,
+        )
+
     one_process: dict[str, float] = {}
     modes = [m.strip() == "on" for m in args.conversation_list.split(",") if m.strip()]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
@@ -65,10 +92,13 @@ def main() -> None:
         for on in modes:
             key = "with_conversation_list" if on else "without_conversation_list"
             if "g1" in scenarios:
-                g1 = run_g1(backend, args.pairs, args.messages, conversations=on)
+                g1 = run_g1(backend, args.pairs, args.messages, conversations=on, opts=load(backend, on))
                 if on:
                     one_process[backend] = float(g1["msgs_per_s"])
-                cost.setdefault("g1", {})[key] = _cost_figures(g1, "msgs_per_s", "server_cpu_ms_per_msg")
+                cost.setdefault("g1", {})[key] = {
+                    k: g1[k]
+                    for k in ("sql_statements_per_msg", "sql_commits_per_msg", "msgs_per_s", "ratio_to_raw")
+                } | {"server_cpu_ms_per_msg": round(g1["server_cpu_us_per_msg"] / 1000, 3)}
             if "g2" in scenarios and not backend.endswith("+redis"):
                 g2 = run_g2(backend, args.group_size, conversations=on)
                 figures = _cost_figures(g2, "write_path_msgs_per_s", "write_path_server_cpu_ms_per_msg")
@@ -83,7 +113,15 @@ def main() -> None:
         if missing:
             print(f"skipping the multi-process benchmark: {', '.join(missing)} not reachable")
         else:
-            run_g1_cluster(args.pairs, args.messages, one_process)
+            run_g1_cluster(args.pairs, args.messages, one_process, load("cluster", False))
+    if "profile" in scenarios:
+        from bench.profile import run_profile
+
+        run_profile(args.pairs, args.messages, args.workers)
+    if "sql" in scenarios:
+        from bench.sql_overheads import run_sql_overheads
+
+        run_sql_overheads()
     if "w1" in scenarios:
         run_ws_memory(args.connections)
     if "s1" in scenarios:  # online status on the heartbeat path
