@@ -7,7 +7,7 @@ import json
 from typing import Any
 from urllib.parse import urlparse
 
-from bench.common import RESULTS, write_result
+from bench.common import RESULTS, SUFFIX, write_result
 from bench.g1_one_to_one import LoadOptions, run_g1, run_g1_cluster
 from bench.g2_group import run_g2
 from bench.g5_files import run_g5
@@ -45,7 +45,10 @@ def main() -> None:
         "(mariadb: only for the plain MariaDB backend)",
     )
     parser.add_argument(
-        "--peak-p99-ms", type=float, default=200.0, help="a peak-search step breaks above this p99"
+        "--peak-p99-ms",
+        type=float,
+        default=1000.0,
+        help="a peak-search step breaks above this send→delivered p99 (an overloaded step queues: seconds)",
     )
     parser.add_argument(
         "--backends",
@@ -68,7 +71,11 @@ def main() -> None:
         help="comma list: on, off — G1/G2 with and without maintaining the conversation list (its cost)",
     )
     parser.add_argument("--file-mib", type=int, default=1024, help="file size for g5 (MiB)")
+    parser.add_argument(
+        "--suffix", default="", help="name every result file <name>-<suffix>.json (e.g. baseline)"
+    )
     args = parser.parse_args()
+    SUFFIX["value"] = args.suffix
     scenarios = {s.strip() for s in args.only.split(",")}
 
     def load(backend: str, peak: bool) -> LoadOptions:

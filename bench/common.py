@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# `--suffix baseline`: every result file of the run is named <name>-baseline.json (kept in git)
+SUFFIX = {"value": ""}
+
+
+def result_path(name: str, ext: str = ".json") -> Path:
+    suffix = SUFFIX["value"]
+    return RESULTS / f"{name}{'-' + suffix if suffix else ''}{ext}"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -35,9 +42,9 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
         },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = RESULTS / f"{name}.json"
+    path = result_path(name)
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{name}: {json.dumps({k: v for k, v in result.items() if k != 'machine'})}")
+    print(f"{path.stem}: {json.dumps({k: v for k, v in result.items() if k != 'machine'})}")
     return path
 
 

@@ -68,15 +68,17 @@ class PhaseStats:
     delivered_latency: list[float] = field(default_factory=list)
     send_lateness: list[float] = field(default_factory=list)  # open loop: actual minus scheduled send
     cpu_seconds: float = 0.0  # this worker process, from the first send until drained
+    cpu_system_seconds: float = 0.0  # of which in the kernel (socket calls: loopback TCP costs both ends)
     first_send: float = 0.0
     last_delivery: float = 0.0
     drained: bool = True
     errors: dict[str, int] = field(default_factory=dict)
 
 
-def _cpu() -> float:
+def _cpu() -> tuple[float, float]:
+    """(user + system, system) CPU seconds of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime, usage.ru_stime
 
 
 def _inline_messages(push: ProtoMessage) -> list[Any]:
@@ -293,7 +295,9 @@ class Worker:
             await asyncio.wait_for(phase.done.wait(), spec.drain_seconds)
         except TimeoutError:
             phase.stats.drained = False
-        phase.stats.cpu_seconds = _cpu() - cpu0
+        cpu1 = _cpu()
+        phase.stats.cpu_seconds = cpu1[0] - cpu0[0]
+        phase.stats.cpu_system_seconds = cpu1[1] - cpu0[1]
         return self._summarise(phase)
 
     async def _closed(self, phase: Phase, per_pair: int) -> None:

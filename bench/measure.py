@@ -99,6 +99,9 @@ def summarise(stats: list[PhaseStats]) -> dict[str, Any]:
             errors[k] = errors.get(k, 0) + v
     out: dict[str, Any] = {
         "client_cpu_us_per_msg": round(sum(s.cpu_seconds for s in stats) * 1e6 / max(1, n_delivered), 1),
+        "client_cpu_system_share": round(
+            sum(s.cpu_system_seconds for s in stats) / max(1e-9, sum(s.cpu_seconds for s in stats)), 3
+        ),
         "msgs_per_s": round(n_delivered / max(1e-9, last - first), 1),
         "sent": sent,
         "acked": sum(s.acked for s in stats),
@@ -143,10 +146,11 @@ def find_peak(
     factor: float = 1.3,
 ) -> dict[str, Any]:
     """Step the open-loop rate up until a step breaks (send→delivered p99 over the limit, loss, or the
-    achieved rate under 90 % of the offered one); the peak is the last rate that held."""
+    achieved rate under 90 % of the offered one); the peak is the last rate that held. When the very first
+    step breaks, halve the rate until one holds (a few times at most) and step up from there."""
     steps: list[dict[str, Any]] = []
-    rate, peak = start_rate, 0.0
-    for _ in range(max_steps):
+    rate, peak, downs = start_rate, 0.0, 0
+    while len(steps) < max_steps:
         result = measured_phase(target, gen, open_loop(rate, step_seconds, drain=15))
         result["offered_rate"] = round(rate, 1)
         held = (
@@ -162,8 +166,12 @@ def find_peak(
             f"{result['send_delivered_p99_ms']} ms, {result['server_cpu_us_per_msg']} µs/msg, held={held}",
             flush=True,
         )
-        if not held:
+        if held:
+            peak = rate
+            rate *= factor
+        elif peak == 0 and downs < 4:
+            downs += 1
+            rate /= 2
+        else:
             break
-        peak = rate
-        rate *= factor
     return {"peak_rate": round(peak, 1), "p99_limit_ms": p99_limit_ms, "steps": steps}

@@ -2,8 +2,8 @@
 
 py-spy attaches to the running processes from outside (ptrace: root, or kernel.yama.ptrace_scope 0) and
 samples their Python stacks; nothing in the server changes. Written to bench/results/:
-- profile-g1-server.speedscope.json — open it in https://www.speedscope.app (or `speedscope` locally);
-- profile-g1-server.txt — the top functions by own time and by inclusive time, and the top modules;
+- profile-g1-server[-suffix].speedscope.json — open it in https://www.speedscope.app;
+- profile-g1-server[-suffix].txt — named areas, the top functions by own and inclusive time, the packages;
 - the same for the load generator (profile-g1-loadgen.*): it must cost much less than the server.
 """
 
@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, write_result
+from bench.common import RESULTS, result_path, write_result
 from bench.g1_one_to_one import METRICS_TOKEN, database, load_env, pair_specs, server_env
 from bench.loadgen import LoadGenerator
 from bench.measure import Target, closed, measured_phase
@@ -127,8 +127,8 @@ def run_profile(pairs: int, messages: int, workers: int = 2, backend: str = "mar
     workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-profile-"))
     secret = secrets.token_urlsafe(32)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    server_out = RESULTS / "profile-g1-server.speedscope.json"
-    client_out = RESULTS / "profile-g1-loadgen.speedscope.json"
+    server_out = result_path("profile-g1-server", ".speedscope.json")
+    client_out = result_path("profile-g1-loadgen", ".speedscope.json")
     try:
         with database(backend, workdir) as url:
             from bench.g1_one_to_one import _migrated_sqlite
@@ -165,6 +165,7 @@ def run_profile(pairs: int, messages: int, workers: int = 2, backend: str = "mar
             result[name] = {"error": err[-2000:]}
             continue
         text, summary = summarise_speedscope(out)
-        out.with_name(f"profile-g1-{name}.txt").write_text(text)
-        result[name] = {"speedscope": out.name, "summary": f"profile-g1-{name}.txt", **summary}
+        summary_path = result_path(f"profile-g1-{name}", ".txt")
+        summary_path.write_text(text)
+        result[name] = {"speedscope": out.name, "summary": summary_path.name, **summary}
     write_result("profile-g1", result)

@@ -27,7 +27,9 @@ DEVICE = "PC"
 @dataclass(frozen=True)
 class Account:
     user_id: int
+    username: str
     token: str
+    expires_at: int
 
 
 def _password_hash() -> str:
@@ -45,11 +47,11 @@ async def seed_accounts(database_url: str, secret: str, count: int, first_id: in
     tag = secrets.token_hex(3)
     for user_id in range(first_id, first_id + count):
         token_id = secrets.token_hex(8)
-        users.append(
-            {"user_id": user_id, "username": f"b{tag}_{user_id}", "password": password, "nickname": "bench"}
-        )
+        username = f"b{tag}_{user_id}"
+        users.append({"user_id": user_id, "username": username, "password": password, "nickname": "bench"})
         sessions.append({"user_id": user_id, "device_id": DEVICE, "token_id": token_id})
-        accounts.append(Account(user_id, codec.issue(TokenClaims(user_id, DEVICE, token_id, expires))))
+        token = codec.issue(TokenClaims(user_id, DEVICE, token_id, expires))
+        accounts.append(Account(user_id, username, token, expires))
     db = Database(database_url)
     try:
         for start in range(0, count, 1000):
@@ -59,3 +61,15 @@ async def seed_accounts(database_url: str, secret: str, count: int, first_id: in
     finally:
         await db.dispose()
     return accounts
+
+
+def session_body(account: Account, http_base: str, rate: float = 0, burst: float = 0) -> dict[str, object]:
+    """What POST /api/login would have answered, for `Client._take_session` (the SDK then skips login);
+    rate/burst: the server's per-connection limit the SDK paces itself to."""
+    return {
+        "user_id": account.user_id,
+        "token": account.token,
+        "expires_at": account.expires_at,
+        "gateway": {"ws_url": http_base.replace("http://", "ws://") + "/ws"},
+        "limits": {"rate_per_second": rate, "rate_burst": burst},
+    }
