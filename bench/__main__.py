@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-from typing import Any
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from bench.common import RESULTS, SUFFIX, write_result
@@ -15,6 +18,18 @@ from bench.hostile import run_hostile
 from bench.s1_status import run_s1
 from bench.ws_memory import run_ws_memory
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
+
+T = TypeVar("T")
+
+
+def survive(name: str, scenario: Callable[[], T]) -> T | None:
+    """Run one scenario; a failure is printed and recorded (<name>-failed.json), and the run goes on."""
+    try:
+        return scenario()
+    except Exception as exc:
+        traceback.print_exc()
+        write_result(f"{name}-failed", {"scenario": name, "error": repr(exc)[:2000]})
+        return None
 
 
 def missing_services(backend: str) -> list[str]:
@@ -107,7 +122,12 @@ def main() -> None:
                     for k in ("sql_statements_per_msg", "sql_commits_per_msg", "msgs_per_s", "ratio_to_raw")
                 } | {"server_cpu_ms_per_msg": round(g1["server_cpu_us_per_msg"] / 1000, 3)}
             if "g2" in scenarios and not backend.endswith("+redis"):
-                g2 = run_g2(backend, args.group_size, conversations=on)
+                g2 = survive(
+                    f"g2-group-{backend}",
+                    functools.partial(run_g2, backend, args.group_size, conversations=on),
+                )
+                if g2 is None:
+                    continue
                 figures = _cost_figures(g2, "write_path_msgs_per_s", "write_path_server_cpu_ms_per_msg")
                 figures["group_msgs_per_s_4_senders"] = g2["group_msgs_per_s"]
                 cost.setdefault("g2", {})[key] = figures
@@ -120,15 +140,18 @@ def main() -> None:
         if missing:
             print(f"skipping the multi-process benchmark: {', '.join(missing)} not reachable")
         else:
-            run_g1_cluster(args.pairs, args.messages, one_process, load("cluster", False))
+            survive(
+                "g1-one-to-one-cluster",
+                lambda: run_g1_cluster(args.pairs, args.messages, one_process, load("cluster", False)),
+            )
     if "profile" in scenarios:
         from bench.profile import run_profile
 
-        run_profile(args.pairs, args.messages, args.workers)
+        survive("profile-g1", lambda: run_profile(args.pairs, args.messages, args.workers))
     if "sql" in scenarios:
         from bench.sql_overheads import run_sql_overheads
 
-        run_sql_overheads()
+        survive("sql-overheads", run_sql_overheads)
     if "w1" in scenarios:
         run_ws_memory(args.connections)
     if "s1" in scenarios:  # online status on the heartbeat path

@@ -235,6 +235,18 @@ def _ratios(msgs_per_s: float, raw: dict[str, Any], backend: str) -> dict[str, A
     return out
 
 
+def _earlier(name: str, key: str) -> float:
+    """A figure from this run's (or the last) result file of another scenario; 0.0 when there is none."""
+    import json
+
+    from bench.common import result_path
+
+    try:
+        return float(json.loads(result_path(name).read_text())[key])
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
 def _migrated_sqlite(data_dir: Path) -> str:
     from tests.conftest import migrate_sqlite
 
@@ -279,8 +291,13 @@ def run_g1_cluster(
             "one_process_msgs_per_s": one_process,
             **load,
         }
-        if "mariadb" in one_process:
-            result["ratio_to_one_process_mariadb"] = round(result["msgs_per_s"] / one_process["mariadb"], 3)
+        mariadb = one_process.get("mariadb") or _earlier("g1-one-to-one-mariadb", "msgs_per_s")
+        if mariadb:
+            result["one_process_mariadb_msgs_per_s"] = mariadb
+            result["ratio_to_one_process_mariadb"] = round(result["msgs_per_s"] / mariadb, 3)
+            cpu = _earlier("g1-one-to-one-mariadb", "server_cpu_us_per_msg")
+            if cpu:
+                result["one_process_mariadb_server_cpu_us_per_msg"] = cpu
         write_result("g1-one-to-one-cluster", result)
         return result
     finally:

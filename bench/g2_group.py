@@ -101,7 +101,17 @@ async def run(
         def on_push(seq: int, seen: dict[int, float] = pushes[i]) -> None:
             seen.setdefault(seq, time.perf_counter())
 
-        c = Client(base_url, accounts[i].username, PASSWORD, "PC", on_push=on_push, heartbeat_interval=30)
+        # a generous request timeout: with 499 members syncing at once a send may queue for a long time,
+        # which is a figure to report, not a reason to abort the run
+        c = Client(
+            base_url,
+            accounts[i].username,
+            PASSWORD,
+            "PC",
+            on_push=on_push,
+            heartbeat_interval=30,
+            request_timeout=120,
+        )
         c._take_session(session_body(accounts[i], base_url, RATE, RATE))  # as if logged in
         return c
 
