@@ -235,6 +235,24 @@ def _ratios(msgs_per_s: float, raw: dict[str, Any], backend: str) -> dict[str, A
     return out
 
 
+def _cluster_up(cluster_class: Any, workdir: Path, env: dict[str, str], tries: int = 3) -> Any:
+    """The cluster takes ports base … base + 1011 from one free port: on a busy machine one of them may
+    be taken; try another base (the failing process's log is printed)."""
+    for attempt in range(tries):
+        cluster = cluster_class(workdir, env, free_port(), die_with_parent=True)
+        try:
+            return cluster.up()
+        except RuntimeError as exc:
+            for log in sorted((workdir / "cluster").glob("*.log")):
+                text = log.read_text(errors="replace")
+                if "Traceback" in text or "rror" in text:
+                    print(f"{log.name} (tail):\n{text[-1500:]}", flush=True)
+            if attempt == tries - 1:
+                raise
+            print(f"cluster did not come up ({exc}); trying other ports", flush=True)
+    raise AssertionError("unreachable")
+
+
 def _earlier(name: str, key: str) -> float:
     """A figure from this run's (or the last) result file of another scenario; 0.0 when there is none."""
     import json
@@ -270,7 +288,7 @@ def run_g1_cluster(
             accounts = asyncio.run(seed_accounts(url, secret, 2 * pairs))
             env = {"IM_DATABASE_URL": url, "IM_REDIS_URL": REDIS_URL, "IM_REDIS_PREFIX": prefix}
             env |= load_env(secret)
-            cluster = Cluster(workdir, env, free_port(), die_with_parent=True).up()
+            cluster = _cluster_up(Cluster, workdir, env)
             try:
                 members = list(cluster.members.values())
                 target = Target(

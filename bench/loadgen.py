@@ -32,6 +32,7 @@ from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd
 
 SYNC_LIMIT = 200
+ANSWER_TIMEOUT = 120.0  # closed loop: a pair whose send gets no answer in this time stops
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,12 @@ class Worker:
         async def one(sender: Sender) -> None:
             for _ in range(per_pair):
                 i = phase.new_message(time.monotonic())
-                await sender.send(phase, i)
+                try:
+                    await asyncio.wait_for(sender.send(phase, i), ANSWER_TIMEOUT)
+                except TimeoutError:  # a lost connection or a stuck server: this pair stops here
+                    self.count_error("no answer to a send")
+                    phase.stats.sent -= 1
+                    return
 
         await asyncio.gather(*(one(s) for s in self.senders))
 
