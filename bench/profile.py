@@ -70,6 +70,14 @@ AREAS = {
 }
 
 
+def _idle(leaf: dict[str, Any]) -> bool:
+    """A thread-pool thread waiting for work (py-spy does not always see it as idle)."""
+    file, name = str(leaf.get("file", "")), str(leaf["name"])
+    return (name == "_worker" and file.endswith("concurrent/futures/thread.py")) or (
+        name == "wait" and file.endswith("threading.py")
+    )
+
+
 def summarise_speedscope(path: Path, top: int = 40) -> tuple[str, dict[str, Any]]:
     """Top-N by own (leaf) samples and by inclusive samples, own samples per module, and AREAS."""
     doc = json.loads(path.read_text())
@@ -89,9 +97,13 @@ def summarise_speedscope(path: Path, top: int = 40) -> tuple[str, dict[str, Any]
     modules: Counter[str] = Counter()
     by_name: Counter[str] = Counter()
     total, count = 0.0, 0
+    idle = 0.0
     for profile in doc["profiles"]:
         for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
             if not stack:
+                continue
+            if _idle(frames[stack[-1]]):
+                idle += weight
                 continue
             total += weight
             count += 1
@@ -104,7 +116,11 @@ def summarise_speedscope(path: Path, top: int = 40) -> tuple[str, dict[str, Any]
             module = file.split("site-packages/", 1)[-1].split("src/", 1)[-1].split("/")[0]
             modules[module] += weight
     areas = {area: round(by_name[name] * 100 / total, 1) for area, name in AREAS.items()}
-    lines = [f"{path.name}: {count} samples ({total:.1f} s on CPU)", "", "areas (inclusive):"]
+    lines = [
+        f"{path.name}: {count} samples ({total:.1f} s), without {idle:.1f} s of idle pool threads",
+        "",
+        "areas (inclusive):",
+    ]
     lines += [f"  {pct:5.1f} %  {area}" for area, pct in areas.items()]
     lines += ["", "own time (leaf frames; time in C extensions shows on the calling line):"]
     lines += [f"  {own[i] * 100 / total:5.1f} %  {label(i)}" for i, _ in own.most_common(top)]
