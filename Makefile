@@ -85,6 +85,18 @@ compose-e2e: setup
 bench: setup
 	$(PY) -m bench
 
+# bench-profile: py-spy of the server under G1 load; bench-sql: statement log + SQLAlchemy/asyncmy costs;
+# bench-baseline: the #12 reference figures, kept in git as bench/results/*-baseline.json.
+.PHONY: bench-profile bench-sql bench-baseline
+bench-profile: setup
+	$(PY) -m bench --only profile
+
+bench-sql: setup
+	$(PY) -m bench --only sql
+
+bench-baseline: setup
+	$(PY) -m bench --only g1,cluster,g2,profile,sql --conversation-list on --suffix baseline
+
 clean:
 	rm -rf $(VENV) src/tinyim/pb .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	rm -rf web/node_modules web/dist web/src/gen

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-from typing import Any
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from bench.common import RESULTS, write_result
-from bench.g1_one_to_one import run_g1, run_g1_cluster
+from bench.common import RESULTS, SUFFIX, write_result
+from bench.g1_one_to_one import LoadOptions, run_g1, run_g1_cluster
 from bench.g2_group import run_g2
 from bench.g5_files import run_g5
 from bench.hostile import run_hostile
 from bench.s1_status import run_s1
 from bench.ws_memory import run_ws_memory
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
+
+T = TypeVar("T")
+
+
+def survive(name: str, scenario: Callable[[], T]) -> T | None:
+    """Run one scenario; a failure is printed and recorded (<name>-failed.json), and the run goes on."""
+    try:
+        return scenario()
+    except Exception as exc:
+        traceback.print_exc()
+        write_result(f"{name}-failed", {"scenario": name, "error": repr(exc)[:2000]})
+        return None
 
 
 def missing_services(backend: str) -> list[str]:
@@ -31,7 +46,25 @@ def missing_services(backend: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--pairs", type=int, default=20, help="concurrent sender/receiver pairs")
-    parser.add_argument("--messages", type=int, default=50, help="messages per pair")
+    parser.add_argument("--messages", type=int, default=50, help="messages per pair (closed loop)")
+    parser.add_argument("--workers", type=int, default=2, help="load-generator processes (g1, cluster)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="g1/cluster: also an open-loop phase at this total msgs/s"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of an open-loop phase")
+    parser.add_argument(
+        "--peak",
+        choices=("off", "mariadb", "all"),
+        default="mariadb",
+        help="g1: find the peak open-loop rate, then measure send→notify p99 at half of it "
+        "(mariadb: only for the plain MariaDB backend)",
+    )
+    parser.add_argument(
+        "--peak-p99-ms",
+        type=float,
+        default=1000.0,
+        help="a peak-search step breaks above this send→delivered p99 (an overloaded step queues: seconds)",
+    )
     parser.add_argument(
         "--backends",
         default="sqlite,mariadb,mariadb+redis",
@@ -41,7 +74,8 @@ def main() -> None:
         "--only",
         default="g1,g2,cluster,w1,s1,g5,h1",
         help="comma list of scenarios: g1, g2, cluster, w1, s1 (online status), g5 (file transfer), "
-        "h1 (hostile clients)",
+        "h1 (hostile clients); not in the default: profile (py-spy of the server under G1 load), "
+        "sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
     )
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
@@ -54,8 +88,23 @@ def main() -> None:
     parser.add_argument("--file-mib", type=int, default=1024, help="file size for g5 (MiB)")
     parser.add_argument("--file-runs", type=int, default=3, help="g5: rounds (the spread is reported)")
     parser.add_argument("--file-chunk-kib", type=int, default=4096, help="g5: the gateway's chunk size")
+    parser.add_argument(
+        "--suffix", default="", help="name every result file <name>-<suffix>.json (e.g. baseline)"
+    )
     args = parser.parse_args()
+    SUFFIX["value"] = args.suffix
     scenarios = {s.strip() for s in args.only.split(",")}
+
+    def load(backend: str, peak: bool) -> LoadOptions:
+        wanted = args.peak == "all" or (args.peak == "mariadb" and backend == "mariadb")
+        return LoadOptions(
+            workers=args.workers,
+            rate=args.rate,
+            duration=args.duration,
+            peak=peak and wanted,
+            peak_p99_ms=args.peak_p99_ms,
+        )
+
     one_process: dict[str, float] = {}
     modes = [m.strip() == "on" for m in args.conversation_list.split(",") if m.strip()]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
@@ -67,12 +116,20 @@ def main() -> None:
         for on in modes:
             key = "with_conversation_list" if on else "without_conversation_list"
             if "g1" in scenarios:
-                g1 = run_g1(backend, args.pairs, args.messages, conversations=on)
+                g1 = run_g1(backend, args.pairs, args.messages, conversations=on, opts=load(backend, on))
                 if on:
                     one_process[backend] = float(g1["msgs_per_s"])
-                cost.setdefault("g1", {})[key] = _cost_figures(g1, "msgs_per_s", "server_cpu_ms_per_msg")
+                cost.setdefault("g1", {})[key] = {
+                    k: g1[k]
+                    for k in ("sql_statements_per_msg", "sql_commits_per_msg", "msgs_per_s", "ratio_to_raw")
+                } | {"server_cpu_ms_per_msg": round(g1["server_cpu_us_per_msg"] / 1000, 3)}
             if "g2" in scenarios and not backend.endswith("+redis"):
-                g2 = run_g2(backend, args.group_size, conversations=on)
+                g2 = survive(
+                    f"g2-group-{backend}",
+                    functools.partial(run_g2, backend, args.group_size, conversations=on),
+                )
+                if g2 is None:
+                    continue
                 figures = _cost_figures(g2, "write_path_msgs_per_s", "write_path_server_cpu_ms_per_msg")
                 figures["group_msgs_per_s_4_senders"] = g2["group_msgs_per_s"]
                 cost.setdefault("g2", {})[key] = figures
@@ -85,7 +142,18 @@ def main() -> None:
         if missing:
             print(f"skipping the multi-process benchmark: {', '.join(missing)} not reachable")
         else:
-            run_g1_cluster(args.pairs, args.messages, one_process)
+            survive(
+                "g1-one-to-one-cluster",
+                lambda: run_g1_cluster(args.pairs, args.messages, one_process, load("cluster", False)),
+            )
+    if "profile" in scenarios:
+        from bench.profile import run_profile
+
+        survive("profile-g1", lambda: run_profile(args.pairs, args.messages, args.workers))
+    if "sql" in scenarios:
+        from bench.sql_overheads import run_sql_overheads
+
+        survive("sql-overheads", run_sql_overheads)
     if "w1" in scenarios:
         run_ws_memory(args.connections)
     if "s1" in scenarios:  # online status on the heartbeat path

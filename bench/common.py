@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# `--suffix baseline`: every result file of the run is named <name>-baseline.json (kept in git)
+SUFFIX = {"value": ""}
+
+
+def result_path(name: str, ext: str = ".json") -> Path:
+    suffix = SUFFIX["value"]
+    return RESULTS / f"{name}{'-' + suffix if suffix else ''}{ext}"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -35,9 +42,9 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
         },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = RESULTS / f"{name}.json"
+    path = result_path(name)
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{name}: {json.dumps({k: v for k, v in result.items() if k != 'machine'})}")
+    print(f"{path.stem}: {json.dumps({k: v for k, v in result.items() if k != 'machine'})}")
     return path
 
 
@@ -50,20 +57,23 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def metric(base_url: str, name: str) -> float:
-    """One counter from a process's /metrics (Prometheus text)."""
+async def metric(base_url: str, name: str, token: str = "") -> float:
+    """One counter from a process's /metrics (Prometheus text); `token`: its metrics token
+    (IM_METRICS_TOKEN or data_dir/metrics.token — without it the endpoint answers 401 and this 0.0)."""
     import httpx
 
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=base_url) as http:
-        text = (await http.get("/metrics")).text
+        text = (await http.get("/metrics", headers=headers)).text
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
 
 
-async def round_trips(base_url: str) -> tuple[float, float]:
-    """SQL statements and commits so far (the server counts them for the benchmarks)."""
-    return await metric(base_url, "tinyim_db_statements_total"), await metric(
-        base_url, "tinyim_db_commits_total"
+async def round_trips(base_url: str, token: str = "") -> tuple[float, float]:
+    """SQL statements and commits so far (the server counts them for the benchmarks; see bench.measure
+    for the sum over several processes)."""
+    return await metric(base_url, "tinyim_db_statements_total", token), await metric(
+        base_url, "tinyim_db_commits_total", token
     )

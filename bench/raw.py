@@ -2,6 +2,8 @@
 
 Each transaction writes one body row and the index rows `index_rows(writer, msg_id)` gives, in one
 multi-row INSERT; `concurrency` writers run at once, `per_writer` transactions each. Returns txn/s.
+`raw_mariadb(..., seqs=True)` also takes each owner's seq the way the SQL timeline does: lock the owners'
+`im_user_seq` rows in ascending order (SELECT … FOR UPDATE), bump them, in the same transaction.
 """
 
 from __future__ import annotations
@@ -55,8 +57,13 @@ async def raw_sqlite(
         return concurrency * per_writer / (time.perf_counter() - began)
 
 
+LOCK_SEQS = "SELECT user_id, max_seq FROM im_user_seq WHERE user_id IN ({owners}) ORDER BY user_id FOR UPDATE"
+BUMP_SEQS = "UPDATE im_user_seq SET max_seq = max_seq + 1 WHERE user_id IN ({owners})"
+SEQ_OWNER_BASE = 10**12  # owners of the seq rows the baseline locks: never a real user of the run
+
+
 async def raw_mariadb(
-    url: str, concurrency: int, per_writer: int, group_id: int, index_rows: IndexRows
+    url: str, concurrency: int, per_writer: int, group_id: int, index_rows: IndexRows, seqs: bool = False
 ) -> float:
     import asyncmy
     from sqlalchemy.engine import make_url
@@ -73,12 +80,24 @@ async def raw_mariadb(
         autocommit=False,
     )
     next_id = _ids()
+    if seqs:  # the counter rows exist before the clock starts (a user's first message creates it)
+        owners = {SEQ_OWNER_BASE + r[0] for w in range(concurrency) for r in index_rows(w, 0)}
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT IGNORE INTO im_user_seq (user_id, max_seq) VALUES (%s, 0)", [(o,) for o in owners]
+            )
+            await conn.commit()
 
     async def writer(w: int) -> None:
         async with pool.acquire() as conn:
             for _ in range(per_writer):
                 msg_id = next_id()
                 async with conn.cursor() as cur:
+                    if seqs:
+                        owners = ", ".join(str(SEQ_OWNER_BASE + r[0]) for r in index_rows(w, msg_id))
+                        await cur.execute(LOCK_SEQS.format(owners=owners))
+                        await cur.fetchall()
+                        await cur.execute(BUMP_SEQS.format(owners=owners))
                     await cur.execute(BODY.format(p="%s"), (msg_id, w, group_id, "message"))
                     # asyncmy rewrites executemany of an INSERT … VALUES into one multi-row INSERT
                     await cur.executemany(INDEX.format(p="%s"), index_rows(w, msg_id))

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from bench.common import write_result
+from bench.measure import cpu_of, pids_named
 from tests.support.services import REDIS_URL, delete_prefix
 from tinyim.infra.redis import Keys
 from tinyim.modules.presence import PresenceStore
@@ -35,21 +36,32 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _rate(concurrency: int, total: int, op: Callable[[int], Awaitable[object]]) -> tuple[float, float]:
-    """ops/s and CPU ms per op of this process (the client side; Redis's own CPU is not counted)."""
+REDIS_CPU: dict[str, float] = {}  # operation label -> Redis server CPU µs per op (from /proc)
+
+
+async def _rate(
+    concurrency: int, total: int, op: Callable[[int], Awaitable[object]], label: str = ""
+) -> tuple[float, float]:
+    """ops/s and CPU ms per op of this process (the client side, the gateway's cost); the Redis server's
+    own CPU per op is recorded in REDIS_CPU[label] (shared box: indicative)."""
     counter = iter(range(total))
 
     async def worker() -> None:
         for i in counter:
             await op(i)
 
-    cpu, started = _cpu(), time.perf_counter()
+    redis_pids = pids_named("redis-server")
+    cpu, redis_cpu, started = _cpu(), cpu_of(redis_pids), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    if label:
+        REDIS_CPU[label] = round((cpu_of(redis_pids) - redis_cpu) * 1e6 / total, 1)
     return total / elapsed, (_cpu() - cpu) * 1000 / total
 
 
-async def _heartbeats(store: PresenceStore, users: int, concurrency: int, total: int) -> tuple[float, float]:
+async def _heartbeats(
+    store: PresenceStore, users: int, concurrency: int, total: int, label: str = ""
+) -> tuple[float, float]:
     def up(user: int, idle: bool | None) -> Change:
         return lambda r, now: r.device_up("PC", f"c{user}", now, TTL_MS, idle)
 
@@ -59,14 +71,16 @@ async def _heartbeats(store: PresenceStore, users: int, concurrency: int, total:
     async def beat(i: int) -> None:
         await store.update(i % users, up(i % users, None), 2 + i)  # a heartbeat keeps the idle flag
 
-    return await _rate(concurrency, total, beat)
+    return await _rate(concurrency, total, beat, label)
 
 
 async def _scenario(users: int, concurrency: int, total: int) -> dict[str, float]:
     keys = Keys(f"bench-s1-{uuid.uuid4().hex[:8]}:")
     redis = Redis.from_url(REDIS_URL, decode_responses=True)
     try:
-        redis_rate, redis_cpu = await _heartbeats(RedisPresenceStore(redis, keys), users, concurrency, total)
+        redis_rate, redis_cpu = await _heartbeats(
+            RedisPresenceStore(redis, keys), users, concurrency, total, "status"
+        )
         memory_rate, memory_cpu = await _heartbeats(InMemoryPresenceStore(), users, concurrency, total)
 
         async def session_refresh(i: int) -> None:  # what RedisSessionDirectory.refresh does
@@ -76,13 +90,15 @@ async def _scenario(users: int, concurrency: int, total: int) -> dict[str, float
                 pipe.pexpire(key, TTL_MS)
                 await pipe.execute()
 
-        raw_rate, raw_cpu = await _rate(concurrency, total, session_refresh)
+        raw_rate, raw_cpu = await _rate(concurrency, total, session_refresh, "session")
     finally:
         await redis.aclose()
         await delete_prefix(REDIS_URL, keys.prefix)
     return {
         "status_updates_per_s_redis": round(redis_rate),
         "client_cpu_ms_per_update_redis": round(redis_cpu, 3),
+        "redis_server_cpu_us_per_update": REDIS_CPU.get("status", 0.0),
+        "redis_server_cpu_us_per_session_refresh": REDIS_CPU.get("session", 0.0),
         "session_refreshes_per_s_redis": round(raw_rate),
         "client_cpu_ms_per_refresh_redis": round(raw_cpu, 3),
         "ratio_status_to_session_refresh": round(redis_rate / raw_rate, 2),

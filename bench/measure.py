@@ -1,0 +1,177 @@
+"""Measure one load phase from outside: server CPU from /proc, SQL counters from /metrics, the figures.
+
+The headline is CPU time per delivered message: user + system CPU of every server process (one process,
+or every role of the cluster) over the phase, divided by the messages every intended receiver got. On a
+shared 2-core machine it stays comparable from run to run where msgs/s does not. The load generator's
+own CPU per message is reported next to it (it must stay well below the server's), and so is the CPU of
+MariaDB and Redis (shared with whatever else runs on the box: indicative only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import ms, percentile, process_cpu_seconds
+from bench.loadgen import LoadGenerator, PhaseSpec, PhaseStats
+
+
+def pids_named(*names: str) -> list[int]:
+    """Processes whose command name is one of `names` (e.g. mariadbd, redis-server)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() in names:
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_of(pids: Sequence[int]) -> float:
+    return sum(process_cpu_seconds(p) for p in pids)
+
+
+@dataclass
+class Target:
+    """What is measured: the server processes, their /metrics, and the token to read them."""
+
+    pids: list[int]
+    metrics_urls: list[str]
+    metrics_token: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def counters(self) -> tuple[float, float]:
+        """SQL statements and commits so far, summed over every process (tinyim_db_*_total)."""
+        statements = commits = 0.0
+        headers = {"Authorization": f"Bearer {self.metrics_token}"}
+        for url in self.metrics_urls:
+            text = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
+            for line in text.splitlines():
+                if line.startswith("tinyim_db_statements_total "):
+                    statements += float(line.split()[1])
+                elif line.startswith("tinyim_db_commits_total "):
+                    commits += float(line.split()[1])
+        return statements, commits
+
+
+def measured_phase(
+    target: Target, gen: LoadGenerator, make: Callable[[float, int], PhaseSpec]
+) -> dict[str, Any]:
+    """Run one phase on every worker and return its figures (see `summarise`)."""
+    stores = pids_named("mariadbd", "mysqld", "redis-server")
+    statements0, commits0 = target.counters()
+    server0, store0, wall0 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
+    stats = gen.run(make)
+    server1, store1, wall1 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
+    statements1, commits1 = target.counters()
+    figures = summarise(stats)
+    delivered = max(1, figures["delivered"])
+    return {
+        "server_cpu_us_per_msg": round((server1 - server0) * 1e6 / delivered, 1),
+        "client_cpu_us_per_msg": figures.pop("client_cpu_us_per_msg"),
+        "db_and_redis_cpu_us_per_msg": round((store1 - store0) * 1e6 / delivered, 1),
+        "server_cpu_utilisation": round((server1 - server0) / max(1e-9, wall1 - wall0), 3),
+        **figures,
+        "sql_statements_per_msg": round((statements1 - statements0) / delivered, 2),
+        "sql_commits_per_msg": round((commits1 - commits0) / delivered, 2),
+    }
+
+
+def summarise(stats: list[PhaseStats]) -> dict[str, Any]:
+    ack = [x for s in stats for x in s.ack]
+    notify = [x for s in stats for x in s.notify]
+    delivered = [x for s in stats for x in s.delivered_latency]
+    lateness = [x for s in stats for x in s.send_lateness]
+    sent = sum(s.sent for s in stats)
+    n_delivered = sum(s.delivered for s in stats)
+    first = min(s.first_send for s in stats)
+    last = max((s.last_delivery for s in stats), default=first)
+    errors: dict[str, int] = {}
+    for s in stats:
+        for k, v in s.errors.items():
+            errors[k] = errors.get(k, 0) + v
+    out: dict[str, Any] = {
+        "client_cpu_us_per_msg": round(sum(s.cpu_seconds for s in stats) * 1e6 / max(1, n_delivered), 1),
+        "client_cpu_system_share": round(
+            sum(s.cpu_system_seconds for s in stats) / max(1e-9, sum(s.cpu_seconds for s in stats)), 3
+        ),
+        "msgs_per_s": round(n_delivered / max(1e-9, last - first), 1),
+        "sent": sent,
+        "acked": sum(s.acked for s in stats),
+        "failed": sum(s.failed for s in stats),
+        "delivered": n_delivered,
+        "delivered_fraction": round(n_delivered / max(1, sent), 4),
+        "duplicates": sum(s.duplicates for s in stats),
+        "syncs_per_msg": round(sum(s.syncs for s in stats) / max(1, n_delivered), 3),
+        "inline_applied_fraction": round(sum(s.inline_applied for s in stats) / max(1, n_delivered), 3),
+        "drained": all(s.drained for s in stats),
+        "send_ack_p50_ms": ms(percentile(ack, 50)),
+        "send_ack_p99_ms": ms(percentile(ack, 99)),
+        "send_notify_p50_ms": ms(percentile(notify, 50)),
+        "send_notify_p99_ms": ms(percentile(notify, 99)),
+        "send_delivered_p50_ms": ms(percentile(delivered, 50)),
+        "send_delivered_p99_ms": ms(percentile(delivered, 99)),
+    }
+    if lateness:
+        out["client_send_lateness_p99_ms"] = ms(percentile(lateness, 99))
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def closed(per_pair: int, drain: float = 60.0) -> Callable[[float, int], PhaseSpec]:
+    return lambda start_at, _workers: PhaseSpec("closed", start_at, per_pair=per_pair, drain_seconds=drain)
+
+
+def open_loop(rate: float, duration: float, drain: float = 30.0) -> Callable[[float, int], PhaseSpec]:
+    return lambda start_at, workers: PhaseSpec(
+        "open", start_at, rate=rate / workers, duration=duration, drain_seconds=drain
+    )
+
+
+def find_peak(
+    target: Target,
+    gen: LoadGenerator,
+    start_rate: float,
+    step_seconds: float,
+    p99_limit_ms: float,
+    max_steps: int = 10,
+    factor: float = 1.3,
+) -> dict[str, Any]:
+    """Step the open-loop rate up until a step breaks (send→delivered p99 over the limit, loss, or the
+    achieved rate under 90 % of the offered one); the peak is the last rate that held. When the very first
+    step breaks, halve the rate until one holds (a few times at most) and step up from there."""
+    steps: list[dict[str, Any]] = []
+    rate, peak, downs = start_rate, 0.0, 0
+    while len(steps) < max_steps:
+        result = measured_phase(target, gen, open_loop(rate, step_seconds, drain=15))
+        result["offered_rate"] = round(rate, 1)
+        held = (
+            result["drained"]
+            and result["delivered_fraction"] >= 0.999
+            and result["send_delivered_p99_ms"] <= p99_limit_ms
+            and result["msgs_per_s"] >= 0.9 * rate
+        )
+        result["held"] = held
+        steps.append(result)
+        print(
+            f"  open loop {rate:.0f}/s: {result['msgs_per_s']}/s, delivered p99 "
+            f"{result['send_delivered_p99_ms']} ms, {result['server_cpu_us_per_msg']} µs/msg, held={held}",
+            flush=True,
+        )
+        if held:
+            peak = rate
+            rate *= factor
+        elif peak == 0 and downs < 4:
+            downs += 1
+            rate /= 2
+        else:
+            break
+    return {"peak_rate": round(peak, 1), "p99_limit_ms": p99_limit_ms, "steps": steps}
