@@ -95,8 +95,7 @@ def dispatch_routes(
         username, password = _field(data, "username"), _field(data, "password")
         device_id = _field(data, "device_id")
         address = request.client.host if request.client else ""
-        key = username if isinstance(username, str) else repr(username)
-        wait = guard.retry_after(key, address)
+        wait = await guard.retry_after(username, address)
         if wait:
             return JSONResponse(
                 {"error": "rate_limited", "message": f"too many failed logins; retry in {wait} s"},
@@ -107,9 +106,9 @@ def dispatch_routes(
             result = await auth.login(username, password, device_id)
         except ImError as exc:
             if exc.code == UNAUTHENTICATED:
-                guard.failed(key, address)
+                await guard.failed(username, address)
             raise
-        guard.succeeded(key)
+        await guard.succeeded(username)
         return await session_response(result)
 
     async def session_response(result: LoginResult) -> Response:
