@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     ws_max_queued_sends: int = Field(default=64, ge=1)  # fire-and-forget frames waiting for one client
     login_free_failures: int = Field(default=5, ge=1)  # wrong passwords before the backoff starts
     login_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    login_forget_after_seconds: float = Field(default=3600.0, gt=0)  # a key's failures, after its last one
     login_max_concurrent_hashes: int = Field(default=2, ge=1)  # argon2 hashes at once; a burst queues
     metrics_token: str = ""  # /metrics needs "Authorization: Bearer <token>"; empty = kept in data_dir
     # Admin API (dispatch, /admin/...): off unless a token is given, inline or in a file (a mounted

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.e2e.helpers import PASSWORD, new_user, unique
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
+from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
 
 pytestmark = pytest.mark.e2e
 
@@ -53,3 +56,49 @@ async def test_a_burst_of_logins_queues_on_the_hash_limit(server: ServerProcess)
             )
         )
     assert [r.status_code for r in results] == [200] * 16
+
+
+@pytest.fixture(scope="module")
+def two_dispatchers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two dispatch processes (each with its own auth role) on one database and one Redis."""
+    redis_url = require_redis()
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    with throwaway_mariadb() as db_url:
+        env = {
+            "IM_ROLES": "dispatch,auth",
+            "IM_DATABASE_URL": db_url,
+            "IM_REDIS_URL": redis_url,
+            "IM_REDIS_PREFIX": prefix,
+            "IM_JWT_SECRET": uuid.uuid4().hex,
+            "IM_AUTO_MIGRATE": "false",
+        }
+        procs: list[ServerProcess] = []
+        try:
+            for _ in range(2):
+                env["IM_GRPC_PORT"] = str(free_port())
+                procs.append(ServerProcess(tmp_path_factory.mktemp("dispatch"), dict(env)).start())
+            yield procs[0], procs[1]
+        finally:
+            for p in procs:
+                p.stop()
+            asyncio.run(delete_prefix(redis_url, prefix))
+
+
+async def test_guesses_spread_over_two_dispatch_processes_meet_one_limit(
+    two_dispatchers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """With IM_REDIS_URL the failure counts are shared: the five free failures and the sixth (which starts
+    the backoff) split over two processes, and the seventh is refused (counted per process, each would
+    have answered six and the thirteenth would be the first refused)."""
+    a, b = two_dispatchers
+    name, _ = await new_user(a.base_url, "spread")
+    body = {"username": name, "password": "wrong password!", "device_id": "PC"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        order = [a, b, a, b, a, b, b]
+        statuses = [(await http.post(f"{p.base_url}/api/login", json=body)).status_code for p in order]
+        assert statuses == [401] * 6 + [429], statuses
+        right = {"username": name, "password": PASSWORD, "device_id": "PC"}
+        refused = await http.post(f"{a.base_url}/api/login", json=right)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1

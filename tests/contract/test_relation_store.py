@@ -189,6 +189,28 @@ async def test_dissolve_group_removes_it_and_its_members(backend: Backend) -> No
         assert [g.group_id for g in await store.groups_of(m1)] == [keep]
 
 
+async def test_past_co_members_are_those_who_overlapped_in_a_group(backend: Backend) -> None:
+    """Membership history: ended memberships (left, removed, dissolved) still count, as long as the two
+    overlapped in time; someone who joined after another left never shared the group with them."""
+    owner, stays, leaves, late, stranger = (fresh_id() for _ in range(5))
+    async with open_store(backend) as store:
+        gid = await store.create_group("h", owner, [stays, leaves])
+        assert await store.past_co_members(stays, [leaves, late, stranger]) == {leaves}  # current too
+        assert await store.remove_member(gid, leaves)
+        assert not await store.remove_member(gid, leaves)
+        assert await store.past_co_members(stays, [leaves, late, stranger]) == {leaves}
+        assert await store.past_co_members(leaves, [owner, stays, stranger]) == {owner, stays}
+        if backend.kind != "memory":
+            await asyncio.sleep(1.1)  # SQL times are in whole seconds: join strictly after the leave
+        await store.add_member(gid, late, 500)
+        assert await store.past_co_members(late, [leaves, stays]) == {stays}
+        assert await store.past_co_members(leaves, [late]) == set()
+        assert await store.dissolve_group(gid)
+        assert await store.past_co_members(late, [owner, stays, leaves, stranger]) == {owner, stays}
+        assert await store.past_co_members(stranger, [owner, stays, leaves, late]) == set()
+        assert await store.past_co_members(owner, []) == set()
+
+
 # ---------- online status ----------
 async def test_listed_by_sees_the_rows_pointing_at_a_user(backend: Backend) -> None:
     a, b, c, d = fresh_id(), fresh_id(), fresh_id(), fresh_id()

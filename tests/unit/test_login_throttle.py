@@ -6,7 +6,13 @@ import asyncio
 import threading
 import time
 
-from tinyim.edges.dispatch.throttle import ADDRESS_FACTOR, LoginThrottle
+from tinyim.edges.dispatch.throttle import (
+    ADDRESS_FACTOR,
+    InMemoryFailureStore,
+    LoginThrottle,
+    account_key,
+    address_key,
+)
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher
 
 
@@ -18,38 +24,61 @@ class Clock:
         return self.now
 
 
-def test_backoff_doubles_after_the_free_failures_and_success_clears_the_account() -> None:
+async def test_backoff_doubles_after_the_free_failures_and_success_clears_the_account() -> None:
     clock = Clock()
-    t = LoginThrottle(free_failures=3, max_backoff=10, clock=clock)
+    t = LoginThrottle(InMemoryFailureStore(clock=clock), free_failures=3, max_backoff=10)
     for _ in range(3):
-        assert t.retry_after("alice", "1.2.3.4") == 0
-        t.failed("alice", "1.2.3.4")
-    assert t.retry_after("alice", "1.2.3.4") == 0  # three free failures
-    t.failed("alice", "1.2.3.4")
-    assert t.retry_after("alice", "9.9.9.9") == 1  # per account, from any address
+        assert await t.retry_after("alice", "1.2.3.4") == 0
+        await t.failed("alice", "1.2.3.4")
+    assert await t.retry_after("alice", "1.2.3.4") == 0  # three free failures
+    await t.failed("alice", "1.2.3.4")
+    assert await t.retry_after("alice", "9.9.9.9") == 1  # per account, from any address
+    assert await t.retry_after("ALICE", "9.9.9.9") == 1  # whatever the case of the name
     clock.now += 1
-    t.failed("alice", "1.2.3.4")
-    assert t.retry_after("alice", "1.2.3.4") == 2
+    await t.failed("alice", "1.2.3.4")
+    assert await t.retry_after("alice", "1.2.3.4") == 2
     for _ in range(10):
-        t.failed("alice", "1.2.3.4")
-    assert t.retry_after("alice", "1.2.3.4") == 10  # capped
-    t.succeeded("alice")
-    assert t.retry_after("alice", "5.5.5.5") == 0
+        await t.failed("alice", "1.2.3.4")
+    assert await t.retry_after("alice", "1.2.3.4") == 10  # capped
+    await t.succeeded("alice")
+    assert await t.retry_after("alice", "5.5.5.5") == 0
 
 
-def test_one_address_guessing_many_accounts_is_throttled_too() -> None:
-    t = LoginThrottle(free_failures=2, clock=Clock())
+async def test_failures_are_forgotten_an_hour_after_the_last_one() -> None:
+    clock = Clock()
+    t = LoginThrottle(InMemoryFailureStore(clock=clock), free_failures=2, max_backoff=10, forget_after=3600)
+    for _ in range(2):
+        await t.failed("bob", "1.1.1.1")
+    clock.now += 3599
+    await t.failed("bob", "1.1.1.1")  # third within the hour: blocked
+    assert await t.retry_after("bob", "2.2.2.2") == 1
+    clock.now += 3601
+    await t.failed("bob", "1.1.1.1")  # the count started again: a free failure
+    assert await t.retry_after("bob", "2.2.2.2") == 0
+
+
+async def test_one_address_guessing_many_accounts_is_throttled_too() -> None:
+    t = LoginThrottle(InMemoryFailureStore(clock=Clock()), free_failures=2)
     for i in range(2 * ADDRESS_FACTOR + 1):
-        t.failed(f"user{i}", "6.6.6.6")
-    assert t.retry_after("someone-else", "6.6.6.6") >= 1
-    assert t.retry_after("someone-else", "7.7.7.7") == 0
+        await t.failed(f"user{i}", "6.6.6.6")
+    assert await t.retry_after("someone-else", "6.6.6.6") >= 1
+    assert await t.retry_after("someone-else", "7.7.7.7") == 0
 
 
-def test_memory_is_bounded() -> None:
-    t = LoginThrottle(max_keys=100, clock=Clock())
+def test_an_ipv6_host_is_one_address_per_64_and_keys_are_bounded() -> None:
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:10.0.0.1") == address_key("10.0.0.1")
+    assert len(account_key("x" * 4000)) == len(account_key("y")) and account_key(7) != account_key("7")
+    assert account_key("\ud800") != account_key("\ud801")  # lone surrogates hash, not crash
+
+
+async def test_memory_is_bounded() -> None:
+    store = InMemoryFailureStore(max_keys=100, clock=Clock())
+    t = LoginThrottle(store)
     for i in range(1000):
-        t.failed(f"u{i}", f"a{i}")
-    assert len(t._states) <= 100
+        await t.failed(f"u{i}", f"a{i}")
+    assert len(store) <= 100
 
 
 async def test_concurrent_hashes_are_capped() -> None:

@@ -280,3 +280,23 @@ async def test_friends_requests_blocks_and_co_members_are_visible(env: Env) -> N
     await env.befriend(B, D)
     await env.service.create_group(me(B), "g", [A, D])
     assert [p.user_id for p in await env.service.visible_profiles(me(D), [A, C])] == [A]
+
+
+async def test_people_who_were_in_a_group_with_you_stay_visible_after_leaving(env: Env) -> None:
+    """Old group messages name their senders: someone who left (or was removed, or whose group was
+    dissolved) stays visible to whoever was in the group at the same time, and to nobody else."""
+    await env.befriend(A, B)
+    await env.befriend(A, C)
+    group_id = await env.service.create_group(me(A), "g", [B, C])
+    await env.service.leave_group(me(B), group_id)
+    assert [p.user_id for p in await env.service.visible_profiles(me(C), [B])] == [B]
+    assert [p.user_id for p in await env.service.visible_profiles(me(B), [C])] == [C]  # both ways
+    # D joins after B left: they never shared the group, D has no reason to see B
+    await env.service.join_group(me(D), group_id)
+    await env.service.handle_join(me(A), group_id, D, agree=True)
+    assert [p.user_id for p in await env.service.visible_profiles(me(D), [B, C])] == [C]
+    await env.service.remove_member(me(A), group_id, C)  # removed, not left: the same
+    assert [p.user_id for p in await env.service.visible_profiles(me(D), [B, C])] == [C]
+    await env.service.dissolve_group(me(A), group_id)  # nobody is in it now; the shared past remains
+    assert [p.user_id for p in await env.service.visible_profiles(me(D), [A, B, C])] == [A, C]
+    assert [p.user_id for p in await env.service.visible_profiles(me(B), [C, D])] == [C]

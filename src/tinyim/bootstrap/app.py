@@ -20,7 +20,6 @@ from starlette.routing import WebSocketRoute
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.admin import admin_routes
 from tinyim.edges.dispatch.http import dispatch_routes
-from tinyim.edges.dispatch.throttle import LoginThrottle
 from tinyim.edges.dispatch.web import ApiCors, web_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
@@ -102,7 +101,7 @@ def build_app(settings: Settings) -> Starlette:
                 auth, allocator = await resolve(container.auth), await resolve(container.gateway_allocator)
                 files = await resolve(container.file_allocator)
                 limits = {"rate_per_second": settings.rate_per_second, "rate_burst": settings.rate_burst}
-                throttle = LoginThrottle(settings.login_free_failures, settings.login_backoff_max_seconds)
+                throttle = await resolve(container.login_throttle)
                 app.router.routes.extend(
                     dispatch_routes(auth, allocator, files, limits, throttle, bool(admin_token))
                 )

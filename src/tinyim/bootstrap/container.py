@@ -3,7 +3,7 @@
 The only place that decides which adapter serves a port:
 - per module (auth, user = relation, msg = timeline, gateway links), `placed(role)` selects the local
   service when this process runs the role (IM_ROLES) and its gRPC client adapter otherwise;
-- memory or Redis for presence and the profile cache (IM_REDIS_URL);
+- memory or Redis for presence, the profile cache and login throttle counts (IM_REDIS_URL);
 - the locked-row or Redis seq allocator (IM_SEQ_ALLOCATOR);
 - no registry (one process), Redis or etcd (IM_ETCD_ENDPOINTS) for discovery.
 """
@@ -31,6 +31,8 @@ from tinyim.edges.dispatch.ports import (
     StaticFileGatewayAllocator,
     StaticGatewayAllocator,
 )
+from tinyim.edges.dispatch.throttle import InMemoryFailureStore, LoginThrottle
+from tinyim.edges.dispatch.throttle_redis import RedisFailureStore
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
 from tinyim.edges.gateway.status import StatusTracker
@@ -349,6 +351,18 @@ class Container(containers.DeclarativeContainer):
             providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
         ),
         shared=providers.Singleton(RegistryGatewayAllocator, directory),
+    )
+    # failed logins: counted in this process, or in Redis across every dispatch process
+    login_throttle = providers.Singleton(
+        LoginThrottle,
+        store=providers.Selector(
+            shared_state,
+            memory=providers.Singleton(InMemoryFailureStore),
+            redis=providers.Singleton(RedisFailureStore, redis, keys),
+        ),
+        free_failures=settings.provided.login_free_failures,
+        max_backoff=settings.provided.login_backoff_max_seconds,
+        forget_after=settings.provided.login_forget_after_seconds,
     )
     file_allocator = providers.Selector(
         discovery,

@@ -40,6 +40,13 @@ class Keys:
         """Pub/sub channel: friendship, blocking and group membership changes (messaging-rules caches)."""
         return f"{self.prefix}im:relation:changes"
 
+    # login throttling (dispatch): failures per account or address, and the block they earned
+    def login_failures(self, key: str) -> str:
+        return f"{self.prefix}im:login:fail:{key}"
+
+    def login_block(self, key: str) -> str:
+        return f"{self.prefix}im:login:block:{key}"
+
     def node_info(self, role: str, node_id: str) -> str:
         """Registry entry with a TTL (spec: `im:gateway:info:{id}`, the same for every role)."""
         return f"{self.prefix}im:{role}:info:{node_id}"

@@ -135,9 +135,8 @@ def dispatch_routes(
         username, password = _field(data, "username"), _field(data, "password")
         device_id = _field(data, "device_id")
         address = _address(request)
-        key = username if isinstance(username, str) else repr(username)
         fields = {"username": _name(username), "device_id": _name(device_id), "ip": address}
-        wait = guard.retry_after(key, address)
+        wait = await guard.retry_after(username, address)
         if wait:
             metrics.LOGINS.labels(outcome="throttled").inc()
             audit.event("login", outcome="throttled", reason=f"retry in {wait} s", **fields)
@@ -150,12 +149,12 @@ def dispatch_routes(
             result = await auth.login(username, password, device_id)
         except ImError as exc:
             if exc.code == UNAUTHENTICATED:
-                guard.failed(key, address)
+                await guard.failed(username, address)
             outcome = _LOGIN_OUTCOMES.get(exc.code, "error")
             metrics.LOGINS.labels(outcome=outcome).inc()
             audit.event("login", outcome=outcome, reason=exc.message, **fields)
             raise
-        guard.succeeded(key)
+        await guard.succeeded(username)
         metrics.LOGINS.labels(outcome="ok").inc()
         audit.event("login", outcome="ok", user_id=result.user_id, **fields)
         return await session_response(result)

@@ -184,8 +184,10 @@ class RelationService:
     async def visible_profiles(self, caller: Caller, user_ids: Sequence[int]) -> list[UserProfile]:
         """Profiles by id, left out for users the caller has no reason to see: visible are the caller,
         anyone with a relation row either way (friends, deleted friends), anyone the caller blocked, a
-        friend request either way, members of the caller's groups, and applicants to groups the caller
-        manages. Strangers are found by exact username search, not by walking ids."""
+        friend request either way, members of the caller's groups, anyone who was in a group at the same
+        time as the caller (either may have left since, or the group dissolved: their names are in old
+        messages, as in WeChat), and applicants to groups the caller manages. Strangers are found by
+        exact username search, not by walking ids."""
         if len(user_ids) > MAX_PROFILES:
             raise ImError(INVALID_ARGUMENT, f"ask for at most {MAX_PROFILES} users at once")
         me = caller.user_id
@@ -199,6 +201,9 @@ class RelationService:
                 visible.update(await self._store.member_ids(g.group_id))
                 if await self._store.role(g.group_id, me) in (GroupRole.OWNER, GroupRole.ADMIN):
                     managed.append(g.group_id)
+            unseen = [u for u in rest if u not in visible]
+            if unseen:  # one query for the shared past in groups, before the per-user checks
+                visible.update(await self._store.past_co_members(me, unseen))
             for u in rest:
                 if u in visible:
                     continue

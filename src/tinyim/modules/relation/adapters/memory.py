@@ -26,6 +26,10 @@ class InMemoryRelationStore:
         self.group_members: dict[int, dict[int, GroupRole]] = {}
         self.join_requests: dict[tuple[int, int], RequestStatus] = {}
         self._next_group = 1
+        # membership history on a logical clock: (group, user) -> when it began; ended ones with their end
+        self._clock = 0
+        self.joined: dict[tuple[int, int], int] = {}
+        self.past: list[tuple[int, int, int, int]] = []  # (group_id, user_id, joined, left)
 
     async def pair_state(self, a: int, b: int) -> PairState:
         return PairState(
@@ -81,7 +85,17 @@ class InMemoryRelationStore:
             owner_id: GroupRole.OWNER,
             **dict.fromkeys(member_ids, GroupRole.MEMBER),
         }
+        for user_id in self.group_members[group_id]:
+            self.joined[(group_id, user_id)] = self._tick()
         return group_id
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
+
+    def _end(self, group_id: int, user_id: int) -> None:
+        began = self.joined.pop((group_id, user_id), 0)
+        self.past.append((group_id, user_id, began, self._tick()))
 
     async def group(self, group_id: int) -> Group | None:
         group = self.groups.get(group_id)
@@ -104,10 +118,26 @@ class InMemoryRelationStore:
         members = self.group_members[group_id]
         if user_id not in members and len(members) >= limit:
             raise GroupFull(group_id)
-        members.setdefault(user_id, GroupRole.MEMBER)
+        if user_id not in members:
+            members[user_id] = GroupRole.MEMBER
+            self.joined[(group_id, user_id)] = self._tick()
 
     async def remove_member(self, group_id: int, user_id: int) -> bool:
-        return self.group_members.get(group_id, {}).pop(user_id, None) is not None
+        if self.group_members.get(group_id, {}).pop(user_id, None) is None:
+            return False
+        self._end(group_id, user_id)
+        return True
+
+    async def past_co_members(self, user_id: int, others: Sequence[int]) -> set[int]:
+        now = self._clock + 1
+        stints = [(g, u, j, now) for (g, u), j in self.joined.items()] + self.past
+        mine = [(g, j, left) for g, u, j, left in stints if u == user_id]
+        wanted = set(others)
+        return {
+            u
+            for g, u, j, left in stints
+            if u in wanted and any(g == mg and j <= ml and mj <= left for mg, mj, ml in mine)
+        }
 
     async def groups_of(self, user_id: int) -> list[Group]:
         found = [
@@ -153,7 +183,8 @@ class InMemoryRelationStore:
     async def dissolve_group(self, group_id: int) -> bool:
         if self.groups.pop(group_id, None) is None:
             return False
-        self.group_members.pop(group_id, None)
+        for user_id in self.group_members.pop(group_id, {}):
+            self._end(group_id, user_id)
         return True
 
     async def count_groups(self) -> int:

@@ -1,5 +1,5 @@
 """SQL relation store: im_relation, im_blacklist, im_friend_request, im_group, im_group_member,
-im_group_join_request (SQLite, MySQL, MariaDB)."""
+im_group_member_history, im_group_join_request (SQLite, MySQL, MariaDB)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
 
@@ -79,6 +81,17 @@ im_group_member = Table(
     Column("group_id", BigInteger, nullable=False),
     Column("user_id", BigInteger, nullable=False),
     Column("role", SmallInteger),
+    Column("created_at", DateTime),  # when the membership began (server default)
+)
+# ended memberships: copied from im_group_member when a member leaves, is removed or the group dissolves
+im_group_member_history = Table(
+    "im_group_member_history",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("group_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("joined_at", DateTime),
+    Column("left_at", DateTime),
 )
 im_group_join_request = Table(
     "im_group_join_request",
@@ -103,6 +116,24 @@ _member_count = (
 def _group(row: object) -> Group:
     r = row
     return Group(r.group_id, r.group_name, r.owner_id, r.announcement or "", int(r.n))  # type: ignore[attr-defined]
+
+
+def _end_memberships(which: Any) -> Any:
+    """INSERT … SELECT: the memberships matched by `which` into the history, ended now."""
+    m, h = im_group_member, im_group_member_history
+    rows = select(m.c.group_id, m.c.user_id, m.c.created_at, func.now()).where(which)
+    return h.insert().from_select([h.c.group_id, h.c.user_id, h.c.joined_at, h.c.left_at], rows)
+
+
+def _stints(user_ids: Sequence[int]) -> Any:
+    """Every membership of these users, current (left_at NULL) and ended: group, user, joined, left."""
+    m, h = im_group_member, im_group_member_history
+    return union_all(
+        select(m.c.group_id, m.c.user_id, m.c.created_at.label("joined_at"), null().label("left_at")).where(
+            m.c.user_id.in_(user_ids)
+        ),
+        select(h.c.group_id, h.c.user_id, h.c.joined_at, h.c.left_at).where(h.c.user_id.in_(user_ids)),
+    )
 
 
 class SqlRelationStore:
@@ -287,9 +318,27 @@ class SqlRelationStore:
 
     async def remove_member(self, group_id: int, user_id: int) -> bool:
         m = im_group_member
+        which = and_(m.c.group_id == group_id, m.c.user_id == user_id)
         async with self._db.write() as conn:
-            result = await conn.execute(delete(m).where(m.c.group_id == group_id, m.c.user_id == user_id))
+            await conn.execute(_end_memberships(which))
+            result = await conn.execute(delete(m).where(which))
         return result.rowcount == 1
+
+    async def past_co_members(self, user_id: int, others: Sequence[int]) -> set[int]:
+        if not others:
+            return set()
+        mine, theirs = _stints([user_id]).subquery("mine"), _stints(others).subquery("theirs")
+        query = (
+            select(theirs.c.user_id)
+            .distinct()
+            .select_from(mine.join(theirs, mine.c.group_id == theirs.c.group_id))
+            .where(
+                or_(theirs.c.left_at.is_(None), mine.c.joined_at <= theirs.c.left_at),
+                or_(mine.c.left_at.is_(None), theirs.c.joined_at <= mine.c.left_at),
+            )
+        )
+        async with self._db.read() as conn:
+            return {int(u) for u in (await conn.scalars(query))}
 
     async def groups_of(self, user_id: int) -> list[Group]:
         g, m = im_group, im_group_member
@@ -379,6 +428,7 @@ class SqlRelationStore:
             )
             if result.rowcount != 1:
                 return False
+            await conn.execute(_end_memberships(m.c.group_id == group_id))
             await conn.execute(delete(m).where(m.c.group_id == group_id))
         return True
 
