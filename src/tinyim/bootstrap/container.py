@@ -39,7 +39,7 @@ from tinyim.infra.db import Database
 from tinyim.infra.discovery import NodeDirectory, RedisRegistry
 from tinyim.infra.etcd import EtcdRegistry, etcd_client
 from tinyim.infra.redis import Keys, redis_client
-from tinyim.infra.rpc import Channels, RoleChannels
+from tinyim.infra.rpc import Channels
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
@@ -70,7 +70,6 @@ from tinyim.modules.timeline.adapters.protobuf import inline_messages
 from tinyim.modules.timeline.adapters.push import FramePushNotifier
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
-from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, MsgServiceStub, UserServiceStub
 from tinyim.settings import Settings
 
 from .bridges import (
@@ -241,10 +240,7 @@ class Container(containers.DeclarativeContainer):
                 redis=providers.Singleton(RedisProfileCache, redis, keys),
             ),
         ),
-        remote=providers.Singleton(
-            GrpcAuthClient,
-            providers.Singleton(RoleChannels, "auth", directory, channels, AuthServiceStub, deadline),
-        ),
+        remote=providers.Singleton(GrpcAuthClient.connect, directory, channels, deadline),
     )
 
     # files (file transfer): the module's own container; file gateways by hash of the task id
@@ -285,10 +281,7 @@ class Container(containers.DeclarativeContainer):
     timeline_writer = providers.Singleton(
         TimelineWriter, timeline_store, ids, presence, inline=providers.Object(inline_messages)
     )
-    remote_timeline = providers.Singleton(
-        GrpcTimelineClient,
-        providers.Singleton(RoleChannels, "msg", directory, channels, MsgServiceStub, deadline),
-    )
+    remote_timeline = providers.Singleton(GrpcTimelineClient.connect, directory, channels, deadline)
     notices = providers.Selector(placed(settings, "msg"), local=timeline_writer, remote=remote_timeline)
     # friendship / block / membership changes, told to the rules caches (here, and in others via Redis)
     relation_changes = providers.Selector(
@@ -314,10 +307,7 @@ class Container(containers.DeclarativeContainer):
             status=providers.Singleton(PresenceAsStatusNotices, presence),
             changes=relation_changes,
         ),
-        remote=providers.Singleton(
-            GrpcRelationClient,
-            providers.Singleton(RoleChannels, "user", directory, channels, UserServiceStub, deadline),
-        ),
+        remote=providers.Singleton(GrpcRelationClient.connect, directory, channels, deadline),
     )
     # every send's rule check (friends? blocked? members?) from memory until a change is announced
     messaging_rules = providers.Singleton(

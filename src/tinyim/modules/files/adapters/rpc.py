@@ -6,12 +6,20 @@ The mapping functions are also what the chat gateway uses to answer FileUploadRe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import quote
 
 import grpc
 
-from tinyim.infra.rpc import Ctx, Registrar, RoleChannels, caller_of, context_of, translate_errors
+from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.rpc import (
+    Channels,
+    Ctx,
+    Registrar,
+    RoleChannels,
+    caller_of,
+    context_of,
+    translate_errors,
+)
 from tinyim.kernel import Caller
 from tinyim.modules.files.domain import (
     DownloadTicket,
@@ -137,13 +145,15 @@ class FileServicer(ipb_grpc.FileServiceServicer):
         self._files = files
 
     @translate_errors
-    async def ApplyUpload(self, request: ipb.ApplyUploadInternalReq, context: Ctx) -> Any:
+    async def ApplyUpload(self, request: ipb.ApplyUploadInternalReq, context: Ctx) -> pb.FileUploadResp:
         return upload_resp(
             await self._files.apply_upload(caller_of(request.ctx), upload_request(request.req))
         )
 
     @translate_errors
-    async def UpdateFileStatus(self, request: ipb.UpdateFileStatusReq, context: Ctx) -> Any:
+    async def UpdateFileStatus(
+        self, request: ipb.UpdateFileStatusReq, context: Ctx
+    ) -> ipb.UpdateFileStatusResp:
         await self._files.update_status(
             request.task_id,
             FileStatus(request.status),
@@ -154,15 +164,15 @@ class FileServicer(ipb_grpc.FileServiceServicer):
         return ipb.UpdateFileStatusResp(success=True)
 
     @translate_errors
-    async def GetTask(self, request: ipb.FileTaskReq, context: Ctx) -> Any:
+    async def GetTask(self, request: ipb.FileTaskReq, context: Ctx) -> ipb.FileTaskInfo:
         return task_info(await self._files.get_task(request.task_id))
 
     @translate_errors
-    async def ApplyDownload(self, request: ipb.ApplyDownloadInternalReq, context: Ctx) -> Any:
+    async def ApplyDownload(self, request: ipb.ApplyDownloadInternalReq, context: Ctx) -> pb.FileDownloadResp:
         return download_resp(await self._files.apply_download(caller_of(request.ctx), request.req.task_id))
 
     @translate_errors
-    async def ShareFile(self, request: ipb.ShareFileReq, context: Ctx) -> Any:
+    async def ShareFile(self, request: ipb.ShareFileReq, context: Ctx) -> ipb.FileTaskInfo:
         return task_info(
             await self._files.share(request.sender_id, request.task_id, list(request.reader_ids))
         )
@@ -170,18 +180,20 @@ class FileServicer(ipb_grpc.FileServiceServicer):
 
 def files_registrar(files: FileApi) -> Registrar:
     def register(server: grpc.aio.Server) -> Sequence[str]:
-        ipb_grpc.add_FileServiceServicer_to_server(FileServicer(files), server)  # type: ignore[no-untyped-call]
+        ipb_grpc.add_FileServiceServicer_to_server(FileServicer(files), server)
         return ["im.FileService"]
 
     return register
 
 
 # ---------- client side: the same FileApi, served by a remote filemeta node ----------
-Stub = ipb_grpc.FileServiceStub
-
-
 class GrpcFileClient:
-    def __init__(self, remote: RoleChannels) -> None:
+    @classmethod
+    def connect(cls, directory: NodeDirectory, channels: Channels, deadline_seconds: float) -> GrpcFileClient:
+        """The client of the `filemeta` role's live nodes (the registry finds them), over typed stubs."""
+        return cls(RoleChannels("filemeta", directory, channels, ipb_grpc.FileServiceStub, deadline_seconds))
+
+    def __init__(self, remote: RoleChannels[ipb_grpc.FileServiceAsyncStub]) -> None:
         self._remote = remote
 
     async def apply_upload(self, caller: Caller, req: UploadRequest) -> UploadTicket:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from tinyim.modules.presence.domain import Status, StatusView
 from tinyim.pb import im_protocol_pb2 as pb
 
 
 def status_info(v: StatusView) -> pb.StatusInfo:
-    return pb.StatusInfo(user_id=v.user_id, status=cast(Any, int(v.status)), last_seen=v.last_seen_ms)
+    return pb.StatusInfo(
+        user_id=v.user_id, status=pb.UserStatus.ValueType(int(v.status)), last_seen=v.last_seen_ms
+    )
 
 
 def status_view(info: pb.StatusInfo) -> StatusView:

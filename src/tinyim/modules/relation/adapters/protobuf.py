@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.relation.domain import Group, Member
 from tinyim.pb import im_protocol_pb2 as pb
@@ -34,7 +32,9 @@ def group(g: pb.GroupInfo) -> Group:
 def group_members_resp(found: list[tuple[UserProfile, Member]]) -> pb.GroupMemberResp:
     return pb.GroupMemberResp(
         members=[user_info(p) for p, _ in found],
-        member_infos=[pb.GroupMemberInfo(user=user_info(p), role=cast(Any, int(m.role))) for p, m in found],
+        member_infos=[
+            pb.GroupMemberInfo(user=user_info(p), role=pb.GroupRole.ValueType(int(m.role))) for p, m in found
+        ],
     )
 
 

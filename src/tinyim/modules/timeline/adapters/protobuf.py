@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, cast
 
 from tinyim.modules.timeline.domain import (
     Conversation,
@@ -27,7 +26,7 @@ def message_data(m: StoredMessage) -> pb.MessageData:
         sender_id=m.sender_id,
         receiver_id=m.receiver_id,
         group_id=m.group_id,
-        type=cast(Any, m.msg_type),
+        type=pb.MsgType.ValueType(m.msg_type),
         content=m.content,
         create_time=m.created_ms,
         client_msg_id=m.client_msg_id,
@@ -89,7 +88,7 @@ def conversation_info(v: ConversationView) -> pb.ConversationInfo:
         last_seq=v.last_seq,
         last_msg_id=v.last_msg_id,
         last_sender_id=v.last_sender_id,
-        last_type=cast(Any, v.last_msg_type),
+        last_type=pb.MsgType.ValueType(v.last_msg_type),
         preview=v.preview,
         last_time=v.last_time_ms,
         unread=v.unread,
