@@ -66,10 +66,10 @@ from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.relation.rules_cache import CachedMessagingRules, MessagingRules
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
-from tinyim.modules.timeline.adapters.protobuf import inline_messages
 from tinyim.modules.timeline.adapters.push import FramePushNotifier
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
+from tinyim.modules.timeline.protocol import inline_messages
 from tinyim.settings import Settings
 
 from .bridges import (

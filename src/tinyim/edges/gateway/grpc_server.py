@@ -8,7 +8,7 @@ import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, translate_errors
 from tinyim.kernel import PushTarget
-from tinyim.modules.presence.adapters.protobuf import status_view
+from tinyim.modules.presence.protocol import status_view
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 

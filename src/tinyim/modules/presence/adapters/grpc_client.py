@@ -14,8 +14,8 @@ import grpc
 from tinyim.infra.discovery import NodeDirectory
 from tinyim.infra.rpc import Channels, node_call
 from tinyim.kernel import PushTarget
-from tinyim.modules.presence.adapters.protobuf import status_info
 from tinyim.modules.presence.domain import StatusView
+from tinyim.modules.presence.protocol import status_info
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb

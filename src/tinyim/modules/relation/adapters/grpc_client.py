@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from tinyim.infra.discovery import NodeDirectory
 from tinyim.infra.rpc import Channels, RoleChannels, context_of
 from tinyim.kernel import Caller, Privacy, UserProfile
-from tinyim.modules.relation.adapters.protobuf import group, privacy, privacy_pb, profile
 from tinyim.modules.relation.domain import Group, GroupRole, Member, SearchPage
+from tinyim.modules.relation.protocol import group, privacy, privacy_pb, profile
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb

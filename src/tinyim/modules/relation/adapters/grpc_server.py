@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
-from tinyim.modules.relation.adapters.protobuf import (
+from tinyim.modules.relation.ports import RelationApi
+from tinyim.modules.relation.protocol import (
     group_info,
     group_members_resp,
     group_update_fields,
@@ -15,7 +16,6 @@ from tinyim.modules.relation.adapters.protobuf import (
     privacy_pb,
     user_info,
 )
-from tinyim.modules.relation.ports import RelationApi
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb

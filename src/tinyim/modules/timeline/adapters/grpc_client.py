@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from tinyim.infra.discovery import NodeDirectory
 from tinyim.infra.rpc import Channels, RoleChannels, context_of
 from tinyim.kernel import Caller
-from tinyim.modules.timeline.adapters.protobuf import conversation_page, conversation_view, stored_message
 from tinyim.modules.timeline.domain import (
     Conversation,
     ConversationPage,
@@ -24,6 +23,7 @@ from tinyim.modules.timeline.domain import (
     SyncPage,
     Unread,
 )
+from tinyim.modules.timeline.protocol import conversation_page, conversation_view, stored_message
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb

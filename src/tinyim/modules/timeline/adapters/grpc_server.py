@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, caller_of, translate_errors
-from tinyim.modules.timeline.adapters.protobuf import (
+from tinyim.modules.timeline.domain import Conversation, SendRequest
+from tinyim.modules.timeline.ports import NoticeApi, TimelineApi
+from tinyim.modules.timeline.protocol import (
     conversation_info,
     conversation_list_resp,
     message_data,
@@ -17,8 +19,6 @@ from tinyim.modules.timeline.adapters.protobuf import (
     unread_resp,
     update_flags,
 )
-from tinyim.modules.timeline.domain import Conversation, SendRequest
-from tinyim.modules.timeline.ports import NoticeApi, TimelineApi
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb

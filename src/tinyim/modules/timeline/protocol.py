@@ -1,4 +1,8 @@
-"""Timeline domain <-> protobuf of the client protocol (used by the gRPC adapters and the gateway)."""
+"""Timeline in the client protocol: domain <-> protobuf, written once.
+
+Part of the module's public API (like `__init__`): its gRPC adapters, the push adapter and the gateway
+edge all use it, because the internal RPCs carry the client protocol's messages.
+"""
 
 from __future__ import annotations
 

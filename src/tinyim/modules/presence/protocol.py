@@ -1,4 +1,8 @@
-"""Online status domain <-> protobuf of the client protocol (the gRPC link and the gateway use it)."""
+"""Online status in the client protocol: domain <-> protobuf, written once.
+
+Part of the module's public API (like `__init__`): its gRPC adapter and the gateway edge both use it,
+because the internal RPCs carry the client protocol's messages.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Relation domain <-> protobuf of the client protocol (used by the gRPC adapters and the gateway)."""
+"""Relation in the client protocol: domain <-> protobuf, written once.
+
+Part of the module's public API (like `__init__`): its gRPC adapters and the gateway edge both use it,
+because the internal RPCs carry the client protocol's messages.
+"""
 
 from __future__ import annotations
 
