@@ -185,10 +185,19 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Selector(
         settings.provided.registry_kind,
         none=providers.Object(None),
-        redis=providers.Singleton(RedisRegistry, redis, keys),
-        etcd=providers.Singleton(EtcdRegistry, etcd, prefix=settings.provided.redis_prefix),
+        redis=providers.Singleton(
+            RedisRegistry, redis, keys, ttl_seconds=settings.provided.registry_ttl_seconds
+        ),
+        etcd=providers.Singleton(
+            EtcdRegistry,
+            etcd,
+            prefix=settings.provided.redis_prefix,
+            ttl_seconds=settings.provided.registry_ttl_seconds,
+        ),
     )
-    directory = providers.Singleton(NodeDirectory, registry)
+    directory = providers.Singleton(
+        NodeDirectory, registry, suspect_seconds=settings.provided.registry_ttl_seconds
+    )
     # what depends only on whether there is a registry (either kind): "none" or "shared"
     discovery = providers.Callable(lambda s: "none" if s.registry_kind == "none" else "shared", settings)
     channels = providers.Resource(channels)
@@ -338,7 +347,10 @@ class Container(containers.DeclarativeContainer):
             StaticGatewayAllocator,
             providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
         ),
-        shared=providers.Singleton(RegistryGatewayAllocator, directory),
+        # loads arrive with each renewal: dispatch counts its own hand-outs of the last period
+        shared=providers.Singleton(
+            RegistryGatewayAllocator, directory, window_seconds=settings.provided.registry_renew_seconds
+        ),
     )
     file_allocator = providers.Selector(
         discovery,
