@@ -31,6 +31,18 @@ RATE_LIMITED: Final = "rate_limited"
 CLIENT_MSG_ID_REUSED: Final = "client_msg_id_reused"
 
 
+# Message ids (snowflake): 41 bits of milliseconds since ID_EPOCH_MS, 10 bits worker id, 12 bits sequence.
+# The layout lives here so domain code can read an id's creation time; infra.snowflake makes the ids.
+ID_EPOCH_MS: Final = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+ID_WORKER_BITS: Final = 10
+ID_SEQUENCE_BITS: Final = 12
+
+
+def id_time_ms(message_id: int) -> int:
+    """The creation time (ms since the Unix epoch) embedded in a message id."""
+    return (message_id >> (ID_WORKER_BITS + ID_SEQUENCE_BITS)) + ID_EPOCH_MS
+
+
 class ImError(Exception):
     """A request that cannot be served, with a code a client can branch on and a message it can show."""
 

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     redis_prefix: str = ""  # put every key under this prefix (several deployments on one Redis)
     seq_allocator: Literal["sql", "redis"] = "sql"  # redis: INCR im:seq:{uid}, needs IM_REDIS_URL
     etcd_endpoints: str = ""  # set: the registry lives in etcd (leases) instead of Redis
+    # Registry entries live this long unless renewed (a node that dies drops out after it), renewed this
+    # often; tests shorten both so nothing waits real seconds for an expiry. etcd leases round to >= 1 s.
+    registry_ttl_seconds: float = Field(default=5.0, gt=0)
+    registry_renew_seconds: float = Field(default=1.5, gt=0)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0)  # every internal call has a deadline
     jwt_secret: str = ""  # empty = a random secret kept in data_dir
     token_ttl_seconds: int = Field(default=3600, ge=60)
@@ -173,6 +177,9 @@ class Settings(BaseSettings):
     def _check_combinations(self) -> Settings:
         if self.seq_allocator == "redis" and not self.redis_url:
             raise ValueError("IM_SEQ_ALLOCATOR=redis needs IM_REDIS_URL")
+        if self.registry_renew_seconds * 2 > self.registry_ttl_seconds:
+            # one late renewal must not let a live node's entry expire
+            raise ValueError("IM_REGISTRY_RENEW_SECONDS must be at most half of IM_REGISTRY_TTL_SECONDS")
         if self.roles != "all":
             unsupported = self.role_set - SUPPORTED_ROLES
             if unsupported:

@@ -72,6 +72,11 @@ def _is_free(port: int) -> bool:
     return True
 
 
+# Registry timings of the test cluster: a killed node's entry expires in 3 s instead of 5 s, and loads are
+# reported every 0.75 s; a process would have to stall 2.25 s to drop out (a shared, loaded test machine).
+CLUSTER_REGISTRY = {"IM_REGISTRY_TTL_SECONDS": "3", "IM_REGISTRY_RENEW_SECONDS": "0.75"}
+
+
 @contextmanager
 def running_cluster(workdir: Path, **extra_env: str) -> Iterator[Cluster]:
     """dispatch, 2 gateways, auth, user, 2 msg nodes on loopback; MariaDB (throwaway) + Redis (prefix)."""
@@ -89,7 +94,9 @@ def running_cluster(workdir: Path, **extra_env: str) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster"), IM_HEARTBEAT_TIMEOUT_SECONDS="10") as c:
+    with running_cluster(
+        tmp_path_factory.mktemp("cluster"), IM_HEARTBEAT_TIMEOUT_SECONDS="10", **CLUSTER_REGISTRY
+    ) as c:
         yield c
 
 

@@ -22,7 +22,7 @@ from websockets.exceptions import InvalidStatus
 from tests.e2e.helpers import PASSWORD, befriend, new_user, online
 from tinyim.client import Client, Message, Sent
 from tinyim.cluster import Cluster
-from tinyim.infra.discovery import RENEW_EVERY_SECONDS, RedisRegistry
+from tinyim.infra.discovery import RedisRegistry
 from tinyim.infra.redis import Keys
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +92,8 @@ async def quiet_gateways(cluster: Cluster) -> None:
             if len(loads) == 2 and not any(loads):
                 break
             await asyncio.sleep(0.25)
-        await asyncio.sleep(RENEW_EVERY_SECONDS + 0.2)  # dispatch forgets its own recent hand-outs
+        # dispatch forgets its own recent hand-outs after one renewal period
+        await asyncio.sleep(float(cluster.env["IM_REGISTRY_RENEW_SECONDS"]) + 0.2)
     finally:
         await redis.aclose()
 
@@ -257,7 +258,7 @@ async def test_kill_a_gateway_clients_move_to_the_other_and_lose_nothing(cluster
             await asyncio.sleep(0.4)
             cluster.kill("gateway-1")  # kill -9: no goodbye to the registry, connections just drop
             assert not sender.done()
-            # still registered (TTL 5 s), but dispatch finds it refusing connections and skips it
+            # still registered (IM_REGISTRY_TTL_SECONDS), but dispatch finds it refusing connections, skips it
             await asyncio.sleep(1.2)
             live = cluster.members["gateway-2"].http_port
             async with httpx.AsyncClient(base_url=cluster.dispatch_url, headers=bearer(a)) as http:
@@ -267,7 +268,7 @@ async def test_kill_a_gateway_clients_move_to_the_other_and_lose_nothing(cluster
             received = await _collect(b, len(sent), timeout=60)
             assert b.ws_url == gateway_url(cluster, "gateway-2") and b.connects >= 2
             assert audit(sent, received) == {"lost": 0, "duplicated": 0, "out_of_order": 0, "unexpected": 0}
-            # the dead gateway's entry expires (TTL 5 s); then dispatch hands out only the live one
+            # the dead gateway's entry expires (IM_REGISTRY_TTL_SECONDS); dispatch hands out only the live one
             assert await gateways_registered(cluster, expect=1, within=10.0)
             await asyncio.sleep(1.2)  # past the dispatcher's cache of the registry
             async with httpx.AsyncClient(base_url=cluster.dispatch_url, headers=bearer(a)) as http:

@@ -1,4 +1,8 @@
-"""Gateways register in Redis (TTL 5 s, renewed with their load); dispatch picks the least loaded live one."""
+"""Gateways register in Redis (with a TTL, renewed with their load); dispatch picks the least loaded live one.
+
+The registry timings are shortened here (IM_REGISTRY_TTL_SECONDS / IM_REGISTRY_RENEW_SECONDS), so the
+test waits for an expiry of 2 s rather than the default 5 s.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ from tests.e2e.helpers import PASSWORD, new_user
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
 from tinyim.client import Client
-from tinyim.infra.discovery import RENEW_EVERY_SECONDS
 
 pytestmark = pytest.mark.e2e
+
+TTL_SECONDS, RENEW_SECONDS = 2.0, 0.5
+REGISTRY_ENV = {"IM_REGISTRY_TTL_SECONDS": str(TTL_SECONDS), "IM_REGISTRY_RENEW_SECONDS": str(RENEW_SECONDS)}
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ async def allocate(server: ServerProcess, username: str) -> httpx.Response:
         )
         token = login.json()["token"]
         # the login handed out a gateway too; dispatch counts that one until the next load report
-        await asyncio.sleep(RENEW_EVERY_SECONDS + 0.1)
+        await asyncio.sleep(RENEW_SECONDS + 0.1)
         return await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {token}"})
 
 
@@ -53,14 +59,14 @@ async def live_gateways(redis: Redis, prefix: str) -> dict[str, float]:
 
 async def test_least_loaded_live_gateway_and_failover(tmp_path: Path, redis_server: RedisServer) -> None:
     prefix = f"reg-{uuid.uuid4().hex[:6]}:"
-    env = {"IM_REDIS_URL": redis_server.url, "IM_REDIS_PREFIX": prefix}
+    env = {"IM_REDIS_URL": redis_server.url, "IM_REDIS_PREFIX": prefix, **REGISTRY_ENV}
     a = ServerProcess(tmp_path / "a", env={**env, "IM_WORKER_ID": "1"}).start()
     b = ServerProcess(tmp_path / "b", env={**env, "IM_WORKER_ID": "2"}).start()
     redis = Redis.from_url(redis_server.url, decode_responses=True)
     try:
         gw_a, gw_b = f"gw-127.0.0.1:{a.port}", f"gw-127.0.0.1:{b.port}"
         assert set(await live_gateways(redis, prefix)) == {gw_a, gw_b}
-        assert 0 < await redis.pttl(f"{prefix}im:gateway:info:{gw_a}") <= 5000
+        assert 0 < await redis.pttl(f"{prefix}im:gateway:info:{gw_a}") <= TTL_SECONDS * 1000
 
         user, _ = await new_user(b.base_url, "busy")
         # A client on B (the two processes here have separate databases and secrets, so it must not
@@ -70,8 +76,10 @@ async def test_least_loaded_live_gateway_and_failover(tmp_path: Path, redis_serv
         client.ws_url = f"ws://127.0.0.1:{b.port}/ws"
         await client.start()
         try:
-            await asyncio.sleep(2)  # one renewal carries B's new connection count
-            assert (await live_gateways(redis, prefix))[gw_b] == 1
+            deadline = time.monotonic() + 10
+            while (await live_gateways(redis, prefix))[gw_b] != 1:  # a renewal carries B's connection count
+                assert time.monotonic() < deadline, "B's load was never reported"
+                await asyncio.sleep(0.1)
             picked = (await allocate(b, user)).json()
             assert picked == {"host": "127.0.0.1", "port": a.port, "ws_url": f"ws://127.0.0.1:{a.port}/ws"}
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TypeVar
 
 import grpc
 
 from tinyim.infra.discovery import Node, NodeDirectory
 from tinyim.infra.rpc import Channels, Registrar, RoleChannels
+
+StubT = TypeVar("StubT")
 
 
 class StaticRegistry:
@@ -53,7 +55,9 @@ def directory_of(role: str, node_id: str, port: int) -> NodeDirectory:
 
 
 @asynccontextmanager
-async def served(role: str, registrar: Registrar, stub_type: Any) -> AsyncIterator[RoleChannels]:
+async def served(
+    role: str, registrar: Registrar, stub_type: Callable[[grpc.aio.Channel], StubT]
+) -> AsyncIterator[RoleChannels[StubT]]:
     """The client side of a role served on loopback: calls go through real gRPC."""
     async with listening(registrar) as port:
         channels = Channels()
@@ -65,8 +69,8 @@ async def served(role: str, registrar: Registrar, stub_type: Any) -> AsyncIterat
 
 @asynccontextmanager
 async def remote_if(
-    kind: str, role: str, registrar: Registrar, stub_type: Any
-) -> AsyncIterator[RoleChannels | None]:
+    kind: str, role: str, registrar: Registrar, stub_type: Callable[[grpc.aio.Channel], StubT]
+) -> AsyncIterator[RoleChannels[StubT] | None]:
     """For suites parametrized "local"/"grpc": None (use the service), or the served role's channels."""
     if kind == "local":
         yield None

@@ -26,8 +26,9 @@ from tinyim.modules.files import (
 )
 from tinyim.modules.files.adapters.blobs import LocalBlobStore
 from tinyim.modules.files.adapters.memory import InMemoryFileTasks
-from tinyim.modules.files.adapters.rpc import GrpcFileClient, Stub, files_registrar
+from tinyim.modules.files.adapters.rpc import GrpcFileClient, files_registrar
 from tinyim.modules.files.adapters.tickets import JwtTickets
+from tinyim.pb.im_internal_pb2_grpc import FileServiceStub
 
 ALICE, BOB, CAROL = Caller(1, "PC"), Caller(2, "PC"), Caller(3, "PC")
 DATA = bytes(range(256)) * 1000  # 256,000 bytes
@@ -82,7 +83,7 @@ class Env:
 @pytest.fixture(params=["local", "grpc"])
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     env = Env(tmp_path)
-    async with remote_if(request.param, "filemeta", files_registrar(env.service), Stub) as remote:
+    async with remote_if(request.param, "filemeta", files_registrar(env.service), FileServiceStub) as remote:
         if remote is not None:
             env.api = GrpcFileClient(remote)
         yield env

@@ -13,7 +13,7 @@ from tinyim.infra.snowflake import Snowflake
 from tinyim.kernel import Caller, PushTarget
 from tinyim.modules.timeline import MsgType, SendRequest, TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
-from tinyim.modules.timeline.adapters.protobuf import inline_messages
+from tinyim.modules.timeline.protocol import inline_messages
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, decode
 

@@ -151,7 +151,9 @@ def build_app(settings: Settings) -> Starlette:
                     if node.role == "msg":
                         await check_worker_id(registry, node)
                 register = contextlib.asynccontextmanager(keep_registered)
-                await stack.enter_async_context(register(registry, lambda: _nodes(settings, hub, loads)))
+                await stack.enter_async_context(
+                    register(registry, lambda: _nodes(settings, hub, loads), settings.registry_renew_seconds)
+                )
             if "dispatch" in roles:  # Web app: its static files at / come after every other route
                 app.router.routes.extend(web_routes(settings.web_dir, settings.heartbeat_timeout_seconds))
             yield

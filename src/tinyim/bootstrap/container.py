@@ -41,7 +41,7 @@ from tinyim.infra.db import Database
 from tinyim.infra.discovery import NodeDirectory, RedisRegistry
 from tinyim.infra.etcd import EtcdRegistry, etcd_client
 from tinyim.infra.redis import Keys, redis_client
-from tinyim.infra.rpc import Channels, RoleChannels
+from tinyim.infra.rpc import Channels
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
@@ -68,11 +68,10 @@ from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.relation.rules_cache import CachedMessagingRules, MessagingRules
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
-from tinyim.modules.timeline.adapters.protobuf import inline_messages
 from tinyim.modules.timeline.adapters.push import FramePushNotifier
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
-from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, MsgServiceStub, UserServiceStub
+from tinyim.modules.timeline.protocol import inline_messages
 from tinyim.settings import Settings
 
 from .bridges import (
@@ -188,10 +187,19 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Selector(
         settings.provided.registry_kind,
         none=providers.Object(None),
-        redis=providers.Singleton(RedisRegistry, redis, keys),
-        etcd=providers.Singleton(EtcdRegistry, etcd, prefix=settings.provided.redis_prefix),
+        redis=providers.Singleton(
+            RedisRegistry, redis, keys, ttl_seconds=settings.provided.registry_ttl_seconds
+        ),
+        etcd=providers.Singleton(
+            EtcdRegistry,
+            etcd,
+            prefix=settings.provided.redis_prefix,
+            ttl_seconds=settings.provided.registry_ttl_seconds,
+        ),
     )
-    directory = providers.Singleton(NodeDirectory, registry)
+    directory = providers.Singleton(
+        NodeDirectory, registry, suspect_seconds=settings.provided.registry_ttl_seconds
+    )
     # what depends only on whether there is a registry (either kind): "none" or "shared"
     discovery = providers.Callable(lambda s: "none" if s.registry_kind == "none" else "shared", settings)
     channels = providers.Resource(channels)
@@ -243,10 +251,7 @@ class Container(containers.DeclarativeContainer):
                 redis=providers.Singleton(RedisProfileCache, redis, keys),
             ),
         ),
-        remote=providers.Singleton(
-            GrpcAuthClient,
-            providers.Singleton(RoleChannels, "auth", directory, channels, AuthServiceStub, deadline),
-        ),
+        remote=providers.Singleton(GrpcAuthClient.connect, directory, channels, deadline),
     )
 
     # files (file transfer): the module's own container; file gateways by hash of the task id
@@ -287,10 +292,7 @@ class Container(containers.DeclarativeContainer):
     timeline_writer = providers.Singleton(
         TimelineWriter, timeline_store, ids, presence, inline=providers.Object(inline_messages)
     )
-    remote_timeline = providers.Singleton(
-        GrpcTimelineClient,
-        providers.Singleton(RoleChannels, "msg", directory, channels, MsgServiceStub, deadline),
-    )
+    remote_timeline = providers.Singleton(GrpcTimelineClient.connect, directory, channels, deadline)
     notices = providers.Selector(placed(settings, "msg"), local=timeline_writer, remote=remote_timeline)
     # friendship / block / membership changes, told to the rules caches (here, and in others via Redis)
     relation_changes = providers.Selector(
@@ -316,10 +318,7 @@ class Container(containers.DeclarativeContainer):
             status=providers.Singleton(PresenceAsStatusNotices, presence),
             changes=relation_changes,
         ),
-        remote=providers.Singleton(
-            GrpcRelationClient,
-            providers.Singleton(RoleChannels, "user", directory, channels, UserServiceStub, deadline),
-        ),
+        remote=providers.Singleton(GrpcRelationClient.connect, directory, channels, deadline),
     )
     # every send's rule check (friends? blocked? members?) from memory until a change is announced
     messaging_rules = providers.Singleton(
@@ -350,7 +349,10 @@ class Container(containers.DeclarativeContainer):
             StaticGatewayAllocator,
             providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
         ),
-        shared=providers.Singleton(RegistryGatewayAllocator, directory),
+        # loads arrive with each renewal: dispatch counts its own hand-outs of the last period
+        shared=providers.Singleton(
+            RegistryGatewayAllocator, directory, window_seconds=settings.provided.registry_renew_seconds
+        ),
     )
     # failed logins: counted in this process, or in Redis across every dispatch process
     login_throttle = providers.Singleton(

@@ -30,6 +30,7 @@ from tinyim.kernel import UNAVAILABLE, ImError
 
 log = logging.getLogger(__name__)
 
+# Defaults of IM_REGISTRY_TTL_SECONDS and IM_REGISTRY_RENEW_SECONDS (the composition root passes them).
 REGISTRY_TTL_SECONDS = 5.0
 RENEW_EVERY_SECONDS = 1.5
 
@@ -123,9 +124,12 @@ class RedisRegistry:
 class NodeDirectory:
     """Live nodes per role, cached for `refresh_seconds`; nodes that failed a call are set aside."""
 
-    def __init__(self, registry: Registry, refresh_seconds: float = 1.0) -> None:
+    def __init__(
+        self, registry: Registry, refresh_seconds: float = 1.0, suspect_seconds: float = REGISTRY_TTL_SECONDS
+    ) -> None:
         self._registry = registry
         self._refresh = refresh_seconds
+        self._suspect_seconds = suspect_seconds  # the registry TTL: by then a dead node's entry is gone
         self._cache: dict[str, tuple[float, list[Node]]] = {}
         self._suspects: dict[str, float] = {}  # node_id -> until (monotonic)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -133,9 +137,9 @@ class NodeDirectory:
     def invalidate(self) -> None:
         self._cache.clear()
 
-    def suspect(self, node: Node, seconds: float = REGISTRY_TTL_SECONDS) -> None:
+    def suspect(self, node: Node, seconds: float | None = None) -> None:
         """A call to this node failed: skip it until its registry entry had time to expire."""
-        self._suspects[node.node_id] = time.monotonic() + seconds
+        self._suspects[node.node_id] = time.monotonic() + (seconds or self._suspect_seconds)
 
     async def nodes(self, role: str) -> list[Node]:
         """Live nodes of `role`, least loaded first, without suspects (unless every node is one)."""
@@ -193,9 +197,10 @@ async def check_worker_id(registry: Registry, me: Node) -> None:
 
 
 async def keep_registered(
-    registry: Registry, describe: Callable[[], Sequence[Node]]
+    registry: Registry, describe: Callable[[], Sequence[Node]], renew_seconds: float = RENEW_EVERY_SECONDS
 ) -> AsyncIterator[asyncio.Task[None]]:
-    """Announce this process's nodes before it reports itself up, renew them, withdraw them on stop."""
+    """Announce this process's nodes before it reports itself up, renew them every `renew_seconds`
+    (well inside the registry's TTL), withdraw them on stop."""
 
     async def announce() -> None:
         for node in describe():
@@ -203,7 +208,7 @@ async def keep_registered(
 
     async def renew() -> None:
         while True:
-            await asyncio.sleep(RENEW_EVERY_SECONDS)
+            await asyncio.sleep(renew_seconds)
             try:
                 await announce()
             except Exception:

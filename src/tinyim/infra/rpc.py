@@ -2,9 +2,11 @@
 
 - A module's ImError crosses the wire as a gRPC status plus its code in the trailing metadata
   `im-error-code`, and comes back out of the client adapter as the same ImError.
-- `RoleChannels` holds one channel per target address and picks a live node of a role from the
+- `RoleChannels[Stub]` holds one channel per target address and picks a live node of a role from the
   registry (round robin), with a deadline on every call. A node that refuses connections is set aside
   and the call goes to another node; calls marked idempotent are also retried after any UNAVAILABLE.
+  Calls are typed end to end: `invoke(lambda stub, timeout: stub.Method(req, timeout=timeout))` on the
+  async stub mypy-protobuf generates, so a misspelt method or a wrong request type fails `mypy`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -41,16 +43,20 @@ _STATUS: dict[str, grpc.StatusCode] = {
     kernel.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,  # user search, typing
 }
 
-Ctx: TypeAlias = grpc.aio.ServicerContext
+Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Servicer = TypeVar("Servicer")
-Method = Callable[[Servicer, Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Stub = TypeVar("Stub")
 
 
-def translate_errors(method: Method[Servicer]) -> Method[Servicer]:
+def translate_errors(
+    method: Callable[[Servicer, Req, Ctx], Awaitable[Resp]],
+) -> Callable[[Servicer, Req, Ctx], Coroutine[Any, Any, Resp]]:
     """Servicer method decorator: ImError -> status + im-error-code; anything else is logged, INTERNAL."""
 
     @functools.wraps(method)
-    async def wrapped(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapped(self: Servicer, request: Req, context: Ctx) -> Resp:
         try:
             return await method(self, request, context)
         except ImError as exc:
@@ -59,7 +65,7 @@ def translate_errors(method: Method[Servicer]) -> Method[Servicer]:
         except grpc.aio.AbortError:
             raise
         except Exception:
-            log.exception("internal call failed", extra={"method": method.__qualname__})
+            log.exception("internal call failed", extra={"method": getattr(method, "__qualname__", "")})
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
     return wrapped
@@ -104,7 +110,7 @@ def _code_name(code: grpc.StatusCode | None) -> str:
     return code.name if code is not None else "UNKNOWN"
 
 
-class ClientTelemetry(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class ClientTelemetry(grpc.aio.UnaryUnaryClientInterceptor):
     """Every internal call: carries the request id, and is timed by method and status code."""
 
     async def intercept_unary_unary(
@@ -132,7 +138,7 @@ class ClientTelemetry(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[mis
             )
 
 
-class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ServerTelemetry(grpc.aio.ServerInterceptor):
     """Every internal call served: adopts the caller's request id, timed by method and status code."""
 
     async def intercept_service(
@@ -145,7 +151,7 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         rid = dict(handler_call_details.invocation_metadata or ()).get(tracing.METADATA_KEY, "")
         inner = handler.unary_unary
 
-        async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def timed(request: Any, context: Ctx) -> Any:
             tracing.adopt(str(rid))
             started = time.perf_counter()
             code = "OK"
@@ -187,15 +193,19 @@ class Channels:
             await channel.close(grace=1.0)
 
 
-class RoleChannels:
-    """Calls to any live node of one role, balanced round robin, with deadlines and failover."""
+class RoleChannels(Generic[Stub]):
+    """Calls to any live node of one role, balanced round robin, with deadlines and failover.
+
+    `stub_type` is the generated `XServiceStub`; over a `grpc.aio` channel it is typed (mypy-protobuf)
+    as `XServiceAsyncStub`, whose methods take the request type and return an awaitable response type.
+    """
 
     def __init__(
         self,
         role: str,
         directory: NodeDirectory,
         channels: Channels,
-        stub_type: Callable[[grpc.aio.Channel], Any],
+        stub_type: Callable[[grpc.aio.Channel], Stub],
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
         self.role = role
@@ -204,9 +214,9 @@ class RoleChannels:
         self._stub_type = stub_type
         self._deadline = deadline_seconds
         self._turn = itertools.count()
-        self._stubs: dict[str, Any] = {}  # target -> stub over that target's one channel
+        self._stubs: dict[str, Stub] = {}  # target -> stub over that target's one channel
 
-    def _stub(self, node: Node) -> Any:
+    def _stub(self, node: Node) -> Stub:
         stub = self._stubs.get(node.grpc_target)
         if stub is None:
             stub = self._stubs[node.grpc_target] = self._stub_type(self._channels.get(node.grpc_target))
@@ -222,22 +232,13 @@ class RoleChannels:
     def deadline_seconds(self) -> float:
         return self._deadline
 
-    async def call(
-        self, method: str, request: Any, *, idempotent: bool = True, deadline_seconds: float | None = None
-    ) -> Any:
-        return await self.invoke(
-            lambda stub, timeout: getattr(stub, method)(request, timeout=timeout),
-            idempotent=idempotent,
-            deadline_seconds=deadline_seconds,
-        )
-
     async def invoke(
         self,
-        call: Callable[[Any, float], Awaitable[Any]],
+        call: Callable[[Stub, float], Awaitable[Resp]],
         *,
         idempotent: bool = True,
         deadline_seconds: float | None = None,
-    ) -> Any:
+    ) -> Resp:
         """`call(stub, timeout)` on a live node's stub: `lambda s, t: s.Method(req, timeout=t)`."""
         tried: set[str] = set()
         timeout = deadline_seconds or self._deadline
@@ -264,15 +265,14 @@ class RoleChannels:
 async def node_call(
     channels: Channels,
     node: Node,
-    stub_type: Callable[[grpc.aio.Channel], Any],
-    method: str,
-    request: Any,
+    stub_type: Callable[[grpc.aio.Channel], Stub],
+    call: Callable[[Stub, float], Awaitable[Resp]],
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-) -> Any:
+) -> Resp:
     """One call to one named node (a gateway holding a user's connection); ImError comes back as such."""
     stub = stub_type(channels.get(node.grpc_target))
     try:
-        return await getattr(stub, method)(request, timeout=deadline_seconds)
+        return await call(stub, deadline_seconds)
     except grpc.aio.AioRpcError as exc:
         error = _im_error(exc)
         if error is not None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import threading
 import time
 
-EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
-WORKER_BITS = 10
-SEQUENCE_BITS = 12
+from tinyim.kernel import ID_EPOCH_MS as EPOCH_MS
+from tinyim.kernel import ID_SEQUENCE_BITS as SEQUENCE_BITS
+from tinyim.kernel import ID_WORKER_BITS as WORKER_BITS
+from tinyim.kernel import id_time_ms
+
+__all__ = ["EPOCH_MS", "MAX_WORKER", "SEQUENCE_BITS", "WORKER_BITS", "Snowflake", "id_time_ms"]
+
 MAX_WORKER = (1 << WORKER_BITS) - 1
 SEQUENCE_MASK = (1 << SEQUENCE_BITS) - 1
 
@@ -41,8 +45,3 @@ class Snowflake:
                 | (self._worker << SEQUENCE_BITS)
                 | self._seq
             )
-
-
-def id_time_ms(snowflake_id: int) -> int:
-    """The creation time (ms since the Unix epoch) embedded in an id."""
-    return (snowflake_id >> (WORKER_BITS + SEQUENCE_BITS)) + EPOCH_MS

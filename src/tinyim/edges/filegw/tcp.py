@@ -26,8 +26,8 @@ from google.protobuf.message import Message
 from tinyim.infra import metrics
 from tinyim.kernel import ImError
 from tinyim.modules.files import FileTask, TicketKind
-from tinyim.modules.files.adapters.rpc import upload_resp
 from tinyim.modules.files.domain import UploadTicket
+from tinyim.modules.files.protocol import upload_resp
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, ErrorCode, encode, parse_body
 from tinyim.wire.codec import FrameError

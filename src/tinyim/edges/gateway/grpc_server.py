@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import grpc
 
 from tinyim.infra.rpc import Ctx, Registrar, translate_errors
 from tinyim.kernel import PushTarget
-from tinyim.modules.presence.adapters.protobuf import status_view
+from tinyim.modules.presence.protocol import status_view
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 
@@ -21,7 +20,7 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
         self._hub = hub
 
     @translate_errors
-    async def PushNotify(self, request: ipb.PushNotifyInternalReq, context: Ctx) -> Any:
+    async def PushNotify(self, request: ipb.PushNotifyInternalReq, context: Ctx) -> ipb.PushNotifyResp:
         targets = [PushTarget(t.user_id, t.max_seq_id, t.except_device, t.message) for t in request.batch]
         if request.user_id:  # the spec's single-user form
             targets.append(PushTarget(request.user_id, request.notify.max_seq_id))
@@ -30,39 +29,39 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
         return ipb.PushNotifyResp(success=True, user_offline=not online)
 
     @translate_errors
-    async def KickUser(self, request: ipb.KickUserInternalReq, context: Ctx) -> Any:
+    async def KickUser(self, request: ipb.KickUserInternalReq, context: Ctx) -> ipb.KickUserResp:
         await self._hub.kick(
             request.user_id, request.device_id, request.keep_token_id, request.reason, origin="remote"
         )
         return ipb.KickUserResp(success=True)
 
     @translate_errors
-    async def PushRead(self, request: ipb.PushReadInternalReq, context: Ctx) -> Any:
+    async def PushRead(self, request: ipb.PushReadInternalReq, context: Ctx) -> ipb.Ack:
         n = request.notify
         await self._hub.push_read(request.user_id, request.except_device, n.peer_id, n.group_id, n.read_seq)
         return ipb.Ack()
 
     # a client frame for a user's devices (read receipts, conversation changes)
     @translate_errors
-    async def PushEvent(self, request: ipb.PushEventReq, context: Ctx) -> Any:
+    async def PushEvent(self, request: ipb.PushEventReq, context: Ctx) -> ipb.Ack:
         await self._hub.push_event(request.user_id, request.except_device, request.cmd, request.body)
         return ipb.Ack()
 
     # online status and typing
     @translate_errors
-    async def PushStatus(self, request: ipb.PushStatusInternalReq, context: Ctx) -> Any:
+    async def PushStatus(self, request: ipb.PushStatusInternalReq, context: Ctx) -> ipb.Ack:
         await self._hub.push_status(list(request.user_ids), status_view(request.status))
         return ipb.Ack()
 
     @translate_errors
-    async def PushTyping(self, request: ipb.PushTypingInternalReq, context: Ctx) -> Any:
+    async def PushTyping(self, request: ipb.PushTypingInternalReq, context: Ctx) -> ipb.Ack:
         await self._hub.push_typing(request.user_id, request.notify.user_id, request.notify.stopped)
         return ipb.Ack()
 
 
 def gateway_registrar(hub: GatewayHub) -> Registrar:
     def register(server: grpc.aio.Server) -> Sequence[str]:
-        ipb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(hub), server)  # type: ignore[no-untyped-call]
+        ipb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(hub), server)
         return ["im.GatewayService"]
 
     return register

@@ -15,11 +15,11 @@ from google.protobuf.message import Message
 from tinyim.infra import metrics
 from tinyim.kernel import Caller
 from tinyim.modules.files import FileApi
-from tinyim.modules.files.adapters.rpc import download_resp, upload_request, upload_resp
+from tinyim.modules.files.protocol import download_resp, upload_request, upload_resp
 from tinyim.modules.relation import RelationApi
-from tinyim.modules.relation.adapters.protobuf import group_info, group_members_resp, user_info
+from tinyim.modules.relation.protocol import group_info, group_members_resp, user_info
 from tinyim.modules.timeline import Conversation, SendRequest, TimelineApi
-from tinyim.modules.timeline.adapters.protobuf import (
+from tinyim.modules.timeline.protocol import (
     conversation_info,
     conversation_list_resp,
     message_data,

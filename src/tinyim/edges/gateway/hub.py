@@ -9,7 +9,7 @@ from typing import Protocol
 from tinyim.infra import audit, metrics
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence import DeviceSession, GatewayLink, SessionDirectory, StatusView
-from tinyim.modules.presence.adapters.protobuf import status_info
+from tinyim.modules.presence.protocol import status_info
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, encode
 

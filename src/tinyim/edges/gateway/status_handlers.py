@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from tinyim.modules.presence.adapters.protobuf import status_info
+from tinyim.modules.presence.protocol import status_info
 from tinyim.modules.relation import RelationApi
-from tinyim.modules.relation.adapters.protobuf import (
+from tinyim.modules.relation.protocol import (
     group_info,
     group_update_fields,
     privacy,

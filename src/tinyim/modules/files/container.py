@@ -10,9 +10,9 @@ from dependency_injector import containers, providers
 from tinyim.edges.filegw import FileGateway, FileLimits
 from tinyim.infra.db import Database
 from tinyim.infra.discovery import NodeDirectory
-from tinyim.infra.rpc import Channels, RoleChannels
+from tinyim.infra.rpc import Channels
 from tinyim.modules.files.adapters.blobs import LocalBlobStore
-from tinyim.modules.files.adapters.rpc import GrpcFileClient, Stub
+from tinyim.modules.files.adapters.rpc import GrpcFileClient
 from tinyim.modules.files.adapters.sql import SqlFileTasks
 from tinyim.modules.files.adapters.system import SecureRandomness, SystemClock
 from tinyim.modules.files.adapters.tickets import JwtTickets
@@ -51,10 +51,7 @@ class FilesContainer(containers.DeclarativeContainer):
         providers.Callable(lambda s: s.placement("filemeta"), settings),
         local=service,
         remote=providers.Singleton(
-            GrpcFileClient,
-            providers.Singleton(
-                RoleChannels, "filemeta", directory, channels, Stub, settings.provided.grpc_deadline_seconds
-            ),
+            GrpcFileClient.connect, directory, channels, settings.provided.grpc_deadline_seconds
         ),
     )
     gateway = providers.Singleton(

@@ -6,8 +6,14 @@ import enum
 import json
 from dataclasses import dataclass
 
-from tinyim.infra.snowflake import id_time_ms
-from tinyim.kernel import INVALID_ARGUMENT, NOT_RECALLABLE, PERMISSION_DENIED, RECALL_TOO_LATE, ImError
+from tinyim.kernel import (
+    INVALID_ARGUMENT,
+    NOT_RECALLABLE,
+    PERMISSION_DENIED,
+    RECALL_TOO_LATE,
+    ImError,
+    id_time_ms,
+)
 
 
 class MsgType(enum.IntEnum):

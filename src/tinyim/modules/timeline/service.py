@@ -6,8 +6,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from tinyim.infra.snowflake import id_time_ms
-from tinyim.kernel import CLIENT_MSG_ID_REUSED, INVALID_ARGUMENT, NOT_FOUND, Caller, ImError, PushTarget
+from tinyim.kernel import (
+    CLIENT_MSG_ID_REUSED,
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    Caller,
+    ImError,
+    PushTarget,
+    id_time_ms,
+)
 from tinyim.modules.timeline.dispatcher import PushDispatcher
 from tinyim.modules.timeline.domain import (
     CONVERSATION_PAGE_DEFAULT,

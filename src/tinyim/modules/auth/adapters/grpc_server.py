@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import grpc
 
@@ -39,35 +38,35 @@ class AuthServicer(ipb_grpc.AuthServiceServicer):
         return self._admin_api
 
     @translate_errors
-    async def Register(self, request: ipb.RegisterInternalReq, context: Ctx) -> Any:
+    async def Register(self, request: ipb.RegisterInternalReq, context: Ctx) -> ipb.RegisterInternalResp:
         user_id = await self._auth.register(
             request.username, request.password, request.nickname, request.invite_code
         )
         return ipb.RegisterInternalResp(user_id=user_id)
 
     @translate_errors
-    async def Login(self, request: ipb.LoginInternalReq, context: Ctx) -> Any:
+    async def Login(self, request: ipb.LoginInternalReq, context: Ctx) -> ipb.LoginInternalResp:
         return _login_resp(await self._auth.login(request.username, request.password, request.device_id))
 
     @translate_errors
-    async def Refresh(self, request: ipb.RefreshInternalReq, context: Ctx) -> Any:
+    async def Refresh(self, request: ipb.RefreshInternalReq, context: Ctx) -> ipb.LoginInternalResp:
         return _login_resp(await self._auth.refresh(request.refresh_token))
 
     @translate_errors
-    async def ValidateToken(self, request: ipb.ValidateTokenReq, context: Ctx) -> Any:
+    async def ValidateToken(self, request: ipb.ValidateTokenReq, context: Ctx) -> ipb.ValidateTokenResp:
         c = await self._auth.verify_token(request.token)
         return ipb.ValidateTokenResp(
             valid=True, user_id=c.user_id, device_id=c.device_id, token_id=c.token_id, expires_at=c.expires_at
         )
 
     @translate_errors
-    async def Logout(self, request: ipb.LogoutInternalReq, context: Ctx) -> Any:
+    async def Logout(self, request: ipb.LogoutInternalReq, context: Ctx) -> ipb.Ack:
         claims = TokenClaims(request.user_id, request.device_id, request.token_id, request.expires_at)
         await self._auth.logout(claims)
         return ipb.Ack()
 
     @translate_errors
-    async def GetUserInfo(self, request: ipb.GetUserInfoReq, context: Ctx) -> Any:
+    async def GetUserInfo(self, request: ipb.GetUserInfoReq, context: Ctx) -> ipb.GetUserInfoResp:
         found = await self._auth.get_profiles(list(request.user_ids))
         return ipb.GetUserInfoResp(
             users={
@@ -77,13 +76,13 @@ class AuthServicer(ipb_grpc.AuthServiceServicer):
         )
 
     @translate_errors
-    async def UpdateNickname(self, request: ipb.UpdateNicknameReq, context: Ctx) -> Any:
+    async def UpdateNickname(self, request: ipb.UpdateNicknameReq, context: Ctx) -> ipb.Ack:
         await self._auth.update_nickname(request.user_id, request.nickname)
         return ipb.Ack()
 
     # ---------- user search ----------
     @translate_errors
-    async def SearchProfiles(self, request: ipb.SearchProfilesReq, context: Ctx) -> Any:
+    async def SearchProfiles(self, request: ipb.SearchProfilesReq, context: Ctx) -> ipb.SearchProfilesResp:
         found = await self._auth.search_profiles(
             request.username, request.nickname_prefix, request.after_user_id, request.limit
         )
@@ -92,53 +91,53 @@ class AuthServicer(ipb_grpc.AuthServiceServicer):
         )
 
     @translate_errors
-    async def GetPrivacy(self, request: ipb.PrivacyInternalReq, context: Ctx) -> Any:
+    async def GetPrivacy(self, request: ipb.PrivacyInternalReq, context: Ctx) -> pb.PrivacySettings:
         return privacy_pb(await self._auth.privacy(request.user_id))
 
     @translate_errors
-    async def SetPrivacy(self, request: ipb.PrivacyInternalReq, context: Ctx) -> Any:
+    async def SetPrivacy(self, request: ipb.PrivacyInternalReq, context: Ctx) -> pb.PrivacySettings:
         wanted = Privacy(hide_from_nickname_search=request.settings.hide_from_nickname_search)
         return privacy_pb(await self._auth.set_privacy(request.user_id, wanted))
 
     # ---------- admin API ----------
     @translate_errors
-    async def AdminListUsers(self, request: ipb.AdminListUsersReq, context: Ctx) -> Any:
+    async def AdminListUsers(self, request: ipb.AdminListUsersReq, context: Ctx) -> ipb.AdminUsersResp:
         found = await self._admin.admin_users(request.query, request.after_user_id, request.limit)
         return ipb.AdminUsersResp(users=[admin_user_pb(a) for a in found])
 
     @translate_errors
-    async def AdminSetDisabled(self, request: ipb.AdminSetDisabledReq, context: Ctx) -> Any:
+    async def AdminSetDisabled(self, request: ipb.AdminSetDisabledReq, context: Ctx) -> ipb.AdminUser:
         return admin_user_pb(await self._admin.admin_set_disabled(request.user_id, request.disabled))
 
     @translate_errors
-    async def AdminResetPassword(self, request: ipb.AdminResetPasswordReq, context: Ctx) -> Any:
+    async def AdminResetPassword(self, request: ipb.AdminResetPasswordReq, context: Ctx) -> ipb.Ack:
         await self._admin.admin_reset_password(request.user_id, request.password)
         return ipb.Ack()
 
     @translate_errors
-    async def GetRegistration(self, request: ipb.Ack, context: Ctx) -> Any:
+    async def GetRegistration(self, request: ipb.Ack, context: Ctx) -> ipb.RegistrationPolicy:
         return ipb.RegistrationPolicy(mode=await self._admin.registration_mode())
 
     @translate_errors
-    async def SetRegistration(self, request: ipb.RegistrationPolicy, context: Ctx) -> Any:
+    async def SetRegistration(self, request: ipb.RegistrationPolicy, context: Ctx) -> ipb.RegistrationPolicy:
         return ipb.RegistrationPolicy(mode=await self._admin.set_registration_mode(request.mode))
 
     @translate_errors
-    async def CreateInvite(self, request: ipb.CreateInviteReq, context: Ctx) -> Any:
+    async def CreateInvite(self, request: ipb.CreateInviteReq, context: Ctx) -> ipb.CreateInviteResp:
         created, code = await self._admin.create_invite(request.note, request.valid_seconds)
         return ipb.CreateInviteResp(invite=invite_pb(created), code=code)
 
     @translate_errors
-    async def ListInvites(self, request: ipb.Ack, context: Ctx) -> Any:
+    async def ListInvites(self, request: ipb.Ack, context: Ctx) -> ipb.InviteList:
         return ipb.InviteList(invites=[invite_pb(i) for i in await self._admin.invites()])
 
     @translate_errors
-    async def RevokeInvite(self, request: ipb.RevokeInviteReq, context: Ctx) -> Any:
+    async def RevokeInvite(self, request: ipb.RevokeInviteReq, context: Ctx) -> ipb.Ack:
         await self._admin.revoke_invite(request.invite_id)
         return ipb.Ack()
 
     @translate_errors
-    async def CountUsers(self, request: ipb.Ack, context: Ctx) -> Any:
+    async def CountUsers(self, request: ipb.Ack, context: Ctx) -> ipb.Count:
         return ipb.Count(count=await self._admin.user_count())
 
 
@@ -163,7 +162,7 @@ def privacy_pb(p: Privacy) -> pb.PrivacySettings:
 
 def auth_registrar(auth: AuthApi, admin: AuthAdminApi | None = None) -> Registrar:
     def register(server: grpc.aio.Server) -> Sequence[str]:
-        ipb_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth, admin), server)  # type: ignore[no-untyped-call]
+        ipb_grpc.add_AuthServiceServicer_to_server(AuthServicer(auth, admin), server)
         return ["im.AuthService"]
 
     return register

@@ -7,11 +7,10 @@ died mid-call) returns the first result instead of writing twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
 
-from tinyim.infra.rpc import RoleChannels, context_of
+from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.rpc import Channels, RoleChannels, context_of
 from tinyim.kernel import Caller
-from tinyim.modules.timeline.adapters.protobuf import conversation_page, conversation_view, stored_message
 from tinyim.modules.timeline.domain import (
     Conversation,
     ConversationPage,
@@ -24,32 +23,42 @@ from tinyim.modules.timeline.domain import (
     SyncPage,
     Unread,
 )
+from tinyim.modules.timeline.protocol import conversation_page, conversation_view, stored_message
 from tinyim.pb import im_internal_pb2 as ipb
+from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb
 
 
 class GrpcTimelineClient:
-    def __init__(self, remote: RoleChannels) -> None:
+    @classmethod
+    def connect(
+        cls, directory: NodeDirectory, channels: Channels, deadline_seconds: float
+    ) -> GrpcTimelineClient:
+        """The client of the `msg` role's live nodes (the registry finds them), over typed stubs."""
+        return cls(RoleChannels("msg", directory, channels, ipb_grpc.MsgServiceStub, deadline_seconds))
+
+    def __init__(self, remote: RoleChannels[ipb_grpc.MsgServiceAsyncStub]) -> None:
         self._remote = remote
 
     async def send(self, caller: Caller, req: SendRequest) -> SendResult:
         msg = pb.MsgSendReq(
             receiver_id=req.receiver_id,
             group_id=req.group_id,
-            type=cast(Any, req.msg_type),
+            type=pb.MsgType.ValueType(req.msg_type),
             content=req.content,
             client_msg_id=req.client_msg_id,
         )
-        r = await self._remote.call(
-            "SendMsg",
-            ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg),
+        r = await self._remote.invoke(
+            lambda s, t: s.SendMsg(ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg), timeout=t),
             idempotent=bool(req.client_msg_id),
         )
         return SendResult(r.msg_id, r.seq_id, r.send_time, r.duplicate)
 
     async def sync(self, caller: Caller, after_seq: int, limit: int, min_seq: int = 0) -> SyncPage:
         req = pb.MsgSyncReq(local_max_seq=after_seq, limit=limit, min_seq=min_seq)
-        r = await self._remote.call("SyncMsg", ipb.SyncMsgInternalReq(ctx=context_of(caller), sync_req=req))
+        r = await self._remote.invoke(
+            lambda s, t: s.SyncMsg(ipb.SyncMsgInternalReq(ctx=context_of(caller), sync_req=req), timeout=t)
+        )
         return SyncPage(r.max_seq, [stored_message(m) for m in r.msgs], r.has_more)
 
     async def history(
@@ -57,17 +66,23 @@ class GrpcTimelineClient:
     ) -> tuple[list[StoredMessage], bool]:
         peer_id, group_id = conversation.peer_and_group
         req = pb.MsgHistoryReq(peer_id=peer_id, group_id=group_id, before_seq=before_seq, limit=limit)
-        r = await self._remote.call("GetHistory", ipb.HistoryInternalReq(ctx=context_of(caller), req=req))
+        r = await self._remote.invoke(
+            lambda s, t: s.GetHistory(ipb.HistoryInternalReq(ctx=context_of(caller), req=req), timeout=t)
+        )
         return [stored_message(m) for m in r.msgs], r.has_more
 
     async def mark_read(self, caller: Caller, conversation: Conversation, read_seq: int) -> int:
         peer_id, group_id = conversation.peer_and_group
         req = pb.MsgReadReq(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
-        r = await self._remote.call("MarkRead", ipb.ReadInternalReq(ctx=context_of(caller), req=req))
+        r = await self._remote.invoke(
+            lambda s, t: s.MarkRead(ipb.ReadInternalReq(ctx=context_of(caller), req=req), timeout=t)
+        )
         return int(r.read_seq)
 
     async def unread(self, caller: Caller) -> list[Unread]:
-        r = await self._remote.call("GetUnread", ipb.UnreadInternalReq(ctx=context_of(caller)))
+        r = await self._remote.invoke(
+            lambda s, t: s.GetUnread(ipb.UnreadInternalReq(ctx=context_of(caller)), timeout=t)
+        )
         return [
             Unread(Conversation.of(c.peer_id, c.group_id), c.unread, c.last_seq, c.read_seq)
             for c in r.conversations
@@ -83,16 +98,18 @@ class GrpcTimelineClient:
             msg_type=msg_type,
             content=content,
         )
-        await self._remote.call("PostNotice", req, idempotent=False)
+        await self._remote.invoke(lambda s, t: s.PostNotice(req, timeout=t), idempotent=False)
 
     async def message_count(self) -> int:
-        return int((await self._remote.call("CountMessages", ipb.Ack())).count)
+        return int((await self._remote.invoke(lambda s, t: s.CountMessages(ipb.Ack(), timeout=t))).count)
 
     # conversation list, pin/mute, recall, group read counts
     async def conversations(self, caller: Caller, limit: int, cursor: str) -> ConversationPage:
         req = pb.ConversationListReq(limit=limit, cursor=cursor)
-        r = await self._remote.call(
-            "ListConversations", ipb.ConvListInternalReq(ctx=context_of(caller), req=req)
+        r = await self._remote.invoke(
+            lambda s, t: s.ListConversations(
+                ipb.ConvListInternalReq(ctx=context_of(caller), req=req), timeout=t
+            )
         )
         return conversation_page(r)
 
@@ -105,16 +122,20 @@ class GrpcTimelineClient:
             req.pinned = pinned
         if muted is not None:
             req.muted = muted
-        r = await self._remote.call(
-            "UpdateConversation", ipb.ConvUpdateInternalReq(ctx=context_of(caller), req=req), idempotent=True
+        r = await self._remote.invoke(
+            lambda s, t: s.UpdateConversation(
+                ipb.ConvUpdateInternalReq(ctx=context_of(caller), req=req), timeout=t
+            ),
+            idempotent=True,
         )
         return conversation_view(r.conversation)
 
     async def recall(self, caller: Caller, msg_id: int) -> RecallResult:
         # idempotent: a retry of a recall that went through answers already_recalled
-        r = await self._remote.call(
-            "Recall",
-            ipb.RecallInternalReq(ctx=context_of(caller), req=pb.MsgRecallReq(msg_id=msg_id)),
+        r = await self._remote.invoke(
+            lambda s, t: s.Recall(
+                ipb.RecallInternalReq(ctx=context_of(caller), req=pb.MsgRecallReq(msg_id=msg_id)), timeout=t
+            ),
             idempotent=True,
         )
         return RecallResult(msg_id, r.seq_id, r.already_recalled)
@@ -123,7 +144,9 @@ class GrpcTimelineClient:
         self, caller: Caller, group_id: int, msg_ids: Sequence[int]
     ) -> list[ReadCount]:
         req = pb.GroupReadCountReq(group_id=group_id, msg_ids=list(msg_ids))
-        r = await self._remote.call(
-            "GroupReadCount", ipb.GroupReadCountInternalReq(ctx=context_of(caller), req=req)
+        r = await self._remote.invoke(
+            lambda s, t: s.GroupReadCount(
+                ipb.GroupReadCountInternalReq(ctx=context_of(caller), req=req), timeout=t
+            )
         )
         return [ReadCount(c.msg_id, c.read, c.total) for c in r.counts]

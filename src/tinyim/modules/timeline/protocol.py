@@ -1,10 +1,13 @@
-"""Timeline domain <-> protobuf of the client protocol (used by the gRPC adapters and the gateway)."""
+"""Timeline in the client protocol: domain <-> protobuf, written once.
+
+Part of the module's public API (like `__init__`): its gRPC adapters, the push adapter and the gateway
+edge all use it, because the internal RPCs carry the client protocol's messages.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, cast
 
 from tinyim.modules.timeline.domain import (
     Conversation,
@@ -27,7 +30,7 @@ def message_data(m: StoredMessage) -> pb.MessageData:
         sender_id=m.sender_id,
         receiver_id=m.receiver_id,
         group_id=m.group_id,
-        type=cast(Any, m.msg_type),
+        type=pb.MsgType.ValueType(m.msg_type),
         content=m.content,
         create_time=m.created_ms,
         client_msg_id=m.client_msg_id,
@@ -89,7 +92,7 @@ def conversation_info(v: ConversationView) -> pb.ConversationInfo:
         last_seq=v.last_seq,
         last_msg_id=v.last_msg_id,
         last_sender_id=v.last_sender_id,
-        last_type=cast(Any, v.last_msg_type),
+        last_type=pb.MsgType.ValueType(v.last_msg_type),
         preview=v.preview,
         last_time=v.last_time_ms,
         unread=v.unread,

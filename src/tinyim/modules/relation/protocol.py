@@ -1,8 +1,10 @@
-"""Relation domain <-> protobuf of the client protocol (used by the gRPC adapters and the gateway)."""
+"""Relation in the client protocol: domain <-> protobuf, written once.
+
+Part of the module's public API (like `__init__`): its gRPC adapters and the gateway edge both use it,
+because the internal RPCs carry the client protocol's messages.
+"""
 
 from __future__ import annotations
-
-from typing import Any, cast
 
 from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.relation.domain import Group, Member
@@ -34,7 +36,9 @@ def group(g: pb.GroupInfo) -> Group:
 def group_members_resp(found: list[tuple[UserProfile, Member]]) -> pb.GroupMemberResp:
     return pb.GroupMemberResp(
         members=[user_info(p) for p, _ in found],
-        member_infos=[pb.GroupMemberInfo(user=user_info(p), role=cast(Any, int(m.role))) for p, m in found],
+        member_infos=[
+            pb.GroupMemberInfo(user=user_info(p), role=pb.GroupRole.ValueType(int(m.role))) for p, m in found
+        ],
     )
 
 
