@@ -98,7 +98,7 @@ async def test_pushes_queued_during_a_slow_notify_go_in_order_in_the_next_call()
 
 async def test_a_full_queue_drops_the_oldest_targets_and_counts_them() -> None:
     notifier = SlowNotifier()
-    dispatcher = PushDispatcher(notifier, max_pending=3)
+    dispatcher = PushDispatcher(notifier, max_pending=3, on_drop=metrics.PUSHES_DROPPED.inc)
     dispatcher.submit([PushTarget(BOB, 1)])
     await asyncio.wait_for(notifier.started.wait(), 5)  # taken by the first call: no longer queued
     before = metrics.PUSHES_DROPPED._value.get()

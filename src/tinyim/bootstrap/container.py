@@ -37,6 +37,7 @@ from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
 from tinyim.edges.gateway.status import StatusTracker
 from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
+from tinyim.infra import metrics
 from tinyim.infra.db import Database
 from tinyim.infra.discovery import NodeDirectory, RedisRegistry
 from tinyim.infra.etcd import EtcdRegistry, etcd_client
@@ -290,7 +291,12 @@ class Container(containers.DeclarativeContainer):
     timeline_pushes = providers.Singleton(FramePushNotifier, presence)
     # small messages ride in their push signal as each owner's MessageData (no sync for a device one behind)
     timeline_writer = providers.Singleton(
-        TimelineWriter, timeline_store, ids, presence, inline=providers.Object(inline_messages)
+        TimelineWriter,
+        timeline_store,
+        ids,
+        presence,
+        inline=providers.Object(inline_messages),
+        on_push_drop=providers.Object(metrics.PUSHES_DROPPED.inc),
     )
     remote_timeline = providers.Singleton(GrpcTimelineClient.connect, directory, channels, deadline)
     notices = providers.Selector(placed(settings, "msg"), local=timeline_writer, remote=remote_timeline)

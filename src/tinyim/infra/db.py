@@ -252,10 +252,44 @@ async def fetch_rows(
     try:
         async with raw.driver_connection.cursor() as cur:  # type: ignore[union-attr]
             await cur.execute(driver_sql, tuple(params))
-            return list(await cur.fetchall())
+            return list(await cur.fetchall() or ())
     except Exception as exc:
         # SQLAlchemy's own translation: a dropped connection is invalidated and marked for a retry
         raise await _translated(conn, exc, driver_sql, params) from exc
+
+
+class MultiRow:
+    """A multi-row INSERT (… ON DUPLICATE KEY UPDATE …) for the hot path. On MySQL/MariaDB SQLAlchemy
+    compiles it once, and each call repeats its row placeholder and hands the values, flat, to the
+    asyncmy connection: several times less CPU per row than Core's executemany, which builds the same
+    statement. Elsewhere (SQLite) the statement runs through SQLAlchemy as usual."""
+
+    def __init__(self, statement: Callable[[str], Any], columns: Sequence[str], returning: str = "") -> None:
+        self._statement = statement  # dialect name -> the statement
+        self._columns = tuple(columns)
+        self._returning = returning  # e.g. " RETURNING user_id, max_seq" (MariaDB)
+        self._parts: tuple[str, str, str] | None = None
+
+    async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
+        """Insert `rows` in one statement; the rows RETURNING gives (driver path only)."""
+        if not rows:
+            return []
+        if conn.dialect.name not in ("mysql", "mariadb"):
+            await conn.execute(self._statement(conn.dialect.name), list(rows))
+            return []
+        prefix, row, suffix = self._sql(conn)
+        sql = prefix + ", ".join([row] * len(rows)) + suffix + self._returning
+        params = [r[c] for r in rows for c in self._columns]
+        return await fetch_rows(conn, None, sql, params)
+
+    def _sql(self, conn: AsyncConnection) -> tuple[str, str, str]:
+        if self._parts is None:
+            statement = self._statement(conn.dialect.name)
+            text_ = str(statement.compile(dialect=conn.dialect, column_keys=list(self._columns)))
+            start = text_.index(" VALUES (") + len(" VALUES ")
+            end = text_.index(")", start) + 1  # placeholders hold no parenthesis
+            self._parts = (text_[:start], text_[start:end], text_[end:])
+        return self._parts
 
 
 async def _translated(conn: AsyncConnection, exc: Exception, sql: str, params: Sequence[Any]) -> Exception:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from tinyim.infra import metrics
 from tinyim.kernel import PushTarget
 from tinyim.modules.timeline.ports import PushNotifier
 
@@ -22,9 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class PushDispatcher:
-    def __init__(self, notifier: PushNotifier, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        notifier: PushNotifier,
+        max_pending: int = 100_000,
+        on_drop: Callable[[int], None] = lambda _n: None,
+    ) -> None:
         self._notifier = notifier
         self._max_pending = max_pending
+        self._on_drop = on_drop  # told how many targets a full queue dropped (a metric)
         self._pending: deque[PushTarget] = deque()
         self._drainer: asyncio.Task[None] | None = None
 
@@ -35,7 +40,7 @@ class PushDispatcher:
         if overflow > 0:
             for _ in range(overflow):
                 self._pending.popleft()
-            metrics.PUSHES_DROPPED.inc(overflow)
+            self._on_drop(overflow)
             log.warning("push queue full: dropped the %d oldest targets", overflow)
         if self._drainer is None and self._pending:
             self._drainer = asyncio.create_task(self._drain())

@@ -9,6 +9,7 @@ and one multi-row upsert of the owners' conversation rows (the conversation list
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tinyim.infra import metrics
 from tinyim.infra.db import (
     Database,
+    MultiRow,
     fetch_rows,
     insert_ignore,
     is_unique_violation,
@@ -330,6 +332,41 @@ def seq_upsert(dialect: str) -> Any:
     return stmt
 
 
+def seq_bump(dialect: str) -> Any:
+    """Add each row's max_seq to the owner's counter, creating it (MariaDB reads the result back with
+    RETURNING: the row is locked, bumped and read in one statement)."""
+    ins = mysql.insert(im_user_seq)
+    return ins.on_duplicate_key_update(max_seq=im_user_seq.c.max_seq + ins.inserted.max_seq)
+
+
+# The batch writer's statements, on the asyncmy connection directly where the database is MySQL/MariaDB.
+_BODY_ROWS = MultiRow(
+    lambda _d: im_message_body.insert(),
+    [
+        "msg_id",
+        "sender_id",
+        "group_id",
+        "msg_type",
+        "msg_content",
+        "msg_extra",
+        "client_msg_id",
+        "recalled_by",
+    ],
+)
+_INDEX_ROWS = MultiRow(
+    lambda _d: im_message_index.insert(),
+    ["owner_id", "other_id", "msg_id", "seq_id", "is_sender", "conv_type"],
+)
+_CONVERSATION_ROWS = MultiRow(
+    conversation_upsert,
+    [
+        "owner_id", "conv_type", "other_id", "last_seq", "last_msg_id", "last_sender_id", "last_msg_type",
+        "preview", "unread",
+    ],
+)  # fmt: skip
+_SEQ_BUMP = MultiRow(seq_bump, ["user_id", "max_seq"], returning=" RETURNING user_id, max_seq")
+
+
 async def mark_recalled(conn: AsyncConnection, msg_id: int, recalled_by: int) -> list[TimelineSlot]:
     """Clear the content and mark the message recalled; returns where its RECALL entry goes (every copy)."""
     b, i = im_message_body, im_message_index
@@ -464,22 +501,30 @@ class SqlTimelineStore:
     async def _append_batch_once(self, batch: Sequence[PendingAppend]) -> list[Appended]:
         """Many messages in ONE transaction, with as many statements as one message: bodies, seq lock,
         seq bump, index rows, conversation rows — each one multi-row statement."""
+        owners_of = [{s.owner_id for s in p.slots} for p in batch]
+        counts = Counter(owner for owners in owners_of for owner in owners)
+        owners = sorted(counts)  # rows locked in ascending owner order: concurrent writers never deadlock
         async with self._db.hot_write() as conn:
-            await conn.execute(im_message_body.insert(), [_body_row(p.body) for p in batch])
-            owners = sorted({s.owner_id for p in batch for s in p.slots})
-            top = await lock_seqs(conn, owners)
+            await _BODY_ROWS.execute(conn, [_body_row(p.body) for p in batch])
+            if getattr(conn.dialect, "is_mariadb", False):
+                # MariaDB: lock, bump and read every owner's counter in ONE statement (RETURNING)
+                bumped = await _SEQ_BUMP.execute(conn, [{"user_id": o, "max_seq": counts[o]} for o in owners])
+                top = {int(user): int(seq) - counts[int(user)] for user, seq in bumped}
+            else:
+                top = await lock_seqs(conn, owners)
             seqs: list[dict[int, int]] = []
-            for p in batch:  # in queue order: a sender's later message gets the later seqs
+            for mine_owners in owners_of:  # in queue order: a sender's later message gets the later seqs
                 mine = {}
-                for owner in {s.owner_id for s in p.slots}:
+                for owner in mine_owners:
                     top[owner] += 1
                     mine[owner] = top[owner]
                 seqs.append(mine)
-            await conn.execute(
-                seq_upsert(conn.dialect.name), [{"user_id": o, "max_seq": top[o]} for o in owners]
-            )
-            await conn.execute(
-                im_message_index.insert(),
+            if not getattr(conn.dialect, "is_mariadb", False):
+                await conn.execute(
+                    seq_upsert(conn.dialect.name), [{"user_id": o, "max_seq": top[o]} for o in owners]
+                )
+            await _INDEX_ROWS.execute(
+                conn,
                 [
                     row
                     for p, mine in zip(batch, seqs, strict=True)
@@ -490,7 +535,7 @@ class SqlTimelineStore:
                 rows = _conversation_rows(
                     [(p.body, p.slots, mine) for p, mine in zip(batch, seqs, strict=True)]
                 )
-                await conn.execute(conversation_upsert(conn.dialect.name), rows)
+                await _CONVERSATION_ROWS.execute(conn, rows)
         return [Appended(p.body.msg_id, mine) for p, mine in zip(batch, seqs, strict=True)]
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
