@@ -8,9 +8,11 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     SmallInteger,
     String,
     Table,
+    UniqueConstraint,
     delete,
     func,
     select,
@@ -32,7 +34,11 @@ im_user = Table(
     Column("nickname", String(64), nullable=False),
     Column("created_at", DateTime),
     Column("updated_at", DateTime),
-    Column("nickname_searchable", SmallInteger),  # user search: 0 = opted out of nickname search
+    Column(
+        "nickname_searchable", SmallInteger, nullable=False
+    ),  # user search: 0 = opted out of nickname search
+    UniqueConstraint("username", name="uk_username"),
+    Index("idx_nickname", "nickname"),
 )
 
 im_device_session = Table(
@@ -55,6 +61,9 @@ im_refresh_token = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("used", SmallInteger, nullable=False),
     Column("revoked", SmallInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_refresh_token_device", "user_id", "device_id"),
+    Index("ix_refresh_token_family", "family_id"),
 )
 
 
