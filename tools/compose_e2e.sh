@@ -61,6 +61,7 @@ DB_ROOT_PASSWORD=$(secret)
 DB_PASSWORD=$(secret)
 DB_REPLICATION_PASSWORD=$(secret)
 IM_JWT_SECRET=$(secret)$(secret)
+METRICS_TOKEN=$(secret)
 GATEWAY_1_WS_URL=ws://127.0.0.1:$gw1_port/ws
 GATEWAY_2_WS_URL=ws://127.0.0.1:$gw2_port/ws
 BIND_ADDRESS=127.0.0.1

@@ -66,7 +66,7 @@ fi
 
 # The application image: docker/Dockerfile on the local python base. PyPI is reached through the host's CA
 # bundle, given to pip as a build secret (never stored in a layer). Rebuilt when the sources changed.
-sources=(pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile .dockerignore web)
+sources=(pyproject.toml requirements.lock requirements-build.lock src protos tools migrations alembic.ini docker/Dockerfile .dockerignore web)
 src_hash=$( { git ls-files -co --exclude-standard -- "${sources[@]}" 2>/dev/null \
   || find "${sources[@]}" -type f -not -path '*/__pycache__/*' -not -path 'src/tinyim/pb/*'; } \
   | sort | xargs sha1sum | cat - <($DOCKER image inspect -f '{{.Id}}' tinyim-python:local tinyim-node:local) \
