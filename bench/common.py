@@ -62,6 +62,21 @@ async def metric(base_url: str, name: str) -> float:
     return 0.0
 
 
+async def redis_commands(url: str | None) -> int:
+    """Commands the Redis server at `url` has run so far (INFO commandstats); 0 without Redis.
+    Server-wide: give the benchmark a Redis of its own (IM_TEST_REDIS_URL) for a clean figure."""
+    if not url:
+        return 0
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return sum(int(v["calls"]) for v in stats.values() if isinstance(v, dict))
+
+
 async def round_trips(base_url: str) -> tuple[float, float]:
     """SQL statements and commits so far (the server counts them for the benchmarks)."""
     return await metric(base_url, "tinyim_db_statements_total"), await metric(

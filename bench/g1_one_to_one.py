@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import ms, percentile, process_cpu_seconds, round_trips, write_result
+from bench.common import ms, percentile, process_cpu_seconds, redis_commands, round_trips, write_result
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
 from tests.support.server import ServerProcess, free_port
 from tests.support.services import REDIS_URL, delete_prefix, throwaway_mariadb
@@ -53,7 +53,9 @@ def server_env(backend: str, url: str, conversations: bool = True) -> dict[str, 
     return env
 
 
-async def end_to_end(base_url: str, pairs: int, messages: int, server_pid: int = 0) -> dict[str, Any]:
+async def end_to_end(
+    base_url: str, pairs: int, messages: int, server_pid: int = 0, redis_url: str | None = None
+) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     senders: list[Client] = []
     receivers: list[Client] = []
@@ -90,10 +92,12 @@ async def end_to_end(base_url: str, pairs: int, messages: int, server_pid: int =
             acks.append(time.perf_counter() - t0)
 
     cpu0 = process_cpu_seconds(server_pid) if server_pid else 0.0
+    redis0 = await redis_commands(redis_url)
     began = time.perf_counter()
     await asyncio.gather(*(pair(i) for i in range(pairs)))
     elapsed = time.perf_counter() - began
     cpu = (process_cpu_seconds(server_pid) - cpu0) if server_pid else 0.0
+    redis_during = await redis_commands(redis_url) - redis0
     await asyncio.gather(
         *(r.wait_for_seq(b + messages, timeout=60) for r, b in zip(receivers, base, strict=True))
     )
@@ -110,13 +114,18 @@ async def end_to_end(base_url: str, pairs: int, messages: int, server_pid: int =
         await c.close()
     quiet = 20
     statements0, commits0 = await round_trips(base_url)
+    quiet_redis0 = await redis_commands(redis_url)
     for k in range(quiet):
         await senders[0].send_text(receivers[0].user_id, f"quiet {k}")
     statements1, commits1 = await round_trips(base_url)
+    quiet_redis = await redis_commands(redis_url) - quiet_redis0 - 2  # less the two INFOs
     for c in senders:
         await c.close()
     total = pairs * messages
-    extra = {"server_cpu_ms_per_msg": round(cpu * 1000 / total, 3)} if server_pid else {}
+    extra: dict[str, Any] = {"server_cpu_ms_per_msg": round(cpu * 1000 / total, 3)} if server_pid else {}
+    if redis_url:  # everything the server sent Redis meanwhile (heartbeats, registry renewals included)
+        extra["redis_commands_per_msg"] = round(redis_during / total, 2)
+        extra["write_path_redis_commands_per_msg"] = round(quiet_redis / quiet, 2)
     return {
         **extra,
         "write_path_statements_per_msg": round((statements1 - statements0) / quiet, 2),
@@ -143,7 +152,8 @@ async def measure(
     server = ServerProcess(workdir / "server", env=env).start()
     try:
         assert server.proc is not None
-        e2e = await end_to_end(server.base_url, pairs, messages, server.proc.pid)
+        redis_url = REDIS_URL if backend.endswith("+redis") else None
+        e2e = await end_to_end(server.base_url, pairs, messages, server.proc.pid, redis_url)
     finally:
         server.stop()
         if "IM_REDIS_PREFIX" in env:

@@ -122,5 +122,6 @@ EOF
 t=$SECONDS
 # COMPOSE_E2E_TESTS (pytest arguments) runs a part, e.g. "tests/e2e/test_compose.py -k scale"
 read -r -a tests <<<"${COMPOSE_E2E_TESTS:-tests/e2e/test_chat.py tests/e2e/test_social.py tests/e2e/test_compose.py tests/e2e/test_files.py}"
-TINYIM_E2E_COMPOSE=$WORK/stack.json timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider "${tests[@]}"
+TINYIM_E2E_COMPOSE=$WORK/stack.json timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=12 \
+  "${tests[@]}"
 mark "scenarios" "$t"

@@ -43,10 +43,13 @@ build() {  # build TAG DOCKERFILE: again only when its Dockerfile or docker/loca
   step "build $tag"
   $DOCKER build -q -t "$tag" -f "$file" --label "tinyim.source=$hash" docker/local >/dev/null
 }
-build tinyim-python:local docker/local/python.Dockerfile
-build tinyim-mariadb:local docker/local/mariadb.Dockerfile
-build tinyim-redis:local docker/local/redis.Dockerfile
-build tinyim-etcd:local docker/local/etcd.Dockerfile
+# the four are independent and mostly wait on apt downloads: built side by side (a cold run saves minutes)
+pids=()
+build tinyim-python:local docker/local/python.Dockerfile & pids+=($!)
+build tinyim-mariadb:local docker/local/mariadb.Dockerfile & pids+=($!)
+build tinyim-redis:local docker/local/redis.Dockerfile & pids+=($!)
+build tinyim-etcd:local docker/local/etcd.Dockerfile & pids+=($!)
+for pid in "${pids[@]}"; do wait "$pid"; done  # set -e: a failed build stops here
 
 # Node.js 20.19+ for the Web client's build (Debian has 18): this host's, copied in.
 node_bin=$(command -v node || true)
