@@ -11,6 +11,9 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# /metrics answers only its bearer token: the servers the benchmarks start inherit this one
+METRICS_TOKEN = os.environ.setdefault("IM_METRICS_TOKEN", "bench-metrics-token")
+
 
 def percentile(values: list[float], p: float) -> float:
     if not values:
@@ -55,7 +58,9 @@ async def metric(base_url: str, name: str) -> float:
     import httpx
 
     async with httpx.AsyncClient(base_url=base_url) as http:
-        text = (await http.get("/metrics")).text
+        resp = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        resp.raise_for_status()  # a silent 0 would read as "no statements"
+        text = resp.text
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])

@@ -17,25 +17,25 @@ INPUTS = {
     "t_p": 40.0,  # presence refresh per connection, s
     "u": 0.5,  # target utilisation
     # per-unit costs
-    "m_conn_kib": 31.0,  # measured: W1
-    "m_base_mib": 150.0,  # assumed
+    "m_conn_kib": 34.98,  # measured: W1, bench/results/w1-idle-websocket-memory.json
+    "m_base_mib": 105.0,  # measured: the same file, rss_before_kib (107,360 KiB)
     "M_gw_mib": 2048.0,  # memory per gateway process (chosen)
     "c_hb_ms": 0.15,  # assumed
-    "c1_ms": 9.1,  # measured: G1 MariaDB, server CPU per 1:1 message
+    "c1_ms": 6.15,  # measured: G1, bench/results/g1-one-to-one-mariadb.json server_cpu_ms_per_msg
     "k_grpc": 1.3,  # measured: G1 one process vs cluster
-    "cg_ms": 12.0,  # measured: G2 write path per group message
+    "cg_ms": 12.0,  # measured: G2 write path per group message (README, an earlier run)
     "c_sync_ms": 1.0,  # assumed: per member that pulls a group message
     "q1": 7.95,  # measured: statements per 1:1 message
     "qg": 7.0,  # measured: statements per group message
     "w1": 7,  # rows per 1:1 message (code)
-    "T_txn": 8000.0,  # measured: raw durable txn/s, this box
+    "T_txn": 8000.0,  # measured: raw durable txn/s, this box on a quiet day (DESIGN.md §10)
     "T_rows_small": 24000.0,  # measured: the same in rows/s (3-row txns)
     "T_rows": 169000.0,  # measured: 500-row multi-row inserts, rows/s
     "T_redis": 80000.0,  # measured: unpipelined commands/s per Redis, this box
     "f_db": 4.0,  # assumed: production primary vs this box
     "f_redis": 1.5,  # assumed: production Redis shard vs this box
     "redis_per_conn_s": 4 / 20.0 + 6 / 40.0,  # heartbeat MULTI/HSET/PEXPIRE/EXEC + presence txn
-    "q_redis": 12.0,  # Redis commands per message (G1 mariadb+redis; see docs/capacity.md)
+    "q_redis": 7.22,  # measured: G1, bench/results/g1-one-to-one-mariadb+redis.json redis_commands_per_msg
     "row_bytes": 120,  # bytes per row with its indexes (assumed)
     "day_factor": 0.35,  # day average over the peak rate (assumed)
 }
