@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PB     := src/tinyim/pb/.generated
 
 .PHONY: setup run cluster cluster-down test test-big lint bench clean fuzz soak
-.PHONY: compose-e2e
+.PHONY: compose-e2e lock
 
 # Web client (web/): npm ci when the lock file changes, a Vite build when its sources or the protos change.
 # Without npm the server still runs (/ then says how to build the app); under CI=true a missing npm fails.
@@ -40,12 +40,25 @@ endif
 
 setup: $(PB)
 
-$(STAMP): pyproject.toml
+# The dev tools and every driver at the versions of requirements-dev.lock (hash-checked), then this package
+# without resolving anything more. LOCKED=0 installs the newest releases pyproject.toml allows instead.
+LOCKED ?= 1
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "TinyIM needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+ifeq ($(LOCKED),1)
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+else
 	$(PY) -m pip install --quiet -e '.[dev]'
+endif
 	touch $@
+
+# requirements.lock (the image), requirements-build.lock (the image's build stage), requirements-dev.lock
+# (make setup) from pyproject.toml, with hashes; UPGRADE=1 moves every pin to the newest release.
+lock: $(STAMP)
+	tools/lock.sh
 
 $(PB): $(STAMP) $(wildcard protos/*.proto) tools/genproto.py
 	$(PY) tools/genproto.py

@@ -19,6 +19,10 @@ def result_path(name: str, ext: str = ".json") -> Path:
     return RESULTS / f"{name}{'-' + suffix if suffix else ''}{ext}"
 
 
+# /metrics answers only its bearer token: the servers the benchmarks start inherit this one
+METRICS_TOKEN = os.environ.setdefault("IM_METRICS_TOKEN", "bench-metrics-token")
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -69,6 +73,21 @@ async def metric(base_url: str, name: str, token: str = "") -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
+
+
+async def redis_commands(url: str | None) -> int:
+    """Commands the Redis server at `url` has run so far (INFO commandstats); 0 without Redis.
+    Server-wide: give the benchmark a Redis of its own (IM_TEST_REDIS_URL) for a clean figure."""
+    if not url:
+        return 0
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return sum(int(v["calls"]) for v in stats.values() if isinstance(v, dict))
 
 
 async def round_trips(base_url: str, token: str = "") -> tuple[float, float]:

@@ -8,7 +8,19 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tinyim.bootstrap.schema import all_tables, compare_type, include_object
+
 config = context.config
+
+# `alembic check` compares the adapters' tables (all_tables) with the migrated database: tables, columns,
+# nullability, indexes and unique keys, and column types by kind (compare_type). Server defaults are not
+# compared: defaults are the migrations' business (the mirrors do not repeat them) and MySQL and SQLite
+# reflect them in different spellings.
+COMPARE: dict[str, object] = {
+    "compare_type": compare_type,
+    "compare_server_default": False,
+    "include_object": include_object,
+}
 
 
 def _url() -> str:
@@ -21,7 +33,7 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=None, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=all_tables(), render_as_batch=True, **COMPARE)
     with context.begin_transaction():
         context.run_migrations()
 

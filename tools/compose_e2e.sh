@@ -61,6 +61,7 @@ DB_ROOT_PASSWORD=$(secret)
 DB_PASSWORD=$(secret)
 DB_REPLICATION_PASSWORD=$(secret)
 IM_JWT_SECRET=$(secret)$(secret)
+METRICS_TOKEN=$(secret)
 GATEWAY_1_WS_URL=ws://127.0.0.1:$gw1_port/ws
 GATEWAY_2_WS_URL=ws://127.0.0.1:$gw2_port/ws
 BIND_ADDRESS=127.0.0.1
@@ -121,5 +122,6 @@ EOF
 t=$SECONDS
 # COMPOSE_E2E_TESTS (pytest arguments) runs a part, e.g. "tests/e2e/test_compose.py -k scale"
 read -r -a tests <<<"${COMPOSE_E2E_TESTS:-tests/e2e/test_chat.py tests/e2e/test_social.py tests/e2e/test_compose.py tests/e2e/test_files.py}"
-TINYIM_E2E_COMPOSE=$WORK/stack.json timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider "${tests[@]}"
+TINYIM_E2E_COMPOSE=$WORK/stack.json timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=12 \
+  "${tests[@]}"
 mark "scenarios" "$t"

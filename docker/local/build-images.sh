@@ -43,10 +43,13 @@ build() {  # build TAG DOCKERFILE: again only when its Dockerfile or docker/loca
   step "build $tag"
   $DOCKER build -q -t "$tag" -f "$file" --label "tinyim.source=$hash" docker/local >/dev/null
 }
-build tinyim-python:local docker/local/python.Dockerfile
-build tinyim-mariadb:local docker/local/mariadb.Dockerfile
-build tinyim-redis:local docker/local/redis.Dockerfile
-build tinyim-etcd:local docker/local/etcd.Dockerfile
+# the four are independent and mostly wait on apt downloads: built side by side (a cold run saves minutes)
+pids=()
+build tinyim-python:local docker/local/python.Dockerfile & pids+=($!)
+build tinyim-mariadb:local docker/local/mariadb.Dockerfile & pids+=($!)
+build tinyim-redis:local docker/local/redis.Dockerfile & pids+=($!)
+build tinyim-etcd:local docker/local/etcd.Dockerfile & pids+=($!)
+for pid in "${pids[@]}"; do wait "$pid"; done  # set -e: a failed build stops here
 
 # Node.js 20.19+ for the Web client's build (Debian has 18): this host's, copied in.
 node_bin=$(command -v node || true)
@@ -66,7 +69,7 @@ fi
 
 # The application image: docker/Dockerfile on the local python base. PyPI is reached through the host's CA
 # bundle, given to pip as a build secret (never stored in a layer). Rebuilt when the sources changed.
-sources=(pyproject.toml src protos tools migrations alembic.ini docker/Dockerfile .dockerignore web)
+sources=(pyproject.toml requirements.lock requirements-build.lock src protos tools migrations alembic.ini docker/Dockerfile .dockerignore web)
 src_hash=$( { git ls-files -co --exclude-standard -- "${sources[@]}" 2>/dev/null \
   || find "${sources[@]}" -type f -not -path '*/__pycache__/*' -not -path 'src/tinyim/pb/*'; } \
   | sort | xargs sha1sum | cat - <($DOCKER image inspect -f '{{.Id}}' tinyim-python:local tinyim-node:local) \

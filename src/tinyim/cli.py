@@ -171,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         return _ops(args.command, getattr(args, "json", False), settings)
     if args.command in ("backup", "restore-check"):
         return _backup(args.command, args.dir, settings)
+    from tinyim.infra import extras
+
+    try:  # a setting that needs an optional driver which is not installed: say which extra provides it
+        extras.check(settings)
+    except extras.MissingExtra as exc:
+        print(f"tinyim: {exc}", file=sys.stderr)
+        return 2
     im_logging.configure(settings.log_level, settings.log_format)
     from tinyim.infra import audit
 

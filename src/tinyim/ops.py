@@ -107,6 +107,9 @@ async def check_replicas(settings: Settings) -> Finding:
 async def check_redis(settings: Settings) -> Finding:
     if not settings.redis_url:
         return Finding("redis", True, "not configured (one process keeps presence and caches in memory)")
+    from tinyim.infra.extras import REDIS, require
+
+    require(REDIS, "IM_REDIS_URL")  # a missing [redis] extra is named as such
     from redis.asyncio import Redis
 
     client = Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)

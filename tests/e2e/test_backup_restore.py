@@ -66,6 +66,7 @@ def test_a_backup_restores_with_every_row_and_file(database_env: dict[str, str],
     checked = tinyim("restore-check", str(out), env=database_env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "im_user: 3 rows" in checked.stdout and "restore check passed" in checked.stdout
+    assert "schema matches the code (alembic check)" in checked.stdout
 
     again = tinyim("backup", str(out), env=database_env)  # never over an older backup
     assert again.returncode == 1 and "not empty" in again.stderr

@@ -29,6 +29,8 @@ class ServerProcess:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # the command line before "run" (default: the venv's tinyim), e.g. to hide packages from it
+    command: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -48,7 +50,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
         tinyim = Path(sys.executable).with_name("tinyim")
         self.proc = subprocess.Popen(
-            [str(tinyim), "run"],
+            [*(self.command or [str(tinyim)]), "run"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
-from redis.asyncio import Redis
 
 from tinyim.edges.dispatch.ports import (
     FileGatewayAddress,
@@ -32,7 +32,6 @@ from tinyim.edges.dispatch.ports import (
     StaticGatewayAllocator,
 )
 from tinyim.edges.dispatch.throttle import InMemoryFailureStore, LoginThrottle
-from tinyim.edges.dispatch.throttle_redis import RedisFailureStore
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
 from tinyim.edges.gateway.status import StatusTracker
@@ -48,7 +47,6 @@ from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
 from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
-from tinyim.modules.auth.adapters.redis import RedisProfileCache
 from tinyim.modules.auth.adapters.sql import (
     SqlAccounts,
     SqlDeviceSessions,
@@ -59,18 +57,15 @@ from tinyim.modules.files.container import FilesContainer
 from tinyim.modules.presence import PresenceRouter, StatusService
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemoryPresenceStore, InMemorySessionDirectory
-from tinyim.modules.presence.adapters.redis import RedisPresenceStore, RedisSessionDirectory
 from tinyim.modules.relation import RelationService
 from tinyim.modules.relation.adapters.change_feed import LocalChangeFeed, RedisChangeFeed
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter
-from tinyim.modules.relation.adapters.redis import RedisRateLimiter
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.relation.rules_cache import CachedMessagingRules, MessagingRules
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
 from tinyim.modules.timeline.adapters.push import FramePushNotifier
-from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.modules.timeline.protocol import inline_messages
 from tinyim.settings import Settings
@@ -86,7 +81,30 @@ from .bridges import (
     TimelineNotices,
 )
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 log = logging.getLogger(__name__)
+
+
+def lazy(path: str) -> Callable[..., Any]:
+    """The class at 'module:Name', imported when a provider first builds one. The Redis adapters import
+    the redis package (the [redis] extra), which one process without IM_REDIS_URL never needs."""
+    module, _, name = path.partition(":")
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    build.__qualname__ = build.__name__ = name
+    return build
+
+
+RedisProfileCache = lazy("tinyim.modules.auth.adapters.redis:RedisProfileCache")
+RedisPresenceStore = lazy("tinyim.modules.presence.adapters.redis:RedisPresenceStore")
+RedisSessionDirectory = lazy("tinyim.modules.presence.adapters.redis:RedisSessionDirectory")
+RedisRateLimiter = lazy("tinyim.modules.relation.adapters.redis:RedisRateLimiter")
+RedisSeqTimelineStore = lazy("tinyim.modules.timeline.adapters.redis_seq:RedisSeqTimelineStore")
+RedisFailureStore = lazy("tinyim.edges.dispatch.throttle_redis:RedisFailureStore")
 
 
 async def redis(settings: Settings) -> AsyncIterator[Redis | None]:

@@ -20,6 +20,7 @@ from sqlalchemy.sql import Insert
 from sqlalchemy.sql.schema import Table
 
 from tinyim.infra import metrics
+from tinyim.infra.extras import ASYNCMY, require
 
 T = TypeVar("T")
 
@@ -206,6 +207,8 @@ def _gauge_pool(label: str, engine: AsyncEngine) -> None:
 
 
 def _make_engine(url: str, pool_size: int, hot: bool = False, autocommit: bool = False) -> AsyncEngine:
+    if url.startswith("mysql+asyncmy"):  # the [mysql] extra: a clear error instead of SQLAlchemy's
+        require(ASYNCMY, "IM_DATABASE_URL=mysql+asyncmy://…")
     engine = _new_engine(url, pool_size, hot, autocommit)
     _count_round_trips(engine)
     return engine

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-
-import aetcd
+from typing import TYPE_CHECKING
 
 from tinyim.infra.discovery import REGISTRY_TTL_SECONDS, Node
+from tinyim.infra.extras import AETCD, require
+
+if TYPE_CHECKING:
+    import aetcd  # the [etcd] extra: imported when IM_ETCD_ENDPOINTS is set
 
 
 def parse_endpoints(endpoints: str) -> list[tuple[str, int]]:
@@ -76,9 +79,10 @@ class EtcdRegistry:
 
 async def etcd_client(endpoints: str) -> AsyncIterator[aetcd.Client]:
     """A connected client to the first endpoint that answers."""
+    aetcd_module = require(AETCD, "IM_ETCD_ENDPOINTS")
     last: Exception | None = None
     for host, port in parse_endpoints(endpoints):
-        client = aetcd.Client(host=host, port=port, timeout=5)
+        client = aetcd_module.Client(host=host, port=port, timeout=5)
         try:
             await asyncio.wait_for(client.connect(), 5)
             await client.status()

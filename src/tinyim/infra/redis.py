@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
+from tinyim.infra.extras import REDIS, require
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # the [redis] extra: imported when IM_REDIS_URL is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,9 @@ class Keys:
 
 
 async def redis_client(url: str) -> AsyncIterator[Redis]:
+    require(REDIS, "IM_REDIS_URL")
+    from redis.asyncio import Redis
+
     client = Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=5)
     try:
         yield client

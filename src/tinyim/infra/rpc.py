@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tinyim import kernel
 from tinyim.infra import metrics, tracing
 from tinyim.infra.discovery import Node, NodeDirectory
+from tinyim.infra.extras import GRPC_HEALTH, require
 from tinyim.kernel import UNAVAILABLE, ImError
 from tinyim.pb import im_internal_pb2 as internal_pb
 
@@ -290,6 +290,9 @@ async def grpc_server(
     if not registrars:
         yield None
         return
+    require(GRPC_HEALTH, "a node that serves gRPC (IM_ROLES other than all, or a registry)")
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[ServerTelemetry()])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

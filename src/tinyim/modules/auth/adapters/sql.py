@@ -9,10 +9,12 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     SmallInteger,
     String,
     Table,
+    UniqueConstraint,
     delete,
     func,
     or_,
@@ -35,8 +37,10 @@ im_user = Table(
     Column("nickname", String(64), nullable=False),
     Column("created_at", DateTime),
     Column("updated_at", DateTime),
-    Column("nickname_searchable", SmallInteger),  # user search: 0 = opted out of nickname search
+    Column("nickname_searchable", SmallInteger, nullable=False),  # user search: 0 = opted out
     Column("disabled", SmallInteger, nullable=False, server_default="0"),  # admin API: 1 = may not log in
+    UniqueConstraint("username", name="uk_username"),
+    Index("idx_nickname", "nickname"),
 )
 
 im_device_session = Table(
@@ -59,6 +63,9 @@ im_refresh_token = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("used", SmallInteger, nullable=False),
     Column("revoked", SmallInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_refresh_token_device", "user_id", "device_id"),
+    Index("ix_refresh_token_family", "family_id"),
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, and_, func, select, update
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, and_, func, select, update
 
 from tinyim.infra.db import Database, insert_ignore, metadata
 from tinyim.modules.files.domain import FileStatus, FileTask
@@ -27,6 +27,9 @@ im_file_task = Table(
     Column("error", String(255), nullable=False),
     Column("created_at", DateTime),
     Column("updated_at", DateTime),
+    Index("idx_md5", "file_md5"),
+    Index("idx_md5_size", "file_md5", "file_size", "status"),
+    Index("idx_status_expires", "status", "expires_at"),
 )
 
 im_file_grant = Table(

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-
-from tinyim.infra.redis import Keys
 from tinyim.modules.relation.rules_cache import CachedMessagingRules
+
+if TYPE_CHECKING:  # the [redis] extra: only a process with IM_REDIS_URL builds a RedisChangeFeed
+    from redis.asyncio import Redis
+
+    from tinyim.infra.redis import Keys
 
 log = logging.getLogger(__name__)
 RESUBSCRIBE_SECONDS = 1.0

@@ -10,10 +10,12 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     SmallInteger,
     String,
     Table,
+    UniqueConstraint,
     and_,
     delete,
     func,
@@ -46,13 +48,17 @@ im_relation = Table(
     Column("friend_id", BigInteger, nullable=False),
     Column("status", SmallInteger, nullable=False),
     Column("remark", String(64)),
+    Column("created_at", DateTime),
     Column("updated_at", DateTime),
+    UniqueConstraint("user_id", "friend_id", name="uk_user_friend"),
+    Index("idx_friend_id", "friend_id"),
 )
 im_blacklist = Table(
     "im_blacklist",
     metadata,
     Column("user_id", BigInteger, primary_key=True),
     Column("blocked_id", BigInteger, primary_key=True),
+    Column("created_at", DateTime),
 )
 im_friend_request = Table(
     "im_friend_request",
@@ -62,7 +68,10 @@ im_friend_request = Table(
     Column("to_user_id", BigInteger, nullable=False),
     Column("reason", String(255), nullable=False),
     Column("status", SmallInteger, nullable=False),
+    Column("created_at", DateTime),
     Column("updated_at", DateTime),
+    UniqueConstraint("from_user_id", "to_user_id", name="uk_from_to"),
+    Index("idx_to_status", "to_user_id", "status"),
 )
 im_group = Table(
     "im_group",
@@ -72,6 +81,7 @@ im_group = Table(
     Column("owner_id", BigInteger, nullable=False),
     Column("announcement", String(255)),
     Column("status", SmallInteger),
+    Column("created_at", DateTime),
     Column("updated_at", DateTime),
 )
 im_group_member = Table(
@@ -82,6 +92,8 @@ im_group_member = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("role", SmallInteger),
     Column("created_at", DateTime),  # when the membership began (server default)
+    UniqueConstraint("group_id", "user_id", name="uk_group_user"),
+    Index("idx_user", "user_id"),
 )
 # ended memberships: copied from im_group_member when a member leaves, is removed or the group dissolves
 im_group_member_history = Table(
@@ -92,6 +104,7 @@ im_group_member_history = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("joined_at", DateTime),
     Column("left_at", DateTime),
+    Index("idx_user_group", "user_id", "group_id"),
 )
 im_group_join_request = Table(
     "im_group_join_request",
@@ -100,7 +113,9 @@ im_group_join_request = Table(
     Column("group_id", BigInteger, nullable=False),
     Column("user_id", BigInteger, nullable=False),
     Column("status", SmallInteger, nullable=False),
+    Column("created_at", DateTime),
     Column("updated_at", DateTime),
+    UniqueConstraint("group_id", "user_id", name="uk_group_applicant"),
 )
 
 _member_count = (
