@@ -111,6 +111,7 @@ def build_app(settings: Settings) -> Starlette:
                 endpoint = ChatEndpoint(await resolve(container.websocket_gateway))
                 mount_websocket("/ws", endpoint.upgrade)
                 stack.callback(unmount_websocket, "/ws")
+                stack.callback(endpoint.close)
             loads = {}
             for entry in (e for e in FILE_ROLES if e.name in roles):  # files module: routes, listeners
                 if entry.routes is not None:

@@ -2,10 +2,13 @@
 
 uvicorn's HTTP protocol hands every upgrade of `/ws` over (tinyim.infra.listener.mount_websocket), so
 HTTP stays on Starlette, on the same port, under the same listener limits. Per connection there is this
-protocol object, the sans-I/O parser, the Connection and one timer: callbacks drive it, and a task
-exists only while something is awaited (the token or LoginReq check, a request being handled, the
-detach at the end). That is what keeps an idle connection to a few KiB (bench w1) where the ASGI path
-held a task, its coroutine stack, a receive queue and a scope per connection.
+protocol object, the sans-I/O frame parser and the Connection: callbacks drive it, a task exists only
+while something is awaited (the token or LoginReq check, a request being handled, the detach at the
+end), and deadlines (login, heartbeat, close handshake) are a float each, checked by one sweeper per
+process instead of a timer per connection. That is what keeps an idle connection to a few KiB (bench
+w1) where the ASGI path held a task, its coroutine stack, a receive queue and a scope per connection.
+The handshake runs on a throwaway `ServerProtocol`: its parser would keep the request's headers alive
+for the connection's life; frames then go through a plain server-side `Protocol`.
 
 Requests are pipelined (pipeline.AnswerQueue): up to `pipeline_depth` in flight, answered in order;
 reading stops while the window is full. No compression. Writes never wait: the transport's buffer is
@@ -24,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import State
+from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
 
 from tinyim.infra import metrics
@@ -48,6 +51,7 @@ _background: set[asyncio.Task[None]] = set()
 # where a connection is; CLOSED once the TCP connection is gone
 CONNECTING, LOGIN, AUTHENTICATING, OPEN, CLOSED = range(5)
 _TEXT = None  # a text message, in the backlog: refused when its turn comes
+_NEVER = float("inf")
 
 
 def _spawn(coro: Coroutine[Any, Any, None]) -> None:
@@ -69,19 +73,42 @@ def _binary_frame_header(length: int) -> bytes:
 class ChatEndpoint:
     """What every chat socket of this process shares; `upgrade` is mounted on the listener."""
 
-    __slots__ = ("connections", "gateway", "loop")
+    __slots__ = ("_sweeper", "connections", "gateway", "loop", "sockets")
 
     def __init__(self, gateway: WebSocketGateway) -> None:
         self.gateway = gateway
         self.loop = asyncio.get_running_loop()
         self.connections: set[Any] = set()  # uvicorn's open connections: it shuts them down on exit
+        self.sockets: set[ChatSocket] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def upgrade(self, transport: asyncio.Transport, head: bytes, connections: set[Any]) -> None:
         self.connections = connections
         socket = ChatSocket(self, transport)
         transport.set_protocol(socket)
         connections.add(socket)
+        self.sockets.add(socket)
+        if self._sweeper is None:
+            self._sweeper = self.loop.create_task(self._sweep())
         socket.start(head)
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+    async def _sweep(self) -> None:
+        """Every socket's deadline, a few times per the shortest timeout (at most once a second)."""
+        limits = self.gateway.limits
+        shortest = min(limits.heartbeat_timeout, limits.login_timeout, CLOSE_HANDSHAKE_SECONDS)
+        interval = min(1.0, max(0.05, shortest / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = self.loop.time()
+            for socket in [s for s in self.sockets if s.deadline <= now]:
+                try:
+                    socket.expired(now)
+                except Exception:
+                    log.exception("deadline handling failed")
 
 
 class ChatSocket(asyncio.Protocol):
@@ -92,37 +119,39 @@ class ChatSocket(asyncio.Protocol):
         "_conn",
         "_device",
         "_endpoint",
-        "_last_seen",
         "_partial",
         "_queue",
         "_stalled",
         "_state",
-        "_timer",
         "_transport",
         "_ws",
+        "deadline",
     )
 
     def __init__(self, endpoint: ChatEndpoint, transport: asyncio.Transport) -> None:
         self._endpoint = endpoint
         self._transport = transport
-        self._ws = ServerProtocol(max_size=endpoint.gateway.limits.max_frame_body + 9, logger=_PROTOCOL_LOG)
+        self._ws: Protocol = ServerProtocol(max_size=self._max_size(), logger=_PROTOCOL_LOG)  # handshake
         self._state = CONNECTING
         self._conn: Connection | None = None
         self._queue: AnswerQueue | None = None  # made with the first request
         self._backlog: list[bytes | None] | None = None  # messages read while none may start
         self._partial: list[Frame] | None = None  # a fragmented message so far
-        self._timer: asyncio.TimerHandle | None = None  # login, heartbeat or close-handshake deadline
         self._stalled: asyncio.TimerHandle | None = None  # send deadline while the client is not reading
-        self._last_seen = 0.0
         self._device: str | None = None
+        # when the login, the heartbeat or our close frame's answer is due (loop time; the sweeper checks)
+        self.deadline = _NEVER
+
+    def _max_size(self) -> int:
+        return self._endpoint.gateway.limits.max_frame_body + 9
 
     # -- the handshake ------------------------------------------------------------------------------
 
     def start(self, head: bytes) -> None:
         """The upgrade request, as the HTTP protocol read it: answer it or check its token first."""
-        ws = self._ws
-        ws.receive_data(head)
-        events = ws.events_received()
+        handshake = self._ws
+        handshake.receive_data(head)
+        events = handshake.events_received()
         request = events[0] if events and isinstance(events[0], Request) else None
         if request is None:  # not a valid request: websockets answered it
             self._flush()
@@ -132,7 +161,7 @@ class ChatSocket(asyncio.Protocol):
         if token is None:  # the first frame must be a LoginReq
             if self._accept(request):
                 self._state = LOGIN
-                self._arm(self._endpoint.gateway.limits.login_timeout)
+                self.deadline = self._endpoint.loop.time() + self._endpoint.gateway.limits.login_timeout
             return
         self._transport.pause_reading()  # frames wait until the connection is attached
         _spawn(self._open_with_token(request, token))
@@ -146,7 +175,9 @@ class ChatSocket(asyncio.Protocol):
         if self._state == CLOSED:
             return
         if claims is None:  # refused before the handshake completes: nothing else happens
-            self._ws.send_response(self._ws.reject(403, "invalid or revoked token\n"))
+            handshake = self._ws
+            assert isinstance(handshake, ServerProtocol)
+            handshake.send_response(handshake.reject(403, "invalid or revoked token\n"))
             self._flush()
             self._log_request(request, "403")
             return
@@ -154,11 +185,15 @@ class ChatSocket(asyncio.Protocol):
             await self._attach(claims)
 
     def _accept(self, request: Request) -> bool:
-        response = self._ws.accept(request)
-        self._ws.send_response(response)
+        handshake = self._ws
+        assert isinstance(handshake, ServerProtocol)
+        response = handshake.accept(request)
+        handshake.send_response(response)
         self._flush()
         accepted = response.status_code == 101
         self._log_request(request, "[accepted]" if accepted else str(response.status_code))
+        if accepted:  # frames from now on; nothing was read past the request (reading waits for us)
+            self._ws = Protocol(Side.SERVER, max_size=self._max_size(), logger=_PROTOCOL_LOG)
         return accepted
 
     def _log_request(self, request: Request, outcome: str) -> None:
@@ -198,8 +233,7 @@ class ChatSocket(asyncio.Protocol):
             await gateway.hub.detach(conn)
             return
         self._state = OPEN
-        self._last_seen = self._endpoint.loop.time()
-        self._arm(gateway.limits.heartbeat_timeout)
+        self.deadline = self._endpoint.loop.time() + gateway.limits.heartbeat_timeout
         self._pump()
 
     # -- asyncio.Protocol -----------------------------------------------------------------------------
@@ -229,10 +263,11 @@ class ChatSocket(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         attached = self._state == OPEN
         self._state = CLOSED
-        self._disarm()
+        self.deadline = _NEVER
         self.resume_writing()
         release(self._transport)
         self._endpoint.connections.discard(self)
+        self._endpoint.sockets.discard(self)
         if self._queue is not None:
             self._queue.cancel()
         conn = self._conn
@@ -267,8 +302,7 @@ class ChatSocket(asyncio.Protocol):
             return
         self._ws.send_close(code, reason)
         self._flush()
-        if self._state != CLOSED:
-            self._arm(CLOSE_HANDSHAKE_SECONDS)
+        self.deadline = self._endpoint.loop.time() + CLOSE_HANDSHAKE_SECONDS
 
     def abort(self) -> None:
         self._transport.abort()
@@ -293,7 +327,7 @@ class ChatSocket(asyncio.Protocol):
     def _deliver(self, data: bytes | None) -> None:
         if self._state == LOGIN:  # the first message: the login; the next ones wait for its outcome
             self._state = AUTHENTICATING
-            self._disarm()
+            self.deadline = _NEVER
             self._transport.pause_reading()
             _spawn(self._login(data))
         elif self._state == OPEN and self._backlog is None and not self._full():
@@ -309,8 +343,8 @@ class ChatSocket(asyncio.Protocol):
         assert conn is not None
         if conn.closed:  # kicked or closing: later frames are not served
             return
-        self._last_seen = self._endpoint.loop.time()
         gateway = self._endpoint.gateway
+        self.deadline = self._endpoint.loop.time() + gateway.limits.heartbeat_timeout
         admitted = gateway.admit(conn, data)
         queue = self._queue
         if queue is None:
@@ -337,28 +371,16 @@ class ChatSocket(asyncio.Protocol):
 
     # -- deadlines ----------------------------------------------------------------------------------
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = self._endpoint.loop.call_later(seconds, self._deadline)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _deadline(self) -> None:
-        self._timer = None
+    def expired(self, now: float) -> None:
+        """The deadline passed (the sweeper calls this)."""
+        self.deadline = _NEVER
         if self._ws.state is not State.OPEN:  # our close frame went unanswered
             self.abort()
         elif self._state == LOGIN:
             self.close(CLOSE_UNAUTHENTICATED, "no LoginReq in time")
         elif self._state == OPEN and self._conn is not None:
-            loop, timeout = self._endpoint.loop, self._endpoint.gateway.limits.heartbeat_timeout
-            silent = loop.time() - self._last_seen
-            if silent < timeout or (self._queue is not None and len(self._queue) > 0):
-                # heard from meanwhile, or still answering it: one timer per connection, re-armed
-                # only when it fires, instead of once per frame
-                self._arm(max(timeout - silent, 0.0) or timeout)
+            if self._queue is not None and len(self._queue) > 0:  # still answering it: not silent
+                self.deadline = now + self._endpoint.gateway.limits.heartbeat_timeout
             else:
                 self._conn.close_soon(CLOSE_IDLE, "no heartbeat")
 
