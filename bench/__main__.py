@@ -13,7 +13,7 @@ from bench.g2_group import run_g2
 from bench.g5_files import run_g5
 from bench.hostile import run_hostile
 from bench.s1_status import run_s1
-from bench.ws_memory import run_ws_memory
+from bench.ws_memory import run_ws_hold, run_ws_memory
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
 
 
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
+    parser.add_argument("--hold", type=int, default=15_000, help="w1: connections one gateway must hold")
     parser.add_argument(
         "--conversation-list",
         default="on,off",
@@ -86,6 +87,7 @@ def main() -> None:
             run_g1_cluster(args.pairs, args.messages, one_process)
     if "w1" in scenarios:
         run_ws_memory(args.connections)
+        run_ws_hold(args.hold)
     if "s1" in scenarios:  # online status on the heartbeat path
         missing = missing_services("sqlite+redis")
         if missing:
