@@ -237,7 +237,9 @@ def _fd_limit(pid: int) -> int:
 
 async def _hold_client(urls: list[str]) -> None:
     """A client process of the hold: open every URL, report, then heartbeat on each when asked."""
-    conns = await open_many(urls)
+    # 60 handshakes at a time per client process: each costs the gateway a few SQL round trips (token,
+    # session, online status), and more at once only queue on its connection pool
+    conns = await open_many(urls, concurrency=60)
     print(json.dumps({"open": len(conns)}), flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.readline)

@@ -214,6 +214,17 @@ async def test_a_client_that_stops_reading_is_aborted_after_the_send_timeout() -
     endpoint.close()
 
 
+async def test_a_client_that_stopped_reading_gets_only_so_many_frames() -> None:
+    endpoint, socket, transport, _, _ = await open_socket(send_timeout=60, max_queued_sends=3)
+    socket.pause_writing()
+    for _ in range(3):
+        socket.write(b"push")
+    assert not transport.aborted
+    socket.write(b"one too many")
+    assert transport.aborted
+    endpoint.close()
+
+
 async def test_a_client_that_catches_up_in_time_stays() -> None:
     endpoint, socket, transport, _, _ = await open_socket(send_timeout=0.05)
     socket.pause_writing()

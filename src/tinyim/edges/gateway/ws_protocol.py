@@ -12,8 +12,9 @@ for the connection's life; frames then go through a plain server-side `Protocol`
 
 Requests are pipelined (pipeline.AnswerQueue): up to `pipeline_depth` in flight, answered in order;
 reading stops while the window is full. No compression. Writes never wait: the transport's buffer is
-the send queue, and a client that keeps it above the high-water mark for `send_timeout` (it stopped
-reading) is aborted, as is one that does not answer a close within CLOSE_HANDSHAKE_SECONDS.
+the send queue. A client that keeps it above the high-water mark for `send_timeout` (it stopped
+reading), or gets more than `max_queued_sends` frames meanwhile, is aborted, as is one that does not
+answer a close within CLOSE_HANDSHAKE_SECONDS.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class ChatSocket(asyncio.Protocol):
         "_stalled",
         "_state",
         "_transport",
+        "_unread",
         "_ws",
         "deadline",
     )
@@ -138,6 +140,7 @@ class ChatSocket(asyncio.Protocol):
         self._backlog: list[bytes | None] | None = None  # messages read while none may start
         self._partial: list[Frame] | None = None  # a fragmented message so far
         self._stalled: asyncio.TimerHandle | None = None  # send deadline while the client is not reading
+        self._unread = 0  # frames written since it stopped reading
         self._device: str | None = None
         # when the login, the heartbeat or our close frame's answer is due (loop time; the sweeper checks)
         self.deadline = _NEVER
@@ -169,20 +172,22 @@ class ChatSocket(asyncio.Protocol):
     async def _open_with_token(self, request: Request, token: str) -> None:
         try:
             claims = await self._endpoint.gateway.verify(token, self._device)
-        except Exception:
+        except Exception:  # the check itself failed (auth down, pool exhausted): not the token's fault
             log.warning("token check failed", exc_info=True)
-            claims = None
-        if self._state == CLOSED:
+            self._refuse(request, 503, "try again later")
             return
         if claims is None:  # refused before the handshake completes: nothing else happens
-            handshake = self._ws
-            assert isinstance(handshake, ServerProtocol)
-            handshake.send_response(handshake.reject(403, "invalid or revoked token\n"))
-            self._flush()
-            self._log_request(request, "403")
-            return
-        if self._accept(request):
+            self._refuse(request, 403, "invalid or revoked token")
+        elif self._state != CLOSED and self._accept(request):
             await self._attach(claims)
+
+    def _refuse(self, request: Request, status: int, why: str) -> None:
+        handshake = self._ws
+        if self._state == CLOSED or not isinstance(handshake, ServerProtocol):
+            return
+        handshake.send_response(handshake.reject(status, why + "\n"))
+        self._flush()
+        self._log_request(request, str(status))
 
     def _accept(self, request: Request) -> bool:
         handshake = self._ws
@@ -256,6 +261,7 @@ class ChatSocket(asyncio.Protocol):
             self._stalled = self._endpoint.loop.call_later(timeout, self._stalled_out)
 
     def resume_writing(self) -> None:
+        self._unread = 0
         if self._stalled is not None:
             self._stalled.cancel()
             self._stalled = None
@@ -287,6 +293,11 @@ class ChatSocket(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self._ws.state is not State.OPEN:  # closing or closed: nothing more goes to this client
             return
+        if self._stalled is not None:
+            self._unread += 1
+            if self._unread > self._endpoint.gateway.limits.max_queued_sends:
+                self._stalled_out()
+                return
         header = _binary_frame_header(len(data))
         if len(data) < 4096:
             self._transport.write(header + data)
@@ -385,7 +396,9 @@ class ChatSocket(asyncio.Protocol):
                 self._conn.close_soon(CLOSE_IDLE, "no heartbeat")
 
     def _stalled_out(self) -> None:
-        self._stalled = None
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         log.info("client stopped reading; connection aborted", extra={"user": self._user()})
         metrics.WS_BAD_FRAMES.labels(code="SEND_TIMEOUT").inc()
         if self._conn is not None:
