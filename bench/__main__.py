@@ -16,7 +16,8 @@ from bench.g2_group import run_g2
 from bench.g5_files import run_g5
 from bench.hostile import run_hostile
 from bench.s1_status import run_s1
-from bench.ws_memory import run_ws_memory
+from bench.ws_memory import run_ws_hold, run_ws_memory
+from bench.ws_pipeline import run_ws_pipeline
 from tests.support.services import MARIADB_HOST, MARIADB_PORT, REDIS_URL, reachable
 
 T = TypeVar("T")
@@ -72,14 +73,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        default="g1,g2,cluster,w1,s1,g5,h1",
-        help="comma list of scenarios: g1, g2, cluster, w1, s1 (online status), g5 (file transfer), "
-        "h1 (hostile clients); not in the default: profile (py-spy of the server under G1 load), "
-        "sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
+        default="g1,g2,cluster,w1,w2,s1,g5,h1",
+        help="comma list of scenarios: g1, g2, cluster, w1, w2 (pipelining), s1 (online status), "
+        "g5 (file transfer), h1 (hostile clients); not in the default: profile (py-spy of the server "
+        "under G1 load), sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
     )
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
+    parser.add_argument("--hold", type=int, default=15_000, help="w1: connections one gateway must hold")
     parser.add_argument(
         "--conversation-list",
         default="on,off",
@@ -156,6 +158,9 @@ def main() -> None:
         survive("sql-overheads", run_sql_overheads)
     if "w1" in scenarios:
         run_ws_memory(args.connections)
+        run_ws_hold(args.hold)
+    if "w2" in scenarios:
+        run_ws_pipeline()
     if "s1" in scenarios:  # online status on the heartbeat path
         missing = missing_services("sqlite+redis")
         if missing:

@@ -5,12 +5,18 @@ the server's RSS growth divided by N (RSS read from /proc after a settle pause, 
 open beforehand so lazy imports and buffers are not counted). The tokens for the gateway are minted with
 the server's secret and recorded in `im_device_session` directly: registering N users through argon2
 would take minutes and measure nothing of interest here.
+
+The hold (`w1-hold`): one gateway process holds H authenticated connections opened by several client
+processes (each with its own open-file limit; the gateway raises its own to the hard limit), keeps them
+for a while, then every one of them sends a heartbeat and must get its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -22,13 +28,14 @@ from typing import Any
 from sqlalchemy import insert
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import write_result
+from bench.common import process_cpu_seconds, write_result
 from tests.conftest import migrate_sqlite
 from tests.support.server import ServerProcess, free_port
 from tinyim.infra.db import Database
 from tinyim.modules.auth import TokenClaims
 from tinyim.modules.auth.adapters.crypto import JwtCodec
 from tinyim.modules.auth.adapters.sql import im_device_session
+from tinyim.wire import Cmd, decode, encode
 
 BARE_SERVER = """
 import asyncio, sys
@@ -142,3 +149,123 @@ def run_ws_memory(connections: int) -> None:
             "target_kib_per_connection": 12,
         },
     )
+
+
+HOLD_CLIENTS = 3  # client processes for the hold: each needs one fd per connection
+
+
+def run_ws_hold(connections: int, hold_seconds: float = 30.0) -> dict[str, Any]:
+    """One gateway process holds `connections` authenticated WebSockets from HOLD_CLIENTS processes."""
+    workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-hold-"))
+    secret = secrets.token_urlsafe(32)
+    port = free_port()
+    urls = asyncio.run(gateway_urls(workdir, secret, port, connections))
+    env = {
+        "IM_JWT_SECRET": secret,
+        "IM_HEARTBEAT_TIMEOUT_SECONDS": "3600",
+        "IM_LOG_LEVEL": "WARNING",
+        "IM_MAX_CONNECTIONS_PER_ADDRESS": "0",
+    }
+    server = ServerProcess(workdir, env=env, port=port).start()
+    clients: list[subprocess.Popen[str]] = []
+    try:
+        assert server.proc is not None
+        pid = server.proc.pid
+        rss_before, cpu_before = rss_kib(pid), process_cpu_seconds(pid)
+        started = time.monotonic()
+        for i in range(HOLD_CLIENTS):
+            part = workdir / f"urls-{i}.json"
+            part.write_text(json.dumps(urls[i::HOLD_CLIENTS]))
+            clients.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.ws_memory", "hold-client", str(part)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=Path(__file__).resolve().parents[1],
+                )
+            )
+        opened = sum(int(_ask(c, None)["open"]) for c in clients)
+        open_seconds = time.monotonic() - started
+        time.sleep(hold_seconds)
+        rss_held = rss_kib(pid)
+        replies = [_ask(c, "heartbeat") for c in clients]
+        result = {
+            "connections": connections,
+            "client_processes": HOLD_CLIENTS,
+            "opened": opened,
+            "open_seconds": round(open_seconds, 1),
+            "held_seconds": hold_seconds,
+            "alive_after_hold": sum(int(r["alive"]) for r in replies),
+            "heartbeats_answered": sum(int(r["answered"]) for r in replies),
+            "gateway_fd_limit": _fd_limit(pid),
+            "gateway_rss_kib": rss_held,
+            "kib_per_connection": round((rss_held - rss_before) / max(1, connections), 2),
+            "gateway_cpu_seconds_to_open": round(process_cpu_seconds(pid) - cpu_before, 2),
+        }
+    finally:
+        for client in clients:
+            if client.poll() is None:
+                client.kill()
+            client.wait(10)
+        server.stop()
+    write_result(
+        f"w1-hold-{connections}",
+        {"scenario": "one gateway process holds N authenticated WebSockets", **result},
+    )
+    return result
+
+
+def _ask(client: subprocess.Popen[str], command: str | None) -> dict[str, Any]:
+    assert client.stdin is not None and client.stdout is not None
+    if command is not None:
+        client.stdin.write(command + "\n")
+        client.stdin.flush()
+    line = client.stdout.readline()
+    if not line:
+        raise RuntimeError(f"a hold client ended early (exit {client.wait()})")
+    answer: dict[str, Any] = json.loads(line)
+    return answer
+
+
+def _fd_limit(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    return 0
+
+
+async def _hold_client(urls: list[str]) -> None:
+    """A client process of the hold: open every URL, report, then heartbeat on each when asked."""
+    # 60 handshakes at a time per client process: each costs the gateway a few SQL round trips (token,
+    # session, online status), and more at once only queue on its connection pool
+    conns = await open_many(urls, concurrency=60)
+    print(json.dumps({"open": len(conns)}), flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    alive = [c for c in conns if c.close_code is None]
+    heartbeat = encode(Cmd.CMD_HEARTBEAT_REQ, b"")
+
+    async def beat(conn: ClientConnection) -> bool:
+        try:
+            await conn.send(heartbeat)
+            answer = await asyncio.wait_for(conn.recv(), 60)
+            return isinstance(answer, bytes) and decode(answer).cmd == Cmd.CMD_HEARTBEAT_RESP
+        except Exception:
+            return False
+
+    gate = asyncio.Semaphore(500)
+
+    async def gated(conn: ClientConnection) -> bool:
+        async with gate:
+            return await beat(conn)
+
+    answered = sum(await asyncio.gather(*(gated(c) for c in alive)))
+    print(json.dumps({"alive": len(alive), "answered": answered}), flush=True)
+    await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["hold-client"]:
+    _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))  # one fd per connection
+    asyncio.run(_hold_client(json.loads(Path(sys.argv[2]).read_text())))

@@ -15,7 +15,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import WebSocketRoute
 
 from tinyim.edges.common import common_routes
 from tinyim.edges.dispatch.admin import admin_routes
@@ -23,9 +22,11 @@ from tinyim.edges.dispatch.http import dispatch_routes
 from tinyim.edges.dispatch.web import ApiCors, web_routes
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub
+from tinyim.edges.gateway.ws_protocol import ChatEndpoint
 from tinyim.edges.http_telemetry import HttpTelemetry
 from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
 from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
+from tinyim.infra.listener import mount_websocket, unmount_websocket
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.files.role import ROLES as FILE_ROLES
@@ -121,8 +122,11 @@ def build_app(settings: Settings) -> Starlette:
                 (await resolve(container.hub)).add_listener(tracker)
                 sweeper = asyncio.create_task(tracker.run())
                 stack.callback(sweeper.cancel)
-                gateway = await resolve(container.websocket_gateway)
-                app.router.routes.append(WebSocketRoute("/ws", gateway.endpoint))
+                # the chat WebSocket: served by its own lean protocol, not through ASGI (same port)
+                endpoint = ChatEndpoint(await resolve(container.websocket_gateway))
+                mount_websocket("/ws", endpoint.upgrade)
+                stack.callback(unmount_websocket, "/ws")
+                stack.callback(endpoint.close)
             if "msg" in roles:  # the rules caches hear of relation changes made in other processes
                 feed = await resolve(container.relation_changes)
                 if isinstance(feed, RedisChangeFeed):

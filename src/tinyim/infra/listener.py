@@ -7,6 +7,10 @@
   at once.
 - WebSocket: the app can abort the TCP connection (`scope["extensions"]["tinyim.transport"]["abort"]`),
   so a client that stopped reading is dropped at once instead of waiting for its socket to drain.
+- Lean WebSockets: a path mounted with `mount_websocket` (the chat gateway's `/ws`) is not served
+  through ASGI: its upgrade request and the socket are handed to the mounted function, which puts its
+  own asyncio protocol on the transport (same port, same limits: the header timeout covers the
+  request, the connection keeps counting for its address until it calls `release`).
 
 `configure_limits` sets the limits once per process, before uvicorn starts.
 """
@@ -14,7 +18,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -30,11 +36,28 @@ _limits = ListenerLimits()
 # transport -> client address, for every open connection (one entry across the HTTP -> WS upgrade).
 _open: dict[asyncio.BaseTransport, str] = {}
 _per_address: dict[str, int] = {}
+# path -> what takes over an upgrade of that path: (transport, the request head, uvicorn's set of open
+# connections, which it shuts down on exit). It calls transport.set_protocol itself.
+WebSocketUpgrade = Callable[[asyncio.Transport, bytes, set[Any]], None]
+_websockets: dict[bytes, WebSocketUpgrade] = {}
 
 
 def configure_limits(header_timeout: float, max_per_address: int) -> None:
     _limits.header_timeout = header_timeout
     _limits.max_per_address = max_per_address
+
+
+def mount_websocket(path: str, upgrade: WebSocketUpgrade) -> None:
+    _websockets[path.encode()] = upgrade
+
+
+def unmount_websocket(path: str) -> None:
+    _websockets.pop(path.encode(), None)
+
+
+def release(transport: asyncio.BaseTransport) -> None:
+    """A connection handed over by `mount_websocket` is gone: it no longer counts for its address."""
+    _untrack(transport)
 
 
 def connections_from(address: str) -> int:
@@ -92,7 +115,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm_header_timer()
-        super().handle_websocket_upgrade()
+        upgrade = _websockets.get(self.url.split(b"?", 1)[0])
+        if upgrade is None:
+            super().handle_websocket_upgrade()
+            return
+        self.connections.discard(self)
+        head = [self.scope["method"].encode(), b" ", self.url, b" HTTP/1.1\r\n"]
+        for name, value in self.scope["headers"]:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"\r\n")
+        upgrade(self.transport, b"".join(head), self.connections)
+        self.parser = None  # type: ignore[assignment]  # it points back at this protocol: let both go now
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()

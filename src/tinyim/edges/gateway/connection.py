@@ -3,6 +3,10 @@
 Every send has a deadline: a client that stops reading cannot hold a sender (a push, a kick, the
 response loop) for longer than `send_timeout`; past it the connection is aborted. Fire-and-forget
 frames are bounded too (`max_queued`). A kick never waits on the old connection's socket.
+
+A connection writes either to a `Wire` (the gateway's own WebSocket protocol: writes never block, the
+wire enforces the send deadline itself, so sends need no lock, timer or task) or to a pair of async
+callables (`send_bytes`, `close`), serialised by a lock and bounded by `send_timeout` here.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from tinyim.infra import metrics
 from tinyim.pb import im_protocol_pb2 as pb
@@ -45,6 +49,25 @@ def push_notify(max_seq: int, inline: list[bytes] | None) -> bytes:
         if msgs[-1].seq_id == max_seq:
             notify.msgs.extend(msgs)
     return notify.SerializeToString()
+
+
+STRUCK_OUT = "too many bad or rate-limited frames"
+
+
+class Wire(Protocol):
+    """A socket that never makes its writer wait: a client that stops reading is its business."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None: ...
+
+
+async def _no_send(data: bytes) -> None:
+    raise RuntimeError("a connection on a Wire sends through it")
+
+
+async def _no_close(code: int, reason: str) -> None:
+    raise RuntimeError("a connection on a Wire closes through it")
 
 
 def _spawn(coro: Coroutine[Any, Any, None]) -> None:
@@ -82,6 +105,7 @@ class Connection:
         "_send_timeout",
         "_signal_seq",
         "_signal_task",
+        "_wire",
         "closed",
         "conn_id",
         "device_id",
@@ -113,7 +137,8 @@ class Connection:
         self._send_timeout = send_timeout
         self._max_queued = max_queued
         self._queued = 0
-        self._send_lock = asyncio.Lock()
+        self._send_lock: asyncio.Lock | None = None  # made on first use: most connections never need it
+        self._wire: Wire | None = None
         self._signal_seq = 0
         self._signal_task: asyncio.Task[None] | None = None
         # messages of the signals not yet sent (None: one came without its message; the client syncs)
@@ -131,10 +156,31 @@ class Connection:
         self.sync_credits = 0
         self.closed = False
 
+    @classmethod
+    def on_wire(
+        cls,
+        wire: Wire,
+        user_id: int,
+        device_id: str,
+        token_id: str,
+        conn_id: str,
+        limiter: TokenBucket,
+        strikes: TokenBucket,
+    ) -> Connection:
+        """A connection that writes to `wire` at once (the gateway's WebSocket protocol)."""
+        conn = cls(_no_send, _no_close, user_id, device_id, token_id, conn_id, limiter, strikes)
+        conn._wire = wire
+        return conn
+
     async def strike(self) -> None:
         """A bad or rate-limited frame spends a strike; a connection out of strikes is closed (1008)."""
         if not self.strikes.take():
-            await self.close(CLOSE_POLICY, "too many bad or rate-limited frames")
+            await self.close(CLOSE_POLICY, STRUCK_OUT)
+
+    def strike_soon(self) -> None:
+        """`strike` for callers that cannot wait: the close, if any, goes out in the background."""
+        if not self.strikes.take():
+            self.close_soon(CLOSE_POLICY, STRUCK_OUT)
 
     def grant_sync(self) -> None:
         self.sync_credits = min(self.sync_credits + 1, SYNC_CREDITS_MAX)
@@ -148,8 +194,11 @@ class Connection:
     async def send(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._wire is not None:
+            self._wire.write(data)
+            return
         try:
-            async with asyncio.timeout(self._send_timeout), self._send_lock:
+            async with asyncio.timeout(self._send_timeout), self._lock():
                 if self.closed:
                     return
                 await self._send_bytes(data)
@@ -166,6 +215,9 @@ class Connection:
         A client with `max_queued` such frames still unsent is not reading: it is dropped."""
         if self.closed:
             return
+        if self._wire is not None:
+            self._wire.write(data)
+            return
         if self._queued >= self._max_queued:
             _DROPPED_QUEUE_FULL.inc()
             self.abort()
@@ -181,14 +233,20 @@ class Connection:
             self._queued -= 1
             metrics.PUSH_QUEUED.dec()
 
+    def _lock(self) -> asyncio.Lock:
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        return self._send_lock
+
     def abort(self) -> None:
         """Drop the TCP connection now, whatever is buffered for it (the receive loop then ends)."""
         self.closed = True
         if self._signal_task is not None:
             self._signal_task.cancel()
-        if self._abort is not None:
+        abort = self._wire.abort if self._wire is not None else self._abort
+        if abort is not None:
             with contextlib.suppress(Exception):
-                self._abort()
+                abort()
 
     def signal(self, max_seq: int, message: bytes = b"") -> None:
         """Queue a MsgPushNotify; signals that pile up while one is being sent collapse into the highest.
@@ -221,13 +279,30 @@ class Connection:
         metrics.WS_KICKS.inc()
         self._mark_closed()
         frame = encode(Cmd.CMD_KICK_NOTIFY, pb.KickNotify(reason=reason).SerializeToString())
+        if self._wire is not None:
+            self._wire.write(frame)
+            self._wire.close(CLOSE_KICKED, "kicked")
+            return
         _spawn(self._farewell(frame, CLOSE_KICKED, "kicked"))
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
+        if self._wire is not None:
+            self.close_soon(code, reason)
+            return
         self._mark_closed()
         await self._farewell(None, code, reason)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close without waiting on the client: at once on a Wire, else in the background."""
+        if self.closed:
+            return
+        self._mark_closed()
+        if self._wire is not None:
+            self._wire.close(code, reason)
+        else:
+            _spawn(self._farewell(None, code, reason))
 
     def _mark_closed(self) -> None:
         self.closed = True
@@ -236,7 +311,7 @@ class Connection:
 
     async def _farewell(self, frame: bytes | None, code: int, reason: str) -> None:
         try:
-            async with asyncio.timeout(FAREWELL_SECONDS), self._send_lock:
+            async with asyncio.timeout(FAREWELL_SECONDS), self._lock():
                 if frame is not None:
                     await self._send_bytes(frame)
                 await self._close(code, reason)

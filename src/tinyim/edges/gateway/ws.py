@@ -1,28 +1,23 @@
-"""The WebSocket endpoint `/ws?token=…&device_id=…` (or a LoginReq as the first frame)."""
+"""The chat gateway's request path: authenticate a connection (`?token=…` in the URL, or a LoginReq as
+its first frame), admit each frame (decode, rate limit, strikes) and route it.
+
+The socket side (`/ws` on a lean asyncio protocol: handshake, timers, pipelining) is ws_protocol.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from starlette.websockets import WebSocket
 
 from tinyim.infra import metrics
 from tinyim.kernel import ImError
 from tinyim.modules.auth import AuthApi, TokenClaims
 from tinyim.pb import im_protocol_pb2 as pb
-from tinyim.wire import Cmd, ErrorCode, FrameError, decode, encode, parse_body
+from tinyim.wire import Cmd, ErrorCode, Frame, FrameError, decode, encode, parse_body
 
-from .connection import (
-    CLOSE_IDLE,
-    CLOSE_UNAUTHENTICATED,
-    Connection,
-    TokenBucket,
-)
+from .connection import Connection, TokenBucket, Wire
 from .hub import GatewayHub
 from .router import CommandRouter, error_frame
 
@@ -40,39 +35,18 @@ class GatewayLimits:
     max_bad_frames: int
     send_timeout: float = 10.0  # a send to a client that stopped reading
     max_queued_sends: int = 64
-
-
-def _transport_abort(websocket: WebSocket) -> Callable[[], None] | None:
-    """The listener's hook that drops the TCP connection at once (see tinyim.infra.listener)."""
-    transport = websocket.scope.get("extensions", {}).get("tinyim.transport") or {}
-    abort = transport.get("abort")
-    return abort if callable(abort) else None
+    pipeline_depth: int = 8  # requests of one connection in flight at once (answered in order)
 
 
 class WebSocketGateway:
     def __init__(self, auth: AuthApi, hub: GatewayHub, router: CommandRouter, limits: GatewayLimits) -> None:
         self._auth = auth
-        self._hub = hub
+        self.hub = hub
         self._router = router
-        self._limits = limits
+        self.limits = limits
 
-    async def endpoint(self, websocket: WebSocket) -> None:
-        token = websocket.query_params.get("token")
-        device = websocket.query_params.get("device_id")
-        if token is not None:
-            claims = await self._verify(token, device)
-            if claims is None:
-                await websocket.close(code=CLOSE_UNAUTHENTICATED)  # before accept: the handshake is refused
-                return
-            await websocket.accept()
-        else:
-            await websocket.accept()
-            claims = await self._login_frame(websocket, device)
-            if claims is None:
-                return
-        await self._serve(websocket, claims)
-
-    async def _verify(self, token: str, device: str | None) -> TokenClaims | None:
+    async def verify(self, token: str, device: str | None) -> TokenClaims | None:
+        """The claims of a live token, if it is one (and names `device`, when given)."""
         try:
             claims = await self._auth.verify_token(token)
         except ImError:
@@ -81,100 +55,69 @@ class WebSocketGateway:
             return None
         return claims
 
-    async def _login_frame(self, websocket: WebSocket, device: str | None) -> TokenClaims | None:
-        """No token in the URL: the first frame must be a LoginReq, within login_timeout."""
+    async def login(self, data: bytes | None, device: str | None) -> tuple[bytes, TokenClaims | None]:
+        """The first frame of a connection without a token in its URL must be a LoginReq: the answer
+        to it (LoginResp or ErrorResp), and the claims when the login succeeded (else: close, 4401)."""
         try:
-            message = await asyncio.wait_for(websocket.receive(), self._limits.login_timeout)
-            data = message.get("bytes")
             if data is None:
                 raise FrameError(ErrorCode.ERR_UNAUTHENTICATED, "the first frame must be a binary LoginReq")
-            frame = decode(data, self._limits.max_frame_body)
+            frame = decode(data, self.limits.max_frame_body)
             if frame.cmd != Cmd.CMD_LOGIN_REQ:
                 raise FrameError(
                     ErrorCode.ERR_UNAUTHENTICATED, "the first frame must be a LoginReq", frame.cmd
                 )
             req = parse_body(frame.cmd, frame.body)
             assert isinstance(req, pb.LoginReq)
-            claims = await self._verify(req.token, req.device_id or device)
-            if claims is None or (req.user_id and req.user_id != claims.user_id):
-                await self._refuse(websocket, "invalid or revoked token")
-                return None
-        except TimeoutError:
-            await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="no LoginReq in time")
-            return None
         except FrameError as exc:
-            await websocket.send_bytes(error_frame(exc.code, exc.message, exc.cmd))
-            await websocket.close(code=CLOSE_UNAUTHENTICATED)
-            return None
-        except Exception:  # the client vanished mid-handshake
-            return None
-        resp = pb.LoginResp(
-            success=True,
-            server_time=int(time.time() * 1000),
-            session_id=claims.token_id,
-            user_id=claims.user_id,
-        )
-        await websocket.send_bytes(encode(Cmd.CMD_LOGIN_RESP, resp.SerializeToString()))
-        return claims
+            return error_frame(exc.code, exc.message, exc.cmd), None
+        claims = await self.verify(req.token, req.device_id or device)
+        now = int(time.time() * 1000)
+        if claims is None or (req.user_id and req.user_id != claims.user_id):
+            refused = pb.LoginResp(success=False, err_msg="invalid or revoked token", server_time=now)
+            return encode(Cmd.CMD_LOGIN_RESP, refused.SerializeToString()), None
+        resp = pb.LoginResp(success=True, server_time=now, session_id=claims.token_id, user_id=claims.user_id)
+        return encode(Cmd.CMD_LOGIN_RESP, resp.SerializeToString()), claims
 
-    async def _refuse(self, websocket: WebSocket, why: str) -> None:
-        resp = pb.LoginResp(success=False, err_msg=why, server_time=int(time.time() * 1000))
-        await websocket.send_bytes(encode(Cmd.CMD_LOGIN_RESP, resp.SerializeToString()))
-        await websocket.close(code=CLOSE_UNAUTHENTICATED)
-
-    async def _serve(self, websocket: WebSocket, claims: TokenClaims) -> None:
-        limits = self._limits
-        conn = Connection(
-            websocket.send_bytes,
-            lambda code, reason: websocket.close(code=code, reason=reason),
+    def connection(self, wire: Wire, claims: TokenClaims) -> Connection:
+        limits = self.limits
+        return Connection.on_wire(
+            wire,
             claims.user_id,
             claims.device_id,
             claims.token_id,
             secrets.token_hex(8),
             TokenBucket(limits.rate_per_second, limits.rate_burst),
             TokenBucket(STRIKE_REFILL_PER_SECOND, limits.max_bad_frames),
-            abort=_transport_abort(websocket),
-            send_timeout=limits.send_timeout,
-            max_queued=limits.max_queued_sends,
         )
-        await self._hub.attach(conn)
-        try:
-            while not conn.closed:
-                try:
-                    message = await asyncio.wait_for(websocket.receive(), limits.heartbeat_timeout)
-                except TimeoutError:
-                    await conn.close(CLOSE_IDLE, "no heartbeat")
-                    break
-                if message["type"] == "websocket.disconnect":
-                    conn.closed = True
-                    break
-                await conn.send(await self._answer(conn, message.get("bytes")))
-        except Exception:
-            log.debug("connection ended", exc_info=True)
-        finally:
-            conn.closed = True
-            await self._hub.detach(conn)
 
-    async def _strike(self, conn: Connection) -> None:
-        await conn.strike()
-
-    async def _answer(self, conn: Connection, data: bytes | None) -> bytes:
+    def admit(self, conn: Connection, data: bytes | None) -> Frame | bytes:
+        """The checks that need no I/O, in arrival order: the frame to handle, or its error answer
+        (a strike spent; a connection out of strikes is being closed)."""
         if data is None:
-            await self._strike(conn)
+            conn.strike_soon()
             return error_frame(ErrorCode.ERR_BAD_FRAME, "text frames are not accepted; send binary frames", 0)
         try:
-            frame = decode(data, self._limits.max_frame_body)
+            frame = decode(data, self.limits.max_frame_body)
         except FrameError as exc:
-            await self._strike(conn)
+            conn.strike_soon()
             metrics.WS_BAD_FRAMES.labels(code=exc.code.name).inc()
             return error_frame(exc.code, exc.message, exc.cmd)
         # A sync the server itself prompted (a push signal, a send's answer) does not count like a send.
         prompted = frame.cmd == Cmd.CMD_MSG_SYNC_REQ and conn.take_sync_credit()
         if not prompted and not conn.limiter.take():
-            await self._strike(conn)
+            conn.strike_soon()
             metrics.WS_BAD_FRAMES.labels(code="ERR_RATE_LIMITED").inc()
             return error_frame(ErrorCode.ERR_RATE_LIMITED, "too many requests; slow down", frame.cmd)
+        return frame
+
+    async def handle(self, conn: Connection, frame: Frame) -> bytes:
+        """The answer to an admitted frame (never raises)."""
         answer = await self._router.handle(conn, frame)
         if frame.cmd == Cmd.CMD_MSG_SEND_REQ:
             conn.grant_sync()  # the sender syncs to cover its own message
         return answer
+
+    async def _answer(self, conn: Connection, data: bytes | None) -> bytes:
+        """One frame's whole way: admitted, then handled."""
+        admitted = self.admit(conn, data)
+        return admitted if isinstance(admitted, bytes) else await self.handle(conn, admitted)
