@@ -214,3 +214,37 @@ async def test_an_own_send_that_is_the_next_seq_needs_no_sync_and_is_not_echoed(
     client._schedule_sync([message(3, sender=BOB, cmid="mine")])
     await drain(client)
     assert (client.syncs, client.local_max_seq, client.take_delivered()) == (0, 3, [])
+
+
+# ---------- the SDK's reconnect: a gateway that could not check the token is asked again ----------
+async def test_a_reconnect_refused_with_503_is_retried_not_taken_as_revoked() -> None:
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+
+    client = OfflineClient()
+    client._backoff = (0.001, 0.002)
+    client.token, client.token_expires_at = "live", 2**40
+    attempts: list[str] = []
+
+    async def redispatch() -> None:
+        return None
+
+    async def connect() -> None:
+        attempts.append(client.token)
+        if len(attempts) < 3:
+            raise InvalidStatus(Response(503, "Service Unavailable", Headers()))
+        client.connects += 1
+        client._closing = True  # connected: the test ends here
+
+    client._redispatch = redispatch  # type: ignore[method-assign]
+    client._connect = connect  # type: ignore[method-assign]
+
+    async def idle() -> None:
+        return None
+
+    client._reader = asyncio.create_task(idle())  # the connection that just dropped
+    client._beater = asyncio.create_task(idle())
+    await asyncio.wait_for(client._supervise(), 5)
+    assert not client.kicked.is_set()
+    assert attempts == ["live", "live", "live"] and client.connects == 1  # the token was kept

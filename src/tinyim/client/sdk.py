@@ -652,14 +652,17 @@ class Client:
                     self._schedule_sync()
                     self._refresh_statuses_soon()  # online status: pushes missed while away
                     break
-                except InvalidStatus:
-                    if time.time() < self.token_expires_at - 30:
+                except InvalidStatus as exc:
+                    if exc.response.status_code >= 500:  # the gateway could not check it: try again
+                        log.debug("reconnect refused for now: %s", exc)
+                    elif time.time() < self.token_expires_at - 30:
                         # A live token refused: revoked by a newer login of this device type. Do not
                         # log in again (that would kick the newer session in turn).
                         self.kick_reason = "session revoked"
                         self.kicked.set()
                         return
-                    self.token = ""
+                    else:  # expired: renewed with the refresh token (or the password) next time
+                        self.token = ""
                 except Kicked:
                     return
                 except (OSError, WebSocketException, TimeoutError, httpx.HTTPError, ServerError) as exc:

@@ -40,9 +40,23 @@ _DROPPED_QUEUE_FULL = metrics.PUSH_DROPS.labels(reason="queue_full")
 _DROPPED_SEND_TIMEOUT = metrics.PUSH_DROPS.labels(reason="send_timeout")
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def push_notify(max_seq: int, inline: list[bytes] | None) -> bytes:
     """MsgPushNotify's body: the seq, and the messages in seq order when they reach exactly max_seq
     (otherwise the client could not use them, and syncs anyway)."""
+    if inline is not None and len(inline) == 1:
+        # the usual case: one message, this signal's own (its seq is max_seq). Appended as it came (a
+        # length-delimited field 2) instead of parsed and serialized again.
+        head = pb.MsgPushNotify(max_seq_id=max_seq).SerializeToString()
+        return head + b"\x12" + _varint(len(inline[0])) + inline[0]
     notify = pb.MsgPushNotify(max_seq_id=max_seq)
     if inline:
         msgs = sorted((pb.MessageData.FromString(m) for m in inline), key=lambda m: m.seq_id)
@@ -255,6 +269,13 @@ class Connection:
         if self.closed or max_seq <= self._signal_seq:
             return
         self._signal_seq = max_seq
+        if self._wire is not None and (self._signal_task is None or self._signal_task.done()):
+            # a Wire never makes the writer wait: write now, no task (its own message, if any, rides)
+            metrics.PUSHES.inc()
+            self.grant_sync()
+            body = push_notify(max_seq, [message] if message else None)
+            self._wire.write(encode(Cmd.CMD_MSG_PUSH_NOTIFY, body))
+            return
         if self._inline is not None:
             if message and len(self._inline) < INLINE_MAX_MESSAGES:
                 self._inline.append(message)
