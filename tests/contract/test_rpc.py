@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
 
+import grpc
 import pytest
 
 from tests.support.grpc_loop import StaticRegistry, listening
@@ -110,3 +112,36 @@ async def test_no_live_node_is_unavailable(channels: Channels) -> None:
     with pytest.raises(ImError) as exc:
         await client(dead, channels).get_profiles([1])
     assert exc.value.code == UNAVAILABLE
+
+
+class MovedAddressChannels(Channels):
+    """Channels whose name resolution changed under them: the first channel to a target still goes to
+    the address a dead node left to another service; a renewed one resolves to where the node is now."""
+
+    def __init__(self, first: dict[str, str], now: dict[str, str]) -> None:
+        super().__init__()
+        self._first, self._now = first, now
+        self.opened: list[str] = []
+
+    def get(self, target: str) -> Any:
+        if target not in self._channels:
+            address = self._first.pop(target, None) or self._now[target]
+            self.opened.append(address)
+            self._channels[target] = grpc.aio.insecure_channel(address)
+        return self._channels[target]
+
+
+async def test_a_channel_that_reached_another_service_is_renewed_and_the_call_retried() -> None:
+    """A killed container's address taken by a container of another role (compose, Kubernetes): the old
+    channel reconnects there and gets UNIMPLEMENTED; the call must not fail for it."""
+    async with listening(auth_registrar(NamedAuth("right"))) as right, listening(lambda _s: ()) as wrong:
+        node = Node("auth", "a1", "auth-host", grpc_port=7)
+        channels = MovedAddressChannels(
+            {node.grpc_target: f"127.0.0.1:{wrong}"}, {node.grpc_target: f"127.0.0.1:{right}"}
+        )
+        try:
+            profile = (await client([node], channels).get_profiles([3]))[3]
+            assert profile.nickname == "right"
+            assert channels.opened == [f"127.0.0.1:{wrong}", f"127.0.0.1:{right}"]
+        finally:
+            await channels.close()

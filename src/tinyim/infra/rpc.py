@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
@@ -172,6 +173,14 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):
         )
 
 
+_closing: set[asyncio.Task[None]] = set()  # channels being closed in the background
+
+
+def _wrong_server(exc: grpc.aio.AioRpcError) -> bool:
+    """The server does not know the method: not the role we meant (nothing ran, so a retry is safe)."""
+    return exc.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
 class Channels:
     """One channel per target address, created on first use, closed at shutdown."""
 
@@ -186,6 +195,16 @@ class Channels:
             )
             self._channels[target] = channel
         return channel
+
+    def renew(self, target: str) -> None:
+        """Forget the channel to `target`: the next call opens a new one, resolving the name again.
+        For a channel that reached the wrong server: a container that died left its address to another
+        (of another role), and the old channel reconnected there without asking DNS again."""
+        channel = self._channels.pop(target, None)
+        if channel is not None:
+            task = asyncio.get_running_loop().create_task(channel.close(grace=1.0))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
@@ -241,6 +260,7 @@ class RoleChannels(Generic[Stub]):
     ) -> Resp:
         """`call(stub, timeout)` on a live node's stub: `lambda s, t: s.Method(req, timeout=t)`."""
         tried: set[str] = set()
+        renewed: set[str] = set()  # targets whose channel was renewed after reaching the wrong server
         timeout = deadline_seconds or self._deadline
         while True:
             node = await self._pick(tried)
@@ -250,6 +270,14 @@ class RoleChannels(Generic[Stub]):
                 error = _im_error(exc)
                 if error is not None:
                     raise error from None
+                if _wrong_server(exc) and node.grpc_target not in renewed:
+                    log.warning(
+                        "%s node %s answered as another service; reconnecting", self.role, node.node_id
+                    )
+                    renewed.add(node.grpc_target)
+                    self._stubs.pop(node.grpc_target, None)
+                    self._channels.renew(node.grpc_target)
+                    continue
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     self._directory.suspect(node)
                     tried.add(node.node_id)
@@ -270,14 +298,20 @@ async def node_call(
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
 ) -> Resp:
     """One call to one named node (a gateway holding a user's connection); ImError comes back as such."""
-    stub = stub_type(channels.get(node.grpc_target))
-    try:
-        return await call(stub, deadline_seconds)
-    except grpc.aio.AioRpcError as exc:
-        error = _im_error(exc)
-        if error is not None:
-            raise error from None
-        raise
+    for attempt in (1, 2):
+        stub = stub_type(channels.get(node.grpc_target))
+        try:
+            return await call(stub, deadline_seconds)
+        except grpc.aio.AioRpcError as exc:
+            error = _im_error(exc)
+            if error is not None:
+                raise error from None
+            if attempt == 1 and _wrong_server(exc):  # see Channels.renew
+                log.warning("node %s answered as another service; reconnecting", node.node_id)
+                channels.renew(node.grpc_target)
+                continue
+            raise
+    raise AssertionError("unreachable")
 
 
 Registrar = Callable[[grpc.aio.Server], Sequence[str]]
