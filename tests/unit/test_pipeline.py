@@ -109,3 +109,42 @@ async def test_cancel_stops_what_is_in_flight_and_writes_nothing_more() -> None:
     gate.set()
     await settle()
     assert wire.written == [] and len(queue) == 0
+
+
+async def test_a_read_starts_only_after_the_earlier_requests_are_handled() -> None:
+    """A sync pipelined right after a send must see that send (read-your-writes on one connection)."""
+    wire = Wire()
+    queue = AnswerQueue(8, wire.write, wire.has_room)
+    stored: list[str] = []
+    send_gate = asyncio.Event()
+
+    async def send() -> bytes:
+        await send_gate.wait()
+        stored.append("hi")
+        return b"sent"
+
+    async def sync() -> bytes:
+        return b"synced " + ",".join(stored).encode()
+
+    async def other_send() -> bytes:
+        stored.append("other")
+        return b"sent 2"
+
+    queue.start(send())
+    queue.start(sync(), after_earlier=True)
+    queue.start(other_send())  # sends run side by side: this one does not wait
+    await settle()
+    assert stored == ["other"] and wire.written == []
+    send_gate.set()
+    await settle()
+    assert wire.written == [b"sent", b"synced other,hi", b"sent 2"]
+
+
+async def test_a_read_waiting_for_earlier_requests_is_cancelled_cleanly() -> None:
+    queue = AnswerQueue(8, Wire().write, Wire().has_room)
+    queue.start(answer_when(asyncio.Event(), b"never"))
+    queue.start(answer_when(asyncio.Event(), b"read"), after_earlier=True)
+    await settle()
+    queue.cancel()  # the connection went away: nothing is left running (and no "never awaited" warning)
+    await settle()
+    assert len(queue) == 0

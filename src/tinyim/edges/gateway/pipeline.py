@@ -1,10 +1,14 @@
 """Pipelining: several requests of one connection in flight at once, answered in the order they came.
 
 A client may send its next request before the last one is answered, so one busy sender's messages can
-share the timeline writer's batch instead of costing one round trip each. Each request runs as its own
-task; an answer that is ready waits for every earlier one, so answers still leave in request order
-(pushes may come in between, as always). At most `window` requests are in flight: the owner stops
-reading from its socket while the queue is full (backpressure) and `on_room` says when to go on.
+share the timeline writer's batch instead of costing one round trip each. Sends (and heartbeats) run
+side by side; any other request (a sync, a history page, a read mark…) starts only after every earlier
+request of the connection is handled, so it sees what they wrote (read-your-writes, as when requests ran
+one by one).
+Each request runs as its own task; an answer that is ready waits for every earlier one, so answers still
+leave in request order (pushes may come in between, as always). At most `window` requests are in flight:
+the owner stops reading from its socket while the queue is full (backpressure) and `on_room` says when
+to go on.
 """
 
 from __future__ import annotations
@@ -49,9 +53,13 @@ class AnswerQueue:
         else:
             self._write(data)
 
-    def start(self, handling: Coroutine[Any, Any, bytes]) -> None:
-        """Handle a request in its own task; its answer is written once every earlier one is."""
-        task = asyncio.get_running_loop().create_task(handling)
+    def start(self, handling: Coroutine[Any, Any, bytes], *, after_earlier: bool = False) -> None:
+        """Handle a request in its own task; its answer is written once every earlier one is.
+        `after_earlier`: it also starts only once every earlier request is handled (a read sees what the
+        connection's earlier sends wrote, as when requests ran one at a time)."""
+        earlier = [e for e in self._entries if not isinstance(e, bytes)] if after_earlier else []
+        work = _after(earlier, handling) if earlier else handling
+        task = asyncio.get_running_loop().create_task(work)
         self._entries.append(task)
         task.add_done_callback(self._completed)
 
@@ -78,6 +86,15 @@ class AnswerQueue:
                 self._write(data)
         if was_full and len(entries) < self.window:
             self._on_room()
+
+
+async def _after(earlier: list[asyncio.Task[bytes]], handling: Coroutine[Any, Any, bytes]) -> bytes:
+    try:
+        await asyncio.wait(earlier)
+    except BaseException:
+        handling.close()  # cancelled while waiting: it never ran
+        raise
+    return await handling
 
 
 def _answer_of(task: asyncio.Task[bytes]) -> bytes | None:

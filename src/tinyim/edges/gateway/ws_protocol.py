@@ -34,6 +34,7 @@ from websockets.server import ServerProtocol
 from tinyim.infra import metrics
 from tinyim.infra.listener import release
 from tinyim.modules.auth import TokenClaims
+from tinyim.wire import Cmd
 
 from .connection import CLOSE_IDLE, CLOSE_UNAUTHENTICATED, Connection
 from .pipeline import AnswerQueue
@@ -69,6 +70,10 @@ def _binary_frame_header(length: int) -> bytes:
     if length < 65536:
         return struct.pack("!BBH", 0x82, 126, length)
     return struct.pack("!BBQ", 0x82, 127, length)
+
+
+# Requests that may run beside the earlier ones of their connection (they read nothing those could write).
+_SIDE_BY_SIDE = frozenset({Cmd.CMD_MSG_SEND_REQ, Cmd.CMD_HEARTBEAT_REQ})
 
 
 class ChatEndpoint:
@@ -364,7 +369,8 @@ class ChatSocket(asyncio.Protocol):
             if not conn.closed:  # out of strikes: only the close frame goes out
                 queue.answer(admitted)
         else:
-            queue.start(gateway.handle(conn, admitted))
+            # sends (and heartbeats) run side by side; anything else waits for the requests before it
+            queue.start(gateway.handle(conn, admitted), after_earlier=admitted.cmd not in _SIDE_BY_SIDE)
 
     def _full(self) -> bool:
         return self._queue is not None and self._queue.full
