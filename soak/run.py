@@ -33,8 +33,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support.redis_server import RedisServer
 from tests.support.replication import ReplicatedPair, replicated_mariadb, sql
 from tests.support.server import free_port
-from tinyim.client import Client, Kicked, Message, register
+from tinyim.client import Client, Kicked, Message, ServerError, register
 from tinyim.cluster import Cluster
+from tinyim.wire import ErrorCode
 
 PASSWORD = "soak-password-1"
 USERS = 6
@@ -137,7 +138,7 @@ async def _run(
     for c, v in zip(clients, views, strict=True):
         target = timelines[v.user_id][-1][0] if timelines[v.user_id] else 0
         with contextlib.suppress(TimeoutError):
-            await c.sync()
+            await _final_sync(c)
             await c.wait_for_seq(target, timeout=60)
     for c in clients:
         await c.close()
@@ -257,6 +258,20 @@ async def _inject(
             c = rng.choice(clients)
             await c.drop_connection()
             faults.add(kind, f"{c.username}'s connection dropped")
+
+
+async def _final_sync(client: Client, seconds: float = 60.0) -> None:
+    """Sync once more before the check. Right after the last fault (a Redis restart, say) a role may be
+    briefly unlisted: UNAVAILABLE ("try again shortly") is retried, as a client would."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await client.sync()
+            return
+        except ServerError as exc:
+            if exc.code != ErrorCode.ERR_UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def _timelines(db_url: str, user_ids: list[int]) -> dict[int, list[tuple[int, int, str]]]:
