@@ -60,8 +60,9 @@ async def test_a_steady_conversation_needs_no_sync_per_message(deployment: Serve
             await b.send_text(alice_id, f"pong {i}")
             assert (await a.next_message()).content == f"pong {i}"
         assert a.local_max_seq == b.local_max_seq  # both timelines hold all 20 (plus the same notices)
-        # 40 deliveries and acks; before inline pushes each one cost a sync (a race may still cost one)
-        assert syncs["a"] + syncs["b"] <= 2, syncs
+        # 40 deliveries and acks; before inline pushes each one cost a sync. A race may still cost one,
+        # and an active client pulls once per heartbeat (20 s) in case a last push was lost.
+        assert syncs["a"] + syncs["b"] <= 4, syncs
 
 
 async def test_offline_user_gets_everything_in_order_on_reconnect(deployment: Served) -> None:

@@ -248,3 +248,21 @@ async def test_a_reconnect_refused_with_503_is_retried_not_taken_as_revoked() ->
     await asyncio.wait_for(client._supervise(), 5)
     assert not client.kicked.is_set()
     assert attempts == ["live", "live", "live"] and client.connects == 1  # the token was kept
+
+
+async def test_an_active_client_pulls_once_per_heartbeat_and_an_idle_one_never() -> None:
+    """A lost last push (a msg node killed between commit and push) waits one heartbeat at most."""
+    client = OfflineClient()
+    client._heartbeat_interval = 0.01
+
+    async def heartbeat() -> int:
+        return 0
+
+    client.heartbeat = heartbeat  # type: ignore[method-assign]
+    beats = asyncio.create_task(client._heartbeats(None))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert client.syncs == 0  # idle: no pull
+    client._active = True  # a push came (or a send was answered)
+    await asyncio.sleep(0.05)
+    assert client.syncs == 1  # one pull, then idle again
+    beats.cancel()

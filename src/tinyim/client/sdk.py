@@ -234,6 +234,7 @@ class Client:
         self._sync_lock = asyncio.Lock()
         self._sync_again = False
         self._need_sync = False
+        self._active = False  # a push came or a send was answered since the last heartbeat
         # Messages that arrived without a sync (inside a push, or this device's own sends), applied in
         # order by the sync task when they continue local_max_seq; a gap means a sync instead.
         self._pushed: deque[list[pb.MessageData]] = deque()
@@ -374,6 +375,7 @@ class Client:
             try:
                 resp = await self.request(Cmd.CMD_MSG_SEND_REQ, req)
                 assert isinstance(resp, pb.MsgSendResp)
+                self._active = True
                 if resp.seq_id > self.local_max_seq:
                     # This device gets no push for its own message. When it is the next seq, the device
                     # knows it already; otherwise a sync covers it and whatever came before it.
@@ -690,6 +692,7 @@ class Client:
                     continue
                 if frame.cmd == Cmd.CMD_MSG_PUSH_NOTIFY:
                     assert isinstance(body, pb.MsgPushNotify)
+                    self._active = True
                     self.notified_max_seq = max(self.notified_max_seq, body.max_seq_id)
                     if self._on_push is not None:
                         self._on_push(body.max_seq_id)
@@ -721,6 +724,12 @@ class Client:
             while True:
                 await asyncio.sleep(self._heartbeat_interval)
                 await self.heartbeat()
+                if self._active:
+                    # A push is only a hint, and the last one of a burst can be lost (a msg node that
+                    # died between its commit and its push): while a conversation is going on, one
+                    # sync per heartbeat bounds how long such a message waits. Idle clients pull nothing.
+                    self._active = False
+                    self._schedule_sync()
 
     def _schedule_sync(self, pushed: list[pb.MessageData] | None = None) -> None:
         """One sync at a time; a signal that arrives during a sync causes exactly one more. `pushed`:
