@@ -21,6 +21,7 @@ from tests.e2e.helpers import PASSWORD, new_user
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
 from tinyim.client import Client
+from tinyim.infra.discovery import DIRECTORY_REFRESH_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -42,8 +43,9 @@ async def allocate(server: ServerProcess, username: str) -> httpx.Response:
             json={"username": username, "password": PASSWORD, "device_id": "Mobile"},
         )
         token = login.json()["token"]
-        # the login handed out a gateway too; dispatch counts that one until the next load report
-        await asyncio.sleep(RENEW_SECONDS + 0.1)
+        # The login handed out a gateway too; dispatch counts that one until the next load report, and
+        # its view of the registry may be one directory refresh old: wait out both.
+        await asyncio.sleep(RENEW_SECONDS + DIRECTORY_REFRESH_SECONDS + 0.2)
         return await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {token}"})
 
 

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # Defaults of IM_REGISTRY_TTL_SECONDS and IM_REGISTRY_RENEW_SECONDS (the composition root passes them).
 REGISTRY_TTL_SECONDS = 5.0
 RENEW_EVERY_SECONDS = 1.5
+DIRECTORY_REFRESH_SECONDS = 1.0  # how long a process trusts its last read of the registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,10 @@ class NodeDirectory:
     """Live nodes per role, cached for `refresh_seconds`; nodes that failed a call are set aside."""
 
     def __init__(
-        self, registry: Registry, refresh_seconds: float = 1.0, suspect_seconds: float = REGISTRY_TTL_SECONDS
+        self,
+        registry: Registry,
+        refresh_seconds: float = DIRECTORY_REFRESH_SECONDS,
+        suspect_seconds: float = REGISTRY_TTL_SECONDS,
     ) -> None:
         self._registry = registry
         self._refresh = refresh_seconds
