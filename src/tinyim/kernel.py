@@ -1,4 +1,5 @@
-"""What every module shares: the caller's identity and the error type that edges translate for clients.
+"""What every module shares: the caller's identity, the error type that edges translate for clients,
+and the queue of calls that run after a commit.
 
 Error codes are plain strings here so domain code stays free of protobuf; the gateway maps them to
 `ErrorCode` and the HTTP edge to status codes.
@@ -6,9 +7,15 @@ Error codes are plain strings here so domain code stays free of protobuf; the ga
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import unicodedata
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
+
+_log = logging.getLogger(__name__)
 
 INVALID_ARGUMENT: Final = "invalid_argument"
 NOT_FOUND: Final = "not_found"
@@ -97,3 +104,58 @@ class UserProfile:
 @dataclass(frozen=True, slots=True)
 class Privacy:
     hide_from_nickname_search: bool = False
+
+
+class AfterCommit:
+    """Calls to other processes that a committed change owes (read notices, kicks), run after the
+    answer leaves: no acknowledgement waits on a gateway, and a failing or silent gateway fails nothing.
+
+    One supervised task runs the queued calls in order (a user's notices keep their order); each call
+    carries its own deadline (the gRPC deadline setting). The queue is bounded: when full, the oldest
+    calls are dropped and counted; they are hints, and devices catch up on their next sync or login.
+    """
+
+    def __init__(
+        self,
+        max_pending: int = 10_000,
+        on_drop: Callable[[str], None] = lambda _what: None,
+        on_failure: Callable[[str], None] = lambda _what: None,
+        call_timeout: float = 30.0,
+    ) -> None:
+        self._max_pending = max_pending
+        self._call_timeout = call_timeout  # a backstop: calls have their own (shorter) deadlines
+        self._on_drop = on_drop  # metrics: told what was dropped / what failed
+        self._on_failure = on_failure
+        self._pending: deque[tuple[str, Callable[[], Awaitable[None]]]] = deque()
+        self._runner: asyncio.Task[None] | None = None
+
+    def defer(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
+        """Queue `call` (named `what` in logs and metrics); never blocks, never raises."""
+        self._pending.append((what, call))
+        while len(self._pending) > self._max_pending:
+            dropped, _ = self._pending.popleft()
+            self._on_drop(dropped)
+            _log.warning("after-commit queue full: dropped the oldest call (%s)", dropped)
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run())
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def drained(self) -> None:
+        """Wait until every call queued so far has run (shutdown, tests)."""
+        while self._runner is not None:
+            await asyncio.wait({self._runner})
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                what, call = self._pending.popleft()
+                try:
+                    await asyncio.wait_for(call(), self._call_timeout)
+                except Exception:
+                    self._on_failure(what)
+                    _log.warning("after-commit call failed (%s)", what, exc_info=True)
+        finally:
+            self._runner = None

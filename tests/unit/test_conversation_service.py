@@ -17,6 +17,7 @@ from tinyim.kernel import (
     NOT_RECALLABLE,
     PERMISSION_DENIED,
     RECALL_TOO_LATE,
+    AfterCommit,
     Caller,
     ImError,
     PushTarget,
@@ -72,8 +73,15 @@ class Env:
         self.policy = FakePolicy({ALICE, BOB, CAROL, DAVE}, {GROUP: [ALICE, BOB, CAROL, DAVE]})
         self.roles = FakeRoles({(GROUP, ALICE): OWNER, (GROUP, BOB): ADMIN, (GROUP, CAROL): MEMBER})
         self.clock = Clock()
+        self.after_commit = AfterCommit()  # read and conversation notices leave after the answer
         self.local = TimelineService(
-            self.store, self.writer, self.policy, self.notifier, roles=self.roles, clock=self.clock
+            self.store,
+            self.writer,
+            self.policy,
+            self.notifier,
+            roles=self.roles,
+            clock=self.clock,
+            after_commit=self.after_commit,
         )
         self.service: TimelineApi = self.local
 
@@ -141,6 +149,7 @@ async def test_pin_and_mute_sync_to_the_users_other_devices(env: Env) -> None:
     assert (view.pinned, view.muted) == (True, False)
     view = await env.service.update_conversation(alice_pc, direct(BOB), None, True)
     assert (view.pinned, view.muted) == (True, True)
+    await env.after_commit.drained()
     assert [(u, d, v.conversation, v.pinned, v.muted) for u, d, v in env.notifier.conversation_changes] == [
         (ALICE, "PC", direct(BOB), True, False),
         (ALICE, "PC", direct(BOB), True, True),
@@ -162,10 +171,12 @@ async def test_a_direct_read_moves_the_senders_receipt_in_their_own_seqs(env: En
     await env.send(BOB, ALICE, "one")  # alice 1, bob 2
     await env.send(BOB, ALICE, "two")  # alice 2, bob 3
     await env.service.mark_read(Caller(ALICE, "Phone"), direct(BOB), 1)
+    await env.after_commit.drained()
     assert env.notifier.receipts == [(BOB, ALICE, 2)]
     assert env.notifier.reads == [(ALICE, "Phone", BOB, 0, 1)]  # alice's other devices, as before
     await env.service.mark_read(Caller(ALICE, "Phone"), direct(BOB), 1)  # nothing moved: no receipt
     await env.service.mark_read(Caller(ALICE, "Phone"), direct(BOB), 2)
+    await env.after_commit.drained()
     assert env.notifier.receipts == [(BOB, ALICE, 2), (BOB, ALICE, 3)]
     (with_alice,) = [
         v
@@ -176,6 +187,7 @@ async def test_a_direct_read_moves_the_senders_receipt_in_their_own_seqs(env: En
     # group reads send no receipt
     await env.post(CAROL, "hi all")
     await env.service.mark_read(Caller(ALICE, "PC"), GROUP_CONV, 3)
+    await env.after_commit.drained()
     assert len(env.notifier.receipts) == 2
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.support.grpc_loop import remote_if
 from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra.snowflake import Snowflake
-from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, NOT_MEMBER, Caller, ImError, PushTarget
+from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, NOT_MEMBER, AfterCommit, Caller, ImError, PushTarget
 from tinyim.modules.timeline import (
     Conversation,
     ConvType,
@@ -36,6 +36,7 @@ class Env:
         self.writer = TimelineWriter(self.store, Snowflake(1), self.notifier)
         self.notices: NoticeApi = self.writer
         self.policy = FakePolicy({ALICE, BOB, CAROL}, {GROUP: [ALICE, BOB, CAROL]})
+        self.after_commit = AfterCommit()  # read notices leave after the answer, through this queue
         self.service: TimelineApi = TimelineService(
             self.store,
             self.writer,
@@ -44,6 +45,7 @@ class Env:
             max_content_bytes=100,
             sync_page_default=5,
             sync_page_max=10,
+            after_commit=self.after_commit,
         )
 
     async def send(self, sender: int, receiver: int, text: str, cmid: str = "", device: str = "PC") -> object:
@@ -223,4 +225,5 @@ async def test_read_marks_and_unread_counts(env: Env) -> None:
     assert unread == {Conversation(ConvType.DIRECT, ALICE): 1, Conversation(ConvType.DIRECT, CAROL): 1}
     with pytest.raises(ImError):
         await env.service.mark_read(bob, Conversation(ConvType.DIRECT, ALICE), 999)
+    await env.after_commit.drained()
     assert env.notifier.reads[-1] == (BOB, "Web", ALICE, 0, 2)

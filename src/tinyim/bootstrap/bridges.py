@@ -8,12 +8,26 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from tinyim.edges.dispatch.ports import FileGatewayAllocator
 from tinyim.edges.gateway.hub import GatewayHub
-from tinyim.kernel import INVALID_ARGUMENT, ImError, Privacy, UserProfile
+from tinyim.kernel import INVALID_ARGUMENT, AfterCommit, ImError, Privacy, UserProfile
 from tinyim.modules.auth import AuthApi
 from tinyim.modules.files import FileApi, GatewayEndpoint
 from tinyim.modules.presence import PresenceRouter, Status, StatusView
 from tinyim.modules.relation import RelationApi
 from tinyim.modules.timeline import MsgType, NoticeApi
+
+
+class AfterCommitKicker:
+    """auth.SessionKicker served by presence after the answer: a login never waits on a gateway (the old
+    session's token is revoked before this runs, so a late or lost kick lets nothing in)."""
+
+    def __init__(self, presence: PresenceRouter, after_commit: AfterCommit) -> None:
+        self._presence = presence
+        self._after_commit = after_commit
+
+    async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
+        self._after_commit.defer(
+            "kick", lambda: self._presence.kick(user_id, device_id, keep_token_id, reason)
+        )
 
 
 class AuthAsUserDirectory:

@@ -43,6 +43,7 @@ from tinyim.infra.etcd import EtcdRegistry, etcd_client
 from tinyim.infra.redis import Keys, redis_client
 from tinyim.infra.rpc import Channels
 from tinyim.infra.snowflake import Snowflake
+from tinyim.kernel import AfterCommit
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
 from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
@@ -71,6 +72,7 @@ from tinyim.modules.timeline.protocol import inline_messages
 from tinyim.settings import Settings
 
 from .bridges import (
+    AfterCommitKicker,
     AuthAsUserDirectory,
     FilesAsAttachments,
     HubOnlineCount,
@@ -236,7 +238,7 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     hub = providers.Singleton(GatewayHub, gateway_id=settings.provided.gateway_id, sessions=session_directory)
-    remote_gateways = providers.Singleton(GrpcGatewayLink, directory, channels)
+    remote_gateways = providers.Singleton(GrpcGatewayLink, directory, channels, deadline)
     gateway_link = providers.Selector(
         placed(settings, "gateway"),
         local=providers.Singleton(
@@ -247,6 +249,12 @@ class Container(containers.DeclarativeContainer):
         remote=remote_gateways,
     )
     presence = providers.Singleton(PresenceRouter, session_directory, gateway_link)
+    # read notices, receipts and kicks: run after the answer leaves, never awaited by a client request
+    after_commit = providers.Singleton(
+        AfterCommit,
+        on_drop=providers.Object(lambda what: metrics.AFTER_COMMIT_DROPPED.labels(what=what).inc()),
+        on_failure=providers.Object(lambda what: metrics.AFTER_COMMIT_FAILED.labels(what=what).inc()),
+    )
 
     # auth
     auth = providers.Selector(
@@ -262,7 +270,7 @@ class Container(containers.DeclarativeContainer):
                 Argon2Hasher, max_concurrent=settings.provided.login_max_concurrent_hashes
             ),
             tokens=providers.Singleton(JwtCodec, providers.Callable(jwt_secret, settings)),
-            kicker=presence,
+            kicker=providers.Singleton(AfterCommitKicker, presence, after_commit),
             token_ttl_seconds=settings.provided.token_ttl_seconds,
             profiles=providers.Selector(
                 shared_state,
@@ -362,6 +370,7 @@ class Container(containers.DeclarativeContainer):
             roles=relation,
             recall_window_ms=providers.Callable(lambda s: int(s.recall_window_seconds * 1000), settings),
             attachments=providers.Singleton(FilesAsAttachments, files.api),
+            after_commit=after_commit,
         ),
         remote=remote_timeline,
     )

@@ -12,6 +12,14 @@ MESSAGES_SENT = Counter("tinyim_messages_sent_total", "Messages committed (retri
 PUSHES_DROPPED = Counter(
     "tinyim_push_targets_dropped_total", "Push targets dropped because the after-commit queue was full"
 )
+AFTER_COMMIT_DROPPED = Counter(
+    "tinyim_after_commit_dropped_total",
+    "Read notices, receipts and kicks dropped because the after-commit queue was full",
+    ["what"],
+)
+AFTER_COMMIT_FAILED = Counter(
+    "tinyim_after_commit_failed_total", "Read notices, receipts and kicks whose gateway call failed", ["what"]
+)
 PUSHES = Counter("tinyim_push_notifies_total", "MsgPushNotify frames queued to connections")
 DB_STATEMENTS = Counter("tinyim_db_statements_total", "SQL statements sent (an executemany counts once)")
 DB_COMMITS = Counter("tinyim_db_commits_total", "Transactions committed")

@@ -5,13 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.domain import StatusView
 from tinyim.modules.presence.ports import GatewayLink, SessionDirectory
 
 log = logging.getLogger(__name__)
+
+
+async def _each(gateways: Iterable[str], call: Callable[[str], Awaitable[None]], what: str) -> None:
+    """Call every gateway at once (one slow or dead gateway delays no other); failures are logged hints."""
+
+    async def one(gateway_id: str) -> None:
+        try:
+            await call(gateway_id)
+        except Exception:
+            log.warning("%s to gateway failed", what, extra={"gateway": gateway_id}, exc_info=True)
+
+    await asyncio.gather(*(one(g) for g in gateways))
 
 
 class PresenceRouter:
@@ -28,50 +40,38 @@ class PresenceRouter:
             # A user on two gateways gets a signal through each; offline users cost nothing more.
             for gateway_id in {s.gateway_id for s in online.get(target.user_id, ())}:
                 per_gateway[gateway_id].append(target)
-        # gateways are called at once, so one slow or dead gateway delays no other
-        await asyncio.gather(*(self._push(gateway_id, batch) for gateway_id, batch in per_gateway.items()))
-
-    async def _push(self, gateway_id: str, batch: list[PushTarget]) -> None:
-        try:
-            await self._gateways.push(gateway_id, batch)
-        except Exception:
-            log.warning("push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+        await _each(per_gateway, lambda g: self._gateways.push(g, per_gateway[g]), "push")
 
     async def notify_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
     ) -> None:
         online = await self._sessions.lookup([user_id])
-        for gateway_id in {s.gateway_id for s in online.get(user_id, ()) if s.device_id != except_device}:
-            try:
-                await self._gateways.push_read(
-                    gateway_id, user_id, except_device, peer_id, group_id, read_seq
-                )
-            except Exception:
-                log.warning("read notify to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+        gateways = {s.gateway_id for s in online.get(user_id, ()) if s.device_id != except_device}
+        await _each(
+            gateways,
+            lambda g: self._gateways.push_read(g, user_id, except_device, peer_id, group_id, read_seq),
+            "read notify",
+        )
 
     async def notify_event(self, user_id: int, except_device: str, cmd: int, body: bytes) -> None:
         """A client frame (cmd + protobuf body) for every device of user_id but except_device."""
         online = await self._sessions.lookup([user_id])
         gateways = {s.gateway_id for s in online.get(user_id, ()) if s.device_id != except_device}
-        for gateway_id in gateways:
-            try:
-                await self._gateways.push_event(gateway_id, user_id, except_device, cmd, body)
-            except Exception:
-                log.warning("event push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+        await _each(
+            gateways, lambda g: self._gateways.push_event(g, user_id, except_device, cmd, body), "event push"
+        )
 
     async def kick(self, user_id: int, device_id: str, keep_token_id: str, reason: str) -> None:
         online = await self._sessions.lookup([user_id])
         gateways = {
             s.gateway_id for s in online.get(user_id, ()) if not device_id or s.device_id == device_id
         }
-        for gateway_id in gateways:
-            # The old token is revoked already, so an unreachable gateway must not fail the login: a dead
-            # one's connections are gone; a partitioned one keeps the old connection until it drops,
-            # and that token connects nowhere again.
-            try:
-                await self._gateways.kick(gateway_id, user_id, device_id, keep_token_id, reason)
-            except Exception:
-                log.warning("kick on gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+        # The old token is revoked already, so an unreachable gateway must not fail the login: a dead
+        # one's connections are gone; a partitioned one keeps the old connection until it drops,
+        # and that token connects nowhere again.
+        await _each(
+            gateways, lambda g: self._gateways.kick(g, user_id, device_id, keep_token_id, reason), "kick"
+        )
 
     # online status
     async def push_status(self, user_ids: Sequence[int], status: StatusView) -> None:
@@ -81,8 +81,6 @@ class PresenceRouter:
         for user_id, sessions in online.items():
             for gateway_id in {s.gateway_id for s in sessions}:
                 per_gateway[gateway_id].append(user_id)
-        for gateway_id, users in per_gateway.items():
-            try:
-                await self._gateways.push_status(gateway_id, users, status)
-            except Exception:
-                log.warning("status push to gateway failed", extra={"gateway": gateway_id}, exc_info=True)
+        await _each(
+            per_gateway, lambda g: self._gateways.push_status(g, per_gateway[g], status), "status push"
+        )

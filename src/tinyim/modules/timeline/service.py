@@ -10,6 +10,7 @@ from tinyim.kernel import (
     CLIENT_MSG_ID_REUSED,
     INVALID_ARGUMENT,
     NOT_FOUND,
+    AfterCommit,
     Caller,
     ImError,
     PushTarget,
@@ -151,7 +152,10 @@ class TimelineService:
         clock: Callable[[], int] = wall_clock_ms,
         recall_window_ms: int = RECALL_WINDOW_MS,
         attachments: Attachments | None = None,
+        after_commit: AfterCommit | None = None,
     ) -> None:
+        # read notices and receipts leave after the answer: a slow gateway delays no read mark
+        self._after_commit = after_commit or AfterCommit()
         self._roles = roles  # group roles for recall by owners and admins (relation serves them)
         self._clock = clock  # ms since the epoch; tests inject one to step past the recall window
         self._recall_window_ms = recall_window_ms
@@ -215,18 +219,19 @@ class TimelineService:
             raise ImError(INVALID_ARGUMENT, "read_seq must be a seq of your timeline")
         stored = await self._store.mark_read(caller.user_id, conversation, read_seq)
         peer_id, group_id = conversation.peer_and_group
-        try:
-            await self._notifier.notify_read(caller.user_id, caller.device_id, peer_id, group_id, stored)
-        except Exception:
-            log.exception("read notify failed; other devices see it on their next unread query")
+        # other devices see it now, or on their next unread query if the notice is lost
+        user_id, device_id = caller.user_id, caller.device_id
+        self._after_commit.defer(
+            "read notice",
+            lambda: self._notifier.notify_read(user_id, device_id, peer_id, group_id, stored),
+        )
         if peer_id and stored:
             # read receipt: the peer's devices learn how far their messages were read (in their seqs)
             peer_mark = await self._store.propagate_read(caller.user_id, peer_id, stored)
             if peer_mark:
-                try:
-                    await self._notifier.notify_receipt(peer_id, caller.user_id, peer_mark)
-                except Exception:
-                    log.exception("receipt notify failed; the peer sees it in the conversation list")
+                self._after_commit.defer(
+                    "read receipt", lambda: self._notifier.notify_receipt(peer_id, user_id, peer_mark)
+                )
         return stored
 
     async def unread(self, caller: Caller) -> list[Unread]:
@@ -250,11 +255,11 @@ class TimelineService:
         view = await self._store.set_flags(caller.user_id, conversation, pinned, muted)
         if view is None:
             raise ImError(NOT_FOUND, "no such conversation: it has no message yet")
-        if pinned is not None or muted is not None:
-            try:
-                await self._notifier.notify_conversation(caller.user_id, caller.device_id, view)
-            except Exception:
-                log.exception("conversation notify failed; other devices see it in their next list")
+        if pinned is not None or muted is not None:  # other devices see it now, or in their next list
+            user_id, device_id = caller.user_id, caller.device_id
+            self._after_commit.defer(
+                "conversation notice", lambda: self._notifier.notify_conversation(user_id, device_id, view)
+            )
         return view
 
     async def recall(self, caller: Caller, msg_id: int) -> RecallResult:
