@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PB     := src/tinyim/pb/.generated
 
 .PHONY: setup run cluster cluster-down test test-big lint bench clean fuzz soak
-.PHONY: compose-e2e lock
+.PHONY: compose-e2e lock unit contract e2e check hooks
 
 # Web client (web/): npm ci when the lock file changes, a Vite build when its sources or the protos change.
 # Without npm the server still runs (/ then says how to build the app); under CI=true a missing npm fails.
@@ -79,6 +79,23 @@ cluster-down: setup
 
 test: setup web-test
 	$(PY) -m pytest -q -m "not big"
+
+# One tier at a time (each test is marked with its tier: tests/conftest.py); `make check`: lint, types,
+# import rules. `make unit` needs nothing running; contract and e2e use MariaDB/Redis/etcd when present.
+unit: setup
+	$(PY) -m pytest -q -m unit
+
+contract: setup
+	$(PY) -m pytest -q -m "contract or integration"
+
+e2e: setup web
+	$(PY) -m pytest -q -m "(e2e or chaos or soak or fuzz) and not big"
+
+check: lint
+
+# git hooks: ruff, formatting, mypy and import rules before each commit (.pre-commit-config.yaml)
+hooks: setup
+	$(VENV)/bin/pre-commit install
 
 # Tests that move gigabytes (a >4 GiB upload through the file gateway): minutes, so not in `make test`.
 test-big: setup

@@ -12,6 +12,17 @@ from tests.support.server import ServerProcess
 from tinyim.infra.db import Database
 from tinyim.settings import Settings
 
+TIERS = ("unit", "contract", "integration", "chaos", "fuzz", "soak", "e2e")
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the directory it lives in (`make unit` = `pytest -m unit`)."""
+    for item in items:
+        parts = Path(item.fspath).relative_to(TESTS).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
 
 def migrate_sqlite(path: Path) -> str:
     """A migrated SQLite file: the schema always comes from migrations/, as in production."""

@@ -26,6 +26,7 @@ from tinyim.modules.timeline import (
     TimelineWriter,
 )
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
+from tinyim.modules.timeline.adapters.push import FramePushNotifier
 
 ALICE, BOB = 1, 2
 ANSWER_WITHIN = 1.0  # seconds: far below "never"; a request that waited on the gateway would hang
@@ -66,14 +67,14 @@ async def online(sessions: InMemorySessionDirectory, user_id: int, device: str, 
 async def test_a_read_mark_is_answered_while_the_gateway_never_answers_its_notice() -> None:
     sessions, gateways = InMemorySessionDirectory(), SilentGateways()
     await online(sessions, BOB, "Phone", "gw-a")  # bob's other device, behind a silent gateway
-    presence = PresenceRouter(sessions, gateways)
+    pushes = FramePushNotifier(PresenceRouter(sessions, gateways))  # as the composition root wires it
     store = InMemoryTimelineStore()
     after_commit = AfterCommit(call_timeout=60)
     timeline = TimelineService(
         store,
-        TimelineWriter(store, Snowflake(1), presence),
+        TimelineWriter(store, Snowflake(1), pushes),
         FakePolicy({ALICE, BOB}),
-        presence,
+        pushes,
         after_commit=after_commit,
     )
     await timeline.send(Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "hi"))
