@@ -17,16 +17,21 @@ INPUTS = {
     "t_p": 40.0,  # presence refresh per connection, s
     "u": 0.5,  # target utilisation
     # per-unit costs
-    "m_conn_kib": 34.98,  # measured: W1, bench/results/w1-idle-websocket-memory.json
-    "m_base_mib": 105.0,  # measured: the same file, rss_before_kib (107,360 KiB)
+    "m_conn_kib": 6.66,  # measured: W1 at 10,000, bench/results/w1-idle-websocket-memory.json
+    "m_base_mib": 114.3,  # measured: the same file, rss_before_kib (117,056 KiB)
     "M_gw_mib": 2048.0,  # memory per gateway process (chosen)
     "c_hb_ms": 0.15,  # assumed
-    "c1_ms": 6.15,  # measured: G1, bench/results/g1-one-to-one-mariadb.json server_cpu_ms_per_msg
-    "k_grpc": 1.3,  # measured: G1 one process vs cluster
-    "cg_ms": 12.0,  # measured: G2 write path per group message (README, an earlier run)
+    "c1_ms": 0.245,  # measured: G1, bench/results/g1-one-to-one-mariadb-final.json server_cpu_us_per_msg
+    # measured: g1-one-to-one-cluster-final.json: 2,780 us/msg in the multi-role topology against one
+    # process's 245, i.e. (2,780 - 245) / 2 per internal unary call (2 per message: gateway -> msg,
+    # msg -> gateway)
+    "c_hop_ms": 1.27,
+    "hops": 2,
+    "cg_ms": 12.5,  # measured: G2 at 500 members, g2-group-mariadb-merged3.json (write path)
     "c_sync_ms": 1.0,  # assumed: per member that pulls a group message
-    "q1": 7.95,  # measured: statements per 1:1 message
-    "qg": 7.0,  # measured: statements per group message
+    "q1": 0.4,  # measured: statements per 1:1 message under group commit (g1-...-mariadb-final.json)
+    "c1_commits": 0.1,  # measured: commits per 1:1 message, the same file (about 10 messages per commit)
+    "qg": 4.0,  # measured: statements per group message (g2-group-mariadb-merged3.json, 1 commit each)
     "w1": 7,  # rows per 1:1 message (code)
     "T_txn": 8000.0,  # measured: raw durable txn/s, this box on a quiet day (DESIGN.md §10)
     "T_rows_small": 24000.0,  # measured: the same in rows/s (3-row txns)
@@ -50,9 +55,10 @@ def model(users: float, i: dict[str, float] = INPUTS) -> dict[str, float]:
         (i["M_gw_mib"] - i["m_base_mib"]) * 1024 / i["m_conn_kib"],
         i["u"] * i["h"] * 1000 / i["c_hb_ms"],
     )
-    app_cores = i["k_grpc"] * (r1 * i["c1_ms"] + rg * (i["cg_ms"] + g * i["c_sync_ms"])) / 1000 / i["u"]
+    hop = i["hops"] * i["c_hop_ms"]  # the gRPC calls a message costs when roles are split
+    app_cores = (r1 * (i["c1_ms"] + hop) + rg * (i["cg_ms"] + hop + g * i["c_sync_ms"])) / 1000 / i["u"]
     rows = r1 * i["w1"] + rg * (3 * g + 1)
-    commits_sharded_small = r1 * 3
+    commits_sharded_small = r1 * 3 * i["c1_commits"]  # group commit: a batch's owners share a commit
     small_rows = r1 * i["w1"]
     fan_rows = rg * (3 * g + 1)
     shards = max(
