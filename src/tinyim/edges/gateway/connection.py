@@ -271,10 +271,7 @@ class Connection:
         self._signal_seq = max_seq
         if self._wire is not None and (self._signal_task is None or self._signal_task.done()):
             # a Wire never makes the writer wait: write now, no task (its own message, if any, rides)
-            metrics.PUSHES.inc()
-            self.grant_sync()
-            body = push_notify(max_seq, [message] if message else None)
-            self._wire.write(encode(Cmd.CMD_MSG_PUSH_NOTIFY, body))
+            self._wire.write(self._push_frame(max_seq, [message] if message else None))
             return
         if self._inline is not None:
             if message and len(self._inline) < INLINE_MAX_MESSAGES:
@@ -289,9 +286,13 @@ class Connection:
         while self._signal_seq > sent and not self.closed:
             sent = self._signal_seq
             inline, self._inline = self._inline, []
-            metrics.PUSHES.inc()
-            self.grant_sync()
-            await self.send(encode(Cmd.CMD_MSG_PUSH_NOTIFY, push_notify(sent, inline)))
+            await self.send(self._push_frame(sent, inline))
+
+    def _push_frame(self, max_seq: int, inline: list[bytes] | None) -> bytes:
+        """A MsgPushNotify frame (counted); the sync it prompts is granted before it leaves."""
+        metrics.PUSHES.inc()
+        self.grant_sync()
+        return encode(Cmd.CMD_MSG_PUSH_NOTIFY, push_notify(max_seq, inline))
 
     async def kick(self, reason: str) -> None:
         """KickNotify + close in the background: the caller (a newer login) never waits on this socket."""
