@@ -222,6 +222,27 @@ describe("Session", () => {
     expect(server.requests.filter((r) => r.cmd === Cmd.HEARTBEAT_REQ).length).toBeGreaterThanOrEqual(3);
   });
 
+  it("while a conversation is going on, syncs once per heartbeat (a lost push waits one beat); idle, pulls nothing", async () => {
+    const server = new FakeServer(ME);
+    const session = new Session({
+      http: server.http,
+      socket: server.socketFactory,
+      storage: new MemoryStorage(),
+      heartbeatMs: 30,
+      random: () => 0.5,
+    });
+    sessions.push(session);
+    await session.login("me", "password1");
+    await vi.waitFor(() => expect(session.state.status).toBe("online"));
+    server.incoming(BOB, "pushed", 0n, 0, { inline: true }); // activity: the next beat syncs once
+    server.incoming(BOB, "its push was lost", 0n, 0, { silent: true });
+    await vi.waitFor(() => expect(session.state.localMaxSeq).toBe(2n), { timeout: 2000 });
+    await new Promise((r) => setTimeout(r, 60)); // the beat after that catch-up
+    const idle = syncs(server).length;
+    await new Promise((r) => setTimeout(r, 200)); // several beats with nothing going on
+    expect(syncs(server)).toHaveLength(idle);
+  });
+
   it("falls back to a lookup by id when the server does not serve user search", async () => {
     const { session } = setup();
     await session.login("me", "password1");

@@ -79,6 +79,7 @@ export class Session {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private heartbeatMs = 0;
+  private active = false; // a push came or a send was answered since the last heartbeat
   private meKnown = false;
   private viewing = new Set<ConvKey>();
   private emitScheduled = false;
@@ -239,6 +240,13 @@ export class Session {
     // 10 s until dispatch has answered /api/client_config (it is asked again on the next connect)
     this.heartbeat = setInterval(() => {
       conn.request(Cmd.HEARTBEAT_REQ, pb.HeartbeatReqSchema, {}, pb.HeartbeatRespSchema).catch(() => undefined);
+      // A push is only a hint, and the last one of a burst can be lost (a msg node that died between its
+      // commit and its push): while a conversation is going on, one sync per heartbeat bounds how long
+      // such a message waits. An idle tab pulls nothing.
+      if (this.active) {
+        this.active = false;
+        void this.syncSoon();
+      }
     }, this.heartbeatMs || 10_000);
     this.set({ status: "online", statusDetail: "", retryAt: 0, connects: this.state.connects + 1 });
     void this.afterConnect(conn);
@@ -340,6 +348,7 @@ export class Session {
   private onPush(conn: Connection, cmd: number, m: { $typeName: string }): void {
     if (this.conn !== conn) return;
     if (cmd === Cmd.MSG_PUSH_NOTIFY) {
+      this.active = true;
       const push = m as pb.MsgPushNotify;
       const seq = push.maxSeqId;
       if (seq > this.notified) this.notified = seq;
@@ -621,6 +630,7 @@ export class Session {
             ),
           );
           this.updateOutbox(item.clientMsgId, { seq: resp.seqId });
+          this.active = true;
           this.scheduleSave();
           // This device gets no push for its own message: it knows it already when it is the next seq,
           // otherwise a sync brings it (and what came before it) into the timeline.
