@@ -61,13 +61,16 @@ async def test_the_ack_returns_before_a_slow_notifier_finishes() -> None:
 
 async def test_a_failing_notifier_fails_no_send_and_the_next_pushes_still_go() -> None:
     notifier = RecordingNotifier(fail=True)
-    timeline, writer, _ = service(notifier)
+    store, failures = InMemoryTimelineStore(), []
+    writer = TimelineWriter(store, Snowflake(1), notifier, on_push_failure=lambda: failures.append(1))
+    timeline = TimelineService(store, writer, AllowAll(), notifier)
     first = await timeline.send(Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "one"))
     await writer.pushes_sent()
     second = await timeline.send(Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "two"))
     await writer.pushes_sent()
     assert (first.seq_id, second.seq_id) == (1, 2)
     assert [[t.max_seq for t in b if t.user_id == BOB] for b in notifier.batches] == [[1], [2]]
+    assert len(failures) == 2  # each failed notify call is counted (tinyim_after_commit_failed_total)
 
 
 async def test_sends_that_finish_together_share_one_notify_call() -> None:

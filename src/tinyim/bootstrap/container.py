@@ -323,6 +323,7 @@ class Container(containers.DeclarativeContainer):
         presence,
         inline=providers.Object(inline_messages),
         on_push_drop=providers.Object(metrics.PUSHES_DROPPED.inc),
+        on_push_failure=providers.Object(metrics.AFTER_COMMIT_FAILED.labels(what="push").inc),
     )
     remote_timeline = providers.Singleton(GrpcTimelineClient.connect, directory, channels, deadline)
     notices = providers.Selector(placed(settings, "msg"), local=timeline_writer, remote=remote_timeline)

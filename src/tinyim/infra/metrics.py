@@ -18,7 +18,9 @@ AFTER_COMMIT_DROPPED = Counter(
     ["what"],
 )
 AFTER_COMMIT_FAILED = Counter(
-    "tinyim_after_commit_failed_total", "Read notices, receipts and kicks whose gateway call failed", ["what"]
+    "tinyim_after_commit_failed_total",
+    "Pushes, read notices, receipts and kicks whose gateway call failed",
+    ["what"],
 )
 PUSHES = Counter("tinyim_push_notifies_total", "MsgPushNotify frames queued to connections")
 DB_STATEMENTS = Counter("tinyim_db_statements_total", "SQL statements sent (an executemany counts once)")

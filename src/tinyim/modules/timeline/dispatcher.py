@@ -26,10 +26,12 @@ class PushDispatcher:
         notifier: PushNotifier,
         max_pending: int = 100_000,
         on_drop: Callable[[int], None] = lambda _n: None,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._notifier = notifier
         self._max_pending = max_pending
         self._on_drop = on_drop  # told how many targets a full queue dropped (a metric)
+        self._on_failure = on_failure  # told of each notify call that failed (a metric)
         self._pending: deque[PushTarget] = deque()
         self._drainer: asyncio.Task[None] | None = None
 
@@ -58,6 +60,7 @@ class PushDispatcher:
                 try:
                     await self._notifier.notify(batch)
                 except Exception:
+                    self._on_failure()
                     log.exception("push notify failed; recipients will catch up on their next sync")
         finally:
             self._drainer = None

@@ -77,11 +77,12 @@ class TimelineWriter:
         inline: InlineEncoder | None = None,
         inline_max_bytes: int = INLINE_MAX_CONTENT_BYTES,
         on_push_drop: Callable[[int], None] = lambda _n: None,
+        on_push_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._ids = ids
         # Signals leave after the commit, through a queue: the ack never waits on (or fails by) a push.
-        self._pushes = PushDispatcher(notifier, on_drop=on_push_drop)
+        self._pushes = PushDispatcher(notifier, on_drop=on_push_drop, on_failure=on_push_failure)
         self._inline = inline  # None: signals carry only the seq (every device syncs)
         self._inline_max = inline_max_bytes
 
