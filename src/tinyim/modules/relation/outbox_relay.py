@@ -29,16 +29,17 @@ class OutboxRelay:
 
     async def deliver(self, notices: Sequence[PendingNotice]) -> int:
         """Post these notices in order, each removed from the outbox once posted; stops at the first that
-        cannot be posted (it and those after it stay for a later run, so their order is kept). How many
-        were delivered."""
+        cannot be posted or removed (it and those after it stay for a later run, so their order is kept;
+        one posted but not removed is posted again, and the timeline writes it once). Never raises: the
+        change is committed either way. How many left the outbox."""
         done = 0
         for pending in notices:
             try:
                 await self._post(pending)
+                await self._outbox.remove(pending.key)
             except Exception:
                 log.warning("notice %s not delivered; it stays in the outbox", pending.key, exc_info=True)
                 return done
-            await self._outbox.remove(pending.key)
             done += 1
         return done
 
