@@ -245,7 +245,10 @@ class Notices(Protocol):
 class OutboxWriter(Protocol):
     """The outbox inside a unit of work: a notice added here commits (or rolls back) with the change."""
 
-    added: list[PendingNotice]  # what this unit of work added, in order (delivered right after commit)
+    @property
+    def added(self) -> list[PendingNotice]:
+        """What this unit of work added, in order (delivered right after commit)."""
+        ...
 
     async def add(self, notice: PendingNotice) -> None: ...
 
@@ -268,8 +271,10 @@ class RelationUnitOfWork(Protocol):
     `async with units.begin() as uow:` ... `await uow.commit()`; leaving the block without commit (an
     error, a cancellation, or simply no commit) rolls everything back, notices included."""
 
-    store: RelationStore
-    outbox: OutboxWriter
+    @property
+    def store(self) -> RelationStore: ...
+    @property
+    def outbox(self) -> OutboxWriter: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -282,6 +287,7 @@ class RelationUnitOfWork(Protocol):
 class RelationUnits(Protocol):
     """Where units of work begin, and the outbox their committed notices wait in until delivered."""
 
-    outbox: NoticeOutbox
+    @property
+    def outbox(self) -> NoticeOutbox: ...
 
     def begin(self) -> RelationUnitOfWork: ...
