@@ -125,6 +125,30 @@ async def test_concurrent_retries_of_one_client_msg_id_store_it_once(timeline_ba
         assert await store.max_seq(b) == 1
 
 
+async def test_a_notice_key_dedups_notices_that_leave_the_sender_no_copy(timeline_backend: Backend) -> None:
+    """Server notices (post_notice's dedup_key) are stored under the sender's client_msg_id although the
+    sender often has no copy (a 1:1 notice; a group notice after the sender left): posted again, nothing
+    is written, one body for all the group's receivers; concurrent posts (one batch) store it once."""
+    a, b, c, group = fresh_id(), fresh_id(), fresh_id(), fresh_id()
+    async with open_store(timeline_backend) as store:
+        to_b = [TimelineSlot(b, a, False)]
+        first = await store.append(body(a, "n1", "relation:k1"), to_b)
+        again = await store.append(body(a, "n1", "relation:k1"), to_b)
+        assert not first.duplicate and again.duplicate and again.msg_id == first.msg_id and again.seqs == {}
+        members = group_slots(a, group, [b, c])  # a (the sender) left the group: no copy for a
+        notice = body(a, "n2", "relation:k2")
+        grouped = MessageBody(notice.msg_id, a, group, 0, "n2", "relation:k2")
+        await store.append(grouped, members)
+        redelivered = MessageBody(ids.next_id(), a, group, 0, "n2", "relation:k2")
+        assert (await store.append(redelivered, members)).duplicate
+        racing = [MessageBody(ids.next_id(), a, 0, 0, "n3", "relation:k3") for _ in range(4)]
+        results = await asyncio.gather(*(store.append(m, to_b) for m in racing))
+        assert sum(not r.duplicate for r in results) == 1
+        assert [m.content for m in (await store.read(b, 0, 10))[0]] == ["n1", "n2", "n3"]
+        assert [m.content for m in (await store.read(c, 0, 10))[0]] == ["n2"]
+        assert await store.max_seq(a) == 0
+
+
 async def test_concurrent_senders_to_one_owner_get_distinct_gapless_seqs(timeline_backend: Backend) -> None:
     target = fresh_id()
     senders = [fresh_id() for _ in range(8)]

@@ -179,23 +179,48 @@ class FakeUsers:
 
 
 class RecordingNotices:
-    """relation.Notices: what would have been written into timelines."""
+    """relation.Notices: what would have been written into timelines. Like the timeline, a notice posted
+    again with a key it has seen is not recorded again; `fail_next` makes that many posts fail first."""
 
     def __init__(self) -> None:
         self.to_users: list[tuple[int, int, dict[str, object], bool]] = []
         self.to_groups: list[tuple[int, int, list[int], dict[str, object]]] = []
+        self.keys: set[tuple[int, str]] = set()  # (sender, dedup_key) written
+        self.posts = 0  # calls, duplicates included
+        self.fail_next = 0
+
+    def _first_time(self, sender_id: int, dedup_key: str) -> bool:
+        self.posts += 1
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise ConnectionError("the timeline is unreachable")
+        if not dedup_key:
+            return True
+        if (sender_id, dedup_key) in self.keys:
+            return False
+        self.keys.add((sender_id, dedup_key))
+        return True
 
     async def to_user(
-        self, sender_id: int, receiver_id: int, content: str, friend_request: bool = False
+        self,
+        sender_id: int,
+        receiver_id: int,
+        content: str,
+        friend_request: bool = False,
+        dedup_key: str = "",
     ) -> None:
         import json
 
-        self.to_users.append((sender_id, receiver_id, json.loads(content), friend_request))
+        if self._first_time(sender_id, dedup_key):
+            self.to_users.append((sender_id, receiver_id, json.loads(content), friend_request))
 
-    async def to_group(self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str) -> None:
+    async def to_group(
+        self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str, dedup_key: str = ""
+    ) -> None:
         import json
 
-        self.to_groups.append((sender_id, group_id, list(member_ids), json.loads(content)))
+        if self._first_time(sender_id, dedup_key):
+            self.to_groups.append((sender_id, group_id, list(member_ids), json.loads(content)))
 
     def events_for(self, user_id: int) -> list[str]:
         direct = [str(c["event"]) for _, r, c, _ in self.to_users if r == user_id]

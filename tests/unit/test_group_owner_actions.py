@@ -14,6 +14,7 @@ from tinyim.modules.relation import GroupRole, RelationApi, RelationService
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
 OWNER, ADMIN, MEMBER, OTHER, STRANGER = 1, 2, 3, 4, 5
@@ -23,7 +24,10 @@ class Env:
     def __init__(self) -> None:
         self.store = InMemoryRelationStore()
         self.notices = RecordingNotices()
-        self.service: RelationApi = RelationService(self.store, FakeUsers(1, 2, 3, 4, 5), self.notices)
+        self.units = InMemoryRelationUnits(self.store)
+        self.service: RelationApi = RelationService(
+            self.store, FakeUsers(1, 2, 3, 4, 5), self.notices, units=self.units
+        )
         self.group_id = 0
 
     async def group(self) -> int:

@@ -24,6 +24,7 @@ from tinyim.modules.relation import GroupRole, RelationApi, RelationService, Rel
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
 A, B, C, D = 1, 2, 3, 4
@@ -34,8 +35,9 @@ class Env:
         self.store = InMemoryRelationStore()
         self.users = FakeUsers(A, B, C, D)
         self.notices = RecordingNotices()
+        self.units = InMemoryRelationUnits(self.store)
         self.service: RelationApi = RelationService(
-            self.store, self.users, self.notices, group_limit=group_limit
+            self.store, self.users, self.notices, group_limit=group_limit, units=self.units
         )
 
     async def befriend(self, x: int, y: int) -> None:

@@ -16,6 +16,7 @@ from tinyim.kernel import NOT_FOUND, Caller, ImError
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.relation import RelationService
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.modules.timeline import (
     Conversation,
     ConversationPage,
@@ -86,7 +87,10 @@ class FakeTimeline:
 
 
 def router(timeline: FakeTimeline) -> CommandRouter:
-    relation = RelationService(InMemoryRelationStore(), FakeUsers(1, 5, 9), RecordingNotices())
+    store = InMemoryRelationStore()
+    relation = RelationService(
+        store, FakeUsers(1, 5, 9), RecordingNotices(), units=InMemoryRelationUnits(store)
+    )
     return CommandRouter(timeline, relation, GatewayHub("gw", InMemorySessionDirectory()))
 
 

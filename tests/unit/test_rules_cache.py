@@ -16,6 +16,7 @@ from tinyim.modules.relation.adapters.change_feed import LocalChangeFeed
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.modules.relation.rules_cache import CachedMessagingRules
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
@@ -118,8 +119,13 @@ async def test_group_members_are_kept_until_the_group_changes() -> None:
 class Env:
     def __init__(self) -> None:
         self.feed = LocalChangeFeed()
+        store = InMemoryRelationStore()
         self.service: RelationApi = RelationService(
-            InMemoryRelationStore(), FakeUsers(A, B, C, D), RecordingNotices(), changes=self.feed
+            store,
+            FakeUsers(A, B, C, D),
+            RecordingNotices(),
+            changes=self.feed,
+            units=InMemoryRelationUnits(store),
         )
         self.rules: RelationApi = self.service
 

@@ -15,6 +15,7 @@ from tinyim.modules.relation import RelationApi, RelationService
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
 A, B, C, D, E = 1, 2, 3, 4, 5
@@ -25,7 +26,9 @@ async def relation(request: pytest.FixtureRequest) -> AsyncIterator[RelationApi]
     store = InMemoryRelationStore()
     for x, y in ((A, B), (A, C), (A, D)):
         await store.make_friends(x, y)
-    service = RelationService(store, FakeUsers(A, B, C, D, E), RecordingNotices())
+    service = RelationService(
+        store, FakeUsers(A, B, C, D, E), RecordingNotices(), units=InMemoryRelationUnits(store)
+    )
     await service.block(Caller(D, "PC"), A)  # D blocks A (still friends on paper)
     await service.delete_friend(Caller(C, "PC"), A)  # C deleted A one-way
     async with remote_if(request.param, "user", user_registrar(service), UserServiceStub) as remote:
@@ -66,7 +69,13 @@ class RecordingStatusNotices:
 async def test_a_block_or_delete_between_mutual_friends_hides_both_ways_and_nothing_else() -> None:
     store = InMemoryRelationStore()
     notices = RecordingStatusNotices()
-    service = RelationService(store, FakeUsers(A, B, C, D, E), RecordingNotices(), status=notices)
+    service = RelationService(
+        store,
+        FakeUsers(A, B, C, D, E),
+        RecordingNotices(),
+        status=notices,
+        units=InMemoryRelationUnits(store),
+    )
     for x, y in ((A, B), (A, C), (A, D)):
         await store.make_friends(x, y)
     await service.block(Caller(A, "PC"), B)

@@ -9,7 +9,16 @@ import pytest
 from tests.support.grpc_loop import remote_if
 from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra.snowflake import Snowflake
-from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, NOT_MEMBER, AfterCommit, Caller, ImError, PushTarget
+from tinyim.kernel import (
+    CLIENT_MSG_ID_REUSED,
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    NOT_MEMBER,
+    AfterCommit,
+    Caller,
+    ImError,
+    PushTarget,
+)
 from tinyim.modules.timeline import (
     Conversation,
     ConvType,
@@ -194,6 +203,33 @@ async def test_notices_land_only_with_their_receivers(env: Env) -> None:
     assert (m.msg_type, m.sender_id, m.receiver_id, m.is_sender) == (MsgType.FRIEND_REQ, ALICE, BOB, False)
     await env.writer.pushes_sent()
     assert env.notifier.batches == [[PushTarget(BOB, 1)]]
+
+
+async def test_a_notice_posted_again_with_its_key_is_written_once(env: Env) -> None:
+    """The relation outbox redelivers at-least-once: the key (through gRPC too) makes it idempotent,
+    for a 1:1 notice (no copy for the sender) and for a group notice (one body, every member once)."""
+    for _ in range(2):
+        await env.notices.post_notice(
+            ALICE, [BOB], 0, MsgType.SYSTEM, '{"event":"friend_added"}', "relation:k1"
+        )
+        await env.notices.post_notice(
+            BOB, [ALICE, CAROL], GROUP, MsgType.SYSTEM, '{"event":"x"}', "relation:k2"
+        )
+    assert [m.content for m in env.store.timelines[BOB]] == ['{"event":"friend_added"}']
+    assert len(env.store.timelines[ALICE]) == len(env.store.timelines[CAROL]) == 1
+    assert len(env.store.bodies) == 2
+    # without a key, a notice posted twice is two notices (as before)
+    await env.notices.post_notice(ALICE, [BOB], 0, MsgType.SYSTEM, '{"event":"y"}')
+    await env.notices.post_notice(ALICE, [BOB], 0, MsgType.SYSTEM, '{"event":"y"}')
+    assert len(env.store.timelines[BOB]) == 3
+
+
+async def test_a_client_send_cannot_reuse_a_notice_key(env: Env) -> None:
+    await env.notices.post_notice(ALICE, [BOB], 0, MsgType.SYSTEM, '{"event":"friend_added"}', "relation:k3")
+    with pytest.raises(ImError) as exc:
+        await env.service.send(Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "hi", "relation:k3"))
+    assert exc.value.code == CLIENT_MSG_ID_REUSED
+    assert len(env.store.timelines[BOB]) == 1
 
 
 async def test_history_pages_backwards_within_one_conversation(env: Env) -> None:

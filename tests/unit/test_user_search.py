@@ -19,6 +19,7 @@ from tinyim.modules.relation import RelationApi, RelationService
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter, InMemoryRelationStore
+from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, UserServiceStub
 
 PER_MINUTE = 5
@@ -35,10 +36,12 @@ class Env:
         self.relation: RelationApi = self._relation()
 
     def _relation(self) -> RelationApi:
+        store = InMemoryRelationStore()
         return RelationService(
-            InMemoryRelationStore(),
+            store,
             AuthAsUserDirectory(self.auth),
             RecordingNotices(),
+            units=InMemoryRelationUnits(store),
             limiter=self.limiter,
             searches_per_minute=PER_MINUTE,
         )

@@ -127,6 +127,12 @@ def build_app(settings: Settings) -> Starlette:
                 mount_websocket("/ws", endpoint.upgrade)
                 stack.callback(unmount_websocket, "/ws")
                 stack.callback(endpoint.close)
+            if "user" in roles:
+                # relation's outbox relay: delivers the notices of social changes that a crash (or a
+                # timeline out of reach) kept from being delivered right after their commit
+                relation = await resolve(container.relation)
+                relay = asyncio.create_task(relation.relay_outbox())
+                stack.callback(relay.cancel)
             if "msg" in roles:  # the rules caches hear of relation changes made in other processes
                 feed = await resolve(container.relation_changes)
                 if isinstance(feed, RedisChangeFeed):

@@ -62,13 +62,20 @@ class TimelineNotices:
         self._timeline = timeline
 
     async def to_user(
-        self, sender_id: int, receiver_id: int, content: str, friend_request: bool = False
+        self,
+        sender_id: int,
+        receiver_id: int,
+        content: str,
+        friend_request: bool = False,
+        dedup_key: str = "",
     ) -> None:
         kind = MsgType.FRIEND_REQ if friend_request else MsgType.SYSTEM
-        await self._timeline.post_notice(sender_id, [receiver_id], 0, kind, content)
+        await self._timeline.post_notice(sender_id, [receiver_id], 0, kind, content, dedup_key)
 
-    async def to_group(self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str) -> None:
-        await self._timeline.post_notice(sender_id, member_ids, group_id, MsgType.SYSTEM, content)
+    async def to_group(
+        self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str, dedup_key: str = ""
+    ) -> None:
+        await self._timeline.post_notice(sender_id, member_ids, group_id, MsgType.SYSTEM, content, dedup_key)
 
 
 class RelationAsStatusAudience:

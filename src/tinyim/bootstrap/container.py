@@ -63,6 +63,7 @@ from tinyim.modules.relation.adapters.change_feed import LocalChangeFeed, RedisC
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
+from tinyim.modules.relation.adapters.sql_unit_of_work import SqlRelationUnits
 from tinyim.modules.relation.rules_cache import CachedMessagingRules, MessagingRules
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
@@ -350,6 +351,8 @@ class Container(containers.DeclarativeContainer):
             # online status: a block or a delete clears what the other side's devices show
             status=providers.Singleton(PresenceAsStatusNotices, presence),
             changes=relation_changes,
+            # one transaction per command, its notices in the outbox (delivered after commit)
+            units=providers.Singleton(SqlRelationUnits, db),
         ),
         remote=providers.Singleton(GrpcRelationClient.connect, directory, channels, deadline),
     )

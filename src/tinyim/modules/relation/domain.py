@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import unicodedata
+import uuid
 from dataclasses import dataclass
 
 from tinyim.kernel import BLOCKED, INVALID_ARGUMENT, NOT_FRIENDS, ImError, UserProfile, check_display_text
@@ -97,6 +98,40 @@ def check_group_name(name: str) -> str:
 def notice(event: str, **fields: object) -> str:
     """Body of a SYSTEM / FRIEND_REQ message: JSON a client renders ("everything is a message")."""
     return json.dumps({"event": event, **fields}, ensure_ascii=False, separators=(",", ":"))
+
+
+NOTICE_KEY_PREFIX = "relation:"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotice:
+    """A notice written to the outbox in the transaction of the change it tells of, delivered after
+    commit. `key` is stable across redeliveries: the timeline stores it as the message's client_msg_id
+    (per sender), so a notice delivered twice is written once."""
+
+    key: str
+    sender_id: int
+    receiver_ids: tuple[int, ...]  # a 1:1 notice: one receiver; a group notice: the members
+    group_id: int  # 0: a 1:1 notice
+    content: str
+    friend_request: bool = False
+
+    @staticmethod
+    def to_user(
+        sender_id: int, receiver_id: int, content: str, friend_request: bool = False
+    ) -> PendingNotice:
+        return PendingNotice(_notice_key(), sender_id, (receiver_id,), 0, content, friend_request)
+
+    @staticmethod
+    def to_group(
+        sender_id: int, group_id: int, member_ids: list[int] | tuple[int, ...], content: str
+    ) -> PendingNotice:
+        return PendingNotice(_notice_key(), sender_id, tuple(member_ids), group_id, content)
+
+
+def _notice_key() -> str:
+    # random, not the outbox row id: SQLite may reuse the id of a deleted last row
+    return NOTICE_KEY_PREFIX + uuid.uuid4().hex
 
 
 # ---------- user search ----------

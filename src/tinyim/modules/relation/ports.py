@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from tinyim.kernel import Caller, Privacy, UserProfile
 from tinyim.modules.relation.domain import (
@@ -11,6 +12,7 @@ from tinyim.modules.relation.domain import (
     Group,
     Member,
     PairState,
+    PendingNotice,
     RequestStatus,
     SearchPage,
 )
@@ -214,14 +216,78 @@ class RelationChanges(Protocol):
 
 
 class Notices(Protocol):
-    """Outbound to the timeline: requests and decisions reach people as messages in their timelines."""
+    """Outbound to the timeline: requests and decisions reach people as messages in their timelines.
+
+    `dedup_key` (the outbox row's key) makes a delivery idempotent: the timeline writes a notice with a
+    key it has stored already (for that sender) no second time."""
 
     async def to_user(
-        self, sender_id: int, receiver_id: int, content: str, friend_request: bool = False
+        self,
+        sender_id: int,
+        receiver_id: int,
+        content: str,
+        friend_request: bool = False,
+        dedup_key: str = "",
     ) -> None:
         """A SYSTEM message (or FRIEND_REQ) into the receiver's timeline, in the conversation with sender."""
         ...
 
-    async def to_group(self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str) -> None:
+    async def to_group(
+        self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str, dedup_key: str = ""
+    ) -> None:
         """A SYSTEM message posted to the group: one copy in each of member_ids' timelines."""
         ...
+
+
+# ---------- units of work and the notice outbox ----------
+
+
+class OutboxWriter(Protocol):
+    """The outbox inside a unit of work: a notice added here commits (or rolls back) with the change."""
+
+    @property
+    def added(self) -> list[PendingNotice]:
+        """What this unit of work added, in order (delivered right after commit)."""
+        ...
+
+    async def add(self, notice: PendingNotice) -> None: ...
+
+
+class NoticeOutbox(Protocol):
+    """The outbox outside any unit of work: committed notices not yet delivered (the relay's view)."""
+
+    async def pending(self, limit: int) -> list[PendingNotice]:
+        """Up to `limit` undelivered notices, oldest first."""
+        ...
+
+    async def remove(self, key: str) -> None:
+        """The notice was delivered: it leaves the outbox (nothing happens when it left already)."""
+        ...
+
+
+class RelationUnitOfWork(Protocol):
+    """One transaction of a use case (cosmicpython's unit of work): the store and the outbox inside it.
+
+    `async with units.begin() as uow:` ... `await uow.commit()`; leaving the block without commit (an
+    error, a cancellation, or simply no commit) rolls everything back, notices included."""
+
+    @property
+    def store(self) -> RelationStore: ...
+    @property
+    def outbox(self) -> OutboxWriter: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+class RelationUnits(Protocol):
+    """Where units of work begin, and the outbox their committed notices wait in until delivered."""
+
+    @property
+    def outbox(self) -> NoticeOutbox: ...
+
+    def begin(self) -> RelationUnitOfWork: ...

@@ -2,6 +2,11 @@
 
 Requests and decisions reach people as messages in their timelines (FRIEND_REQ and SYSTEM), through the
 Notices port, so clients learn of them by the same push-then-sync path as chat messages.
+
+Every command that writes runs in one unit of work: its writes and the notices telling of them (rows of
+the outbox) commit together or not at all. The notices are delivered right after the commit, and by the
+outbox relay when a crash came first; side effects that are not data (the rules caches' change feed, the
+online status hidden) follow the commit.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tinyim.modules.relation.domain import (
     Group,
     GroupRole,
     Member,
+    PendingNotice,
     RelationStatus,
     RequestStatus,
     SearchPage,
@@ -40,12 +46,15 @@ from tinyim.modules.relation.domain import (
     search_cursor,
     search_query,
 )
+from tinyim.modules.relation.outbox_relay import RELAY_EVERY_SECONDS, OutboxRelay
 from tinyim.modules.relation.ports import (
     GroupFull,
     Notices,
     RateLimiter,
     RelationChanges,
     RelationStore,
+    RelationUnitOfWork,
+    RelationUnits,
     StatusNotices,
     UserDirectory,
 )
@@ -67,10 +76,13 @@ class RelationService:
         searches_per_minute: int = 30,
         status: StatusNotices | None = None,
         changes: RelationChanges | None = None,
+        *,
+        units: RelationUnits,
     ) -> None:
-        self._store = store
+        self._store = store  # reads outside units of work
+        self._units = units  # every command that writes: one transaction, its notices in the outbox
         self._users = users
-        self._notices = notices
+        self._relay = OutboxRelay(units.outbox, notices)
         self._group_limit = group_limit
         self._limiter = limiter  # user search; None = unlimited
         self._searches_per_minute = searches_per_minute
@@ -102,58 +114,72 @@ class RelationService:
             raise ImError(INVALID_ARGUMENT, "you cannot add yourself")
         reason = check_reason(reason)
         await self._require_user(target_id)
-        state = await self._store.pair_state(me, target_id)
+        async with self._units.begin() as uow:
+            friends_now = await self._apply_friend(uow, me, target_id, reason)
+            await uow.commit()
+        if friends_now:
+            await self._pair_changed(me, target_id)
+        await self._deliver(uow)
+        return friends_now
+
+    async def _apply_friend(self, uow: RelationUnitOfWork, me: int, target_id: int, reason: str) -> bool:
+        store = uow.store
+        state = await store.pair_state(me, target_id)
         if state.b_blocks_a:
             raise ImError(BLOCKED, "this user does not accept friend requests from you")
         if state.friends:
             raise ImError(ALREADY_EXISTS, "you are friends already")
         if state.b_to_a == RelationStatus.NORMAL:
             # They still list me (I had deleted them): adding back needs no approval, as in WeChat.
-            await self._store.make_friends(me, target_id)
-            await self._pair_changed(me, target_id)
-            await self._notices.to_user(me, target_id, notice("friend_added", user_id=me))
+            await store.make_friends(me, target_id)
+            await uow.outbox.add(PendingNotice.to_user(me, target_id, notice("friend_added", user_id=me)))
             return True
-        theirs = await self._store.friend_request(target_id, me)
+        theirs = await store.friend_request(target_id, me)
         pending_theirs = theirs is not None and theirs.status == RequestStatus.PENDING
         # They asked me first: my request is my answer.
-        if pending_theirs and await self._store.settle_friend_request(target_id, me, RequestStatus.ACCEPTED):
-            await self._store.make_friends(me, target_id)
-            await self._pair_changed(me, target_id)
-            await self._notices.to_user(me, target_id, notice("friend_accepted", user_id=me))
+        if pending_theirs and await store.settle_friend_request(target_id, me, RequestStatus.ACCEPTED):
+            await store.make_friends(me, target_id)
+            await uow.outbox.add(PendingNotice.to_user(me, target_id, notice("friend_accepted", user_id=me)))
             return True
-        mine = await self._store.friend_request(me, target_id)
+        mine = await store.friend_request(me, target_id)
         if mine is not None and mine.status == RequestStatus.PENDING:
             raise ImError(ALREADY_EXISTS, "your request to this user is still pending")
-        await self._store.put_friend_request(me, target_id, reason)
-        await self._notices.to_user(
-            me, target_id, notice("friend_request", request_uid=me, reason=reason), friend_request=True
-        )
+        await store.put_friend_request(me, target_id, reason)
+        content = notice("friend_request", request_uid=me, reason=reason)
+        await uow.outbox.add(PendingNotice.to_user(me, target_id, content, friend_request=True))
         return False
 
     async def handle_friend(self, caller: Caller, applicant_id: int, agree: bool) -> None:
         me = caller.user_id
-        request = await self._store.friend_request(applicant_id, me)
         status = RequestStatus.ACCEPTED if agree else RequestStatus.REJECTED
-        if request is None or request.status != RequestStatus.PENDING:
-            raise ImError(NOT_FOUND, "there is no pending friend request from this user to you")
-        if not await self._store.settle_friend_request(applicant_id, me, status):
-            raise ImError(NOT_FOUND, "this friend request was settled already")
+        # settled, befriended (on agree) and the applicant's notice written: all three or none
+        async with self._units.begin() as uow:
+            request = await uow.store.friend_request(applicant_id, me)
+            if request is None or request.status != RequestStatus.PENDING:
+                raise ImError(NOT_FOUND, "there is no pending friend request from this user to you")
+            if not await uow.store.settle_friend_request(applicant_id, me, status):
+                raise ImError(NOT_FOUND, "this friend request was settled already")
+            if agree:
+                await uow.store.make_friends(applicant_id, me)
+            event = "friend_accepted" if agree else "friend_rejected"
+            await uow.outbox.add(PendingNotice.to_user(me, applicant_id, notice(event, user_id=me)))
+            await uow.commit()
         if agree:
-            await self._store.make_friends(applicant_id, me)
             await self._pair_changed(applicant_id, me)
-        event = "friend_accepted" if agree else "friend_rejected"
-        await self._notices.to_user(me, applicant_id, notice(event, user_id=me))
+        await self._deliver(uow)
 
     async def friends(self, caller: Caller) -> list[UserProfile]:
         return await self._profiles_in_order(await self._store.friend_ids(caller.user_id))
 
     async def delete_friend(self, caller: Caller, friend_id: int) -> None:
-        state = await self._store.pair_state(caller.user_id, friend_id)
-        if state.a_to_b != RelationStatus.NORMAL:
-            raise ImError(NOT_FOUND, "this user is not in your friend list")
-        visible = not state.a_blocks_b and not state.b_blocks_a and state.friends
-        # One-way: they still list you, but neither side can send until you add them back.
-        await self._store.set_status(caller.user_id, friend_id, RelationStatus.DELETED)
+        async with self._units.begin() as uow:
+            state = await uow.store.pair_state(caller.user_id, friend_id)
+            if state.a_to_b != RelationStatus.NORMAL:
+                raise ImError(NOT_FOUND, "this user is not in your friend list")
+            visible = not state.a_blocks_b and not state.b_blocks_a and state.friends
+            # One-way: they still list you, but neither side can send until you add them back.
+            await uow.store.set_status(caller.user_id, friend_id, RelationStatus.DELETED)
+            await uow.commit()
         await self._pair_changed(caller.user_id, friend_id)
         if visible:
             await self._hide_status(caller.user_id, friend_id)
@@ -162,14 +188,16 @@ class RelationService:
         if user_id == caller.user_id:
             raise ImError(INVALID_ARGUMENT, "you cannot block yourself")
         await self._require_user(user_id)
-        state = await self._store.pair_state(caller.user_id, user_id)
-        await self._store.block(caller.user_id, user_id)
+        async with self._units.begin() as uow:
+            state = await uow.store.pair_state(caller.user_id, user_id)
+            await uow.store.block(caller.user_id, user_id)
+            await uow.commit()
         await self._pair_changed(caller.user_id, user_id)
         if state.friends and not state.a_blocks_b and not state.b_blocks_a:
             await self._hide_status(caller.user_id, user_id)
 
     async def unblock(self, caller: Caller, user_id: int) -> None:
-        await self._store.unblock(caller.user_id, user_id)
+        await self._store.unblock(caller.user_id, user_id)  # one write, no notice: its own transaction
         await self._pair_changed(caller.user_id, user_id)
 
     async def blacklist(self, caller: Caller) -> list[UserProfile]:
@@ -235,91 +263,111 @@ class RelationService:
         missing = set(members) - set(await self._users.get_profiles(members))
         if missing:
             raise ImError(NOT_FOUND, f"no such user(s): {sorted(missing)}")
-        not_friends = set(members) - set(await self._store.friend_ids(owner))
-        if not_friends:
-            raise ImError(
-                PERMISSION_DENIED, f"you can only add friends to a group; not friends: {sorted(not_friends)}"
-            )
-        if await self._store.blockers_of(owner, members):
-            raise ImError(BLOCKED, "some of these users do not accept invitations from you")
-        group_id = await self._store.create_group(name, owner, members)
-        everyone = [owner, *members]
-        await self._notices.to_group(
-            owner,
-            group_id,
-            everyone,
-            notice("group_created", group_id=group_id, name=name, member_ids=everyone),
-        )
+        async with self._units.begin() as uow:
+            not_friends = set(members) - set(await uow.store.friend_ids(owner))
+            if not_friends:
+                raise ImError(
+                    PERMISSION_DENIED,
+                    f"you can only add friends to a group; not friends: {sorted(not_friends)}",
+                )
+            if await uow.store.blockers_of(owner, members):
+                raise ImError(BLOCKED, "some of these users do not accept invitations from you")
+            group_id = await uow.store.create_group(name, owner, members)
+            everyone = [owner, *members]
+            content = notice("group_created", group_id=group_id, name=name, member_ids=everyone)
+            await uow.outbox.add(PendingNotice.to_group(owner, group_id, everyone, content))
+            await uow.commit()
+        await self._deliver(uow)
         return group_id
 
     async def join_group(self, caller: Caller, group_id: int) -> None:
         me = caller.user_id
-        group = await self._group(group_id)
-        if await self._store.role(group_id, me) is not None:
-            raise ImError(ALREADY_EXISTS, "you are a member of this group already")
-        if group.member_count >= self._group_limit:
-            raise ImError(GROUP_FULL, "this group is full")
-        if await self._store.join_request(group_id, me) == RequestStatus.PENDING:
-            raise ImError(ALREADY_EXISTS, "your request to join is still pending")
-        await self._store.put_join_request(group_id, me)
-        await self._notices.to_user(
-            me, group.owner_id, notice("group_join_request", group_id=group_id, user_id=me)
-        )
+        async with self._units.begin() as uow:
+            group = await self._group(group_id, uow.store)
+            if await uow.store.role(group_id, me) is not None:
+                raise ImError(ALREADY_EXISTS, "you are a member of this group already")
+            if group.member_count >= self._group_limit:
+                raise ImError(GROUP_FULL, "this group is full")
+            if await uow.store.join_request(group_id, me) == RequestStatus.PENDING:
+                raise ImError(ALREADY_EXISTS, "your request to join is still pending")
+            await uow.store.put_join_request(group_id, me)
+            content = notice("group_join_request", group_id=group_id, user_id=me)
+            await uow.outbox.add(PendingNotice.to_user(me, group.owner_id, content))
+            await uow.commit()
+        await self._deliver(uow)
 
     async def handle_join(self, caller: Caller, group_id: int, applicant_id: int, agree: bool) -> None:
-        group = await self._group(group_id)
-        if await self._store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
-            raise ImError(PERMISSION_DENIED, "only the group owner or an admin can handle join requests")
-        if await self._store.join_request(group_id, applicant_id) != RequestStatus.PENDING:
-            raise ImError(NOT_FOUND, "there is no pending join request from this user")
-        if not agree:
-            if await self._store.settle_join_request(group_id, applicant_id, RequestStatus.REJECTED):
-                await self._notices.to_user(
+        # member added, request settled and the group told: all or nothing
+        async with self._units.begin() as uow:
+            store = uow.store
+            group = await self._group(group_id, store)
+            if await store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
+                raise ImError(PERMISSION_DENIED, "only the group owner or an admin can handle join requests")
+            if await store.join_request(group_id, applicant_id) != RequestStatus.PENDING:
+                raise ImError(NOT_FOUND, "there is no pending join request from this user")
+            if not agree:
+                if await store.settle_join_request(group_id, applicant_id, RequestStatus.REJECTED):
+                    content = notice("group_join_rejected", group_id=group_id, name=group.name)
+                    await uow.outbox.add(PendingNotice.to_user(caller.user_id, applicant_id, content))
+                    await uow.commit()
+            else:
+                try:
+                    await store.add_member(group_id, applicant_id, self._group_limit)
+                except GroupFull:
+                    raise ImError(GROUP_FULL, "this group is full; the request stays pending") from None
+                await store.settle_join_request(group_id, applicant_id, RequestStatus.ACCEPTED)
+                # Announced to everyone now in the group, the newcomer included: that is how they learn of it.
+                await self._announce(
+                    uow,
                     caller.user_id,
-                    applicant_id,
-                    notice("group_join_rejected", group_id=group_id, name=group.name),
+                    group_id,
+                    notice("member_joined", group_id=group_id, user_id=applicant_id),
                 )
-            return
-        try:
-            await self._store.add_member(group_id, applicant_id, self._group_limit)
-        except GroupFull:
-            raise ImError(GROUP_FULL, "this group is full; the request stays pending") from None
-        await self._group_changed(group_id)
-        await self._store.settle_join_request(group_id, applicant_id, RequestStatus.ACCEPTED)
-        # Announced to everyone now in the group, the newcomer included: that is how they learn of it.
-        await self._announce(
-            caller.user_id, group_id, notice("member_joined", group_id=group_id, user_id=applicant_id)
-        )
+                await uow.commit()
+        if agree:
+            await self._group_changed(group_id)
+        await self._deliver(uow)
 
     async def leave_group(self, caller: Caller, group_id: int) -> None:
-        role = await self._store.role(group_id, caller.user_id)
-        if role is None:
-            raise ImError(NOT_MEMBER, "you are not a member of this group")
-        if role == GroupRole.OWNER:
-            raise ImError(PERMISSION_DENIED, "the owner cannot leave the group")
-        await self._store.remove_member(group_id, caller.user_id)
+        async with self._units.begin() as uow:
+            role = await uow.store.role(group_id, caller.user_id)
+            if role is None:
+                raise ImError(NOT_MEMBER, "you are not a member of this group")
+            if role == GroupRole.OWNER:
+                raise ImError(PERMISSION_DENIED, "the owner cannot leave the group")
+            await uow.store.remove_member(group_id, caller.user_id)
+            await self._announce(
+                uow,
+                caller.user_id,
+                group_id,
+                notice("member_left", group_id=group_id, user_id=caller.user_id),
+            )
+            await uow.commit()
         await self._group_changed(group_id)
-        await self._announce(
-            caller.user_id, group_id, notice("member_left", group_id=group_id, user_id=caller.user_id)
-        )
+        await self._deliver(uow)
 
     async def remove_member(self, caller: Caller, group_id: int, member_id: int) -> None:
-        await self._group(group_id)
-        my_role = await self._store.role(group_id, caller.user_id)
-        their_role = await self._store.role(group_id, member_id)
-        if their_role is None:
-            raise ImError(NOT_MEMBER, "this user is not a member of the group")
-        if my_role is None or my_role <= their_role or my_role < GroupRole.ADMIN:
-            raise ImError(PERMISSION_DENIED, "only the owner (or an admin, for members) can remove a member")
-        if not await self._store.remove_member(group_id, member_id):
-            return
+        async with self._units.begin() as uow:
+            store = uow.store
+            await self._group(group_id, store)
+            my_role = await store.role(group_id, caller.user_id)
+            their_role = await store.role(group_id, member_id)
+            if their_role is None:
+                raise ImError(NOT_MEMBER, "this user is not a member of the group")
+            if my_role is None or my_role <= their_role or my_role < GroupRole.ADMIN:
+                raise ImError(
+                    PERMISSION_DENIED, "only the owner (or an admin, for members) can remove a member"
+                )
+            if not await store.remove_member(group_id, member_id):
+                return
+            content = notice("removed_from_group", group_id=group_id)
+            await uow.outbox.add(PendingNotice.to_user(caller.user_id, member_id, content))
+            await self._announce(
+                uow, caller.user_id, group_id, notice("member_removed", group_id=group_id, user_id=member_id)
+            )
+            await uow.commit()
         await self._group_changed(group_id)
-        await self._notices.to_user(
-            caller.user_id, member_id, notice("removed_from_group", group_id=group_id)
-        )
-        await self._announce(
-            caller.user_id, group_id, notice("member_removed", group_id=group_id, user_id=member_id)
-        )
+        await self._deliver(uow)
 
     async def my_groups(self, caller: Caller) -> list[Group]:
         return await self._store.groups_of(caller.user_id)
@@ -363,36 +411,47 @@ class RelationService:
     # ---------- group owner actions ----------
     async def transfer_group(self, caller: Caller, group_id: int, new_owner_id: int) -> None:
         me = caller.user_id
-        await self._group(group_id)
-        if await self._store.role(group_id, me) != GroupRole.OWNER:
-            raise ImError(PERMISSION_DENIED, "only the group owner can transfer the group")
-        if new_owner_id == me:
-            raise ImError(INVALID_ARGUMENT, "you own this group already")
-        if await self._store.role(group_id, new_owner_id) is None:
-            raise ImError(NOT_MEMBER, "the new owner must be a member of the group")
-        if not await self._store.transfer_owner(group_id, me, new_owner_id):
-            raise ImError(PERMISSION_DENIED, "the group changed meanwhile; try again")
-        await self._announce(
-            me,
-            group_id,
-            notice("owner_transferred", group_id=group_id, old_owner_id=me, new_owner_id=new_owner_id),
-        )
+        async with self._units.begin() as uow:
+            store = uow.store
+            await self._group(group_id, store)
+            if await store.role(group_id, me) != GroupRole.OWNER:
+                raise ImError(PERMISSION_DENIED, "only the group owner can transfer the group")
+            if new_owner_id == me:
+                raise ImError(INVALID_ARGUMENT, "you own this group already")
+            if await store.role(group_id, new_owner_id) is None:
+                raise ImError(NOT_MEMBER, "the new owner must be a member of the group")
+            if not await store.transfer_owner(group_id, me, new_owner_id):
+                raise ImError(PERMISSION_DENIED, "the group changed meanwhile; try again")
+            await self._announce(
+                uow,
+                me,
+                group_id,
+                notice("owner_transferred", group_id=group_id, old_owner_id=me, new_owner_id=new_owner_id),
+            )
+            await uow.commit()
+        await self._deliver(uow)
 
     async def set_group_admin(self, caller: Caller, group_id: int, member_id: int, admin: bool) -> None:
-        await self._group(group_id)
-        if await self._store.role(group_id, caller.user_id) != GroupRole.OWNER:
-            raise ImError(PERMISSION_DENIED, "only the group owner can appoint or remove admins")
-        role = await self._store.role(group_id, member_id)
-        if role is None:
-            raise ImError(NOT_MEMBER, "this user is not a member of the group")
-        if role == GroupRole.OWNER:
-            raise ImError(INVALID_ARGUMENT, "the owner's role changes only by a transfer")
-        wanted = GroupRole.ADMIN if admin else GroupRole.MEMBER
-        if role == wanted:
-            return  # nothing changes, nobody is told
-        await self._store.set_role(group_id, member_id, wanted)
-        event = "admin_appointed" if admin else "admin_removed"
-        await self._announce(caller.user_id, group_id, notice(event, group_id=group_id, user_id=member_id))
+        async with self._units.begin() as uow:
+            store = uow.store
+            await self._group(group_id, store)
+            if await store.role(group_id, caller.user_id) != GroupRole.OWNER:
+                raise ImError(PERMISSION_DENIED, "only the group owner can appoint or remove admins")
+            role = await store.role(group_id, member_id)
+            if role is None:
+                raise ImError(NOT_MEMBER, "this user is not a member of the group")
+            if role == GroupRole.OWNER:
+                raise ImError(INVALID_ARGUMENT, "the owner's role changes only by a transfer")
+            wanted = GroupRole.ADMIN if admin else GroupRole.MEMBER
+            if role == wanted:
+                return  # nothing changes, nobody is told
+            await store.set_role(group_id, member_id, wanted)
+            event = "admin_appointed" if admin else "admin_removed"
+            await self._announce(
+                uow, caller.user_id, group_id, notice(event, group_id=group_id, user_id=member_id)
+            )
+            await uow.commit()
+        await self._deliver(uow)
 
     async def update_group(
         self, caller: Caller, group_id: int, name: str | None, announcement: str | None
@@ -401,51 +460,80 @@ class RelationService:
             raise ImError(INVALID_ARGUMENT, "give a new name, a new announcement, or both")
         name = None if name is None else check_group_name(name)
         announcement = None if announcement is None else check_announcement(announcement)
-        group = await self._group(group_id)
-        if await self._store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
-            raise ImError(PERMISSION_DENIED, "only the group owner or an admin can change the group")
-        name = None if name == group.name else name
-        announcement = None if announcement == group.announcement else announcement
-        if name is None and announcement is None:
-            return group
-        await self._store.update_group(group_id, name, announcement)
-        if name is not None:
-            await self._announce(
-                caller.user_id, group_id, notice("group_renamed", group_id=group_id, name=name)
-            )
-        if announcement is not None:
-            await self._announce(
-                caller.user_id,
-                group_id,
-                notice("announcement_updated", group_id=group_id, announcement=announcement),
-            )
-        return await self._group(group_id)
+        async with self._units.begin() as uow:
+            store = uow.store
+            group = await self._group(group_id, store)
+            if await store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
+                raise ImError(PERMISSION_DENIED, "only the group owner or an admin can change the group")
+            name = None if name == group.name else name
+            announcement = None if announcement == group.announcement else announcement
+            if name is None and announcement is None:
+                return group
+            await store.update_group(group_id, name, announcement)
+            if name is not None:
+                await self._announce(
+                    uow, caller.user_id, group_id, notice("group_renamed", group_id=group_id, name=name)
+                )
+            if announcement is not None:
+                await self._announce(
+                    uow,
+                    caller.user_id,
+                    group_id,
+                    notice("announcement_updated", group_id=group_id, announcement=announcement),
+                )
+            changed = await self._group(group_id, store)
+            await uow.commit()
+        await self._deliver(uow)
+        return changed
 
     async def dissolve_group(self, caller: Caller, group_id: int) -> None:
-        group = await self._group(group_id)
-        if await self._store.role(group_id, caller.user_id) != GroupRole.OWNER:
-            raise ImError(PERMISSION_DENIED, "only the group owner can dissolve the group")
-        await self._dissolve(group, notice("group_dissolved", group_id=group_id, name=group.name))
+        async with self._units.begin() as uow:
+            group = await self._group(group_id, uow.store)
+            if await uow.store.role(group_id, caller.user_id) != GroupRole.OWNER:
+                raise ImError(PERMISSION_DENIED, "only the group owner can dissolve the group")
+            await self._dissolve(uow, group, notice("group_dissolved", group_id=group_id, name=group.name))
+            await uow.commit()
+        await self._group_changed(group_id)
+        await self._deliver(uow)
 
-    async def _dissolve(self, group: Group, content: str) -> int:
-        """Dissolve and tell every former member; how many members it had."""
-        members = await self._store.member_ids(group.group_id)
-        if not await self._store.dissolve_group(group.group_id):
+    async def _dissolve(self, uow: RelationUnitOfWork, group: Group, content: str) -> int:
+        """Dissolve and tell every former member (in the unit of work); how many members it had."""
+        members = await uow.store.member_ids(group.group_id)
+        if not await uow.store.dissolve_group(group.group_id):
             raise ImError(NOT_FOUND, f"group {group.group_id} does not exist")
-        await self._group_changed(group.group_id)
         # the last message of the group: every former member gets it in the group conversation
-        await self._notices.to_group(group.owner_id, group.group_id, members, content)
+        await uow.outbox.add(PendingNotice.to_group(group.owner_id, group.group_id, members, content))
         return len(members)
 
     # ---------- admin API ----------
     async def admin_dissolve_group(self, group_id: int) -> Group:
-        group = await self._group(group_id)
-        # the notice owner actions send, marked as an administrator's doing (still from the owner's seat)
-        content = notice("group_dissolved", group_id=group_id, name=group.name, by="admin")
-        return replace(group, member_count=await self._dissolve(group, content))
+        async with self._units.begin() as uow:
+            group = await self._group(group_id, uow.store)
+            # the notice owner actions send, marked as an administrator's doing (still from the owner's seat)
+            content = notice("group_dissolved", group_id=group_id, name=group.name, by="admin")
+            count = await self._dissolve(uow, group, content)
+            await uow.commit()
+        await self._group_changed(group_id)
+        await self._deliver(uow)
+        return replace(group, member_count=count)
 
     async def group_count(self) -> int:
         return await self._store.count_groups()
+
+    # ---------- the notice outbox ----------
+    async def _deliver(self, uow: RelationUnitOfWork) -> None:
+        """Right after a commit: post the notices it wrote (a failure leaves them to the relay)."""
+        if uow.outbox.added:
+            await self._relay.deliver(uow.outbox.added)
+
+    async def drain_outbox(self) -> int:
+        """Deliver every notice still in the outbox now; how many were delivered."""
+        return await self._relay.drain()
+
+    async def relay_outbox(self, every_seconds: float = RELAY_EVERY_SECONDS) -> None:
+        """Forever: deliver the notices a crash or a failed delivery left in the outbox (run in the
+        background by every process of the user role)."""
+        await self._relay.run(every_seconds)
 
     # ---------- the messaging-rules caches ----------
     async def _pair_changed(self, a: int, b: int) -> None:
@@ -490,11 +578,13 @@ class RelationService:
         return [f for f in friends if f in mutual and f not in blocked]
 
     # ---------- helpers ----------
-    async def _announce(self, sender_id: int, group_id: int, content: str) -> None:
-        await self._notices.to_group(sender_id, group_id, await self._store.member_ids(group_id), content)
+    async def _announce(self, uow: RelationUnitOfWork, sender_id: int, group_id: int, content: str) -> None:
+        """A notice to everyone in the group as the unit of work left it."""
+        members = await uow.store.member_ids(group_id)
+        await uow.outbox.add(PendingNotice.to_group(sender_id, group_id, members, content))
 
-    async def _group(self, group_id: int) -> Group:
-        group = await self._store.group(group_id)
+    async def _group(self, group_id: int, store: RelationStore | None = None) -> Group:
+        group = await (store or self._store).group(group_id)
         if group is None:
             raise ImError(NOT_FOUND, f"group {group_id} does not exist")
         return group

@@ -50,8 +50,16 @@ class NoticeApi(Protocol):
     """Inbound, server-side only: messages the server writes (SYSTEM, FRIEND_REQ), never sent by clients."""
 
     async def post_notice(
-        self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
-    ) -> None: ...
+        self,
+        sender_id: int,
+        receiver_ids: Sequence[int],
+        group_id: int,
+        msg_type: int,
+        content: str,
+        dedup_key: str = "",
+    ) -> None:
+        """dedup_key: posted again with the same key (and sender), the notice is not written twice."""
+        ...
 
     async def message_count(self) -> int:
         """Messages stored (admin API: server stats)."""

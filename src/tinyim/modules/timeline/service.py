@@ -125,15 +125,24 @@ class TimelineWriter:
         return self._inline(as_sent, appended.seqs)
 
     async def post_notice(
-        self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
+        self,
+        sender_id: int,
+        receiver_ids: Sequence[int],
+        group_id: int,
+        msg_type: int,
+        content: str,
+        dedup_key: str = "",
     ) -> None:
-        """A server-written message (SYSTEM, FRIEND_REQ); the sender gets no copy unless listed."""
+        """A server-written message (SYSTEM, FRIEND_REQ); the sender gets no copy unless listed. With a
+        dedup_key (stored as the message's client_msg_id, per sender, as a client send's) a notice posted
+        again is not written again: one body per notice, however many receivers."""
         if group_id:
             slots = group_slots(sender_id, group_id, list(receiver_ids))
         else:
             slots = [TimelineSlot(r, sender_id, False) for r in receiver_ids]
         if slots:
-            await self.write(MessageBody(self.next_id(), sender_id, group_id, msg_type, content), slots, "")
+            body = MessageBody(self.next_id(), sender_id, group_id, msg_type, content, dedup_key)
+            await self.write(body, slots, "")
 
     async def message_count(self) -> int:
         return await self._store.count_messages()
@@ -189,8 +198,9 @@ class TimelineService:
             client_msg_id=req.client_msg_id,
         )
         appended = await self._writer.write(body, slots, sender_device=caller.device_id)
-        if appended.duplicate and appended.original is not None:
+        if appended.duplicate:
             asked = (req.group_id or req.receiver_id, req.group_id, req.msg_type, req.content)
+            # no original: the id was a server notice's, which left the sender no copy
             if appended.original != asked:
                 raise ImError(
                     CLIENT_MSG_ID_REUSED,

@@ -1,9 +1,11 @@
 """SQL relation store: im_relation, im_blacklist, im_friend_request, im_group, im_group_member,
-im_group_member_history, im_group_join_request (SQLite, MySQL, MariaDB)."""
+im_group_member_history, im_group_join_request, and the notice outbox im_relation_outbox (SQLite, MySQL,
+MariaDB)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     UniqueConstraint,
     and_,
     delete,
@@ -25,6 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra.db import Database, insert_ignore, metadata, upsert
 from tinyim.modules.relation.domain import (
@@ -117,6 +121,20 @@ im_group_join_request = Table(
     Column("updated_at", DateTime),
     UniqueConstraint("group_id", "user_id", name="uk_group_applicant"),
 )
+# notices of committed social changes not yet delivered to the timeline (see sql_unit_of_work.py)
+im_relation_outbox = Table(
+    "im_relation_outbox",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False),
+    Column("sender_id", BigInteger, nullable=False),
+    Column("group_id", BigInteger, nullable=False),  # 0: a 1:1 notice
+    Column("receiver_ids", Text, nullable=False),  # JSON list: the receiver, or the group's members
+    Column("friend_request", SmallInteger, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", DateTime),
+    UniqueConstraint("dedup_key", name="uk_dedup_key"),
+)
 
 _member_count = (
     select(func.count())
@@ -152,8 +170,28 @@ def _stints(user_ids: Sequence[int]) -> Any:
 
 
 class SqlRelationStore:
-    def __init__(self, db: Database) -> None:
+    """On its own every write is a transaction of its own; bound to a connection (`conn`: a unit of
+    work's) every read and write runs in that connection's transaction and nothing commits here."""
+
+    def __init__(self, db: Database, conn: AsyncConnection | None = None) -> None:
         self._db = db
+        self._conn = conn
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        async with self._db.write() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self, fresh: bool = False) -> AsyncIterator[AsyncConnection]:
+        if self._conn is not None:  # inside a unit of work: it sees its own writes
+            yield self._conn
+            return
+        async with self._db.read(fresh) as conn:
+            yield conn
 
     # ---------- friendship ----------
     async def pair_state(self, a: int, b: int) -> PairState:
@@ -162,7 +200,7 @@ class SqlRelationStore:
         blocks = or_(
             and_(bl.c.user_id == a, bl.c.blocked_id == b), and_(bl.c.user_id == b, bl.c.blocked_id == a)
         )
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             statuses = {
                 row.user_id: RelationStatus(row.status)
                 for row in await conn.execute(select(r.c.user_id, r.c.status).where(pair))
@@ -171,7 +209,7 @@ class SqlRelationStore:
         return PairState(statuses.get(a), statuses.get(b), a in blockers, b in blockers)
 
     async def make_friends(self, a: int, b: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             for owner, other in sorted([(a, b), (b, a)]):
                 values = {
                     "user_id": owner,
@@ -183,7 +221,7 @@ class SqlRelationStore:
                 await conn.execute(upsert(conn, im_relation, ("user_id", "friend_id"), values))
 
     async def set_status(self, owner_id: int, other_id: int, status: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             values = {
                 "user_id": owner_id,
                 "friend_id": other_id,
@@ -199,7 +237,7 @@ class SqlRelationStore:
             .where(im_relation.c.user_id == owner_id, im_relation.c.status == RelationStatus.NORMAL)
             .order_by(im_relation.c.friend_id)
         )
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             return list((await conn.scalars(query)).all())
 
     async def listed_by(self, user_id: int, among: Sequence[int]) -> set[int]:
@@ -209,7 +247,7 @@ class SqlRelationStore:
         query = select(r.c.user_id).where(
             r.c.friend_id == user_id, r.c.status == RelationStatus.NORMAL, r.c.user_id.in_(sorted(set(among)))
         )
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             return set((await conn.scalars(query)).all())
 
     async def blockers_of(self, user_id: int, among: Sequence[int]) -> set[int]:
@@ -218,17 +256,17 @@ class SqlRelationStore:
         query = select(im_blacklist.c.user_id).where(
             im_blacklist.c.blocked_id == user_id, im_blacklist.c.user_id.in_(sorted(set(among)))
         )
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             return set((await conn.scalars(query)).all())
 
     async def block(self, owner_id: int, blocked_id: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 insert_ignore(conn, im_blacklist).values(user_id=owner_id, blocked_id=blocked_id)
             )
 
     async def unblock(self, owner_id: int, blocked_id: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 delete(im_blacklist).where(
                     im_blacklist.c.user_id == owner_id, im_blacklist.c.blocked_id == blocked_id
@@ -241,19 +279,19 @@ class SqlRelationStore:
             .where(im_blacklist.c.user_id == owner_id)
             .order_by(im_blacklist.c.blocked_id)
         )
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             return list((await conn.scalars(query)).all())
 
     # ---------- friend requests ----------
     async def friend_request(self, from_id: int, to_id: int) -> FriendRequest | None:
         fr = im_friend_request
         query = select(fr.c.reason, fr.c.status).where(fr.c.from_user_id == from_id, fr.c.to_user_id == to_id)
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             row = (await conn.execute(query)).first()
         return FriendRequest(from_id, to_id, row.reason, RequestStatus(row.status)) if row else None
 
     async def put_friend_request(self, from_id: int, to_id: int, reason: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             values = {
                 "from_user_id": from_id,
                 "to_user_id": to_id,
@@ -269,7 +307,7 @@ class SqlRelationStore:
 
     async def _settle(self, table: Table, key: tuple[Any, ...], status: RequestStatus) -> bool:
         """PENDING -> status in one conditional UPDATE: of racing settlers exactly one wins."""
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(table)
                 .where(*key, table.c.status == RequestStatus.PENDING)
@@ -279,7 +317,7 @@ class SqlRelationStore:
 
     # ---------- groups ----------
     async def create_group(self, name: str, owner_id: int, member_ids: Sequence[int]) -> int:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 im_group.insert().values(group_name=name, owner_id=owner_id, announcement="", status=1)
             )
@@ -294,33 +332,33 @@ class SqlRelationStore:
         query = select(g.c.group_id, g.c.group_name, g.c.owner_id, g.c.announcement, _member_count).where(
             g.c.group_id == group_id, g.c.status == 1
         )
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             row = (await conn.execute(query)).first()
         return _group(row) if row else None
 
     async def members(self, group_id: int) -> list[Member]:
         m = im_group_member
         query = select(m.c.user_id, m.c.role).where(m.c.group_id == group_id).order_by(m.c.user_id)
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             return [Member(row.user_id, GroupRole(row.role)) for row in await conn.execute(query)]
 
     async def member_ids(self, group_id: int) -> list[int]:
         m = im_group_member
         query = select(m.c.user_id).where(m.c.group_id == group_id).order_by(m.c.user_id)
         # Fresh: a member who just left must not get the next post, a newcomer must.
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             return list((await conn.scalars(query)).all())
 
     async def role(self, group_id: int, user_id: int) -> int | None:
         m = im_group_member
         query = select(m.c.role).where(m.c.group_id == group_id, m.c.user_id == user_id)
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             value = await conn.scalar(query)
         return int(value) if value is not None else None
 
     async def add_member(self, group_id: int, user_id: int, limit: int) -> None:
         g, m = im_group, im_group_member
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             # Lock the group row so concurrent joins cannot overshoot the limit together.
             await conn.execute(select(g.c.group_id).where(g.c.group_id == group_id).with_for_update())
             count = await conn.scalar(select(func.count()).where(m.c.group_id == group_id))
@@ -334,7 +372,7 @@ class SqlRelationStore:
     async def remove_member(self, group_id: int, user_id: int) -> bool:
         m = im_group_member
         which = and_(m.c.group_id == group_id, m.c.user_id == user_id)
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(_end_memberships(which))
             result = await conn.execute(delete(m).where(which))
         return result.rowcount == 1
@@ -352,7 +390,7 @@ class SqlRelationStore:
                 or_(mine.c.left_at.is_(None), theirs.c.joined_at <= mine.c.left_at),
             )
         )
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             return {int(u) for u in (await conn.scalars(query))}
 
     async def groups_of(self, user_id: int) -> list[Group]:
@@ -363,18 +401,18 @@ class SqlRelationStore:
             .where(m.c.user_id == user_id, g.c.status == 1)
             .order_by(g.c.group_id)
         )
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             return [_group(row) for row in await conn.execute(query)]
 
     async def join_request(self, group_id: int, user_id: int) -> RequestStatus | None:
         j = im_group_join_request
         query = select(j.c.status).where(j.c.group_id == group_id, j.c.user_id == user_id)
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             value = await conn.scalar(query)
         return RequestStatus(value) if value is not None else None
 
     async def put_join_request(self, group_id: int, user_id: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             values = {
                 "group_id": group_id,
                 "user_id": user_id,
@@ -390,7 +428,7 @@ class SqlRelationStore:
     # ---------- group owner actions ----------
     async def transfer_owner(self, group_id: int, old_owner_id: int, new_owner_id: int) -> bool:
         g, m = im_group, im_group_member
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             # the group row is locked: a concurrent transfer (or dissolve) waits, then sees the new owner
             owner = await conn.scalar(
                 select(g.c.owner_id).where(g.c.group_id == group_id, g.c.status == 1).with_for_update()
@@ -417,7 +455,7 @@ class SqlRelationStore:
 
     async def set_role(self, group_id: int, user_id: int, role: int) -> None:
         m = im_group_member
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(m)
                 .where(m.c.group_id == group_id, m.c.user_id == user_id, m.c.role != GroupRole.OWNER)
@@ -430,12 +468,12 @@ class SqlRelationStore:
             values["group_name"] = name
         if announcement is not None:
             values["announcement"] = announcement
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(update(im_group).where(im_group.c.group_id == group_id).values(**values))
 
     async def dissolve_group(self, group_id: int) -> bool:
         g, m = im_group, im_group_member
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(g)
                 .where(g.c.group_id == group_id, g.c.status == 1)
@@ -449,5 +487,5 @@ class SqlRelationStore:
 
     async def count_groups(self) -> int:
         query = select(func.count()).select_from(im_group).where(im_group.c.status == 1)
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             return int((await conn.execute(query)).scalar_one())

@@ -89,7 +89,13 @@ class GrpcTimelineClient:
         ]
 
     async def post_notice(
-        self, sender_id: int, receiver_ids: Sequence[int], group_id: int, msg_type: int, content: str
+        self,
+        sender_id: int,
+        receiver_ids: Sequence[int],
+        group_id: int,
+        msg_type: int,
+        content: str,
+        dedup_key: str = "",
     ) -> None:
         req = ipb.PostNoticeReq(
             sender_id=sender_id,
@@ -97,8 +103,10 @@ class GrpcTimelineClient:
             group_id=group_id,
             msg_type=msg_type,
             content=content,
+            dedup_key=dedup_key,
         )
-        await self._remote.invoke(lambda s, t: s.PostNotice(req, timeout=t), idempotent=False)
+        # with a key the timeline writes it once, so a retry on another msg node is safe
+        await self._remote.invoke(lambda s, t: s.PostNotice(req, timeout=t), idempotent=bool(dedup_key))
 
     async def message_count(self) -> int:
         return int((await self._remote.invoke(lambda s, t: s.CountMessages(ipb.Ack(), timeout=t))).count)

@@ -69,7 +69,12 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
     @translate_errors
     async def PostNotice(self, request: ipb.PostNoticeReq, context: Ctx) -> ipb.Ack:
         await self._notices.post_notice(
-            request.sender_id, list(request.receiver_ids), request.group_id, request.msg_type, request.content
+            request.sender_id,
+            list(request.receiver_ids),
+            request.group_id,
+            request.msg_type,
+            request.content,
+            request.dedup_key,
         )
         return ipb.Ack()
 

@@ -47,6 +47,8 @@ class InMemoryTimelineStore:
         key = (body.sender_id, body.client_msg_id)
         if body.client_msg_id and key in self.by_client_id:
             msg_id, seq = self.by_client_id[key]
+            if not seq:  # a notice that left its sender no copy: nothing to compare a retry with
+                return Appended(msg_id, {}, duplicate=True)
             first = next(m for m in self.timelines[body.sender_id] if m.seq_id == seq)
             other = first.group_id or first.receiver_id
             original = (other, first.group_id, first.msg_type, first.content)
@@ -73,7 +75,7 @@ class InMemoryTimelineStore:
             seqs[slot.owner_id] = seq
             self._touch_conversation(body, slot, seq)
         if body.client_msg_id:
-            self.by_client_id[key] = (body.msg_id, seqs[body.sender_id])
+            self.by_client_id[key] = (body.msg_id, seqs.get(body.sender_id, 0))
         self.appends += 1
         return Appended(body.msg_id, seqs)
 

@@ -542,13 +542,15 @@ class SqlTimelineStore:
         b, i = im_message_body, im_message_index
         query = (
             select(b.c.msg_id, i.c.seq_id, i.c.other_id, b.c.group_id, b.c.msg_type, b.c.msg_content)
-            .join(i, (i.c.msg_id == b.c.msg_id) & (i.c.owner_id == b.c.sender_id))
+            .outerjoin(i, (i.c.msg_id == b.c.msg_id) & (i.c.owner_id == b.c.sender_id))
             .where(b.c.sender_id == sender_id, b.c.client_msg_id == client_msg_id)
         )
         async with self._db.read(fresh=True) as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
+        if row.seq_id is None:  # a server notice that left its sender no copy (post_notice's dedup_key)
+            return Appended(row.msg_id, {}, duplicate=True)
         original = (row.other_id, row.group_id, row.msg_type, row.msg_content or "")
         return Appended(row.msg_id, {sender_id: row.seq_id}, duplicate=True, original=original)
 

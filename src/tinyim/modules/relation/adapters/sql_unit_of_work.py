@@ -1,0 +1,114 @@
+"""SQL units of work for the relation module, and its notice outbox (im_relation_outbox).
+
+A unit of work is one transaction on the primary (`Database.write()`: on SQLite it also holds the
+process's writer lock): the store and the outbox it hands out run every statement in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tinyim.infra.db import Database
+from tinyim.modules.relation.adapters.sql import SqlRelationStore, im_relation_outbox
+from tinyim.modules.relation.domain import PendingNotice
+
+
+class SqlNoticeOutbox:
+    """The committed outbox, outside any unit of work (each call its own transaction)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def pending(self, limit: int) -> list[PendingNotice]:
+        o = im_relation_outbox
+        query = select(o).order_by(o.c.id).limit(limit)
+        async with self._db.read(fresh=True) as conn:
+            return [_notice(row) for row in await conn.execute(query)]
+
+    async def remove(self, key: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(delete(im_relation_outbox).where(im_relation_outbox.c.dedup_key == key))
+
+
+class SqlOutboxWriter:
+    """The outbox inside a unit of work: rows written in its transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.added: list[PendingNotice] = []
+
+    async def add(self, notice: PendingNotice) -> None:
+        await self._conn.execute(
+            im_relation_outbox.insert().values(
+                dedup_key=notice.key,
+                sender_id=notice.sender_id,
+                group_id=notice.group_id,
+                receiver_ids=json.dumps(list(notice.receiver_ids)),
+                friend_request=int(notice.friend_request),
+                content=notice.content,
+                created_at=func.now(),
+            )
+        )
+        self.added.append(notice)
+
+
+class SqlRelationUnits:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.outbox = SqlNoticeOutbox(db)
+
+    def begin(self) -> SqlRelationUnitOfWork:
+        return SqlRelationUnitOfWork(self._db)
+
+
+class SqlRelationUnitOfWork:
+    store: SqlRelationStore
+    outbox: SqlOutboxWriter
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._stack = contextlib.AsyncExitStack()
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        conn = await self._stack.enter_async_context(self._db.write())
+        self._conn = conn
+        self.store = SqlRelationStore(self._db, conn)
+        self.outbox = SqlOutboxWriter(conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.rollback()  # nothing left to roll back after a commit
+        finally:
+            self._conn = None
+            await self._stack.aclose()  # the connection goes back to the pool (and the writer lock)
+
+    async def commit(self) -> None:
+        if self._conn is None:
+            raise RuntimeError("this unit of work is over")
+        await self._conn.commit()
+
+    async def rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.rollback()
+
+
+def _notice(row: object) -> PendingNotice:
+    r = row
+    return PendingNotice(
+        r.dedup_key,  # type: ignore[attr-defined]
+        int(r.sender_id),  # type: ignore[attr-defined]
+        tuple(int(u) for u in json.loads(r.receiver_ids)),  # type: ignore[attr-defined]
+        int(r.group_id),  # type: ignore[attr-defined]
+        r.content,  # type: ignore[attr-defined]
+        bool(r.friend_request),  # type: ignore[attr-defined]
+    )
