@@ -22,8 +22,8 @@ from websockets.exceptions import InvalidStatus
 from tests.e2e.helpers import PASSWORD, befriend, new_user, online
 from tinyim.client import Client, Message, Sent
 from tinyim.cluster import Cluster
-from tinyim.infra.discovery import RedisRegistry
 from tinyim.infra.redis import Keys
+from tinyim.infra.registry import RedisRegistry
 
 pytestmark = pytest.mark.e2e
 

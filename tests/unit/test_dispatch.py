@@ -17,7 +17,7 @@ from tinyim.edges.dispatch.ports import (
     accepts_connections,
 )
 from tinyim.edges.errors import http_status
-from tinyim.infra.discovery import Node
+from tinyim.infra.registry import Node
 from tinyim.kernel import UNAVAILABLE, ImError
 
 

@@ -38,9 +38,10 @@ from tinyim.edges.gateway.status import StatusTracker
 from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
 from tinyim.infra import metrics
 from tinyim.infra.db import Database
-from tinyim.infra.discovery import NodeDirectory, RedisRegistry
 from tinyim.infra.etcd import EtcdRegistry, etcd_client
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.redis import Keys, redis_client
+from tinyim.infra.registry import RedisRegistry
 from tinyim.infra.rpc import Channels
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.auth import AuthService

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlparse
 
-from tinyim.infra.discovery import RENEW_EVERY_SECONDS, Node
+from tinyim.infra.registry import RENEW_EVERY_SECONDS, Node
 from tinyim.kernel import UNAVAILABLE, ImError
 
 from .hashring import HashRing
