@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
-from tinyim.edges.dispatch.ports import (
-    FileGatewayAddress,
+from tinyim.edges.dispatch.addresses import FileGatewayAddress, GatewayAddress
+from tinyim.edges.dispatch.allocators import (
     FileGatewayAllocator,
-    GatewayAddress,
     RegistryGatewayAllocator,
-    RegistryOnlineCount,
     StaticFileGatewayAllocator,
     StaticGatewayAllocator,
 )
+from tinyim.edges.dispatch.online_count import RegistryOnlineCount
 from tinyim.edges.dispatch.throttle import InMemoryFailureStore, LoginThrottle
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
