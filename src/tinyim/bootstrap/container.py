@@ -103,7 +103,7 @@ RedisProfileCache = lazy("tinyim.modules.auth.adapters.redis:RedisProfileCache")
 RedisPresenceStore = lazy("tinyim.modules.presence.adapters.redis:RedisPresenceStore")
 RedisSessionDirectory = lazy("tinyim.modules.presence.adapters.redis:RedisSessionDirectory")
 RedisRateLimiter = lazy("tinyim.modules.relation.adapters.redis:RedisRateLimiter")
-RedisSeqTimelineStore = lazy("tinyim.modules.timeline.adapters.redis_seq:RedisSeqTimelineStore")
+RedisSeqAllocator = lazy("tinyim.modules.timeline.adapters.redis_seq:RedisSeqAllocator")
 RedisFailureStore = lazy("tinyim.edges.dispatch.throttle_redis:RedisFailureStore")
 
 
@@ -302,7 +302,10 @@ class Container(containers.DeclarativeContainer):
         settings.provided.seq_allocator,
         sql=providers.Singleton(SqlTimelineStore, db, conversations=maintain_conversations),
         redis=providers.Singleton(
-            RedisSeqTimelineStore, db, redis, keys, conversations=maintain_conversations
+            SqlTimelineStore,
+            db,
+            conversations=maintain_conversations,
+            seqs=providers.Singleton(RedisSeqAllocator, db, redis, keys),
         ),
     )
     # read receipts and conversation changes reach devices as client frames through presence
