@@ -31,7 +31,7 @@ from bench.measure import cpu_of, pids_named
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
 from bench.seed import Account, seed_accounts, session_body
 from tests.support.server import ServerProcess
-from tinyim.client import Client
+from tinyim.client import Client, ClientOptions
 
 PASSWORD = "benchmark-password"
 METRICS_TOKEN = "benchmark-metrics-token"
@@ -77,7 +77,7 @@ async def _caught_up(clients: list[Client], targets: list[int], timeout: float =
                 "target": t,
                 "notified": c.notified_max_seq,
                 "connected": c.connected.is_set(),
-                "pending": len(c._pending),
+                "pending": len(c.session._pending),
                 "sync_task": None if c._sync_task is None else ("done" if c._sync_task.done() else "running"),
                 "sync_locked": c._sync_lock.locked(),
             }
@@ -109,10 +109,9 @@ async def run(
             PASSWORD,
             "PC",
             on_push=on_push,
-            heartbeat_interval=30,
-            request_timeout=120,
+            options=ClientOptions(heartbeat_interval=30, request_timeout=120),
         )
-        c._take_session(session_body(accounts[i], base_url, RATE, RATE))  # as if logged in
+        c.session._take_session(session_body(accounts[i], base_url, RATE, RATE))  # as if logged in
         return c
 
     clients = [client(i) for i in range(size)]

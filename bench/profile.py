@@ -60,7 +60,7 @@ AREAS = {
     "send handler (all of a send)": "message_handlers.<locals>.send",
     "relation check of a send": "RelationService.check_direct",
     "timeline append (the write transaction)": "SqlTimelineStore.append",
-    "seq lock + bump": "SqlTimelineStore._take_seqs",
+    "seq lock + bump": "LockedRowSeqAllocator.take",
     "receiver's sync handler": "message_handlers.<locals>.sync",
     "pool checkout (AsyncConnection.start)": "AsyncConnection.start",
     "pre-ping on checkout": "AsyncAdapt_asyncmy_connection._do_ping",

@@ -64,7 +64,7 @@ async def seed_accounts(database_url: str, secret: str, count: int, first_id: in
 
 
 def session_body(account: Account, http_base: str, rate: float = 0, burst: float = 0) -> dict[str, object]:
-    """What POST /api/login would have answered, for `Client._take_session` (the SDK then skips login);
+    """What POST /api/login would have answered, for `Session._take_session` (the SDK then skips login);
     rate/burst: the server's per-connection limit the SDK paces itself to."""
     return {
         "user_id": account.user_id,

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support.redis_server import RedisServer
 from tests.support.replication import ReplicatedPair, replicated_mariadb, sql
 from tests.support.server import free_port
-from tinyim.client import Client, Kicked, Message, ServerError, register
+from tinyim.client import Client, ClientOptions, Kicked, Message, ServerError, register
 from tinyim.cluster import Cluster
 from tinyim.wire import ErrorCode
 
@@ -168,10 +168,9 @@ def _client(base: str, view: View) -> Client:
         PASSWORD,
         "PC",
         on_message=on_message,
-        echo_own_sends=True,
-        heartbeat_interval=5,
-        backoff_initial=0.2,
-        backoff_max=2.0,
+        options=ClientOptions(
+            echo_own_sends=True, heartbeat_interval=5, backoff_initial=0.2, backoff_max=2.0
+        ),
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online
 from tests.support.server import ServerProcess
+from tinyim.client import ClientOptions
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,12 @@ async def test_logout_and_a_newer_login_revoke_refresh_tokens(server: ServerProc
 
 async def test_sdk_reconnects_without_the_password(server: ServerProcess) -> None:
     alice, _, bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice, backoff_initial=0.05) as a, online(server.base_url, bob) as b:
+    async with (
+        online(
+            server.base_url, alice, options=ClientOptions(heartbeat_interval=5, backoff_initial=0.05)
+        ) as a,
+        online(server.base_url, bob) as b,
+    ):
         logins = 0
         real_login = a.login
 

@@ -9,6 +9,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from tests.e2e.helpers import friend_pair, online
 from tests.support.server import ServerProcess
+from tinyim.client import ClientOptions
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +25,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 async def test_send_on_a_dead_socket_reconnects_instead_of_spinning(server: ServerProcess) -> None:
     alice, _, _bob, bob_id = await friend_pair(server.base_url)
-    async with online(server.base_url, alice, backoff_initial=0.05) as a:
-        ws = a._ws
+    async with online(
+        server.base_url, alice, options=ClientOptions(heartbeat_interval=5, backoff_initial=0.05)
+    ) as a:
+        ws = a.session._ws
         assert ws is not None
         calls = 0
 

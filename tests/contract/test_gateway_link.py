@@ -12,7 +12,7 @@ from tests.unit.test_presence_and_hub import connection
 from tinyim.edges.gateway.connection import CLOSE_KICKED
 from tinyim.edges.gateway.grpc_server import gateway_registrar
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
-from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import Channels
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence import GatewayLink

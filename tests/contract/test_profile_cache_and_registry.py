@@ -10,15 +10,10 @@ from typing import Any
 
 import pytest
 
-from tinyim.infra.discovery import (
-    DuplicateWorkerId,
-    Node,
-    NodeDirectory,
-    RedisRegistry,
-    Registry,
-    check_worker_id,
-)
 from tinyim.infra.etcd import EtcdRegistry, etcd_client
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registration import DuplicateWorkerId, check_worker_id
+from tinyim.infra.registry import Node, RedisRegistry, Registry
 from tinyim.kernel import UserProfile
 from tinyim.modules.auth import ProfileCache
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache

@@ -13,7 +13,8 @@ from tests.contract.conftest import Backend, fresh_id, make_backend
 from tests.contract.test_timeline_store import body, slots
 from tests.support.services import delete_prefix, require_redis
 from tinyim.infra.redis import Keys
-from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
+from tinyim.modules.timeline.adapters.redis_seq import RedisSeqAllocator
+from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 
 
 @pytest.fixture(params=["sqlite+redis", "mariadb+redis"])
@@ -22,22 +23,25 @@ def redis_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture
-async def env(redis_backend: Backend) -> AsyncIterator[tuple[RedisSeqTimelineStore, Redis, Keys]]:
+async def env(
+    redis_backend: Backend,
+) -> AsyncIterator[tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys]]:
     backend = redis_backend
     url = require_redis()
     keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
     client = Redis.from_url(url, decode_responses=True)
     async with backend.database() as db:
         assert db is not None
-        yield RedisSeqTimelineStore(db, client, keys, hole_timeout=0.4), client, keys
+        seqs = RedisSeqAllocator(db, client, keys, hole_timeout=0.4)
+        yield SqlTimelineStore(db, seqs=seqs), seqs, client, keys
     await client.aclose()
     await delete_prefix(url, keys.prefix)
 
 
 async def test_lost_counters_restart_from_what_is_committed(
-    env: tuple[RedisSeqTimelineStore, Redis, Keys],
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
 ) -> None:
-    store, redis, keys = env
+    store, _, redis, keys = env
     a, b = fresh_id(), fresh_id()
     for _ in range(3):
         await store.append(body(a), slots(a, b))
@@ -49,9 +53,9 @@ async def test_lost_counters_restart_from_what_is_committed(
 
 
 async def test_a_counter_below_an_inflight_seq_collides_and_retries(
-    env: tuple[RedisSeqTimelineStore, Redis, Keys],
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
 ) -> None:
-    store, redis, keys = env
+    store, _, redis, keys = env
     a, b = fresh_id(), fresh_id()
     for _ in range(5):
         await store.append(body(a), slots(a, b))
@@ -63,9 +67,9 @@ async def test_a_counter_below_an_inflight_seq_collides_and_retries(
 
 
 async def test_sync_waits_at_a_hole_then_skips_it_when_it_cannot_fill(
-    env: tuple[RedisSeqTimelineStore, Redis, Keys],
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
 ) -> None:
-    store, redis, keys = env
+    store, _, redis, keys = env
     a, b = fresh_id(), fresh_id()
     await store.append(body(a, "one"), slots(a, b))
     await redis.incr(keys.seq(b))  # seq 2 of b taken by a transaction that then died
@@ -80,13 +84,15 @@ async def test_sync_waits_at_a_hole_then_skips_it_when_it_cannot_fill(
     assert await store.max_seq(b) == 3
 
 
-async def test_a_late_hole_filler_is_not_skipped(env: tuple[RedisSeqTimelineStore, Redis, Keys]) -> None:
+async def test_a_late_hole_filler_is_not_skipped(
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
+) -> None:
     """A slow transaction holding seq 2 commits after seq 3: the reader waited for it and gets both."""
-    store, _, _ = env
+    store, seqs, _, _ = env
     a, b, c = fresh_id(), fresh_id(), fresh_id()
     await store.append(body(a, "one"), slots(a, b))
     gate = asyncio.Event()
-    original = store._allocate
+    original = seqs._allocate
 
     async def slow_allocate(owners: list[int]) -> dict[int, int]:
         seqs = await original(owners)
@@ -94,10 +100,10 @@ async def test_a_late_hole_filler_is_not_skipped(env: tuple[RedisSeqTimelineStor
             await gate.wait()  # hold seq 2 of b inside a transaction for a while
         return seqs
 
-    store._allocate = slow_allocate  # type: ignore[method-assign]
+    seqs._allocate = slow_allocate  # type: ignore[method-assign]
     slow = asyncio.create_task(store.append(body(a, "two"), slots(a, b)))
     await asyncio.sleep(0.05)
-    store._allocate = original  # type: ignore[method-assign]
+    seqs._allocate = original  # type: ignore[method-assign]
     if "sqlite" in str(store._db.url):
         gate.set()  # SQLite has one writer at a time: the slow one must finish first
         await slow

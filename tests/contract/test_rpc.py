@@ -10,7 +10,8 @@ import grpc
 import pytest
 
 from tests.support.grpc_loop import StaticRegistry, listening
-from tinyim.infra.discovery import Node, NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, RoleChannels
 from tinyim.kernel import NOT_FOUND, UNAVAILABLE, ImError, Privacy, UserProfile
 from tinyim.modules.auth import LoginResult, TokenClaims

@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 from tests.support.grpc_loop import StaticRegistry
 from tests.support.server import free_port
 from tinyim.infra import tracing
-from tinyim.infra.discovery import Node, NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, RoleChannels, grpc_server
 from tinyim.kernel import NOT_FOUND, ImError, UserProfile
 from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient

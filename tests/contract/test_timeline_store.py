@@ -19,7 +19,7 @@ from tinyim.infra.redis import Keys
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.timeline import Conversation, ConvType, MessageBody, TimelineSlot, TimelineStore
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
-from tinyim.modules.timeline.adapters.redis_seq import RedisSeqTimelineStore
+from tinyim.modules.timeline.adapters.redis_seq import RedisSeqAllocator
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.modules.timeline.domain import group_slots
 
@@ -38,7 +38,7 @@ async def open_store(backend: Backend) -> AsyncIterator[TimelineStore]:
             keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
             client = Redis.from_url(url, decode_responses=True)
             try:
-                yield RedisSeqTimelineStore(db, client, keys)
+                yield SqlTimelineStore(db, seqs=RedisSeqAllocator(db, client, keys))
             finally:
                 await client.aclose()
                 await delete_prefix(url, keys.prefix)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from websockets.asyncio.client import ClientConnection
 
-from tinyim.client import Client, register
+from tinyim.client import Client, ClientOptions, register
 
 PASSWORD = "correct horse battery"
 # Helpers log in on this device type so they never kick a test's PC or Web session.
@@ -39,13 +39,21 @@ async def friend_pair(base_url: str, a: str = "alice", b: str = "bob") -> tuple[
     return a_name, a_id, b_name, b_id
 
 
+E2E_OPTIONS = ClientOptions(heartbeat_interval=5)  # heartbeats faster than a real client's
+
+
 @asynccontextmanager
 async def online(
-    base_url: str, username: str, device_id: str = "PC", drain: bool = True, **kwargs: object
+    base_url: str,
+    username: str,
+    device_id: str = "PC",
+    drain: bool = True,
+    options: ClientOptions = E2E_OPTIONS,
+    **kwargs: object,
 ) -> AsyncIterator[Client]:
-    """A started client. With drain, what its first sync delivered (history) is not in next_message()."""
-    kwargs.setdefault("heartbeat_interval", 5)
-    client = Client(base_url, username, PASSWORD, device_id, **kwargs)  # type: ignore[arg-type]
+    """A started client. With drain, what its first sync delivered (history) is not in next_message().
+    kwargs: the client's seq_store and callbacks."""
+    client = Client(base_url, username, PASSWORD, device_id, options=options, **kwargs)  # type: ignore[arg-type]
     await client.start()
     if drain:
         client.take_delivered()

@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.e2e.conftest import Served
 from tests.e2e.helpers import PASSWORD, befriend, friend_pair, new_user, online, recv_bytes
-from tinyim.client import Client, Kicked, MemorySeqStore, ServerError
+from tinyim.client import Client, ClientOptions, Kicked, MemorySeqStore, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, ErrorCode, decode, encode
 
@@ -90,7 +90,9 @@ async def test_sync_pages_with_has_more(deployment: Served) -> None:
     async with online(deployment.base_url, alice) as a:
         for i in range(7):
             await a.send_text(bob_id, f"m{i}")
-    async with online(deployment.base_url, bob, sync_limit=3) as b:
+    async with online(
+        deployment.base_url, bob, options=ClientOptions(heartbeat_interval=5, sync_limit=3)
+    ) as b:
         resp = await b.request(Cmd.CMD_MSG_SYNC_REQ, pb.MsgSyncReq(local_max_seq=0, limit=3))
         assert isinstance(resp, pb.MsgSyncResp)
         # seq 1 is the friend request bob received; then alice's seven messages.

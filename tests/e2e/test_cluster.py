@@ -20,10 +20,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.helpers import PASSWORD, befriend, new_user, online
-from tinyim.client import Client, Message, Sent
+from tinyim.client import Client, ClientOptions, Message, Sent
 from tinyim.cluster import Cluster
-from tinyim.infra.discovery import RedisRegistry
 from tinyim.infra.redis import Keys
+from tinyim.infra.registry import RedisRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,9 @@ async def on_gateway(
     cluster: Cluster, username: str, gateway: str, device: str = "PC"
 ) -> AsyncIterator[Client]:
     """A client pinned to one gateway for its first connection (later reconnects follow dispatch)."""
-    client = Client(cluster.dispatch_url, username, PASSWORD, device, heartbeat_interval=3)
+    client = Client(
+        cluster.dispatch_url, username, PASSWORD, device, options=ClientOptions(heartbeat_interval=3)
+    )
     await client.login()
     client.ws_url = gateway_url(cluster, gateway)
     await client.start()

@@ -19,7 +19,9 @@ from tests.e2e.helpers import PASSWORD, befriend, new_user, online
 from tests.e2e.test_cluster import _collect, _send_stream, audit, next_text
 from tests.support import compose
 from tests.support.compose import ComposeStack
-from tinyim.client import Client
+from tinyim.client import Client, ClientOptions
+
+FAST_BEATS = ClientOptions(heartbeat_interval=3)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -99,7 +101,7 @@ async def test_a_gateway_added_with_scale_gets_clients(stack: ComposeStack) -> N
     clients: list[Client] = []
     try:
         peer = await start_pinned(
-            Client(stack.dispatch_url, peer_name, PASSWORD, "PC", heartbeat_interval=3), on_ws
+            Client(stack.dispatch_url, peer_name, PASSWORD, "PC", options=FAST_BEATS), on_ws
         )
         clients.append(peer)
         # least connections: with clients on the old gateways, dispatch soon hands out the new one
@@ -107,7 +109,7 @@ async def test_a_gateway_added_with_scale_gets_clients(stack: ComposeStack) -> N
         for _ in range(20):
             name, _ = await new_user(stack.dispatch_url, "scaled")
             await befriend(stack.dispatch_url, name, peer_name)
-            c = Client(stack.dispatch_url, name, PASSWORD, "PC", heartbeat_interval=3)
+            c = Client(stack.dispatch_url, name, PASSWORD, "PC", options=FAST_BEATS)
             await c.start()
             clients.append(c)
             if f"//{new_ip}:" in c.ws_url:
@@ -132,8 +134,8 @@ async def test_killed_gateway_and_msg_containers_fail_over_and_lose_nothing(stac
     await befriend(stack.dispatch_url, alice, bob)
     gw1 = f"ws://127.0.0.1:{stack.gateway_ports['gateway-1']}/ws"
     gw2 = f"ws://127.0.0.1:{stack.gateway_ports['gateway-2']}/ws"
-    a = await start_pinned(Client(stack.dispatch_url, alice, PASSWORD, "PC", heartbeat_interval=3), gw2)
-    b = await start_pinned(Client(stack.dispatch_url, bob, PASSWORD, "PC", heartbeat_interval=3), gw1)
+    a = await start_pinned(Client(stack.dispatch_url, alice, PASSWORD, "PC", options=FAST_BEATS), gw2)
+    b = await start_pinned(Client(stack.dispatch_url, bob, PASSWORD, "PC", options=FAST_BEATS), gw1)
     try:
         # a gateway container dies under load: bob reconnects through dispatch to the live one
         sender = asyncio.create_task(_send_stream(a, bob_id, 40, "gwkill"))

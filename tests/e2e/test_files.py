@@ -24,7 +24,7 @@ from tests.e2e.conftest import ClusterAsServer, Served
 from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online
 from tests.support.compose import ComposeStack
 from tests.support.server import ServerProcess
-from tinyim.client import Client, FileTransfers, ServerError
+from tinyim.client import Client, ClientOptions, FileTransfers, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, ErrorCode, encode
 
@@ -287,7 +287,9 @@ async def test_file_gateway_killed_and_restarted_mid_transfer(served: Served, tm
     size = 40 * 1024 * 1024
     source = payload(tmp_path / "gw.bin", size, seed=11)
     rng = random.Random(12)
-    async with online(served.base_url, alice, reconnect=True) as a:
+    async with online(
+        served.base_url, alice, options=ClientOptions(heartbeat_interval=5, reconnect=True)
+    ) as a:
         transfers = FileTransfers(a)
         kills: list[int] = []
         cut = rng.randrange(2, 36) * 1024 * 1024

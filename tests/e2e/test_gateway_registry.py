@@ -21,7 +21,7 @@ from tests.e2e.helpers import PASSWORD, new_user
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
 from tinyim.client import Client
-from tinyim.infra.discovery import DIRECTORY_REFRESH_SECONDS
+from tinyim.infra.node_directory import DIRECTORY_REFRESH_SECONDS
 
 pytestmark = pytest.mark.e2e
 

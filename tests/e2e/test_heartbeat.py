@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.helpers import PASSWORD, new_user, recv_bytes
 from tests.support.server import ServerProcess
-from tinyim.client import Client
+from tinyim.client import Client, ClientOptions
 from tinyim.wire import Cmd, decode, encode
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +55,9 @@ async def test_silent_connection_is_closed_and_a_beating_one_stays(
 async def test_the_sdk_heartbeat_keeps_a_session_alive(short_heartbeat_server: ServerProcess) -> None:
     server = short_heartbeat_server
     name, _ = await new_user(server.base_url, "sdk")
-    client = Client(server.base_url, name, PASSWORD, "Web", heartbeat_interval=TIMEOUT / 3)
+    client = Client(
+        server.base_url, name, PASSWORD, "Web", options=ClientOptions(heartbeat_interval=TIMEOUT / 3)
+    )
     await client.start()
     try:
         await asyncio.sleep(TIMEOUT * 2.5)

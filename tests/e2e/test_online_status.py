@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.conftest import running_cluster
 from tests.e2e.helpers import PASSWORD, befriend, new_user
 from tests.support.server import ServerProcess
-from tinyim.client import Client, ServerError, UserStatus
+from tinyim.client import Client, ClientOptions, ServerError, UserStatus
 from tinyim.cluster import Cluster
 from tinyim.wire import ErrorCode
 
@@ -64,7 +64,13 @@ def d(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) 
 async def connected(
     d: Deployment, username: str, device: str = "PC", gateway: int = 1, reconnect: bool = True
 ) -> AsyncIterator[Client]:
-    client = Client(d.base_url, username, PASSWORD, device, heartbeat_interval=1, reconnect=reconnect)
+    client = Client(
+        d.base_url,
+        username,
+        PASSWORD,
+        device,
+        options=ClientOptions(heartbeat_interval=1, reconnect=reconnect),
+    )
     await client.login()
     client.ws_url = d.gateway_url(gateway) or client.ws_url
     await client.start()
@@ -127,7 +133,7 @@ async def test_a_client_that_reconnects_learns_the_changes_it_missed(d: Deployme
     alice, _, bob, bob_id = await friends(d, "alice", "bob")
     async with connected(d, alice, gateway=2) as a, connected(d, bob, gateway=1) as b:
         assert (await status_of(a, bob_id)).status == "online"
-        a._backoff = (1.0, 2.0)  # reconnect after 0.5-1.5 s
+        a.session._backoff = (1.0, 2.0)  # reconnect after 0.5-1.5 s
         connects = a.connects
         await a.drop_connection()
         await b.set_status("away")  # pushed while Alice is not connected

@@ -17,13 +17,13 @@ from textual.widgets import Input, OptionList, ProgressBar, Static
 
 from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online, unique
 from tests.support.server import ServerProcess
-from tinyim.client import Client, FileSeqStore
+from tinyim.client import Client, ClientOptions, FileSeqStore
 from tinyim.pc.account import Account
 from tinyim.pc.tui import ChatApp, RequestDialog, screen_text
 
 pytestmark = pytest.mark.e2e
 
-CLIENT_OPTIONS = {"heartbeat_interval": 5, "backoff_initial": 0.1, "backoff_max": 0.5}
+CLIENT_OPTIONS = ClientOptions(heartbeat_interval=5, backoff_initial=0.1, backoff_max=0.5)
 HAS_FILES = hasattr(Client, "send_file") and hasattr(Client, "download_file")
 
 

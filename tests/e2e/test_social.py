@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.conftest import Served
 from tests.e2e.helpers import PASSWORD, friend_pair, new_user, online
-from tinyim.client import Client, Message, ServerError
+from tinyim.client import Client, ClientOptions, Message, ServerError
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import ErrorCode
 
@@ -90,7 +90,8 @@ async def test_group_of_fifty_with_an_offline_member_who_catches_up_in_order(dep
     members: list[tuple[str, int]] = [await new_user(deployment.base_url, f"m{i}") for i in range(49)]
     async with online(deployment.base_url, owner_name) as owner:
         clients = [
-            Client(deployment.base_url, name, PASSWORD, "PC", heartbeat_interval=10) for name, _ in members
+            Client(deployment.base_url, name, PASSWORD, "PC", options=ClientOptions(heartbeat_interval=10))
+            for name, _ in members
         ]
         try:
             # ten logins at a time: each is an argon2 hash (two at once per auth process), and 49 at once

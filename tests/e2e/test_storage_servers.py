@@ -13,6 +13,7 @@ from tests.e2e.helpers import friend_pair, online
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
 from tests.support.services import throwaway_mariadb
+from tinyim.client import ClientOptions
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +47,8 @@ async def test_flushall_and_restart_lose_nothing_and_never_go_backwards(
     server = mariadb_redis_server
     alice, _, bob, bob_id = await friend_pair(server.base_url)
     async with (
-        online(server.base_url, alice, heartbeat_interval=0.5) as a,
-        online(server.base_url, bob, heartbeat_interval=0.5) as b,
+        online(server.base_url, alice, options=ClientOptions(heartbeat_interval=0.5)) as a,
+        online(server.base_url, bob, options=ClientOptions(heartbeat_interval=0.5)) as b,
     ):
         redis = Redis.from_url(redis_server.url, decode_responses=True)
         try:

@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import grpc
 
-from tinyim.infra.discovery import Node, NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, Registrar, RoleChannels
 
 StubT = TypeVar("StubT")

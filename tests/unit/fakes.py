@@ -104,16 +104,6 @@ class RecordingGatewayLink:
         self.typings.append((gateway_id, user_id, from_user_id, stopped))
 
 
-class SetDirectory:
-    """relation.UserDirectory over a fixed set of user ids."""
-
-    def __init__(self, user_ids: set[int]) -> None:
-        self.user_ids = user_ids
-
-    async def existing(self, user_ids: object) -> set[int]:
-        return {u for u in user_ids if u in self.user_ids}  # type: ignore[attr-defined]
-
-
 class FakePolicy:
     """timeline.MessagingPolicy: any two known users may talk; groups are a dict of member lists."""
 

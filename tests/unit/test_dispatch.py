@@ -9,15 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyim.edges.dispatch.addresses import GatewayAddress
+from tinyim.edges.dispatch.allocators import FileGatewayAllocator, RegistryGatewayAllocator
 from tinyim.edges.dispatch.hashring import HashRing
-from tinyim.edges.dispatch.ports import (
-    FileGatewayAllocator,
-    GatewayAddress,
-    RegistryGatewayAllocator,
-    accepts_connections,
-)
+from tinyim.edges.dispatch.probe import accepts_connections
 from tinyim.edges.errors import http_status
-from tinyim.infra.discovery import Node
+from tinyim.infra.registry import Node
 from tinyim.kernel import UNAVAILABLE, ImError
 
 

@@ -223,7 +223,7 @@ async def test_a_reconnect_refused_with_503_is_retried_not_taken_as_revoked() ->
     from websockets.http11 import Response
 
     client = OfflineClient()
-    client._backoff = (0.001, 0.002)
+    client.session._backoff = (0.001, 0.002)
     client.token, client.token_expires_at = "live", 2**40
     attempts: list[str] = []
 
@@ -235,17 +235,17 @@ async def test_a_reconnect_refused_with_503_is_retried_not_taken_as_revoked() ->
         if len(attempts) < 3:
             raise InvalidStatus(Response(503, "Service Unavailable", Headers()))
         client.connects += 1
-        client._closing = True  # connected: the test ends here
+        client.session.closing = True  # connected: the test ends here
 
-    client._redispatch = redispatch  # type: ignore[method-assign]
-    client._connect = connect  # type: ignore[method-assign]
+    client.session._redispatch = redispatch  # type: ignore[method-assign]
+    client.session._connect = connect  # type: ignore[method-assign]
 
     async def idle() -> None:
         return None
 
-    client._reader = asyncio.create_task(idle())  # the connection that just dropped
-    client._beater = asyncio.create_task(idle())
-    await asyncio.wait_for(client._supervise(), 5)
+    client.session._reader = asyncio.create_task(idle())  # the connection that just dropped
+    client.session._beater = asyncio.create_task(idle())
+    await asyncio.wait_for(client.session._supervise(), 5)
     assert not client.kicked.is_set()
     assert attempts == ["live", "live", "live"] and client.connects == 1  # the token was kept
 
@@ -253,13 +253,13 @@ async def test_a_reconnect_refused_with_503_is_retried_not_taken_as_revoked() ->
 async def test_an_active_client_pulls_once_per_heartbeat_and_an_idle_one_never() -> None:
     """A lost last push (a msg node killed between commit and push) waits one heartbeat at most."""
     client = OfflineClient()
-    client._heartbeat_interval = 0.01
+    client.session._heartbeat_interval = 0.01
 
     async def heartbeat() -> int:
         return 0
 
-    client.heartbeat = heartbeat  # type: ignore[method-assign]
-    beats = asyncio.create_task(client._heartbeats(None))  # type: ignore[arg-type]
+    client.session.heartbeat = heartbeat  # type: ignore[method-assign]
+    beats = asyncio.create_task(client.session._heartbeats(None))  # type: ignore[arg-type]
     await asyncio.sleep(0.05)
     assert client.syncs == 0  # idle: no pull
     client._active = True  # a push came (or a send was answered)

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from tinyim.infra.discovery import Node, NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registry import Node
 from tinyim.kernel import UNAVAILABLE, ImError
 
 

@@ -11,7 +11,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from tinyim.infra.discovery import Node, NodeDirectory, keep_registered
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registration import keep_registered
+from tinyim.infra.registry import Node
 from tinyim.settings import Settings
 
 NODE = Node(role="gateway", node_id="gw-1", host="127.0.0.1", http_port=1, grpc_port=2)

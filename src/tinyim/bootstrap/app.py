@@ -25,8 +25,10 @@ from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.edges.gateway.ws_protocol import ChatEndpoint
 from tinyim.edges.http_telemetry import HttpTelemetry
 from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
-from tinyim.infra.discovery import Node, NodeDirectory, Registry, check_worker_id, keep_registered
 from tinyim.infra.listener import mount_websocket, unmount_websocket
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registration import check_worker_id, keep_registered
+from tinyim.infra.registry import Node, Registry
 from tinyim.infra.rpc import Registrar, grpc_server
 from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.files.role import ROLES as FILE_ROLES

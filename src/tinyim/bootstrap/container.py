@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
-from tinyim.edges.dispatch.ports import (
-    FileGatewayAddress,
+from tinyim.edges.dispatch.addresses import FileGatewayAddress, GatewayAddress
+from tinyim.edges.dispatch.allocators import (
     FileGatewayAllocator,
-    GatewayAddress,
     RegistryGatewayAllocator,
-    RegistryOnlineCount,
     StaticFileGatewayAllocator,
     StaticGatewayAllocator,
 )
+from tinyim.edges.dispatch.online_count import RegistryOnlineCount
 from tinyim.edges.dispatch.throttle import InMemoryFailureStore, LoginThrottle
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.edges.gateway.router import CommandRouter
@@ -38,9 +37,10 @@ from tinyim.edges.gateway.status import StatusTracker
 from tinyim.edges.gateway.ws import GatewayLimits, WebSocketGateway
 from tinyim.infra import metrics
 from tinyim.infra.db import Database
-from tinyim.infra.discovery import NodeDirectory, RedisRegistry
 from tinyim.infra.etcd import EtcdRegistry, etcd_client
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.redis import Keys, redis_client
+from tinyim.infra.registry import RedisRegistry
 from tinyim.infra.rpc import Channels
 from tinyim.infra.snowflake import Snowflake
 from tinyim.kernel import AfterCommit
@@ -106,7 +106,7 @@ RedisProfileCache = lazy("tinyim.modules.auth.adapters.redis:RedisProfileCache")
 RedisPresenceStore = lazy("tinyim.modules.presence.adapters.redis:RedisPresenceStore")
 RedisSessionDirectory = lazy("tinyim.modules.presence.adapters.redis:RedisSessionDirectory")
 RedisRateLimiter = lazy("tinyim.modules.relation.adapters.redis:RedisRateLimiter")
-RedisSeqTimelineStore = lazy("tinyim.modules.timeline.adapters.redis_seq:RedisSeqTimelineStore")
+RedisSeqAllocator = lazy("tinyim.modules.timeline.adapters.redis_seq:RedisSeqAllocator")
 RedisFailureStore = lazy("tinyim.edges.dispatch.throttle_redis:RedisFailureStore")
 
 
@@ -311,7 +311,10 @@ class Container(containers.DeclarativeContainer):
         settings.provided.seq_allocator,
         sql=providers.Singleton(SqlTimelineStore, db, conversations=maintain_conversations),
         redis=providers.Singleton(
-            RedisSeqTimelineStore, db, redis, keys, conversations=maintain_conversations
+            SqlTimelineStore,
+            db,
+            conversations=maintain_conversations,
+            seqs=providers.Singleton(RedisSeqAllocator, db, redis, keys),
         ),
     )
     # read receipts and conversation changes reach devices as client frames through presence

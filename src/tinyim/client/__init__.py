@@ -1,31 +1,31 @@
 """Python client SDK for TinyIM (used by the PC client, the tests and the benchmarks)."""
 
+from tinyim.client.errors import ConnectionLost, Kicked, ServerError
 from tinyim.client.files import FileRef, FileTransfers
-from tinyim.client.sdk import (
-    Client,
+from tinyim.client.models import (
     ClientEvent,
-    ConnectionLost,
     ConversationEvent,
     ConversationItem,
     GroupSummary,
-    Kicked,
     Message,
     ReadCount,
     RecallEvent,
     RecallResult,
     ReceiptEvent,
     Sent,
-    ServerError,
     Unread,
     User,
-    register,
 )
+from tinyim.client.options import ClientOptions
+from tinyim.client.sdk import Client
 from tinyim.client.seqstore import FileSeqStore, MemorySeqStore, SeqStore
+from tinyim.client.session import register
 from tinyim.client.status import Typing, UserStatus
 
 __all__ = [
     "Client",
     "ClientEvent",
+    "ClientOptions",
     "ConnectionLost",
     "ConversationEvent",
     "ConversationItem",
@@ -62,7 +62,7 @@ from tinyim.client.conversations import (
     file_of,
     notice_of,
 )
-from tinyim.client.sdk import DEVICE_IDS
+from tinyim.client.models import DEVICE_IDS
 
 __all__ += [
     "DEVICE_IDS",

@@ -22,7 +22,7 @@ from typing import Any
 
 from tinyim.pb import im_protocol_pb2 as pb
 
-from .sdk import Message, Unread
+from .models import Message, Unread
 
 ConvKey = tuple[int, int]  # (peer_id, 0) for a 1:1 conversation, (0, group_id) for a group
 

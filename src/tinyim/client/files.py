@@ -35,7 +35,8 @@ from tinyim.wire import Cmd, ErrorCode, encode, parse_body
 from tinyim.wire.md5stream import HashedBuffers, StreamMd5
 from tinyim.wire.sendfile import sock_sendfile
 
-from .sdk import ConnectionLost, Kicked, Message, Sent, ServerError
+from .errors import ConnectionLost, Kicked, ServerError
+from .models import Message, Sent
 
 if TYPE_CHECKING:
     from .sdk import Client
@@ -299,7 +300,7 @@ class FileTransfers:
             except (ConnectionLost, TimeoutError):
                 if self._client.kicked.is_set() or time.monotonic() > deadline:
                     raise
-                await self._client._wait_connected(deadline)
+                await self._client.session.wait_connected(deadline)
             except ServerError as exc:
                 if exc.code != ErrorCode.ERR_UNAVAILABLE or time.monotonic() > deadline:
                     raise

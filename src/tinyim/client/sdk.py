@@ -1,7 +1,7 @@
 """The TinyIM client SDK: what a PC client, the tests and the benchmarks use to talk to a server.
 
     user_id = await register(base_url, "alice", "password1", "Alice")
-    client = Client(base_url, "alice", "password1", device_id="PC")
+    client = Client(base_url, "alice", "password1", "PC", options=ClientOptions(heartbeat_interval=10))
     await client.start()                       # HTTP login, WebSocket, sync from the stored local_max_seq
     await client.send_text(bob_id, "hi")       # returns once the server has committed it
     async for message in client.messages(): …  # every new timeline entry, in seq order
@@ -9,6 +9,9 @@
 A push is only a signal: the client pulls (MsgSyncReq) whenever a MsgPushNotify names a seq above its own,
 and after every (re)connect. Sends carry a client_msg_id and are retried with the same id after a
 reconnect, so a retry never makes a duplicate.
+
+`Client` is the API facade over a `Session` (session.py: HTTP login, the WebSocket, pipelined requests,
+heartbeats, reconnects); it keeps the timeline (sync, local_max_seq) and what the pushes say.
 """
 
 from __future__ import annotations
@@ -24,155 +27,82 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-import httpx
 from google.protobuf.message import Message as ProtoMessage
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus, WebSocketException
 
 from tinyim.pb import im_protocol_pb2 as pb
-from tinyim.wire import PUSH_COMMANDS, Cmd, ErrorCode, FrameError, decode, encode, parse_body
+from tinyim.wire import Cmd, ErrorCode
 
+from .errors import ConnectionLost, Kicked, ServerError
+from .models import (
+    ClientEvent,
+    ConversationEvent,
+    ConversationItem,
+    GroupSummary,
+    Message,
+    ReadCount,
+    RecallEvent,
+    RecallResult,
+    ReceiptEvent,
+    Sent,
+    Unread,
+    User,
+)
+from .options import ClientOptions
 from .seqstore import MemorySeqStore, SeqStore
+from .session import Session
 from .status import STATUS_VALUES, Typing, UserStatus, user_status
 
 if TYPE_CHECKING:  # files (file transfer)
     from .files import FileRef, Progress
 
 log = logging.getLogger(__name__)
-# A sync page holds up to 200 messages of up to 16 KiB each (plus framing): answers may be this large.
-MAX_SERVER_FRAME = 32 << 20
-LOGIN_TIMEOUT = 60.0  # logins queue for the server's password hasher under a burst
-
-
-class ServerError(Exception):
-    """The server answered a request with an error (ErrorResp or an HTTP error)."""
-
-    def __init__(self, code: int | str, message: str, cmd: int = 0) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.cmd = cmd
-
-
-class ConnectionLost(Exception):
-    pass
-
-
-class Kicked(Exception):
-    """This session was replaced by a newer login of the same device type, or logged out."""
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    seq_id: int
-    msg_id: int
-    sender_id: int
-    receiver_id: int
-    group_id: int
-    type: int
-    content: str
-    create_time: int
-    client_msg_id: str
-    is_mine: bool
-    recalled_by: int = 0  # recalled (by the sender, or a group owner/admin): content is empty
-
-    @property
-    def recalled(self) -> bool:
-        return bool(self.recalled_by)
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    user_id: int
-    username: str
-    nickname: str
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSummary:
-    group_id: int
-    name: str
-    owner_id: int
-    member_count: int
-    announcement: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Unread:
-    peer_id: int
-    group_id: int
-    unread: int
-    last_seq: int
-    read_seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    msg_id: int
-    seq_id: int
-    send_time: int
-    duplicate: bool
-    client_msg_id: str
-
-
-async def register(base_url: str, username: str, password: str, nickname: str) -> int:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-        resp = await http.post(
-            "/api/register", json={"username": username, "password": password, "nickname": nickname}
-        )
-    _raise_for(resp)
-    return int(resp.json()["user_id"])
-
-
-def _raise_for(resp: httpx.Response) -> None:
-    if resp.status_code >= 400:
-        try:
-            body = resp.json()
-            raise ServerError(body.get("error", resp.status_code), body.get("message", resp.text))
-        except ValueError:
-            raise ServerError(resp.status_code, resp.text) from None
-
-
-class _Pacer:
-    """Client-side token bucket that keeps this client below the server's per-connection rate limit
-    (the server says it at login; until then a conservative default)."""
-
-    SHARE = 0.8  # of the server's rate; half of its burst
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self._rate, self._burst = rate, burst
-        self._tokens, self._last = burst, time.monotonic()
-
-    def configure(self, server_rate: float, server_burst: float) -> None:
-        if server_rate > 0 and server_burst >= 1:
-            self._rate = server_rate * self.SHARE
-            self._burst = max(1.0, server_burst / 2)
-            self._tokens = min(self._tokens, self._burst)
-
-    async def acquire(self) -> None:
-        while True:
-            now = time.monotonic()
-            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-            self._last = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return
-            await asyncio.sleep((1.0 - self._tokens) / self._rate)
 
 
 OnMessage = Callable[[Message], Awaitable[None] | None]
 R = TypeVar("R", bound=ProtoMessage)
+T = TypeVar("T")
 
 
 def _user(u: pb.UserInfo) -> User:
     return User(u.user_id, u.username, u.nickname)
 
 
+class _FromSession(Generic[T]):
+    """An attribute of the client's session, read and written through the client (the SDK's API)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _FromSession[T]: ...
+    @overload
+    def __get__(self, obj: Client, objtype: type | None = None) -> T: ...
+    def __get__(self, obj: Client | None, objtype: type | None = None) -> T | _FromSession[T]:
+        if obj is None:
+            return self
+        return cast(T, getattr(obj.session, self._name))
+
+    def __set__(self, obj: Client, value: T) -> None:
+        setattr(obj.session, self._name, value)
+
+
 class Client:
+    base_url = _FromSession[str]()
+    username = _FromSession[str]()
+    device_id = _FromSession[str]()
+    user_id = _FromSession[int]()
+    token = _FromSession[str]()
+    token_expires_at = _FromSession[int]()
+    refresh_token = _FromSession[str]()
+    ws_url = _FromSession[str]()
+    kicked = _FromSession[asyncio.Event]()
+    kick_reason = _FromSession[str]()
+    connected = _FromSession[asyncio.Event]()
+    connects = _FromSession[int]()
+
     def __init__(
         self,
         base_url: str,
@@ -180,22 +110,15 @@ class Client:
         password: str,
         device_id: str = "PC",
         *,
+        options: ClientOptions | None = None,
         seq_store: SeqStore | None = None,
         on_message: OnMessage | None = None,
         on_push: Callable[[int], None] | None = None,
         on_read: Callable[[int, int, int], None] | None = None,
-        reconnect: bool = True,
-        heartbeat_interval: float = 20.0,
-        request_timeout: float = 10.0,
-        backoff_initial: float = 0.1,
-        backoff_max: float = 5.0,
-        sync_limit: int = 100,
-        echo_own_sends: bool = False,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.username = username
-        self.device_id = device_id
-        self._password = password
+        options = options or ClientOptions()
+        self.options = options
+        self.session = Session(base_url, username, password, device_id, options, self)
         self._seq_store = seq_store or MemorySeqStore()
         self._on_message = on_message
         self._on_push = on_push  # called with max_seq_id of every MsgPushNotify (UI hints, benchmarks)
@@ -203,34 +126,13 @@ class Client:
         # Read marks per conversation (peer_id, group_id), from your reads and your other devices'.
         self.read_marks: dict[tuple[int, int], int] = {}
         self.read_changed = asyncio.Event()
-        self._reconnect = reconnect
-        self._heartbeat_interval = heartbeat_interval
-        self._timeout = request_timeout
-        self._backoff = (backoff_initial, backoff_max)
-        self._sync_limit = sync_limit
-        # Messages this very client sent come back through sync (they are in the user's timeline); the
-        # sender already holds their ack, so by default they only advance local_max_seq.
-        self._echo_own = echo_own_sends
+        self._sync_limit = options.sync_limit
+        self._echo_own = options.echo_own_sends
         self._sent_here: set[str] = set()
         self._sent_order: deque[str] = deque(maxlen=10_000)
 
-        self.user_id = 0
-        self.token = ""
-        self.token_expires_at = 0
-        # Renews the token after it expires (rotated on every use); the password is needed only once
-        # this is gone (expired or revoked).
-        self.refresh_token = ""
-        self.ws_url = ""
         self.local_max_seq = 0
         self.notified_max_seq = 0  # the highest seq a push announced (sent as MsgSyncReq.min_seq)
-        self.kicked = asyncio.Event()
-        self.kick_reason = ""
-        self.connected = asyncio.Event()
-        self.connects = 0  # how many times a WebSocket was established (reconnects = connects - 1)
-
-        self._ws: ClientConnection | None = None
-        self._pending: deque[asyncio.Future[tuple[int, ProtoMessage]]] = deque()
-        self._send_lock = asyncio.Lock()
         self._sync_lock = asyncio.Lock()
         self._sync_again = False
         self._need_sync = False
@@ -239,13 +141,8 @@ class Client:
         # order by the sync task when they continue local_max_seq; a gap means a sync instead.
         self._pushed: deque[list[pb.MessageData]] = deque()
         self._sync_task: asyncio.Task[None] | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._beater: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
-        self._closing = False
         self._seq_changed = asyncio.Condition()
-        self._pacer = _Pacer(40.0, 100.0)
         # conversation list, read receipts, recall (see events())
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self.receipts: dict[int, int] = {}  # 1:1 peer -> how far they read, as a seq of your timeline
@@ -261,89 +158,66 @@ class Client:
     # ---------- lifecycle ----------
     async def login(self) -> None:
         """Log in with the password (HTTP). Throttled (429) attempts wait the server's Retry-After."""
-        body = {"username": self.username, "password": self._password, "device_id": self.device_id}
-        self._take_session(await self._post_session("/api/login", body))
-
-    async def _post_session(self, path: str, body: dict[str, str]) -> dict[str, Any]:
-        # Password checks queue on the server under a burst of logins: give them longer than a request.
-        deadline = time.monotonic() + max(self._timeout, LOGIN_TIMEOUT)
-        async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=max(self._timeout, LOGIN_TIMEOUT)
-        ) as http:
-            unavailable = 0
-            while True:
-                resp = await http.post(path, json=body)
-                if resp.status_code == 429:  # throttled: the server says when
-                    wait = float(resp.headers.get("retry-after", "0") or 0)
-                elif resp.status_code == 503:  # the auth role is busy or restarting: back off and retry
-                    unavailable += 1
-                    wait = min(self._backoff[1], self._backoff[0] * 2**unavailable) * (0.5 + random.random())
-                else:
-                    wait = 0
-                if not wait or time.monotonic() + wait > deadline:
-                    break
-                await asyncio.sleep(wait)
-        _raise_for(resp)
-        return dict(resp.json())
-
-    async def _renew(self) -> None:
-        """A new token: from the refresh token if there is one (no password hash on the server), else
-        (or if it was refused) with the password."""
-        if self.refresh_token:
-            try:
-                self._take_session(
-                    await self._post_session("/api/refresh", {"refresh_token": self.refresh_token})
-                )
-                return
-            except ServerError as exc:
-                if exc.code != "unauthenticated":
-                    raise
-                self.refresh_token = ""
-        if not self._password:
-            self.kick_reason = "session expired: log in again"
-            self.kicked.set()
-            raise Kicked(self.kick_reason)
-        await self.login()
-
-    def _take_session(self, body: dict[str, Any]) -> None:
-        self.user_id = int(body["user_id"])
-        self.token = body["token"]
-        self.token_expires_at = int(body["expires_at"])
-        self.refresh_token = str(body.get("refresh_token", ""))
-        self.ws_url = body["gateway"]["ws_url"]
-        limits = body.get("limits") or {}
-        self._pacer.configure(float(limits.get("rate_per_second", 0)), float(limits.get("rate_burst", 0)))
-        self.local_max_seq = max(self.local_max_seq, self._seq_store.load(self.user_id, self.device_id))
+        await self.session.login()
 
     async def start(self) -> None:
         """Log in, connect and sync once; afterwards a background task keeps the session alive."""
-        if not self.token:
-            await self.login()
-        await self._connect()
-        self._supervisor = asyncio.create_task(self._supervise())
+        await self.session.open()
         await self.sync()
 
     async def close(self) -> None:
-        self._closing = True
-        for task in (self._supervisor, self._sync_task, self._beater):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        if self._ws is not None:
-            await self._ws.close()
-        self._fail_pending(ConnectionLost("client closed"))
+        await self.session.close()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._sync_task
 
     async def logout(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
-            resp = await http.post("/api/logout", headers={"Authorization": f"Bearer {self.token}"})
-        _raise_for(resp)
+        await self.session.logout()
         await self.close()
 
     async def drop_connection(self) -> None:
         """Close the WebSocket as a network failure would; the client reconnects by itself."""
-        if self._ws is not None:
-            await self._ws.close()
+        await self.session.drop_connection()
+
+    @property
+    def connection_state(self) -> str:
+        """One of connected, reconnecting, kicked (logged in elsewhere), closed, offline (not started)."""
+        return self.session.connection_state
+
+    # ---------- what the session tells (SessionEvents) ----------
+    def on_session(self) -> None:
+        self.local_max_seq = max(self.local_max_seq, self._seq_store.load(self.user_id, self.device_id))
+
+    def on_frame(self, cmd: int, body: ProtoMessage) -> None:
+        if isinstance(body, pb.MsgPushNotify):
+            self._active = True
+            self.notified_max_seq = max(self.notified_max_seq, body.max_seq_id)
+            if self._on_push is not None:
+                self._on_push(body.max_seq_id)
+            if body.max_seq_id > self.local_max_seq:
+                # The messages ride in the push when small: no sync when they are the next ones.
+                self._schedule_sync(list(body.msgs) or None)
+        elif isinstance(body, pb.ReadNotify):
+            self._remember_read(body.peer_id, body.group_id, body.read_seq)
+            if self._on_read is not None:
+                self._on_read(body.peer_id, body.group_id, body.read_seq)
+        elif isinstance(body, pb.ReceiptNotify | pb.ConversationNotify):
+            self._conversation_push(body)
+        else:  # status, typing, newer pushes
+            self._on_notify(cmd, body)
+
+    def on_reconnected(self) -> None:
+        self._schedule_sync()
+        self._refresh_statuses_soon()  # online status: pushes missed while away
+
+    def on_heartbeat(self) -> None:
+        if self._active:
+            # A push is only a hint, and the last one of a burst can be lost (a msg node that died
+            # between its commit and its push): while a conversation is going on, one sync per
+            # heartbeat bounds how long such a message waits. Idle clients pull nothing.
+            self._active = False
+            self._schedule_sync()
 
     # ---------- API ----------
     async def send_text(self, receiver_id: int, text: str, client_msg_id: str | None = None) -> Sent:
@@ -387,26 +261,26 @@ class Client:
                     self._schedule_sync([own])
                 return Sent(resp.msg_id, resp.seq_id, resp.send_time, resp.duplicate, cmid)
             except (ConnectionLost, TimeoutError):
-                if self.kicked.is_set() or self._closing or time.monotonic() > deadline:
+                if self.kicked.is_set() or self.session.closing or time.monotonic() > deadline:
                     raise
-                await self._wait_connected(deadline)
+                await self.session.wait_connected(deadline)
             except ServerError as exc:
                 if time.monotonic() > deadline:
                     raise
                 if exc.code == ErrorCode.ERR_RATE_LIMITED:
                     # Slow down (with the same client_msg_id, so a retry never duplicates).
                     limited += 1
-                    await asyncio.sleep(min(self._backoff[1], 0.2 * 2**limited) * (0.5 + random.random()))
+                    await asyncio.sleep(
+                        min(self.session.backoff[1], 0.2 * 2**limited) * (0.5 + random.random())
+                    )
                     continue
                 # A msg node died mid-send: the same client_msg_id on a retry returns the first result.
                 if exc.code != ErrorCode.ERR_UNAVAILABLE:
                     raise
-                await asyncio.sleep(self._backoff[0] * (0.5 + random.random()))
+                await asyncio.sleep(self.session.backoff[0] * (0.5 + random.random()))
 
     async def heartbeat(self) -> int:
-        resp = await self.request(Cmd.CMD_HEARTBEAT_REQ, pb.HeartbeatReq())
-        assert isinstance(resp, pb.HeartbeatResp)
-        return resp.server_time
+        return await self.session.heartbeat()
 
     async def sync(self) -> list[Message]:
         """Pull everything after local_max_seq (all pages); new messages are also delivered."""
@@ -479,31 +353,7 @@ class Client:
 
     async def request(self, cmd: int, body: ProtoMessage) -> ProtoMessage:
         """Send one request frame and wait for its answer (responses come back in request order)."""
-        if self.kicked.is_set():
-            raise Kicked(self.kick_reason)
-        ws = self._ws
-        if ws is None or not self.connected.is_set():
-            raise ConnectionLost("not connected")
-        await self._pacer.acquire()
-        if ws is not self._ws or not self.connected.is_set():
-            raise ConnectionLost("connection lost")
-        future: asyncio.Future[tuple[int, ProtoMessage]] = asyncio.get_running_loop().create_future()
-        async with self._send_lock:
-            self._pending.append(future)
-            try:
-                await ws.send(encode(cmd, body.SerializeToString()))
-            except WebSocketException as exc:
-                # The socket is gone even if the reader has not noticed yet: drop it now, so the
-                # supervisor reconnects and callers wait for that instead of retrying on it.
-                with contextlib.suppress(ValueError):
-                    self._pending.remove(future)  # never sent: no answer will come
-                self._drop(ws)
-                raise ConnectionLost(str(exc)) from None
-        resp_cmd, resp = await asyncio.wait_for(future, self._timeout)
-        if resp_cmd == Cmd.CMD_ERROR_RESP:
-            assert isinstance(resp, pb.ErrorResp)
-            raise ServerError(int(resp.code), resp.message, resp.cmd)
-        return resp
+        return await self.session.request(cmd, body)
 
     async def send_group(self, group_id: int, text: str, client_msg_id: str | None = None) -> Sent:
         return await self.send(group_id=group_id, content=text, client_msg_id=client_msg_id)
@@ -622,115 +472,6 @@ class Client:
         self.read_marks[key] = max(self.read_marks.get(key, 0), read_seq)
         self.read_changed.set()
 
-    async def _connect(self) -> None:
-        url = f"{self.ws_url}?token={self.token}&device_id={self.device_id}"
-        ws = await connect(url, compression=None, max_size=MAX_SERVER_FRAME, open_timeout=self._timeout)
-        self._ws = ws
-        self.connects += 1
-        self.connected.set()
-        self._reader = asyncio.create_task(self._read(ws))
-        self._beater = asyncio.create_task(self._heartbeats(ws))
-
-    async def _supervise(self) -> None:
-        """Keep a connection: after a drop, back off with jitter, re-dispatch, reconnect and resync."""
-        delay = self._backoff[0]
-        while not self._closing:
-            assert self._reader is not None and self._beater is not None
-            await self._reader
-            self._beater.cancel()
-            self.connected.clear()
-            self._fail_pending(
-                Kicked(self.kick_reason) if self.kicked.is_set() else ConnectionLost("connection lost")
-            )
-            if self.kicked.is_set() or not self._reconnect or self._closing:
-                return
-            while not self._closing:
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, self._backoff[1])
-                try:
-                    await self._redispatch()
-                    await self._connect()
-                    delay = self._backoff[0]
-                    self._schedule_sync()
-                    self._refresh_statuses_soon()  # online status: pushes missed while away
-                    break
-                except InvalidStatus as exc:
-                    if exc.response.status_code >= 500:  # the gateway could not check it: try again
-                        log.debug("reconnect refused for now: %s", exc)
-                    elif time.time() < self.token_expires_at - 30:
-                        # A live token refused: revoked by a newer login of this device type. Do not
-                        # log in again (that would kick the newer session in turn).
-                        self.kick_reason = "session revoked"
-                        self.kicked.set()
-                        return
-                    else:  # expired: renewed with the refresh token (or the password) next time
-                        self.token = ""
-                except Kicked:
-                    return
-                except (OSError, WebSocketException, TimeoutError, httpx.HTTPError, ServerError) as exc:
-                    log.debug("reconnect failed: %s", exc)
-
-    async def _redispatch(self) -> None:
-        if not self.token or time.time() >= self.token_expires_at - 30:
-            await self._renew()
-            return
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout) as http:
-            resp = await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {self.token}"})
-        _raise_for(resp)
-        self.ws_url = resp.json()["ws_url"]
-
-    async def _read(self, ws: ClientConnection) -> None:
-        try:
-            async for data in ws:
-                if isinstance(data, str):
-                    continue
-                try:
-                    frame = decode(data, MAX_SERVER_FRAME)
-                    body = parse_body(frame.cmd, frame.body)
-                except FrameError as exc:
-                    log.warning("bad frame from server: %s", exc.message)
-                    continue
-                if frame.cmd == Cmd.CMD_MSG_PUSH_NOTIFY:
-                    assert isinstance(body, pb.MsgPushNotify)
-                    self._active = True
-                    self.notified_max_seq = max(self.notified_max_seq, body.max_seq_id)
-                    if self._on_push is not None:
-                        self._on_push(body.max_seq_id)
-                    if body.max_seq_id > self.local_max_seq:
-                        # The messages ride in the push when small: no sync when they are the next ones.
-                        self._schedule_sync(list(body.msgs) or None)
-                elif frame.cmd == Cmd.CMD_READ_NOTIFY:
-                    assert isinstance(body, pb.ReadNotify)
-                    self._remember_read(body.peer_id, body.group_id, body.read_seq)
-                    if self._on_read is not None:
-                        self._on_read(body.peer_id, body.group_id, body.read_seq)
-                elif frame.cmd in (Cmd.CMD_RECEIPT_NOTIFY, Cmd.CMD_CONV_NOTIFY):
-                    self._conversation_push(body)
-                elif frame.cmd == Cmd.CMD_KICK_NOTIFY:
-                    assert isinstance(body, pb.KickNotify)
-                    self.kick_reason = body.reason
-                    self.kicked.set()
-                elif frame.cmd in PUSH_COMMANDS:  # never an answer: status, typing, newer pushes
-                    self._on_notify(frame.cmd, body)
-                elif self._pending:
-                    future = self._pending.popleft()
-                    if not future.done():
-                        future.set_result((frame.cmd, body))
-        except WebSocketException:
-            pass
-
-    async def _heartbeats(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                await asyncio.sleep(self._heartbeat_interval)
-                await self.heartbeat()
-                if self._active:
-                    # A push is only a hint, and the last one of a burst can be lost (a msg node that
-                    # died between its commit and its push): while a conversation is going on, one
-                    # sync per heartbeat bounds how long such a message waits. Idle clients pull nothing.
-                    self._active = False
-                    self._schedule_sync()
-
     def _schedule_sync(self, pushed: list[pb.MessageData] | None = None) -> None:
         """One sync at a time; a signal that arrives during a sync causes exactly one more. `pushed`:
         messages that came without a sync, applied without one when they are the next seqs."""
@@ -764,12 +505,11 @@ class Client:
                 # A push is only a hint: after the last one nothing else would bring us to sync, so a
                 # failed sync is retried here with backoff instead of waiting for the next signal.
                 failures += 1
-                if self._closing or self.kicked.is_set() or failures > 8:
+                if self.session.closing or self.kicked.is_set() or failures > 8:
                     log.warning("sync keeps failing; the next signal or reconnect retries: %s", exc)
                     return
-                await asyncio.sleep(
-                    min(self._backoff[1], self._backoff[0] * 2**failures) * (0.5 + random.random())
-                )
+                first, longest = self.session.backoff
+                await asyncio.sleep(min(longest, first * 2**failures) * (0.5 + random.random()))
                 self._sync_again = True
             if not self._sync_again:
                 return
@@ -783,22 +523,6 @@ class Client:
             if inspect.isawaitable(result):
                 await result
 
-    async def _wait_connected(self, deadline: float) -> None:
-        remaining = max(0.0, deadline - time.monotonic())
-        async with asyncio.timeout(remaining):
-            await asyncio.sleep(0)  # always yield: the reader and the supervisor must get to run
-            while not self.connected.is_set():
-                if self.kicked.is_set():
-                    raise Kicked(self.kick_reason)
-                await asyncio.sleep(0.05)
-
-    def _drop(self, ws: ClientConnection) -> None:
-        """Give up on `ws` at once: no more requests on it; its reader ends and the supervisor takes over."""
-        if ws is self._ws:
-            self.connected.clear()
-        with contextlib.suppress(Exception):
-            ws.transport.abort()
-
     def _remember_sent(self, client_msg_id: str) -> None:
         if client_msg_id in self._sent_here:
             return
@@ -806,12 +530,6 @@ class Client:
             self._sent_here.discard(self._sent_order[0])
         self._sent_order.append(client_msg_id)
         self._sent_here.add(client_msg_id)
-
-    def _fail_pending(self, exc: Exception) -> None:
-        while self._pending:
-            future = self._pending.popleft()
-            if not future.done():
-                future.set_exception(exc)
 
     def __repr__(self) -> str:
         return f"Client({self.username!r}, device={self.device_id}, user_id={self.user_id})"
@@ -1034,18 +752,7 @@ class Client:
         peer_id = 0 if message.group_id else (message.receiver_id if message.is_mine else message.sender_id)
         self._events.put_nowait(RecallEvent(msg_id, by, peer_id, message.group_id, message.seq_id))
 
-    # ---------- PC client: connection state, finding people ----------
-    @property
-    def connection_state(self) -> str:
-        """One of connected, reconnecting, kicked (logged in elsewhere), closed, offline (not started)."""
-        if self.kicked.is_set():
-            return "kicked"
-        if self._closing:
-            return "closed"
-        if self.connected.is_set():
-            return "connected"
-        return "reconnecting" if self.connects else "offline"
-
+    # ---------- PC client: finding people ----------
     async def find_user(self, who: str) -> User:
         """A user by exact username (through user search), or by id written "#12" (an id finds only
         users you have a reason to see: friends, requests, your groups' members; others by username)."""
@@ -1067,77 +774,8 @@ def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
     queue.put_nowait(item)
 
 
-# ---------- conversation list, read receipts, recall ----------
-@dataclass(frozen=True, slots=True)
-class ConversationItem:
-    peer_id: int  # 1:1 conversations
-    group_id: int  # group conversations
-    last_seq: int
-    last_msg_id: int
-    last_sender_id: int
-    last_type: int
-    preview: str
-    last_time: int  # ms
-    unread: int
-    read_seq: int
-    peer_read_seq: int  # 1:1: how far the peer read, as a seq of your timeline
-    pinned: bool
-    muted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RecallResult:
-    msg_id: int
-    seq_id: int  # the RECALL entry in your timeline (0 when it was recalled before)
-    already_recalled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ReadCount:
-    msg_id: int
-    read: int
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptEvent:
-    """A 1:1 peer read your conversation up to read_seq (a seq of your timeline)."""
-
-    peer_id: int
-    read_seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class RecallEvent:
-    """A message you have was recalled; `seq_id` is the RECALL entry in your timeline."""
-
-    msg_id: int
-    recalled_by: int
-    peer_id: int
-    group_id: int
-    seq_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationEvent:
-    """Another device of yours pinned/unpinned or muted/unmuted a conversation."""
-
-    peer_id: int
-    group_id: int
-    pinned: bool
-    muted: bool
-
-
-ClientEvent = ReceiptEvent | RecallEvent | ConversationEvent
-
-
 def _conversation(c: pb.ConversationInfo) -> ConversationItem:
     return ConversationItem(
         c.peer_id, c.group_id, c.last_seq, c.last_msg_id, c.last_sender_id, int(c.last_type), c.preview,
         c.last_time, c.unread, c.read_seq, c.peer_read_seq, c.pinned, c.muted,
     )  # fmt: skip
-
-
-# PC client: the device types a client may claim (one live session per user and device type; a login on
-# a device type kicks that type's older session, other types stay online).
-DEVICE_IDS = ("PC", "Web", "Mobile", "Pad")

@@ -58,10 +58,6 @@ class Database:
         self._next_reader = 0
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
-    @property
-    def dialect(self) -> str:
-        return self.writer.dialect.name
-
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction on the primary; committed when the block exits without an exception."""

@@ -12,8 +12,8 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from tinyim.infra.discovery import REGISTRY_TTL_SECONDS, Node
 from tinyim.infra.extras import AETCD, require
+from tinyim.infra.registry import REGISTRY_TTL_SECONDS, Node
 
 if TYPE_CHECKING:
     import aetcd  # the [etcd] extra: imported when IM_ETCD_ENDPOINTS is set

@@ -23,8 +23,9 @@ import grpc
 
 from tinyim import kernel
 from tinyim.infra import metrics, tracing
-from tinyim.infra.discovery import Node, NodeDirectory
 from tinyim.infra.extras import GRPC_HEALTH, require
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registry import Node
 from tinyim.kernel import UNAVAILABLE, ImError
 from tinyim.pb import im_internal_pb2 as internal_pb
 

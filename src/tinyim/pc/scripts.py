@@ -41,10 +41,10 @@ TYPE_NAMES: dict[int, str] = {
 EXIT_ERROR, EXIT_KICKED = 1, 3
 
 
-def _client(account: Account, **options: Any) -> Client:
+def _client(account: Account) -> Client:
     # The scriptable commands keep no local seq: they sync from the start and show only what is new
     # (tail --history shows the whole timeline first).
-    return Client(account.server, account.username, account.password, account.device_id, **options)
+    return Client(account.server, account.username, account.password, account.device_id)
 
 
 class Names:
@@ -113,7 +113,7 @@ async def send(
     as_json: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
-    client = _client(account, reconnect=True)
+    client = _client(account)  # reconnects by itself (ClientOptions.reconnect)
     try:
         await client.start()
         peer, group_id = await _target(client, to, group)

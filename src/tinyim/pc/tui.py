@@ -30,6 +30,7 @@ from textual.widgets.option_list import Option
 
 from tinyim.client import (
     Client,
+    ClientOptions,
     ConversationBook,
     FileSeqStore,
     Kicked,
@@ -199,13 +200,13 @@ class ChatApp(App[int]):
         register_nickname: str | None = None,
         download_dir: Path | None = None,
         history_page: int = 30,
-        client_options: dict[str, Any] | None = None,
+        client_options: ClientOptions | None = None,
     ) -> None:
         super().__init__()
         self.account = account
         self.download_dir = download_dir or Path.home() / "Downloads"
         self.history_page = history_page
-        self._client_options = client_options or {}
+        self._client_options = client_options or ClientOptions()
         self._register_nickname = register_nickname
         self.client: Client | None = None
         self.book: ConversationBook | None = None
@@ -276,7 +277,7 @@ class ChatApp(App[int]):
                 account.device_id,
                 seq_store=FileSeqStore(account.state_dir),
                 on_read=self._on_read,
-                **self._client_options,
+                options=self._client_options,
             )
 
         try:

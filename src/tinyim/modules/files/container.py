@@ -9,7 +9,7 @@ from dependency_injector import containers, providers
 
 from tinyim.edges.filegw import FileGateway, FileLimits
 from tinyim.infra.db import Database
-from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import Channels
 from tinyim.modules.files.adapters.blobs import LocalBlobStore
 from tinyim.modules.files.adapters.rpc import GrpcFileClient

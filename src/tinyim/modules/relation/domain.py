@@ -21,7 +21,7 @@ REASON_MAX = 255
 
 class RelationStatus(enum.IntEnum):
     NORMAL = 1
-    BLOCKED = 2  # the spec's value; blocking lives in the blacklist table instead
+    # 2 is the spec's "blocked": never stored, blocking lives in the blacklist table (migration 0002)
     DELETED = 3
 
 

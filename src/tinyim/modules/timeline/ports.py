@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tinyim.kernel import Caller, PushTarget
 from tinyim.modules.timeline.domain import (
@@ -143,6 +143,45 @@ class TimelineStore(Protocol):
     async def read_counts(self, sender_id: int, group_id: int, msg_ids: Sequence[int]) -> list[ReadCount]:
         """For each of msg_ids that sender_id sent to group_id: copies held by others, and how many of
         those are at or below their owner's read mark."""
+        ...
+
+
+Tx = TypeVar("Tx", contravariant=True)  # the store's write transaction (a database connection)
+
+
+class SeqAllocator(Protocol[Tx]):
+    """Outbound, for a database timeline store: every owner's next seqs, taken inside the transaction
+    `tx` that writes the messages (after their bodies, so a retried client_msg_id takes none)."""
+
+    # Whether concurrent appends may share one transaction (group commit) through `take_many`.
+    batches: bool
+    # Each write transaction is cut off after this many seconds (None: never), so that a seq's holder is
+    # known to be gone after a while (see `visible`).
+    txn_timeout: float | None
+
+    async def take(self, tx: Tx, owners: Sequence[int]) -> dict[int, int]:
+        """The next seq of each owner (owners in ascending order)."""
+        ...
+
+    async def take_many(self, tx: Tx, counts: Mapping[int, int]) -> dict[int, int]:
+        """Reserve counts[owner] consecutive seqs of each owner; the seq just before each owner's block.
+        Only called when `batches`."""
+        ...
+
+    async def collided(self, owners: Sequence[int]) -> bool:
+        """An (owner, seq) the allocator handed out exists already: repair the counters and say True (the
+        append starts over), or False when that cannot happen with this allocator (the error stands)."""
+        ...
+
+    def visible(
+        self, page: list[StoredMessage], after_seq: int, more: bool
+    ) -> tuple[list[StoredMessage], bool]:
+        """What a reader may see of a page read after `after_seq`: all of it when seqs commit in order;
+        else up to a hole that may still fill (with more=True), skipping holes too old to fill."""
+        ...
+
+    async def max_seq(self, owner_id: int) -> int:
+        """The owner's highest seq (from the primary)."""
         ...
 
 

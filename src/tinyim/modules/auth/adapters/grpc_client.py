@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import Channels, RoleChannels
 from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth.domain import AccountSummary, Invite, LoginResult, TokenClaims

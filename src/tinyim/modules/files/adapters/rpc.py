@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import (
     Channels,
     Ctx,

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
-from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import Channels, node_call
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.domain import StatusView

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tinyim.infra.discovery import NodeDirectory
+from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import Channels, RoleChannels, context_of
 from tinyim.kernel import Caller, Privacy, UserProfile
 from tinyim.modules.relation.domain import Group, GroupRole, Member, SearchPage

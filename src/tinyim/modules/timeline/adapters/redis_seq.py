@@ -1,5 +1,5 @@
-"""Timeline store whose seqs come from Redis (`INCR im:seq:{uid}`, as the spec has it) instead of a
-locked row, with what it takes to keep DESIGN §5.3:
+"""Seq allocator on Redis (`INCR im:seq:{uid}`, as the spec has it) instead of a locked row, for the SQL
+timeline store, with what it takes to keep DESIGN §5.3:
 
 - **Gapless prefix.** INCR hands out seqs outside the database's locks, so seq 6 may commit before seq 5,
   or 5 may never commit (its transaction failed: a permanent hole). Seqs are taken inside the
@@ -15,19 +15,17 @@ locked row, with what it takes to keep DESIGN §5.3:
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tinyim.infra.db import Database, is_unique_violation
+from tinyim.infra.db import Database
 from tinyim.infra.redis import Keys
-from tinyim.modules.timeline.adapters.sql import SqlTimelineStore, im_message_index
-from tinyim.modules.timeline.domain import Appended, MessageBody, StoredMessage, TimelineSlot
+from tinyim.modules.timeline.adapters.sql import SeqCollision, im_message_index
+from tinyim.modules.timeline.domain import StoredMessage
 
 # INCR every key, or none: {-1, i, j, …} names the missing ones (1-based) and changes nothing.
 _INCR_ALL = """
@@ -52,11 +50,10 @@ return 0
 """
 
 
-class SeqCollision(Exception):
-    pass
+class RedisSeqAllocator:
+    # Seqs from Redis commit in any order: no group commit here (a batch would hold many INCRs).
+    batches = False
 
-
-class RedisSeqTimelineStore(SqlTimelineStore):
     def __init__(
         self,
         db: Database,
@@ -64,43 +61,25 @@ class RedisSeqTimelineStore(SqlTimelineStore):
         keys: Keys,
         txn_timeout: float = 3.0,
         hole_timeout: float = 10.0,
-        conversations: bool = True,
     ) -> None:
-        # Seqs from Redis commit in any order: no group commit here (a batch would hold many INCRs).
-        super().__init__(db, conversations, group_commit=False)
+        self._db = db
         self._redis = redis
         self._keys = keys
         self._incr_all = redis.register_script(_INCR_ALL)
         self._raise = redis.register_script(_RAISE)
-        self._txn_timeout = txn_timeout
+        self.txn_timeout: float | None = txn_timeout
         self._hole_timeout_ms = int(hole_timeout * 1000)
 
-    async def _run(
-        self, body: MessageBody, slots: Sequence[TimelineSlot], recall: tuple[int, int] | None
-    ) -> Appended:
-        owners: list[int] = []
-        for _ in range(5):
-            try:
-                async with asyncio.timeout(self._txn_timeout):
-                    async with self._db.write() as conn:
-                        # The body goes first (see _write_message): a retried client_msg_id fails there,
-                        # before any seq is taken (a seq taken and never written is a hole readers must
-                        # wait out).
-                        seqs = await self._write_message(conn, body, slots, recall, owners)
-                return Appended(body.msg_id, seqs)
-            except IntegrityError as exc:
-                if not is_unique_violation(exc):
-                    raise
-                if body.client_msg_id:
-                    first = await self._find_sent(body.sender_id, body.client_msg_id)
-                    if first is not None:
-                        return first
-                # (owner, seq) taken already: the counter was re-seeded below an in-flight seq.
-                await self._raise_to_committed(owners)
-        raise SeqCollision(f"could not take fresh seqs for {owners}")
+    async def take(self, tx: AsyncConnection, owners: Sequence[int]) -> dict[int, int]:
+        return await self._allocate(list(owners))  # outside the database's locks: see the module's doc
 
-    async def _take_seqs(self, conn: AsyncConnection, owners: list[int]) -> dict[int, int]:
-        return await self._allocate(owners)
+    async def take_many(self, tx: AsyncConnection, counts: Mapping[int, int]) -> dict[int, int]:
+        raise NotImplementedError("Redis seqs take no batches (batches = False)")
+
+    async def collided(self, owners: Sequence[int]) -> bool:
+        # (owner, seq) taken already: the counter was re-seeded below an in-flight seq.
+        await self._raise_to_committed(list(owners))
+        return True
 
     async def _allocate(self, owners: list[int]) -> dict[int, int]:
         keys = [self._keys.seq(o) for o in owners]
@@ -129,20 +108,19 @@ class RedisSeqTimelineStore(SqlTimelineStore):
         async with self._db.read(fresh=True) as conn:
             return {int(owner): int(top) for owner, top in await conn.execute(query)}
 
-    async def read(
-        self, owner_id: int, after_seq: int, limit: int, min_seq: int = 0
+    def visible(
+        self, page: list[StoredMessage], after_seq: int, more: bool
     ) -> tuple[list[StoredMessage], bool]:
-        rows, more = await super().read(owner_id, after_seq, limit, min_seq)
         now_ms = time.time_ns() // 1_000_000
         expected = after_seq + 1
-        page: list[StoredMessage] = []
-        for m in rows:
+        seen: list[StoredMessage] = []
+        for m in page:
             # m's seq was taken just after m's id, so the hole's seq was taken before m.created_ms.
             if m.seq_id != expected and now_ms - m.created_ms < self._hole_timeout_ms:
-                return page, True  # the hole may still fill: stop before it; the client asks again
-            page.append(m)
+                return seen, True  # the hole may still fill: stop before it; the client asks again
+            seen.append(m)
             expected = m.seq_id + 1
-        return page, more
+        return seen, more
 
     async def max_seq(self, owner_id: int) -> int:
         return (await self._committed_max([owner_id])).get(owner_id, 0)

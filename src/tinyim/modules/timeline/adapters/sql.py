@@ -1,14 +1,15 @@
-"""SQL timeline store: `im_message_body`, `im_message_index`, and `im_user_seq` for gapless seqs.
+"""SQL timeline store: `im_message_body`, `im_message_index`, `im_conversation`.
 
-Seqs come from a per-owner row, locked (`SELECT … FOR UPDATE`, owners in ascending order so concurrent
-messages cannot deadlock each other) and bumped in the same transaction that writes the index rows. A later
-seq of an owner therefore cannot commit before an earlier one: a reader that saw seq N has seen 1..N.
-Statements per message, whatever the number of owners: insert body, lock seqs, bump seqs, insert index,
-and one multi-row upsert of the owners' conversation rows (the conversation list), unless turned off.
+Seqs come from a `SeqAllocator` in the same transaction that writes the index rows: by default the
+locked row of `locked_row_seqs.py` (`im_user_seq`, gapless as it commits); `redis_seq.py` is the other.
+Statements per message, whatever the number of owners: insert body, the allocator's (lock seqs, bump seqs),
+insert index, and one multi-row upsert of the owners' conversation rows (the conversation list), unless
+turned off.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -38,12 +39,12 @@ from tinyim.infra.db import (
     Database,
     MultiRow,
     fetch_rows,
-    insert_ignore,
     is_unique_violation,
     metadata,
     retry_deadlocks,
 )
 from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend
+from tinyim.modules.timeline.adapters.locked_row_seqs import LockedRowSeqAllocator
 from tinyim.modules.timeline.domain import (
     PREVIEW_CHARS,
     Appended,
@@ -60,6 +61,7 @@ from tinyim.modules.timeline.domain import (
     counts_as_unread,
     preview_of,
 )
+from tinyim.modules.timeline.ports import SeqAllocator
 
 im_message_body = Table(
     "im_message_body",
@@ -106,13 +108,6 @@ im_conversation = Table(
     Column("muted", SmallInteger, nullable=False),
 )
 
-im_user_seq = Table(
-    "im_user_seq",
-    metadata,
-    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("max_seq", BigInteger, nullable=False),
-)
-
 
 _joined = select(
     im_message_index.c.seq_id,
@@ -150,7 +145,6 @@ _SYNC_SQL = (
     " FROM im_message_index AS i JOIN im_message_body AS b ON b.msg_id = i.msg_id"
     " WHERE i.owner_id = %s AND i.seq_id > %s ORDER BY i.seq_id LIMIT %s"
 )
-_MAX_SEQ_SQL = "SELECT max_seq FROM im_user_seq WHERE user_id = %s"
 
 
 def _stored(r: Any, owner_id: int) -> StoredMessage:
@@ -295,50 +289,6 @@ async def upsert_conversations(
     await conn.execute(conversation_upsert(conn.dialect.name), _conversation_rows([(body, slots, seqs)]))
 
 
-async def lock_seqs(conn: AsyncConnection, owners: list[int]) -> dict[int, int]:
-    """`SELECT … FOR UPDATE` of the owners' seq rows in ascending owner order (so concurrent writers,
-    in this process or another, cannot deadlock each other), creating the missing ones; their max_seq."""
-    lock = (
-        select(im_user_seq.c.user_id, im_user_seq.c.max_seq)
-        .where(im_user_seq.c.user_id.in_(owners))
-        .order_by(im_user_seq.c.user_id)
-        .with_for_update()
-    )
-    current = {int(row.user_id): int(row.max_seq) for row in await conn.execute(lock)}
-    missing = [o for o in owners if o not in current]
-    if missing:  # an owner's first message ever: create the counter row, then lock it
-        await conn.execute(insert_ignore(conn, im_user_seq), [{"user_id": o, "max_seq": 0} for o in missing])
-        relock = lock.where(im_user_seq.c.user_id.in_(missing))
-        current.update({int(row.user_id): int(row.max_seq) for row in await conn.execute(relock)})
-    return current
-
-
-_SEQ_UPSERTS: dict[str, Any] = {}
-
-
-def seq_upsert(dialect: str) -> Any:
-    """Set many owners' max_seq in one multi-row statement (their rows exist and are locked)."""
-    stmt = _SEQ_UPSERTS.get(dialect)
-    if stmt is None:
-        if dialect == "sqlite":
-            ins: Any = sqlite.insert(im_user_seq)
-            stmt = ins.on_conflict_do_update(
-                index_elements=["user_id"], set_={"max_seq": ins.excluded.max_seq}
-            )
-        else:
-            ins = mysql.insert(im_user_seq)
-            stmt = ins.on_duplicate_key_update(max_seq=ins.inserted.max_seq)
-        _SEQ_UPSERTS[dialect] = stmt
-    return stmt
-
-
-def seq_bump(dialect: str) -> Any:
-    """Add each row's max_seq to the owner's counter, creating it (MariaDB reads the result back with
-    RETURNING: the row is locked, bumped and read in one statement)."""
-    ins = mysql.insert(im_user_seq)
-    return ins.on_duplicate_key_update(max_seq=im_user_seq.c.max_seq + ins.inserted.max_seq)
-
-
 # The batch writer's statements, on the asyncmy connection directly where the database is MySQL/MariaDB.
 _BODY_ROWS = MultiRow(
     lambda _d: im_message_body.insert(),
@@ -364,7 +314,6 @@ _CONVERSATION_ROWS = MultiRow(
         "preview", "unread",
     ],
 )  # fmt: skip
-_SEQ_BUMP = MultiRow(seq_bump, ["user_id", "max_seq"], returning=" RETURNING user_id, max_seq")
 
 
 async def mark_recalled(conn: AsyncConnection, msg_id: int, recalled_by: int) -> list[TimelineSlot]:
@@ -415,9 +364,20 @@ def _view(r: Any) -> ConversationView:
     )
 
 
+class SeqCollision(Exception):
+    pass
+
+
 class SqlTimelineStore:
-    def __init__(self, db: Database, conversations: bool = True, group_commit: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        conversations: bool = True,
+        group_commit: bool = True,
+        seqs: SeqAllocator[AsyncConnection] | None = None,
+    ) -> None:
         self._db = db
+        self._seqs = seqs or LockedRowSeqAllocator(db)
         # False only to measure what the conversation list costs on the write path (bench)
         self._conversations = conversations
         # Concurrent appends share a transaction; a failed batch falls back to the single path below.
@@ -427,7 +387,7 @@ class SqlTimelineStore:
                 lambda body, slots: self._run(body, slots, None),
                 on_batch=metrics.TIMELINE_BATCH_MESSAGES.observe,
             )
-            if group_commit
+            if group_commit and self._seqs.batches
             else None
         )
 
@@ -445,20 +405,31 @@ class SqlTimelineStore:
     async def _run(
         self, body: MessageBody, slots: Sequence[TimelineSlot], recall: tuple[int, int] | None
     ) -> Appended:
-        try:
-            return await retry_deadlocks(lambda: self._append_once(body, slots, recall))
-        except IntegrityError as exc:
-            if body.client_msg_id and is_unique_violation(exc):
-                first = await self._find_sent(body.sender_id, body.client_msg_id)
-                if first is not None:
-                    return first
-            raise
+        owners: list[int] = []
+        for _ in range(5):
+            try:
+                return await retry_deadlocks(lambda: self._append_once(body, slots, recall, owners))
+            except IntegrityError as exc:
+                if not is_unique_violation(exc):
+                    raise
+                if body.client_msg_id:
+                    first = await self._find_sent(body.sender_id, body.client_msg_id)
+                    if first is not None:
+                        return first
+                # (owner, seq) taken already: only an allocator whose counters can fall behind repairs them
+                if not await self._seqs.collided(owners):
+                    raise
+        raise SeqCollision(f"could not take fresh seqs for {owners}")
 
     async def _append_once(
-        self, body: MessageBody, slots: Sequence[TimelineSlot], recall: tuple[int, int] | None
+        self,
+        body: MessageBody,
+        slots: Sequence[TimelineSlot],
+        recall: tuple[int, int] | None,
+        owners: list[int],
     ) -> Appended:
-        async with self._db.write() as conn:
-            seqs = await self._write_message(conn, body, slots, recall, [])
+        async with asyncio.timeout(self._seqs.txn_timeout), self._db.write() as conn:
+            seqs = await self._write_message(conn, body, slots, recall, owners)
         return Appended(body.msg_id, seqs)
 
     async def _write_message(
@@ -477,23 +448,13 @@ class SqlTimelineStore:
         owners_out[:] = owners
         # The body first: a retried client_msg_id fails here, before any seq is taken or locked.
         await insert_body(conn, body)
-        seqs = await self._take_seqs(conn, owners)
+        seqs = await self._seqs.take(conn, owners)
         await insert_index(conn, body, slots, seqs)
         if self._conversations:
             await upsert_conversations(conn, body, slots, seqs)
             if recall is not None:
                 await uncount_recalled(conn, recall[0])
         return seqs
-
-    async def _take_seqs(self, conn: AsyncConnection, owners: list[int]) -> dict[int, int]:
-        """Lock the owners' seq rows in ascending order (concurrent messages cannot deadlock), bump them."""
-        current = await lock_seqs(conn, owners)
-        await conn.execute(
-            update(im_user_seq)
-            .where(im_user_seq.c.user_id.in_(owners))
-            .values(max_seq=im_user_seq.c.max_seq + 1)
-        )
-        return {o: current[o] + 1 for o in owners}
 
     async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[Appended]:
         return await retry_deadlocks(lambda: self._append_batch_once(batch))
@@ -503,15 +464,9 @@ class SqlTimelineStore:
         seq bump, index rows, conversation rows — each one multi-row statement."""
         owners_of = [{s.owner_id for s in p.slots} for p in batch]
         counts = Counter(owner for owners in owners_of for owner in owners)
-        owners = sorted(counts)  # rows locked in ascending owner order: concurrent writers never deadlock
         async with self._db.hot_write() as conn:
             await _BODY_ROWS.execute(conn, [_body_row(p.body) for p in batch])
-            if getattr(conn.dialect, "is_mariadb", False):
-                # MariaDB: lock, bump and read every owner's counter in ONE statement (RETURNING)
-                bumped = await _SEQ_BUMP.execute(conn, [{"user_id": o, "max_seq": counts[o]} for o in owners])
-                top = {int(user): int(seq) - counts[int(user)] for user, seq in bumped}
-            else:
-                top = await lock_seqs(conn, owners)
+            top = await self._seqs.take_many(conn, counts)
             seqs: list[dict[int, int]] = []
             for mine_owners in owners_of:  # in queue order: a sender's later message gets the later seqs
                 mine = {}
@@ -519,10 +474,6 @@ class SqlTimelineStore:
                     top[owner] += 1
                     mine[owner] = top[owner]
                 seqs.append(mine)
-            if not getattr(conn.dialect, "is_mariadb", False):
-                await conn.execute(
-                    seq_upsert(conn.dialect.name), [{"user_id": o, "max_seq": top[o]} for o in owners]
-                )
             await _INDEX_ROWS.execute(
                 conn,
                 [
@@ -577,7 +528,7 @@ class SqlTimelineStore:
             reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
             if from_replica and not reached:  # the replica lags behind what the owner was told of
                 rows = await self._db.hot_read(from_primary)
-        return [_stored(r, owner_id) for r in rows[:limit]], len(rows) > limit
+        return self._seqs.visible([_stored(r, owner_id) for r in rows[:limit]], after_seq, len(rows) > limit)
 
     async def history(
         self, owner_id: int, conversation: Conversation, before_seq: int, limit: int
@@ -748,14 +699,7 @@ class SqlTimelineStore:
         return [ReadCount(m, *found.get(m, (0, 0))) for m in ids if m in set(owned)]
 
     async def max_seq(self, owner_id: int) -> int:
-        # From the primary: mark_read checks a just-delivered seq against it, a replica may lag.
-        query = select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == owner_id)
-
-        async def run(conn: AsyncConnection) -> int:
-            rows = await fetch_rows(conn, query, _MAX_SEQ_SQL, (owner_id,))
-            return int(rows[0][0]) if rows else 0
-
-        return await self._db.hot_read(run)
+        return await self._seqs.max_seq(owner_id)
 
     # admin API: server stats (a full count: an operator's question, not a hot path)
     async def count_messages(self) -> int:
