@@ -13,10 +13,11 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from tinyim.edges.filegw import FileGateway, file_listener, file_routes
-from tinyim.infra.roles import RoleEntry
+from tinyim.infra.roles import Registration, RoleEntry
 from tinyim.infra.rpc import Registrar
 from tinyim.modules.files.adapters.rpc import files_registrar
 from tinyim.modules.files.service import FileService
+from tinyim.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,13 @@ async def _meta_background(files: Any) -> AsyncIterator[None]:
 
 
 # ---------- filegw ----------
-async def _gw_routes(files: Any) -> list[BaseRoute]:
-    return file_routes(await _get(files.gateway), files.settings().cors_origins)
+async def _gw_services(files: Any) -> FileGateway:
+    gateway: FileGateway = await _get(files.gateway)
+    return gateway
+
+
+def _gw_routes(settings: Settings, gateway: Callable[[], FileGateway]) -> list[BaseRoute]:
+    return file_routes(gateway, settings.cors_origins)
 
 
 async def _gw_load(files: Any) -> Callable[[], int]:
@@ -91,5 +97,13 @@ async def _gw_background(files: Any) -> AsyncIterator[None]:
 
 ROLES = (
     RoleEntry("filemeta", needs_database=True, registrar=_meta_registrar, background=_meta_background),
-    RoleEntry("filegw", needs_database=False, routes=_gw_routes, load=_gw_load, background=_gw_background),
+    RoleEntry(
+        "filegw",
+        needs_database=False,
+        registration=Registration(http_url=True),
+        services=_gw_services,
+        routes=_gw_routes,
+        load=_gw_load,
+        background=_gw_background,
+    ),
 )

@@ -1,0 +1,19 @@
+"""Role entry of the auth module: `auth` (AuthService over gRPC, the admin API's account calls too)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from tinyim.infra.roles import RoleEntry
+from tinyim.infra.rpc import Registrar
+from tinyim.modules.auth.adapters.grpc_server import auth_registrar
+
+
+async def _registrar(auth: Any) -> Registrar:
+    service = auth.service()
+    service = await service if inspect.isawaitable(service) else service
+    return auth_registrar(service, service)  # the local service serves the admin API too
+
+
+ROLES = (RoleEntry("auth", needs_database=True, registrar=_registrar),)
