@@ -51,7 +51,8 @@ PROBES: dict[str, tuple[Probe, ...]] = {
 
 
 def _ask(client: TestClient, probe: Probe) -> int:
-    return client.request(probe.method, probe.path, json=probe.body).status_code
+    status: int = client.request(probe.method, probe.path, json=probe.body).status_code
+    return status
 
 
 def _free_port() -> int:
