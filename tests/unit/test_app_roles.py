@@ -178,3 +178,14 @@ def test_each_role_on_its_own_serves_its_routes_and_registers(
             assert _registered(redis_url, prefix, role) == []
     finally:
         asyncio.run(delete_prefix(redis_url, prefix))
+
+
+def test_a_module_input_left_unwired_fails_at_start_up(tmp_path: Path) -> None:
+    from dependency_injector.errors import Error
+
+    from tinyim.bootstrap.container import Container, wired
+
+    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 32)
+    wired(settings)  # every input provided
+    with pytest.raises(Error, match="rules"):  # timeline's messaging rules come from relation
+        Container(settings=settings).check_dependencies()
