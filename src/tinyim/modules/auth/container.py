@@ -13,8 +13,8 @@ from tinyim.infra.extras import lazy
 from tinyim.infra.redis import Keys
 from tinyim.infra.rpc import Channels
 from tinyim.modules.auth.adapters.crypto import Argon2Hasher, JwtCodec
-from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
 from tinyim.modules.auth.adapters.memory import InMemoryProfileCache
+from tinyim.modules.auth.adapters.rpc import GrpcAuthClient
 from tinyim.modules.auth.adapters.sql import (
     SqlAccounts,
     SqlDeviceSessions,

@@ -7,7 +7,7 @@ from typing import Any
 
 from tinyim.infra.roles import RoleEntry
 from tinyim.infra.rpc import Registrar
-from tinyim.modules.auth.adapters.grpc_server import auth_registrar
+from tinyim.modules.auth.adapters.rpc import auth_registrar
 
 
 async def _registrar(auth: Any) -> Registrar:
