@@ -15,8 +15,8 @@ from tinyim.infra.discovery import NodeDirectory
 from tinyim.infra.extras import lazy
 from tinyim.infra.redis import Keys
 from tinyim.infra.rpc import Channels
-from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
 from tinyim.modules.timeline.adapters.push import FramePushNotifier
+from tinyim.modules.timeline.adapters.rpc import GrpcTimelineClient
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 from tinyim.modules.timeline.ports import Attachments, GroupRoles, IdGenerator, MessagingPolicy
 from tinyim.modules.timeline.protocol import inline_messages

@@ -10,7 +10,7 @@ from typing import Any
 
 from tinyim.infra.roles import Registration, RoleEntry
 from tinyim.infra.rpc import Registrar
-from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
+from tinyim.modules.timeline.adapters.rpc import msg_registrar
 
 
 async def _get(provider: Any) -> Any:
