@@ -9,6 +9,7 @@ is not in the registry, e.g. dispatch, which only clients call), and background 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -19,6 +20,13 @@ from starlette.routing import BaseRoute
 
 from tinyim.infra.rpc import Registrar
 from tinyim.settings import Settings
+
+
+async def resolved(provider: Callable[[], Any]) -> Any:
+    """A provider's object; awaitable when it depends on an async resource of the root (the database)."""
+    value = provider()
+    return await value if inspect.isawaitable(value) else value
+
 
 # The services a role's endpoints use: a getter, valid once the process has started.
 Services = Callable[[], Any]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from tinyim.infra.roles import RoleEntry
+from tinyim.infra.roles import RoleEntry, resolved
 from tinyim.settings import Settings
 
 from .admin import AdminServices, admin_routes
@@ -25,15 +24,10 @@ class DispatchRoleServices:
     admin: AdminServices | None  # None: no admin token, no admin API
 
 
-async def _get(provider: Any) -> Any:
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
-
-
 async def _services(dispatch: Any) -> DispatchRoleServices:
     with_admin = bool(dispatch.settings().effective_admin_token)
     return DispatchRoleServices(
-        http=await _get(dispatch.http), admin=await _get(dispatch.admin) if with_admin else None
+        http=await resolved(dispatch.http), admin=await resolved(dispatch.admin) if with_admin else None
     )
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from tinyim.infra.listener import mount_websocket, unmount_websocket
-from tinyim.infra.roles import Registration, RoleEntry
+from tinyim.infra.roles import Registration, RoleEntry, resolved
 from tinyim.infra.rpc import Registrar
 
 from .grpc_server import gateway_registrar
@@ -19,28 +18,23 @@ from .status import StatusTracker
 from .ws_protocol import ChatEndpoint
 
 
-async def _get(provider: Any) -> Any:
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
-
-
 async def _registrar(gateway: Any) -> Registrar:
-    return gateway_registrar(await _get(gateway.hub))
+    return gateway_registrar(await resolved(gateway.hub))
 
 
 async def _load(gateway: Any) -> Callable[[], int]:
-    hub: GatewayHub = await _get(gateway.hub)
+    hub: GatewayHub = await resolved(gateway.hub)
     return lambda: hub.connection_count
 
 
 @contextlib.asynccontextmanager
 async def _background(gateway: Any) -> AsyncIterator[None]:
     # online status: told of every connection's life; idle sweeps and reaping in the background
-    tracker: StatusTracker = await _get(gateway.status_tracker)
-    (await _get(gateway.hub)).add_listener(tracker)
+    tracker: StatusTracker = await resolved(gateway.status_tracker)
+    (await resolved(gateway.hub)).add_listener(tracker)
     sweeper = asyncio.create_task(tracker.run())
     # the chat WebSocket: served by its own lean protocol, not through ASGI (same port)
-    endpoint = ChatEndpoint(await _get(gateway.websocket))
+    endpoint = ChatEndpoint(await resolved(gateway.websocket))
     mount_websocket("/ws", endpoint.upgrade)
     try:
         yield

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from tinyim.infra.roles import RoleEntry
+from tinyim.infra.roles import RoleEntry, resolved
 from tinyim.infra.rpc import Registrar
 from tinyim.modules.auth.adapters.rpc import auth_registrar
 
 
 async def _registrar(auth: Any) -> Registrar:
-    service = auth.service()
-    service = await service if inspect.isawaitable(service) else service
+    service = await resolved(auth.service)
     return auth_registrar(service, service)  # the local service serves the admin API too
 
 
