@@ -88,7 +88,7 @@ class Cluster:
         _ensure_mysql_database(self.env["IM_DATABASE_URL"])
         subprocess.run([_tinyim(), "migrate"], env={**os.environ, **self.env}, check=True)
         # one JWT secret file for every process (only auth uses it; created before anyone races for it)
-        from tinyim.bootstrap.container import jwt_secret
+        from tinyim.bootstrap.resources import jwt_secret
         from tinyim.settings import Settings
 
         jwt_secret(Settings(data_dir=self.data_dir, jwt_secret=self.env.get("IM_JWT_SECRET", "")))

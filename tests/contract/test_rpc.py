@@ -15,8 +15,7 @@ from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, RoleChannels
 from tinyim.kernel import NOT_FOUND, UNAVAILABLE, ImError, Privacy, UserProfile
 from tinyim.modules.auth import LoginResult, TokenClaims
-from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
-from tinyim.modules.auth.adapters.grpc_server import auth_registrar
+from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
 

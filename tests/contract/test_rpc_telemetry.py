@@ -16,8 +16,7 @@ from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, RoleChannels, grpc_server
 from tinyim.kernel import NOT_FOUND, ImError, UserProfile
-from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
-from tinyim.modules.auth.adapters.grpc_server import auth_registrar
+from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
 from .test_rpc import NamedAuth

@@ -13,14 +13,13 @@ from tests.unit.fakes import FakeHasher, RecordingKicker
 from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED, ImError
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import JwtCodec
-from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
-from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.auth.adapters.memory import (
     InMemoryAccounts,
     InMemoryDeviceSessions,
     InMemoryRefreshTokens,
     InMemoryRegistration,
 )
+from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
 PASSWORD = "password1"

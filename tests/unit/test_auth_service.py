@@ -13,9 +13,8 @@ from tests.unit.fakes import FakeHasher, RecordingKicker
 from tinyim.kernel import CONFLICT, INVALID_ARGUMENT, UNAUTHENTICATED, ImError
 from tinyim.modules.auth import AuthApi, AuthService
 from tinyim.modules.auth.adapters.crypto import JwtCodec
-from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
-from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
+from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
 SECRET = "s" * 40

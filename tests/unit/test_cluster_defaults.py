@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinyim.cluster import cluster_env
+from tinyim.bootstrap.roles import ROLE_TABLE
+from tinyim.cluster import TOPOLOGY, cluster_env
 
 
 def test_defaults_never_share_the_one_process_database_or_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,3 +22,7 @@ def test_explicit_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IM_REDIS_PREFIX", "mine:")
     env = cluster_env()
     assert env["IM_DATABASE_URL"].endswith("/mine") and env["IM_REDIS_PREFIX"] == "mine:"
+
+
+def test_the_cluster_runs_every_role_of_the_role_table() -> None:
+    assert {roles for _name, roles, _offset, _worker in TOPOLOGY} == {r.name for r in ROLE_TABLE}

@@ -29,9 +29,8 @@ from tinyim.modules.timeline import (
     TimelineService,
     TimelineWriter,
 )
-from tinyim.modules.timeline.adapters.grpc_client import GrpcTimelineClient
-from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
+from tinyim.modules.timeline.adapters.rpc import GrpcTimelineClient, msg_registrar
 from tinyim.pb.im_internal_pb2_grpc import MsgServiceStub
 
 ALICE, BOB, CAROL = 1, 2, 3

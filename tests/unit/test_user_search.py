@@ -12,9 +12,8 @@ from tinyim.bootstrap.bridges import AuthAsUserDirectory
 from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, RATE_LIMITED, Caller, ImError, Privacy
 from tinyim.modules.auth import AuthApi, AuthService
 from tinyim.modules.auth.adapters.crypto import JwtCodec
-from tinyim.modules.auth.adapters.grpc_client import GrpcAuthClient
-from tinyim.modules.auth.adapters.grpc_server import auth_registrar
 from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
+from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.modules.relation import RelationApi, RelationService
 from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.grpc_server import user_registrar

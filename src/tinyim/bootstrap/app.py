@@ -1,7 +1,9 @@
 """The ASGI application of one process: the routes and gRPC services of the roles it runs (IM_ROLES).
 
-Lifespan order: resources (database, Redis, etcd, channels) -> HTTP routes of the local roles -> the
-gRPC server with the local roles' services -> registry entries (so a node is announced only once it
+Every route exists when `build_app` returns (static per role, in role-table order, the Web app's catch-all
+last); endpoints read their services, resolved once at start-up, per request. Lifespan order: resources
+(database, Redis, etcd, channels) -> each local role's services and background work (listeners, sweepers)
+-> the gRPC server with the local roles' services -> registry entries (so a node is announced only once it
 answers). Shutdown runs backwards: withdraw from the registry, drain gRPC calls, close resources.
 """
 
@@ -10,180 +12,159 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypedDict
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from tinyim.edges.common import common_routes
-from tinyim.edges.dispatch.admin import admin_routes
-from tinyim.edges.dispatch.http import dispatch_routes
-from tinyim.edges.dispatch.web import ApiCors, web_routes
-from tinyim.edges.gateway.grpc_server import gateway_registrar
-from tinyim.edges.gateway.hub import GatewayHub
-from tinyim.edges.gateway.ws_protocol import ChatEndpoint
 from tinyim.edges.http_telemetry import HttpTelemetry
 from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
-from tinyim.infra.listener import mount_websocket, unmount_websocket
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registration import check_worker_id, keep_registered
 from tinyim.infra.registry import Node, Registry
 from tinyim.infra.rpc import Registrar, grpc_server
-from tinyim.modules.auth.adapters.grpc_server import auth_registrar
-from tinyim.modules.files.role import ROLES as FILE_ROLES
-from tinyim.modules.relation.adapters.change_feed import RedisChangeFeed
-from tinyim.modules.relation.adapters.grpc_server import user_registrar
-from tinyim.modules.timeline.adapters.grpc_server import msg_registrar
 from tinyim.settings import Settings
 
-from .container import Container, metrics_token
+from .container import Container, wired
+from .resources import metrics_token
+from .roles import Role, local_roles
 
-# Roles other processes call over gRPC (dispatch is only called by clients, over HTTP).
-RPC_ROLES = ("gateway", "auth", "user", "msg")
+
+class ProcessState(TypedDict):
+    """What the lifespan yields (Starlette copies it into every request's `request.state`)."""
+
+    container: Container
+    roles: frozenset[str]
 
 
 async def _awaited(result: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-async def resolve(provider: Any) -> Any:
-    """A provider's object; awaitable when it depends on an async resource (the database)."""
-    return await _awaited(provider())
+class Started:
+    """A role's services, set once the process has started; its routes read them per request."""
+
+    def __init__(self, role: str) -> None:
+        self._role = role
+        self._value: Any = None
+        self._set = False
+
+    def set(self, value: Any) -> None:
+        self._value, self._set = value, True
+
+    def clear(self) -> None:
+        self._value, self._set = None, False
+
+    def __call__(self) -> Any:
+        if not self._set:  # a request before start-up or after shutdown: a bug, not a client error
+            raise RuntimeError(f"the {self._role} role's services are not started")
+        return self._value
 
 
-async def _registrars(settings: Settings, container: Container) -> list[Registrar]:
-    local = set(settings.role_set)
-    found: list[Registrar] = []
-    if "auth" in local:
-        auth = await resolve(container.auth)
-        found.append(auth_registrar(auth, auth))  # the local service serves the admin API too
-    if "user" in local:
-        found.append(user_registrar(await resolve(container.relation)))
-    if "msg" in local:
-        found.append(msg_registrar(await resolve(container.timeline), await resolve(container.notices)))
-    if "gateway" in local:
-        found.append(gateway_registrar(await resolve(container.hub)))
-    for entry in FILE_ROLES:  # role entries of the files module
-        if entry.name in local and entry.registrar is not None:
-            found.append(await entry.registrar(container.files))
-    return found
-
-
-def _nodes(settings: Settings, hub: GatewayHub, loads: dict[str, Any] | None = None) -> list[Node]:
-    loads = loads or {}
+def _nodes(settings: Settings, roles: tuple[Role, ...], loads: dict[str, Callable[[], int]]) -> list[Node]:
     return [
         Node(
-            role=role,
-            node_id=settings.node_id(role),
+            role=role.name,
+            node_id=settings.node_id(role.name),
             host=settings.public_host,
             http_port=settings.http_port,
             grpc_port=settings.effective_grpc_port,
             file_port=settings.file_port,
-            load=hub.connection_count if role == "gateway" else loads[role]() if role in loads else 0,
-            ws_url=settings.public_ws_url if role == "gateway" else "",
-            worker_id=settings.worker_id if role == "msg" else 0,
-            http_url=settings.public_file_http_url if role == "filegw" else "",
+            load=loads[role.name]() if role.name in loads else 0,
+            ws_url=settings.public_ws_url if reg.ws_url else "",
+            worker_id=settings.worker_id if reg.worker_id else 0,
+            http_url=settings.public_file_http_url if reg.http_url else "",
         )
-        for role in (*RPC_ROLES, *(entry.name for entry in FILE_ROLES))
-        if role in settings.role_set
+        for role in roles
+        if (reg := role.entry.registration) is not None
     ]
 
 
+def _routes(settings: Settings, roles: tuple[Role, ...], started: dict[str, Started]) -> list[BaseRoute]:
+    """Every route of this process: the common ones, each role's, then fallbacks (the Web app at /)."""
+    routes: list[BaseRoute] = [*common_routes(settings.role_set, metrics_token(settings))]
+    for role in roles:
+        if role.entry.routes is not None:
+            routes.extend(role.entry.routes(settings, started[role.name]))
+    for role in roles:
+        if role.entry.fallback_routes is not None:
+            routes.extend(role.entry.fallback_routes(settings))
+    return routes
+
+
 def build_app(settings: Settings) -> Starlette:
-    container = Container(settings=settings)
-    admin_token = settings.effective_admin_token if "dispatch" in settings.role_set else ""
+    container = wired(settings)
+    roles = local_roles(settings)
+    started = {role.name: Started(role.name) for role in roles}
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[ProcessState]:
         await _awaited(container.init_resources())
         stack = contextlib.AsyncExitStack()
         try:
-            roles = settings.role_set
-            if "dispatch" in roles:
-                auth, allocator = await resolve(container.auth), await resolve(container.gateway_allocator)
-                files = await resolve(container.file_allocator)
-                limits = {"rate_per_second": settings.rate_per_second, "rate_burst": settings.rate_burst}
-                throttle = await resolve(container.login_throttle)
-                app.router.routes.extend(
-                    dispatch_routes(auth, allocator, files, limits, throttle, bool(admin_token))
-                )
-                if admin_token:  # admin API: mounted only with a token
-                    app.router.routes.extend(
-                        admin_routes(
-                            admin_token,
-                            auth,
-                            await resolve(container.relation),
-                            await resolve(container.notices),
-                            await resolve(container.online_count),
-                        )
-                    )
-            if "gateway" in roles:
-                # online status: told of every connection's life; idle sweeps and reaping in the background
-                tracker = await resolve(container.status_tracker)
-                (await resolve(container.hub)).add_listener(tracker)
-                sweeper = asyncio.create_task(tracker.run())
-                stack.callback(sweeper.cancel)
-                # the chat WebSocket: served by its own lean protocol, not through ASGI (same port)
-                endpoint = ChatEndpoint(await resolve(container.websocket_gateway))
-                mount_websocket("/ws", endpoint.upgrade)
-                stack.callback(unmount_websocket, "/ws")
-                stack.callback(endpoint.close)
-            if "user" in roles:
-                # relation's outbox relay: delivers the notices of social changes that a crash (or a
-                # timeline out of reach) kept from being delivered right after their commit
-                relation = await resolve(container.relation)
-                relay = asyncio.create_task(relation.relay_outbox())
-                stack.callback(relay.cancel)
-            if "msg" in roles:  # the rules caches hear of relation changes made in other processes
-                feed = await resolve(container.relation_changes)
-                if isinstance(feed, RedisChangeFeed):
-                    listener = asyncio.create_task(feed.run())
-                    stack.callback(listener.cancel)
-            loads = {}
-            for entry in (e for e in FILE_ROLES if e.name in roles):  # files module: routes, listeners
-                if entry.routes is not None:
-                    app.router.routes.extend(await entry.routes(container.files))
+            loads: dict[str, Callable[[], int]] = {}
+            registrars: list[Registrar] = []
+            for role in roles:  # the role table's hooks, on each local role's own container
+                entry, module = role.entry, role.container(container)
+                if entry.services is not None:
+                    started[role.name].set(await entry.services(module))
+                    stack.callback(started[role.name].clear)
                 if entry.load is not None:
-                    loads[entry.name] = await entry.load(container.files)
+                    loads[role.name] = await entry.load(module)
                 if entry.background is not None:
-                    await stack.enter_async_context(entry.background(container.files))
-            registry: Registry | None = await resolve(container.registry)
+                    await stack.enter_async_context(entry.background(module))
+                if entry.registrar is not None:
+                    registrars.append(await entry.registrar(module))
+            registry: Registry | None = await _awaited(container.registry())
             if registry is not None:
-                directory: NodeDirectory = await resolve(container.directory)
-                follower = asyncio.create_task(directory.follow())
-                stack.callback(follower.cancel)
-                registrars = await _registrars(settings, container)
+                directory: NodeDirectory = await _awaited(container.directory())
+                await stack.enter_async_context(_following(directory))
                 serve = contextlib.asynccontextmanager(grpc_server)
                 await stack.enter_async_context(
                     serve(settings.host, settings.effective_grpc_port, registrars)
                 )
-                hub = await resolve(container.hub)
-                for node in _nodes(settings, hub):
-                    if node.role == "msg":
+                unique_workers = {
+                    r.name for r in roles if r.entry.registration and r.entry.registration.worker_id
+                }
+                for node in _nodes(settings, roles, loads):
+                    if node.role in unique_workers:  # two live msg nodes must not share a worker id
                         await check_worker_id(registry, node)
                 register = contextlib.asynccontextmanager(keep_registered)
                 await stack.enter_async_context(
-                    register(registry, lambda: _nodes(settings, hub, loads), settings.registry_renew_seconds)
+                    register(
+                        registry, lambda: _nodes(settings, roles, loads), settings.registry_renew_seconds
+                    )
                 )
-            if "dispatch" in roles:  # Web app: its static files at / come after every other route
-                app.router.routes.extend(web_routes(settings.web_dir, settings.heartbeat_timeout_seconds))
-            yield
+            yield {"container": container, "roles": settings.role_set}
         finally:
             await stack.aclose()
             await _awaited(container.shutdown_resources())
 
+    middleware = [
+        m for role in roles if role.entry.middleware is not None for m in role.entry.middleware(settings)
+    ]
     app = Starlette(
-        routes=common_routes(settings.role_set, metrics_token(settings)),
+        routes=_routes(settings, roles, started),
         lifespan=lifespan,
         middleware=[
+            *middleware,  # the roles' own (dispatch: CORS for /api/*), outermost
             Middleware(HttpTelemetry),  # request id and metrics by route
             # Bodies are refused as soon as they pass the limit (streamed upload routes are exempt by path).
             Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body),
         ],
         exception_handlers={BodyTooLarge: body_too_large_handler},
     )
-    if "dispatch" in settings.role_set and settings.cors_origins:  # Web: CORS for /api/* (IM_CORS_ORIGINS)
-        app.add_middleware(ApiCors, origins=settings.cors_origins)
     app.state.container = container
     return app
+
+
+@contextlib.asynccontextmanager
+async def _following(directory: NodeDirectory) -> AsyncIterator[None]:
+    follower = asyncio.create_task(directory.follow())
+    try:
+        yield
+    finally:
+        follower.cancel()

@@ -8,9 +8,10 @@ SQLAlchemy or the container.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tinyim.settings import Settings
@@ -68,3 +69,15 @@ def check(settings: Settings) -> None:
     """Raise MissingExtra for the first driver these settings need that is not installed."""
     for extra, needed_for in needed(settings):
         require(extra, needed_for)
+
+
+def lazy(path: str) -> Callable[..., Any]:
+    """The class at 'module:Name', imported when a provider first builds one. The Redis adapters import
+    the redis package (the [redis] extra), which one process without IM_REDIS_URL never needs."""
+    module, _, name = path.partition(":")
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    build.__qualname__ = build.__name__ = name
+    return build

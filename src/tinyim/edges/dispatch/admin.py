@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -85,9 +86,17 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def admin_routes(
-    token: str, auth: AuthAdminApi, groups: GroupAdmin, messages: MessageCount, online: OnlineCount
-) -> list[Route]:
+@dataclass(frozen=True, slots=True)
+class AdminServices:
+    """What the admin routes use: read per request, so the routes exist before the process starts."""
+
+    auth: AuthAdminApi
+    groups: GroupAdmin
+    messages: MessageCount
+    online: OnlineCount
+
+
+def admin_routes(token: str, services: Callable[[], AdminServices]) -> list[Route]:
     """Routes under /admin/, all behind `token` (must be non-empty: an empty token would open them)."""
     if not token:
         raise ValueError("the admin API needs a token")
@@ -117,7 +126,7 @@ def admin_routes(
         query = request.query_params.get("q", "")
         after = _int_param(request, "after", 0, 0, ID_MAX)
         limit = _int_param(request, "limit", 50, 1, 200)
-        found = await auth.admin_users(query, after, limit)
+        found = await services().auth.admin_users(query, after, limit)
         record(request, "list_users", query=query, after=after, found=len(found))
         next_after = found[-1].user_id if len(found) == limit else None
         return JSONResponse({"users": [_user(u) for u in found], "next_after": next_after})
@@ -125,7 +134,7 @@ def admin_routes(
     def set_disabled(disabled: bool) -> Callable[[Request], Awaitable[Response]]:
         async def change(request: Request) -> Response:
             user_id = _path_id(request, "user_id")
-            user = await auth.admin_set_disabled(user_id, disabled)
+            user = await services().auth.admin_set_disabled(user_id, disabled)
             record(request, "disable_user" if disabled else "enable_user", target_user_id=user_id)
             return JSONResponse(_user(user))
 
@@ -134,17 +143,17 @@ def admin_routes(
     async def reset_password(request: Request) -> Response:
         user_id = _path_id(request, "user_id")
         new_password = _field(await _body(request), "password")
-        await auth.admin_reset_password(user_id, new_password)
+        await services().auth.admin_reset_password(user_id, new_password)
         record(request, "reset_password", target_user_id=user_id)
         return Response(status_code=204)
 
     async def get_registration(request: Request) -> Response:
-        mode = await auth.registration_mode()
+        mode = await services().auth.registration_mode()
         record(request, "get_registration")
         return JSONResponse({"mode": mode})
 
     async def set_registration(request: Request) -> Response:
-        mode = await auth.set_registration_mode(_field(await _body(request), "mode"))
+        mode = await services().auth.set_registration_mode(_field(await _body(request), "mode"))
         record(request, "set_registration", mode=mode)
         return JSONResponse({"mode": mode})
 
@@ -153,24 +162,24 @@ def admin_routes(
         valid_seconds = data.get("valid_seconds", 0)
         if not isinstance(valid_seconds, int) or isinstance(valid_seconds, bool):
             raise ImError(INVALID_ARGUMENT, "valid_seconds must be an integer")
-        invite, code = await auth.create_invite(data.get("note", ""), valid_seconds)
+        invite, code = await services().auth.create_invite(data.get("note", ""), valid_seconds)
         record(request, "create_invite", invite_id=invite.invite_id, expires_at=invite.expires_at)
         return JSONResponse({**_invite(invite), "code": code}, status_code=201)
 
     async def list_invites(request: Request) -> Response:
-        invites = await auth.invites()
+        invites = await services().auth.invites()
         record(request, "list_invites", found=len(invites))
         return JSONResponse({"invites": [_invite(i) for i in invites]})
 
     async def revoke_invite(request: Request) -> Response:
         invite_id = _path_id(request, "invite_id")
-        await auth.revoke_invite(invite_id)
+        await services().auth.revoke_invite(invite_id)
         record(request, "revoke_invite", invite_id=invite_id)
         return Response(status_code=204)
 
     async def dissolve_group(request: Request) -> Response:
         group_id = _path_id(request, "group_id")
-        group = await groups.admin_dissolve_group(group_id)
+        group = await services().groups.admin_dissolve_group(group_id)
         record(request, "dissolve_group", group_id=group_id, members=group.member_count)
         return JSONResponse(
             {
@@ -183,10 +192,10 @@ def admin_routes(
 
     async def stats(request: Request) -> Response:
         figures = {
-            "users": await auth.user_count(),
-            "groups": await groups.group_count(),
-            "online_connections": await online.connections(),
-            "messages": await messages.message_count(),
+            "users": await services().auth.user_count(),
+            "groups": await services().groups.group_count(),
+            "online_connections": await services().online.connections(),
+            "messages": await services().messages.message_count(),
         }
         record(request, "stats")
         return JSONResponse(figures)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -99,17 +100,23 @@ def _name(value: object) -> str:
     return value[:64] if isinstance(value, str) else type(value).__name__
 
 
+@dataclass(frozen=True, slots=True)
+class DispatchServices:
+    """What the dispatch routes use: read per request, so the routes exist before the process starts."""
+
+    auth: AuthApi
+    gateways: GatewayAllocator
+    files: FileGatewayAllocator | None = None
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+
 def dispatch_routes(
-    auth: AuthApi,
-    gateways: GatewayAllocator,
-    files: FileGatewayAllocator | None = None,
+    services: Callable[[], DispatchServices],
     client_limits: dict[str, float] | None = None,
-    throttle: LoginThrottle | None = None,
     admin_api: bool = False,
 ) -> list[Route]:
     """`client_limits` (the gateways' per-connection rate limit) is told to clients at login, so an SDK
-    paces itself below it. `throttle` limits failed logins per account and per client address."""
-    guard = throttle or LoginThrottle()
+    paces itself below it. The services' throttle limits failed logins per account and per client address."""
 
     async def register(request: Request) -> Response:
         data = await _body(request)
@@ -119,7 +126,7 @@ def dispatch_routes(
             raise ImError(INVALID_ARGUMENT, "invite_code must be a string")
         fields = {"username": _name(username), "ip": _address(request), "invited": bool(invite_code)}
         try:
-            user_id = await auth.register(
+            user_id = await services().auth.register(
                 username, _field(data, "password"), _field(data, "nickname"), invite_code
             )
         except ImError as exc:
@@ -137,7 +144,7 @@ def dispatch_routes(
         device_id = _field(data, "device_id")
         address = _address(request)
         fields = {"username": _name(username), "device_id": _name(device_id), "ip": address}
-        wait = await guard.retry_after(username, address)
+        wait = await services().throttle.retry_after(username, address)
         if wait:
             metrics.LOGINS.labels(outcome="throttled").inc()
             audit.event("login", outcome="throttled", reason=f"retry in {wait} s", **fields)
@@ -147,21 +154,21 @@ def dispatch_routes(
                 headers={"Retry-After": str(wait)},
             )
         try:
-            result = await auth.login(username, password, device_id)
+            result = await services().auth.login(username, password, device_id)
         except ImError as exc:
             if exc.code == UNAUTHENTICATED:
-                await guard.failed(username, address)
+                await services().throttle.failed(username, address)
             outcome = _LOGIN_OUTCOMES.get(exc.code, "error")
             metrics.LOGINS.labels(outcome=outcome).inc()
             audit.event("login", outcome=outcome, reason=exc.message, **fields)
             raise
-        await guard.succeeded(username)
+        await services().throttle.succeeded(username)
         metrics.LOGINS.labels(outcome="ok").inc()
         audit.event("login", outcome="ok", user_id=result.user_id, **fields)
         return await session_response(result)
 
     async def session_response(result: LoginResult) -> Response:
-        gateway = await gateways.allocate()
+        gateway = await services().gateways.allocate()
         return JSONResponse(
             {
                 "user_id": result.user_id,
@@ -181,7 +188,7 @@ def dispatch_routes(
         """A new token (and the next refresh token) without the password: what a reconnect uses."""
         data = await _body(request)
         try:
-            result = await auth.refresh(_field(data, "refresh_token"))
+            result = await services().auth.refresh(_field(data, "refresh_token"))
         except ImError as exc:
             outcome = _LOGIN_OUTCOMES.get(exc.code, "error")
             audit.event("refresh", outcome=outcome, reason=exc.message, ip=_address(request))
@@ -190,20 +197,21 @@ def dispatch_routes(
         return await session_response(result)
 
     async def logout(request: Request) -> Response:
-        claims = await _bearer(request, auth)
-        await auth.logout(claims)
+        claims = await _bearer(request, services().auth)
+        await services().auth.logout(claims)
         audit.event("logout", user_id=claims.user_id, device_id=claims.device_id, ip=_address(request))
         return Response(status_code=204)
 
     async def allocate_gateway(request: Request) -> Response:
-        await _bearer(request, auth)
-        return JSONResponse((await gateways.allocate()).as_json())
+        await _bearer(request, services().auth)
+        return JSONResponse((await services().gateways.allocate()).as_json())
 
     async def allocate_file_gateway(request: Request) -> Response:
-        await _bearer(request, auth)
+        await _bearer(request, services().auth)
         task_id = request.query_params.get("task_id", "")
         if not 1 <= len(task_id) <= 64 or not task_id.isprintable():
             raise ImError(INVALID_ARGUMENT, "task_id must be 1-64 printable characters")
+        files = services().files
         if files is None:
             raise ImError(UNAVAILABLE, "file gateways need a registry (IM_REDIS_URL or IM_ETCD_ENDPOINTS)")
         return JSONResponse((await files.allocate(task_id)).as_json())

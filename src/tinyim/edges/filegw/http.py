@@ -76,8 +76,12 @@ class LimitedFileResponse(FileResponse):
         await super().__call__(scope, receive, limited)
 
 
-def file_routes(gateway: FileGateway, cors_origins: str = "") -> list[BaseRoute]:
+def file_routes(services: Callable[[], FileGateway], cors_origins: str = "") -> list[BaseRoute]:
+    """The file gateway's HTTP routes; `services` gives the gateway per request (routes exist before the
+    process starts)."""
+
     async def upload_status(request: Request) -> Response:
+        gateway = services()
         task_id = request.path_params["task_id"]
         ticket = gateway.ticket(_bearer(request), TicketKind.UPLOAD, task_id)
         task, held = await gateway.upload_state(ticket)
@@ -86,6 +90,7 @@ def file_routes(gateway: FileGateway, cors_origins: str = "") -> list[BaseRoute]
         )
 
     async def upload_put(request: Request) -> Response:
+        gateway = services()
         task_id = request.path_params["task_id"]
         ticket = gateway.ticket(_bearer(request), TicketKind.UPLOAD, task_id)
         try:
@@ -130,6 +135,7 @@ def file_routes(gateway: FileGateway, cors_origins: str = "") -> list[BaseRoute]
             return JSONResponse({"offset": session.held, "status": status})
 
     async def download(request: Request) -> Response:
+        gateway = services()
         task_id = request.path_params["task_id"]
         ticket = gateway.ticket(request.query_params.get("token", ""), TicketKind.DOWNLOAD, task_id)
         task, path = await gateway.downloadable(ticket)

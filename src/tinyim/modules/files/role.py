@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,17 +12,13 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from tinyim.edges.filegw import FileGateway, file_listener, file_routes
-from tinyim.infra.roles import RoleEntry
+from tinyim.infra.roles import Registration, RoleEntry, resolved
 from tinyim.infra.rpc import Registrar
 from tinyim.modules.files.adapters.rpc import files_registrar
 from tinyim.modules.files.service import FileService
+from tinyim.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-async def _get(provider: Any) -> Any:
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
 
 
 async def _every(seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
@@ -54,29 +49,34 @@ def _sweep_period(files: Any) -> float:
 
 # ---------- filemeta ----------
 async def _meta_registrar(files: Any) -> Registrar:
-    return files_registrar(await _get(files.service))
+    return files_registrar(await resolved(files.service))
 
 
 @contextlib.asynccontextmanager
 async def _meta_background(files: Any) -> AsyncIterator[None]:
-    service: FileService = await _get(files.service)
+    service: FileService = await resolved(files.service)
     async with _running(_every(_sweep_period(files), service.expire_uploads, "abandoned uploads expired")):
         yield
 
 
 # ---------- filegw ----------
-async def _gw_routes(files: Any) -> list[BaseRoute]:
-    return file_routes(await _get(files.gateway), files.settings().cors_origins)
+async def _gw_services(files: Any) -> FileGateway:
+    gateway: FileGateway = await resolved(files.gateway)
+    return gateway
+
+
+def _gw_routes(settings: Settings, gateway: Callable[[], FileGateway]) -> list[BaseRoute]:
+    return file_routes(gateway, settings.cors_origins)
 
 
 async def _gw_load(files: Any) -> Callable[[], int]:
-    gateway: FileGateway = await _get(files.gateway)
+    gateway: FileGateway = await resolved(files.gateway)
     return lambda: gateway.transfers
 
 
 @contextlib.asynccontextmanager
 async def _gw_background(files: Any) -> AsyncIterator[None]:
-    gateway: FileGateway = await _get(files.gateway)
+    gateway: FileGateway = await resolved(files.gateway)
     settings = files.settings()
 
     async def sweep() -> list[str]:
@@ -91,5 +91,13 @@ async def _gw_background(files: Any) -> AsyncIterator[None]:
 
 ROLES = (
     RoleEntry("filemeta", needs_database=True, registrar=_meta_registrar, background=_meta_background),
-    RoleEntry("filegw", needs_database=False, routes=_gw_routes, load=_gw_load, background=_gw_background),
+    RoleEntry(
+        "filegw",
+        needs_database=False,
+        registration=Registration(http_url=True),
+        services=_gw_services,
+        routes=_gw_routes,
+        load=_gw_load,
+        background=_gw_background,
+    ),
 )
