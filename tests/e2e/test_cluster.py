@@ -22,6 +22,7 @@ from websockets.exceptions import InvalidStatus
 from tests.e2e.helpers import PASSWORD, befriend, new_user, online
 from tinyim.client import Client, ClientOptions, Message, Sent
 from tinyim.cluster import Cluster
+from tinyim.infra.node_directory import DIRECTORY_REFRESH_SECONDS
 from tinyim.infra.redis import Keys
 from tinyim.infra.registry import RedisRegistry
 
@@ -94,8 +95,8 @@ async def quiet_gateways(cluster: Cluster) -> None:
             if len(loads) == 2 and not any(loads):
                 break
             await asyncio.sleep(0.25)
-        # dispatch forgets its own recent hand-outs after one renewal period
-        await asyncio.sleep(float(cluster.env["IM_REGISTRY_RENEW_SECONDS"]) + 0.2)
+        # dispatch forgets its own recent hand-outs after a renewal period and a directory refresh
+        await asyncio.sleep(float(cluster.env["IM_REGISTRY_RENEW_SECONDS"]) + DIRECTORY_REFRESH_SECONDS + 0.2)
     finally:
         await redis.aclose()
 

@@ -43,8 +43,8 @@ async def allocate(server: ServerProcess, username: str) -> httpx.Response:
             json={"username": username, "password": PASSWORD, "device_id": "Mobile"},
         )
         token = login.json()["token"]
-        # The login handed out a gateway too; dispatch counts that one until the next load report, and
-        # its view of the registry may be one directory refresh old: wait out both.
+        # The login handed out a gateway too; dispatch counts that one for as old as its view of the
+        # loads can be (a renewal period and a directory refresh): wait that out.
         await asyncio.sleep(RENEW_SECONDS + DIRECTORY_REFRESH_SECONDS + 0.2)
         return await http.get("/api/allocate_gateway", headers={"Authorization": f"Bearer {token}"})
 

@@ -27,10 +27,11 @@ class StaticGatewayAllocator:
 class RegistryGatewayAllocator:
     """Least connections among the gateways that renewed their registry entry recently.
 
-    Loads are reported every 1.5 s, so this dispatcher also counts what it handed out itself within the
-    last report period; otherwise a burst of logins would all land on the gateway that was least loaded
-    a moment ago. A gateway whose listener refuses connections is set aside (it died since its last
-    renewal) and the next one is handed out.
+    Loads are reported every renewal (1.5 s) and this process reads them through a cache (1 s), so this
+    dispatcher also counts what it handed out itself within the age its view can have (`window_seconds`:
+    a renewal period plus a cache refresh); otherwise a burst of logins would all land on the gateway that
+    was least loaded a moment ago. A gateway whose listener refuses connections is set aside (it died since
+    its last renewal) and the next one is handed out.
     """
 
     def __init__(

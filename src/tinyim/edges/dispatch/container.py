@@ -9,7 +9,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from tinyim.infra.extras import lazy
-from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.node_directory import DIRECTORY_REFRESH_SECONDS, NodeDirectory
 from tinyim.infra.redis import Keys
 from tinyim.modules.auth import AuthApi
 from tinyim.settings import Settings
@@ -54,7 +54,12 @@ class DispatchContainer(containers.DeclarativeContainer):
             providers.Factory(GatewayAddress, settings.provided.public_host, settings.provided.http_port),
         ),
         shared=providers.Singleton(
-            RegistryGatewayAllocator, directory, window_seconds=settings.provided.registry_renew_seconds
+            RegistryGatewayAllocator,
+            directory,
+            # how old the loads it reads can be: a renewal period, plus the directory's cache
+            window_seconds=providers.Callable(
+                lambda s: s.registry_renew_seconds + DIRECTORY_REFRESH_SECONDS, settings
+            ),
         ),
     )
     file_allocator = providers.Selector(
