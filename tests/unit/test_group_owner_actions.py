@@ -11,10 +11,9 @@ from tests.support.grpc_loop import remote_if
 from tests.unit.fakes import FakeUsers, RecordingNotices
 from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, NOT_MEMBER, PERMISSION_DENIED, Caller, ImError
 from tinyim.modules.relation import GroupRole, RelationApi, RelationService
-from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
-from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
 from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
+from tinyim.modules.relation.adapters.rpc import GrpcRelationClient, user_registrar
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
 OWNER, ADMIN, MEMBER, OTHER, STRANGER = 1, 2, 3, 4, 5

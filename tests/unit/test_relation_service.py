@@ -21,10 +21,9 @@ from tinyim.kernel import (
     ImError,
 )
 from tinyim.modules.relation import GroupRole, RelationApi, RelationService, RelationStatus, RequestStatus
-from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
-from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
 from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
+from tinyim.modules.relation.adapters.rpc import GrpcRelationClient, user_registrar
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
 A, B, C, D = 1, 2, 3, 4

@@ -13,10 +13,9 @@ from tests.unit.fakes import FakePolicy, FakeUsers, RecordingNotices
 from tinyim.kernel import BLOCKED, NOT_FRIENDS, NOT_MEMBER, Caller, ImError
 from tinyim.modules.relation import RelationApi, RelationService
 from tinyim.modules.relation.adapters.change_feed import LocalChangeFeed
-from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
-from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
 from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
+from tinyim.modules.relation.adapters.rpc import GrpcRelationClient, user_registrar
 from tinyim.modules.relation.rules_cache import CachedMessagingRules
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 

@@ -12,10 +12,9 @@ from tests.unit.fakes import FakeUsers, RecordingNotices
 from tinyim.bootstrap.bridges import RelationAsStatusAudience
 from tinyim.kernel import BLOCKED, NOT_FRIENDS, Caller, ImError
 from tinyim.modules.relation import RelationApi, RelationService
-from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
-from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
 from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
+from tinyim.modules.relation.adapters.rpc import GrpcRelationClient, user_registrar
 from tinyim.pb.im_internal_pb2_grpc import UserServiceStub
 
 A, B, C, D, E = 1, 2, 3, 4, 5

@@ -15,10 +15,9 @@ from tinyim.modules.auth.adapters.crypto import JwtCodec
 from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
 from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.modules.relation import RelationApi, RelationService
-from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
-from tinyim.modules.relation.adapters.grpc_server import user_registrar
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter, InMemoryRelationStore
 from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
+from tinyim.modules.relation.adapters.rpc import GrpcRelationClient, user_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub, UserServiceStub
 
 PER_MINUTE = 5
