@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
-from tinyim.edges.dispatch.allocators import FileGatewayAllocator
+from tinyim.edges.dispatch.allocators import RingFileGatewayAllocator
 from tinyim.edges.dispatch.container import DispatchContainer
 from tinyim.edges.gateway.container import GatewayContainer
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
@@ -130,7 +130,7 @@ class Container(containers.DeclarativeContainer):
                 settings.provided.public_file_http_url,
             ),
             shared=providers.Singleton(
-                RingFileGateways, providers.Singleton(FileGatewayAllocator, directory)
+                RingFileGateways, providers.Singleton(RingFileGatewayAllocator, directory)
             ),
         ),
     )

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyim.edges.dispatch.addresses import GatewayAddress
-from tinyim.edges.dispatch.allocators import FileGatewayAllocator, RegistryGatewayAllocator
+from tinyim.edges.dispatch.allocators import RegistryGatewayAllocator, RingFileGatewayAllocator
 from tinyim.edges.dispatch.hashring import HashRing
+from tinyim.edges.dispatch.ports import FileGatewayAllocator
 from tinyim.edges.dispatch.probe import accepts_connections
 from tinyim.edges.errors import http_status
 from tinyim.infra.registry import Node
@@ -129,7 +130,7 @@ async def test_file_tasks_stick_to_their_gateway_and_only_a_dead_ones_tasks_move
     registry = FakeRegistry()
     for i in range(3):
         registry.announce(Node("filegw", f"fg-{i}", f"10.0.1.{i}", file_port=8090))
-    allocator = FileGatewayAllocator(registry)
+    allocator: FileGatewayAllocator = RingFileGatewayAllocator(registry)  # the port the HTTP route uses
     tasks = [f"task-{i}" for i in range(300)]
     before = {t: (await allocator.allocate(t)).host for t in tasks}
     assert {t: (await allocator.allocate(t)).host for t in tasks} == before
@@ -138,7 +139,7 @@ async def test_file_tasks_stick_to_their_gateway_and_only_a_dead_ones_tasks_move
     moved = {t for t in tasks if after[t] != before[t]}
     assert moved == {t for t in tasks if before[t] == "10.0.1.1"} and moved
     with pytest.raises(ImError):
-        await FileGatewayAllocator(FakeRegistry()).allocate("task-1")
+        await RingFileGatewayAllocator(FakeRegistry()).allocate("task-1")
 
 
 node_names = st.lists(
