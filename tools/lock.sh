@@ -4,7 +4,7 @@
 #   requirements-build.lock  the image's build stage: the same pins plus grpcio-tools (protobuf code)
 #   requirements-dev.lock    tinyim[dev]: what `make setup` installs (the tests run on these versions)
 # The dev lock is solved first; the others start from its pins, so a package has one version in all three
-# (tests/unit/test_locks.py checks that). UPGRADE=1 moves every pin to the newest release.
+# (tests/unit/deploy/test_locks.py checks that). UPGRADE=1 moves every pin to the newest release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 compile=(.venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras

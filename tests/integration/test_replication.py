@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.conftest import fresh_id
-from tests.contract.test_timeline_store import body, slots
+from tests.contract.timeline.test_timeline_store import body, slots
 from tests.support.replication import ReplicatedPair, replicated_mariadb, sql
 from tinyim.infra.db import Database
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from tinyim.edges.dispatch.allocators import FileGatewayAllocator
+from tinyim.edges.dispatch.ports import FileGatewayAllocator
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.kernel import INVALID_ARGUMENT, AfterCommit, ImError, Privacy, UserProfile
 from tinyim.modules.auth import AuthApi

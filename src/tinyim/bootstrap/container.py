@@ -1,5 +1,5 @@
-"""The composition root: core resources, presence (a library every process uses), and the wiring of the
-module containers, each of which picks its own local service or gRPC client (IM_ROLES).
+"""The composition root: core resources and the wiring of the module containers, each of which picks its
+own local service or gRPC client (IM_ROLES); presence, a library every process uses, has a container too.
 
 Choices made here, for every module alike: memory or Redis for presence (IM_REDIS_URL), no registry (one
 process), Redis or etcd (IM_ETCD_ENDPOINTS) for discovery. Modules never import each other: the bridges
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
-from tinyim.edges.dispatch.allocators import FileGatewayAllocator
+from tinyim.edges.dispatch.allocators import RingFileGatewayAllocator
 from tinyim.edges.dispatch.container import DispatchContainer
 from tinyim.edges.gateway.container import GatewayContainer
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.infra import metrics
 from tinyim.infra.etcd import EtcdRegistry
-from tinyim.infra.extras import lazy
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.redis import Keys
 from tinyim.infra.registry import RedisRegistry
@@ -24,9 +23,7 @@ from tinyim.infra.snowflake import Snowflake
 from tinyim.kernel import AfterCommit
 from tinyim.modules.auth.container import AuthContainer
 from tinyim.modules.files.container import FilesContainer
-from tinyim.modules.presence import PresenceRouter, StatusService
-from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
-from tinyim.modules.presence.adapters.memory import InMemoryPresenceStore, InMemorySessionDirectory
+from tinyim.modules.presence.container import PresenceContainer
 from tinyim.modules.relation.container import RelationContainer
 from tinyim.modules.timeline.container import TimelineContainer
 from tinyim.settings import Settings
@@ -44,9 +41,6 @@ from .bridges import (
     TimelineNotices,
 )
 from .roles import needs_database
-
-RedisPresenceStore = lazy("tinyim.modules.presence.adapters.redis:RedisPresenceStore")
-RedisSessionDirectory = lazy("tinyim.modules.presence.adapters.redis:RedisSessionDirectory")
 
 
 def _discovery(settings: Settings) -> str:
@@ -85,31 +79,20 @@ class Container(containers.DeclarativeContainer):
     discovery = providers.Callable(_discovery, settings)
     channels = providers.Resource(resources.channels)
 
-    # presence: in memory for one process, in Redis when IM_REDIS_URL is set
-    session_directory = providers.Selector(
-        settings.provided.shared_state,
-        memory=providers.Singleton(InMemorySessionDirectory),
-        redis=providers.Singleton(
-            RedisSessionDirectory,
-            redis,
-            keys,
-            ttl_seconds=providers.Callable(lambda s: 2 * s.heartbeat_timeout_seconds, settings),
-        ),
+    # presence: session routing, push/kick routing, online status (memory or Redis: IM_REDIS_URL); its
+    # hub-backed link and status audience close loops, so `wired()` provides them
+    presence = providers.Container(
+        PresenceContainer,
+        settings=settings,
+        redis=redis,
+        keys=keys,
+        directory=directory,
+        channels=channels,
+        discovery=discovery,
     )
-    hub = providers.Singleton(GatewayHub, gateway_id=settings.provided.gateway_id, sessions=session_directory)
-    remote_gateways = providers.Singleton(
-        GrpcGatewayLink, directory, channels, settings.provided.grpc_deadline_seconds
-    )
-    gateway_link = providers.Selector(
-        providers.Callable(lambda s: s.placement("gateway"), settings),
-        local=providers.Singleton(
-            LocalGatewayLink,
-            hub,
-            providers.Selector(discovery, none=providers.Object(None), shared=remote_gateways),
-        ),
-        remote=remote_gateways,
-    )
-    presence = providers.Singleton(PresenceRouter, session_directory, gateway_link)
+    # this process's gateway connections, indexed in presence's session directory
+    hub = providers.Singleton(GatewayHub, gateway_id=settings.provided.gateway_id, sessions=presence.sessions)
+    local_gateway = providers.Singleton(LocalGatewayLink, hub, presence.other_gateways)
     # read notices, receipts and kicks: run after the answer leaves, never awaited by a client request
     after_commit = providers.Singleton(
         AfterCommit,
@@ -127,7 +110,7 @@ class Container(containers.DeclarativeContainer):
         directory=directory,
         channels=channels,
         secret=secret,
-        kicker=providers.Singleton(AfterCommitKicker, presence, after_commit),
+        kicker=providers.Singleton(AfterCommitKicker, presence.router, after_commit),
     )
     # files (file transfer): file gateways by hash of the task id
     files = providers.Container(
@@ -147,7 +130,7 @@ class Container(containers.DeclarativeContainer):
                 settings.provided.public_file_http_url,
             ),
             shared=providers.Singleton(
-                RingFileGateways, providers.Singleton(FileGatewayAllocator, directory)
+                RingFileGateways, providers.Singleton(RingFileGatewayAllocator, directory)
             ),
         ),
     )
@@ -162,7 +145,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         directory=directory,
         channels=channels,
-        presence=presence,
+        presence=presence.router,
         after_commit=after_commit,
         attachments=providers.Singleton(FilesAsAttachments, files.api),
     )
@@ -176,22 +159,10 @@ class Container(containers.DeclarativeContainer):
         channels=channels,
         users=providers.Singleton(AuthAsUserDirectory, auth.api),
         notices=providers.Singleton(TimelineNotices, timeline.notices),
-        status=providers.Singleton(PresenceAsStatusNotices, presence),
+        status=providers.Singleton(PresenceAsStatusNotices, presence.router),
     )
-
-    # online status and typing: in every gateway process, records in memory or Redis
-    status = providers.Singleton(
-        StatusService,
-        store=providers.Selector(
-            settings.provided.shared_state,
-            memory=providers.Singleton(InMemoryPresenceStore),
-            redis=providers.Singleton(RedisPresenceStore, redis, keys),
-        ),
-        audience=providers.Singleton(RelationAsStatusAudience, relation.api),
-        sessions=session_directory,
-        gateways=gateway_link,
-        ttl_seconds=settings.provided.effective_presence_ttl,
-    )
+    # online status and typing: who may see whom comes from relation
+    status_audience = providers.Singleton(RelationAsStatusAudience, relation.api)
 
     # the edges
     gateway = providers.Container(
@@ -202,7 +173,7 @@ class Container(containers.DeclarativeContainer):
         relation=relation.api,
         files=files.api,
         hub=hub,
-        status=status,
+        status=presence.status,
     )
     dispatch = providers.Container(
         DispatchContainer,
@@ -221,6 +192,8 @@ def wired(settings: Settings) -> Container:
     """The root container for `settings`, every module's inputs provided (checked: a missing one fails
     here, at start-up, not on the first request that needs it)."""
     container = Container(settings=settings)
+    container.presence.local_gateway.override(container.local_gateway)
+    container.presence.audience.override(container.status_audience)
     container.timeline.rules.override(container.relation.rules)
     container.timeline.roles.override(container.relation.api)
     container.timeline.rules_feed.override(container.relation.rules_feed)

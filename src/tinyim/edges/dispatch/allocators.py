@@ -84,7 +84,7 @@ class StaticFileGatewayAllocator:
         return self._address
 
 
-class FileGatewayAllocator:
+class RingFileGatewayAllocator:
     """The file gateway of a task: consistent hash of task_id over the live file gateways."""
 
     def __init__(self, registry: LiveNodes) -> None:

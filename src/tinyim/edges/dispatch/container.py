@@ -17,8 +17,8 @@ from tinyim.settings import Settings
 from .addresses import FileGatewayAddress, GatewayAddress
 from .admin import AdminServices, GroupAdmin, MessageCount, OnlineCount
 from .allocators import (
-    FileGatewayAllocator,
     RegistryGatewayAllocator,
+    RingFileGatewayAllocator,
     StaticFileGatewayAllocator,
     StaticGatewayAllocator,
 )
@@ -75,7 +75,7 @@ class DispatchContainer(containers.DeclarativeContainer):
                 ),
             ),
         ),
-        shared=providers.Singleton(FileGatewayAllocator, directory),
+        shared=providers.Singleton(RingFileGatewayAllocator, directory),
     )
     # failed logins: counted in this process, or in Redis across every dispatch process
     login_throttle = providers.Singleton(

@@ -23,9 +23,8 @@ from tinyim.modules.auth import AuthApi, LoginResult, TokenClaims
 
 from ..errors import http_status
 from ..limits import json_object, read_limited
-from .allocators import FileGatewayAllocator
 from .openapi import openapi_document
-from .ports import GatewayAllocator
+from .ports import FileGatewayAllocator, GatewayAllocator
 from .throttle import LoginThrottle
 
 MAX_BODY = 4096

@@ -1,4 +1,5 @@
-"""What dispatch needs to hand out gateways: an allocator and the live nodes of a role."""
+"""What dispatch needs to hand out gateways: the allocators (chat and file gateways) and the live nodes of
+a role."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ from typing import Protocol
 
 from tinyim.infra.registry import Node
 
-from .addresses import GatewayAddress
+from .addresses import FileGatewayAddress, GatewayAddress
 
 
 class GatewayAllocator(Protocol):
     async def allocate(self) -> GatewayAddress:
         """A live gateway for a new connection (least connections among live gateways)."""
+        ...
+
+
+class FileGatewayAllocator(Protocol):
+    async def allocate(self, task_id: str) -> FileGatewayAddress:
+        """The file gateway of a task: the same one for every call while the live set is unchanged."""
         ...
 
 

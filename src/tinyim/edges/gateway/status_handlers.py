@@ -12,7 +12,7 @@ from tinyim.modules.relation.protocol import (
     group_update_fields,
     privacy,
     privacy_pb,
-    user_info,
+    search_resp,
 )
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd
@@ -27,7 +27,7 @@ def search_handlers(relation: RelationApi) -> HandlerTable:
         page = await relation.search_users(
             caller(conn), req.username, req.nickname_prefix, req.limit, req.cursor
         )
-        return pb.UserSearchResp(users=[user_info(p) for p in page.users], next_cursor=page.next_cursor)
+        return search_resp(page)
 
     async def get_privacy(conn: Connection, _req: pb.PrivacyGetReq) -> Message:
         return pb.PrivacyGetResp(settings=privacy_pb(await relation.privacy(caller(conn))))

@@ -17,8 +17,8 @@ from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.redis import Keys
 from tinyim.infra.rpc import Channels
 from tinyim.modules.relation.adapters.change_feed import LocalChangeFeed, RedisChangeFeed
-from tinyim.modules.relation.adapters.grpc_client import GrpcRelationClient
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter
+from tinyim.modules.relation.adapters.rpc import GrpcRelationClient
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 from tinyim.modules.relation.adapters.sql_unit_of_work import SqlRelationUnits
 from tinyim.modules.relation.ports import Notices, StatusNotices, UserDirectory

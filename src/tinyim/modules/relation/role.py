@@ -9,7 +9,7 @@ from typing import Any
 
 from tinyim.infra.roles import RoleEntry, resolved
 from tinyim.infra.rpc import Registrar
-from tinyim.modules.relation.adapters.grpc_server import user_registrar
+from tinyim.modules.relation.adapters.rpc import user_registrar
 from tinyim.modules.relation.service import RelationService
 
 

@@ -1,0 +1,117 @@
+"""The Redis seq allocator where it differs from the locked row: lost counters, collisions, holes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.contract.conftest import Backend, fresh_id, make_backend
+from tests.contract.timeline.test_timeline_store import body, slots
+from tests.support.services import delete_prefix, require_redis
+from tinyim.infra.redis import Keys
+from tinyim.modules.timeline.adapters.redis_seq import RedisSeqAllocator
+from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
+
+
+@pytest.fixture(params=["sqlite+redis", "mariadb+redis"])
+def redis_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    return make_backend(request.param, request, tmp_path_factory)  # migrates outside the event loop
+
+
+@pytest.fixture
+async def env(
+    redis_backend: Backend,
+) -> AsyncIterator[tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys]]:
+    backend = redis_backend
+    url = require_redis()
+    keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
+    client = Redis.from_url(url, decode_responses=True)
+    async with backend.database() as db:
+        assert db is not None
+        seqs = RedisSeqAllocator(db, client, keys, hole_timeout=0.4)
+        yield SqlTimelineStore(db, seqs=seqs), seqs, client, keys
+    await client.aclose()
+    await delete_prefix(url, keys.prefix)
+
+
+async def test_lost_counters_restart_from_what_is_committed(
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
+) -> None:
+    store, _, redis, keys = env
+    a, b = fresh_id(), fresh_id()
+    for _ in range(3):
+        await store.append(body(a), slots(a, b))
+    await redis.delete(keys.seq(a), keys.seq(b))  # what FLUSHALL or a restart without persistence does
+    result = await store.append(body(a), slots(a, b))
+    assert result.seqs == {a: 4, b: 4}  # never backwards
+    page, _ = await store.read(b, 0, 10)
+    assert [m.seq_id for m in page] == [1, 2, 3, 4]
+
+
+async def test_a_counter_below_an_inflight_seq_collides_and_retries(
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
+) -> None:
+    store, _, redis, keys = env
+    a, b = fresh_id(), fresh_id()
+    for _ in range(5):
+        await store.append(body(a), slots(a, b))
+    await redis.set(keys.seq(b), 2)  # re-seeded too low: seq 3 of b exists
+    result = await store.append(body(a), slots(a, b))
+    assert result.seqs[b] == 6 and await redis.get(keys.seq(b)) == "6"
+    page, _ = await store.read(b, 0, 10)
+    assert [m.seq_id for m in page] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_sync_waits_at_a_hole_then_skips_it_when_it_cannot_fill(
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
+) -> None:
+    store, _, redis, keys = env
+    a, b = fresh_id(), fresh_id()
+    await store.append(body(a, "one"), slots(a, b))
+    await redis.incr(keys.seq(b))  # seq 2 of b taken by a transaction that then died
+    await store.append(body(a, "three"), slots(a, b))
+    page, more = await store.read(b, 1, 10)
+    assert page == [] and more  # seq 2 may still be written: do not let the client pass it
+    page, more = await store.read(b, 0, 10)
+    assert [m.content for m in page] == ["one"] and more
+    await asyncio.sleep(0.5)  # longer than the hole timeout: nobody can still be writing seq 2
+    page, more = await store.read(b, 1, 10)
+    assert [(m.seq_id, m.content) for m in page] == [(3, "three")] and not more
+    assert await store.max_seq(b) == 3
+
+
+async def test_a_late_hole_filler_is_not_skipped(
+    env: tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys],
+) -> None:
+    """A slow transaction holding seq 2 commits after seq 3: the reader waited for it and gets both."""
+    store, seqs, _, _ = env
+    a, b, c = fresh_id(), fresh_id(), fresh_id()
+    await store.append(body(a, "one"), slots(a, b))
+    gate = asyncio.Event()
+    original = seqs._allocate
+
+    async def slow_allocate(owners: list[int]) -> dict[int, int]:
+        seqs = await original(owners)
+        if a in owners:
+            await gate.wait()  # hold seq 2 of b inside a transaction for a while
+        return seqs
+
+    seqs._allocate = slow_allocate  # type: ignore[method-assign]
+    slow = asyncio.create_task(store.append(body(a, "two"), slots(a, b)))
+    await asyncio.sleep(0.05)
+    seqs._allocate = original  # type: ignore[method-assign]
+    if "sqlite" in str(store._db.url):
+        gate.set()  # SQLite has one writer at a time: the slow one must finish first
+        await slow
+    else:
+        await store.append(body(c, "three"), slots(c, b))  # commits first, with seq 3
+        page, more = await store.read(b, 1, 10)
+        assert page == [] and more
+        gate.set()
+        await slow
+    page, _ = await store.read(b, 0, 10)
+    assert [m.content for m in page][:2] == ["one", "two"]
