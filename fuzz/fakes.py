@@ -41,11 +41,18 @@ class FuzzUsers:
 
 class FuzzNotices:
     async def to_user(
-        self, sender_id: int, receiver_id: int, content: str, friend_request: bool = False
+        self,
+        sender_id: int,
+        receiver_id: int,
+        content: str,
+        friend_request: bool = False,
+        dedup_key: str = "",
     ) -> None:
         return None
 
-    async def to_group(self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str) -> None:
+    async def to_group(
+        self, sender_id: int, group_id: int, member_ids: Sequence[int], content: str, dedup_key: str = ""
+    ) -> None:
         return None
 
 
@@ -56,4 +63,10 @@ class FuzzNotifier:
     async def notify_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
     ) -> None:
+        return None
+
+    async def notify_receipt(self, user_id: int, peer_id: int, read_seq: int) -> None:
+        return None
+
+    async def notify_conversation(self, user_id: int, except_device: str, view: object) -> None:
         return None

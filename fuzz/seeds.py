@@ -43,8 +43,9 @@ def main() -> None:
         (CORPUS / "frames" / name).write_bytes(encode(cmd, body))
         if cmd in commands:
             (CORPUS / "handlers" / name).write_bytes(bytes([commands.index(cmd), 0]) + body)
-    for cmd in commands:  # an empty body for every request, the ones without a sample too
-        (CORPUS / "handlers" / f"{Cmd(cmd).name.lower()}_empty").write_bytes(bytes([commands.index(cmd), 0]))
+    for request in commands:  # an empty body for every request, the ones without a sample too
+        empty = bytes([commands.index(request), 0])
+        (CORPUS / "handlers" / f"{Cmd(request).name.lower()}_empty").write_bytes(empty)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.relation import RelationService
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
+from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.modules.timeline import TimelineService, TimelineWriter
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
 from tinyim.pb import im_protocol_pb2 as pb
@@ -64,7 +65,8 @@ class HandlerHarness:
 
     def _build(self) -> None:
         users = FuzzUsers(*USERS)
-        relation = RelationService(InMemoryRelationStore(), users, FuzzNotices())
+        relations = InMemoryRelationStore()
+        relation = RelationService(relations, users, FuzzNotices(), units=InMemoryRelationUnits(relations))
         store = InMemoryTimelineStore()
         notifier = FuzzNotifier()
         writer = TimelineWriter(store, Snowflake(1), notifier)
@@ -107,5 +109,5 @@ class HandlerHarness:
         answer = decode(out, 1 << 26)
         if answer.cmd == Cmd.CMD_ERROR_RESP:
             err = pb.ErrorResp.FromString(answer.body)
-            assert err.code != ErrorCode.ERR_INTERNAL, f"ERR_INTERNAL for {Cmd(cmd).name}: {err.message}"
+            assert err.code != int(ErrorCode.ERR_INTERNAL), f"ERR_INTERNAL for {Cmd(cmd).name}: {err.message}"
             assert err.cmd == cmd
