@@ -19,6 +19,7 @@ from tinyim.modules.auth.adapters.memory import (
     InMemoryRefreshTokens,
     InMemoryRegistration,
 )
+from tinyim.modules.auth.adapters.memory_unit_of_work import InMemoryAuthUnits
 from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
@@ -43,6 +44,7 @@ class Env:
             clock=lambda: self.now,
             refresh_tokens=self.refresh,
             registration=self.registration,
+            units=InMemoryAuthUnits(self.accounts, self.sessions, self.refresh, self.registration),
         )
         self.auth: Any = self.service  # AuthApi + AuthAdminApi
 
