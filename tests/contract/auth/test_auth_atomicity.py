@@ -28,6 +28,7 @@ from tinyim.modules.auth import (
     AuthUnitOfWork,
     AuthUnits,
     DeviceSessions,
+    LostRace,
     RefreshTokenStore,
     RegistrationStore,
 )
@@ -68,15 +69,19 @@ class CrashingUnits:
         self.inner = inner
         self.crash_at = 0
         self.crash: type[BaseException] = Crash
+        self.crashes = -1  # how many more times to crash; -1: every time
         self.steps = 0
+        self.begun = 0
 
     def begin(self) -> AuthUnitOfWork:
         self.steps = 0
+        self.begun += 1
         return CrashingUnitOfWork(self, self.inner.begin())
 
     def step(self) -> None:
         self.steps += 1
-        if self.steps == self.crash_at:
+        if self.steps == self.crash_at and self.crashes != 0:
+            self.crashes -= 1
             raise self.crash()
 
 
@@ -172,7 +177,12 @@ async def world(backend: Backend, atomic: bool = True) -> AsyncIterator[World]:
         registration: RegistrationStore
         units: AuthUnits
         if db is None:
-            memory = InMemoryAccounts(), InMemoryDeviceSessions(), InMemoryRefreshTokens(), InMemoryRegistration()
+            memory = (
+                InMemoryAccounts(),
+                InMemoryDeviceSessions(),
+                InMemoryRefreshTokens(),
+                InMemoryRegistration(),
+            )
             accounts, sessions, tokens, registration = memory
             units = InMemoryAuthUnits(*memory)
         else:
@@ -344,3 +354,44 @@ async def test_without_a_unit_of_work_the_same_kills_leave_things_half_done() ->
             await w.service.refresh(first.refresh_token)
         with pytest.raises(ImError):
             await w.service.verify_token(first.token)
+
+
+async def test_a_unit_of_work_that_lost_a_race_runs_again(backend: Backend) -> None:
+    async with world(backend) as w:
+        name = username()
+        user_id = await w.service.register(name, PASSWORD, "Nick")
+        first = await w.service.login(name, PASSWORD, "PC")
+        # a deadlock victim after its second write (the session activated): rolled back, run again
+        w.units.crash_at, w.units.crash, w.units.crashes, w.units.begun = 2, LostRace, 1, 0
+        second = await w.service.login(name, PASSWORD, "PC")
+        assert w.units.begun == 2 and w.units.steps == 3
+        assert (await w.service.verify_token(second.token)).user_id == user_id
+        with pytest.raises(ImError):
+            await w.service.verify_token(first.token)
+        # one that loses every time gives up, having written nothing
+        w.units.crashes, w.units.begun = -1, 0
+        with pytest.raises(LostRace):
+            await w.service.refresh(second.refresh_token)
+        assert w.units.begun == 5
+        assert await w.service.verify_token(second.token)
+        w.units.crash_at = 0
+        assert (await w.service.refresh(second.refresh_token)).user_id == user_id  # not consumed
+
+
+async def test_concurrent_logins_on_one_device_all_succeed_and_one_session_stays(backend: Backend) -> None:
+    """On MariaDB two such logins can deadlock (gap locks of the refresh tokens' device index): the
+    victim's unit of work runs again."""
+    async with world(backend) as w:
+        name = username()
+        user_id = await w.service.register(name, PASSWORD, "Nick")
+        for _ in range(3):
+            results = await asyncio.gather(*(w.service.login(name, PASSWORD, "PC") for _ in range(6)))
+            live = [r for r in results if await w.sessions.current(user_id, "PC") == r.token_id]
+            assert len(live) == 1
+            renewed = []
+            for r in results:  # only the live session's refresh token renews (a refusal consumes nothing)
+                try:
+                    renewed.append(await w.service.refresh(r.refresh_token))
+                except ImError as exc:
+                    assert exc.code == UNAUTHENTICATED
+            assert len(renewed) == 1 and renewed[0].user_id == user_id

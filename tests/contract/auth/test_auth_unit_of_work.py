@@ -57,7 +57,9 @@ async def open_units(backend: Backend) -> AsyncIterator[tuple[AuthUnits, Committ
                 Committed(accounts, sessions, tokens, registration),
             )
         else:
-            committed = Committed(SqlAccounts(db), SqlDeviceSessions(db), SqlRefreshTokens(db), SqlRegistration(db))
+            committed = Committed(
+                SqlAccounts(db), SqlDeviceSessions(db), SqlRefreshTokens(db), SqlRegistration(db)
+            )
             yield SqlAuthUnits(db), committed
 
 
@@ -95,7 +97,9 @@ async def test_a_committed_unit_of_work_keeps_every_write(backend: Backend) -> N
         account = await committed.accounts.by_username(username)
         assert account is not None and (account.user_id, account.password_hash) == (user_id, "hash")
         assert await committed.sessions.current(user_id, "PC") == "tok"
-        assert {i.invite_id: i.used_by for i in await committed.registration.invites()}[invite.invite_id] == user_id
+        assert {i.invite_id: i.used_by for i in await committed.registration.invites()}[
+            invite.invite_id
+        ] == user_id
         assert await committed.registration.claim_invite(code, 1001) is None
         replayed = await committed.refresh_tokens.consume(old)
         assert replayed is not None and replayed.used  # consumed in the unit of work

@@ -172,12 +172,18 @@ class RefreshTokenStore(Protocol):
     async def revoke_user(self, user_id: int) -> None: ...
 
 
+class LostRace(Exception):
+    """A unit of work was rolled back to let a concurrent one through (a deadlock victim): nothing of it
+    was written, and the command may run it again."""
+
+
 class AuthUnitOfWork(Protocol):
     """One transaction of a command that writes more than once (cosmicpython's unit of work): the stores
     inside it see its own writes, and nothing they write is seen by anyone else before `commit`.
 
     `async with units.begin() as uow:` ... `await uow.commit()`; leaving the block without commit (an
-    error, a cancellation, or simply no commit) rolls every write back."""
+    error, a cancellation, or simply no commit) rolls every write back; an adapter whose database broke
+    a deadlock by rolling this one back raises LostRace when the block is left."""
 
     @property
     def accounts(self) -> AccountRepository: ...

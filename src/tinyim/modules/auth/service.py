@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TypeVar
 
 from tinyim.kernel import (
     CONFLICT,
@@ -27,6 +30,7 @@ from tinyim.modules.auth.domain import (
     AccountSummary,
     Invite,
     LoginResult,
+    RefreshRecord,
     TokenClaims,
     check_device,
     check_invite_note,
@@ -40,6 +44,7 @@ from tinyim.modules.auth.ports import (
     AuthUnitOfWork,
     AuthUnits,
     DeviceSessions,
+    LostRace,
     PasswordHasher,
     ProfileCache,
     RefreshTokenStore,
@@ -60,6 +65,11 @@ BAD_INVITE = "the invite code is unknown, used, expired or revoked"
 def _digest(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
 
+
+T = TypeVar("T")
+
+# A unit of work that lost a race (a deadlock victim) runs again, this many times at most.
+_UNIT_OF_WORK_TRIES = 5
 
 # Verified against when the username does not exist, so both failures cost the same time.
 _DUMMY_PASSWORD = "not-a-real-password"
@@ -105,8 +115,9 @@ class AuthService:
         nickname = check_nickname(nickname)
         needs_invite = await self._admit(invite_code)  # after validation: bad input never spends a code
         password_hash = await self._hasher.hash(password)  # slow: before the transaction, not in it
-        # The invite is spent and the account added together: neither without the other.
-        async with self._units.begin() as uow:
+
+        async def admit_and_add(uow: AuthUnitOfWork) -> int:
+            # The invite is spent and the account added together: neither without the other.
             invite_id = 0
             if needs_invite:
                 claimed = await uow.registration.claim_invite(_digest(invite_code), int(self._clock()))
@@ -119,8 +130,24 @@ class AuthService:
                 raise ImError(CONFLICT, f"username {username!r} is taken") from None
             if invite_id:
                 await uow.registration.finish_invite(invite_id, user_id)
-            await uow.commit()
-        return user_id
+            return user_id
+
+        return await self._atomically(admit_and_add)
+
+    async def _atomically(self, work: Callable[[AuthUnitOfWork], Awaitable[T]]) -> T:
+        """`work` in one unit of work, committed when it returns (rolled back when it raises); run again
+        when the unit of work lost a race to a concurrent one."""
+        for attempt in range(_UNIT_OF_WORK_TRIES):
+            try:
+                async with self._units.begin() as uow:
+                    result = await work(uow)
+                    await uow.commit()
+                return result
+            except LostRace:
+                if attempt == _UNIT_OF_WORK_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.005 * (2**attempt) * (1 + random.random()))
+        raise AssertionError("unreachable")
 
     async def _admit(self, invite_code: str) -> bool:
         """Whether this registration must spend an invite (then `invite_code` has the shape of one), or
@@ -154,11 +181,13 @@ class AuthService:
             # A write of its own: the same password under a stronger hash, whether or not the session
             # below opens; the hashing (slow) must not hold a transaction open.
             await self._accounts.set_password_hash(account.user_id, await self._hasher.hash(password))
-        async with self._units.begin() as uow:
+
+        async def replace_session(uow: AuthUnitOfWork) -> LoginResult:
             if self._refresh is not None:  # the previous session's refresh tokens go with it
                 await uow.refresh_tokens.revoke_device(account.user_id, device_id)
-            result = await self._open_session(uow, account.user_id, device_id, secrets.token_hex(16))
-            await uow.commit()
+            return await self._open_session(uow, account.user_id, device_id, secrets.token_hex(16))
+
+        result = await self._atomically(replace_session)
         # The previous session of this device type, if any, is now revoked: close its connection too.
         await self._kicker.kick(
             account.user_id, device_id, result.token_id, "logged in on another device of this type"
@@ -171,7 +200,9 @@ class AuthService:
         # Consumed, and renewed (or, on reuse, the family and the session revoked), in one transaction.
         # A refusal rolls the consumption back: the token is dead either way (revoked or expired; a
         # disabled account's tokens are all revoked).
-        async with self._units.begin() as uow:
+
+        async def renew(uow: AuthUnitOfWork) -> tuple[RefreshRecord, LoginResult | None, bool]:
+            """The token's record, and the renewed session (None: a replay, the session revoked or not)."""
             record = await uow.refresh_tokens.consume(_digest(refresh_token))
             if record is not None and await self._is_disabled(uow, record.user_id):
                 raise ImError(PERMISSION_DENIED, ACCOUNT_DISABLED)
@@ -184,13 +215,21 @@ class AuthService:
                 current = await uow.sessions.current(record.user_id, record.device_id)
                 if current is not None:
                     await uow.sessions.revoke(record.user_id, record.device_id, current)
-                await uow.commit()
-                if current is not None:
-                    await self._kicker.kick(record.user_id, record.device_id, "", "refresh token reused")
-                raise ImError(UNAUTHENTICATED, BAD_REFRESH)
-            result = await self._open_session(uow, record.user_id, record.device_id, record.family_id)
-            await uow.commit()
-        await self._kicker.kick(result.user_id, record.device_id, result.token_id, "session renewed elsewhere")
+                return record, None, current is not None
+            return (
+                record,
+                await self._open_session(uow, record.user_id, record.device_id, record.family_id),
+                True,
+            )
+
+        record, result, replaced = await self._atomically(renew)
+        if result is None:
+            if replaced:
+                await self._kicker.kick(record.user_id, record.device_id, "", "refresh token reused")
+            raise ImError(UNAUTHENTICATED, BAD_REFRESH)
+        await self._kicker.kick(
+            record.user_id, record.device_id, result.token_id, "session renewed elsewhere"
+        )
         return result
 
     async def _open_session(
@@ -219,11 +258,13 @@ class AuthService:
         return claims
 
     async def logout(self, claims: TokenClaims) -> None:
-        async with self._units.begin() as uow:
+
+        async def end_session(uow: AuthUnitOfWork) -> None:
             if self._refresh is not None:
                 await uow.refresh_tokens.revoke_device(claims.user_id, claims.device_id)
             await uow.sessions.revoke(claims.user_id, claims.device_id, claims.token_id)
-            await uow.commit()
+
+        await self._atomically(end_session)
         await self._kicker.kick(claims.user_id, claims.device_id, "", "logged out")
 
     async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]:
@@ -275,13 +316,15 @@ class AuthService:
         return [_summary(a) for a in await self._accounts.list_accounts(query, after_user_id, limit)]
 
     async def admin_set_disabled(self, user_id: int, disabled: bool) -> AccountSummary:
-        async with self._units.begin() as uow:
+
+        async def set_disabled(uow: AuthUnitOfWork) -> Account:
             if not await uow.accounts.set_disabled(user_id, disabled):
                 raise ImError(NOT_FOUND, f"user {user_id} does not exist")
             if disabled:
                 await self._sign_out_everywhere(uow, user_id)
-            account = (await uow.accounts.by_ids([user_id]))[user_id]
-            await uow.commit()
+            return (await uow.accounts.by_ids([user_id]))[user_id]
+
+        account = await self._atomically(set_disabled)
         if disabled:
             await self._kicker.kick(user_id, "", "", "account disabled by an administrator")
         return _summary(account)
@@ -291,10 +334,12 @@ class AuthService:
         if user_id not in await self._accounts.by_ids([user_id]):
             raise ImError(NOT_FOUND, f"user {user_id} does not exist")
         password_hash = await self._hasher.hash(password)  # slow: before the transaction, not in it
-        async with self._units.begin() as uow:
+
+        async def reset(uow: AuthUnitOfWork) -> None:
             await uow.accounts.set_password_hash(user_id, password_hash)
             await self._sign_out_everywhere(uow, user_id)
-            await uow.commit()
+
+        await self._atomically(reset)
         await self._kicker.kick(user_id, "", "", "password reset by an administrator")
 
     async def _sign_out_everywhere(self, uow: AuthUnitOfWork, user_id: int) -> None:

@@ -12,13 +12,14 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tinyim.infra.db import Database
+from tinyim.infra.db import Database, is_retryable
 from tinyim.modules.auth.adapters.sql import (
     SqlAccounts,
     SqlDeviceSessions,
     SqlRefreshTokens,
     SqlRegistration,
 )
+from tinyim.modules.auth.ports import LostRace
 
 
 class SqlAuthUnits:
@@ -57,6 +58,9 @@ class SqlAuthUnitOfWork:
         finally:
             self._conn = None
             await self._stack.aclose()  # the connection goes back to the pool (and the writer lock)
+        if exc is not None and is_retryable(exc):
+            # e.g. two logins on one device at once (gap locks on MariaDB): the service runs it again
+            raise LostRace(str(exc)) from exc
 
     async def commit(self) -> None:
         if self._conn is None or not self._conn.in_transaction():
