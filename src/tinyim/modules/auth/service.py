@@ -150,8 +150,8 @@ class AuthService:
         raise AssertionError("unreachable")
 
     async def _admit(self, invite_code: str) -> bool:
-        """Whether this registration must spend an invite (then `invite_code` has the shape of one), or
-        PERMISSION_DENIED. The code itself is claimed in the registration's unit of work."""
+        """Whether this registration must spend an invite (then `invite_code` is one, unused as yet), or
+        PERMISSION_DENIED."""
         if self._registration is None:
             return False
         mode = await self._registration.mode()
@@ -161,7 +161,11 @@ class AuthService:
             return False
         if not isinstance(invite_code, str) or not invite_code:
             raise ImError(PERMISSION_DENIED, INVITE_NEEDED)
-        if len(invite_code) > 256:
+        # A bad code is refused before the password is hashed (slow); the registration's unit of work
+        # claims it, refusing it still if another registration took it meanwhile.
+        if len(invite_code) > 256 or not await self._registration.usable_invite(
+            _digest(invite_code), int(self._clock())
+        ):
             raise ImError(PERMISSION_DENIED, BAD_INVITE)
         return True
 

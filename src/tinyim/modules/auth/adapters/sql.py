@@ -282,6 +282,17 @@ class SqlRegistration(_SqlStore):
             Invite(r.invite_id, r.note, r.created_at, r.expires_at, r.used_by, bool(r.revoked)) for r in rows
         ]
 
+    async def usable_invite(self, code_hash: str, now: int) -> bool:
+        i = im_invite
+        query = select(i.c.invite_id).where(
+            i.c.code_hash == code_hash,
+            i.c.claimed == 0,
+            i.c.revoked == 0,
+            or_(i.c.expires_at == 0, i.c.expires_at > now),
+        )
+        async with self._read(fresh=True) as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def claim_invite(self, code_hash: str, now: int) -> int | None:
         i = im_invite
         async with self._write() as conn:
