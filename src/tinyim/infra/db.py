@@ -334,6 +334,15 @@ def is_unique_violation(exc: IntegrityError) -> bool:
 _RETRYABLE = ("1213", "1205", "deadlock", "lock wait timeout")
 
 
+def is_retryable(exc: BaseException) -> bool:
+    """The database rolled the transaction back as a deadlock victim (or a lock wait timed out), or its
+    connection was found dropped: the whole transaction may run again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    victim = isinstance(exc, OperationalError) and any(s in str(exc.orig).lower() for s in _RETRYABLE)
+    return victim or exc.connection_invalidated
+
+
 async def retry_deadlocks(attempt: Callable[[], Awaitable[T]], tries: int = 5) -> T:
     """Run a whole transaction again when the database chose it as a deadlock victim, or when its
     connection was found dropped (the lean engine does not ping before use)."""
@@ -341,8 +350,7 @@ async def retry_deadlocks(attempt: Callable[[], Awaitable[T]], tries: int = 5) -
         try:
             return await attempt()
         except DBAPIError as exc:
-            victim = isinstance(exc, OperationalError) and any(s in str(exc.orig).lower() for s in _RETRYABLE)
-            if n == tries - 1 or not (exc.connection_invalidated or victim):
+            if n == tries - 1 or not is_retryable(exc):
                 raise
             await asyncio.sleep(0.005 * (2**n) * (1 + random.random()))
     raise AssertionError("unreachable")

@@ -182,7 +182,9 @@ async def test_registration_mode_and_invites(backend: Backend) -> None:
         invite = await store.add_invite(h, "note", 1000, 0)
         assert invite.note == "note" and invite.used_by == 0 and not invite.revoked
         assert await store.claim_invite("f" * 64, 1001) is None
+        assert await store.usable_invite(h, 1001) and not await store.usable_invite("f" * 64, 1001)
         assert await store.claim_invite(h, 1001) == invite.invite_id
+        assert not await store.usable_invite(h, 1001)  # claimed
         assert await store.claim_invite(h, 1001) is None  # once
         await store.release_invite(invite.invite_id)
         assert await store.claim_invite(h, 1001) == invite.invite_id
@@ -191,12 +193,15 @@ async def test_registration_mode_and_invites(backend: Backend) -> None:
         assert await store.claim_invite(h, 1001) is None
         expiring_hash = uuid.uuid4().hex.ljust(64, "1")
         expiring = await store.add_invite(expiring_hash, "", 1000, 2000)
+        assert await store.usable_invite(expiring_hash, 1999)
+        assert not await store.usable_invite(expiring_hash, 2000)
         assert await store.claim_invite(expiring_hash, 2000) is None  # expired
         revoked_hash = uuid.uuid4().hex.ljust(64, "3")
         revoked = await store.add_invite(revoked_hash, "", 1000, 0)
         assert await store.revoke_invite(revoked.invite_id)
         assert not await store.revoke_invite(10**12)
         assert await store.claim_invite(revoked_hash, 1001) is None
+        assert not await store.usable_invite(revoked_hash, 1001)
         listed = {i.invite_id: i for i in await store.invites()}
         assert listed[invite.invite_id].used_by == 42 and listed[revoked.invite_id].revoked
         assert listed[expiring.invite_id].expires_at == 2000

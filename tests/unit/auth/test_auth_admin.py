@@ -19,6 +19,7 @@ from tinyim.modules.auth.adapters.memory import (
     InMemoryRefreshTokens,
     InMemoryRegistration,
 )
+from tinyim.modules.auth.adapters.memory_unit_of_work import InMemoryAuthUnits
 from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
@@ -33,16 +34,18 @@ class Env:
         self.refresh = InMemoryRefreshTokens()
         self.registration = InMemoryRegistration()
         self.kicker = RecordingKicker()
+        self.hasher = FakeHasher()
         self.service = AuthService(
             self.accounts,
             self.sessions,
-            FakeHasher(),
+            self.hasher,
             JwtCodec("s" * 40),
             self.kicker,
             600,
             clock=lambda: self.now,
             refresh_tokens=self.refresh,
             registration=self.registration,
+            units=InMemoryAuthUnits(self.accounts, self.sessions, self.refresh, self.registration),
         )
         self.auth: Any = self.service  # AuthApi + AuthAdminApi
 
@@ -128,6 +131,25 @@ async def test_registration_closed_then_by_invitation(env: Env) -> None:
     await expect(PERMISSION_DENIED, env.auth.register("bob", PASSWORD, "B", expiring_code))
     await expect(NOT_FOUND, env.auth.revoke_invite(999))
     assert await env.auth.user_count() == 2
+
+
+async def test_a_bad_invite_code_is_refused_before_the_password_is_hashed(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[str] = []
+
+    async def counting_hash(password: str) -> str:
+        hashed.append(password)
+        return f"v2${password}"
+
+    monkeypatch.setattr(env.hasher, "hash", counting_hash)
+    await env.auth.set_registration_mode("invite")
+    _, code = await env.auth.create_invite("", 0)
+    await env.auth.register("first", PASSWORD, "F", code)
+    assert hashed == [PASSWORD]
+    for bad in (code, "x" * 40):  # used, unknown
+        assert "invite" in await expect(PERMISSION_DENIED, env.auth.register("second", "other-pw1", "S", bad))
+    assert hashed == [PASSWORD]
 
 
 async def test_invite_codes_are_stored_as_hashes_only(env: Env) -> None:

@@ -14,6 +14,7 @@ from tinyim.kernel import CONFLICT, INVALID_ARGUMENT, UNAUTHENTICATED, ImError
 from tinyim.modules.auth import AuthApi, AuthService
 from tinyim.modules.auth.adapters.crypto import JwtCodec
 from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
+from tinyim.modules.auth.adapters.memory_unit_of_work import InMemoryAuthUnits
 from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.pb.im_internal_pb2_grpc import AuthServiceStub
 
@@ -35,6 +36,7 @@ class Env:
             self.kicker,
             600,
             clock=lambda: self.now,
+            units=InMemoryAuthUnits(self.accounts, self.sessions),
         )
 
 

@@ -14,6 +14,7 @@ from tinyim.kernel import AfterCommit, Caller
 from tinyim.modules.auth import AuthService
 from tinyim.modules.auth.adapters.crypto import JwtCodec
 from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
+from tinyim.modules.auth.adapters.memory_unit_of_work import InMemoryAuthUnits
 from tinyim.modules.presence import PresenceRouter
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.modules.presence.ports import DeviceSession
@@ -94,14 +95,15 @@ async def test_a_login_is_answered_while_the_old_sessions_gateway_never_answers_
     sessions, gateways = InMemorySessionDirectory(), SilentGateways(answering=frozenset({"gw-b"}))
     presence = PresenceRouter(sessions, gateways)
     after_commit = AfterCommit()
-    accounts = InMemoryAccounts()
+    accounts, device_sessions = InMemoryAccounts(), InMemoryDeviceSessions()
     auth = AuthService(
         accounts,
-        InMemoryDeviceSessions(),
+        device_sessions,
         FakeHasher(),
         JwtCodec("s" * 40),
         AfterCommitKicker(presence, after_commit),
         600,
+        units=InMemoryAuthUnits(accounts, device_sessions),
     )
     user_id = await auth.register("alice", "password1", "Alice")
     await auth.login("alice", "password1", "PC")

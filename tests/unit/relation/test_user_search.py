@@ -13,6 +13,7 @@ from tinyim.kernel import INVALID_ARGUMENT, NOT_FOUND, RATE_LIMITED, Caller, ImE
 from tinyim.modules.auth import AuthApi, AuthService
 from tinyim.modules.auth.adapters.crypto import JwtCodec
 from tinyim.modules.auth.adapters.memory import InMemoryAccounts, InMemoryDeviceSessions
+from tinyim.modules.auth.adapters.memory_unit_of_work import InMemoryAuthUnits
 from tinyim.modules.auth.adapters.rpc import GrpcAuthClient, auth_registrar
 from tinyim.modules.relation import RelationApi, RelationService
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter, InMemoryRelationStore
@@ -27,8 +28,15 @@ class Env:
     def __init__(self) -> None:
         self.now = 1000.0
         self.accounts = InMemoryAccounts()
+        sessions = InMemoryDeviceSessions()
         self.auth: AuthApi = AuthService(
-            self.accounts, InMemoryDeviceSessions(), FakeHasher(), JwtCodec("s" * 40), RecordingKicker(), 600
+            self.accounts,
+            sessions,
+            FakeHasher(),
+            JwtCodec("s" * 40),
+            RecordingKicker(),
+            600,
+            units=InMemoryAuthUnits(self.accounts, sessions),
         )
         self.limiter = InMemoryRateLimiter(clock=lambda: self.now)
         self.relation: RelationApi = self._relation()

@@ -21,6 +21,7 @@ from tinyim.modules.auth.adapters.sql import (
     SqlRefreshTokens,
     SqlRegistration,
 )
+from tinyim.modules.auth.adapters.sql_unit_of_work import SqlAuthUnits
 from tinyim.modules.auth.ports import SessionKicker
 from tinyim.modules.auth.service import AuthService
 from tinyim.settings import Settings
@@ -45,6 +46,7 @@ class AuthContainer(containers.DeclarativeContainer):
         refresh_tokens=providers.Singleton(SqlRefreshTokens, db),
         refresh_ttl_seconds=settings.provided.refresh_token_ttl_seconds,
         registration=providers.Singleton(SqlRegistration, db),  # admin API
+        units=providers.Singleton(SqlAuthUnits, db),  # the commands that write more than once
         hasher=providers.Singleton(
             Argon2Hasher, max_concurrent=settings.provided.login_max_concurrent_hashes
         ),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth.domain import (
@@ -130,6 +131,10 @@ class RegistrationStore(Protocol):
     async def set_mode(self, mode: str) -> None: ...
     async def add_invite(self, code_hash: str, note: str, created_at: int, expires_at: int) -> Invite: ...
     async def invites(self) -> list[Invite]: ...
+    async def usable_invite(self, code_hash: str, now: int) -> bool:
+        """Whether an unused, unrevoked, unexpired invite has this code (a read: claim_invite takes it)."""
+        ...
+
     async def claim_invite(self, code_hash: str, now: int) -> int | None:
         """Take an unused, unrevoked, unexpired invite atomically; its id, or None."""
         ...
@@ -169,6 +174,45 @@ class RefreshTokenStore(Protocol):
     async def revoke_family(self, family_id: str) -> None: ...
     async def revoke_device(self, user_id: int, device_id: str) -> None: ...
     async def revoke_user(self, user_id: int) -> None: ...
+
+
+class LostRace(Exception):
+    """A unit of work was rolled back to let a concurrent one through (a deadlock victim): nothing of it
+    was written, and the command may run it again."""
+
+
+class AuthUnitOfWork(Protocol):
+    """One transaction of a command that writes more than once (cosmicpython's unit of work): the stores
+    inside it see its own writes, and nothing they write is seen by anyone else before `commit`.
+
+    `async with units.begin() as uow:` ... `await uow.commit()`; leaving the block without commit (an
+    error, a cancellation, or simply no commit) rolls every write back; an adapter whose database broke
+    a deadlock by rolling this one back raises LostRace when the block is left."""
+
+    @property
+    def accounts(self) -> AccountRepository: ...
+    @property
+    def sessions(self) -> DeviceSessions: ...
+    @property
+    def refresh_tokens(self) -> RefreshTokenStore: ...
+    @property
+    def registration(self) -> RegistrationStore: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None:
+        """Make every write of this unit of work durable; a unit of work commits once (RuntimeError)."""
+        ...
+
+    async def rollback(self) -> None: ...
+
+
+class AuthUnits(Protocol):
+    """Where the auth module's units of work begin."""
+
+    def begin(self) -> AuthUnitOfWork: ...
 
 
 class PasswordHasher(Protocol):

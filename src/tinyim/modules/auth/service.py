@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TypeVar
 
 from tinyim.kernel import (
     CONFLICT,
@@ -27,6 +30,7 @@ from tinyim.modules.auth.domain import (
     AccountSummary,
     Invite,
     LoginResult,
+    RefreshRecord,
     TokenClaims,
     check_device,
     check_invite_note,
@@ -37,7 +41,10 @@ from tinyim.modules.auth.domain import (
 )
 from tinyim.modules.auth.ports import (
     AccountRepository,
+    AuthUnitOfWork,
+    AuthUnits,
     DeviceSessions,
+    LostRace,
     PasswordHasher,
     ProfileCache,
     RefreshTokenStore,
@@ -59,6 +66,11 @@ def _digest(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
 
 
+T = TypeVar("T")
+
+# A unit of work that lost a race (a deadlock victim) runs again, this many times at most.
+_UNIT_OF_WORK_TRIES = 5
+
 # Verified against when the username does not exist, so both failures cost the same time.
 _DUMMY_PASSWORD = "not-a-real-password"
 
@@ -77,7 +89,13 @@ class AuthService:
         refresh_tokens: RefreshTokenStore | None = None,
         refresh_ttl_seconds: int = 30 * 24 * 3600,
         registration: RegistrationStore | None = None,
+        *,
+        units: AuthUnits,
     ) -> None:
+        # Reads go to the stores; every command that writes more than once runs in one unit of work
+        # (one transaction: a crash between its writes leaves none of them). Password hashing (slow) and
+        # kicks (another process) stay outside it.
+        self._units = units
         self._registration = registration  # admin API: None = always open, no invites
         self._refresh = refresh_tokens
         self._refresh_ttl = refresh_ttl_seconds
@@ -95,37 +113,61 @@ class AuthService:
         username = check_username(username)
         password = check_password(password)
         nickname = check_nickname(nickname)
-        invite_id = await self._admit(invite_code)  # after validation: bad input never spends a code
-        try:
-            password_hash = await self._hasher.hash(password)
-            user_id = await self._accounts.add(username, password_hash, nickname)
-        except BaseException as exc:
-            if invite_id and self._registration is not None:
-                await self._registration.release_invite(invite_id)
-            if isinstance(exc, UsernameTaken):
-                raise ImError(CONFLICT, f"username {username!r} is taken") from None
-            raise
-        if invite_id and self._registration is not None:
-            await self._registration.finish_invite(invite_id, user_id)
-        return user_id
+        needs_invite = await self._admit(invite_code)  # after validation: bad input never spends a code
+        password_hash = await self._hasher.hash(password)  # slow: before the transaction, not in it
 
-    async def _admit(self, invite_code: str) -> int:
-        """The invite this registration spends (0: none needed), or PERMISSION_DENIED."""
+        async def admit_and_add(uow: AuthUnitOfWork) -> int:
+            # The invite is spent and the account added together: neither without the other.
+            invite_id = 0
+            if needs_invite:
+                claimed = await uow.registration.claim_invite(_digest(invite_code), int(self._clock()))
+                if claimed is None:
+                    raise ImError(PERMISSION_DENIED, BAD_INVITE)
+                invite_id = claimed
+            try:
+                user_id = await uow.accounts.add(username, password_hash, nickname)
+            except UsernameTaken:
+                raise ImError(CONFLICT, f"username {username!r} is taken") from None
+            if invite_id:
+                await uow.registration.finish_invite(invite_id, user_id)
+            return user_id
+
+        return await self._atomically(admit_and_add)
+
+    async def _atomically(self, work: Callable[[AuthUnitOfWork], Awaitable[T]]) -> T:
+        """`work` in one unit of work, committed when it returns (rolled back when it raises); run again
+        when the unit of work lost a race to a concurrent one."""
+        for attempt in range(_UNIT_OF_WORK_TRIES):
+            try:
+                async with self._units.begin() as uow:
+                    result = await work(uow)
+                    await uow.commit()
+                return result
+            except LostRace:
+                if attempt == _UNIT_OF_WORK_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.005 * (2**attempt) * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def _admit(self, invite_code: str) -> bool:
+        """Whether this registration must spend an invite (then `invite_code` is one, unused as yet), or
+        PERMISSION_DENIED."""
         if self._registration is None:
-            return 0
+            return False
         mode = await self._registration.mode()
         if mode == REGISTRATION_CLOSED:
             raise ImError(PERMISSION_DENIED, REGISTRATION_IS_CLOSED)
         if mode != REGISTRATION_INVITE:
-            return 0
+            return False
         if not isinstance(invite_code, str) or not invite_code:
             raise ImError(PERMISSION_DENIED, INVITE_NEEDED)
-        if len(invite_code) > 256:
+        # A bad code is refused before the password is hashed (slow); the registration's unit of work
+        # claims it, refusing it still if another registration took it meanwhile.
+        if len(invite_code) > 256 or not await self._registration.usable_invite(
+            _digest(invite_code), int(self._clock())
+        ):
             raise ImError(PERMISSION_DENIED, BAD_INVITE)
-        claimed = await self._registration.claim_invite(_digest(invite_code), int(self._clock()))
-        if claimed is None:
-            raise ImError(PERMISSION_DENIED, BAD_INVITE)
-        return claimed
+        return True
 
     async def login(self, username: str, password: str, device_id: str) -> LoginResult:
         device_id = check_device(device_id)
@@ -140,46 +182,72 @@ class AuthService:
         if account.disabled:  # said only to whoever knows the password
             raise ImError(PERMISSION_DENIED, ACCOUNT_DISABLED)
         if self._hasher.needs_rehash(account.password_hash):
+            # A write of its own: the same password under a stronger hash, whether or not the session
+            # below opens; the hashing (slow) must not hold a transaction open.
             await self._accounts.set_password_hash(account.user_id, await self._hasher.hash(password))
-        if self._refresh is not None:  # the previous session's refresh tokens go with it
-            await self._refresh.revoke_device(account.user_id, device_id)
-        return await self._open_session(
-            account.user_id, device_id, secrets.token_hex(16), "logged in on another device of this type"
+
+        async def replace_session(uow: AuthUnitOfWork) -> LoginResult:
+            if self._refresh is not None:  # the previous session's refresh tokens go with it
+                await uow.refresh_tokens.revoke_device(account.user_id, device_id)
+            return await self._open_session(uow, account.user_id, device_id, secrets.token_hex(16))
+
+        result = await self._atomically(replace_session)
+        # The previous session of this device type, if any, is now revoked: close its connection too.
+        await self._kicker.kick(
+            account.user_id, device_id, result.token_id, "logged in on another device of this type"
         )
+        return result
 
     async def refresh(self, refresh_token: str) -> LoginResult:
         if self._refresh is None or not isinstance(refresh_token, str) or not 16 <= len(refresh_token) <= 256:
             raise ImError(UNAUTHENTICATED, BAD_REFRESH)
-        record = await self._refresh.consume(_digest(refresh_token))
-        if record is not None and await self._is_disabled(record.user_id):
-            raise ImError(PERMISSION_DENIED, ACCOUNT_DISABLED)
-        if record is None or record.revoked or record.expires_at <= self._clock():
-            raise ImError(UNAUTHENTICATED, BAD_REFRESH)
-        if record.used:
-            # A refresh token is good once: a second use means a copy is in someone else's hands. The
-            # whole family goes, and so does the session it renewed.
-            await self._refresh.revoke_family(record.family_id)
-            current = await self._sessions.current(record.user_id, record.device_id)
-            if current is not None:
-                await self._sessions.revoke(record.user_id, record.device_id, current)
+        # Consumed, and renewed (or, on reuse, the family and the session revoked), in one transaction.
+        # A refusal rolls the consumption back: the token is dead either way (revoked or expired; a
+        # disabled account's tokens are all revoked).
+
+        async def renew(uow: AuthUnitOfWork) -> tuple[RefreshRecord, LoginResult | None, bool]:
+            """The token's record, and the renewed session (None: a replay, the session revoked or not)."""
+            record = await uow.refresh_tokens.consume(_digest(refresh_token))
+            if record is not None and await self._is_disabled(uow, record.user_id):
+                raise ImError(PERMISSION_DENIED, ACCOUNT_DISABLED)
+            if record is None or record.revoked or record.expires_at <= self._clock():
+                raise ImError(UNAUTHENTICATED, BAD_REFRESH)
+            if record.used:
+                # A refresh token is good once: a second use means a copy is in someone else's hands.
+                # The whole family goes, and so does the session it renewed.
+                await uow.refresh_tokens.revoke_family(record.family_id)
+                current = await uow.sessions.current(record.user_id, record.device_id)
+                if current is not None:
+                    await uow.sessions.revoke(record.user_id, record.device_id, current)
+                return record, None, current is not None
+            return (
+                record,
+                await self._open_session(uow, record.user_id, record.device_id, record.family_id),
+                True,
+            )
+
+        record, result, replaced = await self._atomically(renew)
+        if result is None:
+            if replaced:
                 await self._kicker.kick(record.user_id, record.device_id, "", "refresh token reused")
             raise ImError(UNAUTHENTICATED, BAD_REFRESH)
-        return await self._open_session(
-            record.user_id, record.device_id, record.family_id, "session renewed elsewhere"
+        await self._kicker.kick(
+            record.user_id, record.device_id, result.token_id, "session renewed elsewhere"
         )
+        return result
 
     async def _open_session(
-        self, user_id: int, device_id: str, family_id: str, kick_reason: str
+        self, uow: AuthUnitOfWork, user_id: int, device_id: str, family_id: str
     ) -> LoginResult:
+        """The session's new token and the family's next refresh token, written in `uow` (the caller
+        commits, then kicks the session it replaced)."""
         now = int(self._clock())
         claims = TokenClaims(user_id, device_id, secrets.token_urlsafe(12), now + self._ttl)
-        await self._sessions.activate(user_id, device_id, claims.token_id)
-        # The previous session of this device type, if any, is now revoked: close its connection too.
-        await self._kicker.kick(user_id, device_id, claims.token_id, kick_reason)
+        await uow.sessions.activate(user_id, device_id, claims.token_id)
         refresh, refresh_expires = "", 0
         if self._refresh is not None:
             refresh, refresh_expires = secrets.token_urlsafe(32), now + self._refresh_ttl
-            await self._refresh.add(_digest(refresh), user_id, device_id, family_id, refresh_expires)
+            await uow.refresh_tokens.add(_digest(refresh), user_id, device_id, family_id, refresh_expires)
         return LoginResult(
             user_id, self._tokens.issue(claims), claims.expires_at, claims.token_id, refresh, refresh_expires
         )
@@ -194,9 +262,13 @@ class AuthService:
         return claims
 
     async def logout(self, claims: TokenClaims) -> None:
-        if self._refresh is not None:
-            await self._refresh.revoke_device(claims.user_id, claims.device_id)
-        await self._sessions.revoke(claims.user_id, claims.device_id, claims.token_id)
+
+        async def end_session(uow: AuthUnitOfWork) -> None:
+            if self._refresh is not None:
+                await uow.refresh_tokens.revoke_device(claims.user_id, claims.device_id)
+            await uow.sessions.revoke(claims.user_id, claims.device_id, claims.token_id)
+
+        await self._atomically(end_session)
         await self._kicker.kick(claims.user_id, claims.device_id, "", "logged out")
 
     async def get_profiles(self, user_ids: Iterable[int]) -> Mapping[int, UserProfile]:
@@ -248,29 +320,42 @@ class AuthService:
         return [_summary(a) for a in await self._accounts.list_accounts(query, after_user_id, limit)]
 
     async def admin_set_disabled(self, user_id: int, disabled: bool) -> AccountSummary:
-        if not await self._accounts.set_disabled(user_id, disabled):
-            raise ImError(NOT_FOUND, f"user {user_id} does not exist")
+
+        async def set_disabled(uow: AuthUnitOfWork) -> Account:
+            if not await uow.accounts.set_disabled(user_id, disabled):
+                raise ImError(NOT_FOUND, f"user {user_id} does not exist")
+            if disabled:
+                await self._sign_out_everywhere(uow, user_id)
+            return (await uow.accounts.by_ids([user_id]))[user_id]
+
+        account = await self._atomically(set_disabled)
         if disabled:
-            await self._sign_out_everywhere(user_id, "account disabled by an administrator")
-        return _summary((await self._accounts.by_ids([user_id]))[user_id])
+            await self._kicker.kick(user_id, "", "", "account disabled by an administrator")
+        return _summary(account)
 
     async def admin_reset_password(self, user_id: int, password: str) -> None:
         password = check_password(password)
         if user_id not in await self._accounts.by_ids([user_id]):
             raise ImError(NOT_FOUND, f"user {user_id} does not exist")
-        await self._accounts.set_password_hash(user_id, await self._hasher.hash(password))
-        await self._sign_out_everywhere(user_id, "password reset by an administrator")
+        password_hash = await self._hasher.hash(password)  # slow: before the transaction, not in it
 
-    async def _sign_out_everywhere(self, user_id: int, reason: str) -> None:
-        """Every token and refresh token of the user stops working; connected devices are kicked
-        (on whichever gateway they are)."""
+        async def reset(uow: AuthUnitOfWork) -> None:
+            await uow.accounts.set_password_hash(user_id, password_hash)
+            await self._sign_out_everywhere(uow, user_id)
+
+        await self._atomically(reset)
+        await self._kicker.kick(user_id, "", "", "password reset by an administrator")
+
+    async def _sign_out_everywhere(self, uow: AuthUnitOfWork, user_id: int) -> None:
+        """Every token and refresh token of the user stops working (the caller commits, then kicks the
+        connected devices, on whichever gateway they are)."""
         if self._refresh is not None:
-            await self._refresh.revoke_user(user_id)
-        await self._sessions.revoke_user(user_id)
-        await self._kicker.kick(user_id, "", "", reason)
+            await uow.refresh_tokens.revoke_user(user_id)
+        await uow.sessions.revoke_user(user_id)
 
-    async def _is_disabled(self, user_id: int) -> bool:
-        account = (await self._accounts.by_ids([user_id])).get(user_id)
+    @staticmethod
+    async def _is_disabled(uow: AuthUnitOfWork, user_id: int) -> bool:
+        account = (await uow.accounts.by_ids([user_id])).get(user_id)
         return account is not None and account.disabled
 
     def _policy(self) -> RegistrationStore:

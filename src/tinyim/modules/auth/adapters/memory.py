@@ -183,13 +183,17 @@ class InMemoryRegistration:
     async def invites(self) -> list[Invite]:
         return [self.rows[i] for i in sorted(self.rows)]
 
-    async def claim_invite(self, code_hash: str, now: int) -> int | None:
+    async def usable_invite(self, code_hash: str, now: int) -> bool:
         invite_id = self.hashes.get(code_hash)
         if invite_id is None or invite_id in self.claimed:
-            return None
+            return False
         invite = self.rows[invite_id]
-        if invite.revoked or (invite.expires_at and invite.expires_at <= now):
+        return not invite.revoked and not (invite.expires_at and invite.expires_at <= now)
+
+    async def claim_invite(self, code_hash: str, now: int) -> int | None:
+        if not await self.usable_invite(code_hash, now):
             return None
+        invite_id = self.hashes[code_hash]
         self.claimed.add(invite_id)
         return invite_id
 

@@ -1,8 +1,14 @@
-"""SQL auth stores (SQLite, MySQL, MariaDB): `im_user` and `im_device_session`."""
+"""SQL auth stores (SQLite, MySQL, MariaDB): accounts, device sessions, refresh tokens, registration.
+
+Each store on its own runs every write as a transaction of its own; bound to a connection (a unit of
+work's, see `sql_unit_of_work.py`) it runs every read and write in that connection's transaction and
+commits nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra.db import Database, is_unique_violation, metadata, upsert
 from tinyim.kernel import Privacy, UserProfile
@@ -103,13 +110,32 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
-class SqlAccounts:
-    def __init__(self, db: Database) -> None:
+class _SqlStore:
+    def __init__(self, db: Database, conn: AsyncConnection | None = None) -> None:
         self._db = db
+        self._conn = conn
 
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        async with self._db.write() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self, fresh: bool = False) -> AsyncIterator[AsyncConnection]:
+        if self._conn is not None:  # inside a unit of work: it sees its own writes
+            yield self._conn
+            return
+        async with self._db.read(fresh) as conn:
+            yield conn
+
+
+class SqlAccounts(_SqlStore):
     async def add(self, username: str, password_hash: str, nickname: str) -> int:
         try:
-            async with self._db.write() as conn:
+            async with self._write() as conn:
                 result = await conn.execute(
                     im_user.insert().values(
                         username=username, password=password_hash, nickname=nickname, updated_at=func.now()
@@ -123,7 +149,7 @@ class SqlAccounts:
 
     async def by_username(self, username: str) -> Account | None:
         # Login checks a password against this row: read it from the primary, never a lagging replica.
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             row = (await conn.execute(select(im_user).where(im_user.c.username == username))).first()
         return _account(row) if row else None
 
@@ -131,12 +157,12 @@ class SqlAccounts:
         ids = sorted(set(user_ids))
         if not ids:
             return {}
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(select(im_user).where(im_user.c.user_id.in_(ids)))).all()
         return {row.user_id: _account(row) for row in rows}
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(im_user)
                 .where(im_user.c.user_id == user_id)
@@ -144,7 +170,7 @@ class SqlAccounts:
             )
 
     async def set_nickname(self, user_id: int, nickname: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(im_user)
                 .where(im_user.c.user_id == user_id)
@@ -167,18 +193,18 @@ class SqlAccounts:
             .order_by(u.c.user_id)
             .limit(limit)
         )
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return [UserProfile(r.user_id, r.username, r.nickname) for r in rows]
 
     async def privacy(self, user_id: int) -> Privacy | None:
         query = select(im_user.c.nickname_searchable).where(im_user.c.user_id == user_id)
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else Privacy(hide_from_nickname_search=row.nickname_searchable == 0)
 
     async def set_privacy(self, user_id: int, privacy: Privacy) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(im_user)
                 .where(im_user.c.user_id == user_id)
@@ -187,7 +213,7 @@ class SqlAccounts:
 
     # ---------- admin API ----------
     async def set_disabled(self, user_id: int, disabled: bool) -> bool:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(im_user)
                 .where(im_user.c.user_id == user_id)
@@ -197,7 +223,7 @@ class SqlAccounts:
         return result.rowcount == 1 or await self._exists(user_id)
 
     async def _exists(self, user_id: int) -> bool:
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             found = await conn.execute(select(im_user.c.user_id).where(im_user.c.user_id == user_id))
             return found.first() is not None
 
@@ -210,34 +236,31 @@ class SqlAccounts:
                 or_(u.c.username.like(pattern, escape="!"), u.c.nickname.like(pattern, escape="!"))
             )
         statement = select(u).where(*conditions).order_by(u.c.user_id).limit(limit)
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             rows = (await conn.execute(statement)).all()
         return [_account(r) for r in rows]
 
     async def count(self) -> int:
-        async with self._db.read() as conn:
+        async with self._read() as conn:
             return int((await conn.execute(select(func.count()).select_from(im_user))).scalar_one())
 
 
-class SqlRegistration:
+class SqlRegistration(_SqlStore):
     """admin API: the registration mode in `im_setting`, invite codes in `im_invite` (hashes only)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
 
     async def mode(self) -> str:
         query = select(im_setting.c.value).where(im_setting.c.name == REGISTRATION_MODE)
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             row = (await conn.execute(query)).first()
         return str(row.value) if row else REGISTRATION_OPEN
 
     async def set_mode(self, mode: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             values = {"name": REGISTRATION_MODE, "value": mode}
             await conn.execute(upsert(conn, im_setting, ("name",), values))
 
     async def add_invite(self, code_hash: str, note: str, created_at: int, expires_at: int) -> Invite:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 im_invite.insert().values(
                     code_hash=code_hash,
@@ -253,15 +276,26 @@ class SqlRegistration:
         return Invite(invite_id, note, created_at, expires_at, 0, False)
 
     async def invites(self) -> list[Invite]:
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             rows = (await conn.execute(select(im_invite).order_by(im_invite.c.invite_id))).all()
         return [
             Invite(r.invite_id, r.note, r.created_at, r.expires_at, r.used_by, bool(r.revoked)) for r in rows
         ]
 
+    async def usable_invite(self, code_hash: str, now: int) -> bool:
+        i = im_invite
+        query = select(i.c.invite_id).where(
+            i.c.code_hash == code_hash,
+            i.c.claimed == 0,
+            i.c.revoked == 0,
+            or_(i.c.expires_at == 0, i.c.expires_at > now),
+        )
+        async with self._read(fresh=True) as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def claim_invite(self, code_hash: str, now: int) -> int | None:
         i = im_invite
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(select(i.c.invite_id).where(i.c.code_hash == code_hash))).first()
             if row is None:
                 return None
@@ -279,13 +313,13 @@ class SqlRegistration:
         return int(row.invite_id) if taken.rowcount == 1 else None
 
     async def finish_invite(self, invite_id: int, user_id: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(im_invite).where(im_invite.c.invite_id == invite_id).values(used_by=user_id)
             )
 
     async def release_invite(self, invite_id: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(im_invite)
                 .where(im_invite.c.invite_id == invite_id, im_invite.c.used_by == 0)
@@ -293,7 +327,7 @@ class SqlRegistration:
             )
 
     async def revoke_invite(self, invite_id: int) -> bool:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(update(im_invite).where(im_invite.c.invite_id == invite_id).values(revoked=1))
             found = await conn.execute(
                 select(im_invite.c.invite_id).where(im_invite.c.invite_id == invite_id)
@@ -301,12 +335,9 @@ class SqlRegistration:
             return found.first() is not None
 
 
-class SqlDeviceSessions:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
+class SqlDeviceSessions(_SqlStore):
     async def activate(self, user_id: int, device_id: str, token_id: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             values = {
                 "user_id": user_id,
                 "device_id": device_id,
@@ -316,7 +347,7 @@ class SqlDeviceSessions:
             await conn.execute(upsert(conn, im_device_session, ("user_id", "device_id"), values))
 
     async def current(self, user_id: int, device_id: str) -> str | None:
-        async with self._db.read(fresh=True) as conn:
+        async with self._read(fresh=True) as conn:
             row = (
                 await conn.execute(
                     select(im_device_session.c.token_id).where(
@@ -327,7 +358,7 @@ class SqlDeviceSessions:
         return row.token_id if row else None
 
     async def revoke(self, user_id: int, device_id: str, token_id: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 delete(im_device_session).where(
                     im_device_session.c.user_id == user_id,
@@ -337,18 +368,15 @@ class SqlDeviceSessions:
             )
 
     async def revoke_user(self, user_id: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(delete(im_device_session).where(im_device_session.c.user_id == user_id))
 
 
-class SqlRefreshTokens:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
+class SqlRefreshTokens(_SqlStore):
     async def add(
         self, token_hash: str, user_id: int, device_id: str, family_id: str, expires_at: int
     ) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 im_refresh_token.insert().values(
                     token_hash=token_hash,
@@ -363,7 +391,7 @@ class SqlRefreshTokens:
 
     async def consume(self, token_hash: str) -> RefreshRecord | None:
         t = im_refresh_token
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             # Only one of two concurrent refreshes with the same token gets used=0 back.
             marked = await conn.execute(
                 update(t).where(t.c.token_hash == token_hash, t.c.used == 0).values(used=1)
@@ -376,12 +404,12 @@ class SqlRefreshTokens:
         )
 
     async def revoke_family(self, family_id: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             t = im_refresh_token
             await conn.execute(update(t).where(t.c.family_id == family_id).values(revoked=1))
 
     async def revoke_device(self, user_id: int, device_id: str) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             t = im_refresh_token
             await conn.execute(
                 update(t)
@@ -390,6 +418,6 @@ class SqlRefreshTokens:
             )
 
     async def revoke_user(self, user_id: int) -> None:
-        async with self._db.write() as conn:
+        async with self._write() as conn:
             t = im_refresh_token
             await conn.execute(update(t).where(t.c.user_id == user_id, t.c.revoked == 0).values(revoked=1))
