@@ -218,3 +218,37 @@ def test_http_downloads_by_sendfile_keep_the_bandwidth_limit(tmp_path: Path, loo
     assert timings["whole"] >= (len(data) - rate / 20) / rate * 0.9, timings
     assert timings["range"] >= (500_000 - rate / 20) / rate * 0.9, timings
     assert spy.bytes >= len(data) + 500_000
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_browser_leaving_mid_download_harms_no_one(
+    tmp_path: Path, loop: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reader goes away in the middle of a (limited, so unfinished) sendfile response: no error is
+    logged, and the next download is whole."""
+    data = random.Random(10).randbytes(3 * 1024 * 1024)
+
+    async def scenario() -> None:
+        env = Env(tmp_path)
+        gw = FileGateway(
+            env.service, env.blobs, env.tickets, FileLimits(rate_bytes_per_second=2 * 1024 * 1024)
+        )
+        task_id, token = await finished_file(env, data, "a.bin")
+
+        async def test(base: str) -> None:
+            path = f"/files/downloads/{task_id}?token={token}"
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = await reader.readexactly(200_000)
+            assert got.startswith(b"HTTP/1.1 200")
+            writer.transport.abort()  # a reset, as a closed tab
+            await asyncio.sleep(0.3)
+            async with httpx.AsyncClient(timeout=20) as http:
+                r = await http.get(f"{base}{path}", headers={"Range": "bytes=1000000-1099999"})
+                assert r.status_code == 206 and r.content == data[1_000_000:1_100_000]
+
+        await serve_http(gw, test)
+
+    with caplog.at_level("WARNING"):
+        run_on(loop, scenario)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
