@@ -209,6 +209,17 @@ def test_http_downloads_by_sendfile_keep_the_bandwidth_limit(tmp_path: Path, loo
                 )
                 timings["range"] = time.monotonic() - started
                 assert r.status_code == 206 and r.content == data[100_000:]
+                started = time.monotonic()  # several ranges: Starlette reads them, under the limit too
+                r = await http.get(
+                    f"{base}/files/downloads/{task_id}?token={token}",
+                    headers={"Range": "bytes=0-199999,300000-499999"},
+                )
+                timings["ranges"] = time.monotonic() - started
+                assert (
+                    r.status_code == 206
+                    and data[:200_000] in r.content
+                    and data[300_000:500_000] in r.content
+                )
 
         await serve_http(gw, test)
 
@@ -217,6 +228,7 @@ def test_http_downloads_by_sendfile_keep_the_bandwidth_limit(tmp_path: Path, loo
     # the bucket's burst is a twentieth of a second's worth: the rest waits for the rate
     assert timings["whole"] >= (len(data) - rate / 20) / rate * 0.9, timings
     assert timings["range"] >= (500_000 - rate / 20) / rate * 0.9, timings
+    assert timings["ranges"] >= (400_000 - rate / 20) / rate * 0.9, timings
     assert spy.bytes >= len(data) + 500_000
 
 

@@ -75,10 +75,10 @@ class LimitedFileResponse(FileResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._zerocopy = ZEROCOPY in scope.get("extensions", {})
-        if not self._rate.rate or self._zerocopy:
+        if not self._rate.rate:
             return await super().__call__(scope, receive, send)
 
-        async def limited(message: Message) -> None:
+        async def limited(message: Message) -> None:  # what Starlette reads and sends (sendfile: `_sendfile`)
             await send(message)
             if message["type"] == "http.response.body":
                 await self._rate.moved(len(message.get("body", b"")))
