@@ -3,8 +3,10 @@
 - upload of a 1 GiB file through the SDK and the gateway (TCP: frames, MD5 verified, fsync, published)
   next to a raw socket -> disk copy (a bare server: recv_into + write, no hash, no fsync; the client
   sends with os.sendfile);
-- download of that file through the gateway (sendfile) next to a raw `os.sendfile` loop to a reader
-  that writes to disk;
+- download of that file through the gateway (sendfile; TCP frames and HTTP GET) next to a raw
+  `os.sendfile` loop to a reader that writes to disk;
+- a second raw upload baseline, socket -> disk with the MD5 on a thread as it arrives: the ceiling of
+  any receiver that verifies the bytes (the upload is also reported against it);
 - the bytes resent after a cut in the middle of an upload (resume from what the gateway holds).
 Targets (issue 10): download >= 0.8x raw, upload >= 0.7x raw, resent <= one chunk.
 """
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.common import write_result
 from tests.support.server import ServerProcess, free_port
@@ -49,6 +52,22 @@ if mode == "sink":  # socket -> disk
     while (n := conn.recv_into(buf)):
         os.write(fd, view[:n])
     os.close(fd)
+elif mode == "sink_md5":  # socket -> disk, and an MD5 of the bytes on a thread (3 buffers of 2 MiB in turn)
+    import concurrent.futures, hashlib
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    md5, pool, size = hashlib.md5(), concurrent.futures.ThreadPoolExecutor(1), 2 << 20
+    bufs = [memoryview(bytearray(size)) for _ in range(3)]; busy = [None] * 3; cur = fill = 0
+    while True:
+        if busy[cur] is not None:
+            busy[cur].result(); busy[cur] = None
+        n = conn.recv_into(bufs[cur][fill:])
+        if not n:
+            break
+        os.write(fd, bufs[cur][fill:fill + n]); fill += n
+        if fill == size:
+            busy[cur] = pool.submit(md5.update, bufs[cur]); cur = (cur + 1) % 3; fill = 0
+    pool.shutdown(); md5.update(bufs[cur][:fill]); md5.hexdigest()
+    os.close(fd)
 else:  # os.sendfile loop
     fd = os.open(path, os.O_RDONLY); size = os.fstat(fd).st_size; off = 0
     while off < size:
@@ -65,6 +84,29 @@ H = struct.Struct("!2sBHI")
 mode, host, port, token, path, chunk = sys.argv[1:7]
 port, chunk = int(port), int(chunk)
 sock = socket.create_connection((host, port))
+if mode == "http":  # GET of the whole file (`token`: the download URL), body -> recv_into + write
+    from urllib.parse import urlsplit
+    url = urlsplit(token)
+    began = time.perf_counter()
+    sock.sendall(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        k = sock.recv(65536)
+        if not k: raise SystemExit("closed")
+        head += k
+    head, _, rest = head.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    size = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, rest); got = len(rest)
+    buf = bytearray(1 << 20); view = memoryview(buf)
+    while got < size:
+        k = sock.recv_into(buf)
+        if not k: raise SystemExit("closed")
+        os.write(fd, view[:k]); got += k
+    os.close(fd)
+    print(json.dumps({"seconds": time.perf_counter() - began}))
+    raise SystemExit(0)
 def frame(cmd, body):
     sock.sendall(H.pack(b"IM", 1, cmd, len(body)) + body)
 def exactly(n):
@@ -141,9 +183,10 @@ def make_source(path: Path, size: int) -> None:
 
 def raw_run(mode: str, path: Path, out: Path, size: int) -> tuple[float, float]:
     """Seconds and CPU seconds (both ends) of one raw transfer of `size` bytes (sink: we send the file
-    with sendfile, the child writes it to disk; send: the child sendfiles it, we write it to disk)."""
+    with sendfile, the child writes it to disk; sink_md5: and hashes it as it comes; send: the child
+    sendfiles it, we write it to disk)."""
     port = free_port()
-    target = out if mode == "sink" else path
+    target = out if mode.startswith("sink") else path
     cpu0 = children_cpu() + own_cpu()
     proc = subprocess.Popen(
         [sys.executable, "-c", RAW_SERVER, mode, str(port), str(target)], stdout=subprocess.PIPE
@@ -153,7 +196,7 @@ def raw_run(mode: str, path: Path, out: Path, size: int) -> tuple[float, float]:
         proc.stdout.readline()
         sock = socket.create_connection(("127.0.0.1", port))
         started = time.perf_counter()
-        if mode == "sink":
+        if mode.startswith("sink"):
             fd = os.open(path, os.O_RDONLY)
             off = 0
             while off < size:
@@ -271,6 +314,17 @@ async def through_gateway(
         }
         assert dest.stat().st_size == size
         dest.unlink()
+        # the browser's way: HTTP GET of the whole file (sendfile through the zerocopysend extension)
+        url = urlsplit(down.http_url)
+        gw0 = cpu_seconds(pid)
+        seconds, cpu = lean_run("http", url.hostname or "", url.port or 80, down.http_url, dest, chunk)
+        out["lean_http_download"] = {
+            "seconds": round(seconds, 3),
+            "gateway_cpu_s_per_gib": round((cpu_seconds(pid) - gw0) / gib, 2),
+            "client_cpu_s_per_gib": round(cpu / gib, 2),
+        }
+        assert dest.stat().st_size == size
+        dest.unlink()
 
         if cuts:
             # cuts in the middle of an upload of the same size (other bytes: no instant upload):
@@ -338,9 +392,9 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
     for r in range(runs):
         for name in ("sdk.bin", "lean.bin", "cut.bin", "kill.bin"):
             variant(source, workdir / name)  # fresh bytes every round (no instant uploads)
-        raw: dict[str, list[tuple[float, float]]] = {"sink": [], "send": []}
-        raw["sink"].append(raw_run("sink", source, workdir / "raw.bin", size))
-        raw["send"].append(raw_run("send", source, workdir / "raw.bin", size))
+        raw: dict[str, list[tuple[float, float]]] = {"sink": [], "sink_md5": [], "send": []}
+        for mode in raw:
+            raw[mode].append(raw_run(mode, source, workdir / "raw.bin", size))
         (workdir / "raw.bin").unlink()
         server = ServerProcess(
             workdir / "server", env={"IM_LOG_LEVEL": "WARNING", "IM_FILE_CHUNK_BYTES": str(chunk)}
@@ -355,15 +409,18 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
         finally:
             server.stop()
         shutil.rmtree(workdir / "server", ignore_errors=True)
-        raw["sink"].append(raw_run("sink", source, workdir / "raw.bin", size))
-        raw["send"].append(raw_run("send", source, workdir / "raw.bin", size))
+        for mode in raw:
+            raw[mode].append(raw_run(mode, source, workdir / "raw.bin", size))
         (workdir / "raw.bin").unlink()
         cuts = gw.pop("cuts", cuts)
         raw_up, raw_up_cpu = min(raw["sink"])
         raw_down, raw_down_cpu = min(raw["send"])
+        raw_md5, raw_md5_cpu = min(raw["sink_md5"])
         round_: dict[str, Any] = {
             "raw_socket_to_disk_mib_s": round(mib / raw_up, 1),
             "raw_socket_to_disk_cpu_s_per_gib": round(raw_up_cpu / gib, 2),
+            "raw_socket_to_disk_md5_mib_s": round(mib / raw_md5, 1),
+            "raw_socket_to_disk_md5_cpu_s_per_gib": round(raw_md5_cpu / gib, 2),
             "raw_sendfile_mib_s": round(mib / raw_down, 1),
             "raw_sendfile_cpu_s_per_gib": round(raw_down_cpu / gib, 2),
         }
@@ -373,6 +430,11 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
             round_[f"{client}_upload_ratio"] = round(raw_up / up["seconds"], 3)
             round_[f"{client}_download_mib_s"] = round(mib / down["seconds"], 1)
             round_[f"{client}_download_ratio"] = round(raw_down / down["seconds"], 3)
+        # the upload against the best a receiver that verifies the MD5 can do (the raw sink plus the hash)
+        round_["lean_upload_ratio_to_md5_sink"] = round(raw_md5 / gw["lean_upload"]["seconds"], 3)
+        http = gw["lean_http_download"]
+        round_["lean_http_download_mib_s"] = round(mib / http["seconds"], 1)
+        round_["lean_http_download_ratio"] = round(raw_down / http["seconds"], 3)
         round_["detail"] = gw
         round_["raw_seconds"] = {k: [round(t, 3) for t, _ in v] for k, v in raw.items()}
         rounds.append(round_)
@@ -385,7 +447,8 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
         "g5-file-transfer" + os.environ.get("IM_BENCH_G5_SUFFIX", ""),
         {
             "scenario": f"upload and download of a {mib:.0f} MiB file through the file gateway (one process; "
-            "the SDK, and a lean blocking-socket client in a process of its own) vs raw socket->disk and "
+            "the SDK, and a lean blocking-socket client in a process of its own; TCP frames and HTTP GET) "
+            "vs raw socket->disk (bare, and with the MD5 on a thread) and "
             f"raw os.sendfile next to it; {runs} round(s), median/min/max over rounds",
             "size_bytes": size,
             "chunk_bytes": chunk,
@@ -394,13 +457,17 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
             "download_target": 0.8,
             "lean_upload_ratio": figures("lean_upload_ratio"),
             "lean_download_ratio": figures("lean_download_ratio"),
+            "lean_http_download_ratio": figures("lean_http_download_ratio"),
+            "lean_upload_ratio_to_md5_sink": figures("lean_upload_ratio_to_md5_sink"),
             "sdk_upload_ratio": figures("sdk_upload_ratio"),
             "sdk_download_ratio": figures("sdk_download_ratio"),
             "lean_upload_mib_s": figures("lean_upload_mib_s"),
             "lean_download_mib_s": figures("lean_download_mib_s"),
+            "lean_http_download_mib_s": figures("lean_http_download_mib_s"),
             "sdk_upload_mib_s": figures("sdk_upload_mib_s"),
             "sdk_download_mib_s": figures("sdk_download_mib_s"),
             "raw_socket_to_disk_mib_s": figures("raw_socket_to_disk_mib_s"),
+            "raw_socket_to_disk_md5_mib_s": figures("raw_socket_to_disk_md5_mib_s"),
             "raw_sendfile_mib_s": figures("raw_sendfile_mib_s"),
             "gateway_upload_cpu_s_per_gib": spread(
                 [float(r["detail"]["lean_upload"]["gateway_cpu_s_per_gib"]) for r in rounds]
@@ -409,6 +476,10 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
                 [float(r["detail"]["lean_download"]["gateway_cpu_s_per_gib"]) for r in rounds]
             ),
             "raw_socket_to_disk_cpu_s_per_gib": figures("raw_socket_to_disk_cpu_s_per_gib"),
+            "raw_socket_to_disk_md5_cpu_s_per_gib": figures("raw_socket_to_disk_md5_cpu_s_per_gib"),
+            "gateway_http_download_cpu_s_per_gib": spread(
+                [float(r["detail"]["lean_http_download"]["gateway_cpu_s_per_gib"]) for r in rounds]
+            ),
             "raw_sendfile_cpu_s_per_gib": figures("raw_sendfile_cpu_s_per_gib"),
             "resent_bytes_after_client_cut": cuts["client_cut"]["resent_bytes"],
             "resent_bytes_after_gateway_kill": cuts["gateway_kill"]["resent_bytes"],

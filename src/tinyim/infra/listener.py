@@ -7,6 +7,8 @@
   at once.
 - WebSocket: the app can abort the TCP connection (`scope["extensions"]["tinyim.transport"]["abort"]`),
   so a client that stopped reading is dropped at once instead of waiting for its socket to drain.
+- Zero-copy responses: HTTP requests are offered the ASGI "http.response.zerocopysend" extension
+  (`zerocopy.py`), so file downloads go by `os.sendfile`.
 - Lean WebSockets: a path mounted with `mount_websocket` (the chat gateway's `/ws`) is not served
   through ASGI: its upgrade request and the socket are handed to the mounted function, which puts its
   own asyncio protocol on the transport (same port, same limits: the header timeout covers the
@@ -24,6 +26,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from . import zerocopy
 
 
 @dataclass
@@ -112,6 +116,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # a new request (not an upgrade)
+            zerocopy.offer(cycle, self.transport)
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm_header_timer()

@@ -58,7 +58,7 @@ WRITEBACK_STEP = 64 * 1024 * 1024  # start writing to the disk after this many n
 
 @dataclass(frozen=True, slots=True)
 class FileLimits:
-    chunk_size: int = 1024 * 1024
+    chunk_size: int = 4 * 1024 * 1024
     rate_bytes_per_second: int = 0  # 0 = unlimited
     max_transfers_per_user: int = 4
     upload_ttl_seconds: float = 24 * 3600.0
