@@ -75,11 +75,7 @@ class Counters:
     def grpc_per_msg(self, before: Counters, delivered: int) -> dict[str, float]:
         """Internal calls per delivered message over a phase, by method (busiest first)."""
         calls = {m: n - before.grpc_calls.get(m, 0.0) for m, n in self.grpc_calls.items()}
-        return {
-            m: round(n / delivered, 3)
-            for m, n in sorted(calls.items(), key=lambda kv: -kv[1])
-            if n > 0
-        }
+        return {m: round(n / delivered, 3) for m, n in sorted(calls.items(), key=lambda kv: -kv[1]) if n > 0}
 
 
 def _label(line: str, name: str) -> str:
