@@ -166,22 +166,40 @@ async def test_a_batch_whose_node_dies_mid_call_is_retried_elsewhere_when_every_
         assert [m.content for m in store.timelines[2]] == [f"m{i}" for i in range(4)]
 
 
-async def test_a_batch_with_an_item_without_id_is_not_retried_after_a_mid_call_failure() -> None:
+async def test_a_send_without_id_is_not_retried_after_a_mid_call_failure() -> None:
     async with cluster("a", "b") as (client, nodes, _):
         for node in nodes.values():
             node.dies_mid_call = True
-        outcomes = await asyncio.gather(
-            send(client, 1, 2, "with id", cmid="c1"), send(client, 3, 4, "without"), return_exceptions=True
-        )
+        outcomes = await asyncio.gather(send(client, 3, 4, "without"), return_exceptions=True)
         assert all(isinstance(o, ImError) and o.code == UNAVAILABLE for o in outcomes)
         assert sum(len(n.batches) for n in nodes.values()) == 1  # once only: a retry might write twice
+
+
+async def test_sends_with_and_without_id_batch_apart_so_the_ones_with_an_id_keep_their_retry() -> None:
+    async with cluster("dying", "live") as (client, nodes, store):
+        nodes["dying"].dies_mid_call = True
+        for node in nodes.values():
+            node.gate.clear()
+        with_id = [send(client, 1, 2, f"id {i}", cmid=f"c{i}") for i in range(3)]
+        without = [send(client, 3, 4, f"plain {i}") for i in range(3)]
+        await asyncio.sleep(0.05)
+        served = sorted(n for node in nodes.values() for n in node.batches)
+        assert served == [3, 3]  # two calls: one batch of each kind, never mixed
+        for node in nodes.values():
+            node.gate.set()
+        outcomes = await asyncio.gather(*with_id, *without, return_exceptions=True)
+        assert all(isinstance(o, SendResult) for o in outcomes[:3])  # retried on the live node if need be
+        assert [m.content for m in store.timelines[2]] == [f"id {i}" for i in range(3)]
+
+
+async def test_a_batch_whose_items_all_have_an_id_is_tried_on_every_node_before_it_fails() -> None:
     async with cluster("a", "b") as (client, nodes, _store):
         for node in nodes.values():
             node.dies_mid_call = True
-        outcomes = await asyncio.gather(
+        retried = await asyncio.gather(
             send(client, 1, 2, "x", cmid="c1"), send(client, 3, 4, "y", cmid="c2"), return_exceptions=True
         )
-        assert all(isinstance(o, ImError) and o.code == UNAVAILABLE for o in outcomes)
+        assert all(isinstance(o, ImError) and o.code == UNAVAILABLE for o in retried)
         assert sum(len(n.batches) for n in nodes.values()) == 2  # tried on both nodes
 
 

@@ -8,7 +8,8 @@ Sends are batched (`SendMsgBatch`): the client gathers the sends that arrive whi
 in flight into one call (infra.batching: no wait when idle, bounded calls in flight and batch size), and
 the servicer handles the items concurrently, so the msg node's group commit writes them in one
 transaction. Each item is answered on its own: one refused send fails only its caller. A batch is retried
-on another node only when every item carries a client_msg_id (then a retry cannot write twice).
+on another node only when every item carries a client_msg_id (then a retry cannot write twice), so
+sends with and without one are batched apart.
 """
 
 from __future__ import annotations
@@ -203,9 +204,12 @@ class GrpcTimelineClient:
         on_send_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._remote = remote
-        self._sends: CallBatcher[ipb.SendMsgInternalReq, SendResult] = CallBatcher(
-            self._send_batch, send_calls_in_flight, send_batch_max, on_send_batch
-        )
+        # Sends with a client_msg_id and sends without batch apart: a batch is retried on another node
+        # only when every item has one, so an id-less send must not take that retry from the others.
+        self._sends: dict[bool, CallBatcher[ipb.SendMsgInternalReq, SendResult]] = {
+            retryable: CallBatcher(self._send_batch, send_calls_in_flight, send_batch_max, on_send_batch)
+            for retryable in (True, False)
+        }
 
     async def send(self, caller: Caller, req: SendRequest) -> SendResult:
         msg = pb.MsgSendReq(
@@ -215,7 +219,8 @@ class GrpcTimelineClient:
             content=req.content,
             client_msg_id=req.client_msg_id,
         )
-        return await self._sends.call(ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg))
+        item = ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg)
+        return await self._sends[bool(req.client_msg_id)].call(item)
 
     async def _send_batch(self, items: list[ipb.SendMsgInternalReq]) -> list[SendResult | BaseException]:
         request = ipb.SendMsgBatchReq(items=items)
