@@ -150,6 +150,9 @@ def headline(load: dict[str, Any]) -> dict[str, Any]:
         "sql_commits_per_msg",
     )
     out = {k: c[k] for k in keys}
+    for key in ("grpc_calls_per_msg", "server_cpu_us_per_msg_by_process"):
+        if key in c:
+            out[key] = c[key]
     if "half_peak" in load:
         out["peak_open_loop_rate"] = load["peak_search"]["peak_rate"]
         out["half_peak_send_notify_p99_ms"] = load["half_peak"]["send_notify_p99_ms"]
@@ -290,9 +293,12 @@ def run_g1_cluster(
             env |= load_env(secret)
             cluster = _cluster_up(Cluster, workdir, env)
             try:
-                members = list(cluster.members.values())
+                members = [(name, m) for name, m in cluster.members.items() if m.pid]
                 target = Target(
-                    [m.pid for m in members if m.pid], [m.base_url for m in members], METRICS_TOKEN
+                    [m.pid for _, m in members],
+                    [m.base_url for m in cluster.members.values()],
+                    METRICS_TOKEN,
+                    names=[name for name, _ in members],
                 )
                 gateways = [cluster.members[g].base_url for g in ("gateway-1", "gateway-2")]
                 load = run_load(target, pair_specs(accounts, gateways), messages, opts)

@@ -46,19 +46,41 @@ class Target:
     metrics_urls: list[str]
     metrics_token: str
     extra: dict[str, Any] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)  # one per pid: the CPU is also reported per process
 
-    def counters(self) -> tuple[float, float]:
-        """SQL statements and commits so far, summed over every process (tinyim_db_*_total)."""
-        statements = commits = 0.0
+    def counters(self) -> Counters:
+        """SQL statements and commits so far (tinyim_db_*_total) and internal calls served by method
+        (tinyim_grpc_server_seconds_count), summed over every process."""
+        out = Counters()
         headers = {"Authorization": f"Bearer {self.metrics_token}"}
         for url in self.metrics_urls:
             text = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
             for line in text.splitlines():
                 if line.startswith("tinyim_db_statements_total "):
-                    statements += float(line.split()[1])
+                    out.statements += float(line.split()[1])
                 elif line.startswith("tinyim_db_commits_total "):
-                    commits += float(line.split()[1])
-        return statements, commits
+                    out.commits += float(line.split()[1])
+                elif line.startswith("tinyim_grpc_server_seconds_count{"):
+                    method = _label(line, "method").rsplit("/", 1)[-1]
+                    out.grpc_calls[method] = out.grpc_calls.get(method, 0.0) + float(line.split()[-1])
+        return out
+
+
+@dataclass
+class Counters:
+    statements: float = 0.0
+    commits: float = 0.0
+    grpc_calls: dict[str, float] = field(default_factory=dict)  # method name -> calls served
+
+    def grpc_per_msg(self, before: Counters, delivered: int) -> dict[str, float]:
+        """Internal calls per delivered message over a phase, by method (busiest first)."""
+        calls = {m: n - before.grpc_calls.get(m, 0.0) for m, n in self.grpc_calls.items()}
+        return {m: round(n / delivered, 3) for m, n in sorted(calls.items(), key=lambda kv: -kv[1]) if n > 0}
+
+
+def _label(line: str, name: str) -> str:
+    start = line.index(f'{name}="') + len(name) + 2
+    return line[start : line.index('"', start)]
 
 
 def measured_phase(
@@ -66,21 +88,29 @@ def measured_phase(
 ) -> dict[str, Any]:
     """Run one phase on every worker and return its figures (see `summarise`)."""
     stores = pids_named("mariadbd", "mysqld", "redis-server")
-    statements0, commits0 = target.counters()
+    before = target.counters()
+    each0 = [process_cpu_seconds(p) for p in target.pids]
     server0, store0, wall0 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
     stats = gen.run(make)
     server1, store1, wall1 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
-    statements1, commits1 = target.counters()
+    each1 = [process_cpu_seconds(p) for p in target.pids]
+    after = target.counters()
     figures = summarise(stats)
     delivered = max(1, figures["delivered"])
+    by_process = {
+        name: round((c1 - c0) * 1e6 / delivered, 1)
+        for name, c0, c1 in zip(target.names, each0, each1, strict=False)
+    }
     return {
         "server_cpu_us_per_msg": round((server1 - server0) * 1e6 / delivered, 1),
         "client_cpu_us_per_msg": figures.pop("client_cpu_us_per_msg"),
         "db_and_redis_cpu_us_per_msg": round((store1 - store0) * 1e6 / delivered, 1),
         "server_cpu_utilisation": round((server1 - server0) / max(1e-9, wall1 - wall0), 3),
         **figures,
-        "sql_statements_per_msg": round((statements1 - statements0) / delivered, 2),
-        "sql_commits_per_msg": round((commits1 - commits0) / delivered, 2),
+        "sql_statements_per_msg": round((after.statements - before.statements) / delivered, 2),
+        "sql_commits_per_msg": round((after.commits - before.commits) / delivered, 2),
+        **({"grpc_calls_per_msg": calls} if (calls := after.grpc_per_msg(before, delivered)) else {}),
+        **({"server_cpu_us_per_msg_by_process": by_process} if by_process else {}),
     }
 
 

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     registry_ttl_seconds: float = Field(default=5.0, gt=0)
     registry_renew_seconds: float = Field(default=1.5, gt=0)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0)  # every internal call has a deadline
+    # A gateway's sends to the msg role: at most this many SendMsgBatch calls in flight; sends arriving
+    # meanwhile ride the next call, at most msg_send_batch_max per call (1 and 1: one call per send).
+    # 6 measured best on the cluster benchmark (2 msg nodes): 2 made sends wait for a free call, and
+    # batches still form at 6 (a call takes everything queued before its task first runs).
+    msg_send_calls_in_flight: int = Field(default=6, ge=1, le=64)
+    msg_send_batch_max: int = Field(default=64, ge=1, le=1024)
     jwt_secret: str = ""  # empty = a random secret kept in data_dir
     token_ttl_seconds: int = Field(default=3600, ge=60)
     worker_id: int = Field(default=0, ge=0, le=1023)  # Snowflake worker id, unique per msg process

@@ -30,6 +30,11 @@ TIMELINE_BATCH_MESSAGES = Histogram(
     "Messages written per group-commit transaction",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+MSG_SEND_BATCH = Histogram(
+    "tinyim_msg_send_batch_items",
+    "Sends per SendMsgBatch call a gateway makes to a msg node",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 REQUEST_SECONDS = Histogram(
     "tinyim_request_seconds",
     "Time to answer a WebSocket request",

@@ -33,6 +33,22 @@ async def test_bind_lookup_unbind(directory: SessionDirectory) -> None:
     assert await directory.lookup([]) == {}
 
 
+async def test_lookup_of_many_users_in_one_call(directory: SessionDirectory) -> None:
+    """A push batch asks for hundreds of users at once: each gets exactly their own live devices."""
+    for uid in range(1, 301):
+        await directory.bind(DeviceSession(uid, "PC", f"gw-{uid % 3}", f"c{uid}"))
+        if uid % 7 == 0:
+            await directory.bind(DeviceSession(uid, "Web", "gw-web", f"w{uid}"))
+    found = await directory.lookup([*range(1, 401), 5, 5])  # 301..400 are offline; 5 asked twice
+    assert sorted(found) == list(range(1, 301))
+    for uid, sessions in found.items():
+        expected = {("PC", f"gw-{uid % 3}", f"c{uid}")} | (
+            {("Web", "gw-web", f"w{uid}")} if uid % 7 == 0 else set()
+        )
+        assert {(s.device_id, s.gateway_id, s.conn_id) for s in sessions} == expected
+        assert all(s.user_id == uid for s in sessions)
+
+
 async def test_unbind_of_a_replaced_connection_keeps_the_new_one(directory: SessionDirectory) -> None:
     old, new = DeviceSession(1, "PC", "gw-a", "old"), DeviceSession(1, "PC", "gw-b", "new")
     await directory.bind(old)

@@ -91,8 +91,18 @@ async def test_push_goes_once_to_each_gateway_holding_a_recipient() -> None:
     await router.notify(targets)
     calls = dict(link.pushes)
     assert set(calls) == {"gw-a", "gw-b"} and len(link.pushes) == 2
-    assert calls["gw-a"] == [PushTarget(1, 5, "PC"), PushTarget(2, 9)]
+    assert calls["gw-a"] == [PushTarget(2, 9)]  # user 1's only device on gw-a is the excepted one
     assert calls["gw-b"] == [PushTarget(1, 5, "PC")]
+
+
+async def test_a_gateway_holding_only_the_excepted_device_gets_no_call() -> None:
+    """The sender's own device needs no signal for its message: its gateway is not called for it."""
+    sessions = InMemorySessionDirectory()
+    link = RecordingGatewayLink()
+    await sessions.bind(DeviceSession(1, "PC", "gw-a", "c1"))
+    await sessions.bind(DeviceSession(2, "PC", "gw-b", "c2"))
+    await PresenceRouter(sessions, link).notify([PushTarget(1, 5, "PC"), PushTarget(2, 5)])
+    assert link.pushes == [("gw-b", [PushTarget(2, 5)])]
 
 
 async def test_offline_recipients_cost_no_gateway_call() -> None:

@@ -37,8 +37,11 @@ class PresenceRouter:
         online = await self._sessions.lookup({t.user_id for t in targets})
         per_gateway: dict[str, list[PushTarget]] = defaultdict(list)
         for target in targets:
-            # A user on two gateways gets a signal through each; offline users cost nothing more.
-            for gateway_id in {s.gateway_id for s in online.get(target.user_id, ())}:
+            # A user on two gateways gets a signal through each; offline users cost nothing more, and
+            # neither does a gateway that holds only the device a target excepts (the sender's own).
+            for gateway_id in {
+                s.gateway_id for s in online.get(target.user_id, ()) if s.device_id != target.except_device
+            }:
                 per_gateway[gateway_id].append(target)
         await _each(per_gateway, lambda g: self._gateways.push(g, per_gateway[g]), "push")
 

@@ -80,7 +80,13 @@ class TimelineContainer(containers.DeclarativeContainer):
         after_commit=after_commit,
     )
     remote = providers.Singleton(
-        GrpcTimelineClient.connect, directory, channels, settings.provided.grpc_deadline_seconds
+        GrpcTimelineClient.connect,
+        directory,
+        channels,
+        settings.provided.grpc_deadline_seconds,
+        send_calls_in_flight=settings.provided.msg_send_calls_in_flight,
+        send_batch_max=settings.provided.msg_send_batch_max,
+        on_send_batch=providers.Object(metrics.MSG_SEND_BATCH.observe),
     )
     placement = providers.Callable(lambda s: s.placement("msg"), settings)
     api = providers.Selector(placement, local=service, remote=remote)

@@ -3,17 +3,27 @@ and the client adapter (the same ports as the local service) side by side, on th
 
 Sends carry the client's client_msg_id, so a send retried on another msg node (after the first one
 died mid-call) returns the first result instead of writing twice.
+
+Sends are batched (`SendMsgBatch`): the client gathers the sends that arrive while its earlier calls are
+in flight into one call (infra.batching: no wait when idle, bounded calls in flight and batch size), and
+the servicer handles the items concurrently, so the msg node's group commit writes them in one
+transaction. Each item is answered on its own: one refused send fails only its caller. A batch is retried
+on another node only when every item carries a client_msg_id (then a retry cannot write twice), so
+sends with and without one are batched apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
 
 import grpc
 
+from tinyim.infra.batching import CallBatcher
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import Channels, Ctx, Registrar, RoleChannels, caller_of, context_of, translate_errors
-from tinyim.kernel import Caller
+from tinyim.kernel import INVALID_ARGUMENT, Caller, ImError
 from tinyim.modules.timeline.domain import (
     Conversation,
     ConversationPage,
@@ -44,6 +54,14 @@ from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb
 
+log = logging.getLogger(__name__)
+
+SEND_BATCH_MAX_ITEMS = 1024  # a msg node refuses bigger batches (the client sends at most its max_batch)
+
+
+def _send_request(r: pb.MsgSendReq) -> SendRequest:
+    return SendRequest(r.receiver_id, r.group_id, int(r.type), r.content, r.client_msg_id)
+
 
 # ---------- server ----------
 class MsgServicer(ipb_grpc.MsgServiceServicer):
@@ -53,12 +71,26 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
 
     @translate_errors
     async def SendMsg(self, request: ipb.SendMsgInternalReq, context: Ctx) -> pb.MsgSendResp:
-        r = request.msg_req
-        result = await self._timeline.send(
-            caller_of(request.ctx),
-            SendRequest(r.receiver_id, r.group_id, int(r.type), r.content, r.client_msg_id),
-        )
+        result = await self._timeline.send(caller_of(request.ctx), _send_request(request.msg_req))
         return send_resp(result)
+
+    @translate_errors
+    async def SendMsgBatch(self, request: ipb.SendMsgBatchReq, context: Ctx) -> ipb.SendMsgBatchResp:
+        if len(request.items) > SEND_BATCH_MAX_ITEMS:
+            raise ImError(INVALID_ARGUMENT, f"at most {SEND_BATCH_MAX_ITEMS} sends per batch")
+        # concurrently: the appends queue up together and share one group commit
+        results = await asyncio.gather(*(self._send_item(item) for item in request.items))
+        return ipb.SendMsgBatchResp(results=results)
+
+    async def _send_item(self, item: ipb.SendMsgInternalReq) -> ipb.SendMsgItemResult:
+        try:
+            result = await self._timeline.send(caller_of(item.ctx), _send_request(item.msg_req))
+        except ImError as exc:
+            return ipb.SendMsgItemResult(error_code=exc.code, error_message=exc.message)
+        except Exception:
+            log.exception("a batched send failed")
+            return ipb.SendMsgItemResult(internal_error=True)
+        return ipb.SendMsgItemResult(resp=send_resp(result))
 
     @translate_errors
     async def SyncMsg(self, request: ipb.SyncMsgInternalReq, context: Ctx) -> pb.MsgSyncResp:
@@ -152,13 +184,32 @@ def msg_registrar(timeline: TimelineApi, notices: NoticeApi) -> Registrar:
 class GrpcTimelineClient:
     @classmethod
     def connect(
-        cls, directory: NodeDirectory, channels: Channels, deadline_seconds: float
+        cls,
+        directory: NodeDirectory,
+        channels: Channels,
+        deadline_seconds: float,
+        send_calls_in_flight: int = 6,
+        send_batch_max: int = 64,
+        on_send_batch: Callable[[int], None] | None = None,
     ) -> GrpcTimelineClient:
         """The client of the `msg` role's live nodes (the registry finds them), over typed stubs."""
-        return cls(RoleChannels("msg", directory, channels, ipb_grpc.MsgServiceStub, deadline_seconds))
+        remote = RoleChannels("msg", directory, channels, ipb_grpc.MsgServiceStub, deadline_seconds)
+        return cls(remote, send_calls_in_flight, send_batch_max, on_send_batch)
 
-    def __init__(self, remote: RoleChannels[ipb_grpc.MsgServiceAsyncStub]) -> None:
+    def __init__(
+        self,
+        remote: RoleChannels[ipb_grpc.MsgServiceAsyncStub],
+        send_calls_in_flight: int = 6,
+        send_batch_max: int = 64,
+        on_send_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._remote = remote
+        # Sends with a client_msg_id and sends without batch apart: a batch is retried on another node
+        # only when every item has one, so an id-less send must not take that retry from the others.
+        self._sends: dict[bool, CallBatcher[ipb.SendMsgInternalReq, SendResult]] = {
+            retryable: CallBatcher(self._send_batch, send_calls_in_flight, send_batch_max, on_send_batch)
+            for retryable in (True, False)
+        }
 
     async def send(self, caller: Caller, req: SendRequest) -> SendResult:
         msg = pb.MsgSendReq(
@@ -168,11 +219,28 @@ class GrpcTimelineClient:
             content=req.content,
             client_msg_id=req.client_msg_id,
         )
+        item = ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg)
+        return await self._sends[bool(req.client_msg_id)].call(item)
+
+    async def _send_batch(self, items: list[ipb.SendMsgInternalReq]) -> list[SendResult | BaseException]:
+        request = ipb.SendMsgBatchReq(items=items)
+        try:
+            r = await self._remote.invoke(
+                lambda s, t: s.SendMsgBatch(request, timeout=t),
+                idempotent=all(item.msg_req.client_msg_id for item in items),
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            # a msg node of an earlier release (a rolling upgrade): one call per send, as it knows
+            return await asyncio.gather(*(self._send_one(item) for item in items), return_exceptions=True)
+        return [_send_outcome(x) for x in r.results]
+
+    async def _send_one(self, item: ipb.SendMsgInternalReq) -> SendResult:
         r = await self._remote.invoke(
-            lambda s, t: s.SendMsg(ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg), timeout=t),
-            idempotent=bool(req.client_msg_id),
+            lambda s, t: s.SendMsg(item, timeout=t), idempotent=bool(item.msg_req.client_msg_id)
         )
-        return SendResult(r.msg_id, r.seq_id, r.send_time, r.duplicate)
+        return _send_result(r)
 
     async def sync(self, caller: Caller, after_seq: int, limit: int, min_seq: int = 0) -> SyncPage:
         req = pb.MsgSyncReq(local_max_seq=after_seq, limit=limit, min_seq=min_seq)
@@ -278,3 +346,16 @@ class GrpcTimelineClient:
             )
         )
         return [ReadCount(c.msg_id, c.read, c.total) for c in r.counts]
+
+
+def _send_result(r: pb.MsgSendResp) -> SendResult:
+    return SendResult(r.msg_id, r.seq_id, r.send_time, r.duplicate)
+
+
+def _send_outcome(r: ipb.SendMsgItemResult) -> SendResult | BaseException:
+    """One item of a batch's answer: its result, or the error its caller gets (as from SendMsg)."""
+    if r.error_code:
+        return ImError(r.error_code, r.error_message)
+    if r.internal_error or not r.HasField("resp"):
+        return RuntimeError("the msg node failed this send (internal error)")
+    return _send_result(r.resp)
