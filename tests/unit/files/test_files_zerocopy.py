@@ -25,7 +25,7 @@ import uvloop
 from starlette.routing import Router
 
 from tests.support.server import free_port
-from tests.unit.test_files_service import ALICE, Env
+from tests.unit.files.test_files_service import ALICE, Env
 from tinyim.edges.filegw import tcp
 from tinyim.edges.filegw.http import file_routes
 from tinyim.edges.filegw.transfers import FileGateway, FileLimits
