@@ -21,12 +21,10 @@ INPUTS = {
     "m_base_mib": 114.3,  # measured: the same file, rss_before_kib (117,056 KiB)
     "M_gw_mib": 2048.0,  # memory per gateway process (chosen)
     "c_hb_ms": 0.15,  # assumed
-    "c1_ms": 0.245,  # measured: G1, bench/results/g1-one-to-one-mariadb-final.json server_cpu_us_per_msg
-    # measured: g1-one-to-one-cluster-final.json: 2,780 us/msg in the multi-role topology against one
-    # process's 245, i.e. (2,780 - 245) / 2 per internal unary call (2 per message: gateway -> msg,
-    # msg -> gateway)
-    "c_hop_ms": 1.27,
-    "hops": 2,
+    "c1_ms": 0.25,  # measured: G1, bench/results/g1-one-to-one-mariadb-session19.json server_cpu_us_per_msg
+    # measured: g1-one-to-one-cluster-session19.json: 1,250 us/msg in the multi-role topology against one
+    # process's 250 in the same run (batched sends: 0.39 SendMsgBatch + 0.31 PushNotify calls per message)
+    "c_split_ms": 1.0,
     "cg_ms": 12.5,  # measured: G2 at 500 members, g2-group-mariadb-merged3.json (write path)
     "c_sync_ms": 1.0,  # assumed: per member that pulls a group message
     "q1": 0.4,  # measured: statements per 1:1 message under group commit (g1-...-mariadb-final.json)
@@ -55,7 +53,7 @@ def model(users: float, i: dict[str, float] = INPUTS) -> dict[str, float]:
         (i["M_gw_mib"] - i["m_base_mib"]) * 1024 / i["m_conn_kib"],
         i["u"] * i["h"] * 1000 / i["c_hb_ms"],
     )
-    hop = i["hops"] * i["c_hop_ms"]  # the gRPC calls a message costs when roles are split
+    hop = i["c_split_ms"]  # what a message costs more when roles are split (internal calls)
     app_cores = (r1 * (i["c1_ms"] + hop) + rg * (i["cg_ms"] + hop + g * i["c_sync_ms"])) / 1000 / i["u"]
     rows = r1 * i["w1"] + rg * (3 * g + 1)
     commits_sharded_small = r1 * 3 * i["c1_commits"]  # group commit: a batch's owners share a commit
