@@ -13,6 +13,7 @@ from tinyim.modules.relation.domain import (
 )
 from tinyim.modules.relation.ports import (
     GroupFull,
+    LostRace,
     Notices,
     RateLimiter,
     RelationApi,
@@ -28,6 +29,7 @@ __all__ = [
     "Group",
     "GroupFull",
     "GroupRole",
+    "LostRace",
     "Member",
     "Notices",
     "PairState",

@@ -265,11 +265,17 @@ class NoticeOutbox(Protocol):
         ...
 
 
+class LostRace(Exception):
+    """A unit of work was rolled back to let a concurrent one through (a deadlock victim): nothing of it
+    was written, and the command may run it again."""
+
+
 class RelationUnitOfWork(Protocol):
     """One transaction of a use case (cosmicpython's unit of work): the store and the outbox inside it.
 
     `async with units.begin() as uow:` ... `await uow.commit()`; leaving the block without commit (an
-    error, a cancellation, or simply no commit) rolls everything back, notices included."""
+    error, a cancellation, or simply no commit) rolls everything back, notices included; an adapter whose
+    database broke a deadlock by rolling this one back raises LostRace when the block is left."""
 
     @property
     def store(self) -> RelationStore: ...

@@ -6,14 +6,19 @@ Notices port, so clients learn of them by the same push-then-sync path as chat m
 Every command that writes runs in one unit of work: its writes and the notices telling of them (rows of
 the outbox) commit together or not at all. The notices are delivered right after the commit, and by the
 outbox relay when a crash came first; side effects that are not data (the rules caches' change feed, the
-online status hidden) follow the commit.
+online status hidden) follow the commit. A unit of work the database rolled back to break a deadlock
+runs again from its start (`_atomically`); what follows the commit runs once, after the attempt that
+committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from tinyim.kernel import (
     ALREADY_EXISTS,
@@ -49,6 +54,7 @@ from tinyim.modules.relation.domain import (
 from tinyim.modules.relation.outbox_relay import RELAY_EVERY_SECONDS, OutboxRelay
 from tinyim.modules.relation.ports import (
     GroupFull,
+    LostRace,
     Notices,
     RateLimiter,
     RelationChanges,
@@ -63,6 +69,9 @@ log = logging.getLogger(__name__)
 
 MAX_PROFILES = 200
 SEARCH_WINDOW_SECONDS = 60.0
+_UNIT_OF_WORK_TRIES = 5  # a deadlock victim runs again, up to this many tries in all
+
+T = TypeVar("T")
 
 
 class RelationService:
@@ -114,12 +123,14 @@ class RelationService:
             raise ImError(INVALID_ARGUMENT, "you cannot add yourself")
         reason = check_reason(reason)
         await self._require_user(target_id)
-        async with self._units.begin() as uow:
-            friends_now = await self._apply_friend(uow, me, target_id, reason)
-            await uow.commit()
+
+        async def apply(uow: RelationUnitOfWork) -> bool:
+            return await self._apply_friend(uow, me, target_id, reason)
+
+        friends_now, notices = await self._atomically(apply)
         if friends_now:
             await self._pair_changed(me, target_id)
-        await self._deliver(uow)
+        await self._deliver(notices)
         return friends_now
 
     async def _apply_friend(self, uow: RelationUnitOfWork, me: int, target_id: int, reason: str) -> bool:
@@ -152,8 +163,9 @@ class RelationService:
     async def handle_friend(self, caller: Caller, applicant_id: int, agree: bool) -> None:
         me = caller.user_id
         status = RequestStatus.ACCEPTED if agree else RequestStatus.REJECTED
+
         # settled, befriended (on agree) and the applicant's notice written: all three or none
-        async with self._units.begin() as uow:
+        async def settle(uow: RelationUnitOfWork) -> None:
             request = await uow.store.friend_request(applicant_id, me)
             if request is None or request.status != RequestStatus.PENDING:
                 raise ImError(NOT_FOUND, "there is no pending friend request from this user to you")
@@ -163,23 +175,26 @@ class RelationService:
                 await uow.store.make_friends(applicant_id, me)
             event = "friend_accepted" if agree else "friend_rejected"
             await uow.outbox.add(PendingNotice.to_user(me, applicant_id, notice(event, user_id=me)))
-            await uow.commit()
+
+        _, notices = await self._atomically(settle)
         if agree:
             await self._pair_changed(applicant_id, me)
-        await self._deliver(uow)
+        await self._deliver(notices)
 
     async def friends(self, caller: Caller) -> list[UserProfile]:
         return await self._profiles_in_order(await self._store.friend_ids(caller.user_id))
 
     async def delete_friend(self, caller: Caller, friend_id: int) -> None:
-        async with self._units.begin() as uow:
+        async def delete(uow: RelationUnitOfWork) -> bool:
+            """Whether they saw each other's status until now."""
             state = await uow.store.pair_state(caller.user_id, friend_id)
             if state.a_to_b != RelationStatus.NORMAL:
                 raise ImError(NOT_FOUND, "this user is not in your friend list")
-            visible = not state.a_blocks_b and not state.b_blocks_a and state.friends
             # One-way: they still list you, but neither side can send until you add them back.
             await uow.store.set_status(caller.user_id, friend_id, RelationStatus.DELETED)
-            await uow.commit()
+            return not state.a_blocks_b and not state.b_blocks_a and state.friends
+
+        visible, _ = await self._atomically(delete)
         await self._pair_changed(caller.user_id, friend_id)
         if visible:
             await self._hide_status(caller.user_id, friend_id)
@@ -188,12 +203,16 @@ class RelationService:
         if user_id == caller.user_id:
             raise ImError(INVALID_ARGUMENT, "you cannot block yourself")
         await self._require_user(user_id)
-        async with self._units.begin() as uow:
+
+        async def block(uow: RelationUnitOfWork) -> bool:
+            """Whether they saw each other's status until now."""
             state = await uow.store.pair_state(caller.user_id, user_id)
             await uow.store.block(caller.user_id, user_id)
-            await uow.commit()
+            return state.friends and not state.a_blocks_b and not state.b_blocks_a
+
+        visible, _ = await self._atomically(block)
         await self._pair_changed(caller.user_id, user_id)
-        if state.friends and not state.a_blocks_b and not state.b_blocks_a:
+        if visible:
             await self._hide_status(caller.user_id, user_id)
 
     async def unblock(self, caller: Caller, user_id: int) -> None:
@@ -263,7 +282,8 @@ class RelationService:
         missing = set(members) - set(await self._users.get_profiles(members))
         if missing:
             raise ImError(NOT_FOUND, f"no such user(s): {sorted(missing)}")
-        async with self._units.begin() as uow:
+
+        async def create(uow: RelationUnitOfWork) -> int:
             not_friends = set(members) - set(await uow.store.friend_ids(owner))
             if not_friends:
                 raise ImError(
@@ -276,13 +296,16 @@ class RelationService:
             everyone = [owner, *members]
             content = notice("group_created", group_id=group_id, name=name, member_ids=everyone)
             await uow.outbox.add(PendingNotice.to_group(owner, group_id, everyone, content))
-            await uow.commit()
-        await self._deliver(uow)
+            return group_id
+
+        group_id, notices = await self._atomically(create)
+        await self._deliver(notices)
         return group_id
 
     async def join_group(self, caller: Caller, group_id: int) -> None:
         me = caller.user_id
-        async with self._units.begin() as uow:
+
+        async def join(uow: RelationUnitOfWork) -> None:
             group = await self._group(group_id, uow.store)
             if await uow.store.role(group_id, me) is not None:
                 raise ImError(ALREADY_EXISTS, "you are a member of this group already")
@@ -293,12 +316,13 @@ class RelationService:
             await uow.store.put_join_request(group_id, me)
             content = notice("group_join_request", group_id=group_id, user_id=me)
             await uow.outbox.add(PendingNotice.to_user(me, group.owner_id, content))
-            await uow.commit()
-        await self._deliver(uow)
+
+        _, notices = await self._atomically(join)
+        await self._deliver(notices)
 
     async def handle_join(self, caller: Caller, group_id: int, applicant_id: int, agree: bool) -> None:
         # member added, request settled and the group told: all or nothing
-        async with self._units.begin() as uow:
+        async def settle(uow: RelationUnitOfWork) -> None:
             store = uow.store
             group = await self._group(group_id, store)
             if await store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
@@ -309,7 +333,6 @@ class RelationService:
                 if await store.settle_join_request(group_id, applicant_id, RequestStatus.REJECTED):
                     content = notice("group_join_rejected", group_id=group_id, name=group.name)
                     await uow.outbox.add(PendingNotice.to_user(caller.user_id, applicant_id, content))
-                    await uow.commit()
             else:
                 try:
                     await store.add_member(group_id, applicant_id, self._group_limit)
@@ -323,13 +346,14 @@ class RelationService:
                     group_id,
                     notice("member_joined", group_id=group_id, user_id=applicant_id),
                 )
-                await uow.commit()
+
+        _, notices = await self._atomically(settle)
         if agree:
             await self._group_changed(group_id)
-        await self._deliver(uow)
+        await self._deliver(notices)
 
     async def leave_group(self, caller: Caller, group_id: int) -> None:
-        async with self._units.begin() as uow:
+        async def leave(uow: RelationUnitOfWork) -> None:
             role = await uow.store.role(group_id, caller.user_id)
             if role is None:
                 raise ImError(NOT_MEMBER, "you are not a member of this group")
@@ -342,12 +366,14 @@ class RelationService:
                 group_id,
                 notice("member_left", group_id=group_id, user_id=caller.user_id),
             )
-            await uow.commit()
+
+        _, notices = await self._atomically(leave)
         await self._group_changed(group_id)
-        await self._deliver(uow)
+        await self._deliver(notices)
 
     async def remove_member(self, caller: Caller, group_id: int, member_id: int) -> None:
-        async with self._units.begin() as uow:
+        async def remove(uow: RelationUnitOfWork) -> bool:
+            """Whether they were removed now (not by someone else meanwhile)."""
             store = uow.store
             await self._group(group_id, store)
             my_role = await store.role(group_id, caller.user_id)
@@ -359,15 +385,18 @@ class RelationService:
                     PERMISSION_DENIED, "only the owner (or an admin, for members) can remove a member"
                 )
             if not await store.remove_member(group_id, member_id):
-                return
+                return False
             content = notice("removed_from_group", group_id=group_id)
             await uow.outbox.add(PendingNotice.to_user(caller.user_id, member_id, content))
             await self._announce(
                 uow, caller.user_id, group_id, notice("member_removed", group_id=group_id, user_id=member_id)
             )
-            await uow.commit()
-        await self._group_changed(group_id)
-        await self._deliver(uow)
+            return True
+
+        removed, notices = await self._atomically(remove)
+        if removed:
+            await self._group_changed(group_id)
+            await self._deliver(notices)
 
     async def my_groups(self, caller: Caller) -> list[Group]:
         return await self._store.groups_of(caller.user_id)
@@ -411,7 +440,8 @@ class RelationService:
     # ---------- group owner actions ----------
     async def transfer_group(self, caller: Caller, group_id: int, new_owner_id: int) -> None:
         me = caller.user_id
-        async with self._units.begin() as uow:
+
+        async def transfer(uow: RelationUnitOfWork) -> None:
             store = uow.store
             await self._group(group_id, store)
             if await store.role(group_id, me) != GroupRole.OWNER:
@@ -428,11 +458,12 @@ class RelationService:
                 group_id,
                 notice("owner_transferred", group_id=group_id, old_owner_id=me, new_owner_id=new_owner_id),
             )
-            await uow.commit()
-        await self._deliver(uow)
+
+        _, notices = await self._atomically(transfer)
+        await self._deliver(notices)
 
     async def set_group_admin(self, caller: Caller, group_id: int, member_id: int, admin: bool) -> None:
-        async with self._units.begin() as uow:
+        async def appoint(uow: RelationUnitOfWork) -> None:
             store = uow.store
             await self._group(group_id, store)
             if await store.role(group_id, caller.user_id) != GroupRole.OWNER:
@@ -450,8 +481,9 @@ class RelationService:
             await self._announce(
                 uow, caller.user_id, group_id, notice(event, group_id=group_id, user_id=member_id)
             )
-            await uow.commit()
-        await self._deliver(uow)
+
+        _, notices = await self._atomically(appoint)
+        await self._deliver(notices)
 
     async def update_group(
         self, caller: Caller, group_id: int, name: str | None, announcement: str | None
@@ -460,41 +492,45 @@ class RelationService:
             raise ImError(INVALID_ARGUMENT, "give a new name, a new announcement, or both")
         name = None if name is None else check_group_name(name)
         announcement = None if announcement is None else check_announcement(announcement)
-        async with self._units.begin() as uow:
+
+        async def update(uow: RelationUnitOfWork) -> Group:
             store = uow.store
             group = await self._group(group_id, store)
             if await store.role(group_id, caller.user_id) not in (GroupRole.OWNER, GroupRole.ADMIN):
                 raise ImError(PERMISSION_DENIED, "only the group owner or an admin can change the group")
-            name = None if name == group.name else name
-            announcement = None if announcement == group.announcement else announcement
-            if name is None and announcement is None:
+            # what differs from the group as this attempt found it (a rerun compares afresh)
+            new_name = None if name == group.name else name
+            new_announcement = None if announcement == group.announcement else announcement
+            if new_name is None and new_announcement is None:
                 return group
-            await store.update_group(group_id, name, announcement)
-            if name is not None:
+            await store.update_group(group_id, new_name, new_announcement)
+            if new_name is not None:
                 await self._announce(
-                    uow, caller.user_id, group_id, notice("group_renamed", group_id=group_id, name=name)
+                    uow, caller.user_id, group_id, notice("group_renamed", group_id=group_id, name=new_name)
                 )
-            if announcement is not None:
+            if new_announcement is not None:
                 await self._announce(
                     uow,
                     caller.user_id,
                     group_id,
-                    notice("announcement_updated", group_id=group_id, announcement=announcement),
+                    notice("announcement_updated", group_id=group_id, announcement=new_announcement),
                 )
-            changed = await self._group(group_id, store)
-            await uow.commit()
-        await self._deliver(uow)
+            return await self._group(group_id, store)
+
+        changed, notices = await self._atomically(update)
+        await self._deliver(notices)
         return changed
 
     async def dissolve_group(self, caller: Caller, group_id: int) -> None:
-        async with self._units.begin() as uow:
+        async def dissolve(uow: RelationUnitOfWork) -> None:
             group = await self._group(group_id, uow.store)
             if await uow.store.role(group_id, caller.user_id) != GroupRole.OWNER:
                 raise ImError(PERMISSION_DENIED, "only the group owner can dissolve the group")
             await self._dissolve(uow, group, notice("group_dissolved", group_id=group_id, name=group.name))
-            await uow.commit()
+
+        _, notices = await self._atomically(dissolve)
         await self._group_changed(group_id)
-        await self._deliver(uow)
+        await self._deliver(notices)
 
     async def _dissolve(self, uow: RelationUnitOfWork, group: Group, content: str) -> int:
         """Dissolve and tell every former member (in the unit of work); how many members it had."""
@@ -507,24 +543,44 @@ class RelationService:
 
     # ---------- admin API ----------
     async def admin_dissolve_group(self, group_id: int) -> Group:
-        async with self._units.begin() as uow:
+        async def dissolve(uow: RelationUnitOfWork) -> Group:
             group = await self._group(group_id, uow.store)
             # the notice owner actions send, marked as an administrator's doing (still from the owner's seat)
             content = notice("group_dissolved", group_id=group_id, name=group.name, by="admin")
-            count = await self._dissolve(uow, group, content)
-            await uow.commit()
+            return replace(group, member_count=await self._dissolve(uow, group, content))
+
+        dissolved, notices = await self._atomically(dissolve)
         await self._group_changed(group_id)
-        await self._deliver(uow)
-        return replace(group, member_count=count)
+        await self._deliver(notices)
+        return dissolved
 
     async def group_count(self) -> int:
         return await self._store.count_groups()
 
-    # ---------- the notice outbox ----------
-    async def _deliver(self, uow: RelationUnitOfWork) -> None:
+    # ---------- units of work and the notice outbox ----------
+    async def _atomically(
+        self, work: Callable[[RelationUnitOfWork], Awaitable[T]]
+    ) -> tuple[T, list[PendingNotice]]:
+        """`work` in one unit of work, committed when it returns (rolled back when it raises), run again
+        when the unit of work lost a race to a concurrent one; its result, and the notices the attempt
+        that committed wrote (only those: a rolled-back attempt's notices are gone with it)."""
+        for attempt in range(_UNIT_OF_WORK_TRIES):
+            try:
+                async with self._units.begin() as uow:
+                    result = await work(uow)
+                    await uow.commit()
+                return result, list(uow.outbox.added)
+            except LostRace:
+                if attempt == _UNIT_OF_WORK_TRIES - 1:
+                    raise
+                log.info("relation unit of work lost a race; running it again (try %d)", attempt + 2)
+                await asyncio.sleep(0.005 * (2**attempt) * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def _deliver(self, notices: list[PendingNotice]) -> None:
         """Right after a commit: post the notices it wrote (a failure leaves them to the relay)."""
-        if uow.outbox.added:
-            await self._relay.deliver(uow.outbox.added)
+        if notices:
+            await self._relay.deliver(notices)
 
     async def drain_outbox(self) -> int:
         """Deliver every notice still in the outbox now; how many were delivered."""

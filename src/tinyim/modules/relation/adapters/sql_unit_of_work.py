@@ -14,9 +14,10 @@ from typing import Self
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tinyim.infra.db import Database
+from tinyim.infra.db import Database, is_retryable
 from tinyim.modules.relation.adapters.sql import SqlRelationStore, im_relation_outbox
 from tinyim.modules.relation.domain import PendingNotice
+from tinyim.modules.relation.ports import LostRace
 
 
 class SqlNoticeOutbox:
@@ -91,6 +92,10 @@ class SqlRelationUnitOfWork:
         finally:
             self._conn = None
             await self._stack.aclose()  # the connection goes back to the pool (and the writer lock)
+        if exc is not None and is_retryable(exc):
+            # e.g. two users adding each other at once (row locks taken in opposite orders on MariaDB):
+            # the service runs it again
+            raise LostRace(str(exc)) from exc
 
     async def commit(self) -> None:
         if self._conn is None:
