@@ -359,7 +359,9 @@ class RelationService:
                 raise ImError(NOT_MEMBER, "you are not a member of this group")
             if role == GroupRole.OWNER:
                 raise ImError(PERMISSION_DENIED, "the owner cannot leave the group")
-            await uow.store.remove_member(group_id, caller.user_id)
+            if not await uow.store.remove_member(group_id, caller.user_id):
+                # removed (or the group dissolved) since this transaction's first read: nobody is told twice
+                raise ImError(NOT_MEMBER, "you are not a member of this group")
             await self._announce(
                 uow,
                 caller.user_id,
