@@ -21,11 +21,11 @@ import pytest
 
 from tests.contract.conftest import Backend, fresh_id
 from tests.unit.fakes import FakeUsers, RecordingNotifier
-from tinyim.modules.relation import service as relation_service
 from tinyim.bootstrap.bridges import TimelineNotices
 from tinyim.infra.snowflake import Snowflake
 from tinyim.kernel import NOT_MEMBER, Caller, ImError
 from tinyim.modules.relation import LostRace, RelationService, RelationStore, RequestStatus
+from tinyim.modules.relation import service as relation_service
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
 from tinyim.modules.relation.adapters.memory_unit_of_work import InMemoryRelationUnits
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
@@ -300,7 +300,7 @@ async def test_dissolve_killed_between_steps_leaves_the_group_and_no_notice(back
         assert await w.events(friend) == ["group_created", "group_dissolved"]
 
 
-async def test_a_unit_of_work_that_lost_a_race_runs_again_and_its_effects_appear_once(backend: Backend) -> None:
+async def test_a_lost_race_runs_again_and_its_effects_appear_once(backend: Backend) -> None:
     owner, friend, applicant = fresh_id(), fresh_id(), fresh_id()
     async with world(backend, owner, friend, applicant) as w:
         await w.service.apply_friend(caller(friend), owner, "hi")
