@@ -106,6 +106,11 @@ class Privacy:
     hide_from_nickname_search: bool = False
 
 
+class LostRace(Exception):
+    """A unit of work was rolled back to let a concurrent one through (a deadlock victim): nothing of it
+    was written, and the command may run it again."""
+
+
 class AfterCommit:
     """Calls to other processes that a committed change owes (read notices, kicks), run after the
     answer leaves: no acknowledgement waits on a gateway, and a failing or silent gateway fails nothing.

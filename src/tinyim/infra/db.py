@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.dialects import mysql, sqlite
@@ -21,6 +22,7 @@ from sqlalchemy.sql.schema import Table
 
 from tinyim.infra import metrics
 from tinyim.infra.extras import ASYNCMY, require
+from tinyim.kernel import LostRace
 
 T = TypeVar("T")
 
@@ -354,3 +356,46 @@ async def retry_deadlocks(attempt: Callable[[], Awaitable[T]], tries: int = 5) -
                 raise
             await asyncio.sleep(0.005 * (2**n) * (1 + random.random()))
     raise AssertionError("unreachable")
+
+
+class SqlUnitOfWork:
+    """One write transaction on one pooled connection, for a module's unit of work: a subclass binds its
+    stores to the connection in `_bind`. Leaving without `commit` rolls back; a transaction the database
+    rolled back to break a deadlock leaves as `LostRace`, so the command can run it again."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._stack = contextlib.AsyncExitStack()
+        self._conn: AsyncConnection | None = None
+        self._committed = False
+
+    def _bind(self, conn: AsyncConnection) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        conn = await self._stack.enter_async_context(self._db.write())
+        self._conn = conn
+        self._bind(conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.rollback()  # nothing left to roll back after a commit
+        finally:
+            self._conn = None
+            await self._stack.aclose()  # the connection goes back to the pool (and the writer lock)
+        if exc is not None and is_retryable(exc):
+            raise LostRace(str(exc)) from exc
+
+    async def commit(self) -> None:
+        if self._conn is None or self._committed:
+            raise RuntimeError("this unit of work is over")
+        self._committed = True
+        if self._conn.in_transaction():  # a command that wrote nothing has nothing to commit
+            await self._conn.commit()
+
+    async def rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.rollback()

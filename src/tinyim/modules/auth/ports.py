@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Protocol, Self
 
+from tinyim.kernel import LostRace as LostRace  # one type for every module's units of work
 from tinyim.kernel import Privacy, UserProfile
 from tinyim.modules.auth.domain import (
     Account,
@@ -174,11 +175,6 @@ class RefreshTokenStore(Protocol):
     async def revoke_family(self, family_id: str) -> None: ...
     async def revoke_device(self, user_id: int, device_id: str) -> None: ...
     async def revoke_user(self, user_id: int) -> None: ...
-
-
-class LostRace(Exception):
-    """A unit of work was rolled back to let a concurrent one through (a deadlock victim): nothing of it
-    was written, and the command may run it again."""
 
 
 class AuthUnitOfWork(Protocol):

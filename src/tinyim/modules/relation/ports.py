@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from tinyim.kernel import Caller, Privacy, UserProfile
+from tinyim.kernel import LostRace as LostRace  # one type for every module's units of work
 from tinyim.modules.relation.domain import (
     FriendRequest,
     Group,
@@ -263,11 +264,6 @@ class NoticeOutbox(Protocol):
     async def remove(self, key: str) -> None:
         """The notice was delivered: it leaves the outbox (nothing happens when it left already)."""
         ...
-
-
-class LostRace(Exception):
-    """A unit of work was rolled back to let a concurrent one through (a deadlock victim): nothing of it
-    was written, and the command may run it again."""
 
 
 class RelationUnitOfWork(Protocol):

@@ -6,18 +6,14 @@ process's writer lock): the store and the outbox it hands out run every statemen
 
 from __future__ import annotations
 
-import contextlib
 import json
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tinyim.infra.db import Database, is_retryable
+from tinyim.infra.db import Database, SqlUnitOfWork
 from tinyim.modules.relation.adapters.sql import SqlRelationStore, im_relation_outbox
 from tinyim.modules.relation.domain import PendingNotice
-from tinyim.modules.relation.ports import LostRace
 
 
 class SqlNoticeOutbox:
@@ -68,43 +64,16 @@ class SqlRelationUnits:
         return SqlRelationUnitOfWork(self._db)
 
 
-class SqlRelationUnitOfWork:
+class SqlRelationUnitOfWork(SqlUnitOfWork):
+    """The relation store and the notice outbox on one transaction (a deadlock victim, e.g. a dissolve
+    racing leaves, leaves as LostRace: the service runs the command again)."""
+
     store: SqlRelationStore
     outbox: SqlOutboxWriter
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._stack = contextlib.AsyncExitStack()
-        self._conn: AsyncConnection | None = None
-
-    async def __aenter__(self) -> Self:
-        conn = await self._stack.enter_async_context(self._db.write())
-        self._conn = conn
+    def _bind(self, conn: AsyncConnection) -> None:
         self.store = SqlRelationStore(self._db, conn)
         self.outbox = SqlOutboxWriter(conn)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            await self.rollback()  # nothing left to roll back after a commit
-        finally:
-            self._conn = None
-            await self._stack.aclose()  # the connection goes back to the pool (and the writer lock)
-        if exc is not None and is_retryable(exc):
-            # e.g. two users adding each other at once (row locks taken in opposite orders on MariaDB):
-            # the service runs it again
-            raise LostRace(str(exc)) from exc
-
-    async def commit(self) -> None:
-        if self._conn is None:
-            raise RuntimeError("this unit of work is over")
-        await self._conn.commit()
-
-    async def rollback(self) -> None:
-        if self._conn is not None and self._conn.in_transaction():
-            await self._conn.rollback()
 
 
 def _notice(row: object) -> PendingNotice:
