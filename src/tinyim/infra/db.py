@@ -236,12 +236,19 @@ def _new_engine(url: str, pool_size: int, hot: bool = False, autocommit: bool = 
             pool_reset_on_return=None,
         )
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600, pool_pre_ping=not hot
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=3600,
+        pool_pre_ping=not hot,
+        # the hot writer is only used through begin(), which commits or rolls back itself: the pool's
+        # ROLLBACK on return would be one more round trip per batch for nothing
+        pool_reset_on_return=None if hot else "rollback",
     )
 
 
 async def fetch_rows(
-    conn: AsyncConnection, statement: Any, driver_sql: str, params: Sequence[Any]
+    conn: AsyncConnection, statement: Any, driver_sql: str, params: Sequence[Any] | None
 ) -> list[Sequence[Any]]:
     """All rows of one hot-path query. On MySQL/MariaDB `driver_sql` (fixed text, %s placeholders) runs on
     the asyncmy connection directly: about a third of the CPU of SQLAlchemy's cached Core execution per
@@ -252,7 +259,7 @@ async def fetch_rows(
     metrics.DB_STATEMENTS.inc()  # not seen by the engine's statement counter
     try:
         async with raw.driver_connection.cursor() as cur:  # type: ignore[union-attr]
-            await cur.execute(driver_sql, tuple(params))
+            await cur.execute(driver_sql, None if params is None else tuple(params))
             return list(await cur.fetchall() or ())
     except Exception as exc:
         # SQLAlchemy's own translation: a dropped connection is invalidated and marked for a retry
@@ -269,7 +276,7 @@ class MultiRow:
         self._statement = statement  # dialect name -> the statement
         self._columns = tuple(columns)
         self._returning = returning  # e.g. " RETURNING user_id, max_seq" (MariaDB)
-        self._parts: tuple[str, str, str] | None = None
+        self._parts: tuple[str, str] | None = None
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
         """Insert `rows` in one statement; the rows RETURNING gives (driver path only)."""
@@ -278,22 +285,53 @@ class MultiRow:
         if conn.dialect.name not in ("mysql", "mariadb"):
             await conn.execute(self._statement(conn.dialect.name), list(rows))
             return []
-        prefix, row, suffix = self._sql(conn)
-        sql = prefix + ", ".join([row] * len(rows)) + suffix + self._returning
-        params = [r[c] for r in rows for c in self._columns]
-        return await fetch_rows(conn, None, sql, params)
+        prefix, suffix = self._sql(conn)
+        raw = await conn.get_raw_connection()
+        values = literal_rows(rows, self._columns, raw.driver_connection.escape)  # type: ignore[union-attr]
+        return await fetch_rows(conn, None, prefix + values + suffix + self._returning, None)
 
-    def _sql(self, conn: AsyncConnection) -> tuple[str, str, str]:
+    def _sql(self, conn: AsyncConnection) -> tuple[str, str]:
         if self._parts is None:
             statement = self._statement(conn.dialect.name)
             text_ = str(statement.compile(dialect=conn.dialect, column_keys=list(self._columns)))
             start = text_.index(" VALUES (") + len(" VALUES ")
             end = text_.index(")", start) + 1  # placeholders hold no parenthesis
-            self._parts = (text_[:start], text_[start:end], text_[end:])
+            prefix, suffix = text_[:start], text_[end:]
+            # the text is sent as it is, never %-formatted: a literal % would have been doubled
+            assert "%" not in prefix + suffix, "MultiRow: the statement must hold no % outside VALUES"
+            self._parts = (prefix, suffix)
         return self._parts
 
 
-async def _translated(conn: AsyncConnection, exc: Exception, sql: str, params: Sequence[Any]) -> Exception:
+def literal_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], escape: Callable[[Any], str]
+) -> str:
+    """`(v, …), (v, …)` of a multi-row VALUES clause. Integers are written as they are (`int.__repr__`
+    only ever writes digits and a sign); anything else goes through the driver's escaping, as with bound
+    parameters, once per distinct object (a group message's preview is one string in 500 rows). Measured
+    on 500 rows of 6 integers: ~0.4 ms against ~1.8 ms for asyncmy's per-parameter escaping."""
+    escaped: dict[int, str] = {}
+    out = []
+    for r in rows:
+        fields = []
+        for c in columns:
+            v = r[c]
+            if type(v) is int:
+                fields.append(int.__repr__(v))
+            elif v is None:
+                fields.append("NULL")
+            else:
+                lit = escaped.get(id(v))
+                if lit is None:
+                    lit = escaped[id(v)] = escape(v)
+                fields.append(lit)
+        out.append("(" + ",".join(fields) + ")")
+    return ", ".join(out)
+
+
+async def _translated(
+    conn: AsyncConnection, exc: Exception, sql: str, params: Sequence[Any] | None
+) -> Exception:
     """The error SQLAlchemy would have raised; a dropped connection is invalidated (never pooled again)
     and marked so that `retry_deadlocks` / `hot_read` try again on a fresh one."""
     dialect = conn.dialect

@@ -23,7 +23,7 @@ from tinyim.infra.db import Database
 from tinyim.modules.timeline import MessageBody
 from tinyim.modules.timeline.adapters.group_commit import PendingAppend
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore, im_message_body, im_message_index
-from tinyim.modules.timeline.domain import Appended, group_slots
+from tinyim.modules.timeline.domain import Appended, Conversation, ConvType, group_slots, preview_of
 
 KINDS = ["sqlite", "mariadb"]
 
@@ -247,3 +247,38 @@ async def test_the_lean_path_reconnects_when_the_server_dropped_its_connections(
         await store.append(body(a, "after"), slots(a, b))
         assert [m.content for m in (await store.read(b, 0, 10))[0]] == ["before", "after"]
         assert await store.max_seq(b) == 2
+
+
+AWKWARD = [
+    'it\'s a "quote"',
+    "back\\slash \\' \\\\",
+    "%s %(name)s %% 100%",
+    "NUL\x00byte and \n newline \r\t tab",
+    "日本語 😀 ünïcödé",
+    "'); DROP TABLE im_message_body; --",
+    "",
+]
+
+
+async def test_batched_rows_keep_awkward_content_exactly(backend: Backend) -> None:
+    """The batch writer renders multi-row VALUES itself on MariaDB: quotes, backslashes, percent signs,
+    NUL, emoji and SQL in a message come back byte for byte, in the body and in every conversation
+    preview of a group message (one string shared by all its rows)."""
+    sender, receiver = fresh_id(), fresh_id()
+    members = [fresh_id() for _ in range(3)]
+    group_id = fresh_id()
+    async with database(backend) as db:
+        store = SqlTimelineStore(db)
+        await asyncio.gather(*(store.append(body(sender, t), slots(sender, receiver)) for t in AWKWARD))
+        for t in AWKWARD:
+            await store.append(
+                MessageBody(fresh_id(), sender, group_id, 0, t),
+                group_slots(sender, group_id, [sender, *members]),
+            )
+            for member in members:
+                view = await store.conversation(member, Conversation(ConvType.GROUP, group_id))
+                assert view is not None and view.preview == preview_of(t)
+        page, _ = await store.read(receiver, 0, 100)
+        assert sorted(m.content for m in page) == sorted(AWKWARD)
+        page, _ = await store.read(members[0], 0, 100)
+        assert [m.content for m in page] == AWKWARD
