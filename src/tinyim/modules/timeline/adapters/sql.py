@@ -464,7 +464,7 @@ class SqlTimelineStore:
         seq bump, index rows, conversation rows — each one multi-row statement."""
         owners_of = [{s.owner_id for s in p.slots} for p in batch]
         counts = Counter(owner for owners in owners_of for owner in owners)
-        async with self._db.hot_write() as conn:
+        async with asyncio.timeout(self._seqs.txn_timeout), self._db.hot_write() as conn:
             await _BODY_ROWS.execute(conn, [_body_row(p.body) for p in batch])
             top = await self._seqs.take_many(conn, counts)
             seqs: list[dict[int, int]] = []
