@@ -25,6 +25,9 @@ AFTER_COMMIT_FAILED = Counter(
 PUSHES = Counter("tinyim_push_notifies_total", "MsgPushNotify frames queued to connections")
 DB_STATEMENTS = Counter("tinyim_db_statements_total", "SQL statements sent (an executemany counts once)")
 DB_COMMITS = Counter("tinyim_db_commits_total", "Transactions committed")
+REDIS_ROUND_TRIPS = Counter(
+    "tinyim_redis_round_trips_total", "Requests sent to Redis (a pipeline or a script call counts once)"
+)
 TIMELINE_BATCH_MESSAGES = Histogram(
     "tinyim_timeline_batch_messages",
     "Messages written per group-commit transaction",

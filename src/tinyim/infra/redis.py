@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tinyim.infra import metrics
 from tinyim.infra.extras import REDIS, require
 
 if TYPE_CHECKING:
@@ -62,10 +63,38 @@ class Keys:
 
 async def redis_client(url: str) -> AsyncIterator[Redis]:
     require(REDIS, "IM_REDIS_URL")
-    from redis.asyncio import Redis
+    from redis.asyncio import ConnectionPool, Redis
+    from redis.asyncio.connection import Connection, parse_url
 
-    client = Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=5)
+    options = parse_url(url)
+    options["connection_class"] = counted(options.get("connection_class", Connection))
+    pool = ConnectionPool(decode_responses=True, health_check_interval=30, socket_timeout=5, **options)
+    client = Redis.from_pool(pool)
     try:
         yield client
     finally:
         await client.aclose()
+
+
+_COUNTED: dict[type, type] = {}
+
+
+def counted(connection_class: type) -> type:
+    """The connection class, counting what it sends in `tinyim_redis_round_trips_total`: one per
+    command, or per pipeline or script call however many commands it carries (each is one write
+    followed by reading the replies)."""
+    sub = _COUNTED.get(connection_class)
+    if sub is None:
+        send = connection_class.send_packed_command  # type: ignore[attr-defined]
+
+        async def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
+            metrics.REDIS_ROUND_TRIPS.inc()
+            await send(self, command, check_health)
+
+        sub = type(
+            f"Counted{connection_class.__name__}",
+            (connection_class,),
+            {"send_packed_command": send_packed_command},
+        )
+        _COUNTED[connection_class] = sub
+    return sub
