@@ -80,6 +80,11 @@ def main() -> None:
     )
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
+    parser.add_argument(
+        "--g2-profile",
+        action="store_true",
+        help="g2: py-spy profile of the server's write path (200 messages)",
+    )
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
     parser.add_argument("--hold", type=int, default=15_000, help="w1: connections one gateway must hold")
     parser.add_argument(
@@ -125,10 +130,12 @@ def main() -> None:
                     k: g1[k]
                     for k in ("sql_statements_per_msg", "sql_commits_per_msg", "msgs_per_s", "ratio_to_raw")
                 } | {"server_cpu_ms_per_msg": round(g1["server_cpu_us_per_msg"] / 1000, 3)}
-            if "g2" in scenarios and not backend.endswith("+redis"):
+            if "g2" in scenarios:
                 g2 = survive(
                     f"g2-group-{backend}",
-                    functools.partial(run_g2, backend, args.group_size, conversations=on),
+                    functools.partial(
+                        run_g2, backend, args.group_size, conversations=on, profile=args.g2_profile
+                    ),
                 )
                 if g2 is None:
                     continue

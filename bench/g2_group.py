@@ -25,9 +25,10 @@ from typing import Any
 
 import httpx
 
-from bench.common import ms, percentile, process_cpu_seconds, write_result
-from bench.g1_one_to_one import _migrated_sqlite, database
+from bench.common import ms, percentile, process_cpu_seconds, result_path, write_result
+from bench.g1_one_to_one import _migrated_sqlite, database, server_env
 from bench.measure import cpu_of, pids_named
+from bench.profile import start_recording, stop_recording, summarise_speedscope
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
 from bench.seed import Account, seed_accounts, session_body
 from tests.support.server import ServerProcess
@@ -47,10 +48,25 @@ async def _metric(base_url: str, name: str) -> float:
     return 0.0
 
 
-async def _round_trips(base_url: str) -> tuple[float, float]:
-    return await _metric(base_url, "tinyim_db_statements_total"), await _metric(
-        base_url, "tinyim_db_commits_total"
+async def _round_trips(base_url: str) -> tuple[float, float, float]:
+    """SQL statements, commits and Redis round trips so far (the server's own counters)."""
+    return (
+        await _metric(base_url, "tinyim_db_statements_total"),
+        await _metric(base_url, "tinyim_db_commits_total"),
+        await _metric(base_url, "tinyim_redis_round_trips_total"),
     )
+
+
+async def _quiet(base_url: str, timeout: float = 15.0) -> None:
+    """Wait until the server's SQL and Redis counters stop moving (for at most `timeout`)."""
+    last = await _round_trips(base_url)
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0.5)
+        now = await _round_trips(base_url)
+        if now == last:
+            return
+        last = now
 
 
 async def _in_batches(coros: list[Any], size: int = 25) -> list[Any]:
@@ -58,6 +74,15 @@ async def _in_batches(coros: list[Any], size: int = 25) -> list[Any]:
     for i in range(0, len(coros), size):
         out += await asyncio.gather(*coros[i : i + size])
     return out
+
+
+async def _saw_group(client: Client, group_id: int, timeout: float = 60.0) -> None:
+    """Wait until the client got a message of the group (its group_created notice); it may have come
+    before create_group answered the owner, so a seq counted from after the answer would never come."""
+    async with asyncio.timeout(timeout):
+        seen = any(m.group_id == group_id for m in client.take_delivered())
+        while not seen:
+            seen = (await client.next_message(timeout)).group_id == group_id
 
 
 async def _caught_up(clients: list[Client], targets: list[int], timeout: float = 120.0) -> None:
@@ -92,6 +117,7 @@ async def run(
     senders: int,
     per_sender: int,
     pid: int = 0,
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     size = len(accounts)
     ids = [a.user_id for a in accounts]
@@ -121,7 +147,7 @@ async def run(
     for member_id in ids[1:]:
         await owner.handle_friend(member_id)
     group_id = await owner.create_group("bench group", ids[1:])
-    await _in_batches([c.wait_for_seq(c.local_max_seq + 1, timeout=60) for c in members])  # group_created
+    await _in_batches([_saw_group(c, group_id) for c in members])  # group_created, however fast it came
     await asyncio.sleep(0.5)
 
     # latency: one sender, one message at a time
@@ -142,7 +168,7 @@ async def run(
         all_notified.append(latest - t0)
 
     # throughput and round trips with everyone online
-    statements0, commits0 = await _round_trips(base_url)
+    statements0, commits0, redis0 = await _round_trips(base_url)
     total = senders * per_sender
 
     async def burst(c: Client) -> None:
@@ -158,21 +184,35 @@ async def run(
     delivered_elapsed = time.perf_counter() - began
     burst_server_cpu = (cpu_of([pid]) - server0) if pid else 0.0
     burst_store_cpu, burst_client_cpu = cpu_of(stores) - store0, time.process_time() - client0
-    statements1, commits1 = await _round_trips(base_url)
+    statements1, commits1, redis1 = await _round_trips(base_url)
 
-    # the write path alone: members offline
+    # the write path alone: members offline but the senders
+    burst_senders = clients[1 : senders + 1]
     for c in members:
-        await c.close()
-    quiet = 20
-    statements2, commits2 = await _round_trips(base_url)
+        if c not in burst_senders:
+            await c.close()
+    await _quiet(base_url)  # their going offline (presence, status notices) is not the write path
+    quiet = 200 if profile_to else 20  # a profile needs samples
+    statements2, commits2, redis2 = await _round_trips(base_url)
+    recording = start_recording(pid, profile_to) if pid and profile_to else None
     cpu0 = process_cpu_seconds(pid) if pid else 0.0
     quiet_began = time.perf_counter()
     for k in range(quiet):
         await owner.send_group(group_id, f"quiet {k}")
     quiet_elapsed = time.perf_counter() - quiet_began
     cpu = (process_cpu_seconds(pid) - cpu0) if pid else 0.0
-    statements3, commits3 = await _round_trips(base_url)
-    await owner.close()
+    if recording is not None:
+        stop_recording(recording)
+    statements3, commits3, redis3 = await _round_trips(base_url)
+    # the same burst as above (same senders, same messages), the other members offline: the write
+    # throughput that the raw multi-row insert (same concurrency) is the ceiling of
+    cpu0 = process_cpu_seconds(pid) if pid else 0.0
+    began = time.perf_counter()
+    await asyncio.gather(*(burst(c) for c in burst_senders))
+    offline_elapsed = time.perf_counter() - began
+    offline_cpu = (process_cpu_seconds(pid) - cpu0) if pid else 0.0
+    for c in (owner, *burst_senders):
+        await c.close()
     return {
         # the burst, every member online: CPU per group message delivered to all members
         "server_cpu_us_per_msg": round(burst_server_cpu * 1e6 / total, 1),
@@ -182,15 +222,22 @@ async def run(
         # one sender, members offline: the write path alone (ack waited for each message)
         "write_path_msgs_per_s": round(quiet / quiet_elapsed, 1),
         "write_path_server_cpu_ms_per_msg": round(cpu * 1000 / quiet, 3),
+        # several senders, members offline: the write throughput
+        "offline_group_msgs_per_s": round(total / offline_elapsed, 1),
+        "offline_index_rows_per_s": round(total * size / offline_elapsed, 1),
+        "offline_server_cpu_ms_per_msg": round(offline_cpu * 1000 / total, 3),
         "group_size": size,
+        # several senders, every member online (send acks; deliveries go on after the last ack)
         "group_msgs_per_s": round(total / elapsed, 1),
         "index_rows_per_s": round(total * size / elapsed, 1),
         "all_notified_p50_ms": ms(percentile(all_notified, 50)),
         "all_notified_p99_ms": ms(percentile(all_notified, 99)),
         "write_path_statements_per_msg": round((statements3 - statements2) / quiet, 2),
         "write_path_commits_per_msg": round((commits3 - commits2) / quiet, 2),
+        "write_path_redis_round_trips_per_msg": round((redis3 - redis2) / quiet, 2),
         "online_statements_per_msg": round((statements1 - statements0) / total, 1),
         "online_commits_per_msg": round((commits1 - commits0) / total, 1),
+        "online_redis_round_trips_per_msg": round((redis1 - redis0) / total, 1),
         "latency_messages": latency_messages,
         "throughput_messages": total,
         "concurrent_senders": senders,
@@ -205,41 +252,61 @@ def group_rows(size: int) -> Callable[[int, int], list[IndexRow]]:
 
 
 async def measure(
-    backend: str, url: str, workdir: Path, size: int, conversations: bool = True
+    backend: str, url: str, workdir: Path, size: int, conversations: bool = True, profile: bool = False
 ) -> tuple[dict[str, Any], float]:
     secret = secrets.token_urlsafe(32)
     accounts = await seed_accounts(
         url or await asyncio.to_thread(_migrated_sqlite, workdir / "server"), secret, size
     )
-    env = {"IM_DATABASE_URL": url} if url else {}
+    # mariadb+redis: seqs (INCR), presence and sessions in Redis, as in g1
+    env = server_env(backend, url, conversations)
     env["IM_JWT_SECRET"] = secret
-    if not conversations:  # messages do not maintain the conversation list (to measure what it costs)
-        env["IM_CONVERSATION_LIST"] = "false"
     # The owner approves 499 friend requests back to back: lift the per-connection rate limit for it.
     env |= {"IM_RATE_PER_SECOND": str(RATE), "IM_RATE_BURST": str(RATE), "IM_METRICS_TOKEN": METRICS_TOKEN}
     server = ServerProcess(workdir / "server", env=env).start()
     try:
         assert server.proc is not None
+        profile_to = result_path(f"profile-g2-write-path-{backend}", ".speedscope.json") if profile else None
         e2e = await run(
-            server.base_url, accounts, latency_messages=30, senders=4, per_sender=25, pid=server.proc.pid
+            server.base_url,
+            accounts,
+            latency_messages=30,
+            senders=4,
+            per_sender=25,
+            pid=server.proc.pid,
+            profile_to=profile_to,
         )
+        if profile_to is not None and profile_to.exists():
+            text, _ = summarise_speedscope(profile_to)
+            result_path(f"profile-g2-write-path-{backend}", ".txt").write_text(text)
     except BaseException:
         print(f"server log (tail):\n{server.log()}")
         raise
     finally:
         server.stop()
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         return e2e, await raw_sqlite(workdir / "server" / "tinyim.sqlite3", 4, 25, GROUP_ID, group_rows(size))
-    return e2e, await raw_mariadb(url, 4, 25, GROUP_ID, group_rows(size))
+    plain = await raw_mariadb(url, 4, 25, GROUP_ID, group_rows(size))
+    # the same statements as the server's write path: seq rows (locked row allocator), index rows and the
+    # conversation list's rows, straight through the driver
+    full = await raw_mariadb(
+        url, 4, 25, GROUP_ID, group_rows(size), seqs=not backend.endswith("+redis"), conversations=conversations
+    )
+    e2e["raw_same_statements_txn_per_s"] = round(full, 1)
+    e2e["offline_ratio_to_raw_same_statements"] = round(e2e["offline_group_msgs_per_s"] / full, 3)
+    return e2e, plain
 
 
-def run_g2(backend: str, size: int = 500, conversations: bool = True) -> dict[str, Any]:
-    """conversations=False: the same without maintaining the conversation list (its cost, by difference)."""
+def run_g2(
+    backend: str, size: int = 500, conversations: bool = True, profile: bool = False
+) -> dict[str, Any]:
+    """conversations=False: the same without maintaining the conversation list (its cost, by difference);
+    profile: a py-spy profile of the server over 200 write-path messages (profile-g2-write-path-*)."""
     workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-g2-"))
     suffix = "" if conversations else "-no-conversation-list"
     try:
         with database(backend, workdir) as url:
-            e2e, raw = asyncio.run(measure(backend, url, workdir, size, conversations))
+            e2e, raw = asyncio.run(measure(backend, url, workdir, size, conversations, profile))
         write_result(
             f"g2-group-{backend}{suffix}",
             {
@@ -250,6 +317,7 @@ def run_g2(backend: str, size: int = 500, conversations: bool = True) -> dict[st
                 "raw_txn_per_s": round(raw, 1),
                 "raw_rows_per_s": round(raw * (size + 1), 1),
                 "ratio_rows_to_raw": round(e2e["index_rows_per_s"] / (raw * size), 3),
+                "offline_ratio_rows_to_raw": round(e2e["offline_index_rows_per_s"] / (raw * size), 3),
                 "target_ratio": 0.5,
             },
         )

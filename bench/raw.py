@@ -62,9 +62,29 @@ BUMP_SEQS = "UPDATE im_user_seq SET max_seq = max_seq + 1 WHERE user_id IN ({own
 SEQ_OWNER_BASE = 10**12  # owners of the seq rows the baseline locks: never a real user of the run
 
 
+def _conversation_upsert_sql() -> str:
+    """The server's own conversation upsert (timeline SQL adapter), as the driver gets it."""
+    from sqlalchemy.dialects import mysql
+
+    from tinyim.modules.timeline.adapters.sql import conversation_upsert
+
+    columns = ["owner_id", "conv_type", "other_id", "last_seq", "last_msg_id", "last_sender_id"]
+    columns += ["last_msg_type", "preview", "unread"]
+    dialect = mysql.dialect(paramstyle="format")
+    return str(conversation_upsert("mysql").compile(dialect=dialect, column_keys=columns))
+
+
 async def raw_mariadb(
-    url: str, concurrency: int, per_writer: int, group_id: int, index_rows: IndexRows, seqs: bool = False
+    url: str,
+    concurrency: int,
+    per_writer: int,
+    group_id: int,
+    index_rows: IndexRows,
+    seqs: bool = False,
+    conversations: bool = False,
 ) -> float:
+    """conversations: also upsert each owner's conversation row, with the server's statement (the
+    conversation list's cost, which the plain baseline leaves out)."""
     import asyncmy
     from sqlalchemy.engine import make_url
 
@@ -80,6 +100,7 @@ async def raw_mariadb(
         autocommit=False,
     )
     next_id = _ids()
+    upsert = _conversation_upsert_sql() if conversations else ""
     if seqs:  # the counter rows exist before the clock starts (a user's first message creates it)
         owners = {SEQ_OWNER_BASE + r[0] for w in range(concurrency) for r in index_rows(w, 0)}
         async with pool.acquire() as conn, conn.cursor() as cur:
@@ -101,6 +122,11 @@ async def raw_mariadb(
                     await cur.execute(BODY.format(p="%s"), (msg_id, w, group_id, "message"))
                     # asyncmy rewrites executemany of an INSERT … VALUES into one multi-row INSERT
                     await cur.executemany(INDEX.format(p="%s"), index_rows(w, msg_id))
+                    if conversations:  # rows in ascending owner order, as the server writes them
+                        rows = sorted(index_rows(w, msg_id))
+                        await cur.executemany(
+                            upsert, [(r[0], r[5], r[1], r[3], msg_id, w, 0, "message", 1) for r in rows]
+                        )
                 await conn.commit()
 
     try:
