@@ -289,8 +289,9 @@ async def measure(
     plain = await raw_mariadb(url, 4, 25, GROUP_ID, group_rows(size))
     # the same statements as the server's write path: seq rows (locked row allocator), index rows and the
     # conversation list's rows, straight through the driver
+    locked_seqs = not backend.endswith("+redis")
     full = await raw_mariadb(
-        url, 4, 25, GROUP_ID, group_rows(size), seqs=not backend.endswith("+redis"), conversations=conversations
+        url, 4, 25, GROUP_ID, group_rows(size), seqs=locked_seqs, conversations=conversations
     )
     e2e["raw_same_statements_txn_per_s"] = round(full, 1)
     e2e["offline_ratio_to_raw_same_statements"] = round(e2e["offline_group_msgs_per_s"] / full, 3)
