@@ -57,16 +57,20 @@ async def _round_trips(base_url: str) -> tuple[float, float, float]:
     )
 
 
-async def _quiet(base_url: str, timeout: float = 15.0) -> None:
-    """Wait until the server's SQL and Redis counters stop moving (for at most `timeout`)."""
+async def _quiet(base_url: str, timeout: float = 15.0) -> float:
+    """Wait until the server's SQL counters stop moving (for at most `timeout`); then the Redis round
+    trips per second of the idle server (registry renewals, presence sweeps), measured over 2 s."""
     last = await _round_trips(base_url)
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         await asyncio.sleep(0.5)
         now = await _round_trips(base_url)
-        if now == last:
-            return
+        if now[:2] == last[:2]:
+            break
         last = now
+    began, before = time.perf_counter(), (await _round_trips(base_url))[2]
+    await asyncio.sleep(2.0)
+    return ((await _round_trips(base_url))[2] - before) / (time.perf_counter() - began)
 
 
 async def _in_batches(coros: list[Any], size: int = 25) -> list[Any]:
@@ -191,7 +195,8 @@ async def run(
     for c in members:
         if c not in burst_senders:
             await c.close()
-    await _quiet(base_url)  # their going offline (presence, status notices) is not the write path
+    # their going offline (presence, status notices) is not the write path; nor what the idle server does
+    idle_redis_per_s = await _quiet(base_url)
     quiet = 200 if profile_to else 20  # a profile needs samples
     statements2, commits2, redis2 = await _round_trips(base_url)
     recording = start_recording(pid, profile_to) if pid and profile_to else None
@@ -235,6 +240,11 @@ async def run(
         "write_path_statements_per_msg": round((statements3 - statements2) / quiet, 2),
         "write_path_commits_per_msg": round((commits3 - commits2) / quiet, 2),
         "write_path_redis_round_trips_per_msg": round((redis3 - redis2) / quiet, 2),
+        # the same less what the idle server sends in as long (idle_redis_round_trips_per_s)
+        "write_path_redis_round_trips_per_msg_net": round(
+            (redis3 - redis2 - idle_redis_per_s * quiet_elapsed) / quiet, 2
+        ),
+        "idle_redis_round_trips_per_s": round(idle_redis_per_s, 2),
         "online_statements_per_msg": round((statements1 - statements0) / total, 1),
         "online_commits_per_msg": round((commits1 - commits0) / total, 1),
         "online_redis_round_trips_per_msg": round((redis1 - redis0) / total, 1),
