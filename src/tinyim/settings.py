@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # batches still form at 6 (a call takes everything queued before its task first runs).
     msg_send_calls_in_flight: int = Field(default=6, ge=1, le=64)
     msg_send_batch_max: int = Field(default=64, ge=1, le=1024)
+    # The hot internal paths on long-lived gRPC streams (no per-call set-up): a gateway's send batches
+    # on one SendMsgStream per msg node, message signals on one PushStream per gateway. False: one
+    # SendMsgBatch / PushNotify call each, as before.
+    internal_streams: bool = True
     jwt_secret: str = ""  # empty = a random secret kept in data_dir
     token_ttl_seconds: int = Field(default=3600, ge=60)
     worker_id: int = Field(default=0, ge=0, le=1023)  # Snowflake worker id, unique per msg process

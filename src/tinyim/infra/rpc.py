@@ -80,7 +80,7 @@ def _im_error(exc: grpc.aio.AioRpcError) -> ImError | None:
     return None
 
 
-def _not_connected(exc: grpc.aio.AioRpcError) -> bool:
+def not_connected(exc: grpc.aio.AioRpcError) -> bool:
     """The request never reached the node (so any call may safely go to another one)."""
     details = (exc.details() or "").lower()
     return exc.code() == grpc.StatusCode.UNAVAILABLE and (
@@ -236,17 +236,22 @@ class RoleChannels(Generic[Stub]):
         self._turn = itertools.count()
         self._stubs: dict[str, Stub] = {}  # target -> stub over that target's one channel
 
-    def _stub(self, node: Node) -> Stub:
+    def stub(self, node: Node) -> Stub:
         stub = self._stubs.get(node.grpc_target)
         if stub is None:
             stub = self._stubs[node.grpc_target] = self._stub_type(self._channels.get(node.grpc_target))
         return stub
 
-    async def _pick(self, tried: set[str]) -> Node:
+    async def pick(self, tried: set[str]) -> Node:
+        """A live node of the role not in `tried` (round robin); UNAVAILABLE when none is left."""
         nodes = [n for n in await self._directory.nodes(self.role) if n.node_id not in tried]
         if not nodes:
             raise ImError(UNAVAILABLE, f"no {self.role} service is available; try again shortly")
         return nodes[next(self._turn) % len(nodes)]
+
+    def suspect(self, node: Node) -> None:
+        """The node failed a call: the directory sets it aside for a while."""
+        self._directory.suspect(node)
 
     @property
     def deadline_seconds(self) -> float:
@@ -264,9 +269,9 @@ class RoleChannels(Generic[Stub]):
         renewed: set[str] = set()  # targets whose channel was renewed after reaching the wrong server
         timeout = deadline_seconds or self._deadline
         while True:
-            node = await self._pick(tried)
+            node = await self.pick(tried)
             try:
-                return await call(self._stub(node), timeout)
+                return await call(self.stub(node), timeout)
             except grpc.aio.AioRpcError as exc:
                 error = _im_error(exc)
                 if error is not None:
@@ -282,7 +287,7 @@ class RoleChannels(Generic[Stub]):
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     self._directory.suspect(node)
                     tried.add(node.node_id)
-                    if idempotent or _not_connected(exc):
+                    if idempotent or not_connected(exc):
                         log.info("%s node %s unavailable; trying another", self.role, node.node_id)
                         continue
                     raise ImError(UNAVAILABLE, f"{self.role} service failed mid-call; retry") from None
