@@ -222,7 +222,7 @@ class GrpcTimelineClient:
         directory: NodeDirectory,
         channels: Channels,
         deadline_seconds: float,
-        send_calls_in_flight: int = 6,
+        send_calls_in_flight: int = 1,
         send_batch_max: int = 64,
         on_send_batch: Callable[[int], None] | None = None,
         send_stream: bool = True,
@@ -234,7 +234,7 @@ class GrpcTimelineClient:
     def __init__(
         self,
         remote: RoleChannels[ipb_grpc.MsgServiceAsyncStub],
-        send_calls_in_flight: int = 6,
+        send_calls_in_flight: int = 1,
         send_batch_max: int = 64,
         on_send_batch: Callable[[int], None] | None = None,
         send_stream: bool = True,
