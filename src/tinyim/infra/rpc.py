@@ -16,6 +16,7 @@ import functools
 import itertools
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -323,6 +324,28 @@ async def node_call(
 Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 
 
+class ServedStream:
+    """A long-lived stream this process serves (infra.streams): told to end when the server stops, so
+    a stop does not wait its whole grace for peers that keep their streams open."""
+
+    _live: weakref.WeakSet[ServedStream] = weakref.WeakSet()
+
+    def __init__(self, reader: asyncio.Task[None]) -> None:
+        self.reader = reader  # the task reading the peer's requests
+        self.ended = False
+        ServedStream._live.add(self)
+
+    def end(self) -> None:
+        """Stop reading: what was read is still answered, then the stream ends (OK)."""
+        self.ended = True
+        self.reader.cancel()
+
+    @classmethod
+    def end_all(cls) -> None:
+        for stream in list(cls._live):
+            stream.end()
+
+
 async def grpc_server(
     host: str, port: int, registrars: Sequence[Registrar], grace_seconds: float = 5.0
 ) -> AsyncIterator[grpc.aio.Server | None]:
@@ -348,6 +371,7 @@ async def grpc_server(
         yield server
     finally:
         await health_servicer.enter_graceful_shutdown()
+        ServedStream.end_all()
         await server.stop(grace_seconds)
 
 

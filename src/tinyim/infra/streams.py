@@ -25,14 +25,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import grpc
 
 from tinyim.infra import metrics
 from tinyim.infra.registry import Node
-from tinyim.infra.rpc import RoleChannels, not_connected
+from tinyim.infra.rpc import RoleChannels, ServedStream, not_connected
 from tinyim.kernel import UNAVAILABLE, ImError
 
 log = logging.getLogger(__name__)
@@ -181,11 +181,12 @@ class RoleStreams(Generic[Stub, Req, Resp]):
 
 
 async def answers(
-    requests: AsyncIterator[Any], serve: Callable[[Any], Any], limit: int = 64
+    requests: AsyncIterator[Any], serve: Callable[[Any], Awaitable[Any]], limit: int = 64
 ) -> AsyncIterator[Any]:
     """Server side of a tagged stream: serve each request read (at most `limit` at once) and yield each
-    answer as it is ready. When the client ends its side, the requests already read are still
-    answered before the stream ends; `serve` answers with the request's tag."""
+    answer as it is ready (`serve` answers with the request's tag). When the client ends its side, or
+    the server stops (`ServedStream.end_all`), the requests already read are still answered, then the
+    stream ends."""
     done: asyncio.Queue[Any] = asyncio.Queue()
     slots = asyncio.Semaphore(limit)
     running: set[asyncio.Task[None]] = set()
@@ -207,9 +208,10 @@ async def answers(
                 task.add_done_callback(running.discard)
         finally:
             reading = False
-            await done.put(None)  # wakes the writer to see that reading is over
+            done.put_nowait(None)  # wakes the writer to see that reading is over
 
     reader = asyncio.get_running_loop().create_task(read())
+    served = ServedStream(reader)  # held here: the registry keeps it only while the stream lives
     try:
         while True:
             answer = await done.get()
@@ -226,3 +228,25 @@ async def answers(
         reader.cancel()
         for task in list(running):
             task.cancel()
+        del served
+
+
+async def consume(requests: AsyncIterator[Any], handle: Callable[[Any], Awaitable[None]]) -> None:
+    """Server side of a stream that is never answered one by one: `handle` each request in turn until
+    the client ends its side or the server stops (`ServedStream.end_all`)."""
+
+    async def read() -> None:
+        async for request in requests:
+            await handle(request)
+
+    reader = asyncio.get_running_loop().create_task(read())
+    served = ServedStream(reader)
+    try:
+        await reader
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if served.ended and reader.cancelled() and (current is None or not current.cancelling()):
+            return  # the server is stopping: end the stream normally
+        raise
+    finally:
+        reader.cancel()

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 
@@ -16,7 +17,7 @@ from tests.support.grpc_loop import directory_of
 from tests.unit.presence.test_presence_and_hub import connection
 from tinyim.edges.gateway.grpc_server import GatewayServicer
 from tinyim.edges.gateway.hub import GatewayHub
-from tinyim.infra.rpc import Channels, Ctx
+from tinyim.infra.rpc import Channels, Ctx, grpc_server
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
@@ -59,9 +60,13 @@ class Gateway:
             self.port = int(s.getsockname()[1])
         self.server: grpc.aio.Server | None = None
 
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        ipb_grpc.add_GatewayServiceServicer_to_server(self.servicer, server)
+        return ["im.GatewayService"]
+
     async def start(self) -> None:
         self.server = grpc.aio.server()
-        ipb_grpc.add_GatewayServiceServicer_to_server(self.servicer, self.server)
+        self.register(self.server)
         assert self.server.add_insecure_port(f"127.0.0.1:{self.port}") == self.port
         await self.server.start()
 
@@ -171,3 +176,23 @@ async def test_without_streams_every_push_is_a_call() -> None:
     finally:
         await channels.close()
         await gateway.kill()
+
+
+async def test_a_stopping_gateway_ends_its_push_streams_without_waiting_its_grace() -> None:
+    gateway = Gateway()
+    serve = asynccontextmanager(grpc_server)
+    server = serve("127.0.0.1", gateway.port, [gateway.register], grace_seconds=10.0)
+    channels = Channels()
+    try:
+        await server.__aenter__()
+        conn, sock = connection(1, "PC")
+        await gateway.hub.attach(conn)
+        link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels)
+        await link.push(GW, [PushTarget(1, 1)])
+        await until(lambda: seqs(sock.sent) == [1])
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(server.__aexit__(None, None, None), 5.0)
+        assert asyncio.get_running_loop().time() - started < 5.0  # not the 10 s grace
+        assert gateway.streams_opened == 1
+    finally:
+        await channels.close()

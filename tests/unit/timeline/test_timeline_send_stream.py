@@ -19,7 +19,7 @@ from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra import tracing
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registry import Node
-from tinyim.infra.rpc import Channels, Ctx, RoleChannels
+from tinyim.infra.rpc import Channels, Ctx, RoleChannels, grpc_server
 from tinyim.infra.snowflake import Snowflake
 from tinyim.kernel import NOT_FOUND, UNAVAILABLE, Caller, ImError
 from tinyim.modules.timeline import MsgType, SendRequest, SendResult, TimelineService, TimelineWriter
@@ -85,9 +85,13 @@ class MsgNode:
     def node(self) -> Node:
         return Node("msg", self.name, "127.0.0.1", grpc_port=self.port)
 
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        ipb_grpc.add_MsgServiceServicer_to_server(self.servicer, server)
+        return ["im.MsgService"]
+
     async def start(self) -> None:
         self.server = grpc.aio.server()
-        ipb_grpc.add_MsgServiceServicer_to_server(self.servicer, self.server)
+        self.register(self.server)
         assert self.server.add_insecure_port(f"127.0.0.1:{self.port}") == self.port
         await self.server.start()
 
@@ -239,3 +243,38 @@ async def test_each_item_of_a_streamed_batch_carries_its_own_request_id() -> Non
         await asyncio.gather(first, *others)
         assert nodes["a"].batches == [1, 3]
         assert sorted(nodes["a"].request_ids) == sorted(["rid-first", "rid-1", "rid-2", "rid-3"])
+
+
+async def test_a_stopping_node_answers_what_it_read_and_ends_its_streams_without_waiting_its_grace() -> None:
+    """A stop must not wait its whole grace for gateways that keep their streams open; a batch being
+    served when the stop begins is still answered, and the next one goes to another node."""
+    store = InMemoryTimelineStore()
+    stopping, live = MsgNode("stopping", store), MsgNode("live", store)
+    await live.start()
+    serve = asynccontextmanager(grpc_server)
+    node_server = serve("127.0.0.1", stopping.port, [stopping.register], grace_seconds=10.0)
+    channels = Channels()
+    try:
+        await node_server.__aenter__()
+        directory = NodeDirectory(StaticRegistry([stopping.node, live.node]))
+        remote = RoleChannels("msg", directory, channels, ipb_grpc.MsgServiceStub, 5.0)
+        client = GrpcTimelineClient(remote, send_calls_in_flight=1)
+        await asyncio.wait_for(send(client, 1, 2, "opens the stream"), 2.0)  # round robin: "stopping"
+        stopping.gate.clear()
+        stopping.arrived.clear()
+        await asyncio.wait_for(send(client, 3, 4, "to live"), 2.0)
+        held = send(client, 5, 6, "held")  # without an id: only an answer from "stopping" will do
+        await asyncio.wait_for(stopping.arrived.wait(), 2.0)
+        started = asyncio.get_running_loop().time()
+        stop = asyncio.create_task(node_server.__aexit__(None, None, None))
+        await asyncio.sleep(0.2)
+        stopping.gate.set()
+        assert (await asyncio.wait_for(held, 3.0)).seq_id == 1
+        await asyncio.wait_for(stop, 5.0)
+        assert asyncio.get_running_loop().time() - started < 5.0  # not the 10 s grace
+        assert [m.content for m in store.timelines[6]] == ["held"]
+        after = await asyncio.wait_for(send(client, 7, 8, "after the stop"), 3.0)
+        assert after.seq_id == 1 and live.batches[-1] == 1
+    finally:
+        await channels.close()
+        await live.kill()

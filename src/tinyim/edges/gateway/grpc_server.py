@@ -10,6 +10,7 @@ import grpc
 
 from tinyim.infra import metrics
 from tinyim.infra.rpc import Ctx, Registrar, translate_errors
+from tinyim.infra.streams import consume
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.protocol import status_view
 from tinyim.pb import im_internal_pb2 as ipb
@@ -42,17 +43,19 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
 
     async def PushStream(self, requests: AsyncIterator[ipb.PushNotifyInternalReq], context: Ctx) -> ipb.Ack:
         """PushNotify's batches, one after another on a stream the msg node keeps open."""
-        async for request in requests:
-            started = time.perf_counter()
-            try:
-                await self._hub.push(_targets(request))
-            except Exception:  # a hint: one bad batch must not end the stream for the next ones
-                log.exception("a streamed push failed")
-            # a batch on the stream counts as a call served (the calls-per-message figures)
-            metrics.GRPC_SERVER_SECONDS.labels(method=PUSH_STREAM_METHOD, code="OK").observe(
-                time.perf_counter() - started
-            )
+        await consume(requests, self._streamed_push)
         return ipb.Ack()
+
+    async def _streamed_push(self, request: ipb.PushNotifyInternalReq) -> None:
+        started = time.perf_counter()
+        try:
+            await self._hub.push(_targets(request))
+        except Exception:  # a hint: one bad batch must not end the stream for the next ones
+            log.exception("a streamed push failed")
+        # a batch on the stream counts as a call served (the calls-per-message figures)
+        metrics.GRPC_SERVER_SECONDS.labels(method=PUSH_STREAM_METHOD, code="OK").observe(
+            time.perf_counter() - started
+        )
 
     @translate_errors
     async def KickUser(self, request: ipb.KickUserInternalReq, context: Ctx) -> ipb.KickUserResp:
