@@ -76,7 +76,8 @@ def main() -> None:
         default="g1,g2,cluster,w1,w2,s1,g5,h1",
         help="comma list of scenarios: g1, g2, cluster, w1, w2 (pipelining), s1 (online status), "
         "g5 (file transfer), h1 (hostile clients); not in the default: profile (py-spy of the server "
-        "under G1 load), sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
+        "under G1 load), profile-cluster (py-spy of a gateway and a msg node of the multi-process "
+        "topology under G1 load), sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
     )
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
@@ -159,6 +160,10 @@ def main() -> None:
         from bench.profile import run_profile
 
         survive("profile-g1", lambda: run_profile(args.pairs, args.messages, args.workers))
+    if "profile-cluster" in scenarios:
+        from bench.profile import run_profile_cluster
+
+        survive("profile-cluster", lambda: run_profile_cluster(args.pairs, args.messages, args.workers))
     if "sql" in scenarios:
         from bench.sql_overheads import run_sql_overheads
 

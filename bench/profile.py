@@ -185,3 +185,57 @@ def run_profile(pairs: int, messages: int, workers: int = 2, backend: str = "mar
         summary_path.write_text(text)
         result[name] = {"speedscope": out.name, "summary": summary_path.name, **summary}
     write_result("profile-g1", result)
+
+
+def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
+    """py-spy of one gateway and one msg node of the multi-process topology under the G1 closed loop
+    (where the cluster's extra CPU per message goes): profile-cluster-<process>.{speedscope.json,txt}."""
+    from bench.g1_one_to_one import _cluster_up
+    from tests.support.services import REDIS_URL, delete_prefix, throwaway_mariadb
+    from tinyim.cluster import Cluster
+
+    workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-profile-cluster-"))
+    secret = secrets.token_urlsafe(32)
+    prefix = f"bench-{secrets.token_hex(4)}:"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    names = ("gateway-1", "msg-1")
+    outs = {name: result_path(f"profile-cluster-{name}", ".speedscope.json") for name in names}
+    try:
+        with throwaway_mariadb() as url:
+            accounts = asyncio.run(seed_accounts(url, secret, 2 * pairs))
+            env = {"IM_DATABASE_URL": url, "IM_REDIS_URL": REDIS_URL, "IM_REDIS_PREFIX": prefix}
+            cluster = _cluster_up(Cluster, workdir, env | load_env(secret))
+            try:
+                members = [(name, m) for name, m in cluster.members.items() if m.pid]
+                target = Target(
+                    [m.pid for _, m in members],
+                    [m.base_url for m in cluster.members.values()],
+                    METRICS_TOKEN,
+                    names=[name for name, _ in members],
+                )
+                gateways = [cluster.members[g].base_url for g in ("gateway-1", "gateway-2")]
+                with LoadGenerator(pair_specs(accounts, gateways), workers) as gen:
+                    measured_phase(target, gen, closed(5))  # warm-up, not recorded
+                    recorders = {n: start_recording(cluster.members[n].pid, outs[n]) for n in names}
+                    figures = measured_phase(target, gen, closed(messages))
+                    errors = {n: stop_recording(r) for n, r in recorders.items()}
+            finally:
+                cluster.down()
+                asyncio.run(delete_prefix(REDIS_URL, prefix))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result: dict[str, Any] = {
+        "scenario": "py-spy profile of gateway-1 and msg-1 of the multi-process topology, G1 closed loop",
+        "pairs": pairs,
+        "messages_per_pair": messages,
+        "load": figures,
+    }
+    for name, out in outs.items():
+        if not out.exists():
+            result[name] = {"error": errors[name][-2000:]}
+            continue
+        text, summary = summarise_speedscope(out)
+        summary_path = result_path(f"profile-cluster-{name}", ".txt")
+        summary_path.write_text(text)
+        result[name] = {"speedscope": out.name, "summary": summary_path.name, **summary}
+    write_result("profile-cluster", result)

@@ -51,12 +51,17 @@ class Settings(BaseSettings):
     registry_ttl_seconds: float = Field(default=5.0, gt=0)
     registry_renew_seconds: float = Field(default=1.5, gt=0)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0)  # every internal call has a deadline
-    # A gateway's sends to the msg role: at most this many SendMsgBatch calls in flight; sends arriving
-    # meanwhile ride the next call, at most msg_send_batch_max per call (1 and 1: one call per send).
-    # 6 measured best on the cluster benchmark (2 msg nodes): 2 made sends wait for a free call, and
-    # batches still form at 6 (a call takes everything queued before its task first runs).
-    msg_send_calls_in_flight: int = Field(default=6, ge=1, le=64)
+    # A gateway's sends to the msg role: at most this many batches in flight; sends arriving meanwhile
+    # ride the next batch, at most msg_send_batch_max per batch (1 and 1: one batch per send). 1 measured
+    # best on the cluster benchmark (2 msg nodes, streams): an internal message costs far more CPU than
+    # an item in it, so fewer, bigger batches (5 sends on average there against 2 at 6 in flight) left
+    # the 2-core box more CPU than the extra wait cost (ratio to one process 0.60-0.61 against 0.45-0.52).
+    msg_send_calls_in_flight: int = Field(default=1, ge=1, le=64)
     msg_send_batch_max: int = Field(default=64, ge=1, le=1024)
+    # The hot internal paths on long-lived gRPC streams (no per-call set-up): a gateway's send batches
+    # on one SendMsgStream per msg node, message signals on one PushStream per gateway. False: one
+    # SendMsgBatch / PushNotify call each, as before.
+    internal_streams: bool = True
     jwt_secret: str = ""  # empty = a random secret kept in data_dir
     token_ttl_seconds: int = Field(default=3600, ge=60)
     worker_id: int = Field(default=0, ge=0, le=1023)  # Snowflake worker id, unique per msg process

@@ -16,6 +16,7 @@ import functools
 import itertools
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -80,7 +81,7 @@ def _im_error(exc: grpc.aio.AioRpcError) -> ImError | None:
     return None
 
 
-def _not_connected(exc: grpc.aio.AioRpcError) -> bool:
+def not_connected(exc: grpc.aio.AioRpcError) -> bool:
     """The request never reached the node (so any call may safely go to another one)."""
     details = (exc.details() or "").lower()
     return exc.code() == grpc.StatusCode.UNAVAILABLE and (
@@ -236,17 +237,22 @@ class RoleChannels(Generic[Stub]):
         self._turn = itertools.count()
         self._stubs: dict[str, Stub] = {}  # target -> stub over that target's one channel
 
-    def _stub(self, node: Node) -> Stub:
+    def stub(self, node: Node) -> Stub:
         stub = self._stubs.get(node.grpc_target)
         if stub is None:
             stub = self._stubs[node.grpc_target] = self._stub_type(self._channels.get(node.grpc_target))
         return stub
 
-    async def _pick(self, tried: set[str]) -> Node:
+    async def pick(self, tried: set[str]) -> Node:
+        """A live node of the role not in `tried` (round robin); UNAVAILABLE when none is left."""
         nodes = [n for n in await self._directory.nodes(self.role) if n.node_id not in tried]
         if not nodes:
             raise ImError(UNAVAILABLE, f"no {self.role} service is available; try again shortly")
         return nodes[next(self._turn) % len(nodes)]
+
+    def suspect(self, node: Node) -> None:
+        """The node failed a call: the directory sets it aside for a while."""
+        self._directory.suspect(node)
 
     @property
     def deadline_seconds(self) -> float:
@@ -264,9 +270,9 @@ class RoleChannels(Generic[Stub]):
         renewed: set[str] = set()  # targets whose channel was renewed after reaching the wrong server
         timeout = deadline_seconds or self._deadline
         while True:
-            node = await self._pick(tried)
+            node = await self.pick(tried)
             try:
-                return await call(self._stub(node), timeout)
+                return await call(self.stub(node), timeout)
             except grpc.aio.AioRpcError as exc:
                 error = _im_error(exc)
                 if error is not None:
@@ -282,7 +288,7 @@ class RoleChannels(Generic[Stub]):
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     self._directory.suspect(node)
                     tried.add(node.node_id)
-                    if idempotent or _not_connected(exc):
+                    if idempotent or not_connected(exc):
                         log.info("%s node %s unavailable; trying another", self.role, node.node_id)
                         continue
                     raise ImError(UNAVAILABLE, f"{self.role} service failed mid-call; retry") from None
@@ -318,6 +324,28 @@ async def node_call(
 Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 
 
+class ServedStream:
+    """A long-lived stream this process serves (infra.streams): told to end when the server stops, so
+    a stop does not wait its whole grace for peers that keep their streams open."""
+
+    _live: weakref.WeakSet[ServedStream] = weakref.WeakSet()
+
+    def __init__(self, reader: asyncio.Task[None]) -> None:
+        self.reader = reader  # the task reading the peer's requests
+        self.ended = False
+        ServedStream._live.add(self)
+
+    def end(self) -> None:
+        """Stop reading: what was read is still answered, then the stream ends (OK)."""
+        self.ended = True
+        self.reader.cancel()
+
+    @classmethod
+    def end_all(cls) -> None:
+        for stream in list(cls._live):
+            stream.end()
+
+
 async def grpc_server(
     host: str, port: int, registrars: Sequence[Registrar], grace_seconds: float = 5.0
 ) -> AsyncIterator[grpc.aio.Server | None]:
@@ -343,6 +371,7 @@ async def grpc_server(
         yield server
     finally:
         await health_servicer.enter_graceful_shutdown()
+        ServedStream.end_all()
         await server.stop(grace_seconds)
 
 

@@ -86,7 +86,8 @@ async def cluster(
         remote = RoleChannels(
             "msg", NodeDirectory(StaticRegistry(listed)), channels, ipb_grpc.MsgServiceStub, 5.0
         )
-        yield GrpcTimelineClient(remote, send_calls_in_flight=in_flight), nodes, store
+        # SendMsgBatch calls (the streamed batches: test_timeline_send_stream.py)
+        yield GrpcTimelineClient(remote, send_calls_in_flight=in_flight, send_stream=False), nodes, store
 
 
 def send(

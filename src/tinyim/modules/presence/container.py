@@ -51,7 +51,11 @@ class PresenceContainer(containers.DeclarativeContainer):
         ),
     )
     remote_gateways = providers.Singleton(
-        GrpcGatewayLink, directory, channels, settings.provided.grpc_deadline_seconds
+        GrpcGatewayLink,
+        directory,
+        channels,
+        settings.provided.grpc_deadline_seconds,
+        push_stream=settings.provided.internal_streams,
     )
     # what the local gateway hands on for another gateway: nothing without a registry (one process)
     other_gateways = providers.Selector(discovery, none=providers.Object(None), shared=remote_gateways)

@@ -87,6 +87,7 @@ class TimelineContainer(containers.DeclarativeContainer):
         send_calls_in_flight=settings.provided.msg_send_calls_in_flight,
         send_batch_max=settings.provided.msg_send_batch_max,
         on_send_batch=providers.Object(metrics.MSG_SEND_BATCH.observe),
+        send_stream=settings.provided.internal_streams,
     )
     placement = providers.Callable(lambda s: s.placement("msg"), settings)
     api = providers.Selector(placement, local=service, remote=remote)

@@ -2,16 +2,24 @@
 
 The gateway is found by id in the registry. A gateway that is gone (expired, or refusing connections)
 costs nothing more than a log line: push is only a hint, and its clients resync when they reconnect.
+
+Message signals (the hot path: one batch per commit and gateway) go on one long-lived PushStream per
+gateway, written and never answered one by one: no per-call set-up. A write that fails (the gateway died,
+the stream broke, it did not take the batch within the deadline) raises like a failed call; the next
+push to that gateway opens a new stream. A gateway of an earlier release (PushStream UNIMPLEMENTED) gets
+PushNotify calls from then on; a batch written before that was known is lost, as pushes may be.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
 from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, node_call
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.domain import StatusView
@@ -23,11 +31,25 @@ from tinyim.pb import im_protocol_pb2 as pb
 log = logging.getLogger(__name__)
 
 
+class _PushStream:
+    def __init__(self, call: grpc.aio.StreamUnaryCall[ipb.PushNotifyInternalReq, ipb.Ack]) -> None:
+        self.call = call
+        self.lock = asyncio.Lock()  # grpc.aio allows one write in progress per call
+
+
 class GrpcGatewayLink:
-    def __init__(self, directory: NodeDirectory, channels: Channels, deadline_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        directory: NodeDirectory,
+        channels: Channels,
+        deadline_seconds: float = 2.0,
+        push_stream: bool = True,
+    ) -> None:
         self._directory = directory
         self._channels = channels
         self._deadline = deadline_seconds
+        self._push_stream = push_stream  # message signals on PushStream (False: PushNotify calls)
+        self._streams: dict[tuple[str, str], _PushStream] = {}  # (node id, target) -> its push stream
 
     async def _call(
         self, gateway_id: str, call: Callable[[ipb_grpc.GatewayServiceAsyncStub, float], Awaitable[object]]
@@ -50,9 +72,49 @@ class GrpcGatewayLink:
             )
             for t in targets
         ]
-        await self._call(
-            gateway_id, lambda s, t: s.PushNotify(ipb.PushNotifyInternalReq(batch=batch), timeout=t)
-        )
+        request = ipb.PushNotifyInternalReq(batch=batch)
+        if self._push_stream:
+            node = await self._directory.node("gateway", gateway_id)
+            if node is None:
+                log.info("gateway %s is not registered; signal dropped", gateway_id)
+                return
+            if await self._stream_push(node, request):
+                return
+        await self._call(gateway_id, lambda s, t: s.PushNotify(request, timeout=t))
+
+    async def _stream_push(self, node: Node, request: ipb.PushNotifyInternalReq) -> bool:
+        """Write the batch on the node's push stream; False: the gateway has no PushStream (use calls)."""
+        key = (node.node_id, node.grpc_target)
+        stream = self._streams.get(key)
+        if stream is not None and stream.call.done():
+            self._streams.pop(key, None)
+            if await self._ended(node, stream):
+                return False
+            stream = None
+        if stream is None:
+            stub = ipb_grpc.GatewayServiceStub(self._channels.get(node.grpc_target))
+            stream = self._streams[key] = _PushStream(stub.PushStream())
+        try:
+            async with stream.lock, asyncio.timeout(self._deadline):
+                await stream.call.write(request)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError):
+            self._streams.pop(key, None)
+            stream.call.cancel()
+            if stream.call.done() and await self._ended(node, stream):
+                return False
+            raise
+        return True
+
+    async def _ended(self, node: Node, stream: _PushStream) -> bool:
+        """A push stream is over: True when the gateway does not know PushStream (an earlier release)."""
+        code = await stream.call.code()
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            log.info("gateway %s has no PushStream; pushing with PushNotify calls", node.node_id)
+            self._push_stream = False
+            return True
+        if code == grpc.StatusCode.UNAVAILABLE:
+            self._directory.suspect(node)
+        return False
 
     async def kick(
         self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str

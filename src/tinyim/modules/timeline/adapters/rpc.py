@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
+from tinyim.infra import metrics, tracing
 from tinyim.infra.batching import CallBatcher
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.rpc import Channels, Ctx, Registrar, RoleChannels, caller_of, context_of, translate_errors
+from tinyim.infra.streams import RoleStreams, StreamUnsupported, answers
 from tinyim.kernel import INVALID_ARGUMENT, Caller, ImError
 from tinyim.modules.timeline.domain import (
     Conversation,
@@ -57,6 +60,7 @@ from tinyim.pb import im_protocol_pb2 as pb
 log = logging.getLogger(__name__)
 
 SEND_BATCH_MAX_ITEMS = 1024  # a msg node refuses bigger batches (the client sends at most its max_batch)
+SEND_STREAM_METHOD = "/im.MsgService/SendMsgStream"
 
 
 def _send_request(r: pb.MsgSendReq) -> SendRequest:
@@ -78,11 +82,41 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
     async def SendMsgBatch(self, request: ipb.SendMsgBatchReq, context: Ctx) -> ipb.SendMsgBatchResp:
         if len(request.items) > SEND_BATCH_MAX_ITEMS:
             raise ImError(INVALID_ARGUMENT, f"at most {SEND_BATCH_MAX_ITEMS} sends per batch")
+        return await self._send_batch(request)
+
+    async def SendMsgStream(
+        self, requests: AsyncIterator[ipb.SendMsgBatchReq], context: Ctx
+    ) -> AsyncIterator[ipb.SendMsgBatchResp]:
+        """SendMsgBatch's batches on one long-lived stream, each answered (tagged) as it finishes."""
+        async for answer in answers(requests, self._streamed_batch):
+            yield answer
+
+    async def _streamed_batch(self, request: ipb.SendMsgBatchReq) -> ipb.SendMsgBatchResp:
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            if len(request.items) > SEND_BATCH_MAX_ITEMS:  # every item refused, the stream lives on
+                code = grpc.StatusCode.INVALID_ARGUMENT.name
+                refused = ipb.SendMsgItemResult(
+                    error_code=INVALID_ARGUMENT,
+                    error_message=f"at most {SEND_BATCH_MAX_ITEMS} sends per batch",
+                )
+                return ipb.SendMsgBatchResp(results=[refused] * len(request.items), batch_id=request.batch_id)
+            answer = await self._send_batch(request)
+            answer.batch_id = request.batch_id
+            return answer
+        finally:  # a batch on the stream counts as a call served (the calls-per-message figures)
+            metrics.GRPC_SERVER_SECONDS.labels(method=SEND_STREAM_METHOD, code=code).observe(
+                time.perf_counter() - started
+            )
+
+    async def _send_batch(self, request: ipb.SendMsgBatchReq) -> ipb.SendMsgBatchResp:
         # concurrently: the appends queue up together and share one group commit
         results = await asyncio.gather(*(self._send_item(item) for item in request.items))
         return ipb.SendMsgBatchResp(results=results)
 
     async def _send_item(self, item: ipb.SendMsgInternalReq) -> ipb.SendMsgItemResult:
+        tracing.adopt(item.ctx.request_id)  # this item's own request (gather: a task per item)
         try:
             result = await self._timeline.send(caller_of(item.ctx), _send_request(item.msg_req))
         except ImError as exc:
@@ -188,22 +222,28 @@ class GrpcTimelineClient:
         directory: NodeDirectory,
         channels: Channels,
         deadline_seconds: float,
-        send_calls_in_flight: int = 6,
+        send_calls_in_flight: int = 1,
         send_batch_max: int = 64,
         on_send_batch: Callable[[int], None] | None = None,
+        send_stream: bool = True,
     ) -> GrpcTimelineClient:
         """The client of the `msg` role's live nodes (the registry finds them), over typed stubs."""
         remote = RoleChannels("msg", directory, channels, ipb_grpc.MsgServiceStub, deadline_seconds)
-        return cls(remote, send_calls_in_flight, send_batch_max, on_send_batch)
+        return cls(remote, send_calls_in_flight, send_batch_max, on_send_batch, send_stream)
 
     def __init__(
         self,
         remote: RoleChannels[ipb_grpc.MsgServiceAsyncStub],
-        send_calls_in_flight: int = 6,
+        send_calls_in_flight: int = 1,
         send_batch_max: int = 64,
         on_send_batch: Callable[[int], None] | None = None,
+        send_stream: bool = True,
     ) -> None:
         self._remote = remote
+        # Batches go on one SendMsgStream per msg node (no per-call set-up), or as SendMsgBatch calls.
+        self._streams: RoleStreams[ipb_grpc.MsgServiceAsyncStub, ipb.SendMsgBatchReq, ipb.SendMsgBatchResp]
+        self._streams = RoleStreams(remote, lambda stub: stub.SendMsgStream(), SEND_STREAM_METHOD)
+        self._use_stream = send_stream
         # Sends with a client_msg_id and sends without batch apart: a batch is retried on another node
         # only when every item has one, so an id-less send must not take that retry from the others.
         self._sends: dict[bool, CallBatcher[ipb.SendMsgInternalReq, SendResult]] = {
@@ -219,15 +259,24 @@ class GrpcTimelineClient:
             content=req.content,
             client_msg_id=req.client_msg_id,
         )
-        item = ipb.SendMsgInternalReq(ctx=context_of(caller), msg_req=msg)
+        ctx = context_of(caller)
+        ctx.request_id = tracing.current()  # a batch has many requests: each item carries its own id
+        item = ipb.SendMsgInternalReq(ctx=ctx, msg_req=msg)
         return await self._sends[bool(req.client_msg_id)].call(item)
 
     async def _send_batch(self, items: list[ipb.SendMsgInternalReq]) -> list[SendResult | BaseException]:
         request = ipb.SendMsgBatchReq(items=items)
+        idempotent = all(item.msg_req.client_msg_id for item in items)
+        if self._use_stream:
+            try:
+                answer = await self._streams.invoke(request, idempotent=idempotent)
+                return [_send_outcome(x) for x in answer.results]
+            except StreamUnsupported:  # a msg node of an earlier release: unary calls from now on
+                log.info("msg nodes do not serve SendMsgStream; sending batches as unary calls")
+                self._use_stream = False
         try:
             r = await self._remote.invoke(
-                lambda s, t: s.SendMsgBatch(request, timeout=t),
-                idempotent=all(item.msg_req.client_msg_id for item in items),
+                lambda s, t: s.SendMsgBatch(request, timeout=t), idempotent=idempotent
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
