@@ -145,3 +145,45 @@ async def test_concurrent_appends_share_batches_and_stay_gapless(
     for s in senders:
         page, _ = await store.read(s, 0, 10)
         assert [m.content for m in page] == ["0", "1", "2", "3"]
+
+
+async def test_a_group_message_costs_three_statements_and_one_round_trip_whatever_its_size(
+    redis_backend: Backend,
+) -> None:
+    """Issue budget for a group message on Redis seqs: body, index rows and the conversation rows (one
+    multi-row statement each) and ONE Redis round trip (every member's INCRBY in one script call),
+    for 3 members as for 200."""
+    import contextlib
+
+    from tinyim.infra import metrics
+    from tinyim.infra.redis import redis_client
+    from tinyim.modules.timeline import MessageBody
+    from tinyim.modules.timeline.domain import group_slots
+
+    def counters() -> tuple[float, float]:
+        return float(metrics.DB_STATEMENTS._value.get()), float(metrics.REDIS_ROUND_TRIPS._value.get())
+
+    url = require_redis()
+    keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
+    async with (
+        contextlib.asynccontextmanager(redis_client)(url) as client,
+        redis_backend.database() as db,
+    ):
+        assert db is not None
+        store = SqlTimelineStore(db, seqs=RedisSeqAllocator(db, client, keys))
+        costs = {}
+        for size in (3, 200):
+            members, g = [fresh_id() for _ in range(size)], fresh_id()
+            await store.append(
+                MessageBody(fresh_id(), members[0], g, 0, "warm-up"), group_slots(members[0], g, members)
+            )
+            before = counters()
+            await store.append(
+                MessageBody(fresh_id(), members[1], g, 0, "counted"), group_slots(members[1], g, members)
+            )
+            after = counters()
+            costs[size] = (after[0] - before[0], after[1] - before[1])
+            page, _ = await store.read(members[-1], 0, 10)
+            assert [m.content for m in page] == ["warm-up", "counted"]
+    await delete_prefix(url, keys.prefix)
+    assert costs == {3: (3, 1), 200: (3, 1)}
