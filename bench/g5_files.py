@@ -415,7 +415,7 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
         raw: dict[str, list[tuple[float, float]]] = {"sink": [], "sink_md5": [], "send": []}
         for mode in raw:
             raw[mode].append(raw_run(mode, source, workdir / "raw.bin", size))
-        (workdir / "raw.bin").unlink()
+        (workdir / "raw.bin").unlink(missing_ok=True)
         server = ServerProcess(
             workdir / "server", env={"IM_LOG_LEVEL": "WARNING", "IM_FILE_CHUNK_BYTES": str(chunk)}
         )
@@ -431,7 +431,7 @@ def run_g5(size: int = GIB, runs: int = 1, chunk: int = 4 * 1024 * 1024) -> dict
         shutil.rmtree(workdir / "server", ignore_errors=True)
         for mode in raw:
             raw[mode].append(raw_run(mode, source, workdir / "raw.bin", size))
-        (workdir / "raw.bin").unlink()
+        (workdir / "raw.bin").unlink(missing_ok=True)
         cuts = gw.pop("cuts", cuts)
         raw_up, raw_up_cpu = min(raw["sink"])
         raw_down, raw_down_cpu = min(raw["send"])
