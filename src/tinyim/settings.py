@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     file_rate_bytes_per_second: int = Field(default=0, ge=0)  # per connection; 0 = no limit
     file_max_bytes: int = Field(default=64 * 1024**3, ge=1)  # largest file accepted
     file_upload_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)  # abandoned uploads expire
-    file_max_transfers_per_user: int = Field(default=4, ge=1)  # concurrent transfers per user and gateway
+    file_max_transfers_per_user: int = Field(default=4, ge=1)  # per user; across gateways with Redis
     # largest data frame / PUT body; 4 MiB: a socket buffer of a quarter of it moves a GiB in fewer wake-ups
     # (G5), and a cut still resends at most about one chunk
     file_chunk_bytes: int = Field(default=4 * 1024 * 1024, ge=4096, le=64 * 1024 * 1024)

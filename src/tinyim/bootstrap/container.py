@@ -117,6 +117,8 @@ class Container(containers.DeclarativeContainer):
         FilesContainer,
         settings=settings,
         db=db,
+        redis=redis,
+        keys=keys,
         directory=directory,
         channels=channels,
         secret=secret,

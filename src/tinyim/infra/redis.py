@@ -52,6 +52,10 @@ class Keys:
     def login_block(self, key: str) -> str:
         return f"{self.prefix}im:login:block:{key}"
 
+    def file_slots(self, user_id: int) -> str:
+        """Zset of a user's transfer leases (slot id -> expiry, ms of the Redis clock)."""
+        return f"{self.prefix}im:file:slots:{user_id}"
+
     def node_info(self, role: str, node_id: str) -> str:
         """Registry entry with a TTL (spec: `im:gateway:info:{id}`, the same for every role)."""
         return f"{self.prefix}im:{role}:info:{node_id}"

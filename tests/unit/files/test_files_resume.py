@@ -36,6 +36,7 @@ from tinyim.modules.files import (
     parse_range,
     resume_offset,
 )
+from tinyim.modules.files.adapters.memory import InMemoryTransferSlots
 from tinyim.modules.files.domain import chunks, clean_name, proof_range
 
 
@@ -103,7 +104,9 @@ def test_the_token_bucket_holds_the_rate(rate: int, sizes: list[int]) -> None:
 
 # ---------- upload sessions on disk: cuts and resumes ----------
 def gateway(env: Env, **limits: object) -> FileGateway:
-    return FileGateway(env.service, env.blobs, env.tickets, FileLimits(chunk_size=65536, **limits))  # type: ignore[arg-type]
+    return FileGateway(
+        env.service, env.blobs, env.tickets, FileLimits(chunk_size=65536, **limits), InMemoryTransferSlots()
+    )  # type: ignore[arg-type]
 
 
 async def new_upload(env: Env, data: bytes, who: int = ALICE.user_id) -> Ticket:
@@ -284,7 +287,9 @@ async def test_one_writer_per_task_and_a_cap_per_user(tmp_path: Path) -> None:
     env = Env(tmp_path)
     gw = gateway(env, max_transfers_per_user=2)
     one, two, three = [await new_upload(env, bytes([i]) * 10) for i in range(3)]
-    other = FileGateway(env.service, env.blobs, env.tickets, FileLimits())  # another process, same disk
+    other = FileGateway(
+        env.service, env.blobs, env.tickets, FileLimits(), InMemoryTransferSlots()
+    )  # another process, same disk
     async with gw.upload(one):
         with pytest.raises(ImError) as err:
             async with other.upload(one):

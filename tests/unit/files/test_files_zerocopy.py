@@ -31,6 +31,7 @@ from tinyim.edges.filegw.http import file_routes
 from tinyim.edges.filegw.transfers import FileGateway, FileLimits
 from tinyim.infra.listener import GuardedHttpProtocol
 from tinyim.modules.files import UploadRequest
+from tinyim.modules.files.adapters.memory import InMemoryTransferSlots
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, encode
 
@@ -97,7 +98,13 @@ def test_a_tcp_download_resumed_from_an_offset_by_sendfile_hashes_the_same(
 
     async def scenario() -> None:
         env = Env(tmp_path)
-        gw = FileGateway(env.service, env.blobs, env.tickets, FileLimits(rate_bytes_per_second=rate))
+        gw = FileGateway(
+            env.service,
+            env.blobs,
+            env.tickets,
+            FileLimits(rate_bytes_per_second=rate),
+            InMemoryTransferSlots(),
+        )
         _, token = await finished_file(env, data)
         port = free_port()
         async with tcp.file_listener(gw, "127.0.0.1", port):
@@ -142,7 +149,7 @@ def test_http_downloads_go_by_sendfile_and_ranges_stay_exact(tmp_path: Path, loo
 
     async def scenario() -> None:
         env = Env(tmp_path)
-        gw = FileGateway(env.service, env.blobs, env.tickets, FileLimits())
+        gw = FileGateway(env.service, env.blobs, env.tickets, FileLimits(), InMemoryTransferSlots())
         task_id, token = await finished_file(env, data)
         one_id, one_token = await finished_file(env, b"x", "one.txt")
 
@@ -194,7 +201,13 @@ def test_http_downloads_by_sendfile_keep_the_bandwidth_limit(tmp_path: Path, loo
 
     async def scenario() -> None:
         env = Env(tmp_path)
-        gw = FileGateway(env.service, env.blobs, env.tickets, FileLimits(rate_bytes_per_second=rate))
+        gw = FileGateway(
+            env.service,
+            env.blobs,
+            env.tickets,
+            FileLimits(rate_bytes_per_second=rate),
+            InMemoryTransferSlots(),
+        )
         task_id, token = await finished_file(env, data, "a.bin")
 
         async def test(base: str) -> None:
@@ -243,7 +256,11 @@ def test_a_browser_leaving_mid_download_harms_no_one(
     async def scenario() -> None:
         env = Env(tmp_path)
         gw = FileGateway(
-            env.service, env.blobs, env.tickets, FileLimits(rate_bytes_per_second=2 * 1024 * 1024)
+            env.service,
+            env.blobs,
+            env.tickets,
+            FileLimits(rate_bytes_per_second=2 * 1024 * 1024),
+            InMemoryTransferSlots(),
         )
         task_id, token = await finished_file(env, data, "a.bin")
 

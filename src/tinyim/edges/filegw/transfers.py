@@ -18,7 +18,8 @@ import fcntl
 import logging
 import os
 import time
-from collections import Counter, OrderedDict
+import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from tinyim.modules.files import (
     TicketCodec,
     TicketKind,
     TokenBucket,
+    TransferSlots,
     accept_data,
     blob_key,
     check_task_id,
@@ -54,6 +56,7 @@ TAKEOVER_SECONDS = 5.0
 RECEIVE_BUFFER = 2 * 1024 * 1024
 RECEIVE_BUFFERS = 3
 WRITEBACK_STEP = 64 * 1024 * 1024  # start writing to the disk after this many new bytes
+SLOT_LEASE_SECONDS = 30.0  # a transfer slot's lease, renewed every third of it while the transfer lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,13 +233,17 @@ class UploadSession:
 
 
 class FileGateway:
-    def __init__(self, files: FileApi, blobs: BlobStore, tickets: TicketCodec, limits: FileLimits) -> None:
+    def __init__(
+        self, files: FileApi, blobs: BlobStore, tickets: TicketCodec, limits: FileLimits,
+        slots: TransferSlots,
+    ) -> None:  # fmt: skip
         self.files = files
         self.blobs = blobs
         self.tickets = tickets
         self.limits = limits
+        # the per-user cap: leases in Redis when gateways share it, else this process's own
+        self.slots = slots
         self._active: dict[str, UploadSession] = {}
-        self._per_user: Counter[int] = Counter()
         self._hashes: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self.transfers = 0  # live transfers: the load this gateway announces
 
@@ -252,20 +259,31 @@ class FileGateway:
 
     @contextlib.asynccontextmanager
     async def transfer_slot(self, user_id: int) -> AsyncIterator[None]:
-        if self._per_user[user_id] >= self.limits.max_transfers_per_user:
-            raise ImError(
-                FILE_TOO_MANY,
-                f"at most {self.limits.max_transfers_per_user} transfers at once per user; retry later",
-            )
-        self._per_user[user_id] += 1
+        slot = uuid.uuid4().hex
+        limit = self.limits.max_transfers_per_user
+        if not await self.slots.acquire(user_id, slot, limit, SLOT_LEASE_SECONDS):
+            raise ImError(FILE_TOO_MANY, f"at most {limit} transfers at once per user; retry later")
         self.transfers += 1
+        renewer = asyncio.create_task(self._renew(user_id, slot))
         try:
             yield
         finally:
             self.transfers -= 1
-            self._per_user[user_id] -= 1
-            if not self._per_user[user_id]:
-                del self._per_user[user_id]
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            try:
+                await self.slots.release(user_id, slot)
+            except Exception:  # the lease expires by itself
+                log.warning("releasing a transfer slot failed", exc_info=True)
+
+    async def _renew(self, user_id: int, slot: str) -> None:
+        while True:
+            await asyncio.sleep(SLOT_LEASE_SECONDS / 3)
+            try:
+                await self.slots.renew(user_id, slot, SLOT_LEASE_SECONDS)
+            except Exception:  # a store hiccup: the next renewal may still come in time
+                log.warning("renewing a transfer slot failed", exc_info=True)
 
     @contextlib.asynccontextmanager
     async def upload(self, ticket: Ticket) -> AsyncIterator[UploadSession]:

@@ -24,7 +24,14 @@ from tinyim.modules.files.domain import (
     parse_range,
     resume_offset,
 )
-from tinyim.modules.files.ports import BlobStore, FileApi, FileTaskRepository, GatewayLocator, TicketCodec
+from tinyim.modules.files.ports import (
+    BlobStore,
+    FileApi,
+    FileTaskRepository,
+    GatewayLocator,
+    TicketCodec,
+    TransferSlots,
+)
 from tinyim.modules.files.service import FileService
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "TicketCodec",
     "TicketKind",
     "TokenBucket",
+    "TransferSlots",
     "UploadRequest",
     "UploadTicket",
     "accept_data",

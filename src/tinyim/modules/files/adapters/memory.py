@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from tinyim.modules.files.domain import FileStatus, FileTask
 
@@ -50,3 +51,35 @@ class InMemoryFileTasks:
         for task_id in ids:
             self.tasks[task_id] = self.tasks[task_id].with_status(FileStatus.CANCELLED)
         return ids
+
+
+class InMemoryTransferSlots:
+    """Transfer leases of one process (the default without Redis: the cap holds per gateway)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._leases: dict[int, dict[str, float]] = {}  # user -> slot -> expiry
+
+    def _live(self, user_id: int) -> dict[str, float]:
+        now = self._clock()
+        leases = {s: t for s, t in self._leases.get(user_id, {}).items() if t > now}
+        self._leases[user_id] = leases
+        return leases
+
+    async def acquire(self, user_id: int, slot: str, limit: int, ttl: float) -> bool:
+        leases = self._live(user_id)
+        if slot not in leases and len(leases) >= limit:
+            return False
+        leases[slot] = self._clock() + ttl
+        return True
+
+    async def renew(self, user_id: int, slot: str, ttl: float) -> None:
+        leases = self._live(user_id)
+        if slot in leases:
+            leases[slot] = self._clock() + ttl
+
+    async def release(self, user_id: int, slot: str) -> None:
+        leases = self._live(user_id)
+        leases.pop(slot, None)
+        if not leases:
+            del self._leases[user_id]
