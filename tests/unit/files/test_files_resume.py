@@ -10,6 +10,7 @@ import hashlib
 import os
 import random
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -103,10 +104,9 @@ def test_the_token_bucket_holds_the_rate(rate: int, sizes: list[int]) -> None:
 
 
 # ---------- upload sessions on disk: cuts and resumes ----------
-def gateway(env: Env, **limits: object) -> FileGateway:
-    return FileGateway(
-        env.service, env.blobs, env.tickets, FileLimits(chunk_size=65536, **limits), InMemoryTransferSlots()
-    )  # type: ignore[arg-type]
+def gateway(env: Env, **limits: Any) -> FileGateway:
+    limits = {"chunk_size": 65536, **limits}
+    return FileGateway(env.service, env.blobs, env.tickets, FileLimits(**limits), InMemoryTransferSlots())
 
 
 async def new_upload(env: Env, data: bytes, who: int = ALICE.user_id) -> Ticket:
