@@ -541,7 +541,9 @@ class SqlTimelineStore:
         )
         if before_seq:
             query = query.where(i.c.seq_id < before_seq)
-        async with self._db.read() as conn:
+        # The latest page from the primary: a client opens a conversation right after a push, and a lagging
+        # replica would not have the message yet. Older pages lie below a seq the client has seen already.
+        async with self._db.read(fresh=not before_seq) as conn:
             rows = (await conn.execute(query.order_by(i.c.seq_id.desc()).limit(limit + 1))).all()
         return [_stored(r, owner_id) for r in reversed(rows[:limit])], len(rows) > limit
 
