@@ -238,6 +238,19 @@ def _ratios(msgs_per_s: float, raw: dict[str, Any], backend: str) -> dict[str, A
     return out
 
 
+def cluster_target(cluster: Any) -> tuple[Target, list[str]]:
+    """What a load phase measures on the multi-process topology (every process with a pid, every
+    member's metrics), and the two gateways' base URLs the pairs connect to."""
+    members = [(name, m) for name, m in cluster.members.items() if m.pid]
+    target = Target(
+        [m.pid for _, m in members],
+        [m.base_url for m in cluster.members.values()],
+        METRICS_TOKEN,
+        names=[name for name, _ in members],
+    )
+    return target, [cluster.members[g].base_url for g in ("gateway-1", "gateway-2")]
+
+
 def _cluster_up(cluster_class: Any, workdir: Path, env: dict[str, str], tries: int = 3) -> Any:
     """The cluster takes ports base … base + 1011 from one free port: on a busy machine one of them may
     be taken; try another base (the failing process's log is printed)."""
@@ -293,14 +306,7 @@ def run_g1_cluster(
             env |= load_env(secret)
             cluster = _cluster_up(Cluster, workdir, env)
             try:
-                members = [(name, m) for name, m in cluster.members.items() if m.pid]
-                target = Target(
-                    [m.pid for _, m in members],
-                    [m.base_url for m in cluster.members.values()],
-                    METRICS_TOKEN,
-                    names=[name for name, _ in members],
-                )
-                gateways = [cluster.members[g].base_url for g in ("gateway-1", "gateway-2")]
+                target, gateways = cluster_target(cluster)
                 load = run_load(target, pair_specs(accounts, gateways), messages, opts)
             finally:
                 cluster.down()

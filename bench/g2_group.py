@@ -28,7 +28,7 @@ import httpx
 from bench.common import ms, percentile, process_cpu_seconds, result_path, write_result
 from bench.g1_one_to_one import _migrated_sqlite, database, server_env
 from bench.measure import cpu_of, pids_named
-from bench.profile import start_recording, stop_recording, summarise_speedscope
+from bench.profile import start_recording, stop_recording, summarised
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
 from bench.seed import Account, seed_accounts, session_body
 from tests.support.server import ServerProcess
@@ -286,9 +286,8 @@ async def measure(
             pid=server.proc.pid,
             profile_to=profile_to,
         )
-        if profile_to is not None and profile_to.exists():
-            text, _ = summarise_speedscope(profile_to)
-            result_path(f"profile-g2-write-path-{backend}", ".txt").write_text(text)
+        if profile_to is not None:
+            summarised(profile_to, f"profile-g2-write-path-{backend}")
     except BaseException:
         print(f"server log (tail):\n{server.log()}")
         raise

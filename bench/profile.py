@@ -176,21 +176,25 @@ def run_profile(pairs: int, messages: int, workers: int = 2, backend: str = "mar
         "messages_per_pair": messages,
         "load": figures,
     }
-    for name, out, err in (("server", server_out, errors[0]), ("loadgen", client_out, errors[1])):
-        if not out.exists():
-            result[name] = {"error": err[-2000:]}
-            continue
-        text, summary = summarise_speedscope(out)
-        summary_path = result_path(f"profile-g1-{name}", ".txt")
-        summary_path.write_text(text)
-        result[name] = {"speedscope": out.name, "summary": summary_path.name, **summary}
+    result["server"] = summarised(server_out, "profile-g1-server", errors[0])
+    result["loadgen"] = summarised(client_out, "profile-g1-loadgen", errors[1])
     write_result("profile-g1", result)
+
+
+def summarised(out: Path, name: str, error: str = "") -> dict[str, Any]:
+    """A recording's summary, written next to it as `<name>.txt`; py-spy's error if it wrote nothing."""
+    if not out.exists():
+        return {"error": error[-2000:]}
+    text, summary = summarise_speedscope(out)
+    summary_path = result_path(name, ".txt")
+    summary_path.write_text(text)
+    return {"speedscope": out.name, "summary": summary_path.name, **summary}
 
 
 def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
     """py-spy of one gateway and one msg node of the multi-process topology under the G1 closed loop
     (where the cluster's extra CPU per message goes): profile-cluster-<process>.{speedscope.json,txt}."""
-    from bench.g1_one_to_one import _cluster_up
+    from bench.g1_one_to_one import _cluster_up, cluster_target
     from tests.support.services import REDIS_URL, delete_prefix, throwaway_mariadb
     from tinyim.cluster import Cluster
 
@@ -206,14 +210,7 @@ def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
             env = {"IM_DATABASE_URL": url, "IM_REDIS_URL": REDIS_URL, "IM_REDIS_PREFIX": prefix}
             cluster = _cluster_up(Cluster, workdir, env | load_env(secret))
             try:
-                members = [(name, m) for name, m in cluster.members.items() if m.pid]
-                target = Target(
-                    [m.pid for _, m in members],
-                    [m.base_url for m in cluster.members.values()],
-                    METRICS_TOKEN,
-                    names=[name for name, _ in members],
-                )
-                gateways = [cluster.members[g].base_url for g in ("gateway-1", "gateway-2")]
+                target, gateways = cluster_target(cluster)
                 with LoadGenerator(pair_specs(accounts, gateways), workers) as gen:
                     measured_phase(target, gen, closed(5))  # warm-up, not recorded
                     recorders = {n: start_recording(cluster.members[n].pid, outs[n]) for n in names}
@@ -231,11 +228,5 @@ def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
         "load": figures,
     }
     for name, out in outs.items():
-        if not out.exists():
-            result[name] = {"error": errors[name][-2000:]}
-            continue
-        text, summary = summarise_speedscope(out)
-        summary_path = result_path(f"profile-cluster-{name}", ".txt")
-        summary_path.write_text(text)
-        result[name] = {"speedscope": out.name, "summary": summary_path.name, **summary}
+        result[name] = summarised(out, f"profile-cluster-{name}", errors[name])
     write_result("profile-cluster", result)
