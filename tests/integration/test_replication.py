@@ -13,6 +13,7 @@ from tests.contract.timeline.test_timeline_store import body, slots
 from tests.support.replication import ReplicatedPair, replicated_mariadb, sql
 from tinyim.infra.db import Database
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
+from tinyim.modules.timeline.domain import Conversation, ConvType
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,13 @@ def test_reads_use_the_replica_and_a_notified_sync_never_misses(pair: Replicated
             fresh, _ = await store.read(b, 0, 10, min_seq=sent.seqs[b])
             assert [m.content for m in fresh] == ["replicated", "while lagging"]
             assert await store.max_seq(b) == sent.seqs[b]  # mark_read validates against this: never stale
+            # Opening the conversation right after the push: its latest page comes from the primary; an
+            # older page (before_seq) may still be read from the lagging replica.
+            direct = Conversation(ConvType.DIRECT, a)
+            latest, _ = await store.history(b, direct, 0, 10)
+            assert [m.content for m in latest] == ["replicated", "while lagging"]
+            older, _ = await store.history(b, direct, sent.seqs[b], 10)
+            assert [m.content for m in older] == ["replicated"]
             # The health check sets the lagging replica aside: plain reads go to the primary.
             await db.check_replicas()
             assert db.healthy == [False]
