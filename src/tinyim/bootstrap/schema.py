@@ -54,7 +54,6 @@ def _kind(type_: TypeEngine[object]) -> tuple[str, int | None]:
 # once the timeline tables declare them, this set goes.
 NOT_YET_MIRRORED = frozenset(
     {
-        ("im_conversation", "idx_owner_order"),
         ("im_message_body", "idx_create_time"),
         ("im_message_body", "idx_sender"),
         ("im_message_body", "uk_sender_client_msg"),
