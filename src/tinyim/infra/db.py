@@ -268,26 +268,38 @@ async def fetch_rows(
 
 class MultiRow:
     """A multi-row INSERT (… ON DUPLICATE KEY UPDATE …) for the hot path. On MySQL/MariaDB SQLAlchemy
-    compiles it once, and each call repeats its row placeholder and hands the values, flat, to the
-    asyncmy connection: several times less CPU per row than Core's executemany, which builds the same
-    statement. Elsewhere (SQLite) the statement runs through SQLAlchemy as usual."""
+    compiles it once, and each call writes the rows into its VALUES clause (`literal_rows`) and hands the
+    text to the asyncmy connection: several times less CPU per row than Core's executemany, which builds
+    the same statement. Elsewhere (SQLite) the statement runs through SQLAlchemy as usual.
 
-    def __init__(self, statement: Callable[[str], Any], columns: Sequence[str], returning: str = "") -> None:
+    Rows are tuples in `columns` order. Columns named in `text` hold strings (or None); every other
+    column holds integers."""
+
+    def __init__(
+        self,
+        statement: Callable[[str], Any],
+        columns: Sequence[str],
+        returning: str = "",
+        text: Sequence[str] = (),
+    ) -> None:
         self._statement = statement  # dialect name -> the statement
         self._columns = tuple(columns)
+        self._text_at = tuple(self._columns.index(c) for c in text)
         self._returning = returning  # e.g. " RETURNING user_id, max_seq" (MariaDB)
         self._parts: tuple[str, str] | None = None
 
-    async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
+    async def execute(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> list[Sequence[Any]]:
         """Insert `rows` in one statement; the rows RETURNING gives (driver path only)."""
         if not rows:
             return []
         if conn.dialect.name not in ("mysql", "mariadb"):
-            await conn.execute(self._statement(conn.dialect.name), list(rows))
+            params = [dict(zip(self._columns, r, strict=True)) for r in rows]
+            await conn.execute(self._statement(conn.dialect.name), params)
             return []
         prefix, suffix = self._sql(conn)
         raw = await conn.get_raw_connection()
-        values = literal_rows(rows, self._columns, raw.driver_connection.escape)  # type: ignore[union-attr]
+        escape = raw.driver_connection.escape  # type: ignore[union-attr]
+        values = literal_rows(rows, len(self._columns), self._text_at, escape)
         return await fetch_rows(conn, None, prefix + values + suffix + self._returning, None)
 
     def _sql(self, conn: AsyncConnection) -> tuple[str, str]:
@@ -304,28 +316,32 @@ class MultiRow:
 
 
 def literal_rows(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], escape: Callable[[Any], str]
+    rows: Sequence[tuple[Any, ...]], width: int, text_at: Sequence[int], escape: Callable[[Any], str]
 ) -> str:
-    """`(v, …), (v, …)` of a multi-row VALUES clause. Integers are written as they are (`int.__repr__`
-    only ever writes digits and a sign); anything else goes through the driver's escaping, as with bound
-    parameters, once per distinct object (a group message's preview is one string in 500 rows). Measured
-    on 500 rows of 6 integers: ~0.4 ms against ~1.8 ms for asyncmy's per-parameter escaping."""
+    """`(v, …), (v, …)` of a multi-row VALUES clause, rows given as tuples of `width` values.
+
+    Integer columns are formatted with `%d`: only a sign and digits come out, whatever int subclass, and
+    anything that is not a number raises TypeError instead of reaching the SQL. The columns at `text_at`
+    go through the driver's escaping, as bound parameters would, once per distinct object (a group
+    message's preview is one string in 500 rows); None is NULL. Measured on 500 rows of 6 integers:
+    ~0.3 ms, against ~1.4 ms for a type check per value and ~1.8 ms for asyncmy's per-parameter escaping."""
+    row_sql = "(" + ",".join("%s" if i in text_at else "%d" for i in range(width)) + ")"
+    if not text_at:
+        return ", ".join([row_sql % r for r in rows])
     escaped: dict[int, str] = {}
     out = []
     for r in rows:
-        fields = []
-        for c in columns:
-            v = r[c]
-            if type(v) is int:
-                fields.append(int.__repr__(v))
-            elif v is None:
-                fields.append("NULL")
-            else:
-                lit = escaped.get(id(v))
-                if lit is None:
-                    lit = escaped[id(v)] = escape(v)
-                fields.append(lit)
-        out.append("(" + ",".join(fields) + ")")
+        fields = list(r)
+        for i in text_at:
+            v = fields[i]
+            if v is None:
+                fields[i] = "NULL"
+                continue
+            lit = escaped.get(id(v))
+            if lit is None:
+                lit = escaped[id(v)] = escape(v)
+            fields[i] = lit
+        out.append(row_sql % tuple(fields))
     return ", ".join(out)
 
 

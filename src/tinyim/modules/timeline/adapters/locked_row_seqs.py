@@ -96,7 +96,7 @@ class LockedRowSeqAllocator:
         owners = sorted(counts)  # rows locked in ascending owner order: concurrent writers never deadlock
         if getattr(tx.dialect, "is_mariadb", False):
             # MariaDB: lock, bump and read every owner's counter in ONE statement (RETURNING)
-            bumped = await _SEQ_BUMP.execute(tx, [{"user_id": o, "max_seq": counts[o]} for o in owners])
+            bumped = await _SEQ_BUMP.execute(tx, [(o, counts[o]) for o in owners])
             return {int(user): int(seq) - counts[int(user)] for user, seq in bumped}
         top = await lock_seqs(tx, owners)
         await tx.execute(

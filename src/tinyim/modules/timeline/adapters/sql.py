@@ -162,45 +162,44 @@ def _stored(r: Any, owner_id: int) -> StoredMessage:
     )
 
 
-def _body_row(body: MessageBody) -> dict[str, Any]:
-    return {
-        "msg_id": body.msg_id,
-        "sender_id": body.sender_id,
-        "group_id": body.group_id,
-        "msg_type": body.msg_type,
-        "msg_content": body.content,
-        "msg_extra": "",
-        "client_msg_id": body.client_msg_id or None,
-        "recalled_by": 0,
-    }
+BODY_COLUMNS = (
+    "msg_id", "sender_id", "group_id", "msg_type", "msg_content", "msg_extra", "client_msg_id", "recalled_by",
+)  # fmt: skip
+INDEX_COLUMNS = ("owner_id", "other_id", "msg_id", "seq_id", "is_sender", "conv_type")
+CONVERSATION_COLUMNS = (
+    "owner_id", "conv_type", "other_id", "last_seq", "last_msg_id", "last_sender_id", "last_msg_type",
+    "preview", "unread",
+)  # fmt: skip
+
+
+def _dicts(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, r, strict=True)) for r in rows]
+
+
+def _body_row(body: MessageBody) -> tuple[Any, ...]:
+    # msg_extra "" and recalled_by 0: a new message
+    return (body.msg_id, body.sender_id, body.group_id, body.msg_type, body.content, "",
+            body.client_msg_id or None, 0)  # fmt: skip
 
 
 async def insert_body(conn: AsyncConnection, body: MessageBody) -> None:
-    await conn.execute(im_message_body.insert(), [_body_row(body)])
+    await conn.execute(im_message_body.insert(), _dicts(BODY_COLUMNS, [_body_row(body)]))
 
 
 def _index_rows(
     body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
-) -> list[dict[str, Any]]:
+) -> list[tuple[int, ...]]:
+    """INDEX_COLUMNS of every owner's row (tuples: a 500-member message builds 500 of them)."""
     conv_type = int(ConvType.GROUP if body.group_id else ConvType.DIRECT)
-    return [
-        {
-            "owner_id": s.owner_id,
-            "other_id": s.other_id,
-            "msg_id": body.msg_id,
-            "seq_id": seqs[s.owner_id],
-            "is_sender": int(s.is_sender),
-            "conv_type": conv_type,
-        }
-        for s in slots
-    ]
+    msg_id = body.msg_id
+    return [(s.owner_id, s.other_id, msg_id, seqs[s.owner_id], int(s.is_sender), conv_type) for s in slots]
 
 
 async def insert_index(
     conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
 ) -> None:
     """Every owner's index row in one multi-row INSERT, whatever the number of owners."""
-    await conn.execute(im_message_index.insert(), _index_rows(body, slots, seqs))
+    await conn.execute(im_message_index.insert(), _dicts(INDEX_COLUMNS, _index_rows(body, slots, seqs)))
 
 
 class AlreadyRecalled(Exception):
@@ -254,66 +253,44 @@ def conversation_upsert(dialect: str) -> Any:
 
 def _conversation_rows(
     messages: Sequence[tuple[MessageBody, Sequence[TimelineSlot], dict[int, int]]],
-) -> list[dict[str, Any]]:
-    """One upsert row per conversation that the messages touch: the latest message (highest seq) and the
-    sum of their unread counts. Every seq here is new (above any read mark), so the sum is exact."""
-    merged: dict[tuple[int, int, int], dict[str, Any]] = {}
+) -> list[tuple[Any, ...]]:
+    """One upsert row (CONVERSATION_COLUMNS) per conversation that the messages touch: the latest message
+    (highest seq) and the sum of their unread counts. Every seq here is new (above any read mark), so the
+    sum is exact."""
+    merged: dict[tuple[int, int, int], list[Any]] = {}
     for body, slots, seqs in messages:
         conv_type = int(ConvType.GROUP if body.group_id else ConvType.DIRECT)
         preview = preview_of(body.content)
+        unread_of = {False: int(counts_as_unread(body.msg_type, False)),
+                     True: int(counts_as_unread(body.msg_type, True))}  # fmt: skip
         for s in slots:
             key = (s.owner_id, conv_type, s.other_id)
-            unread = int(counts_as_unread(body.msg_type, s.is_sender))
+            unread = unread_of[s.is_sender]
+            seq = seqs[s.owner_id]
             row = merged.get(key)
-            if row is not None and row["last_seq"] > seqs[s.owner_id]:
-                row["unread"] += unread
+            if row is not None and row[3] > seq:
+                row[8] += unread
                 continue
-            merged[key] = {
-                "owner_id": s.owner_id,
-                "conv_type": conv_type,
-                "other_id": s.other_id,
-                "last_seq": seqs[s.owner_id],
-                "last_msg_id": body.msg_id,
-                "last_sender_id": body.sender_id,
-                "last_msg_type": body.msg_type,
-                "preview": preview,
-                "unread": unread + (row["unread"] if row is not None else 0),
-            }  # read marks, peer mark, pinned, muted: the columns' defaults (0) for a new row
-    return [merged[key] for key in sorted(merged)]  # rows locked in one order: no deadlocks
+            merged[key] = [s.owner_id, conv_type, s.other_id, seq, body.msg_id, body.sender_id, body.msg_type,
+                           preview, unread + (row[8] if row is not None else 0)]  # fmt: skip
+            # read marks, peer mark, pinned, muted: the columns' defaults (0) for a new row
+    return [tuple(merged[key]) for key in sorted(merged)]  # rows locked in one order: no deadlocks
 
 
 async def upsert_conversations(
     conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
 ) -> None:
     """Every owner's conversation row in ONE multi-row upsert, whatever the number of owners."""
-    await conn.execute(conversation_upsert(conn.dialect.name), _conversation_rows([(body, slots, seqs)]))
+    rows = _conversation_rows([(body, slots, seqs)])
+    await conn.execute(conversation_upsert(conn.dialect.name), _dicts(CONVERSATION_COLUMNS, rows))
 
 
 # The batch writer's statements, on the asyncmy connection directly where the database is MySQL/MariaDB.
 _BODY_ROWS = MultiRow(
-    lambda _d: im_message_body.insert(),
-    [
-        "msg_id",
-        "sender_id",
-        "group_id",
-        "msg_type",
-        "msg_content",
-        "msg_extra",
-        "client_msg_id",
-        "recalled_by",
-    ],
+    lambda _d: im_message_body.insert(), BODY_COLUMNS, text=("msg_content", "msg_extra", "client_msg_id")
 )
-_INDEX_ROWS = MultiRow(
-    lambda _d: im_message_index.insert(),
-    ["owner_id", "other_id", "msg_id", "seq_id", "is_sender", "conv_type"],
-)
-_CONVERSATION_ROWS = MultiRow(
-    conversation_upsert,
-    [
-        "owner_id", "conv_type", "other_id", "last_seq", "last_msg_id", "last_sender_id", "last_msg_type",
-        "preview", "unread",
-    ],
-)  # fmt: skip
+_INDEX_ROWS = MultiRow(lambda _d: im_message_index.insert(), INDEX_COLUMNS)
+_CONVERSATION_ROWS = MultiRow(conversation_upsert, CONVERSATION_COLUMNS, text=("preview",))
 
 
 async def mark_recalled(conn: AsyncConnection, msg_id: int, recalled_by: int) -> list[TimelineSlot]:
