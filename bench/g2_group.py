@@ -1,10 +1,12 @@
 """G2: one 500-member group, write diffusion end to end, next to the raw multi-row insert of the same rows.
 
-Setup: 500 users (seeded: bench/seed.py, no argon2), all friends of the owner, all online over real
-WebSockets through the SDK. Headline: server CPU µs per group message delivered to every member (the
-burst, everyone online), next to group msgs/s, all-notified p50/p99 and statements per message.
-- latency: the owner sends messages one after another; for each, the time until EVERY online member got
-  a MsgPushNotify covering it (p50/p99 over messages);
+Setup: 500 users (seeded: bench/seed.py, no argon2), all friends of the owner and in one group, through
+the SDK (not timed). Online, every member is a lean raw connection in two load-generator worker processes
+(bench/group_load.py): the benchmark's clients cost far less CPU per message than the server. Headline:
+server CPU µs per group message delivered to every member (the burst, everyone online), next to group
+msgs/s, all-notified p50/p99, statements per message and the lean clients' own CPU per message.
+- latency: the owner sends messages one after another; for each, the time until EVERY other member got
+  it (from the push that carries it, or the sync that a push prompted; p50/p99 over messages);
 - throughput: several members send at once; group messages/s and index rows/s;
 - round trips: SQL statements and commits per message on the write path (members offline, so their
   syncs are not counted), and per message with every member online and syncing;
@@ -15,18 +17,21 @@ burst, everyone online), next to group msgs/s, all-notified p50/p99 and statemen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.common import ms, percentile, process_cpu_seconds, result_path, write_result
-from bench.g1_one_to_one import _migrated_sqlite, database, server_env
+from bench.g1_one_to_one import _migrated_sqlite, database, server_env, ws_url
+from bench.group_load import GroupPhaseSpec, GroupPhaseStats, Key, MemberSpec, group_worker_main
+from bench.loadgen import LoadGenerator
 from bench.measure import cpu_of, pids_named
 from bench.profile import start_recording, stop_recording, summarised
 from bench.raw import IndexRow, raw_mariadb, raw_sqlite
@@ -37,6 +42,7 @@ from tinyim.client import Client, ClientOptions
 PASSWORD = "benchmark-password"
 METRICS_TOKEN = "benchmark-metrics-token"
 RATE = 5000  # per-connection limit: the owner approves 499 friend requests back to back
+WORKERS = 2  # load-generator processes holding the members online (as G1)
 
 
 async def _metric(base_url: str, name: str) -> float:
@@ -57,9 +63,8 @@ async def _round_trips(base_url: str) -> tuple[float, float, float]:
     )
 
 
-async def _quiet(base_url: str, timeout: float = 15.0) -> float:
-    """Wait until the server's SQL counters stop moving (for at most `timeout`); then the Redis round
-    trips per second of the idle server (registry renewals, presence sweeps), measured over 2 s."""
+async def _settled(base_url: str, timeout: float = 15.0) -> None:
+    """Wait until the server's SQL counters stop moving (for at most `timeout`)."""
     last = await _round_trips(base_url)
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -68,6 +73,12 @@ async def _quiet(base_url: str, timeout: float = 15.0) -> float:
         if now[:2] == last[:2]:
             break
         last = now
+
+
+async def _quiet(base_url: str, timeout: float = 15.0) -> float:
+    """Once the server settled: the Redis round trips per second of the idle server (registry renewals,
+    presence sweeps), measured over 2 s."""
+    await _settled(base_url, timeout)
     began, before = time.perf_counter(), (await _round_trips(base_url))[2]
     await asyncio.sleep(2.0)
     return ((await _round_trips(base_url))[2] - before) / (time.perf_counter() - began)
@@ -89,29 +100,97 @@ async def _saw_group(client: Client, group_id: int, timeout: float = 60.0) -> No
             seen = (await client.next_message(timeout)).group_id == group_id
 
 
-async def _caught_up(clients: list[Client], targets: list[int], timeout: float = 120.0) -> None:
-    """Wait until every client reached its target seq; on a timeout say who lags, and whether a plain
-    sync catches them up (signal or retry path stalled) or not (data missing)."""
-    pairs = list(zip(clients, targets, strict=True))
+def _sdk_client(base_url: str, account: Account) -> Client:
+    # a generous request timeout: a send may queue behind a busy server, which is a figure to report,
+    # not a reason to abort the run
+    c = Client(
+        base_url,
+        account.username,
+        PASSWORD,
+        "PC",
+        options=ClientOptions(heartbeat_interval=30, request_timeout=120),
+    )
+    c.session._take_session(session_body(account, base_url, RATE, RATE))  # as if logged in
+    return c
+
+
+async def _set_up_group(base_url: str, accounts: list[Account]) -> int:
+    """Every member a friend of the owner and in one group, through the SDK (not timed); all offline after."""
+    ids = [a.user_id for a in accounts]
+    clients = [_sdk_client(base_url, a) for a in accounts]
+    await _in_batches([c.start() for c in clients], 50)
+    owner, members = clients[0], clients[1:]
+    await _in_batches([m.apply_friend(ids[0], "bench") for m in members])
+    for member_id in ids[1:]:
+        await owner.handle_friend(member_id)
+    group_id = await owner.create_group("bench group", ids[1:])
+    await _in_batches([_saw_group(c, group_id) for c in members])  # group_created, however fast it came
+    await _in_batches([c.close() for c in clients], 50)
+    return group_id
+
+
+@contextlib.asynccontextmanager
+async def _lean_members(base_url: str, accounts: list[Account]) -> AsyncIterator[LoadGenerator]:
+    """Every member online as a raw connection, spread over the load generator's worker processes."""
+    specs = [MemberSpec(i, a.user_id, ws_url(base_url, a)) for i, a in enumerate(accounts)]
+    gen = LoadGenerator(specs, WORKERS, main=group_worker_main)
+    await asyncio.to_thread(gen.__enter__)
     try:
-        await _in_batches([c.wait_for_seq(t, timeout) for c, t in pairs], 100)
-        return
-    except TimeoutError:
-        behind = [(c, t) for c, t in pairs if c.local_max_seq < t]
-        print(f"{len(behind)} clients behind after {timeout}s", flush=True)
-        for c, t in behind[:5]:
-            state = {
-                "user": c.user_id,
-                "local": c.local_max_seq,
-                "target": t,
-                "notified": c.notified_max_seq,
-                "connected": c.connected.is_set(),
-                "pending": len(c.session._pending),
-                "sync_task": None if c._sync_task is None else ("done" if c._sync_task.done() else "running"),
-                "sync_locked": c._sync_lock.locked(),
-            }
-            print(f"  {state}", flush=True)
-        raise
+        yield gen
+    finally:
+        await asyncio.to_thread(gen.__exit__, None, None, None)
+
+
+async def _online_phase(
+    gen: LoadGenerator, members: int, group_id: int, senders: tuple[int, ...], per_sender: int
+) -> dict[str, Any]:
+    """One phase on every worker (blocking pipes: in a thread); its per-message figures merged."""
+
+    def make(start_at: float, _workers: int) -> GroupPhaseSpec:
+        return GroupPhaseSpec(start_at, group_id, senders, per_sender)
+
+    stats: list[Any] = await asyncio.to_thread(gen.run, make)  # GroupPhaseStats, one per worker
+    return _merged(stats, len(senders) * per_sender, members)
+
+
+def _merged(stats: list[GroupPhaseStats], messages: int, members: int) -> dict[str, Any]:
+    """Per message: sent, acked, when its last member got it (latest over the workers); every member but
+    its sender must have got every message."""
+    sent = {k: t for s in stats for k, t in s.sent_at.items()}
+    acked = {k: t for s in stats for k, t in s.acked_at.items()}
+    received: dict[Key, int] = {}
+    last: dict[Key, float] = {}
+    notified: dict[Key, float] = {}
+    for s in stats:
+        for k, n in s.received.items():
+            received[k] = received.get(k, 0) + n
+            last[k] = max(last.get(k, 0.0), s.last_received[k])
+            notified[k] = max(notified.get(k, 0.0), s.last_notified[k])
+    common = [s.common for s in stats]
+    errors: dict[str, int] = {}
+    for c in common:
+        for what, n in c.errors.items():
+            errors[what] = errors.get(what, 0) + n
+    missed = sum(members - 1 - received.get(k, 0) for k in sent)
+    if len(acked) < messages or missed or not all(c.drained for c in common):
+        raise RuntimeError(
+            f"G2 online phase incomplete: {len(acked)}/{messages} acked, {missed} deliveries missing, "
+            f"errors {errors}"
+        )
+    first = min(c.first_send for c in common)
+    cpu = sum(c.cpu_seconds for c in common)
+    return {
+        "first": first,
+        "last_ack": max(acked.values()),
+        "all_delivered": max([*last.values(), *acked.values()]),
+        "all_notified": [last[k] - sent[k] for k in sorted(sent)],
+        "all_pushed": [notified[k] - sent[k] for k in sorted(sent)],
+        "client_cpu": cpu,
+        "client_cpu_system_share": round(sum(c.cpu_system_seconds for c in common) / max(1e-9, cpu), 3),
+        "deliveries": sum(c.delivered for c in common),
+        "syncs": sum(c.syncs for c in common),
+        "inline_applied": sum(c.inline_applied for c in common),
+    }
 
 
 async def run(
@@ -124,78 +203,36 @@ async def run(
     profile_to: Path | None = None,
 ) -> dict[str, Any]:
     size = len(accounts)
-    ids = [a.user_id for a in accounts]
-    pushes: list[dict[int, float]] = [{} for _ in accounts]
-
-    def client(i: int) -> Client:
-        def on_push(seq: int, seen: dict[int, float] = pushes[i]) -> None:
-            seen.setdefault(seq, time.perf_counter())
-
-        # a generous request timeout: with 499 members syncing at once a send may queue for a long time,
-        # which is a figure to report, not a reason to abort the run
-        c = Client(
-            base_url,
-            accounts[i].username,
-            PASSWORD,
-            "PC",
-            on_push=on_push,
-            options=ClientOptions(heartbeat_interval=30, request_timeout=120),
-        )
-        c.session._take_session(session_body(accounts[i], base_url, RATE, RATE))  # as if logged in
-        return c
-
-    clients = [client(i) for i in range(size)]
-    await _in_batches([c.start() for c in clients], 50)
-    owner, members = clients[0], clients[1:]
-    await _in_batches([m.apply_friend(ids[0], "bench") for m in members])
-    for member_id in ids[1:]:
-        await owner.handle_friend(member_id)
-    group_id = await owner.create_group("bench group", ids[1:])
-    await _in_batches([_saw_group(c, group_id) for c in members])  # group_created, however fast it came
-    await asyncio.sleep(0.5)
-
-    # latency: one sender, one message at a time
-    base = [c.local_max_seq for c in clients]
-    starts: list[float] = []
-    for k in range(latency_messages):
-        starts.append(time.perf_counter())
-        await owner.send_group(group_id, f"latency {k}")
-    await _in_batches(
-        [c.wait_for_seq(base[i] + latency_messages, 60) for i, c in enumerate(clients) if i], 100
-    )
-    all_notified: list[float] = []
-    for k, t0 in enumerate(starts, start=1):
-        latest = 0.0
-        for i in range(1, size):
-            pushed = [t for seq, t in pushes[i].items() if seq >= base[i] + k]
-            latest = max(latest, min(pushed) if pushed else float("inf"))
-        all_notified.append(latest - t0)
-
-    # throughput and round trips with everyone online
-    statements0, commits0, redis0 = await _round_trips(base_url)
+    group_id = await _set_up_group(base_url, accounts)
     total = senders * per_sender
+    burst_senders = tuple(range(1, senders + 1))
+    stores = pids_named("mariadbd", "mysqld", "redis-server")
+    async with _lean_members(base_url, accounts) as gen:
+        await _settled(base_url)  # the members' coming online (presence, status notices) is not measured
+        # latency: one sender, one message at a time
+        latency = await _online_phase(gen, size, group_id, (0,), latency_messages)
+        # throughput and round trips with everyone online
+        statements0, commits0, redis0 = await _round_trips(base_url)
+        server0, store0 = cpu_of([pid]) if pid else 0.0, cpu_of(stores)
+        online = await _online_phase(gen, size, group_id, burst_senders, per_sender)
+        burst_server_cpu = (cpu_of([pid]) - server0) if pid else 0.0
+        burst_store_cpu = cpu_of(stores) - store0
+        statements1, commits1, redis1 = await _round_trips(base_url)
+    elapsed = online["last_ack"] - online["first"]
+    delivered_elapsed = online["all_delivered"] - online["first"]
+    all_notified = latency["all_notified"]
+
+    # the write path alone: members offline but the senders (back through the SDK, as before)
+    owner = _sdk_client(base_url, accounts[0])
+    sdk_senders = [_sdk_client(base_url, accounts[i]) for i in burst_senders]
+    await asyncio.gather(*(c.start() for c in (owner, *sdk_senders)))
 
     async def burst(c: Client) -> None:
         for k in range(per_sender):
             await c.send_group(group_id, f"burst {k}")
 
-    stores = pids_named("mariadbd", "mysqld", "redis-server")
-    server0, store0, client0 = cpu_of([pid]) if pid else 0.0, cpu_of(stores), time.process_time()
-    began = time.perf_counter()
-    await asyncio.gather(*(burst(c) for c in clients[1 : senders + 1]))
-    elapsed = time.perf_counter() - began
-    await _caught_up(clients, [b + latency_messages + total for b in base])
-    delivered_elapsed = time.perf_counter() - began
-    burst_server_cpu = (cpu_of([pid]) - server0) if pid else 0.0
-    burst_store_cpu, burst_client_cpu = cpu_of(stores) - store0, time.process_time() - client0
-    statements1, commits1, redis1 = await _round_trips(base_url)
-
-    # the write path alone: members offline but the senders
-    burst_senders = clients[1 : senders + 1]
-    for c in members:
-        if c not in burst_senders:
-            await c.close()
-    # their going offline (presence, status notices) is not the write path; nor what the idle server does
+    # the members' going offline and these coming back (presence, status notices, their first sync) are not
+    # the write path; nor what the idle server does
     idle_redis_per_s = await _quiet(base_url)
     quiet = 200 if profile_to else 20  # a profile needs samples
     statements2, commits2, redis2 = await _round_trips(base_url)
@@ -213,17 +250,23 @@ async def run(
     # throughput that the raw multi-row insert (same concurrency) is the ceiling of
     cpu0 = process_cpu_seconds(pid) if pid else 0.0
     began = time.perf_counter()
-    await asyncio.gather(*(burst(c) for c in burst_senders))
+    await asyncio.gather(*(burst(c) for c in sdk_senders))
     offline_elapsed = time.perf_counter() - began
     offline_cpu = (process_cpu_seconds(pid) - cpu0) if pid else 0.0
-    for c in (owner, *burst_senders):
+    for c in (owner, *sdk_senders):
         await c.close()
     return {
         # the burst, every member online: CPU per group message delivered to all members
         "server_cpu_us_per_msg": round(burst_server_cpu * 1e6 / total, 1),
-        "client_cpu_us_per_msg_sdk": round(burst_client_cpu * 1e6 / total, 1),
+        # the lean members' worker processes (user + system), from the first send until all delivered
+        "client_cpu_us_per_msg": round(online["client_cpu"] * 1e6 / total, 1),
+        "client_cpu_system_share": online["client_cpu_system_share"],
+        "client_processes": WORKERS,
         "db_and_redis_cpu_us_per_msg": round(burst_store_cpu * 1e6 / total, 1),
         "msgs_per_s_all_delivered": round(total / delivered_elapsed, 1),
+        # how the members learned of the burst's messages: applied from the push vs syncs sent
+        "online_inline_applied_fraction": round(online["inline_applied"] / max(1, online["deliveries"]), 3),
+        "online_syncs_per_delivery": round(online["syncs"] / max(1, online["deliveries"]), 3),
         # one sender, members offline: the write path alone (ack waited for each message)
         "write_path_msgs_per_s": round(quiet / quiet_elapsed, 1),
         "write_path_server_cpu_ms_per_msg": round(cpu * 1000 / quiet, 3),
@@ -237,6 +280,9 @@ async def run(
         "index_rows_per_s": round(total * size / elapsed, 1),
         "all_notified_p50_ms": ms(percentile(all_notified, 50)),
         "all_notified_p99_ms": ms(percentile(all_notified, 99)),
+        # the same up to the push that announced it (what the SDK version measured; a sync comes after)
+        "all_pushed_p50_ms": ms(percentile(latency["all_pushed"], 50)),
+        "all_pushed_p99_ms": ms(percentile(latency["all_pushed"], 99)),
         "write_path_statements_per_msg": round((statements3 - statements2) / quiet, 2),
         "write_path_commits_per_msg": round((commits3 - commits2) / quiet, 2),
         "write_path_redis_round_trips_per_msg": round((redis3 - redis2) / quiet, 2),
@@ -273,6 +319,8 @@ async def measure(
     env["IM_JWT_SECRET"] = secret
     # The owner approves 499 friend requests back to back: lift the per-connection rate limit for it.
     env |= {"IM_RATE_PER_SECOND": str(RATE), "IM_RATE_BURST": str(RATE), "IM_METRICS_TOKEN": METRICS_TOKEN}
+    # 500 members online from loopback, and the SDK's closed connections may not all be gone yet
+    env["IM_MAX_CONNECTIONS_PER_ADDRESS"] = "0"
     server = ServerProcess(workdir / "server", env=env).start()
     try:
         assert server.proc is not None

@@ -22,8 +22,9 @@ import multiprocessing
 import multiprocessing.connection
 import resource
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.message import Message as ProtoMessage
 
@@ -119,8 +120,18 @@ class Phase:
         return s.acked + s.failed >= s.sent and s.delivered >= s.acked
 
 
+class Host(Protocol):
+    """What a Receiver needs of the worker that holds it (G1's Worker, G2's group worker)."""
+
+    phase: Phase | None
+
+    def count_error(self, what: str) -> None: ...
+
+    def check_done(self) -> None: ...
+
+
 class Receiver:
-    def __init__(self, worker: Worker, user_id: int) -> None:
+    def __init__(self, worker: Host, user_id: int) -> None:
         self.worker = worker
         self.user_id = user_id
         self.conn: RawConnection | None = None
@@ -180,6 +191,11 @@ class Receiver:
             else:  # the server stopped before a seq still being written: ask again shortly
                 asyncio.get_running_loop().call_later(0.02, self.sync)
 
+    def notified_time(self, seq: int, now: float) -> float:
+        """When the first push that announced `seq` arrived (`now` when none did: a sync found it)."""
+        k = bisect.bisect_left(self.push_seqs, seq)
+        return min(now, self.push_times[k]) if k < len(self.push_seqs) else now
+
     def apply(self, m: Any, now: float) -> None:
         self.local_max_seq = m.seq_id
         phase = self.worker.phase
@@ -190,11 +206,18 @@ class Receiver:
             phase.stats.duplicates += 1
             return
         phase.delivered_at[i] = now
-        k = bisect.bisect_left(self.push_seqs, m.seq_id)
-        phase.notified_at[i] = min(now, self.push_times[k]) if k < len(self.push_seqs) else now
+        phase.notified_at[i] = self.notified_time(m.seq_id, now)
         phase.stats.delivered += 1
         phase.stats.last_delivery = now
         self.worker.check_done()
+
+
+async def synced(receivers: Sequence[Receiver]) -> None:
+    """Sync every receiver once (all pages), so each starts a phase at its timeline's end."""
+    for r in receivers:
+        r.sync()
+    while any(r.syncing for r in receivers):  # noqa: ASYNC110 (setup: flags set by callbacks)
+        await asyncio.sleep(0.05)
 
 
 class Sender:
@@ -266,10 +289,7 @@ class Worker:
 
         await asyncio.gather(*(pair(*t) for t in zip(self.specs, self.senders, self.receivers, strict=True)))
         await asyncio.sleep(0.5)
-        for r in self.receivers:
-            r.sync()
-        while any(r.syncing for r in self.receivers):  # noqa: ASYNC110 (setup: flags set by callbacks)
-            await asyncio.sleep(0.05)
+        await synced(self.receivers)
 
     async def close(self) -> None:
         for c in [s.conn for s in self.senders] + [r.conn for r in self.receivers]:
@@ -342,18 +362,35 @@ class Worker:
         return s
 
 
+class PhaseRunner(Protocol):
+    """A worker process's body: connect once, then run the phases the parent sends, then close."""
+
+    async def connect(self) -> None: ...
+
+    async def run_phase(self, spec: Any) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+WorkerMain = Callable[[multiprocessing.connection.Connection, list[Any]], None]
+
+
 def _worker_main(pipe: multiprocessing.connection.Connection, pairs: list[PairSpec]) -> None:
+    serve(pipe, Worker(pairs))
+
+
+def serve(pipe: multiprocessing.connection.Connection, worker: PhaseRunner) -> None:
+    """Run `worker` in this (spawned) process, on uvloop when installed, until the parent says stop."""
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_serve(pipe, pairs))
+    asyncio.run(_serve(pipe, worker))
 
 
-async def _serve(pipe: multiprocessing.connection.Connection, pairs: list[PairSpec]) -> None:
-    worker = Worker(pairs)
+async def _serve(pipe: multiprocessing.connection.Connection, worker: PhaseRunner) -> None:
     try:
         await worker.connect()
         pipe.send(("ready", None))
@@ -369,16 +406,17 @@ async def _serve(pipe: multiprocessing.connection.Connection, pairs: list[PairSp
 
 
 class LoadGenerator:
-    """The parent side: `with LoadGenerator(pairs, workers) as gen: gen.closed(…); gen.open(…)`."""
+    """The parent side: `with LoadGenerator(pairs, workers) as gen: gen.run(…)`; `main`: what each worker
+    process runs on its share of `pairs` (G1's pairs by default; G2 passes its group members)."""
 
-    def __init__(self, pairs: list[PairSpec], workers: int) -> None:
+    def __init__(self, pairs: Sequence[Any], workers: int, main: WorkerMain = _worker_main) -> None:
         workers = max(1, min(workers, len(pairs)))
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[multiprocessing.connection.Connection] = []
         self.procs: list[Any] = []
         for w in range(workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, pairs[w::workers]), daemon=True)
+            proc = ctx.Process(target=main, args=(child, list(pairs[w::workers])), daemon=True)
             self.pipes.append(parent)
             self.procs.append(proc)
 
