@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 
 import grpc
 
-from tests.support.grpc_loop import directory_of
+from tests.support.grpc_loop import StaticRegistry, directory_of
 from tests.unit.presence.test_presence_and_hub import connection
 from tinyim.edges.gateway.grpc_server import GatewayServicer
 from tinyim.edges.gateway.hub import GatewayHub
+from tinyim.infra.node_directory import NodeDirectory
+from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, Ctx, grpc_server
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
@@ -33,8 +35,8 @@ class Gateway:
     """A gateway's GatewayService on a fixed port that can be killed and started again; counts the push
     streams opened and the PushNotify calls; `streams=False`: an earlier release without PushStream."""
 
-    def __init__(self, streams: bool = True) -> None:
-        self.hub = GatewayHub(GW, InMemorySessionDirectory())
+    def __init__(self, streams: bool = True, gateway_id: str = GW) -> None:
+        self.hub = GatewayHub(gateway_id, InMemorySessionDirectory())
         self.streams_opened = 0
         self.calls = 0
         outer = self
@@ -159,6 +161,36 @@ async def test_a_gateway_without_push_stream_gets_push_notify_calls() -> None:
     finally:
         await channels.close()
         await gateway.kill()
+
+
+async def test_an_earlier_release_next_to_a_current_one_only_it_gets_calls() -> None:
+    old, new = Gateway(streams=False, gateway_id="gw-old"), Gateway(gateway_id="gw-new")
+    await old.start()
+    await new.start()
+    channels = Channels()
+    try:
+        (old_conn, old_sock), (new_conn, new_sock) = connection(1, "PC"), connection(2, "PC")
+        await old.hub.attach(old_conn)
+        await new.hub.attach(new_conn)
+        nodes = [
+            Node("gateway", g, "127.0.0.1", grpc_port=p)
+            for g, p in (("gw-old", old.port), ("gw-new", new.port))
+        ]
+        link = GrpcGatewayLink(NodeDirectory(StaticRegistry(nodes)), channels)
+        for seq in range(1, 6):  # a rolling upgrade: pushes to both releases, interleaved
+            with contextlib.suppress(Exception):
+                await link.push("gw-old", [PushTarget(1, seq)])
+            await link.push("gw-new", [PushTarget(2, seq)])
+            await asyncio.sleep(0.02)
+        await until(lambda: bool(old_sock.sent) and seqs(old_sock.sent)[-1] == 5)
+        await until(lambda: bool(new_sock.sent) and seqs(new_sock.sent)[-1] == 5)
+        assert (
+            old.calls >= 3 and new.calls == 0 and new.streams_opened == 1
+        )  # the current one keeps its stream
+    finally:
+        await channels.close()
+        await old.kill()
+        await new.kill()
 
 
 async def test_without_streams_every_push_is_a_call() -> None:

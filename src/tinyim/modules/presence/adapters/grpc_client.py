@@ -7,7 +7,8 @@ Message signals (the hot path: one batch per commit and gateway) go on one long-
 gateway, written and never answered one by one: no per-call set-up. A write that fails (the gateway died,
 the stream broke, it did not take the batch within the deadline) raises like a failed call; the next
 push to that gateway opens a new stream. A gateway of an earlier release (PushStream UNIMPLEMENTED) gets
-PushNotify calls from then on; a batch written before that was known is lost, as pushes may be.
+PushNotify calls from then on, and only that gateway (a rolling upgrade runs both releases side by side);
+a batch written before that was known is lost, as pushes may be.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class GrpcGatewayLink:
         self._deadline = deadline_seconds
         self._push_stream = push_stream  # message signals on PushStream (False: PushNotify calls)
         self._streams: dict[tuple[str, str], _PushStream] = {}  # (node id, target) -> its push stream
+        self._without_streams: set[tuple[str, str]] = set()  # gateways of an earlier release
 
     async def _call(
         self, gateway_id: str, call: Callable[[ipb_grpc.GatewayServiceAsyncStub, float], Awaitable[object]]
@@ -78,7 +80,9 @@ class GrpcGatewayLink:
             if node is None:
                 log.info("gateway %s is not registered; signal dropped", gateway_id)
                 return
-            if await self._stream_push(node, request):
+            if (node.node_id, node.grpc_target) not in self._without_streams and await self._stream_push(
+                node, request
+            ):
                 return
         await self._call(gateway_id, lambda s, t: s.PushNotify(request, timeout=t))
 
@@ -109,8 +113,8 @@ class GrpcGatewayLink:
         """A push stream is over: True when the gateway does not know PushStream (an earlier release)."""
         code = await stream.call.code()
         if code == grpc.StatusCode.UNIMPLEMENTED:
-            log.info("gateway %s has no PushStream; pushing with PushNotify calls", node.node_id)
-            self._push_stream = False
+            log.info("gateway %s has no PushStream; pushing to it with PushNotify calls", node.node_id)
+            self._without_streams.add((node.node_id, node.grpc_target))
             return True
         if code == grpc.StatusCode.UNAVAILABLE:
             self._directory.suspect(node)
