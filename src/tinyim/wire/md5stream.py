@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import mmap
 import os
 from typing import Any
 
@@ -113,7 +114,9 @@ class HashedBuffers:
     def __init__(self, md5: StreamMd5, size: int = 2 * 1024 * 1024, count: int = 3) -> None:
         self.md5 = md5
         self._size = size
-        self._buffers = [memoryview(bytearray(size)) for _ in range(count)]
+        # Page-aligned (anonymous mmap): a bytearray's bytes start 16 bytes past a page boundary, and the
+        # kernel's copy from a socket into such a buffer measured about half as fast (G5's readers).
+        self._buffers = [memoryview(mmap.mmap(-1, size)) for _ in range(count)]
         self._busy: list[concurrent.futures.Future[None] | None] = [None] * count
         self._current = 0
         self._fill = 0  # bytes of the current buffer kept
