@@ -170,6 +170,7 @@ CONVERSATION_COLUMNS = (
     "owner_id", "conv_type", "other_id", "last_seq", "last_msg_id", "last_sender_id", "last_msg_type",
     "preview", "unread",
 )  # fmt: skip
+_LAST_SEQ, _UNREAD = CONVERSATION_COLUMNS.index("last_seq"), CONVERSATION_COLUMNS.index("unread")
 
 
 def _dicts(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -268,11 +269,11 @@ def _conversation_rows(
             unread = unread_of[s.is_sender]
             seq = seqs[s.owner_id]
             row = merged.get(key)
-            if row is not None and row[3] > seq:
-                row[8] += unread
+            if row is not None and row[_LAST_SEQ] > seq:
+                row[_UNREAD] += unread
                 continue
             merged[key] = [s.owner_id, conv_type, s.other_id, seq, body.msg_id, body.sender_id, body.msg_type,
-                           preview, unread + (row[8] if row is not None else 0)]  # fmt: skip
+                           preview, unread + (row[_UNREAD] if row is not None else 0)]  # fmt: skip
             # read marks, peer mark, pinned, muted: the columns' defaults (0) for a new row
     return [tuple(merged[key]) for key in sorted(merged)]  # rows locked in one order: no deadlocks
 
