@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.loadgen import ANSWER_TIMEOUT, Phase, PhaseStats, Receiver, _cpu, serve, synced
+from bench.loadgen import ANSWER_TIMEOUT, Phase, PhaseStats, Receiver, begin_phase, end_phase, serve, synced
 from bench.rawclient import FastConnection
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd
@@ -83,29 +83,6 @@ class Member(Receiver):
         super().__init__(worker, spec.user_id)
         self.group_worker = worker
         self.spec = spec
-
-    def on_push(self, cmd: int, body: bytes) -> None:
-        """The common push first: it carries the next message alone and no sync is running; applied as
-        Receiver.on_push would, without its generic look for inline messages. Any other: Receiver's."""
-        if cmd == Cmd.CMD_MSG_PUSH_NOTIFY and not self.syncing:
-            push = pb.MsgPushNotify.FromString(body)
-            seq = push.max_seq_id
-            msgs = push.msgs
-            if (
-                len(msgs) == 1
-                and msgs[0].seq_id == seq == self.local_max_seq + 1
-                and seq > self.notified_max_seq
-            ):
-                now = time.monotonic()
-                self.notified_max_seq = seq
-                self.push_seqs.append(seq)
-                self.push_times.append(now)
-                self.local_max_seq = seq
-                self.group_worker.received(msgs[0], now, now)
-                if self.worker.phase is not None:
-                    self.worker.phase.stats.inline_applied += 1
-                return
-        super().on_push(cmd, body)
 
     def apply(self, m: Any, now: float) -> None:
         self.local_max_seq = m.seq_id
@@ -184,19 +161,11 @@ class GroupWorker:
         self.phases += 1
         run = self.run = GroupRun(self.phases, spec, list(self.by_index))
         phase = self.phase = Phase(self.phases)
-        await asyncio.sleep(max(0.0, spec.start_at - time.monotonic()))
-        cpu0 = _cpu()
-        phase.stats.first_send = time.monotonic()
+        cpu0 = await begin_phase(phase, spec.start_at)
         senders = [self.by_index[s] for s in spec.senders if s in self.by_index]
         await asyncio.gather(*(self._send(run, m) for m in senders))
         self.check_done()
-        try:
-            await asyncio.wait_for(phase.done.wait(), spec.drain_seconds)
-        except TimeoutError:
-            phase.stats.drained = False
-        cpu1 = _cpu()
-        phase.stats.cpu_seconds = cpu1[0] - cpu0[0]
-        phase.stats.cpu_system_seconds = cpu1[1] - cpu0[1]
+        await end_phase(phase, spec.drain_seconds, cpu0)
         run.stats.common = phase.stats
         self.run = self.phase = None
         return run.stats

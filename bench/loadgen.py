@@ -26,8 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from google.protobuf.message import Message as ProtoMessage
-
 from bench.rawclient import RawConnection
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd
@@ -83,15 +81,6 @@ def _cpu() -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, usage.ru_stime
 
 
-def _inline_messages(push: ProtoMessage) -> list[Any]:
-    """The MessageData a push carries, whatever the fields are called (none before inline push exists)."""
-    found: list[Any] = []
-    for fd, value in push.ListFields():
-        if fd.message_type is not None and fd.message_type.name == "MessageData":
-            found.extend([value] if isinstance(value, ProtoMessage) else value)
-    return found
-
-
 class Phase:
     """Per-phase bookkeeping, indexed by message number within the worker."""
 
@@ -118,6 +107,25 @@ class Phase:
     def finished(self) -> bool:
         s = self.stats
         return s.acked + s.failed >= s.sent and s.delivered >= s.acked
+
+
+async def begin_phase(phase: Phase, start_at: float) -> tuple[float, float]:
+    """Wait for the phase's start (the same clock in every worker); this process's CPU at that moment."""
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    cpu0 = _cpu()
+    phase.stats.first_send = time.monotonic()
+    return cpu0
+
+
+async def end_phase(phase: Phase, drain_seconds: float, cpu0: tuple[float, float]) -> None:
+    """Wait until the phase is done (or its drain time ran out), then record the CPU it cost."""
+    try:
+        await asyncio.wait_for(phase.done.wait(), drain_seconds)
+    except TimeoutError:
+        phase.stats.drained = False
+    cpu1 = _cpu()
+    phase.stats.cpu_seconds = cpu1[0] - cpu0[0]
+    phase.stats.cpu_system_seconds = cpu1[1] - cpu0[1]
 
 
 class Host(Protocol):
@@ -152,7 +160,7 @@ class Receiver:
             self.push_seqs.append(push.max_seq_id)
             self.push_times.append(now)
         if not self.syncing:
-            for m in _inline_messages(push):
+            for m in push.msgs:  # a push may carry the message; applied when it is the next seq
                 if m.seq_id == self.local_max_seq + 1:
                     self.apply(m, now)
                     if self.worker.phase is not None:
@@ -300,9 +308,7 @@ class Worker:
     async def run_phase(self, spec: PhaseSpec) -> PhaseStats:
         self.phases += 1
         phase = self.phase = Phase(self.phases)
-        await asyncio.sleep(max(0.0, spec.start_at - time.monotonic()))
-        cpu0 = _cpu()
-        phase.stats.first_send = time.monotonic()
+        cpu0 = await begin_phase(phase, spec.start_at)
         self.sending = True
         if spec.mode == "closed":
             await self._closed(phase, spec.per_pair)
@@ -312,13 +318,7 @@ class Worker:
             raise ValueError(f"unknown mode {spec.mode!r}")
         self.sending = False
         self.check_done()
-        try:
-            await asyncio.wait_for(phase.done.wait(), spec.drain_seconds)
-        except TimeoutError:
-            phase.stats.drained = False
-        cpu1 = _cpu()
-        phase.stats.cpu_seconds = cpu1[0] - cpu0[0]
-        phase.stats.cpu_system_seconds = cpu1[1] - cpu0[1]
+        await end_phase(phase, spec.drain_seconds, cpu0)
         return self._summarise(phase)
 
     async def _closed(self, phase: Phase, per_pair: int) -> None:
