@@ -173,10 +173,6 @@ CONVERSATION_COLUMNS = (
 _LAST_SEQ, _UNREAD = CONVERSATION_COLUMNS.index("last_seq"), CONVERSATION_COLUMNS.index("unread")
 
 
-def _dicts(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return [dict(zip(columns, r, strict=True)) for r in rows]
-
-
 def _body_row(body: MessageBody) -> tuple[Any, ...]:
     # msg_extra "" and recalled_by 0: a new message
     return (body.msg_id, body.sender_id, body.group_id, body.msg_type, body.content, "",
@@ -184,7 +180,7 @@ def _body_row(body: MessageBody) -> tuple[Any, ...]:
 
 
 async def insert_body(conn: AsyncConnection, body: MessageBody) -> None:
-    await conn.execute(im_message_body.insert(), _dicts(BODY_COLUMNS, [_body_row(body)]))
+    await _BODY_ROWS.execute(conn, [_body_row(body)])
 
 
 def _index_rows(
@@ -200,7 +196,7 @@ async def insert_index(
     conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
 ) -> None:
     """Every owner's index row in one multi-row INSERT, whatever the number of owners."""
-    await conn.execute(im_message_index.insert(), _dicts(INDEX_COLUMNS, _index_rows(body, slots, seqs)))
+    await _INDEX_ROWS.execute(conn, _index_rows(body, slots, seqs))
 
 
 class AlreadyRecalled(Exception):
@@ -282,8 +278,7 @@ async def upsert_conversations(
     conn: AsyncConnection, body: MessageBody, slots: Sequence[TimelineSlot], seqs: dict[int, int]
 ) -> None:
     """Every owner's conversation row in ONE multi-row upsert, whatever the number of owners."""
-    rows = _conversation_rows([(body, slots, seqs)])
-    await conn.execute(conversation_upsert(conn.dialect.name), _dicts(CONVERSATION_COLUMNS, rows))
+    await _CONVERSATION_ROWS.execute(conn, _conversation_rows([(body, slots, seqs)]))
 
 
 # The batch writer's statements, on the asyncmy connection directly where the database is MySQL/MariaDB.
