@@ -229,8 +229,9 @@ async def test_conversation_maintenance_can_be_turned_off(
 async def test_a_group_message_costs_the_same_statements_whatever_the_group_size(
     kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """DESIGN §10's budget: body, seq lock, seq bump, index rows, and ONE multi-row conversation upsert;
-    MariaDB locks, bumps and reads the seq counters in one statement (RETURNING)."""
+    """DESIGN §10's budget: body, seq lock, seq bump, index rows; no conversation row (the members' list
+    reads the group's last message and unread count from the index); MariaDB locks, bumps and reads the
+    seq counters in one statement (RETURNING)."""
     from tests.contract.conftest import make_backend
     from tinyim.infra import metrics
 
@@ -252,5 +253,75 @@ async def test_a_group_message_costs_the_same_statements_whatever_the_group_size
             costs[size] = statements() - before
             rows = await store.conversations(members[-1], 10, None)
             assert [(r.conversation, r.unread, r.preview) for r in rows] == [(group(g), 2, "counted")]
-        expected = 4 if kind == "mariadb" else 5
+        expected = 3 if kind == "mariadb" else 4
         assert costs == {3: expected, 200: expected}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb"])
+async def test_a_group_conversation_is_read_from_the_index_not_from_its_row(
+    kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A group message writes no member row: the list, unread counts, read marks and flags work for a
+    member who has none, and a row an earlier version kept up to date per message (here: stale last
+    message and unread count) only lends its read mark and flags."""
+    from tests.contract.conftest import make_backend
+
+    backend = make_backend(kind, request, tmp_path_factory)
+    a, b, c, g = fresh_id(), fresh_id(), fresh_id(), fresh_id()
+    async with backend.database() as db:
+        assert db is not None
+        store = SqlTimelineStore(db)
+        m1 = await store.append(group_body(a, g, "one"), group_slots(a, g, [a, b, c]))
+        m2 = await store.append(group_body(a, g, "two"), group_slots(a, g, [a, b, c]))
+        async with db.read(fresh=True) as conn:
+            stored = await conn.scalar(
+                select(func.count()).select_from(im_conversation).where(im_conversation.c.other_id == g)
+            )
+        assert stored == 0
+        async with db.write() as conn:  # b's row as the per-message upsert left it after m1, read up to m1
+            await conn.execute(
+                im_conversation.insert().values(
+                    owner_id=b,
+                    conv_type=int(ConvType.GROUP),
+                    other_id=g,
+                    last_seq=m1.seqs[b],
+                    last_msg_id=m1.msg_id,
+                    last_sender_id=a,
+                    last_msg_type=0,
+                    preview="one",
+                    unread=99,
+                    read_seq=m1.seqs[b],
+                    peer_read_seq=0,
+                    pinned=1,
+                    muted=0,
+                )  # fmt: skip
+            )
+        (mine,) = await store.conversations(b, 10, None)
+        assert (mine.last_seq, mine.last_msg_id, mine.preview, mine.unread) == (
+            m2.seqs[b],
+            m2.msg_id,
+            "two",
+            1,
+        )
+        assert (mine.read_seq, mine.pinned) == (m1.seqs[b], True)
+        assert [(u.conversation, u.unread) for u in await store.unread(b)] == [(group(g), 1)]
+        # c has no row: unread 2; muting and reading create it
+        assert [(u.conversation, u.unread) for u in await store.unread(c)] == [(group(g), 2)]
+        muted = await store.set_flags(c, group(g), None, True)
+        assert muted is not None and (muted.muted, muted.pinned, muted.unread, muted.last_seq) == (
+            True,
+            False,
+            2,
+            2,
+        )
+        assert await store.mark_read(c, group(g), m1.seqs[c]) == m1.seqs[c]
+        assert await store.mark_read(c, group(g), 0) == m1.seqs[c]  # never lowered
+        view = await store.conversation(c, group(g))
+        assert view is not None and (view.unread, view.read_seq, view.muted) == (1, m1.seqs[c], True)
+        counts = await store.read_counts(a, g, [m1.msg_id, m2.msg_id])
+        assert [(r.read, r.total) for r in counts] == [(2, 2), (0, 2)]  # b and c read m1; nobody m2
+        # no message in a group yet: nothing to read, nothing to flag
+        other = fresh_id()
+        assert await store.mark_read(c, group(other), 5) == 0
+        assert await store.set_flags(c, group(other), True, None) is None
+        assert await store.conversation(c, group(other)) is None

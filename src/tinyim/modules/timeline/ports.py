@@ -107,8 +107,10 @@ class TimelineStore(Protocol):
         ...
 
     # ---------- conversation list, read receipts, recall ----------
-    # `append` also upserts one conversation row per slot in its transaction: last message, preview
-    # (`preview_of`), unread count (`counts_as_unread`, only above the read mark); `mark_read` recounts.
+    # A conversation's view: last message, preview (`preview_of`), unread count (`counts_as_unread`, only
+    # above the read mark; `mark_read` recounts), read marks, pinned, muted. A store may keep it as rows
+    # that `append` upserts (1:1 in SQL) or compute it when it is read (groups in SQL: one message would
+    # otherwise rewrite every member's row); either way the views are the same.
 
     async def conversations(
         self, owner_id: int, limit: int, after: ConversationCursor | None
