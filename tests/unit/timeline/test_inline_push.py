@@ -266,3 +266,17 @@ async def test_an_active_client_pulls_once_per_heartbeat_and_an_idle_one_never()
     await asyncio.sleep(0.05)
     assert client.syncs == 1  # one pull, then idle again
     beats.cancel()
+
+
+def test_each_copy_parses_as_the_message_serialized_in_full() -> None:
+    """The hand-encoded seq and sender flag, at varint boundaries, equal a MessageData built in full."""
+    from tinyim.modules.timeline import StoredMessage
+
+    message = StoredMessage(0, 7 << 40, ALICE, 0, GROUP, int(MsgType.TEXT), "héllo", "c-1", False, 0)
+    seqs = {ALICE: 2**63 - 1, BOB: 127, CAROL: 128, 4: 0, 5: 16_384, 6: 300}
+    for owner, copy in inline_messages(message, seqs).items():
+        full = pb.MessageData(
+            msg_id=message.msg_id, seq_id=seqs[owner], sender_id=ALICE, group_id=GROUP, content="héllo",
+            create_time=message.created_ms, client_msg_id="c-1", is_sender=owner == ALICE,
+        )  # fmt: skip
+        assert pb.MessageData.FromString(copy) == full
