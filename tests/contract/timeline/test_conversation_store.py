@@ -278,24 +278,13 @@ async def test_a_group_conversation_is_read_from_the_index_not_from_its_row(
                 select(func.count()).select_from(im_conversation).where(im_conversation.c.other_id == g)
             )
         assert stored == 0
-        async with db.write() as conn:  # b's row as the per-message upsert left it after m1, read up to m1
-            await conn.execute(
-                im_conversation.insert().values(
-                    owner_id=b,
-                    conv_type=int(ConvType.GROUP),
-                    other_id=g,
-                    last_seq=m1.seqs[b],
-                    last_msg_id=m1.msg_id,
-                    last_sender_id=a,
-                    last_msg_type=0,
-                    preview="one",
-                    unread=99,
-                    read_seq=m1.seqs[b],
-                    peer_read_seq=0,
-                    pinned=1,
-                    muted=0,
-                )  # fmt: skip
-            )
+        old_row = {  # b's row as the per-message upsert left it after m1, read up to m1
+            "owner_id": b, "conv_type": int(ConvType.GROUP), "other_id": g, "last_seq": m1.seqs[b],
+            "last_msg_id": m1.msg_id, "last_sender_id": a, "last_msg_type": 0, "preview": "one", "unread": 99,
+            "read_seq": m1.seqs[b], "peer_read_seq": 0, "pinned": 1, "muted": 0,
+        }  # fmt: skip
+        async with db.write() as conn:
+            await conn.execute(im_conversation.insert().values(old_row))
         (mine,) = await store.conversations(b, 10, None)
         assert (mine.last_seq, mine.last_msg_id, mine.preview, mine.unread) == (
             m2.seqs[b],
