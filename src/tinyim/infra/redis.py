@@ -22,10 +22,17 @@ class Keys:
     prefix: str = ""
 
     def session(self, user_id: int) -> str:
-        return f"{self.prefix}im:session:{user_id}"
+        return f"{self.session_prefix()}{user_id}"
+
+    def session_prefix(self) -> str:
+        """What a Lua script puts before a user id (it builds many users' keys from one argument)."""
+        return f"{self.prefix}im:session:"
 
     def seq(self, user_id: int) -> str:
-        return f"{self.prefix}im:seq:{user_id}"
+        return f"{self.seq_prefix()}{user_id}"
+
+    def seq_prefix(self) -> str:
+        return f"{self.prefix}im:seq:"
 
     def user(self, user_id: int) -> str:
         return f"{self.prefix}im:user:{user_id}"

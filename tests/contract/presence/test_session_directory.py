@@ -47,6 +47,12 @@ async def test_lookup_of_many_users_in_one_call(directory: SessionDirectory) -> 
         )
         assert {(s.device_id, s.gateway_id, s.conn_id) for s in sessions} == expected
         assert all(s.user_id == uid for s in sessions)
+    # offline users between online ones: each session still lands on its own user
+    mixed = await directory.lookup([350, 14, 399, 301, 2])
+    assert {uid: sorted(s.device_id for s in ss) for uid, ss in mixed.items()} == {
+        14: ["PC", "Web"],
+        2: ["PC"],
+    }
 
 
 async def test_unbind_of_a_replaced_connection_keeps_the_new_one(directory: SessionDirectory) -> None:

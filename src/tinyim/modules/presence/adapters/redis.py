@@ -30,12 +30,20 @@ end
 return 0
 """
 
-# Every user's hash in one command (a pipeline of HGETALLs costs the client far more per user): one
-# flat field/value list per key, in the order of KEYS.
+# Every user's hash in one command (a pipeline of HGETALLs costs the client far more per user). ARGV[1] is
+# the hashes' key prefix, ARGV[2] "uid,uid,…" (two arguments, not a key per user: redis-py packs each
+# argument in Python; TinyIM runs on one Redis, not a Cluster). Only users with a session come back:
+# {i, fields, j, fields, …}, i the 1-based position in ARGV[2], fields the flat field/value list.
 _LOOKUP = """
 local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HGETALL', key)
+local i = 0
+for uid in string.gmatch(ARGV[2], '%d+') do
+  i = i + 1
+  local fields = redis.call('HGETALL', ARGV[1] .. uid)
+  if #fields > 0 then
+    out[#out + 1] = i
+    out[#out + 1] = fields
+  end
 end
 return out
 """
@@ -75,10 +83,13 @@ class RedisSessionDirectory:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        rows = cast(list[list[str]], await self._lookup(keys=[self._keys.session(uid) for uid in ids]))
+        reply = cast(
+            list[Any], await self._lookup(args=[self._keys.session_prefix(), ",".join(map(str, ids))])
+        )
         now = _now_ms()
         found: dict[int, list[DeviceSession]] = {}
-        for uid, flat in zip(ids, rows, strict=True):
+        for position, flat in zip(reply[::2], reply[1::2], strict=True):
+            uid = ids[int(position) - 1]
             for device, value in zip(flat[::2], flat[1::2], strict=True):
                 gateway_id, conn_id, deadline = value.rsplit("|", 2)
                 if int(deadline) > now:

@@ -27,10 +27,18 @@ from tinyim.infra.redis import Keys
 from tinyim.modules.timeline.adapters.sql import SeqCollision, im_message_index
 from tinyim.modules.timeline.domain import StoredMessage
 
-# INCRBY every key by its ARGV, or none: {-1, i, j, …} names the missing ones (1-based), changes nothing.
+# INCRBY every owner's counter by its count, or none: {-1, i, j, …} names the missing ones (1-based, in the
+# order given), changes nothing. ARGV[1] is the counters' key prefix, ARGV[2] "owner:count,owner:count,…":
+# two arguments instead of a key and a count per owner (redis-py packed 1,000 arguments of a 500-member
+# message in Python, ~0.3 ms). The keys are not declared in KEYS: TinyIM runs on one Redis, not a Cluster.
 _INCR_ALL = """
+local keys, counts = {}, {}
+for owner, n in string.gmatch(ARGV[2], '(%d+):(%d+)') do
+  keys[#keys + 1] = ARGV[1] .. owner
+  counts[#counts + 1] = n
+end
 local missing = {}
-for i, k in ipairs(KEYS) do
+for i, k in ipairs(keys) do
   if redis.call('EXISTS', k) == 0 then table.insert(missing, i) end
 end
 if #missing > 0 then
@@ -38,7 +46,7 @@ if #missing > 0 then
   return missing
 end
 local out = {}
-for i, k in ipairs(KEYS) do out[i] = redis.call('INCRBY', k, ARGV[i]) end
+for i, k in ipairs(keys) do out[i] = redis.call('INCRBY', k, counts[i]) end
 return out
 """
 
@@ -87,9 +95,9 @@ class RedisSeqAllocator:
     async def _allocate(self, counts: Mapping[int, int]) -> dict[int, int]:
         """Each owner's counter raised by counts[owner], in one round trip; the new tops."""
         owners = list(counts)
-        keys = [self._keys.seq(o) for o in owners]
+        packed = ",".join(f"{o}:{counts[o]}" for o in owners)
         for _ in range(3):
-            result = [int(v) for v in await self._incr_all(keys=keys, args=[counts[o] for o in owners])]
+            result = [int(v) for v in await self._incr_all(args=[self._keys.seq_prefix(), packed])]
             if not result or result[0] != -1:
                 return dict(zip(owners, result, strict=True))
             missing = [owners[i - 1] for i in result[1:]]
