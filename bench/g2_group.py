@@ -237,7 +237,7 @@ async def run(
     # the members' going offline and these coming back (presence, status notices, their first sync) are not
     # the write path; nor what the idle server does
     idle_redis_per_s = await _quiet(base_url)
-    quiet = 200 if profile_to else 20  # a profile needs samples
+    quiet = 200 if profile_to else 100  # a profile needs samples; 100: background round trips average out
     statements2, commits2, redis2 = await _round_trips(base_url)
     recording = start_recording(pid, profile_to) if pid and profile_to else None
     cpu0 = process_cpu_seconds(pid) if pid else 0.0
