@@ -426,9 +426,8 @@ async def _group_views(
         int(r.other_id): r
         for r in await conn.execute(_joined.where(i.owner_id == owner_id, i.seq_id.in_(list(tops.values()))))
     }
-    behind = [
-        (g, marks.get(g, (0, False, False))[0]) for g, top in tops.items() if top > marks.get(g, (0,))[0]
-    ]
+    unset = (0, False, False)  # no row yet: nothing read, not pinned, not muted
+    behind = [(g, marks.get(g, unset)[0]) for g, top in tops.items() if top > marks.get(g, unset)[0]]
     unread: dict[int, int] = {}
     if behind:
         counts = (
@@ -440,8 +439,10 @@ async def _group_views(
         unread = {int(g): int(n) for g, n in await conn.execute(counts)}
     views = []
     for g, top in tops.items():
-        read_seq, pinned, muted = marks.get(g, (0, False, False))
-        last = lasts[g]
+        read_seq, pinned, muted = marks.get(g, unset)
+        last = lasts.get(g)
+        if last is None:  # an index row without its body: not written so, but one must not fail the list
+            continue
         views.append(
             ConversationView(
                 conversation=_group(g),
