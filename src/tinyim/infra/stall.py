@@ -17,6 +17,7 @@ figures, in a JSON file on shutdown.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -93,6 +94,9 @@ class StallWatchdog:
         self._started = 0.0
         self._switch: float | None = None
         self._cpu0 = self._rq0 = 0
+        # garbage collections while it runs: per generation, count, total and longest ms
+        self.gc: dict[int, list[float]] = {}
+        self._gc_started = 0.0
 
     # ---------- loop side ----------
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -108,6 +112,17 @@ class StallWatchdog:
         sys.setswitchinterval(min(self._switch, self.sample))
         self._thread = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
         self._thread.start()
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._gc_started) * 1000
+        entry = self.gc.setdefault(info.get("generation", -1), [0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += ms
+        entry[2] = max(entry[2], ms)
 
     def _touch(self) -> None:
         now = time.perf_counter()
@@ -121,6 +136,8 @@ class StallWatchdog:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._handle is not None:
             self._handle.cancel()
         if self._thread is not None:
@@ -165,6 +182,10 @@ class StallWatchdog:
             # the whole run: the loop thread's CPU time and its wait for a CPU (others ran on it)
             "loop_thread_cpu_s": round((_thread_cpu_ns(self._ident) - self._cpu0) / 1e9, 2),
             "loop_thread_runqueue_s": round((_runqueue_ns(self._native) - self._rq0) / 1e9, 2),
+            "gc": {
+                f"gen{g}": {"collections": int(n), "ms": round(total, 1), "max_ms": round(top, 1)}
+                for g, (n, total, top) in sorted(self.gc.items())
+            },
             "gaps_ms_histogram": {f">={k}": v for k, v in sorted(self.gaps.items())},
             "stalls": len(self.stalls),
             "stalled_ms": round(sum(s.gap_ms for s in self.stalls), 1),

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 from tinyim.infra.stall import StallWatchdog
 
@@ -46,3 +47,17 @@ async def test_a_quiet_loop_reports_nothing() -> None:
         watchdog.stop()
     assert watchdog.stalls == []
     assert watchdog.ticks > 10
+
+
+async def test_garbage_collections_are_counted() -> None:
+    import gc
+
+    watchdog = StallWatchdog(threshold_ms=20)
+    watchdog.start()
+    try:
+        gc.collect()
+    finally:
+        watchdog.stop()
+    collections = watchdog.summary()["gc"]
+    assert isinstance(collections, dict)
+    assert collections["gen2"] == {"collections": 1, "ms": ANY, "max_ms": ANY}
