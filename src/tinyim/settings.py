@@ -62,9 +62,6 @@ class Settings(BaseSettings):
     # on one SendMsgStream per msg node, message signals on one PushStream per gateway. False: one
     # SendMsgBatch / PushNotify call each, as before.
     internal_streams: bool = True
-    # Group commit on MariaDB/MySQL: the next batch's statements start while this one commits (they wait
-    # on its seq row locks in the database). False: a batch starts only after the previous one committed.
-    timeline_commit_pipeline: bool = True
     jwt_secret: str = ""  # empty = a random secret kept in data_dir
     token_ttl_seconds: int = Field(default=3600, ge=60)
     worker_id: int = Field(default=0, ge=0, le=1023)  # Snowflake worker id, unique per msg process

@@ -44,17 +44,13 @@ class TimelineContainer(containers.DeclarativeContainer):
     rules_feed: providers.Dependency[AbstractAsyncContextManager[None]] = providers.Dependency()
 
     maintain_conversations = settings.provided.conversation_list
-    pipeline = settings.provided.timeline_commit_pipeline
     store = providers.Selector(
         settings.provided.seq_allocator,
-        sql=providers.Singleton(
-            SqlTimelineStore, db, conversations=maintain_conversations, pipeline=pipeline
-        ),
+        sql=providers.Singleton(SqlTimelineStore, db, conversations=maintain_conversations),
         redis=providers.Singleton(
             SqlTimelineStore,
             db,
             conversations=maintain_conversations,
-            pipeline=pipeline,
             seqs=providers.Singleton(RedisSeqAllocator, db, redis, keys),
         ),
     )

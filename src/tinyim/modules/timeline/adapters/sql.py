@@ -44,7 +44,7 @@ from tinyim.infra.db import (
     metadata,
     retry_deadlocks,
 )
-from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend, before_commit
+from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend
 from tinyim.modules.timeline.adapters.locked_row_seqs import LockedRowSeqAllocator
 from tinyim.modules.timeline.domain import (
     PREVIEW_CHARS,
@@ -349,7 +349,6 @@ class SqlTimelineStore:
         conversations: bool = True,
         group_commit: bool = True,
         seqs: SeqAllocator[AsyncConnection] | None = None,
-        pipeline: bool = True,
     ) -> None:
         self._db = db
         self._seqs = seqs or LockedRowSeqAllocator(db)
@@ -361,9 +360,6 @@ class SqlTimelineStore:
                 self._append_batch,
                 lambda body, slots: self._run(body, slots, None),
                 on_batch=metrics.TIMELINE_BATCH_MESSAGES.observe,
-                # a server database: the next batch's statements overlap this one's commit (SQLite
-                # writes one transaction at a time anyway)
-                pipeline=pipeline and not db.is_sqlite,
             )
             if group_commit and self._seqs.batches
             else None
@@ -469,7 +465,6 @@ class SqlTimelineStore:
                     [(p.body, p.slots, mine) for p, mine in zip(batch, seqs, strict=True)]
                 )
                 await _CONVERSATION_ROWS.execute(conn, rows)
-            await before_commit()
         return [Appended(p.body.msg_id, mine) for p, mine in zip(batch, seqs, strict=True)]
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
