@@ -61,6 +61,32 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_runqueue_seconds(pid: int) -> float:
+    """Time a process's threads spent runnable but waiting for a CPU so far (/proc schedstat: the
+    scheduler ran something else); 0.0 where that is not available."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every CPU of the machine spent busy so far (/proc/stat: all but idle and iowait)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 async def metric(base_url: str, name: str, token: str = "") -> float:
     """One counter from a process's /metrics (Prometheus text); `token`: its metrics token
     (IM_METRICS_TOKEN or data_dir/metrics.token — without it the endpoint answers 401 and this 0.0)."""

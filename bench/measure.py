@@ -17,7 +17,13 @@ from typing import Any
 
 import httpx
 
-from bench.common import ms, percentile, process_cpu_seconds
+from bench.common import (
+    machine_busy_seconds,
+    ms,
+    percentile,
+    process_cpu_seconds,
+    process_runqueue_seconds,
+)
 from bench.loadgen import LoadGenerator, PhaseSpec, PhaseStats
 
 
@@ -90,9 +96,11 @@ def measured_phase(
     stores = pids_named("mariadbd", "mysqld", "redis-server")
     before = target.counters()
     each0 = [process_cpu_seconds(p) for p in target.pids]
+    runq0, busy0 = sum(process_runqueue_seconds(p) for p in target.pids), machine_busy_seconds()
     server0, store0, wall0 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
     stats = gen.run(make)
     server1, store1, wall1 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
+    runq1, busy1 = sum(process_runqueue_seconds(p) for p in target.pids), machine_busy_seconds()
     each1 = [process_cpu_seconds(p) for p in target.pids]
     after = target.counters()
     figures = summarise(stats)
@@ -101,7 +109,14 @@ def measured_phase(
         name: round((c1 - c0) * 1e6 / delivered, 1)
         for name, c0, c1 in zip(target.names, each0, each1, strict=False)
     }
+    wall = max(1e-9, wall1 - wall0)
+    client = sum(st.cpu_seconds for st in stats)
+    others = (busy1 - busy0) - (server1 - server0) - (store1 - store0) - client
     return {
+        # noise: the share of the phase the server's threads waited for a CPU, and the CPUs (in cores)
+        # that processes outside the benchmark (server, database, Redis, load generator) kept busy
+        "server_runqueue_share": round((runq1 - runq0) / wall, 3),
+        "machine_other_cpu_cores": round(max(0.0, others) / wall, 2),
         "server_cpu_us_per_msg": round((server1 - server0) * 1e6 / delivered, 1),
         "client_cpu_us_per_msg": figures.pop("client_cpu_us_per_msg"),
         "db_and_redis_cpu_us_per_msg": round((store1 - store0) * 1e6 / delivered, 1),

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Debugging: > 0 starts the event-loop stall watchdog (infra/stall.py): turns of the loop longer than
+    # this (ms) are sampled and summarised on shutdown in debug_stall_report (default: a JSON file
+    # stall-report-<pid>.json in data_dir). Use 5 or more: the 1 ms tick itself jitters by up to ~2 ms.
+    debug_stall_ms: float = Field(default=0.0, ge=0)
+    debug_stall_report: str = ""
     # Origins (comma list, or *) whose browser pages may call the HTTP API and the file gateway.
     # Empty: same origin only (the Web app served by dispatch needs nothing here).
     cors_origins: str = ""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute
 from tinyim.edges.common import common_routes
 from tinyim.edges.http_telemetry import HttpTelemetry
 from tinyim.edges.limits import BodyLimitMiddleware, BodyTooLarge, body_too_large_handler
+from tinyim.infra import stall
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registration import check_worker_id, keep_registered
 from tinyim.infra.registry import Node, Registry
@@ -31,6 +33,8 @@ from tinyim.settings import Settings
 from .container import Container, wired
 from .resources import metrics_token
 from .roles import Role, local_roles
+
+log = logging.getLogger(__name__)
 
 
 class ProcessState(TypedDict):
@@ -104,6 +108,8 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[ProcessState]:
         await _awaited(container.init_resources())
         stack = contextlib.AsyncExitStack()
+        if settings.debug_stall_ms > 0:
+            stack.enter_context(_stall_watchdog(settings))
         try:
             loads: dict[str, Callable[[], int]] = {}
             registrars: list[Registrar] = []
@@ -159,6 +165,20 @@ def build_app(settings: Settings) -> Starlette:
     )
     app.state.container = container
     return app
+
+
+@contextlib.contextmanager
+def _stall_watchdog(settings: Settings) -> Iterator[None]:
+    """IM_DEBUG_STALL_MS: sample the loop's long turns; the summary is written on shutdown."""
+    watchdog = stall.StallWatchdog(settings.debug_stall_ms)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.stop()
+        path = stall.from_env_path(settings.data_dir, settings.debug_stall_report)
+        watchdog.write(path, {"histograms": stall.histograms()})
+        log.info("stall report written", extra={"path": str(path), "stalls": len(watchdog.stalls)})
 
 
 @contextlib.asynccontextmanager

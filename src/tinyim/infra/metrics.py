@@ -33,6 +33,11 @@ TIMELINE_BATCH_MESSAGES = Histogram(
     "Messages written per group-commit transaction",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+TIMELINE_BATCH_SECONDS = Histogram(
+    "tinyim_timeline_batch_seconds",
+    "Time to write one group-commit transaction (connection, statements, commit)",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
 MSG_SEND_BATCH = Histogram(
     "tinyim_msg_send_batch_items",
     "Sends per SendMsgBatch call a gateway makes to a msg node",

@@ -15,6 +15,7 @@ own rows (bench G2: 0.38x the raw insert with it, 0.63x without).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -554,7 +555,11 @@ class SqlTimelineStore:
         return seqs
 
     async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[Appended]:
-        return await retry_deadlocks(lambda: self._append_batch_once(batch))
+        started = time.perf_counter()
+        try:
+            return await retry_deadlocks(lambda: self._append_batch_once(batch))
+        finally:
+            metrics.TIMELINE_BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _append_batch_once(self, batch: Sequence[PendingAppend]) -> list[Appended]:
         """Many messages in ONE transaction, with as many statements as one message: bodies, seq lock,
