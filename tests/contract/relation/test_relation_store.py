@@ -9,7 +9,14 @@ from contextlib import asynccontextmanager
 import pytest
 
 from tests.contract.conftest import Backend, fresh_id
-from tinyim.modules.relation import GroupFull, GroupRole, RelationStatus, RelationStore, RequestStatus
+from tinyim.modules.relation import (
+    GroupFull,
+    GroupGone,
+    GroupRole,
+    RelationStatus,
+    RelationStore,
+    RequestStatus,
+)
 from tinyim.modules.relation.adapters.memory import InMemoryRelationStore
 from tinyim.modules.relation.adapters.sql import SqlRelationStore
 
@@ -101,6 +108,19 @@ async def test_groups_and_members(backend: Backend) -> None:
             await store.add_member(gid, m2, limit=3)
         assert (await store.group(gid)).member_count == 3  # type: ignore[union-attr]
         assert await store.group(10**15) is None
+
+
+async def test_nobody_joins_a_dissolved_group(backend: Backend) -> None:
+    """A join approved after the group was read but after it was dissolved adds nobody."""
+    owner, joiner = fresh_id(), fresh_id()
+    async with open_store(backend) as store:
+        gid = await store.create_group("short-lived", owner, [])
+        assert await store.dissolve_group(gid)
+        with pytest.raises(GroupGone):
+            await store.add_member(gid, joiner, limit=5)
+        with pytest.raises(GroupGone):
+            await store.add_member(10**15, joiner, limit=5)  # never existed
+        assert await store.role(gid, joiner) is None and await store.groups_of(joiner) == []
 
 
 async def test_concurrent_joins_never_overshoot_the_limit(backend: Backend) -> None:

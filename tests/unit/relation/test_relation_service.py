@@ -301,3 +301,20 @@ async def test_people_who_were_in_a_group_with_you_stay_visible_after_leaving(en
     await env.service.dissolve_group(me(A), group_id)  # nobody is in it now; the shared past remains
     assert [p.user_id for p in await env.service.visible_profiles(me(D), [A, B, C])] == [A, C]
     assert [p.user_id for p in await env.service.visible_profiles(me(B), [C, D])] == [C]
+
+
+async def test_an_approval_that_loses_to_a_dissolve_adds_nobody(env: Env) -> None:
+    """The group is dissolved after the approval read it, before the member is added: not found, and
+    nobody is in the group or told they joined."""
+    group_id = await env.service.create_group(me(A), "ending", [])
+    await env.service.join_group(me(D), group_id)
+    add_member = env.store.add_member
+
+    async def dissolved_first(group: int, user: int, limit: int) -> None:
+        await env.store.dissolve_group(group)  # the concurrent dissolve committed just before the lock
+        await add_member(group, user, limit)
+
+    env.store.add_member = dissolved_first  # type: ignore[method-assign]
+    await expect(NOT_FOUND, env.service.handle_join(me(A), group_id, D, agree=True))
+    assert await env.store.role(group_id, D) is None
+    assert "member_joined" not in env.notices.events_for(D)

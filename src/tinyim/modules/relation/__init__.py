@@ -13,6 +13,7 @@ from tinyim.modules.relation.domain import (
 )
 from tinyim.modules.relation.ports import (
     GroupFull,
+    GroupGone,
     LostRace,
     Notices,
     RateLimiter,
@@ -28,6 +29,7 @@ __all__ = [
     "FriendRequest",
     "Group",
     "GroupFull",
+    "GroupGone",
     "GroupRole",
     "LostRace",
     "Member",

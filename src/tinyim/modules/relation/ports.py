@@ -95,6 +95,10 @@ class GroupFull(Exception):
     pass
 
 
+class GroupGone(Exception):
+    """The group does not exist, or was dissolved (by a transaction that committed meanwhile)."""
+
+
 class RelationStore(Protocol):
     # friendship and blacklist
     async def pair_state(self, a: int, b: int) -> PairState: ...
@@ -130,7 +134,8 @@ class RelationStore(Protocol):
     async def member_ids(self, group_id: int) -> list[int]: ...
     async def role(self, group_id: int, user_id: int) -> int | None: ...
     async def add_member(self, group_id: int, user_id: int, limit: int) -> None:
-        """Add a member unless the group already has `limit`; raises GroupFull."""
+        """Add a member unless the group already has `limit` (GroupFull) or is gone (GroupGone: dissolved
+        after the caller read it); decided under the group row's lock."""
         ...
 
     async def remove_member(self, group_id: int, user_id: int) -> bool:

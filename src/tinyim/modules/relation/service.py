@@ -54,6 +54,7 @@ from tinyim.modules.relation.domain import (
 from tinyim.modules.relation.outbox_relay import RELAY_EVERY_SECONDS, OutboxRelay
 from tinyim.modules.relation.ports import (
     GroupFull,
+    GroupGone,
     LostRace,
     Notices,
     RateLimiter,
@@ -338,6 +339,8 @@ class RelationService:
                     await store.add_member(group_id, applicant_id, self._group_limit)
                 except GroupFull:
                     raise ImError(GROUP_FULL, "this group is full; the request stays pending") from None
+                except GroupGone:
+                    raise ImError(NOT_FOUND, f"group {group_id} does not exist") from None
                 await store.settle_join_request(group_id, applicant_id, RequestStatus.ACCEPTED)
                 # Announced to everyone now in the group, the newcomer included: that is how they learn of it.
                 await self._announce(

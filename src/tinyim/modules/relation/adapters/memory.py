@@ -14,7 +14,7 @@ from tinyim.modules.relation.domain import (
     RelationStatus,
     RequestStatus,
 )
-from tinyim.modules.relation.ports import GroupFull
+from tinyim.modules.relation.ports import GroupFull, GroupGone
 
 
 class InMemoryRelationStore:
@@ -115,6 +115,8 @@ class InMemoryRelationStore:
         return self.group_members.get(group_id, {}).get(user_id)
 
     async def add_member(self, group_id: int, user_id: int, limit: int) -> None:
+        if group_id not in self.groups:
+            raise GroupGone(group_id)
         members = self.group_members[group_id]
         if user_id not in members and len(members) >= limit:
             raise GroupFull(group_id)

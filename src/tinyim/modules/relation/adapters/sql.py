@@ -40,7 +40,7 @@ from tinyim.modules.relation.domain import (
     RelationStatus,
     RequestStatus,
 )
-from tinyim.modules.relation.ports import GroupFull
+from tinyim.modules.relation.ports import GroupFull, GroupGone
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -359,8 +359,11 @@ class SqlRelationStore:
     async def add_member(self, group_id: int, user_id: int, limit: int) -> None:
         g, m = im_group, im_group_member
         async with self._write() as conn:
-            # Lock the group row so concurrent joins cannot overshoot the limit together.
-            await conn.execute(select(g.c.group_id).where(g.c.group_id == group_id).with_for_update())
+            # Lock the group row so concurrent joins cannot overshoot the limit together, nor join a group
+            # a concurrent dissolve ends (its UPDATE waits for this lock, or this read sees it dissolved).
+            status = await conn.scalar(select(g.c.status).where(g.c.group_id == group_id).with_for_update())
+            if status != 1:
+                raise GroupGone(group_id)
             count = await conn.scalar(select(func.count()).where(m.c.group_id == group_id))
             exists = await conn.scalar(select(m.c.id).where(m.c.group_id == group_id, m.c.user_id == user_id))
             if exists is not None:
