@@ -314,7 +314,7 @@ async def test_an_approval_that_loses_to_a_dissolve_adds_nobody(env: Env) -> Non
         await env.store.dissolve_group(group)  # the concurrent dissolve committed just before the lock
         await add_member(group, user, limit)
 
-    env.store.add_member = dissolved_first  # type: ignore[method-assign]
+    env.store.add_member = dissolved_first  # type: ignore[method-assign,assignment]
     await expect(NOT_FOUND, env.service.handle_join(me(A), group_id, D, agree=True))
     assert await env.store.role(group_id, D) is None
     assert "member_joined" not in env.notices.events_for(D)
