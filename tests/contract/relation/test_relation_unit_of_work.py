@@ -106,3 +106,24 @@ async def test_units_of_work_one_after_another_see_each_others_commits(backend: 
         assert await store.member_ids(group_id) == sorted([a, b])
         with pytest.raises(RuntimeError):  # a unit of work is used once
             await uow.commit()
+
+
+async def test_a_dissolve_names_a_member_who_joined_after_its_first_read(backend: Backend) -> None:
+    """The dissolving unit of work read the group before a join committed: the members it removes (and
+    tells) come from a read under the group's lock, so the newcomer is among them. Only where writers run
+    concurrently: SQLite and the in-memory units run one writer at a time, so the join would wait."""
+    if not backend.kind.startswith("mariadb"):
+        pytest.skip("one writer at a time here: a join cannot commit inside another unit of work")
+    owner, old, late = fresh_id(), fresh_id(), fresh_id()
+    async with open_units(backend) as (units, store):
+        gid = await store.create_group("ending", owner, [old])
+        async with units.begin() as uow:
+            group = await uow.store.group(gid)  # this transaction's snapshot is taken here
+            assert group is not None and await uow.store.member_ids(gid) == sorted([owner, old])
+            await store.add_member(gid, late, 500)  # another transaction, committed
+            # what a plain read in this transaction still sees (the snapshot): the newcomer is missing
+            assert await uow.store.member_ids(gid) == sorted([owner, old])
+            removed = await uow.store.dissolve_group(gid)
+            await uow.commit()
+        assert removed == sorted([owner, old, late])
+        assert await store.member_ids(gid) == [] and await store.groups_of(late) == []

@@ -166,9 +166,10 @@ class RelationStore(Protocol):
         """Set the fields that are not None."""
         ...
 
-    async def dissolve_group(self, group_id: int) -> bool:
-        """status 1 -> 0 and the members removed (into the membership history), in one transaction;
-        False when it was not live."""
+    async def dissolve_group(self, group_id: int) -> list[int] | None:
+        """status 1 -> 0 and the members removed (into the membership history), in one transaction; the
+        members it removed, read under the group's lock (so one who joined meanwhile is among them), or
+        None when it was not live."""
         ...
 
     async def count_groups(self) -> int:

@@ -539,8 +539,8 @@ class RelationService:
 
     async def _dissolve(self, uow: RelationUnitOfWork, group: Group, content: str) -> int:
         """Dissolve and tell every former member (in the unit of work); how many members it had."""
-        members = await uow.store.member_ids(group.group_id)
-        if not await uow.store.dissolve_group(group.group_id):
+        members = await uow.store.dissolve_group(group.group_id)
+        if members is None:
             raise ImError(NOT_FOUND, f"group {group.group_id} does not exist")
         # the last message of the group: every former member gets it in the group conversation
         await uow.outbox.add(PendingNotice.to_group(group.owner_id, group.group_id, members, content))

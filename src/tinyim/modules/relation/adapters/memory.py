@@ -182,12 +182,13 @@ class InMemoryRelationStore:
             g.announcement if announcement is None else announcement,
         )
 
-    async def dissolve_group(self, group_id: int) -> bool:
+    async def dissolve_group(self, group_id: int) -> list[int] | None:
         if self.groups.pop(group_id, None) is None:
-            return False
-        for user_id in self.group_members.pop(group_id, {}):
+            return None
+        removed = sorted(self.group_members.pop(group_id, {}))
+        for user_id in removed:
             self._end(group_id, user_id)
-        return True
+        return removed
 
     async def count_groups(self) -> int:
         return len(self.groups)

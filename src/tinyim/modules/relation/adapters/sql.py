@@ -474,7 +474,7 @@ class SqlRelationStore:
         async with self._write() as conn:
             await conn.execute(update(im_group).where(im_group.c.group_id == group_id).values(**values))
 
-    async def dissolve_group(self, group_id: int) -> bool:
+    async def dissolve_group(self, group_id: int) -> list[int] | None:
         g, m = im_group, im_group_member
         async with self._write() as conn:
             result = await conn.execute(
@@ -483,10 +483,16 @@ class SqlRelationStore:
                 .values(status=0, updated_at=func.now())
             )
             if result.rowcount != 1:
-                return False
+                return None
+            # A locking read sees the latest members, not the transaction's snapshot: a join that committed
+            # after this transaction's first read (it held the group row's lock) is among them.
+            members = await conn.execute(
+                select(m.c.user_id).where(m.c.group_id == group_id).order_by(m.c.user_id).with_for_update()
+            )
+            removed = [int(u) for (u,) in members]
             await conn.execute(_end_memberships(m.c.group_id == group_id))
             await conn.execute(delete(m).where(m.c.group_id == group_id))
-        return True
+        return removed
 
     async def count_groups(self) -> int:
         query = select(func.count()).select_from(im_group).where(im_group.c.status == 1)
