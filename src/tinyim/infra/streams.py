@@ -85,6 +85,15 @@ class NodeStream(Generic[Req, Resp]):
                         await self._call.write(request)
                     except asyncio.InvalidStateError:  # the call ended meanwhile: the reader says why
                         await asyncio.wait({self._reader})
+                    except grpc.aio.AioRpcError as exc:
+                        # The write itself failed: the call was ending (a node that died answers a write
+                        # with INTERNAL "Failed execute_batch" before the reader sees UNAVAILABLE). The
+                        # request never left; the stream is over, and the next request opens another.
+                        if self.failure is None:
+                            self.failure = StreamClosed(
+                                f"{self._method}: the stream broke while writing ({exc.code().name})"
+                            )
+                        raise self.failure from None
                 if self.failure is not None and not future.done():
                     raise self.failure
                 return await future
