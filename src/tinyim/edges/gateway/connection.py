@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from tinyim.infra import metrics
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, encode
+from tinyim.wire.varint import varint
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,6 @@ _DROPPED_QUEUE_FULL = metrics.PUSH_DROPS.labels(reason="queue_full")
 _DROPPED_SEND_TIMEOUT = metrics.PUSH_DROPS.labels(reason="send_timeout")
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def push_notify(max_seq: int, inline: list[bytes] | None) -> bytes:
     """MsgPushNotify's body: the seq, and the messages in seq order when they reach exactly max_seq
     (otherwise the client could not use them, and syncs anyway)."""
@@ -56,7 +48,7 @@ def push_notify(max_seq: int, inline: list[bytes] | None) -> bytes:
         # the usual case: one message, this signal's own (its seq is max_seq). Appended as it came (a
         # length-delimited field 2) instead of parsed and serialized again.
         head = pb.MsgPushNotify(max_seq_id=max_seq).SerializeToString()
-        return head + b"\x12" + _varint(len(inline[0])) + inline[0]
+        return head + b"\x12" + varint(len(inline[0])) + inline[0]
     notify = pb.MsgPushNotify(max_seq_id=max_seq)
     if inline:
         msgs = sorted((pb.MessageData.FromString(m) for m in inline), key=lambda m: m.seq_id)

@@ -21,6 +21,7 @@ from tinyim.modules.timeline.domain import (
     Unread,
 )
 from tinyim.pb import im_protocol_pb2 as pb
+from tinyim.wire.varint import varint
 
 
 def message_data(m: StoredMessage) -> pb.MessageData:
@@ -49,24 +50,13 @@ def inline_messages(message: StoredMessage, seqs: Mapping[int, int]) -> dict[int
     # seq_id (field 2) and is_sender (field 10) by hand: building a MessageData per owner took ~2 µs, a
     # 500-member message's copies 1 ms
     return {
-        owner: shared + _SEQ_TAG + _varint(seq) + (_IS_SENDER if owner == sender else b"")
+        owner: shared + _SEQ_TAG + varint(seq) + (_IS_SENDER if owner == sender else b"")
         for owner, seq in seqs.items()
     }
 
 
 _SEQ_TAG = b"\x10"  # field 2, varint
 _IS_SENDER = b"\x50\x01"  # field 10, varint, true
-
-
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def stored_message(m: pb.MessageData) -> StoredMessage:

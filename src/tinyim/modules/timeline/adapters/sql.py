@@ -15,6 +15,7 @@ own rows (bench G2: 0.38x the raw insert with it, 0.63x without).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -726,8 +727,9 @@ class SqlTimelineStore:
         async with self._db.write() as conn:
             if conversation.conv_type == ConvType.GROUP:
                 group_id = conversation.other_id
-                if not await conn.scalar(_top_seq(owner_id, group_id)):
-                    return None
+                views = await _group_views(conn, owner_id, group_id)
+                if not views:
+                    return None  # no message in this conversation yet
                 if values:
                     await conn.execute(
                         _member_upsert(
@@ -738,8 +740,12 @@ class SqlTimelineStore:
                             **values,
                         )
                     )
-                views = await _group_views(conn, owner_id, group_id)
-                return views[0] if views else None
+                view = views[0]
+                return dataclasses.replace(
+                    view,
+                    pinned=view.pinned if pinned is None else pinned,
+                    muted=view.muted if muted is None else muted,
+                )
             if values:
                 await conn.execute(update(c).where(*key).values(**values))
             row = (await conn.execute(select(c).where(*key))).first()
