@@ -7,6 +7,12 @@ slot frees, at most `max_batch` items per batch. So the batch size follows the l
 when calls are rare, and under load one call carries many (an internal RPC costs far more CPU than an
 item in it).
 
+Under load the callers tend to split into cohorts: those answered by one batch send again while the
+next batch is already on its way, and the two groups then alternate, each half the size it could be.
+`linger_seconds` merges them: a batch that starts as soon as the previous one ended, with sends already
+waiting (the process is busy), first waits that long for the callers just answered to send again. An
+idle process never waits: its first send still leaves on the next turn of the loop.
+
 `send_batch(items)` answers item by item, in order: a result, or the exception for that item alone. When
 it raises, the whole batch failed and every item's caller gets that error. A caller that gave up (was
 cancelled) while its item still waited is left out of the next batch.
@@ -30,9 +36,12 @@ class CallBatcher(Generic[Item, Result]):
         max_in_flight: int = 2,
         max_batch: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        linger_seconds: float = 0.0,
     ) -> None:
         if max_in_flight < 1 or max_batch < 1:
             raise ValueError("max_in_flight and max_batch must be at least 1")
+        if linger_seconds < 0:
+            raise ValueError("linger_seconds must not be negative")
         self._send_batch = send_batch
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
@@ -41,6 +50,8 @@ class CallBatcher(Generic[Item, Result]):
         self._in_flight = 0
         self._starting = False  # a batch task was started and has not taken its items yet
         self._tasks: set[asyncio.Task[None]] = set()
+        self._linger = linger_seconds
+        self._busy = False  # a batch ended with sends waiting: the next one lingers
 
     @property
     def in_flight(self) -> int:
@@ -70,6 +81,8 @@ class CallBatcher(Generic[Item, Result]):
         return batch
 
     async def _run(self) -> None:
+        if self._busy and self._linger and len(self._queue) < self._max_batch:
+            await asyncio.sleep(self._linger)
         batch = self._take()
         self._starting = False
         self._start()  # more than one batch waited and a slot is free: the rest leaves too
@@ -78,6 +91,7 @@ class CallBatcher(Generic[Item, Result]):
                 await self._send(batch)
         finally:
             self._in_flight -= 1
+            self._busy = bool(self._queue)
             self._start()  # what queued meanwhile leaves now
 
     async def _send(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:

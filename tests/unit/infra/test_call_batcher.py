@@ -134,3 +134,59 @@ def test_bounds_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="at least 1"):
         CallBatcher(send, max_in_flight=0)
+
+
+async def _cohorts(linger: float) -> list[list[int]]:
+    """Caller 1's first batch is held while 2 and 3 queue; once answered, caller 1 sends again (4) a
+    round trip later (10 ms), as a client answered by one batch does under load."""
+    remote = Remote()
+    remote.gate.clear()
+    batcher: CallBatcher[int, int] = CallBatcher(remote.send, max_in_flight=1, linger_seconds=linger)
+
+    async def caller_one() -> None:
+        await batcher.call(1)
+        await asyncio.sleep(0.01)
+        await batcher.call(4)
+
+    one = asyncio.create_task(caller_one())
+    await _turns()
+    others = [asyncio.create_task(batcher.call(i)) for i in (2, 3)]
+    await _turns()
+    remote.gate.set()
+    await asyncio.gather(one, *others)
+    return remote.batches
+
+
+async def test_without_linger_the_answered_caller_rides_a_batch_of_its_own() -> None:
+    assert await _cohorts(0.0) == [[1], [2, 3], [4]]
+
+
+async def test_a_busy_batcher_lingers_so_the_answered_caller_joins_the_waiting_ones() -> None:
+    assert await _cohorts(0.1) == [[1], [2, 3, 4]]
+
+
+async def test_an_idle_batcher_never_lingers() -> None:
+    remote = Remote()
+    batcher: CallBatcher[int, int] = CallBatcher(remote.send, max_in_flight=1, linger_seconds=30.0)
+    assert await asyncio.wait_for(batcher.call(1), 1.0) == 2
+    # answered with nothing waiting: the next send is idle again and leaves at once
+    assert await asyncio.wait_for(batcher.call(2), 1.0) == 4
+    assert remote.batches == [[1], [2]]
+
+
+async def test_a_full_queue_does_not_linger() -> None:
+    remote = Remote()
+    remote.gate.clear()
+    batcher: CallBatcher[int, int] = CallBatcher(
+        remote.send, max_in_flight=1, max_batch=2, linger_seconds=30.0
+    )
+    calls = [asyncio.create_task(batcher.call(i)) for i in range(1, 5)]
+    await _turns()
+    remote.gate.set()  # [1, 2] answered with a full batch waiting: it leaves at once
+    assert await asyncio.wait_for(asyncio.gather(*calls), 1.0) == [2, 4, 6, 8]
+    assert remote.batches == [[1, 2], [3, 4]]
+
+
+def test_linger_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="linger"):
+        CallBatcher(Remote().send, linger_seconds=-1)

@@ -88,6 +88,7 @@ class TimelineContainer(containers.DeclarativeContainer):
         send_batch_max=settings.provided.msg_send_batch_max,
         on_send_batch=providers.Object(metrics.MSG_SEND_BATCH.observe),
         send_stream=settings.provided.internal_streams,
+        send_linger_seconds=providers.Callable(lambda s: s.msg_send_linger_ms / 1000, settings),
     )
     placement = providers.Callable(lambda s: s.placement("msg"), settings)
     api = providers.Selector(placement, local=service, remote=remote)

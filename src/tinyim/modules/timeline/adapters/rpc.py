@@ -226,10 +226,13 @@ class GrpcTimelineClient:
         send_batch_max: int = 64,
         on_send_batch: Callable[[int], None] | None = None,
         send_stream: bool = True,
+        send_linger_seconds: float = 0.0,
     ) -> GrpcTimelineClient:
         """The client of the `msg` role's live nodes (the registry finds them), over typed stubs."""
         remote = RoleChannels("msg", directory, channels, ipb_grpc.MsgServiceStub, deadline_seconds)
-        return cls(remote, send_calls_in_flight, send_batch_max, on_send_batch, send_stream)
+        return cls(
+            remote, send_calls_in_flight, send_batch_max, on_send_batch, send_stream, send_linger_seconds
+        )
 
     def __init__(
         self,
@@ -238,6 +241,7 @@ class GrpcTimelineClient:
         send_batch_max: int = 64,
         on_send_batch: Callable[[int], None] | None = None,
         send_stream: bool = True,
+        send_linger_seconds: float = 0.0,
     ) -> None:
         self._remote = remote
         # Batches go on one SendMsgStream per msg node (no per-call set-up), or as SendMsgBatch calls.
@@ -247,7 +251,9 @@ class GrpcTimelineClient:
         # Sends with a client_msg_id and sends without batch apart: a batch is retried on another node
         # only when every item has one, so an id-less send must not take that retry from the others.
         self._sends: dict[bool, CallBatcher[ipb.SendMsgInternalReq, SendResult]] = {
-            retryable: CallBatcher(self._send_batch, send_calls_in_flight, send_batch_max, on_send_batch)
+            retryable: CallBatcher(
+                self._send_batch, send_calls_in_flight, send_batch_max, on_send_batch, send_linger_seconds
+            )
             for retryable in (True, False)
         }
 
