@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, result_path, write_result
+from bench.common import RESULTS, result_path, thread_cpu_seconds, write_result
 from bench.g1_one_to_one import METRICS_TOKEN, database, load_env, pair_specs, server_env
 from bench.loadgen import LoadGenerator
 from bench.measure import Target, closed, measured_phase
@@ -213,9 +213,11 @@ def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
                 target, gateways = cluster_target(cluster)
                 with LoadGenerator(pair_specs(accounts, gateways), workers) as gen:
                     measured_phase(target, gen, closed(5))  # warm-up, not recorded
+                    threads0 = {n: thread_cpu_seconds(cluster.members[n].pid) for n in names}
                     recorders = {n: start_recording(cluster.members[n].pid, outs[n]) for n in names}
                     figures = measured_phase(target, gen, closed(messages))
                     errors = {n: stop_recording(r) for n, r in recorders.items()}
+                    threads1 = {n: thread_cpu_seconds(cluster.members[n].pid) for n in names}
             finally:
                 cluster.down()
                 asyncio.run(delete_prefix(REDIS_URL, prefix))
@@ -227,6 +229,13 @@ def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
         "messages_per_pair": messages,
         "load": figures,
     }
+    delivered = max(1, figures["delivered"])
     for name, out in outs.items():
         result[name] = summarised(out, f"profile-cluster-{name}", errors[name])
+        # py-spy counts some idle time of grpc's threads as busy: /proc's per-thread CPU does not
+        result[name]["cpu_us_per_msg_by_thread"] = {
+            thread: round((t - threads0[name].get(thread, 0.0)) * 1e6 / delivered, 1)
+            for thread, t in sorted(threads1[name].items())
+            if t > threads0[name].get(thread, 0.0)
+        }
     write_result("profile-cluster", result)
