@@ -51,7 +51,6 @@ class CallBatcher(Generic[Item, Result]):
         self._starting = False  # a batch task was started and has not taken its items yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._linger = linger_seconds
-        self._busy = False  # a batch ended with sends waiting: the next one lingers
 
     @property
     def in_flight(self) -> int:
@@ -63,12 +62,12 @@ class CallBatcher(Generic[Item, Result]):
         self._start()
         return await future
 
-    def _start(self) -> None:
+    def _start(self, linger: bool = False) -> None:
         if self._queue and not self._starting and self._in_flight < self._max_in_flight:
             # Started, not awaited: every call queued before it first runs joins its batch.
             self._starting = True
             self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._run())
+            task = asyncio.get_running_loop().create_task(self._run(linger))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -80,8 +79,8 @@ class CallBatcher(Generic[Item, Result]):
                 batch.append((item, future))
         return batch
 
-    async def _run(self) -> None:
-        if self._busy and self._linger and len(self._queue) < self._max_batch:
+    async def _run(self, linger: bool) -> None:
+        if linger and self._linger and len(self._queue) < self._max_batch:
             await asyncio.sleep(self._linger)
         batch = self._take()
         self._starting = False
@@ -91,8 +90,8 @@ class CallBatcher(Generic[Item, Result]):
                 await self._send(batch)
         finally:
             self._in_flight -= 1
-            self._busy = bool(self._queue)
-            self._start()  # what queued meanwhile leaves now
+            # what queued meanwhile leaves now; sends waiting means busy: linger for the ones just answered
+            self._start(linger=True)
 
     async def _send(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         if self._on_batch is not None:
