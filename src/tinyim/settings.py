@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     redis_url: str = ""  # set: presence, profile cache (and optionally seqs) live in Redis
     redis_prefix: str = ""  # put every key under this prefix (several deployments on one Redis)
     seq_allocator: Literal["sql", "redis"] = "sql"  # redis: INCR im:seq:{uid}, needs IM_REDIS_URL
+    # Timeline batches in the database at once (MariaDB/MySQL; SQLite writes one at a time). A batch of
+    # many index rows (group messages) lets the next one start: seqs and commits stay in queue order.
+    timeline_batch_writers: int = Field(default=2, ge=1, le=8)
     etcd_endpoints: str = ""  # set: the registry lives in etcd (leases) instead of Redis
     # Registry entries live this long unless renewed (a node that dies drops out after it), renewed this
     # often; tests shorten both so nothing waits real seconds for an expiry. etcd leases round to >= 1 s.

@@ -21,7 +21,7 @@ from tests.contract.timeline.test_timeline_store import body, slots
 from tinyim.infra import metrics
 from tinyim.infra.db import Database
 from tinyim.modules.timeline import MessageBody
-from tinyim.modules.timeline.adapters.group_commit import PendingAppend
+from tinyim.modules.timeline.adapters.group_commit import PendingAppend, Turn
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore, im_message_body, im_message_index
 from tinyim.modules.timeline.domain import Appended, Conversation, ConvType, group_slots, preview_of
 
@@ -195,8 +195,8 @@ async def test_a_poisoned_message_fails_alone(
 class CrashAfterCommit(SqlTimelineStore):
     """A process that dies after its batch committed and before any sender heard back."""
 
-    async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[Appended]:
-        await super()._append_batch(batch)
+    async def _append_batch(self, batch: Sequence[PendingAppend], turn: Turn) -> list[Appended]:
+        await super()._append_batch(batch, turn)
         raise asyncio.CancelledError  # the process is gone: no ack leaves
 
 
@@ -229,12 +229,16 @@ def mariadb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return make_backend("mariadb", request, tmp_path_factory)
 
 
-async def test_the_lean_path_reconnects_when_the_server_dropped_its_connections(mariadb: Backend) -> None:
+@pytest.mark.parametrize("writers", [1, 2])
+async def test_the_lean_path_reconnects_when_the_server_dropped_its_connections(
+    mariadb: Backend, writers: int
+) -> None:
     """No ping per checkout on the hot engines: a pooled connection the server closed (restart, idle
-    timeout) fails once, is thrown away, and the read or the batch runs again on a new one."""
+    timeout) fails once, is thrown away, and the read or the batch runs again on a new one (with
+    overlapping batches: the batch fails and its messages are written one by one)."""
     a, b = fresh_id(), fresh_id()
     async with database(mariadb) as db:
-        store = SqlTimelineStore(db)
+        store = SqlTimelineStore(db, batch_writers=writers, batch_overlap_rows=1)
         await store.append(body(a, "before"), slots(a, b))
         assert [m.content for m in (await store.read(b, 0, 10))[0]] == ["before"]
         pooled = {}

@@ -46,11 +46,17 @@ class TimelineContainer(containers.DeclarativeContainer):
     maintain_conversations = settings.provided.conversation_list
     store = providers.Selector(
         settings.provided.seq_allocator,
-        sql=providers.Singleton(SqlTimelineStore, db, conversations=maintain_conversations),
+        sql=providers.Singleton(
+            SqlTimelineStore,
+            db,
+            conversations=maintain_conversations,
+            batch_writers=settings.provided.timeline_batch_writers,
+        ),
         redis=providers.Singleton(
             SqlTimelineStore,
             db,
             conversations=maintain_conversations,
+            batch_writers=settings.provided.timeline_batch_writers,
             seqs=providers.Singleton(RedisSeqAllocator, db, redis, keys),
         ),
     )

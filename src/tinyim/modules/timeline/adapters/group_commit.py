@@ -11,6 +11,11 @@ the one-commit-per-message cap on throughput.
   with its own dedup and deadlock handling), in queue order: only a poisoned message fails.
 - The future outlives a caller that gave up (a closed connection): the batch is written regardless, and
   a retry with the same client_msg_id gets the first result.
+- With `writers` > 1, a batch may start while the previous one is still in the database, once that one
+  holds `overlap_rows` index rows or more (a 500-member group message: its rows are where the time goes;
+  1:1 batches of a few rows only get smaller by overlapping, and cost more CPU per message). Each batch
+  gets a `Turn`: the writer passes its gates in queue order (see Turn), so seqs are still handed out and
+  transactions committed in queue order, and the index rows of two batches go in at once.
 """
 
 from __future__ import annotations
@@ -26,6 +31,85 @@ from tinyim.modules.timeline.domain import Appended, MessageBody, TimelineSlot
 log = logging.getLogger(__name__)
 
 
+class PrecedingBatchFailed(Exception):
+    """The batch before this one failed after this one took its seqs: this one gives way (rolls back)
+    and is written one by one after it, so that no sender's message overtakes an earlier one."""
+
+
+class Turn:
+    """A batch's place in line when batches overlap. A writer calls, in this order:
+
+    - `before_bodies()` before its transaction: returns once the previous batch took its seqs (its bodies
+      are in, a duplicate can no longer fail it, and seqs go out in queue order); if the previous batch
+      failed, once it was written one by one: none of its fallback writes then waits for our locks;
+    - `took_seqs()`;
+    - `before_conversations()` / `wrote_conversations()` around the rows that two batches may share (the
+      same conversation rows, then locked in queue order: the two never wait for each other in a cycle);
+    - `before_commit()` as the last thing in its transaction: returns once the previous batch committed;
+      raises PrecedingBatchFailed when that one failed after we took seqs;
+    - `committed()` once its commit returned.
+
+    The committer calls `fail()` when the batch failed (every gate of the next batch opens: it never waits
+    for a failed batch with locks held) and `finish()` when each of its messages has its result. A writer
+    that calls none of these gets batches one after another, as with a single writer."""
+
+    def __init__(self, previous: Turn | None) -> None:
+        self._previous = previous  # dropped once finished: the line never grows past the batches in flight
+        self._seqs_taken = asyncio.Event()
+        self._conversations_written = asyncio.Event()
+        self._committed = asyncio.Event()
+        self._finished = asyncio.Event()
+        self.failed = False
+        self._waited_for_fallback = False  # our seqs come after the previous batch's one-by-one writes
+
+    async def before_bodies(self) -> None:
+        previous = self._previous
+        if previous is None:
+            return
+        await previous._seqs_taken.wait()
+        if previous.failed:
+            await previous._finished.wait()
+            self._waited_for_fallback = True
+
+    def took_seqs(self) -> None:
+        self._seqs_taken.set()
+
+    async def before_conversations(self) -> None:
+        if self._previous is not None:
+            await self._previous._conversations_written.wait()
+
+    def wrote_conversations(self) -> None:
+        self._conversations_written.set()
+
+    async def before_commit(self) -> None:
+        previous = self._previous
+        if previous is None:
+            return
+        await previous._committed.wait()
+        if previous.failed and not self._waited_for_fallback:
+            raise PrecedingBatchFailed("the batch before this one failed")
+
+    def committed(self) -> None:
+        self._committed.set()
+
+    def fail(self) -> None:
+        self.failed = True
+        self._open()
+
+    async def preceding_finished(self) -> None:
+        if self._previous is not None:
+            await self._previous._finished.wait()
+
+    def finish(self) -> None:
+        self._open()
+        self._finished.set()
+        self._previous = None
+
+    def _open(self) -> None:
+        for event in (self._seqs_taken, self._conversations_written, self._committed):
+            event.set()
+
+
 @dataclass(slots=True)
 class PendingAppend:
     body: MessageBody
@@ -33,7 +117,7 @@ class PendingAppend:
     future: asyncio.Future[Appended] = field(repr=False)
 
 
-BatchWriter = Callable[[Sequence[PendingAppend]], Awaitable[list[Appended]]]
+BatchWriter = Callable[[Sequence[PendingAppend], Turn], Awaitable[list[Appended]]]
 SingleWriter = Callable[[MessageBody, Sequence[TimelineSlot]], Awaitable[Appended]]
 
 
@@ -45,38 +129,57 @@ class GroupCommitter:
         max_messages: int = 256,
         max_rows: int = 4096,
         on_batch: Callable[[int], None] | None = None,
+        writers: int = 1,
+        overlap_rows: int = 256,
     ) -> None:
+        if writers < 1:
+            raise ValueError("writers must be at least 1")
         self._write_batch = write_batch
         self._write_one = write_one
         self._max_messages = max_messages
         self._max_rows = max_rows
         self._on_batch = on_batch  # called with each batch's size (a metric)
+        self.writers = writers
+        self._overlap_rows = overlap_rows
         self._queue: deque[PendingAppend] = deque()
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._running = 0  # drain tasks started and not yet done
+        self._last_turn: Turn | None = None
+        self._last_rows = 0  # index rows of the batch taken last
 
     async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.append(PendingAppend(body, slots, future))
-        if self._drainer is None:
-            # Started, not awaited: everything queued before it first runs joins the first batch.
-            self._drainer = asyncio.create_task(self._drain())
+        running = self._running
+        if not running or (running < self.writers and self._last_rows >= self._overlap_rows):
+            # Started, not awaited: everything queued before it first runs joins its first batch.
+            self._running += 1
+            drainer = asyncio.create_task(self._drain())
+            self._drainers.add(drainer)  # a reference, so the task is not collected while it runs
+            drainer.add_done_callback(self._drainers.discard)
         return await asyncio.shield(future)
 
     async def _drain(self) -> None:
         try:
-            while self._queue:
-                batch = self._take()
-                try:
-                    await self._commit(batch)
-                except Exception as exc:  # a bug, not a database error: never leave a sender waiting
-                    log.exception("group commit failed")
-                    _fail(batch, exc)
-                except BaseException:  # cancelled (shutdown): whoever still waits gets an error
-                    _fail([*batch, *self._queue], RuntimeError("the timeline batch writer stopped"))
-                    self._queue.clear()
-                    raise
+            await self._drain_queue()
         finally:
-            self._drainer = None
+            self._running -= 1  # at once, not in a done callback: an append right after sees it
+
+    async def _drain_queue(self) -> None:
+        while self._queue:
+            batch = self._take()
+            turn = self._last_turn = Turn(self._last_turn)
+            try:
+                await self._commit(batch, turn)
+            except Exception as exc:  # a bug, not a database error: never leave a sender waiting
+                log.exception("group commit failed")
+                _fail(batch, exc)
+            except BaseException:  # cancelled (shutdown): whoever still waits gets an error
+                _fail([*batch, *self._queue], RuntimeError("the timeline batch writer stopped"))
+                self._queue.clear()
+                raise
+            finally:
+                turn.finish()
 
     def _take(self) -> list[PendingAppend]:
         batch = [self._queue.popleft()]
@@ -86,9 +189,10 @@ class GroupCommitter:
             if rows > self._max_rows:
                 break
             batch.append(self._queue.popleft())
+        self._last_rows = sum(len(p.slots) for p in batch)
         return batch
 
-    async def _commit(self, batch: list[PendingAppend]) -> None:
+    async def _commit(self, batch: list[PendingAppend], turn: Turn) -> None:
         leaders: list[PendingAppend] = []
         first_of: dict[tuple[int, str], PendingAppend] = {}
         followers: list[tuple[PendingAppend, PendingAppend]] = []
@@ -103,14 +207,16 @@ class GroupCommitter:
         if self._on_batch is not None:
             self._on_batch(len(leaders))
         try:
-            results = await self._write_batch(leaders)
+            results = await self._write_batch(leaders, turn)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            if len(leaders) > 1:
+        except Exception as exc:
+            turn.fail()
+            if len(leaders) > 1 and not isinstance(exc, PrecedingBatchFailed):
                 log.warning(
                     "batch of %d appends failed; writing them one by one", len(leaders), exc_info=True
                 )
+            await turn.preceding_finished()  # one-by-one writes in queue order, after the previous batch's
             for item in leaders:  # in queue order: a sender's messages keep their order
                 await self._write_single(item)
         else:

@@ -50,7 +50,7 @@ from tinyim.infra.db import (
     metadata,
     retry_deadlocks,
 )
-from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend
+from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend, Turn
 from tinyim.modules.timeline.adapters.locked_row_seqs import LockedRowSeqAllocator
 from tinyim.modules.timeline.domain import (
     PREVIEW_CHARS,
@@ -474,17 +474,22 @@ class SqlTimelineStore:
         conversations: bool = True,
         group_commit: bool = True,
         seqs: SeqAllocator[AsyncConnection] | None = None,
+        batch_writers: int = 1,
+        batch_overlap_rows: int = 256,
     ) -> None:
         self._db = db
         self._seqs = seqs or LockedRowSeqAllocator(db)
         # False only to measure what the conversation list costs on the write path (bench)
         self._conversations = conversations
         # Concurrent appends share a transaction; a failed batch falls back to the single path below.
+        # Batches overlap (`batch_writers` > 1) on a server database; SQLite has one writer at a time.
         self._committer = (
             GroupCommitter(
                 self._append_batch,
                 lambda body, slots: self._run(body, slots, None),
                 on_batch=metrics.TIMELINE_BATCH_MESSAGES.observe,
+                writers=1 if db.is_sqlite else batch_writers,
+                overlap_rows=batch_overlap_rows,
             )
             if group_commit and self._seqs.batches
             else None
@@ -555,21 +560,28 @@ class SqlTimelineStore:
                 await uncount_recalled(conn, recall[0])
         return seqs
 
-    async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[Appended]:
+    async def _append_batch(self, batch: Sequence[PendingAppend], turn: Turn) -> list[Appended]:
         started = time.perf_counter()
         try:
-            return await retry_deadlocks(lambda: self._append_batch_once(batch))
+            if self._committer is not None and self._committer.writers > 1:
+                # Another batch may take seqs after this one's: a second attempt would take them after
+                # it. A deadlock or a dropped connection fails the batch; its messages go one by one.
+                return await self._append_batch_once(batch, turn)
+            return await retry_deadlocks(lambda: self._append_batch_once(batch, turn))
         finally:
             metrics.TIMELINE_BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _append_batch_once(self, batch: Sequence[PendingAppend]) -> list[Appended]:
+    async def _append_batch_once(self, batch: Sequence[PendingAppend], turn: Turn) -> list[Appended]:
         """Many messages in ONE transaction, with as many statements as one message: bodies, seq lock,
-        seq bump, index rows, conversation rows — each one multi-row statement."""
+        seq bump, index rows, conversation rows — each one multi-row statement. `turn` keeps overlapping
+        batches in queue order (GroupCommitter)."""
         owners_of = [{s.owner_id for s in p.slots} for p in batch]
         counts = Counter(owner for owners in owners_of for owner in owners)
+        await turn.before_bodies()
         async with asyncio.timeout(self._seqs.txn_timeout), self._db.hot_write() as conn:
             await _BODY_ROWS.execute(conn, [_body_row(p.body) for p in batch])
             top = await self._seqs.take_many(conn, counts)
+            turn.took_seqs()
             seqs: list[dict[int, int]] = []
             for mine_owners in owners_of:  # in queue order: a sender's later message gets the later seqs
                 mine = {}
@@ -589,7 +601,11 @@ class SqlTimelineStore:
                 rows = _conversation_rows(
                     [(p.body, p.slots, mine) for p, mine in zip(batch, seqs, strict=True)]
                 )
+                await turn.before_conversations()
                 await _CONVERSATION_ROWS.execute(conn, rows)
+            turn.wrote_conversations()
+            await turn.before_commit()
+        turn.committed()
         return [Appended(p.body.msg_id, mine) for p, mine in zip(batch, seqs, strict=True)]
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
