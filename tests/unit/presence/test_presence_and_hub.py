@@ -165,6 +165,68 @@ async def test_signals_skip_the_sending_device_and_coalesce() -> None:
     assert seqs[-1] == 5 and seqs == sorted(seqs) and len(seqs) < 5  # coalesced, never backwards
 
 
+def pushed(sock: FakeSocket) -> list[tuple[int, list[int]]]:
+    """(max_seq, seqs of the messages it carries) of each push a socket got."""
+    frames = [pb.MsgPushNotify.FromString(decode(d).body) for d in sock.sent]
+    return [(f.max_seq_id, [m.seq_id for m in f.msgs]) for f in frames]
+
+
+def copy(seq: int) -> bytes:
+    return pb.MessageData(msg_id=100 + seq, seq_id=seq, content=f"m{seq}").SerializeToString()
+
+
+async def test_one_notify_calls_messages_leave_as_one_frame_per_device() -> None:
+    """A batch's messages for one user (a busy group) ride one push per device, in seq order; the device
+    that sent one of them gets the others; one too large to ride leaves that device only the seq."""
+    hub = GatewayHub("gw-1", InMemorySessionDirectory())
+    pc, pc_sock = connection(1, "PC")
+    web, web_sock = connection(1, "Web")
+    other, other_sock = connection(2, "PC")
+    for conn in (pc, web, other):
+        await hub.attach(conn)
+    await hub.push(
+        [
+            PushTarget(1, 8, "", copy(8)),
+            PushTarget(2, 3, "", copy(3)),
+            PushTarget(1, 7, "PC", copy(7)),  # sent from user 1's PC: that device has it from the ack
+            PushTarget(1, 9, "", copy(9)),
+        ]
+    )
+    await asyncio.sleep(0.05)
+    assert pushed(web_sock) == [(9, [7, 8, 9])]
+    assert pushed(pc_sock) == [(9, [8, 9])]
+    assert pushed(other_sock) == [(3, [3])]
+    await hub.push([PushTarget(1, 10, "", copy(10)), PushTarget(1, 11, "", b"")])  # 11 is too large
+    await asyncio.sleep(0.05)
+    assert pushed(web_sock)[-1] == (11, [])  # the client syncs, as for one large message
+
+
+class RecordingWire:
+    """The gateway's WebSocket protocol as a Connection sees it: frames written at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+async def test_on_a_wire_the_messages_are_written_at_once_in_one_frame() -> None:
+    hub = GatewayHub("gw-1", InMemorySessionDirectory())
+    wire = RecordingWire()
+    await hub.attach(Connection.on_wire(wire, 1, "PC", "t", "c", TokenBucket(10, 10), TokenBucket(1, 20)))
+    await hub.push([PushTarget(1, 5, "", copy(5)), PushTarget(1, 4, "", copy(4))])
+    frames = [pb.MsgPushNotify.FromString(decode(d).body) for d in wire.sent]
+    assert [(f.max_seq_id, [m.seq_id for m in f.msgs]) for f in frames] == [(5, [4, 5])]
+    assert frames[0].msgs[1] == pb.MessageData.FromString(copy(5))  # each copy as it was encoded
+
+
 async def test_kick_through_the_link_keeps_the_new_token() -> None:
     hub = GatewayHub("gw-1", InMemorySessionDirectory())
     old, old_sock = connection(1, "PC", "old")

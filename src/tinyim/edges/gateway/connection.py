@@ -41,14 +41,16 @@ _DROPPED_QUEUE_FULL = metrics.PUSH_DROPS.labels(reason="queue_full")
 _DROPPED_SEND_TIMEOUT = metrics.PUSH_DROPS.labels(reason="send_timeout")
 
 
-def push_notify(max_seq: int, inline: list[bytes] | None) -> bytes:
+def push_notify(max_seq: int, inline: list[bytes] | None, in_order: bool = False) -> bytes:
     """MsgPushNotify's body: the seq, and the messages in seq order when they reach exactly max_seq
-    (otherwise the client could not use them, and syncs anyway)."""
-    if inline is not None and len(inline) == 1:
-        # the usual case: one message, this signal's own (its seq is max_seq). Appended as it came (a
-        # length-delimited field 2) instead of parsed and serialized again.
+    (otherwise the client could not use them, and syncs anyway). `in_order`: the caller knows `inline`
+    is in seq order and ends at max_seq."""
+    if inline and (in_order or len(inline) == 1):
+        # the usual case: one message, this signal's own (its seq is max_seq), or a notify call's messages
+        # for one device in seq order. Appended as they came (length-delimited fields 2) instead of
+        # parsed and serialized again.
         head = pb.MsgPushNotify(max_seq_id=max_seq).SerializeToString()
-        return head + b"\x12" + varint(len(inline[0])) + inline[0]
+        return head + b"".join(b"\x12" + varint(len(m)) + m for m in inline)
     notify = pb.MsgPushNotify(max_seq_id=max_seq)
     if inline:
         msgs = sorted((pb.MessageData.FromString(m) for m in inline), key=lambda m: m.seq_id)
@@ -258,16 +260,23 @@ class Connection:
         """Queue a MsgPushNotify; signals that pile up while one is being sent collapse into the highest.
         `message` (the new message as this user's MessageData) rides along while the pile is small; a
         signal without one, or too many, leaves only the seq (the client then syncs, as it always may)."""
+        self.signal_many(max_seq, [message] if message else None)
+
+    def signal_many(self, max_seq: int, messages: list[bytes] | None) -> None:
+        """`signal` for several new messages at once (one notify call's, for this device): `messages` in
+        seq order ending at max_seq, or None when one of them cannot ride (too large)."""
         if self.closed or max_seq <= self._signal_seq:
             return
         self._signal_seq = max_seq
+        if messages is not None and len(messages) > INLINE_MAX_MESSAGES:
+            messages = None
         if self._wire is not None and (self._signal_task is None or self._signal_task.done()):
-            # a Wire never makes the writer wait: write now, no task (its own message, if any, rides)
-            self._wire.write(self._push_frame(max_seq, [message] if message else None))
+            # a Wire never makes the writer wait: write now, no task (its own messages, if any, ride)
+            self._wire.write(self._push_frame(max_seq, messages, in_order=True))
             return
         if self._inline is not None:
-            if message and len(self._inline) < INLINE_MAX_MESSAGES:
-                self._inline.append(message)
+            if messages and len(self._inline) + len(messages) <= INLINE_MAX_MESSAGES:
+                self._inline += messages
             else:
                 self._inline = None
         if self._signal_task is None or self._signal_task.done():
@@ -280,11 +289,11 @@ class Connection:
             inline, self._inline = self._inline, []
             await self.send(self._push_frame(sent, inline))
 
-    def _push_frame(self, max_seq: int, inline: list[bytes] | None) -> bytes:
+    def _push_frame(self, max_seq: int, inline: list[bytes] | None, in_order: bool = False) -> bytes:
         """A MsgPushNotify frame (counted); the sync it prompts is granted before it leaves."""
         metrics.PUSHES.inc()
         self.grant_sync()
-        return encode(Cmd.CMD_MSG_PUSH_NOTIFY, push_notify(max_seq, inline))
+        return encode(Cmd.CMD_MSG_PUSH_NOTIFY, push_notify(max_seq, inline, in_order))
 
     async def kick(self, reason: str) -> None:
         """KickNotify + close in the background: the caller (a newer login) never waits on this socket."""

@@ -81,10 +81,31 @@ class GatewayHub:
                 await listener.heartbeat(conn)
 
     async def push(self, targets: Sequence[PushTarget]) -> None:
+        """One notify call's signals. A user with several (the messages of a batch, a busy group) gets
+        one frame per device carrying them all, not a frame per message."""
+        several: dict[int, list[PushTarget]] = {}
+        first: dict[int, PushTarget] = {}
         for target in targets:
-            for device_id, conn in self._by_user.get(target.user_id, {}).items():
+            user_id = target.user_id
+            if user_id not in self._by_user:
+                continue
+            if user_id not in first:
+                first[user_id] = target
+            else:
+                several.setdefault(user_id, [first[user_id]]).append(target)
+        for user_id, target in first.items():
+            if user_id in several:
+                continue
+            for device_id, conn in self._by_user[user_id].items():
                 if device_id != target.except_device:
                     conn.signal(target.max_seq, target.message)
+        for user_id, mine in several.items():
+            mine.sort(key=lambda t: t.max_seq)
+            for device_id, conn in self._by_user[user_id].items():
+                theirs = [t for t in mine if t.except_device != device_id]
+                if theirs:
+                    messages = [t.message for t in theirs]
+                    conn.signal_many(theirs[-1].max_seq, messages if all(messages) else None)
 
     async def push_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
