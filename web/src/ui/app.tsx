@@ -200,6 +200,18 @@ function Main({ bridge, state }: { bridge: Bridge; state: AppState }) {
   useEffect(() => {
     if (open) void bridge.call("openChat", open).catch(() => undefined);
   }, [bridge, open]);
+  // A session never drops the window of a chat it opened: when that of the open chat vanishes, another session
+  // took over (without SharedWorker: the leader tab went away and a tab resumed the stored session). It knows
+  // nothing of this tab yet: what it views, which chat to load.
+  const hasWindow = open !== null && state.chats[open] !== undefined;
+  const seen = useRef<ConvKey | null>(null);
+  useEffect(() => {
+    if (open && !hasWindow && seen.current === open) {
+      bridge.viewing(visible ? [open] : []);
+      void bridge.call("openChat", open).catch(() => undefined);
+    }
+    seen.current = hasWindow ? open : null;
+  }, [bridge, open, hasWindow]);
   const totalUnread = state.convs.reduce((n, c) => n + c.unread, 0);
   useEffect(() => {
     document.title = totalUnread ? `(${totalUnread}) ${t("appName")}` : t("appName");

@@ -1,5 +1,5 @@
 // The tab's side: talk to the SharedWorker (or, where SharedWorker does not exist, to a session in this page).
-import type { AppState } from "../core/model";
+import type { AppState, Status } from "../core/model";
 import type { FromHost, Method, PortLike, ToHost } from "./host";
 
 export class RemoteError extends Error {
@@ -36,6 +36,11 @@ export class Bridge {
       return new Bridge(worker.port, true);
     }
     return new Bridge(await leaderTab(), false);
+  }
+
+  /** A Bridge over any port (the tests give it a MessageChannel's). */
+  static over(port: PortLike, shared: boolean): Bridge {
+    return new Bridge(port, shared);
   }
 
   call<T = unknown>(method: Method, ...args: unknown[]): Promise<T> {
@@ -80,8 +85,9 @@ export class Bridge {
 
   private receive(m: FromHost): void {
     if (m.type === "state") {
-      this.state = m.state;
-      for (const fn of this.listeners) fn(m.state);
+      const state = shownState(this.state, m.state);
+      this.state = state;
+      for (const fn of this.listeners) fn(state);
       return;
     }
     const w = this.waiting.get(m.id);
@@ -90,6 +96,20 @@ export class Bridge {
     if (m.ok) w.resolve(m.value);
     else w.reject(new RemoteError(m.error.name, m.error.message, m.error.code));
   }
+}
+
+const SIGNED_IN: readonly Status[] = ["connecting", "online", "offline"];
+
+/**
+ * What a tab shows when its session says `next`. "starting" is a session that has not read the stored one yet:
+ * without SharedWorker, when the leader tab goes away the tab that takes over starts a new session, and every
+ * tab hears "starting" from it before it resumes. Shown, it would replace the whole app by "Loading" and back
+ * (the page's tab, its open chat, what was typed, all lost, and an element being used gone from the DOM):
+ * the tab keeps what it shows, signed in as connecting, until the new session says where it is.
+ */
+export function shownState(shown: AppState | null, next: AppState): AppState {
+  if (next.status !== "starting" || !shown || shown.status === "starting") return next;
+  return SIGNED_IN.includes(shown.status) ? { ...shown, status: "connecting", statusDetail: "", retryAt: 0 } : shown;
 }
 
 /**
