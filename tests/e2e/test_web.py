@@ -522,10 +522,13 @@ def test_without_shared_worker_the_tabs_elect_a_leader(deployment: Deployment) -
         follower.get_by_test_id("create-group-button").click()  # a call through the leader
         _expect(erin.tid("tab-chats")).to_be_visible()
         _expect(erin.conv_named("Solo")).to_be_visible()
-        erin.page.close()  # the leader goes: the follower takes the lock and resumes the stored session
         follower.get_by_test_id("tab-groups").click()
-        follower.get_by_test_id("group-name").fill("Duo")  # answered only if a session runs again
-        follower.get_by_test_id("create-group-button").click()
+        follower.get_by_test_id("group-name").fill("Duo")
+        erin.page.close()  # the leader goes: the follower takes the lock and resumes the stored session
+        erin.online(follower)
+        # the follower's page stayed as it was while its tab took over (nothing typed was lost)
+        _expect(follower.get_by_test_id("group-name")).to_have_value("Duo")
+        follower.get_by_test_id("create-group-button").click()  # answered only if a session runs again
         _expect(follower.get_by_test_id("chat-title")).to_have_text("Duo")
         erin.online(follower)
         follower.get_by_test_id("tab-chats").click()
