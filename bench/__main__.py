@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument(
         "--g2-profile",
         action="store_true",
-        help="g2: py-spy profile of the server's write path (200 messages)",
+        help="g2: py-spy profiles of the server: the write path (200 messages) and the online burst",
     )
     parser.add_argument("--connections", type=int, default=10_000, help="idle WebSockets for w1")
     parser.add_argument("--hold", type=int, default=15_000, help="w1: connections one gateway must hold")

@@ -144,6 +144,11 @@ async def _lean_members(base_url: str, accounts: list[Account]) -> AsyncIterator
         await asyncio.to_thread(gen.__exit__, None, None, None)
 
 
+def _online_profile(write_path: Path | None) -> Path | None:
+    """Where the online burst's profile goes: next to the write path's (profile-g2-online-*)."""
+    return write_path.with_name(write_path.name.replace("write-path", "online")) if write_path else None
+
+
 async def _online_phase(
     gen: LoadGenerator, members: int, group_id: int, senders: tuple[int, ...], per_sender: int
 ) -> dict[str, Any]:
@@ -216,9 +221,13 @@ async def run(
         latency = await _online_phase(gen, size, group_id, (0,), latency_messages)
         # throughput and round trips with everyone online
         statements0, commits0, redis0 = await _round_trips(base_url)
+        online_profile = _online_profile(profile_to)
+        recording = start_recording(pid, online_profile) if pid and online_profile else None
         server0, store0 = cpu_of([pid]) if pid else 0.0, cpu_of(stores)
         online = await _online_phase(gen, size, group_id, burst_senders, per_sender)
         burst_server_cpu = (cpu_of([pid]) - server0) if pid else 0.0
+        if recording is not None:
+            stop_recording(recording)
         burst_store_cpu = cpu_of(stores) - store0
         statements1, commits1, redis1 = await _round_trips(base_url)
     elapsed = online["last_ack"] - online["first"]
@@ -343,6 +352,9 @@ async def measure(
         )
         if profile_to is not None:
             summarised(profile_to, f"profile-g2-write-path-{backend}")
+            online_profile = _online_profile(profile_to)
+            assert online_profile is not None
+            summarised(online_profile, f"profile-g2-online-{backend}")
     except BaseException:
         print(f"server log (tail):\n{server.log()}")
         raise
