@@ -144,9 +144,9 @@ async def _lean_members(base_url: str, accounts: list[Account]) -> AsyncIterator
         await asyncio.to_thread(gen.__exit__, None, None, None)
 
 
-def _online_profile(write_path: Path | None) -> Path | None:
+def _online_profile(write_path: Path) -> Path:
     """Where the online burst's profile goes: next to the write path's (profile-g2-online-*)."""
-    return write_path.with_name(write_path.name.replace("write-path", "online")) if write_path else None
+    return write_path.with_name(write_path.name.replace("write-path", "online"))
 
 
 async def _online_phase(
@@ -221,8 +221,7 @@ async def run(
         latency = await _online_phase(gen, size, group_id, (0,), latency_messages)
         # throughput and round trips with everyone online
         statements0, commits0, redis0 = await _round_trips(base_url)
-        online_profile = _online_profile(profile_to)
-        recording = start_recording(pid, online_profile) if pid and online_profile else None
+        recording = start_recording(pid, _online_profile(profile_to)) if pid and profile_to else None
         server0, store0 = cpu_of([pid]) if pid else 0.0, cpu_of(stores)
         online = await _online_phase(gen, size, group_id, burst_senders, per_sender)
         burst_server_cpu = (cpu_of([pid]) - server0) if pid else 0.0
@@ -352,9 +351,7 @@ async def measure(
         )
         if profile_to is not None:
             summarised(profile_to, f"profile-g2-write-path-{backend}")
-            online_profile = _online_profile(profile_to)
-            assert online_profile is not None
-            summarised(online_profile, f"profile-g2-online-{backend}")
+            summarised(_online_profile(profile_to), f"profile-g2-online-{backend}")
     except BaseException:
         print(f"server log (tail):\n{server.log()}")
         raise

@@ -17,15 +17,7 @@ afterEach(() => {
 });
 
 function session(server: FakeServer, storage: MemoryStorage): Session {
-  const s = new Session({
-    http: server.http,
-    socket: server.socketFactory,
-    storage,
-    backoffInitialMs: 5,
-    backoffMaxMs: 20,
-    heartbeatMs: 60_000,
-    random: () => 0.5,
-  });
+  const s = new Session(server.sessionOptions(storage));
   sessions.push(s);
   return s;
 }

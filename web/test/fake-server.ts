@@ -6,6 +6,8 @@ import { decodeFrame, encodeFrame } from "../src/proto/frame";
 import type { SocketLike } from "../src/core/conn";
 import type { HttpApi } from "../src/core/http";
 import { HttpError } from "../src/core/http";
+import type { SessionOptions } from "../src/core/session";
+import type { Storage } from "../src/core/storage";
 
 export class FakeSocket implements SocketLike {
   binaryType = "blob";
@@ -49,6 +51,19 @@ export interface Entry {
 }
 
 export class FakeServer {
+  /** A Session's options against this server: quick reconnects without jitter, no heartbeat in a test. */
+  sessionOptions(storage: Storage): SessionOptions {
+    return {
+      http: this.http,
+      socket: this.socketFactory,
+      storage,
+      backoffInitialMs: 5,
+      backoffMaxMs: 20,
+      heartbeatMs: 60_000,
+      random: () => 0.5,
+    };
+  }
+
   up = true;
   sockets = new Set<FakeSocket>();
   timeline: pb.MessageData[] = [];

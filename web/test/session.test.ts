@@ -14,16 +14,7 @@ afterEach(() => {
 
 function setup(server = new FakeServer(ME), storage = new MemoryStorage()) {
   let n = 0;
-  const session = new Session({
-    http: server.http,
-    socket: server.socketFactory,
-    storage,
-    backoffInitialMs: 5,
-    backoffMaxMs: 20,
-    heartbeatMs: 60_000,
-    random: () => 0.5,
-    newId: () => `cm-${++n}`,
-  });
+  const session = new Session({ ...server.sessionOptions(storage), newId: () => `cm-${++n}` });
   sessions.push(session);
   return { session, server, storage };
 }

@@ -83,23 +83,11 @@ class GatewayHub:
     async def push(self, targets: Sequence[PushTarget]) -> None:
         """One notify call's signals. A user with several (the messages of a batch, a busy group) gets
         one frame per device carrying them all, not a frame per message."""
-        several: dict[int, list[PushTarget]] = {}
-        first: dict[int, PushTarget] = {}
+        per_user: dict[int, list[PushTarget]] = {}
         for target in targets:
-            user_id = target.user_id
-            if user_id not in self._by_user:
-                continue
-            if user_id not in first:
-                first[user_id] = target
-            else:
-                several.setdefault(user_id, [first[user_id]]).append(target)
-        for user_id, target in first.items():
-            if user_id in several:
-                continue
-            for device_id, conn in self._by_user[user_id].items():
-                if device_id != target.except_device:
-                    conn.signal(target.max_seq, target.message)
-        for user_id, mine in several.items():
+            if target.user_id in self._by_user:
+                per_user.setdefault(target.user_id, []).append(target)
+        for user_id, mine in per_user.items():
             mine.sort(key=lambda t: t.max_seq)
             for device_id, conn in self._by_user[user_id].items():
                 theirs = [t for t in mine if t.except_device != device_id]

@@ -142,28 +142,25 @@ class GroupCommitter:
         self.writers = writers
         self._overlap_rows = overlap_rows
         self._queue: deque[PendingAppend] = deque()
-        self._drainers: set[asyncio.Task[None]] = set()
-        self._running = 0  # drain tasks started and not yet done
+        self._drainers: set[asyncio.Task[None]] = set()  # started and not yet done
         self._last_turn: Turn | None = None
         self._last_rows = 0  # index rows of the batch taken last
 
     async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.append(PendingAppend(body, slots, future))
-        running = self._running
+        running = len(self._drainers)
         if not running or (running < self.writers and self._last_rows >= self._overlap_rows):
             # Started, not awaited: everything queued before it first runs joins its first batch.
-            self._running += 1
-            drainer = asyncio.create_task(self._drain())
-            self._drainers.add(drainer)  # a reference, so the task is not collected while it runs
-            drainer.add_done_callback(self._drainers.discard)
+            self._drainers.add(asyncio.create_task(self._drain()))
         return await asyncio.shield(future)
 
     async def _drain(self) -> None:
         try:
             await self._drain_queue()
         finally:
-            self._running -= 1  # at once, not in a done callback: an append right after sees it
+            # at once, not in a done callback: an append right after this must see it gone
+            self._drainers.discard(asyncio.current_task())
 
     async def _drain_queue(self) -> None:
         while self._queue:
@@ -185,11 +182,11 @@ class GroupCommitter:
         batch = [self._queue.popleft()]
         rows = len(batch[0].slots)
         while self._queue and len(batch) < self._max_messages:
-            rows += len(self._queue[0].slots)
-            if rows > self._max_rows:
+            if rows + len(self._queue[0].slots) > self._max_rows:
                 break
             batch.append(self._queue.popleft())
-        self._last_rows = sum(len(p.slots) for p in batch)
+            rows += len(batch[-1].slots)
+        self._last_rows = rows
         return batch
 
     async def _commit(self, batch: list[PendingAppend], turn: Turn) -> None:
