@@ -98,6 +98,9 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # A channel's connections are its own (not shared through the process-wide subchannel pool): a
+    # renewed channel (Channels.renew) really connects anew instead of taking over the old one's.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
@@ -178,6 +181,16 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):
 _closing: set[asyncio.Task[None]] = set()  # channels being closed in the background
 
 
+# The headers a gateway sends as a push stream opens, before any batch: only a stream that carries them
+# is known to reach a gateway (an address may have gone to another role after a container restart).
+PUSH_STREAM_MARK = ("tinyim-push-stream", "1")
+
+
+def is_push_stream(headers: object) -> bool:
+    """`headers` (a call's initial metadata) are a gateway's answer to a push stream's opening."""
+    return isinstance(headers, grpc.aio.Metadata) and headers.get(PUSH_STREAM_MARK[0]) == PUSH_STREAM_MARK[1]
+
+
 def _wrong_server(exc: grpc.aio.AioRpcError) -> bool:
     """The server does not know the method: not the role we meant (nothing ran, so a retry is safe)."""
     return exc.code() == grpc.StatusCode.UNIMPLEMENTED
@@ -254,6 +267,12 @@ class RoleChannels(Generic[Stub]):
         """The node failed a call: the directory sets it aside for a while."""
         self._directory.suspect(node)
 
+    def renew(self, node: Node) -> None:
+        """The node's address answered as another service: the next call connects anew (Channels.renew)."""
+        log.warning("%s node %s answered as another service; reconnecting", self.role, node.node_id)
+        self._stubs.pop(node.grpc_target, None)
+        self._channels.renew(node.grpc_target)
+
     @property
     def deadline_seconds(self) -> float:
         return self._deadline
@@ -278,12 +297,8 @@ class RoleChannels(Generic[Stub]):
                 if error is not None:
                     raise error from None
                 if _wrong_server(exc) and node.grpc_target not in renewed:
-                    log.warning(
-                        "%s node %s answered as another service; reconnecting", self.role, node.node_id
-                    )
                     renewed.add(node.grpc_target)
-                    self._stubs.pop(node.grpc_target, None)
-                    self._channels.renew(node.grpc_target)
+                    self.renew(node)
                     continue
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     self._directory.suspect(node)

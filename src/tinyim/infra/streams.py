@@ -13,8 +13,10 @@ The rules of `RoleChannels.invoke` hold per request:
 - a stream that breaks (the node died or went away) fails every request waiting on it: a request marked
   idempotent is tried again on another node, others fail UNAVAILABLE "failed mid-call; retry"; the next
   request to that node opens a new stream;
-- a node that does not know the stream method (an earlier release) raises `StreamUnsupported`: the
-  caller falls back to unary calls for it.
+- a node that does not know the stream method raises `StreamUnsupported` (an earlier release: the
+  caller falls back to unary calls for it), but only once a new channel got the same answer: the first
+  UNIMPLEMENTED may come from another role that took over the node's address (a container restarted),
+  so the channel is renewed and the request tried again (nothing ran).
 Each request served is timed in the client metrics under the stream's method name, and carries no
 metadata of its own: what a request id would say travels in the request body.
 """
@@ -148,6 +150,7 @@ class RoleStreams(Generic[Stub, Req, Resp]):
     async def invoke(self, request: Req, *, idempotent: bool) -> Resp:
         """Send `request` on a live node's stream and return its answer (see the module's rules)."""
         tried: set[str] = set()
+        renewed: set[str] = set()  # targets whose channel was renewed after an UNIMPLEMENTED answer
         started = time.perf_counter()
         code = "OK"
         try:
@@ -163,7 +166,12 @@ class RoleStreams(Generic[Stub, Req, Resp]):
                 except grpc.aio.AioRpcError as exc:
                     code = exc.code().name
                     if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                        raise StreamUnsupported(node.node_id) from None
+                        if node.grpc_target in renewed:
+                            raise StreamUnsupported(node.node_id) from None
+                        renewed.add(node.grpc_target)
+                        self._streams.pop(node.node_id, None)
+                        self._remote.renew(node)
+                        continue
                     if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                         raise
                     if exc.code() == grpc.StatusCode.UNAVAILABLE:

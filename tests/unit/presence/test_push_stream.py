@@ -1,7 +1,9 @@
 """Message signals to another gateway ride one long-lived PushStream per gateway (real grpc.aio server on
 loopback): many pushes share one stream and arrive in order; a gateway killed and started again on its
 port gets a new stream and the pushes after it; a gateway of an earlier release (no PushStream) gets
-PushNotify calls; the in-process-free fallback (push_stream=False) never opens a stream."""
+PushNotify calls; the in-process-free fallback (push_stream=False) never opens a stream; a channel that
+reconnected to an address another role took over (a container restart) loses no push; a gateway that
+sends no headers as the stream opens (the release before that check) is still written to."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from contextlib import asynccontextmanager
 import grpc
 
 from tests.support.grpc_loop import StaticRegistry, directory_of
+from tests.support.relay import Relay
 from tests.unit.presence.test_presence_and_hub import connection
 from tinyim.edges.gateway.grpc_server import GatewayServicer
 from tinyim.edges.gateway.hub import GatewayHub
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, Ctx, grpc_server
+from tinyim.infra.streams import consume
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
@@ -35,7 +39,7 @@ class Gateway:
     """A gateway's GatewayService on a fixed port that can be killed and started again; counts the push
     streams opened and the PushNotify calls; `streams=False`: an earlier release without PushStream."""
 
-    def __init__(self, streams: bool = True, gateway_id: str = GW) -> None:
+    def __init__(self, streams: bool = True, gateway_id: str = GW, early_headers: bool = True) -> None:
         self.hub = GatewayHub(gateway_id, InMemorySessionDirectory())
         self.streams_opened = 0
         self.calls = 0
@@ -48,6 +52,9 @@ class Gateway:
                 if not streams:
                     await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
                 outer.streams_opened += 1
+                if not early_headers:  # the release before: headers only with the stream's end
+                    await consume(requests, self._streamed_push)
+                    return ipb.Ack()
                 return await super().PushStream(requests, context)
 
             async def PushNotify(
@@ -228,3 +235,47 @@ async def test_a_stopping_gateway_ends_its_push_streams_without_waiting_its_grac
         assert gateway.streams_opened == 1
     finally:
         await channels.close()
+
+
+async def test_an_address_another_role_took_over_costs_no_push() -> None:
+    gateway = Gateway()
+    await gateway.start()
+    other = grpc.aio.server()  # another role on the gateway's old address: no GatewayService
+    other_port = other.add_insecure_port("127.0.0.1:0")
+    await other.start()
+    relay = Relay(first=other_port, then=gateway.port)
+    await relay.start()
+    channels = Channels()
+    try:
+        conn, sock = connection(1, "PC")
+        await gateway.hub.attach(conn)
+        link = GrpcGatewayLink(directory_of("gateway", GW, relay.port), channels)
+        await link.push(GW, [PushTarget(1, 1)])
+        await until(lambda: seqs(sock.sent) == [1])  # the first batch is not written into the void
+        for seq in (2, 3):
+            await link.push(GW, [PushTarget(1, seq)])
+        await until(lambda: seqs(sock.sent)[-1] == 3)
+        # one reconnection, then the stream: not taken for a gateway of an earlier release
+        assert relay.connections == 2 and gateway.streams_opened == 1 and gateway.calls == 0
+    finally:
+        await channels.close()
+        await relay.stop()
+        await other.stop(0)
+        await gateway.kill()
+
+
+async def test_a_gateway_that_sends_no_early_headers_is_still_written_to() -> None:
+    gateway = Gateway(early_headers=False)
+    await gateway.start()
+    channels = Channels()
+    try:
+        conn, sock = connection(1, "PC")
+        await gateway.hub.attach(conn)
+        link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels, deadline_seconds=0.3)
+        for seq in (1, 2, 3):
+            await link.push(GW, [PushTarget(1, seq)])
+        await until(lambda: bool(sock.sent) and seqs(sock.sent)[-1] == 3)
+        assert gateway.streams_opened == 1 and gateway.calls == 0
+    finally:
+        await channels.close()
+        await gateway.kill()

@@ -2,8 +2,9 @@
 grpc.aio servers on loopback: many batches share a stream and each caller gets its own result; a node
 killed mid-stream fails its waiting batches over (only when every item has a client_msg_id) or fails
 them clearly; the next batch to a node back on its port opens a new stream; a batch not answered in time
-fails UNAVAILABLE and the stream lives on; a node of an earlier release gets unary SendMsgBatch calls;
-every item carries its own request id."""
+fails UNAVAILABLE and the stream lives on; a node of an earlier release gets unary SendMsgBatch calls,
+but a node whose address another role answered first (a container restart) keeps its stream; every item
+carries its own request id."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import grpc
 
 from tests.support.grpc_loop import StaticRegistry
+from tests.support.relay import Relay
 from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra import tracing
 from tinyim.infra.node_directory import NodeDirectory
@@ -225,6 +227,32 @@ async def test_a_node_without_the_stream_gets_unary_batches() -> None:
         assert len({r.seq_id for r in results}) == 3
         assert nodes["old"].unary_batches >= 1
         assert [m.content for m in store.timelines[2]] == ["m0", "m1", "m2"]
+
+
+async def test_an_address_another_role_answered_first_keeps_the_stream() -> None:
+    store = InMemoryTimelineStore()
+    node = MsgNode("a", store)
+    await node.start()
+    other = grpc.aio.server()  # another role on the node's old address: no MsgService
+    other_port = other.add_insecure_port("127.0.0.1:0")
+    await other.start()
+    relay = Relay(first=other_port, then=node.port)
+    await relay.start()
+    channels = Channels()
+    try:
+        directory = NodeDirectory(StaticRegistry([Node("msg", "a", "127.0.0.1", grpc_port=relay.port)]))
+        remote = RoleChannels("msg", directory, channels, ipb_grpc.MsgServiceStub, 5.0)
+        client = GrpcTimelineClient(remote, send_calls_in_flight=1)
+        for i in range(3):
+            await asyncio.wait_for(send(client, 1, 2, f"m{i}"), 3.0)
+        assert [m.content for m in store.timelines[2]] == ["m0", "m1", "m2"]
+        # one reconnection, then the stream: not taken for a node of an earlier release
+        assert relay.connections == 2 and node.streams_opened == 1 and node.unary_batches == 0
+    finally:
+        await channels.close()
+        await relay.stop()
+        await other.stop(0)
+        await node.kill()
 
 
 async def test_each_item_of_a_streamed_batch_carries_its_own_request_id() -> None:

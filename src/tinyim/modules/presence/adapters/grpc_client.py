@@ -6,9 +6,15 @@ costs nothing more than a log line: push is only a hint, and its clients resync 
 Message signals (the hot path: one batch per commit and gateway) go on one long-lived PushStream per
 gateway, written and never answered one by one: no per-call set-up. A write that fails (the gateway died,
 the stream broke, it did not take the batch within the deadline) raises like a failed call; the next
-push to that gateway opens a new stream. A gateway of an earlier release (PushStream UNIMPLEMENTED) gets
-PushNotify calls from then on, and only that gateway (a rolling upgrade runs both releases side by side);
-a batch written before that was known is lost, as pushes may be.
+push to that gateway opens a new stream.
+
+A stream is written only once the gateway has answered its opening (it sends its headers at once): a
+channel that reconnected to an address another role has taken over since (a container restarted and
+the addresses were handed out again) answers UNIMPLEMENTED instead, and a batch written there would
+vanish while its recipients, connected to the real gateway, wait for a signal that never comes. So an
+UNIMPLEMENTED opening renews the channel (resolving the name again) and tries once more; only a second
+one means a gateway of an earlier release, which gets PushNotify calls from then on, and only that
+gateway (a rolling upgrade runs both releases side by side).
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import grpc
 
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registry import Node
-from tinyim.infra.rpc import Channels, node_call
+from tinyim.infra.rpc import Channels, is_push_stream, node_call
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.domain import StatusView
 from tinyim.modules.presence.protocol import status_info
@@ -31,11 +38,22 @@ from tinyim.pb import im_protocol_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+
+def _result(task: asyncio.Future[T]) -> T | None:
+    """A finished task's result; None when it is not done, was cancelled or failed."""
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
+
 
 class _PushStream:
     def __init__(self, call: grpc.aio.StreamUnaryCall[ipb.PushNotifyInternalReq, ipb.Ack]) -> None:
         self.call = call
         self.lock = asyncio.Lock()  # grpc.aio allows one write in progress per call
+        # the gateway's headers (or the call's end): a task, so that giving up waiting leaves the call be
+        self.answered = asyncio.ensure_future(call.initial_metadata())
 
 
 class GrpcGatewayLink:
@@ -92,33 +110,53 @@ class GrpcGatewayLink:
         stream = self._streams.get(key)
         if stream is not None and stream.call.done():
             self._streams.pop(key, None)
-            if await self._ended(node, stream):
-                return False
+            await self._ended(node, stream)
             stream = None
         if stream is None:
-            stub = ipb_grpc.GatewayServiceStub(self._channels.get(node.grpc_target))
-            stream = self._streams[key] = _PushStream(stub.PushStream())
+            opened = await self._open_stream(node)
+            if opened is None:
+                return False
+            stream = self._streams[key] = opened
         try:
             async with stream.lock, asyncio.timeout(self._deadline):
                 await stream.call.write(request)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError):
             self._streams.pop(key, None)
             stream.call.cancel()
-            if stream.call.done() and await self._ended(node, stream):
-                return False
+            if stream.call.done():
+                await self._ended(node, stream)
             raise
         return True
 
-    async def _ended(self, node: Node, stream: _PushStream) -> bool:
-        """A push stream is over: True when the gateway does not know PushStream (an earlier release)."""
-        code = await stream.call.code()
-        if code == grpc.StatusCode.UNIMPLEMENTED:
-            log.info("gateway %s has no PushStream; pushing to it with PushNotify calls", node.node_id)
-            self._without_streams.add((node.node_id, node.grpc_target))
-            return True
-        if code == grpc.StatusCode.UNAVAILABLE:
+    async def _open_stream(self, node: Node) -> _PushStream | None:
+        """A push stream the gateway has answered (see the module's docstring); None: it has none."""
+        for attempt in (1, 2):
+            stub = ipb_grpc.GatewayServiceStub(self._channels.get(node.grpc_target))
+            stream = _PushStream(stub.PushStream())
+            await asyncio.wait({stream.answered}, timeout=self._deadline)
+            if not stream.answered.done():
+                # no headers within the deadline (a busy gateway, or a release that sends them only at
+                # the end): written to, as before
+                return stream
+            headers = _result(stream.answered)
+            if is_push_stream(headers):
+                return stream
+            # headers without the mark: the call is over (trailers only); why?
+            ended = asyncio.ensure_future(stream.call.code())
+            await asyncio.wait({ended}, timeout=self._deadline)
+            if _result(ended) != grpc.StatusCode.UNIMPLEMENTED:
+                return stream  # failed (unreachable): the write raises that
+            if attempt == 1:
+                log.warning("gateway %s answered as another service; reconnecting", node.node_id)
+                self._channels.renew(node.grpc_target)
+        log.info("gateway %s has no PushStream; pushing to it with PushNotify calls", node.node_id)
+        self._without_streams.add((node.node_id, node.grpc_target))
+        return None
+
+    async def _ended(self, node: Node, stream: _PushStream) -> None:
+        """A push stream is over; the next push opens another (a dead gateway is set aside meanwhile)."""
+        if await stream.call.code() == grpc.StatusCode.UNAVAILABLE:
             self._directory.suspect(node)
-        return False
 
     async def kick(
         self, gateway_id: str, user_id: int, device_id: str, keep_token_id: str, reason: str
