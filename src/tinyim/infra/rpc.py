@@ -181,14 +181,18 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):
 _closing: set[asyncio.Task[None]] = set()  # channels being closed in the background
 
 
-# The headers a gateway sends as a push stream opens, before any batch: only a stream that carries them
-# is known to reach a gateway (an address may have gone to another role after a container restart).
-PUSH_STREAM_MARK = ("tinyim-push-stream", "1")
+# The header a gateway sends as a push stream opens, before any batch: its id. Only a stream that carries
+# the id meant is known to reach that gateway (an address may have gone to another process, of another
+# role or another gateway, after a container restart).
+GATEWAY_ID_HEADER = "tinyim-gateway-id"
 
 
-def is_push_stream(headers: object) -> bool:
-    """`headers` (a call's initial metadata) are a gateway's answer to a push stream's opening."""
-    return isinstance(headers, grpc.aio.Metadata) and headers.get(PUSH_STREAM_MARK[0]) == PUSH_STREAM_MARK[1]
+def answering_gateway(headers: object) -> str | None:
+    """The gateway id in a push stream's opening headers (None: not a gateway's answer)."""
+    if not isinstance(headers, grpc.aio.Metadata):
+        return None
+    value = headers.get(GATEWAY_ID_HEADER)
+    return value if isinstance(value, str) else None
 
 
 def _wrong_server(exc: grpc.aio.AioRpcError) -> bool:

@@ -2,7 +2,8 @@
 loopback): many pushes share one stream and arrive in order; a gateway killed and started again on its
 port gets a new stream and the pushes after it; a gateway of an earlier release (no PushStream) gets
 PushNotify calls; the in-process-free fallback (push_stream=False) never opens a stream; a channel that
-reconnected to an address another role took over (a container restart) loses no push; a gateway that
+reconnected to an address another role or another gateway took over (a container restart) loses no
+push and writes none to the wrong gateway; a gateway that
 sends no headers as the stream opens (the release before that check) is still written to."""
 
 from __future__ import annotations
@@ -279,3 +280,26 @@ async def test_a_gateway_that_sends_no_early_headers_is_still_written_to() -> No
     finally:
         await channels.close()
         await gateway.kill()
+
+
+async def test_an_address_another_gateway_took_over_gets_no_push_of_this_one() -> None:
+    meant, other = Gateway(), Gateway(gateway_id="gw-2")
+    await meant.start()
+    await other.start()
+    relay = Relay(first=other.port, then=meant.port)
+    await relay.start()
+    channels = Channels()
+    try:
+        (conn, sock), (other_conn, other_sock) = connection(1, "PC"), connection(1, "PC")
+        await meant.hub.attach(conn)
+        await other.hub.attach(other_conn)  # the same user on the other gateway: must not be signalled
+        link = GrpcGatewayLink(directory_of("gateway", GW, relay.port), channels)
+        for seq in (1, 2):
+            await link.push(GW, [PushTarget(1, seq)])
+        await until(lambda: bool(sock.sent) and seqs(sock.sent)[-1] == 2)
+        assert other_sock.sent == [] and relay.connections == 2 and meant.streams_opened == 1
+    finally:
+        await channels.close()
+        await relay.stop()
+        await other.kill()
+        await meant.kill()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from tinyim.infra import metrics
-from tinyim.infra.rpc import PUSH_STREAM_MARK, Ctx, Registrar, translate_errors
+from tinyim.infra.rpc import GATEWAY_ID_HEADER, Ctx, Registrar, translate_errors
 from tinyim.infra.streams import consume
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.protocol import status_view
@@ -42,10 +42,10 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
         return ipb.PushNotifyResp(success=True, user_offline=not online)
 
     async def PushStream(self, requests: AsyncIterator[ipb.PushNotifyInternalReq], context: Ctx) -> ipb.Ack:
-        """PushNotify's batches, one after another on a stream the msg node keeps open. The headers go out
-        at once: the msg node writes only once it knows a gateway took the stream (not another role that
-        got this address after a restart)."""
-        await context.send_initial_metadata((PUSH_STREAM_MARK,))
+        """PushNotify's batches, one after another on a stream the msg node keeps open. Its headers (this
+        gateway's id) go out at once: the msg node writes only once it knows the gateway it meant took the
+        stream, not another process that got this address after a restart."""
+        await context.send_initial_metadata(((GATEWAY_ID_HEADER, self._hub.gateway_id),))
         await consume(requests, self._streamed_push)
         return ipb.Ack()
 

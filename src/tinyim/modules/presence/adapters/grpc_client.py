@@ -8,13 +8,14 @@ gateway, written and never answered one by one: no per-call set-up. A write that
 the stream broke, it did not take the batch within the deadline) raises like a failed call; the next
 push to that gateway opens a new stream.
 
-A stream is written only once the gateway has answered its opening (it sends its headers at once): a
-channel that reconnected to an address another role has taken over since (a container restarted and
-the addresses were handed out again) answers UNIMPLEMENTED instead, and a batch written there would
-vanish while its recipients, connected to the real gateway, wait for a signal that never comes. So an
-UNIMPLEMENTED opening renews the channel (resolving the name again) and tries once more; only a second
-one means a gateway of an earlier release, which gets PushNotify calls from then on, and only that
-gateway (a rolling upgrade runs both releases side by side).
+A stream is written only once the gateway meant has answered its opening (it sends its id in headers at
+once): a channel that reconnected to an address another process has taken over since (a container
+restarted and the addresses were handed out again) gets UNIMPLEMENTED from another role, or another
+gateway's id, and a batch written there would vanish while its recipients, connected to the real
+gateway, wait for a signal that never comes. So such an opening renews the channel (resolving the name
+again) and tries once more. A second UNIMPLEMENTED means a gateway of an earlier release, which gets
+PushNotify calls from then on, and only that gateway (a rolling upgrade runs both releases side by
+side); a second wrong id fails the push (logged, as pushes may be lost).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import grpc
 
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registry import Node
-from tinyim.infra.rpc import Channels, is_push_stream, node_call
-from tinyim.kernel import PushTarget
+from tinyim.infra.rpc import Channels, answering_gateway, node_call
+from tinyim.kernel import UNAVAILABLE, ImError, PushTarget
 from tinyim.modules.presence.domain import StatusView
 from tinyim.modules.presence.protocol import status_info
 from tinyim.pb import im_internal_pb2 as ipb
@@ -139,13 +140,18 @@ class GrpcGatewayLink:
                 # the end): written to, as before
                 return stream
             headers = _result(stream.answered)
-            if is_push_stream(headers):
+            answering = answering_gateway(headers)
+            if answering == node.node_id:
                 return stream
-            # headers without the mark: the call is over (trailers only); why?
-            ended = asyncio.ensure_future(stream.call.code())
-            await asyncio.wait({ended}, timeout=self._deadline)
-            if _result(ended) != grpc.StatusCode.UNIMPLEMENTED:
-                return stream  # failed (unreachable): the write raises that
+            if answering is not None:  # another gateway took the address: never write there
+                stream.call.cancel()
+                if attempt == 2:
+                    raise ImError(UNAVAILABLE, f"gateway {node.node_id}'s address answers as {answering}")
+            else:  # headers without an id: the call is over (trailers only); why?
+                ended = asyncio.ensure_future(stream.call.code())
+                await asyncio.wait({ended}, timeout=self._deadline)
+                if _result(ended) != grpc.StatusCode.UNIMPLEMENTED:
+                    return stream  # failed (unreachable): the write raises that
             if attempt == 1:
                 log.warning("gateway %s answered as another service; reconnecting", node.node_id)
                 self._channels.renew(node.grpc_target)
