@@ -78,7 +78,7 @@ cluster-down: setup
 	$(VENV)/bin/tinyim cluster down
 
 test: setup web-test
-	$(PY) -m pytest -q -m "not big"
+	$(PY) -m pytest -q -m "not big" --durations=25
 
 # One tier at a time (each test is marked with its tier: tests/conftest.py); `make check`: lint, types,
 # import rules. `make unit` needs nothing running; contract and e2e use MariaDB/Redis/etcd when present.
