@@ -235,6 +235,12 @@ def _new_engine(url: str, pool_size: int, hot: bool = False, autocommit: bool = 
             isolation_level="AUTOCOMMIT",
             pool_reset_on_return=None,
         )
+    connect_args: dict[str, Any] = {}
+    if hot and url.startswith("mysql+asyncmy"):
+        # the hot writer sends several statements of a batch in one round trip (`run_statements`)
+        from asyncmy.constants import CLIENT
+
+        connect_args["client_flag"] = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -244,6 +250,7 @@ def _new_engine(url: str, pool_size: int, hot: bool = False, autocommit: bool = 
         # the hot writer is only used through begin(), which commits or rolls back itself: the pool's
         # ROLLBACK on return would be one more round trip per batch for nothing
         pool_reset_on_return=None if hot else "rollback",
+        connect_args=connect_args,
     )
 
 
@@ -264,6 +271,26 @@ async def fetch_rows(
     except Exception as exc:
         # SQLAlchemy's own translation: a dropped connection is invalidated and marked for a retry
         raise await _translated(conn, exc, driver_sql, params) from exc
+
+
+async def run_statements(conn: AsyncConnection, statements: Sequence[str]) -> list[list[Sequence[Any]]]:
+    """Several statements (driver text, no placeholders) in ONE round trip on the hot writer's MySQL /
+    MariaDB connection (multi-statements are on for it alone); each one's rows (RETURNING), in order.
+    Statements after a failing one do not run; its error is raised as `fetch_rows` raises it."""
+    if len(statements) == 1:
+        return [await fetch_rows(conn, None, statements[0], None)]
+    raw = await conn.get_raw_connection()
+    metrics.DB_STATEMENTS.inc(len(statements))
+    sql = ";\n".join(statements)
+    try:
+        async with raw.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+            await cur.execute(sql, None)
+            results = [list(await cur.fetchall() or ())]
+            while await cur.nextset():
+                results.append(list(await cur.fetchall() or ()))
+            return results
+    except Exception as exc:
+        raise await _translated(conn, exc, sql, None) from exc
 
 
 class MultiRow:
@@ -296,11 +323,15 @@ class MultiRow:
             params = [dict(zip(self._columns, r, strict=True)) for r in rows]
             await conn.execute(self._statement(conn.dialect.name), params)
             return []
+        return await fetch_rows(conn, None, await self.text(conn, rows), None)
+
+    async def text(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> str:
+        """The statement with `rows` in it, as `execute` sends it (MySQL/MariaDB: for `run_statements`)."""
         prefix, suffix = self._sql(conn)
         raw = await conn.get_raw_connection()
         escape = raw.driver_connection.escape  # type: ignore[union-attr]
         values = literal_rows(rows, len(self._columns), self._text_at, escape)
-        return await fetch_rows(conn, None, prefix + values + suffix + self._returning, None)
+        return prefix + values + suffix + self._returning
 
     def _sql(self, conn: AsyncConnection) -> tuple[str, str]:
         if self._parts is None:

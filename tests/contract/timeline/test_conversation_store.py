@@ -3,6 +3,8 @@ receipts, recall, group read counts — the same on memory, SQLite, MariaDB and 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select
 
@@ -314,3 +316,40 @@ async def test_a_group_conversation_is_read_from_the_index_not_from_its_row(
         assert await store.mark_read(c, group(other), 5) == 0
         assert await store.set_flags(c, group(other), True, None) is None
         assert await store.conversation(c, group(other)) is None
+
+
+async def test_a_batch_reaches_mariadb_in_three_round_trips(
+    mariadb_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On MariaDB a batch's statements share round trips: bodies with the seq bump, index with
+    conversation rows, then the commit; what lands is what the separate statements wrote."""
+    from asyncmy.connection import Connection as DriverConnection
+
+    backend = Backend("mariadb", mariadb_database)
+    queries: list[str] = []
+    sent: Any = DriverConnection.query
+    committed = DriverConnection.commit
+
+    async def query(self: DriverConnection, sql: str, unbuffered: bool = False) -> Any:
+        queries.append(sql)
+        return await sent(self, sql, unbuffered)
+
+    async def commit(self: DriverConnection) -> None:
+        queries.append("COMMIT")
+        await committed(self)
+
+    async with backend.database() as db:
+        assert db is not None
+        store = SqlTimelineStore(db)
+        a, b = fresh_id(), fresh_id()
+        await store.append(body(a, "warm-up"), slots(a, b))
+        monkeypatch.setattr(DriverConnection, "query", query)
+        monkeypatch.setattr(DriverConnection, "commit", commit)
+        second = await store.append(body(b, "counted"), slots(b, a))
+        monkeypatch.undo()
+        assert len(queries) == 3, queries
+        assert [q.count(";\n") for q in queries[:2]] == [1, 1] and queries[2] == "COMMIT"
+        assert second.seqs == {a: 2, b: 2}
+        (with_b,) = await store.conversations(a, 10, None)
+        assert (with_b.conversation, with_b.last_seq, with_b.unread) == (direct(b), 2, 1)
+        assert with_b.preview == "counted"

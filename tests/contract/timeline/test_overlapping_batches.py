@@ -151,6 +151,10 @@ class _Sabotaged(Turn):
     def took_seqs(self) -> None:
         self._turn.took_seqs()
 
+    @property
+    def conversations_clear(self) -> bool:
+        return not self._poisoned and self._turn.conversations_clear  # the poisoned one must stop there
+
     async def before_conversations(self) -> None:
         if self._poisoned:
             await asyncio.wait_for(self._store.next_under_way.wait(), 5)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from tinyim.kernel import Caller, PushTarget
 from tinyim.modules.timeline.domain import (
@@ -151,6 +151,13 @@ class TimelineStore(Protocol):
 Tx = TypeVar("Tx", contravariant=True)  # the store's write transaction (a database connection)
 
 
+class SeqStatement(NamedTuple):
+    """`take_many` as one SQL statement: its text, and how its rows give the seq before each block."""
+
+    sql: str
+    read: Callable[[Sequence[Sequence[Any]]], dict[int, int]]
+
+
 class SeqAllocator(Protocol[Tx]):
     """Outbound, for a database timeline store: every owner's next seqs, taken inside the transaction
     `tx` that writes the messages (after their bodies, so a retried client_msg_id takes none)."""
@@ -168,6 +175,11 @@ class SeqAllocator(Protocol[Tx]):
     async def take_many(self, tx: Tx, counts: Mapping[int, int]) -> dict[int, int]:
         """Reserve counts[owner] consecutive seqs of each owner; the seq just before each owner's block.
         Only called when `batches`."""
+        ...
+
+    async def take_many_statement(self, tx: Tx, counts: Mapping[int, int]) -> SeqStatement | None:
+        """`take_many` as one statement, for the store to send in the round trip of its bodies; None: the
+        store calls `take_many`."""
         ...
 
     async def collided(self, owners: Sequence[int]) -> bool:

@@ -74,6 +74,12 @@ class Turn:
     def took_seqs(self) -> None:
         self._seqs_taken.set()
 
+    @property
+    def conversations_clear(self) -> bool:
+        """`before_conversations()` would not wait (the store may then send index and conversation rows
+        in one round trip)."""
+        return self._previous is None or self._previous._conversations_written.is_set()
+
     async def before_conversations(self) -> None:
         if self._previous is not None:
             await self._previous._conversations_written.wait()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra.db import Database, MultiRow, fetch_rows, insert_ignore, metadata
 from tinyim.modules.timeline.domain import StoredMessage
+from tinyim.modules.timeline.ports import SeqStatement
 
 im_user_seq = Table(
     "im_user_seq",
@@ -93,16 +94,25 @@ class LockedRowSeqAllocator:
         return {o: current[o] + 1 for o in owners}
 
     async def take_many(self, tx: AsyncConnection, counts: Mapping[int, int]) -> dict[int, int]:
+        bump = await self.take_many_statement(tx, counts)
+        if bump is not None:
+            return bump.read(await fetch_rows(tx, None, bump.sql, None))
         owners = sorted(counts)  # rows locked in ascending owner order: concurrent writers never deadlock
-        if getattr(tx.dialect, "is_mariadb", False):
-            # MariaDB: lock, bump and read every owner's counter in ONE statement (RETURNING)
-            bumped = await _SEQ_BUMP.execute(tx, [(o, counts[o]) for o in owners])
-            return {int(user): int(seq) - counts[int(user)] for user, seq in bumped}
         top = await lock_seqs(tx, owners)
         await tx.execute(
             seq_upsert(tx.dialect.name), [{"user_id": o, "max_seq": top[o] + counts[o]} for o in owners]
         )
         return top
+
+    async def take_many_statement(
+        self, tx: AsyncConnection, counts: Mapping[int, int]
+    ) -> SeqStatement | None:
+        """MariaDB: lock, bump and read every owner's counter in ONE statement (RETURNING); rows locked in
+        ascending owner order, so concurrent writers never deadlock."""
+        if not getattr(tx.dialect, "is_mariadb", False):
+            return None
+        sql = await _SEQ_BUMP.text(tx, [(o, counts[o]) for o in sorted(counts)])
+        return SeqStatement(sql, lambda rows: {int(u): int(seq) - counts[int(u)] for u, seq in rows})
 
     async def collided(self, owners: Sequence[int]) -> bool:
         return False  # a locked row never hands out a seq twice

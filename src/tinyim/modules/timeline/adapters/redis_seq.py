@@ -26,6 +26,7 @@ from tinyim.infra.db import Database
 from tinyim.infra.redis import Keys
 from tinyim.modules.timeline.adapters.sql import SeqCollision, im_message_index
 from tinyim.modules.timeline.domain import StoredMessage
+from tinyim.modules.timeline.ports import SeqStatement
 
 # INCRBY every owner's counter by its count, or none: {-1, i, j, …} names the missing ones (1-based, in the
 # order given), changes nothing. ARGV[1] is the counters' key prefix, ARGV[2] "owner:count,owner:count,…":
@@ -86,6 +87,11 @@ class RedisSeqAllocator:
     async def take_many(self, tx: AsyncConnection, counts: Mapping[int, int]) -> dict[int, int]:
         tops = await self._allocate(counts)
         return {owner: top - counts[owner] for owner, top in tops.items()}
+
+    async def take_many_statement(
+        self, tx: AsyncConnection, counts: Mapping[int, int]
+    ) -> SeqStatement | None:
+        return None  # the seqs come from Redis
 
     async def collided(self, owners: Sequence[int]) -> bool:
         # (owner, seq) taken already: the counter was re-seeded below an in-flight seq.

@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from tinyim.infra.db import (
     is_unique_violation,
     metadata,
     retry_deadlocks,
+    run_statements,
 )
 from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend, Turn
 from tinyim.modules.timeline.adapters.locked_row_seqs import LockedRowSeqAllocator
@@ -291,6 +292,11 @@ async def upsert_conversations(
 
 
 # The batch writer's statements, on the asyncmy connection directly where the database is MySQL/MariaDB.
+def _driver_path(conn: AsyncConnection) -> bool:
+    """Statements go to the asyncmy connection as text (MultiRow, run_statements): MySQL / MariaDB."""
+    return conn.dialect.name in ("mysql", "mariadb")
+
+
 _BODY_ROWS = MultiRow(
     lambda _d: im_message_body.insert(), BODY_COLUMNS, text=("msg_content", "msg_extra", "client_msg_id")
 )
@@ -572,15 +578,15 @@ class SqlTimelineStore:
             metrics.TIMELINE_BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _append_batch_once(self, batch: Sequence[PendingAppend], turn: Turn) -> list[Appended]:
-        """Many messages in ONE transaction, with as many statements as one message: bodies, seq lock,
-        seq bump, index rows, conversation rows — each one multi-row statement. `turn` keeps overlapping
-        batches in queue order (GroupCommitter)."""
+        """Many messages in ONE transaction, with as many statements as one message: bodies, seq bump,
+        index rows, conversation rows — each one multi-row statement; on MySQL/MariaDB in two round trips
+        before the commit (bodies with the seq bump, index with conversation rows). `turn` keeps
+        overlapping batches in queue order (GroupCommitter)."""
         owners_of = [{s.owner_id for s in p.slots} for p in batch]
         counts = Counter(owner for owners in owners_of for owner in owners)
         await turn.before_bodies()
         async with asyncio.timeout(self._seqs.txn_timeout), self._db.hot_write() as conn:
-            await _BODY_ROWS.execute(conn, [_body_row(p.body) for p in batch])
-            top = await self._seqs.take_many(conn, counts)
+            top = await self._write_bodies_and_take_seqs(conn, [_body_row(p.body) for p in batch], counts)
             turn.took_seqs()
             seqs: list[dict[int, int]] = []
             for mine_owners in owners_of:  # in queue order: a sender's later message gets the later seqs
@@ -589,24 +595,41 @@ class SqlTimelineStore:
                     top[owner] += 1
                     mine[owner] = top[owner]
                 seqs.append(mine)
-            await _INDEX_ROWS.execute(
-                conn,
-                [
-                    row
-                    for p, mine in zip(batch, seqs, strict=True)
-                    for row in _index_rows(p.body, p.slots, mine)
-                ],
+            index_rows = [
+                row for p, mine in zip(batch, seqs, strict=True) for row in _index_rows(p.body, p.slots, mine)
+            ]
+            conversation_rows = (
+                _conversation_rows([(p.body, p.slots, mine) for p, mine in zip(batch, seqs, strict=True)])
+                if self._conversations
+                else []
             )
-            if self._conversations:
-                rows = _conversation_rows(
-                    [(p.body, p.slots, mine) for p, mine in zip(batch, seqs, strict=True)]
-                )
-                await turn.before_conversations()
-                await _CONVERSATION_ROWS.execute(conn, rows)
+            if _driver_path(conn) and turn.conversations_clear:
+                statements = [await _INDEX_ROWS.text(conn, index_rows)]
+                if conversation_rows:
+                    statements.append(await _CONVERSATION_ROWS.text(conn, conversation_rows))
+                await run_statements(conn, statements)
+            else:
+                await _INDEX_ROWS.execute(conn, index_rows)
+                if conversation_rows:
+                    await turn.before_conversations()
+                    await _CONVERSATION_ROWS.execute(conn, conversation_rows)
             turn.wrote_conversations()
             await turn.before_commit()
         turn.committed()
         return [Appended(p.body.msg_id, mine) for p, mine in zip(batch, seqs, strict=True)]
+
+    async def _write_bodies_and_take_seqs(
+        self, conn: AsyncConnection, bodies: list[tuple[Any, ...]], counts: Mapping[int, int]
+    ) -> dict[int, int]:
+        """The bodies, then each owner's block of seqs (the seq before it): one round trip when the
+        allocator's bump is a statement, on MySQL/MariaDB."""
+        if _driver_path(conn):
+            bump = await self._seqs.take_many_statement(conn, counts)
+            if bump is not None:
+                results = await run_statements(conn, [await _BODY_ROWS.text(conn, bodies), bump.sql])
+                return bump.read(results[1])
+        await _BODY_ROWS.execute(conn, bodies)
+        return await self._seqs.take_many(conn, counts)
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
         b, i = im_message_body, im_message_index
