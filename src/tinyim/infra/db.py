@@ -235,13 +235,14 @@ def _new_engine(url: str, pool_size: int, hot: bool = False, autocommit: bool = 
             isolation_level="AUTOCOMMIT",
             pool_reset_on_return=None,
         )
+    lean = hot and url.startswith("mysql+asyncmy")
     connect_args: dict[str, Any] = {}
-    if hot and url.startswith("mysql+asyncmy"):
+    if lean:
         # the hot writer sends several statements of a batch in one round trip (`run_statements`)
         from asyncmy.constants import CLIENT
 
         connect_args["client_flag"] = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -252,6 +253,23 @@ def _new_engine(url: str, pool_size: int, hot: bool = False, autocommit: bool = 
         pool_reset_on_return=None if hot else "rollback",
         connect_args=connect_args,
     )
+    if lean:
+        _commit_only_in_a_transaction(engine)
+    return engine
+
+
+def _commit_only_in_a_transaction(engine: AsyncEngine) -> None:
+    """A transaction that ended with its own COMMIT in its last round trip (`run_statements`) leaves
+    begin()'s commit nothing to do: it is sent only while the server says a transaction is open (the
+    status flags of the last answer), instead of costing one more round trip per batch."""
+    dialect = engine.sync_engine.dialect
+    commit = dialect.do_commit
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.get_transaction_status():
+            commit(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
 
 
 async def fetch_rows(
@@ -273,24 +291,36 @@ async def fetch_rows(
         raise await _translated(conn, exc, driver_sql, params) from exc
 
 
+COMMIT = "COMMIT"  # the last of `run_statements`' statements: the transaction ends in that round trip
+
+
 async def run_statements(conn: AsyncConnection, statements: Sequence[str]) -> list[list[Sequence[Any]]]:
     """Several statements (driver text, no placeholders) in ONE round trip on the hot writer's MySQL /
     MariaDB connection (multi-statements are on for it alone); each one's rows (RETURNING), in order.
-    Statements after a failing one do not run; its error is raised as `fetch_rows` raises it."""
+    Statements after a failing one do not run; its error is raised as `fetch_rows` raises it. With
+    `COMMIT` last, the transaction is committed, and begin()'s own commit then sends nothing."""
     if len(statements) == 1:
         return [await fetch_rows(conn, None, statements[0], None)]
     raw = await conn.get_raw_connection()
-    metrics.DB_STATEMENTS.inc(len(statements))
+    driver: Any = raw.driver_connection
+    committing = statements[-1] == COMMIT
+    metrics.DB_STATEMENTS.inc(len(statements) - committing)  # a commit counts as one (DB_COMMITS), as ever
     sql = ";\n".join(statements)
     try:
-        async with raw.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+        async with driver.cursor() as cur:
             await cur.execute(sql, None)
             results = [list(await cur.fetchall() or ())]
             while await cur.nextset():
                 results.append(list(await cur.fetchall() or ()))
-            return results
     except Exception as exc:
         raise await _translated(conn, exc, sql, None) from exc
+    if committing:
+        # The transaction is over. asyncmy keeps the last non-zero status flags, and the COMMIT's answer
+        # has none: say so, for `_commit_only_in_a_transaction`.
+        from asyncmy.constants.SERVER_STATUS import SERVER_STATUS_IN_TRANS
+
+        driver.server_status &= ~SERVER_STATUS_IN_TRANS
+    return results
 
 
 class MultiRow:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from tests.contract.conftest import Backend, fresh_id
 from tests.contract.timeline.test_timeline_store import body, group_body, ids, open_store, slots
 from tinyim.modules.timeline import Conversation, ConvType, MessageBody, MsgType
+from tinyim.modules.timeline.adapters.locked_row_seqs import im_user_seq
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore, im_conversation
 from tinyim.modules.timeline.domain import (
     PREVIEW_CHARS,
@@ -318,11 +319,12 @@ async def test_a_group_conversation_is_read_from_the_index_not_from_its_row(
         assert await store.conversation(c, group(other)) is None
 
 
-async def test_a_batch_reaches_mariadb_in_three_round_trips(
+async def test_a_batch_reaches_mariadb_in_two_round_trips(
     mariadb_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On MariaDB a batch's statements share round trips: bodies with the seq bump, index with
-    conversation rows, then the commit; what lands is what the separate statements wrote."""
+    """On MariaDB a batch's statements share round trips: bodies with the seq bump, then index and
+    conversation rows with the commit (no separate COMMIT); what lands is what separate statements
+    wrote, and the next transaction on the connection is a new one."""
     from asyncmy.connection import Connection as DriverConnection
 
     backend = Backend("mariadb", mariadb_database)
@@ -347,9 +349,21 @@ async def test_a_batch_reaches_mariadb_in_three_round_trips(
         monkeypatch.setattr(DriverConnection, "commit", commit)
         second = await store.append(body(b, "counted"), slots(b, a))
         monkeypatch.undo()
-        assert len(queries) == 3, queries
-        assert [q.count(";\n") for q in queries[:2]] == [1, 1] and queries[2] == "COMMIT"
+        assert len(queries) == 2, queries
+        assert [q.count(";\n") for q in queries] == [1, 2] and queries[1].endswith(";\nCOMMIT")
         assert second.seqs == {a: 2, b: 2}
+        third = await store.append(body(a, "after"), slots(a, b))
+        assert third.seqs == {a: 3, b: 3}
         (with_b,) = await store.conversations(a, 10, None)
-        assert (with_b.conversation, with_b.last_seq, with_b.unread) == (direct(b), 2, 1)
-        assert with_b.preview == "counted"
+        assert (with_b.conversation, with_b.last_seq, with_b.unread) == (direct(b), 3, 1)
+        assert with_b.preview == "after"
+        # a transaction on the same connection that does not end itself is still committed by begin()
+        c = fresh_id()
+        async with db.hot_write() as conn:
+            await conn.execute(im_user_seq.insert().values(user_id=c, max_seq=7))
+    async with backend.database() as db:  # committed: seen from a new pool
+        assert db is not None
+        rows, _ = await SqlTimelineStore(db).read(b, 0, 10)
+        assert [m.content for m in rows] == ["warm-up", "counted", "after"]
+        async with db.read(fresh=True) as conn:
+            assert await conn.scalar(select(im_user_seq.c.max_seq).where(im_user_seq.c.user_id == c)) == 7

@@ -87,6 +87,15 @@ class Turn:
     def wrote_conversations(self) -> None:
         self._conversations_written.set()
 
+    @property
+    def commit_clear(self) -> bool:
+        """`before_commit()` would return at once, without raising (the store may then send its commit
+        in the round trip of its last rows)."""
+        previous = self._previous
+        if previous is None:
+            return True
+        return previous._committed.is_set() and (not previous.failed or self._waited_for_fallback)
+
     async def before_commit(self) -> None:
         previous = self._previous
         if previous is None:

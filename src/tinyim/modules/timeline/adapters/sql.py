@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tinyim.infra import metrics
 from tinyim.infra.db import (
+    COMMIT,
     Database,
     MultiRow,
     fetch_rows,
@@ -580,8 +581,9 @@ class SqlTimelineStore:
     async def _append_batch_once(self, batch: Sequence[PendingAppend], turn: Turn) -> list[Appended]:
         """Many messages in ONE transaction, with as many statements as one message: bodies, seq bump,
         index rows, conversation rows — each one multi-row statement; on MySQL/MariaDB in two round trips
-        before the commit (bodies with the seq bump, index with conversation rows). `turn` keeps
-        overlapping batches in queue order (GroupCommitter)."""
+        (bodies with the seq bump; index and conversation rows with the commit, unless an overlapping
+        batch before this one is still in the way). `turn` keeps overlapping batches in queue order
+        (GroupCommitter)."""
         owners_of = [{s.owner_id for s in p.slots} for p in batch]
         counts = Counter(owner for owners in owners_of for owner in owners)
         await turn.before_bodies()
@@ -607,14 +609,20 @@ class SqlTimelineStore:
                 statements = [await _INDEX_ROWS.text(conn, index_rows)]
                 if conversation_rows:
                     statements.append(await _CONVERSATION_ROWS.text(conn, conversation_rows))
+                commit_here = turn.commit_clear
+                if commit_here:  # the commit rides along; begin() then finds nothing left to commit
+                    statements.append(COMMIT)
                 await run_statements(conn, statements)
+                turn.wrote_conversations()
+                if not commit_here:
+                    await turn.before_commit()
             else:
                 await _INDEX_ROWS.execute(conn, index_rows)
                 if conversation_rows:
                     await turn.before_conversations()
                     await _CONVERSATION_ROWS.execute(conn, conversation_rows)
-            turn.wrote_conversations()
-            await turn.before_commit()
+                turn.wrote_conversations()
+                await turn.before_commit()
         turn.committed()
         return [Appended(p.body.msg_id, mine) for p, mine in zip(batch, seqs, strict=True)]
 
