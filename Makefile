@@ -78,12 +78,13 @@ cluster-down: setup
 	$(VENV)/bin/tinyim cluster down
 
 test: setup web-test
-	$(PY) -m pytest -q -m "not big" --durations=25
+	$(PY) -m pytest -q -m unit -n 4
+	$(PY) -m pytest -q -m "not unit and not big" --durations=25
 
 # One tier at a time (each test is marked with its tier: tests/conftest.py); `make check`: lint, types,
 # import rules. `make unit` needs nothing running; contract and e2e use MariaDB/Redis/etcd when present.
 unit: setup
-	$(PY) -m pytest -q -m unit
+	$(PY) -m pytest -q -m unit -n 4
 
 contract: setup
 	$(PY) -m pytest -q -m "contract or integration"
