@@ -524,7 +524,21 @@ def test_without_shared_worker_the_tabs_elect_a_leader(deployment: Deployment) -
         _expect(erin.conv_named("Solo")).to_be_visible()
         follower.get_by_test_id("tab-groups").click()
         follower.get_by_test_id("group-name").fill("Duo")
+        # The tab shows its leader's last status until its own session starts: record every status it shows,
+        # so that "online" below is the new session's (a call made before the takeover goes to no one).
+        follower.evaluate(
+            """() => {
+                const el = document.querySelector("[data-testid=conn-status]");
+                window.__statuses = [];
+                new MutationObserver(() => window.__statuses.push(el.dataset.status))
+                    .observe(el, { attributes: true, attributeFilter: ["data-status"] });
+            }"""
+        )
         erin.page.close()  # the leader goes: the follower takes the lock and resumes the stored session
+        follower.wait_for_function(
+            "window.__statuses.includes('connecting') && window.__statuses.at(-1) === 'online'",
+            timeout=20_000,
+        )
         erin.online(follower)
         # the follower's page stayed as it was while its tab took over (nothing typed was lost)
         _expect(follower.get_by_test_id("group-name")).to_have_value("Duo")
