@@ -165,6 +165,10 @@ class _Sabotaged(Turn):
     def wrote_conversations(self) -> None:
         self._turn.wrote_conversations()
 
+    @property
+    def commit_clear(self) -> bool:
+        return self._turn.commit_clear
+
     async def before_commit(self) -> None:
         await self._turn.before_commit()
 
