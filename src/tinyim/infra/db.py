@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 # Table mirrors used by the adapters; the schema itself is owned by migrations/.
 metadata = MetaData()
+MYSQL_DIALECTS = ("mysql", "mariadb")  # SQLAlchemy dialect names of the MySQL family
 
 
 class Database:
@@ -148,7 +149,7 @@ class Database:
 async def _replica_ok(engine: AsyncEngine, max_lag: float, label: str = "replica") -> bool:
     try:
         async with asyncio.timeout(2), engine.connect() as conn:
-            if engine.dialect.name not in ("mysql", "mariadb"):
+            if engine.dialect.name not in MYSQL_DIALECTS:
                 await conn.execute(text("SELECT 1"))
                 return True
             # SHOW REPLICA STATUS: MySQL 8.0.22+ (8.4 dropped SHOW SLAVE STATUS) and MariaDB 10.5.1+
@@ -272,13 +273,19 @@ def _commit_only_in_a_transaction(engine: AsyncEngine) -> None:
     dialect.do_commit = do_commit  # type: ignore[method-assign]
 
 
+def on_driver_path(conn: AsyncConnection) -> bool:
+    """The hot path's statements go to the asyncmy connection as text (`fetch_rows`, `MultiRow`,
+    `run_statements`): MySQL / MariaDB. Elsewhere (SQLite) they run through SQLAlchemy."""
+    return conn.dialect.name in MYSQL_DIALECTS
+
+
 async def fetch_rows(
     conn: AsyncConnection, statement: Any, driver_sql: str, params: Sequence[Any] | None
 ) -> list[Sequence[Any]]:
     """All rows of one hot-path query. On MySQL/MariaDB `driver_sql` (fixed text, %s placeholders) runs on
     the asyncmy connection directly: about a third of the CPU of SQLAlchemy's cached Core execution per
     statement (measured: ~75 against ~200 µs). Elsewhere (SQLite) `statement` runs through SQLAlchemy."""
-    if conn.dialect.name not in ("mysql", "mariadb"):
+    if not on_driver_path(conn):
         return list((await conn.execute(statement)).all())
     raw = await conn.get_raw_connection()
     metrics.DB_STATEMENTS.inc()  # not seen by the engine's statement counter
@@ -349,7 +356,7 @@ class MultiRow:
         """Insert `rows` in one statement; the rows RETURNING gives (driver path only)."""
         if not rows:
             return []
-        if conn.dialect.name not in ("mysql", "mariadb"):
+        if not on_driver_path(conn):
             params = [dict(zip(self._columns, r, strict=True)) for r in rows]
             await conn.execute(self._statement(conn.dialect.name), params)
             return []
@@ -427,7 +434,7 @@ def insert_ignore(conn: AsyncConnection, table: Table) -> Insert:
     """INSERT that skips rows whose unique key exists (MySQL `INSERT IGNORE`, SQLite `OR IGNORE`)."""
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
-    if conn.dialect.name in ("mysql", "mariadb"):
+    if conn.dialect.name in MYSQL_DIALECTS:
         return mysql.insert(table).prefix_with("IGNORE")
     raise NotImplementedError(conn.dialect.name)
 
@@ -438,7 +445,7 @@ def upsert(conn: AsyncConnection, table: Table, keys: Sequence[str], values: Map
     if conn.dialect.name == "sqlite":
         ins = sqlite.insert(table).values(**values)
         return ins.on_conflict_do_update(index_elements=list(keys), set_=update)
-    if conn.dialect.name in ("mysql", "mariadb"):
+    if conn.dialect.name in MYSQL_DIALECTS:
         return mysql.insert(table).values(**values).on_duplicate_key_update(**update)
     raise NotImplementedError(conn.dialect.name)
 

@@ -49,6 +49,7 @@ from tinyim.infra.db import (
     fetch_rows,
     is_unique_violation,
     metadata,
+    on_driver_path,
     retry_deadlocks,
     run_statements,
 )
@@ -290,12 +291,6 @@ async def upsert_conversations(
 ) -> None:
     """Both owners' rows of a 1:1 message in ONE multi-row upsert (a group message has none)."""
     await _CONVERSATION_ROWS.execute(conn, _conversation_rows([(body, slots, seqs)]))
-
-
-# The batch writer's statements, on the asyncmy connection directly where the database is MySQL/MariaDB.
-def _driver_path(conn: AsyncConnection) -> bool:
-    """Statements go to the asyncmy connection as text (MultiRow, run_statements): MySQL / MariaDB."""
-    return conn.dialect.name in ("mysql", "mariadb")
 
 
 _BODY_ROWS = MultiRow(
@@ -605,7 +600,7 @@ class SqlTimelineStore:
                 if self._conversations
                 else []
             )
-            if _driver_path(conn) and turn.conversations_clear:
+            if on_driver_path(conn) and turn.conversations_clear:
                 statements = [await _INDEX_ROWS.text(conn, index_rows)]
                 if conversation_rows:
                     statements.append(await _CONVERSATION_ROWS.text(conn, conversation_rows))
@@ -631,7 +626,7 @@ class SqlTimelineStore:
     ) -> dict[int, int]:
         """The bodies, then each owner's block of seqs (the seq before it): one round trip when the
         allocator's bump is a statement, on MySQL/MariaDB."""
-        if _driver_path(conn):
+        if on_driver_path(conn):
             bump = await self._seqs.take_many_statement(conn, counts)
             if bump is not None:
                 results = await run_statements(conn, [await _BODY_ROWS.text(conn, bodies), bump.sql])
