@@ -44,6 +44,7 @@ TOPOLOGY = [
     ("filemeta", "filemeta", 9, 0),
 ]
 FILE_PORT_OFFSETS = {"filegw-1": 10, "filegw-2": 11}
+HEALTHY_WITHIN = 30.0  # seconds a process may take to answer /healthz after it starts
 STARTUP_WAVES = [
     ("auth", "user", "filemeta", "msg-1", "msg-2", "filegw-1", "filegw-2"),
     ("gateway-1", "gateway-2"),
@@ -98,7 +99,7 @@ class Cluster:
 
         jwt_secret(Settings(data_dir=self.data_dir, jwt_secret=self.env.get("IM_JWT_SECRET", "")))
 
-    def start(self, name: str, timeout: float = 30.0) -> Member:
+    def start(self, name: str, timeout: float = HEALTHY_WITHIN) -> Member:
         """Start one process and wait until it answers /healthz."""
         m = self.spawn(name)
         _wait_healthy(m, self.procs[name], timeout)
@@ -146,7 +147,7 @@ class Cluster:
                 for name in wave:
                     self.spawn(name)
                 for name in wave:
-                    _wait_healthy(self.members[name], self.procs[name], 30.0)
+                    _wait_healthy(self.members[name], self.procs[name], HEALTHY_WITHIN)
         except Exception:
             self.down()
             raise
