@@ -181,20 +181,6 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):
 _closing: set[asyncio.Task[None]] = set()  # channels being closed in the background
 
 
-# The header a gateway sends as a push stream opens, before any batch: its id. Only a stream that carries
-# the id meant is known to reach that gateway (an address may have gone to another process, of another
-# role or another gateway, after a container restart).
-GATEWAY_ID_HEADER = "tinyim-gateway-id"
-
-
-def answering_gateway(headers: object) -> str | None:
-    """The gateway id in a push stream's opening headers (None: not a gateway's answer)."""
-    if not isinstance(headers, grpc.aio.Metadata):
-        return None
-    value = headers.get(GATEWAY_ID_HEADER)
-    return value if isinstance(value, str) else None
-
-
 def _wrong_server(exc: grpc.aio.AioRpcError) -> bool:
     """The server does not know the method: not the role we meant (nothing ran, so a retry is safe)."""
     return exc.code() == grpc.StatusCode.UNIMPLEMENTED

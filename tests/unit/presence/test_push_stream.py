@@ -4,7 +4,8 @@ port gets a new stream and the pushes after it; a gateway of an earlier release 
 PushNotify calls; the in-process-free fallback (push_stream=False) never opens a stream; a channel that
 reconnected to an address another role or another gateway took over (a container restart) loses no
 push and writes none to the wrong gateway; a gateway that
-sends no headers as the stream opens (the release before that check) is still written to."""
+sends no headers as the stream opens (the release before that check) is still written to; a unary call
+that reaches another gateway is refused there and goes to the one meant."""
 
 from __future__ import annotations
 
@@ -303,3 +304,44 @@ async def test_an_address_another_gateway_took_over_gets_no_push_of_this_one() -
         await relay.stop()
         await other.kill()
         await meant.kill()
+
+
+async def test_a_unary_call_another_gateway_answers_is_refused_and_goes_to_the_one_meant() -> None:
+    """A kick (a unary call) through a channel that reconnected to another gateway's address: that gateway
+    refuses it (the call names the gateway meant), the caller reconnects, and only the one meant kicks."""
+    meant, other = Gateway(), Gateway(gateway_id="gw-2")
+    await meant.start()
+    await other.start()
+    relay = Relay(first=other.port, then=meant.port)
+    await relay.start()
+    channels = Channels()
+    try:
+        (conn, _), (other_conn, _) = connection(1, "PC"), connection(1, "PC")
+        await meant.hub.attach(conn)
+        await other.hub.attach(other_conn)  # the same user and device on the other gateway: not to be kicked
+        link = GrpcGatewayLink(directory_of("gateway", GW, relay.port), channels)
+        await link.kick(GW, 1, "PC", "", "logged in elsewhere")
+        assert conn.closed and not other_conn.closed
+        assert meant.hub.connections_of(1) == {} and other.hub.connections_of(1) != {}
+        assert relay.connections == 2
+    finally:
+        await channels.close()
+        await relay.stop()
+        await other.kill()
+        await meant.kill()
+
+
+async def test_a_unary_call_that_names_no_gateway_is_served() -> None:
+    """A caller of the release before (no target header) is still served."""
+    gateway = Gateway()
+    await gateway.start()
+    channels = Channels()
+    try:
+        conn, _ = connection(1, "PC")
+        await gateway.hub.attach(conn)
+        stub = ipb_grpc.GatewayServiceStub(channels.get(f"127.0.0.1:{gateway.port}"))
+        reply = await stub.KickUser(ipb.KickUserInternalReq(user_id=1, device_id="PC", reason="x"), timeout=5)
+        assert reply.success and conn.closed
+    finally:
+        await channels.close()
+        await gateway.kill()

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from tinyim.infra import metrics
-from tinyim.infra.rpc import GATEWAY_ID_HEADER, Ctx, Registrar, translate_errors
+from tinyim.infra.rpc import Ctx, Registrar, translate_errors
 from tinyim.infra.streams import consume
 from tinyim.kernel import PushTarget
-from tinyim.modules.presence.protocol import status_view
+from tinyim.modules.presence.protocol import GATEWAY_ID_HEADER, meant_gateway, status_view
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 
@@ -34,8 +34,20 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
     def __init__(self, hub: GatewayHub) -> None:
         self._hub = hub
 
+    async def _refuse_if_meant_for_another(self, context: Ctx) -> None:
+        """A call addressed to another gateway reached this one (it got that gateway's address after a
+        restart): UNIMPLEMENTED, as a process of another role answers, so the caller reconnects and tries
+        again; nothing ran here (the user is not on this gateway, a kick here would hit nobody or the
+        wrong device)."""
+        meant = meant_gateway(context.invocation_metadata())
+        if meant is not None and meant != self._hub.gateway_id:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, f"this is gateway {self._hub.gateway_id}, not {meant}"
+            )
+
     @translate_errors
     async def PushNotify(self, request: ipb.PushNotifyInternalReq, context: Ctx) -> ipb.PushNotifyResp:
+        await self._refuse_if_meant_for_another(context)
         targets = _targets(request)
         await self._hub.push(targets)
         online = any(self._hub.connections_of(t.user_id) for t in targets)
@@ -62,6 +74,7 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
 
     @translate_errors
     async def KickUser(self, request: ipb.KickUserInternalReq, context: Ctx) -> ipb.KickUserResp:
+        await self._refuse_if_meant_for_another(context)
         await self._hub.kick(
             request.user_id, request.device_id, request.keep_token_id, request.reason, origin="remote"
         )
@@ -69,6 +82,7 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
 
     @translate_errors
     async def PushRead(self, request: ipb.PushReadInternalReq, context: Ctx) -> ipb.Ack:
+        await self._refuse_if_meant_for_another(context)
         n = request.notify
         await self._hub.push_read(request.user_id, request.except_device, n.peer_id, n.group_id, n.read_seq)
         return ipb.Ack()
@@ -76,17 +90,20 @@ class GatewayServicer(ipb_grpc.GatewayServiceServicer):
     # a client frame for a user's devices (read receipts, conversation changes)
     @translate_errors
     async def PushEvent(self, request: ipb.PushEventReq, context: Ctx) -> ipb.Ack:
+        await self._refuse_if_meant_for_another(context)
         await self._hub.push_event(request.user_id, request.except_device, request.cmd, request.body)
         return ipb.Ack()
 
     # online status and typing
     @translate_errors
     async def PushStatus(self, request: ipb.PushStatusInternalReq, context: Ctx) -> ipb.Ack:
+        await self._refuse_if_meant_for_another(context)
         await self._hub.push_status(list(request.user_ids), status_view(request.status))
         return ipb.Ack()
 
     @translate_errors
     async def PushTyping(self, request: ipb.PushTypingInternalReq, context: Ctx) -> ipb.Ack:
+        await self._refuse_if_meant_for_another(context)
         await self._hub.push_typing(request.user_id, request.notify.user_id, request.notify.stopped)
         return ipb.Ack()
 

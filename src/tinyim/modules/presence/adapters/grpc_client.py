@@ -16,6 +16,10 @@ gateway, wait for a signal that never comes. So such an opening renews the chann
 again) and tries once more. A second UNIMPLEMENTED means a gateway of an earlier release, which gets
 PushNotify calls from then on, and only that gateway (a rolling upgrade runs both releases side by
 side); a second wrong id fails the push (logged, as pushes may be lost).
+
+The unary calls (kicks, read receipts, events, status, PushNotify) name the gateway meant in their
+metadata: another gateway at that address refuses them as UNIMPLEMENTED, and the call renews the channel
+and goes once more (`node_call`), instead of kicking or signalling nobody there.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ import grpc
 
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.registry import Node
-from tinyim.infra.rpc import Channels, answering_gateway, node_call
+from tinyim.infra.rpc import Channels, node_call
 from tinyim.kernel import UNAVAILABLE, ImError, PushTarget
 from tinyim.modules.presence.domain import StatusView
-from tinyim.modules.presence.protocol import status_info
+from tinyim.modules.presence.protocol import addressed_to, answering_gateway, status_info
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
 from tinyim.pb import im_protocol_pb2 as pb
@@ -40,6 +44,9 @@ from tinyim.pb import im_protocol_pb2 as pb
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Metadata = tuple[tuple[str, str], ...]
+# a call on the stub, given its deadline and the metadata that names the gateway meant
+_UnaryCall = Callable[["ipb_grpc.GatewayServiceAsyncStub", float, Metadata], Awaitable[object]]
 
 
 def _result(task: asyncio.Future[T]) -> T | None:
@@ -72,15 +79,21 @@ class GrpcGatewayLink:
         self._streams: dict[tuple[str, str], _PushStream] = {}  # (node id, target) -> its push stream
         self._without_streams: set[tuple[str, str]] = set()  # gateways of an earlier release
 
-    async def _call(
-        self, gateway_id: str, call: Callable[[ipb_grpc.GatewayServiceAsyncStub, float], Awaitable[object]]
-    ) -> None:
+    async def _call(self, gateway_id: str, call: _UnaryCall) -> None:
+        """One unary call, addressed to the gateway (another one at its address refuses it)."""
         node = await self._directory.node("gateway", gateway_id)
         if node is None:
             log.info("gateway %s is not registered; signal dropped", gateway_id)
             return
+        metadata = addressed_to(node.node_id)
         try:
-            await node_call(self._channels, node, ipb_grpc.GatewayServiceStub, call, self._deadline)
+            await node_call(
+                self._channels,
+                node,
+                ipb_grpc.GatewayServiceStub,
+                lambda stub, timeout: call(stub, timeout, metadata),
+                self._deadline,
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 self._directory.suspect(node)
@@ -103,7 +116,7 @@ class GrpcGatewayLink:
                 node, request
             ):
                 return
-        await self._call(gateway_id, lambda s, t: s.PushNotify(request, timeout=t))
+        await self._call(gateway_id, lambda s, t, m: s.PushNotify(request, timeout=t, metadata=m))
 
     async def _stream_push(self, node: Node, request: ipb.PushNotifyInternalReq) -> bool:
         """Write the batch on the node's push stream; False: the gateway has no PushStream (use calls)."""
@@ -170,30 +183,32 @@ class GrpcGatewayLink:
         req = ipb.KickUserInternalReq(
             user_id=user_id, reason=reason, device_id=device_id, keep_token_id=keep_token_id
         )
-        await self._call(gateway_id, lambda s, t: s.KickUser(req, timeout=t))
+        await self._call(gateway_id, lambda s, t, m: s.KickUser(req, timeout=t, metadata=m))
 
     async def push_read(
         self, gateway_id: str, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
     ) -> None:
         notify = pb.ReadNotify(peer_id=peer_id, group_id=group_id, read_seq=read_seq)
         req = ipb.PushReadInternalReq(user_id=user_id, except_device=except_device, notify=notify)
-        await self._call(gateway_id, lambda s, t: s.PushRead(req, timeout=t))
+        await self._call(gateway_id, lambda s, t, m: s.PushRead(req, timeout=t, metadata=m))
 
     # a client frame for a user's devices (read receipts, conversation changes)
     async def push_event(
         self, gateway_id: str, user_id: int, except_device: str, cmd: int, body: bytes
     ) -> None:
         req = ipb.PushEventReq(user_id=user_id, except_device=except_device, cmd=cmd, body=body)
-        await self._call(gateway_id, lambda s, t: s.PushEvent(req, timeout=t))
+        await self._call(gateway_id, lambda s, t, m: s.PushEvent(req, timeout=t, metadata=m))
 
     # online status and typing
     async def push_status(self, gateway_id: str, user_ids: Sequence[int], status: StatusView) -> None:
         req = ipb.PushStatusInternalReq(user_ids=list(user_ids), status=status_info(status))
-        await self._call(gateway_id, lambda s, t: s.PushStatus(req, timeout=t))
+        await self._call(gateway_id, lambda s, t, m: s.PushStatus(req, timeout=t, metadata=m))
 
     async def push_typing(self, gateway_id: str, user_id: int, from_user_id: int, stopped: bool) -> None:
         notify = pb.TypingNotify(user_id=from_user_id, stopped=stopped)
         await self._call(
             gateway_id,
-            lambda s, t: s.PushTyping(ipb.PushTypingInternalReq(user_id=user_id, notify=notify), timeout=t),
+            lambda s, t, m: s.PushTyping(
+                ipb.PushTypingInternalReq(user_id=user_id, notify=notify), timeout=t, metadata=m
+            ),
         )
