@@ -123,6 +123,25 @@ describe("Session", () => {
     expect(server.timeline.filter((m) => m.content === "hello")).toHaveLength(1);
   });
 
+  it("lets a request made while it starts or connects wait for the connection; offline, it fails at once", async () => {
+    const server = new FakeServer(ME);
+    const storage = new MemoryStorage();
+    const first = setup(server, storage).session;
+    await first.login("me", "password1");
+    await vi.waitFor(() => expect(first.state.status).toBe("online"));
+    first.close();
+    const second = setup(server, storage).session; // a tab taking the stored session over
+    const starting = second.start();
+    expect(second.state.status).toBe("starting");
+    await second.refreshGroups(); // waits for the connection instead of failing at once
+    expect(server.requests.filter((r) => r.cmd === Cmd.GROUP_LIST_REQ).length).toBeGreaterThan(0);
+    await starting;
+    server.up = false;
+    server.dropAll();
+    await vi.waitFor(() => expect(second.state.status).toBe("offline"));
+    await expect(second.refreshGroups()).rejects.toThrow("offline");
+  });
+
   it("keeps sends typed while offline and sends them after the reconnect", async () => {
     const { session, server } = setup();
     await session.login("me", "password1");

@@ -363,9 +363,28 @@ export class Session {
   }
 
   private async call<T>(fn: (c: Connection) => Promise<T>): Promise<T> {
-    const conn = this.conn;
-    if (!conn) throw new ConnectionLost("offline");
-    return fn(conn);
+    return fn(this.conn ?? (await this.connectedSoon()));
+  }
+
+  /**
+   * A request made while the session is starting or connecting waits for that attempt (a tab that has just
+   * taken the session over, a click during a reconnect) for up to the request timeout, instead of failing
+   * at once; offline, logged out or kicked, it fails at once.
+   */
+  private connectedSoon(): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      let unsubscribe = (): void => undefined;
+      const timer = setTimeout(() => settle(), this.o.requestTimeoutMs);
+      const settle = (): void => {
+        clearTimeout(timer);
+        queueMicrotask(() => unsubscribe());
+        if (this.conn) resolve(this.conn);
+        else reject(new ConnectionLost("offline"));
+      };
+      unsubscribe = this.subscribe((state) => {
+        if (this.conn || (state.status !== "connecting" && state.status !== "starting")) settle();
+      });
+    });
   }
 
   // ---------- sync ----------

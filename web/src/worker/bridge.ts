@@ -1,6 +1,7 @@
 // The tab's side: talk to the SharedWorker (or, where SharedWorker does not exist, to a session in this page).
 import type { AppState, Status } from "../core/model";
 import type { FromHost, Method, PortLike, ToHost } from "./host";
+import { ElectedTab } from "./leader";
 
 export class RemoteError extends Error {
   constructor(
@@ -84,8 +85,11 @@ export class Bridge {
   }
 
   private receive(m: FromHost): void {
-    if (m.type === "state") {
-      const state = shownState(this.state, m.state);
+    if (m.type === "state" || m.type === "leaderGone") {
+      // leaderGone: the tab that ran the session closed; this one shows what a new session would say first
+      const next = m.type === "state" ? m.state : this.state && { ...this.state, status: "starting" as const };
+      if (!next) return;
+      const state = shownState(this.state, next);
       this.state = state;
       for (const fn of this.listeners) fn(state);
       return;
@@ -113,9 +117,8 @@ export function shownState(shown: AppState | null, next: AppState): AppState {
 }
 
 /**
- * Without SharedWorker (e.g. Chrome on Android): the tabs elect a leader with the Web Locks API; the leader
- * runs the one session in its page and serves the other tabs over a BroadcastChannel. When the leader
- * closes, the next tab takes the lock and resumes the stored session. Without Web Locks: a session per tab.
+ * Without SharedWorker: the tabs elect a leader (Web Locks) that runs the one session and serves the others over
+ * a BroadcastChannel (./leader.ts). Without Web Locks: a session per tab.
  */
 async function leaderTab(): Promise<PortLike> {
   const { startHost } = await import("./runtime");
@@ -124,43 +127,11 @@ async function leaderTab(): Promise<PortLike> {
     startHost(location.origin).attach(channel.port1);
     return channel.port2;
   }
-  const me = Math.random().toString(36).slice(2);
-  const bus = new BroadcastChannel("tinyim-tabs");
-  type Envelope = { to: string; from: string; m: unknown };
-  const port: PortLike = {
-    onmessage: null,
-    postMessage: (m: unknown) => bus.postMessage({ to: "leader", from: me, m } satisfies Envelope),
-  };
-  let leader = false;
-  const followers = new Map<string, PortLike>();
-  bus.onmessage = (ev: MessageEvent<Envelope>) => {
-    const { to, from, m } = ev.data;
-    if (to === "leader" && leader && from !== me) {
-      let follower = followers.get(from);
-      if (!follower) {
-        follower = { onmessage: null, postMessage: (x: unknown) => bus.postMessage({ to: from, from: me, m: x } satisfies Envelope) };
-        followers.set(from, follower);
-        host!.attach(follower);
-      }
-      follower.onmessage?.(new MessageEvent("message", { data: m }));
-      if ((m as { type?: string }).type === "bye") followers.delete(from);
-    } else if ((to === me || to === "*") && !leader) {
-      if ((m as { type?: string }).type === "leader") port.postMessage({ type: "viewing", keys: [] }); // hello
-      else port.onmessage?.(new MessageEvent("message", { data: m }));
-    }
-  };
-  let host: ReturnType<typeof startHost> | null = null;
-  const local = new MessageChannel();
-  void navigator.locks.request("tinyim-leader", () => {
-    leader = true;
-    host = startHost(location.origin);
-    host.attach(local.port1);
-    // this tab now answers locally; the others say hello to the new leader
-    local.port2.onmessage = (ev) => port.onmessage?.(ev);
-    port.postMessage = (m: unknown) => local.port2.postMessage(m);
-    bus.postMessage({ to: "*", from: me, m: { type: "leader" } } satisfies Envelope);
-    return new Promise<never>(() => undefined); // held until this tab goes away
-  });
-  port.postMessage({ type: "viewing", keys: [] }); // hello to a leader that is there already
-  return port;
+  const tab = new ElectedTab(
+    new BroadcastChannel("tinyim-tabs"),
+    (held) => void navigator.locks.request("tinyim-leader", held),
+    () => startHost(location.origin),
+  );
+  addEventListener("pagehide", () => tab.leaving());
+  return tab.port;
 }

@@ -43,6 +43,7 @@ export type ToHost =
 
 export type FromHost =
   | { type: "state"; state: Session["state"] }
+  | { type: "leaderGone" } // from the tab election (./leader.ts), not a Host: the leader tab closed
   | { type: "result"; id: number; ok: true; value: unknown }
   | { type: "result"; id: number; ok: false; error: { name: string; message: string; code: string | number } };
 
