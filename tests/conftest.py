@@ -16,12 +16,23 @@ TIERS = ("unit", "contract", "integration", "chaos", "fuzz", "soak", "e2e")
 TESTS = Path(__file__).parent
 
 
+# The longest files of the slow tiers, run first: `make test` spreads those tiers over two workers a file
+# at a time, and the 2.5-minute soak started last would run alone at the end.
+LONGEST_FIRST = ("soak/test_soak_short.py", "e2e/test_web.py", "e2e/test_social.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its tier, the directory it lives in (`make unit` = `pytest -m unit`)."""
     for item in items:
         parts = Path(item.fspath).relative_to(TESTS).parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(item.fspath).relative_to(TESTS).as_posix()
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: every file keeps its own order
 
 
 def migrate_sqlite(path: Path) -> str:
