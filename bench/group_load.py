@@ -88,6 +88,12 @@ class Member(Receiver):
         self.local_max_seq = m.seq_id
         self.group_worker.received(m, now, self.notified_time(m.seq_id, now))
 
+    def acked_own(self, seq: int) -> None:
+        """The server pushes nothing to the sending device: as the SDK and the Web client do, a sender
+        takes its own message from the ack when it is the next seq (else the next push makes it sync)."""
+        if seq == self.local_max_seq + 1 and not self.syncing:
+            self.local_max_seq = seq
+
 
 class GroupWorker:
     def __init__(self, members: list[MemberSpec]) -> None:
@@ -180,11 +186,12 @@ class GroupWorker:
             body = pb.MsgSendReq(group_id=run.spec.group_id, type=pb.TEXT, content=run.content(*key))
 
             def on_answer(
-                cmd: int, _body: bytes, key: Key = key, done: asyncio.Future[None] = answered
+                cmd: int, body: bytes, key: Key = key, done: asyncio.Future[None] = answered
             ) -> None:
                 if cmd == Cmd.CMD_MSG_SEND_RESP:
                     stats.acked_at[key] = time.monotonic()
                     counts.acked += 1
+                    member.acked_own(pb.MsgSendResp.FromString(body).seq_id)
                 else:
                     counts.failed += 1
                     self.count_error(f"send answered 0x{cmd:04X}")
