@@ -283,7 +283,10 @@ async def test_a_gateway_that_sends_no_early_headers_is_still_written_to() -> No
         await gateway.kill()
 
 
-async def test_an_address_another_gateway_took_over_gets_no_push_of_this_one() -> None:
+@asynccontextmanager
+async def another_gateway_answering_first() -> AsyncIterator[tuple[Gateway, Gateway, Relay, Channels]]:
+    """The gateway meant (gw-1, registered at the relay's address) and gw-2, which answers the relay's
+    first connection: what a channel meets after two containers came back with each other's addresses."""
     meant, other = Gateway(), Gateway(gateway_id="gw-2")
     await meant.start()
     await other.start()
@@ -291,6 +294,16 @@ async def test_an_address_another_gateway_took_over_gets_no_push_of_this_one() -
     await relay.start()
     channels = Channels()
     try:
+        yield meant, other, relay, channels
+    finally:
+        await channels.close()
+        await relay.stop()
+        await other.kill()
+        await meant.kill()
+
+
+async def test_an_address_another_gateway_took_over_gets_no_push_of_this_one() -> None:
+    async with another_gateway_answering_first() as (meant, other, relay, channels):
         (conn, sock), (other_conn, other_sock) = connection(1, "PC"), connection(1, "PC")
         await meant.hub.attach(conn)
         await other.hub.attach(other_conn)  # the same user on the other gateway: must not be signalled
@@ -299,23 +312,12 @@ async def test_an_address_another_gateway_took_over_gets_no_push_of_this_one() -
             await link.push(GW, [PushTarget(1, seq)])
         await until(lambda: bool(sock.sent) and seqs(sock.sent)[-1] == 2)
         assert other_sock.sent == [] and relay.connections == 2 and meant.streams_opened == 1
-    finally:
-        await channels.close()
-        await relay.stop()
-        await other.kill()
-        await meant.kill()
 
 
 async def test_a_unary_call_another_gateway_answers_is_refused_and_goes_to_the_one_meant() -> None:
     """A kick (a unary call) through a channel that reconnected to another gateway's address: that gateway
     refuses it (the call names the gateway meant), the caller reconnects, and only the one meant kicks."""
-    meant, other = Gateway(), Gateway(gateway_id="gw-2")
-    await meant.start()
-    await other.start()
-    relay = Relay(first=other.port, then=meant.port)
-    await relay.start()
-    channels = Channels()
-    try:
+    async with another_gateway_answering_first() as (meant, other, relay, channels):
         (conn, _), (other_conn, _) = connection(1, "PC"), connection(1, "PC")
         await meant.hub.attach(conn)
         await other.hub.attach(other_conn)  # the same user and device on the other gateway: not to be kicked
@@ -324,11 +326,6 @@ async def test_a_unary_call_another_gateway_answers_is_refused_and_goes_to_the_o
         assert conn.closed and not other_conn.closed
         assert meant.hub.connections_of(1) == {} and other.hub.connections_of(1) != {}
         assert relay.connections == 2
-    finally:
-        await channels.close()
-        await relay.stop()
-        await other.kill()
-        await meant.kill()
 
 
 async def test_a_unary_call_that_names_no_gateway_is_served() -> None:
