@@ -79,7 +79,7 @@ cluster-down: setup
 
 test: setup web-test
 	$(PY) -m pytest -q -m "unit or contract or integration" -n 4
-	$(PY) -m pytest -q -m "not (unit or contract or integration or big)" -n 2 --dist loadfile --durations=25
+	$(PY) -m pytest -q -m "not (unit or contract or integration or big)" -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # One tier at a time (each test is marked with its tier: tests/conftest.py); `make check`: lint, types,
 # import rules. `make unit` needs nothing running; contract and e2e use MariaDB/Redis/etcd when present.
@@ -90,7 +90,7 @@ contract: setup
 	$(PY) -m pytest -q -m "contract or integration" -n 4
 
 e2e: setup web
-	$(PY) -m pytest -q -m "(e2e or chaos or soak or fuzz) and not big" -n 2 --dist loadfile
+	$(PY) -m pytest -q -m "(e2e or chaos or soak or fuzz) and not big" -n 2 --dist loadfile --no-loadscope-reorder
 
 check: lint
 
