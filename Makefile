@@ -132,7 +132,7 @@ clean:
 	rm -rf $(VENV) src/tinyim/pb .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	rm -rf web/node_modules web/dist web/src/gen
 
-# Reliability: the long fuzz run (FUZZ_SECONDS per target; `make test` runs 15 s each) and the soak
+# Reliability: the long fuzz run (FUZZ_SECONDS per target; `make test` runs 8 s each) and the soak
 # (SOAK_MINUTES of traffic under injected faults; `make test` runs 2 minutes).
 FUZZ_SECONDS ?= 600
 fuzz: setup

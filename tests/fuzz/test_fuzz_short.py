@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = int(os.environ.get("FUZZ_SHORT_SECONDS", "15"))
+SECONDS = int(os.environ.get("FUZZ_SHORT_SECONDS", "8"))
 
 
 def run_target(target: str, workdir: Path, seconds: int) -> dict[str, int]:
