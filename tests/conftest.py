@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 from tests.support.server import ServerProcess
 from tinyim.infra.db import Database
 from tinyim.settings import Settings
+
+# The servers the tests start hash passwords cheaply (argon2id, 1 pass over 1 MiB: ~1 ms of CPU instead of
+# ~0.4 s): the suite registers and logs in hundreds of users. Production keeps the library's profile.
+os.environ.setdefault("IM_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("IM_PASSWORD_HASH_MEMORY_KIB", "1024")
 
 TIERS = ("unit", "contract", "integration", "chaos", "fuzz", "soak", "e2e")
 TESTS = Path(__file__).parent

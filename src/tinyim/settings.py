@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     login_backoff_max_seconds: float = Field(default=300.0, gt=0)
     login_forget_after_seconds: float = Field(default=3600.0, gt=0)  # a key's failures, after its last one
     login_max_concurrent_hashes: int = Field(default=2, ge=1)  # argon2 hashes at once; a burst queues
+    # argon2id cost of new password hashes; 0 = the library's RFC 9106 low-memory profile (3 passes,
+    # 64 MiB). Lower only for tests: a hash then costs ~1 ms instead of ~0.4 s of CPU (every stored hash
+    # keeps its own cost until a login rehashes it with the one set).
+    password_hash_time_cost: int = Field(default=0, ge=0)
+    password_hash_memory_kib: int = Field(default=0, ge=0)
     metrics_token: str = ""  # /metrics needs "Authorization: Bearer <token>"; empty = kept in data_dir
     # Admin API (dispatch, /admin/...): off unless a token is given, inline or in a file (a mounted
     # secret); at least 16 characters.

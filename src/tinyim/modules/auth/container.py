@@ -48,7 +48,10 @@ class AuthContainer(containers.DeclarativeContainer):
         registration=providers.Singleton(SqlRegistration, db),  # admin API
         units=providers.Singleton(SqlAuthUnits, db),  # the commands that write more than once
         hasher=providers.Singleton(
-            Argon2Hasher, max_concurrent=settings.provided.login_max_concurrent_hashes
+            Argon2Hasher,
+            time_cost=settings.provided.password_hash_time_cost,
+            memory_cost=settings.provided.password_hash_memory_kib,
+            max_concurrent=settings.provided.login_max_concurrent_hashes,
         ),
         tokens=providers.Singleton(JwtCodec, secret),
         kicker=kicker,

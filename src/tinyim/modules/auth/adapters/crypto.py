@@ -20,7 +20,8 @@ class Argon2Hasher:
     def __init__(
         self, time_cost: int | None = None, memory_cost: int | None = None, max_concurrent: int = 2
     ) -> None:
-        kwargs = {k: v for k, v in (("time_cost", time_cost), ("memory_cost", memory_cost)) if v is not None}
+        # None or 0: the profile's own (settings say 0 for "not set")
+        kwargs = {k: v for k, v in (("time_cost", time_cost), ("memory_cost", memory_cost)) if v}
         self._ph = _Argon2(**kwargs)  # type: ignore[arg-type]
         # Each hash takes CPU and memory_cost KiB: a burst of logins queues here instead of piling up.
         self._slots = asyncio.Semaphore(max_concurrent)
