@@ -82,18 +82,20 @@ class GatewayHub:
 
     async def push(self, targets: Sequence[PushTarget]) -> None:
         """One notify call's signals. A user with several (the messages of a batch, a busy group) gets
-        one frame per device carrying them all, not a frame per message."""
+        one frame per device carrying them all, not a frame per message. A device gets no frame for its
+        own message alone (it has it from the ack); when a frame goes to it anyway, its own messages ride
+        too: left out, they would be gaps in the frame's seqs, and the device would sync to fill them."""
         per_user: dict[int, list[PushTarget]] = {}
         for target in targets:
             if target.user_id in self._by_user:
                 per_user.setdefault(target.user_id, []).append(target)
         for user_id, mine in per_user.items():
             mine.sort(key=lambda t: t.max_seq)
+            copies = [t.message for t in mine]
+            messages = copies if all(copies) else None  # one too large to ride: the seq alone
             for device_id, conn in self._by_user[user_id].items():
-                theirs = [t for t in mine if t.except_device != device_id]
-                if theirs:
-                    messages = [t.message for t in theirs]
-                    conn.signal_many(theirs[-1].max_seq, messages if all(messages) else None)
+                if any(t.except_device != device_id for t in mine):
+                    conn.signal_many(mine[-1].max_seq, messages)
 
     async def push_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int
