@@ -25,6 +25,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message as TextualMessage
 from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.widgets import Button, Header, Input, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
@@ -616,12 +617,20 @@ class ChatApp(App[int]):
                 history.scroll_end(animate=False)
             elif previous_top is not None:
                 # Keep the line that was at the top in view: loading is one page per scroll, not a cascade.
-                self.call_after_refresh(history.scroll_to_widget, previous_top, top=True, animate=False)
+                self.call_after_refresh(self._keep_at_top, history, previous_top)
             self.call_after_refresh(self._fill_view)
         except Exception as exc:
             self.info(f"history: {exc}")
         finally:
             self._loading_older = False
+
+    def _keep_at_top(self, history: History, line: Widget, tries: int = 20) -> None:
+        """Scroll `line` back to the top once the page put above it is laid out. On a busy machine that
+        can take more than one refresh: scrolled before, the view stays at the new page's first line."""
+        if line.virtual_region.y > 0 or tries <= 0:
+            history.scroll_to_widget(line, top=True, animate=False)
+        else:
+            self.call_after_refresh(self._keep_at_top, history, line, tries - 1)
 
     def _fill_view(self) -> None:
         """A page that does not fill the pane leaves nothing to scroll: fetch the next one at once."""
