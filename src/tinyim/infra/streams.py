@@ -88,6 +88,11 @@ class NodeStream(Generic[Req, Resp]):
                     except asyncio.InvalidStateError:  # the call ended meanwhile: the reader says why
                         await asyncio.wait({self._reader})
                     except grpc.aio.AioRpcError as exc:
+                        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                            # not a server of this stream (another role, an earlier release): nothing
+                            # ran, and the caller decides what that means, as when the reader sees it
+                            self.failure = self.failure or exc
+                            raise
                         # The write itself failed: the call was ending (a node that died answers a write
                         # with INTERNAL "Failed execute_batch" before the reader sees UNAVAILABLE). The
                         # request never left; the stream is over, and the next request opens another.
@@ -139,6 +144,9 @@ class RoleStreams(Generic[Stub, Req, Resp]):
         self._open = open_stream
         self._method = method  # for metrics and logs: the full method name
         self._streams: dict[str, NodeStream[Req, Resp]] = {}  # node id -> its open stream
+        # target -> how many times a request's UNIMPLEMENTED renewed its channel: a request whose stream
+        # was closed by such a renewal meanwhile ran nowhere (that address served no stream), so it goes again
+        self._renewals: dict[str, int] = {}
 
     def _stream(self, node: Node) -> NodeStream[Req, Resp]:
         stream = self._streams.get(node.node_id)
@@ -156,6 +164,7 @@ class RoleStreams(Generic[Stub, Req, Resp]):
         try:
             while True:
                 node = await self._remote.pick(tried)
+                renewals = self._renewals.get(node.grpc_target, 0)
                 try:
                     return await self._stream(node).request(request, self._remote.deadline_seconds)
                 except TimeoutError:
@@ -170,8 +179,11 @@ class RoleStreams(Generic[Stub, Req, Resp]):
                             raise StreamUnsupported(node.node_id) from None
                         renewed.add(node.grpc_target)
                         self._streams.pop(node.node_id, None)
+                        self._renewals[node.grpc_target] = self._renewals.get(node.grpc_target, 0) + 1
                         self._remote.renew(node)
                         continue
+                    if self._renewals.get(node.grpc_target, 0) != renewals:
+                        continue  # closed by another request's renewal: it ran nowhere
                     if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                         raise
                     if exc.code() == grpc.StatusCode.UNAVAILABLE:
@@ -185,6 +197,8 @@ class RoleStreams(Generic[Stub, Req, Resp]):
                     ) from None
                 except StreamClosed:
                     code = grpc.StatusCode.UNAVAILABLE.name
+                    if self._renewals.get(node.grpc_target, 0) != renewals:
+                        continue  # closed by another request's renewal: it ran nowhere
                     tried.add(node.node_id)
                     if idempotent:
                         continue
