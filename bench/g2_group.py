@@ -221,6 +221,7 @@ async def run(
         latency = await _online_phase(gen, size, group_id, (0,), latency_messages)
         # throughput and round trips with everyone online
         statements0, commits0, redis0 = await _round_trips(base_url)
+        frames0 = await _metric(base_url, "tinyim_push_notifies_total")
         recording = start_recording(pid, _online_profile(profile_to)) if pid and profile_to else None
         server0, store0 = cpu_of([pid]) if pid else 0.0, cpu_of(stores)
         online = await _online_phase(gen, size, group_id, burst_senders, per_sender)
@@ -229,6 +230,7 @@ async def run(
             stop_recording(recording)
         burst_store_cpu = cpu_of(stores) - store0
         statements1, commits1, redis1 = await _round_trips(base_url)
+        frames1 = await _metric(base_url, "tinyim_push_notifies_total")
     elapsed = online["last_ack"] - online["first"]
     delivered_elapsed = online["all_delivered"] - online["first"]
     all_notified = latency["all_notified"]
@@ -282,6 +284,8 @@ async def run(
         # how the members learned of the burst's messages: applied from the push vs syncs sent
         "online_inline_applied_fraction": round(online["inline_applied"] / max(1, online["deliveries"]), 3),
         "online_syncs_per_delivery": round(online["syncs"] / max(1, online["deliveries"]), 3),
+        # push frames sent per message delivered: under 1 when a frame carries several messages
+        "online_push_frames_per_delivery": round((frames1 - frames0) / max(1, online["deliveries"]), 3),
         # one sender, members offline: the write path alone (ack waited for each message)
         "write_path_msgs_per_s": round(quiet / quiet_elapsed, 1),
         "write_path_server_cpu_ms_per_msg": round(cpu * 1000 / quiet, 3),

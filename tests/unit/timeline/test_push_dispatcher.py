@@ -113,3 +113,111 @@ async def test_a_full_queue_drops_the_oldest_targets_and_counts_them() -> None:
         [PushTarget(BOB, 1)],
         [PushTarget(BOB, 4), PushTarget(BOB, 5), PushTarget(BOB, 6)],
     ]
+
+
+# ---------- big fan-outs: paced, several messages to a call; small pushes never wait ----------
+class TimedNotifier(RecordingNotifier):
+    """Records when (loop time) each notify call began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.began: list[float] = []
+
+    async def notify(self, targets: Sequence[PushTarget]) -> None:
+        self.began.append(asyncio.get_running_loop().time())
+        await super().notify(targets)
+
+
+def group_message(seq: int, owners: int = 3) -> list[PushTarget]:
+    """One group message's targets: owners 10, 11, ... each at `seq`."""
+    return [PushTarget(10 + k, seq) for k in range(owners)]
+
+
+async def test_an_isolated_big_fanout_goes_at_once() -> None:
+    notifier = TimedNotifier()
+    dispatcher = PushDispatcher(notifier, fanout_min=3, fanout_rate=30)  # 3 owners: the next waits 0.1 s
+    submitted = asyncio.get_running_loop().time()
+    dispatcher.submit(group_message(1))
+    await dispatcher.drained()
+    assert notifier.batches == [group_message(1)]
+    assert notifier.began[0] - submitted < 0.05
+
+
+async def test_a_busy_groups_messages_after_the_first_wait_their_turn_and_share_one_call() -> None:
+    notifier = TimedNotifier()
+    dispatcher = PushDispatcher(notifier, fanout_min=3, fanout_rate=30)
+    dispatcher.submit(group_message(1))
+    await asyncio.sleep(0.01)  # the first call went; the next may begin 3 / 30 s after it
+    for seq in (2, 3, 4):
+        dispatcher.submit(group_message(seq))
+        await asyncio.sleep(0.01)
+    await dispatcher.drained()
+    assert notifier.batches == [group_message(1), group_message(2) + group_message(3) + group_message(4)]
+    assert notifier.began[1] - notifier.began[0] >= 0.1 - 0.005  # the loop's clock resolution
+
+
+async def test_the_wait_follows_the_last_calls_size() -> None:
+    notifier = TimedNotifier()
+    dispatcher = PushDispatcher(notifier, fanout_min=3, fanout_rate=30)
+    dispatcher.submit(group_message(1, owners=6))  # 6 owners: the next call waits 0.2 s
+    await asyncio.sleep(0.01)
+    dispatcher.submit(group_message(2, owners=3))
+    dispatcher.submit(group_message(3, owners=6))  # 6 targets, 6 owners: 0.2 s again
+    await asyncio.sleep(0.3)
+    dispatcher.submit(group_message(4, owners=3))
+    dispatcher.submit(group_message(5, owners=3))  # 6 targets, 3 owners (a frame each): 0.1 s
+    await asyncio.sleep(0.12)  # the third call went (0.4 s after the first)
+    dispatcher.submit(group_message(6, owners=3))
+    await dispatcher.drained()
+    assert [len(b) for b in notifier.batches] == [6, 9, 6, 3]
+    gaps = [b - a for a, b in zip(notifier.began, notifier.began[1:], strict=False)]
+    assert 0.2 - 0.005 <= gaps[0] < 0.28
+    assert 0.2 - 0.005 <= gaps[1] < 0.28
+    assert 0.1 - 0.005 <= gaps[2] < 0.18
+
+
+async def test_small_pushes_go_at_once_while_a_big_fanout_waits() -> None:
+    notifier = TimedNotifier()
+    dispatcher = PushDispatcher(notifier, fanout_min=3, fanout_rate=30)
+    dispatcher.submit(group_message(1))
+    await asyncio.sleep(0.01)
+    dispatcher.submit(group_message(2))  # waits ~0.1 s
+    one_to_one = [PushTarget(ALICE, 5, "PC"), PushTarget(BOB, 5)]
+    dispatcher.submit(one_to_one)
+    await asyncio.sleep(0.02)
+    assert notifier.batches == [group_message(1), one_to_one]
+    await dispatcher.drained()  # waits for the paced call too
+    assert notifier.batches[-1] == group_message(2)
+
+
+async def test_pacing_is_off_without_a_rate_or_a_threshold() -> None:
+    for fanout_min, fanout_rate in ((3, 0.0), (0, 30.0), (0, 0.0)):
+        notifier = TimedNotifier()
+        dispatcher = PushDispatcher(notifier, fanout_min=fanout_min, fanout_rate=fanout_rate)
+        for seq in (1, 2, 3):
+            dispatcher.submit(group_message(seq))
+            await asyncio.sleep(0.005)
+        await dispatcher.drained()
+        assert notifier.batches == [group_message(1), group_message(2), group_message(3)]
+
+
+async def test_a_busy_groups_pushes_reach_its_members_several_messages_to_a_call() -> None:
+    """Through the writer: 120 owners (the default threshold is 100), several sends in a row; every
+    member's pushes reach seq 1..n, in fewer notify calls than messages."""
+    notifier = TimedNotifier()
+    store = InMemoryTimelineStore()
+    writer = TimelineWriter(store, Snowflake(1), notifier, fanout_min=100, fanout_rate=6000)
+    members = list(range(100, 220))
+
+    class Group(AllowAll):
+        async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
+            return members
+
+    timeline = TimelineService(store, writer, Group(), notifier)
+    for k in range(6):
+        await timeline.send(Caller(members[0], "PC"), SendRequest(0, 77, MsgType.TEXT, f"m{k}"))
+        await asyncio.sleep(0.005)
+    await writer.pushes_sent()
+    assert 2 <= len(notifier.batches) < 6
+    last = members[-1]
+    assert [t.max_seq for b in notifier.batches for t in b if t.user_id == last] == [1, 2, 3, 4, 5, 6]

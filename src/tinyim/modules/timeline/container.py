@@ -69,6 +69,8 @@ class TimelineContainer(containers.DeclarativeContainer):
         inline=providers.Object(inline_messages),
         on_push_drop=providers.Object(metrics.PUSHES_DROPPED.inc),
         on_push_failure=providers.Object(metrics.AFTER_COMMIT_FAILED.labels(what="push").inc),
+        fanout_min=settings.provided.push_fanout_min,
+        fanout_rate=settings.provided.push_fanout_owners_per_s,
     )
     service = providers.Singleton(
         TimelineService,

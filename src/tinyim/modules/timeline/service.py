@@ -78,11 +78,21 @@ class TimelineWriter:
         inline_max_bytes: int = INLINE_MAX_CONTENT_BYTES,
         on_push_drop: Callable[[int], None] = lambda _n: None,
         on_push_failure: Callable[[], None] = lambda: None,
+        fanout_min: int = 0,
+        fanout_rate: float = 0.0,
     ) -> None:
         self._store = store
         self._ids = ids
         # Signals leave after the commit, through a queue: the ack never waits on (or fails by) a push.
-        self._pushes = PushDispatcher(notifier, on_drop=on_push_drop, on_failure=on_push_failure)
+        # A big fan-out's (fanout_min owners or more) are paced to fanout_rate owners per second: a busy
+        # group's members get several messages per frame.
+        self._pushes = PushDispatcher(
+            notifier,
+            on_drop=on_push_drop,
+            on_failure=on_push_failure,
+            fanout_min=fanout_min,
+            fanout_rate=fanout_rate,
+        )
         self._inline = inline  # None: signals carry only the seq (every device syncs)
         self._inline_max = inline_max_bytes
 
