@@ -66,6 +66,14 @@ class Target:
                     out.statements += float(line.split()[1])
                 elif line.startswith("tinyim_db_commits_total "):
                     out.commits += float(line.split()[1])
+                elif line.startswith("tinyim_timeline_batch_seconds_"):
+                    name, value = line.split()[0], float(line.split()[-1])
+                    if name.endswith("_count"):
+                        out.batches += value
+                    elif name.endswith("_sum"):
+                        out.batch_seconds += value
+                    elif 'le="0.01"' in name:
+                        out.batches_within_10ms += value
                 elif line.startswith("tinyim_grpc_server_seconds_count{"):
                     method = _label(line, "method").rsplit("/", 1)[-1]
                     out.grpc_calls[method] = out.grpc_calls.get(method, 0.0) + float(line.split()[-1])
@@ -77,6 +85,20 @@ class Counters:
     statements: float = 0.0
     commits: float = 0.0
     grpc_calls: dict[str, float] = field(default_factory=dict)  # method name -> calls served
+    batches: float = 0.0  # group-commit transactions (tinyim_timeline_batch_seconds)
+    batch_seconds: float = 0.0
+    batches_within_10ms: float = 0.0
+
+    def batch_figures(self, before: Counters) -> dict[str, float]:
+        """The group-commit batches of a phase: how long one took on average, and how many took 10 ms+."""
+        n = self.batches - before.batches
+        if n <= 0:
+            return {}
+        slow = n - (self.batches_within_10ms - before.batches_within_10ms)
+        return {
+            "timeline_batch_ms_mean": round((self.batch_seconds - before.batch_seconds) * 1000 / n, 2),
+            "timeline_batches_over_10ms_share": round(slow / n, 4),
+        }
 
     def grpc_per_msg(self, before: Counters, delivered: int) -> dict[str, float]:
         """Internal calls per delivered message over a phase, by method (busiest first)."""
@@ -124,6 +146,7 @@ def measured_phase(
         **figures,
         "sql_statements_per_msg": round((after.statements - before.statements) / delivered, 2),
         "sql_commits_per_msg": round((after.commits - before.commits) / delivered, 2),
+        **after.batch_figures(before),
         **({"grpc_calls_per_msg": calls} if (calls := after.grpc_per_msg(before, delivered)) else {}),
         **({"server_cpu_us_per_msg_by_process": by_process} if by_process else {}),
     }
