@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
+import pytest
 
 from tests.support.grpc_loop import StaticRegistry, directory_of
 from tests.support.relay import Relay
@@ -27,7 +28,11 @@ from tinyim.infra.registry import Node
 from tinyim.infra.rpc import Channels, Ctx, grpc_server
 from tinyim.infra.streams import consume
 from tinyim.kernel import PushTarget
-from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
+from tinyim.modules.presence.adapters.grpc_client import (
+    PUSH_REQUEST_MAX_BYTES,
+    GrpcGatewayLink,
+    push_requests,
+)
 from tinyim.modules.presence.adapters.memory import InMemorySessionDirectory
 from tinyim.pb import im_internal_pb2 as ipb
 from tinyim.pb import im_internal_pb2_grpc as ipb_grpc
@@ -217,6 +222,46 @@ async def test_without_streams_every_push_is_a_call() -> None:
     finally:
         await channels.close()
         await gateway.kill()
+
+
+@pytest.mark.parametrize("push_stream", [True, False], ids=["stream", "calls"])
+async def test_a_push_past_grpcs_message_limit_goes_in_parts_and_every_member_gets_it(
+    push_stream: bool,
+) -> None:
+    """A busy big group's paced push: 3 members x 1,000 messages of 2 KB = 6 MB, over the 4 MiB that a
+    gRPC server takes in one message. Sent whole it would be refused and every member would sync."""
+    gateway = Gateway()
+    await gateway.start()
+    channels = Channels()
+    try:
+        socks = []
+        for user in (1, 2, 3):
+            conn, sock = connection(user, "PC")
+            await gateway.hub.attach(conn)
+            socks.append(sock)
+        link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels, push_stream=push_stream)
+        targets = [PushTarget(u, seq, "", b"m" * 2000) for seq in range(1, 1001) for u in (1, 2, 3)]
+        await link.push(GW, targets)
+        await until(lambda: all(s.sent and seqs(s.sent)[-1] == 1000 for s in socks))
+        assert gateway.calls == (0 if push_stream else 6)
+    finally:
+        await channels.close()
+        await gateway.kill()
+
+
+def test_push_requests_keep_every_target_in_order_under_the_size() -> None:
+    targets = [
+        PushTarget(u, seq, "PC" if u == 1 else "", b"m" * (seq % 300))
+        for seq in range(1, 5000)
+        for u in (1, 2)
+    ]
+    requests = push_requests(targets, max_bytes=64 * 1024)
+    assert len(requests) > 10
+    assert all(r.ByteSize() <= 64 * 1024 for r in requests)
+    got = [(t.user_id, t.max_seq_id, t.except_device, t.message) for r in requests for t in r.batch]
+    assert got == [(t.user_id, t.max_seq, t.except_device, t.message) for t in targets]
+    assert len(push_requests(targets[:3])) == 1 and push_requests([]) == []
+    assert PUSH_REQUEST_MAX_BYTES < 4 * 1024 * 1024
 
 
 async def test_a_stopping_gateway_ends_its_push_streams_without_waiting_its_grace() -> None:

@@ -64,6 +64,33 @@ class _PushStream:
         self.answered = asyncio.ensure_future(call.initial_metadata())
 
 
+PUSH_REQUEST_MAX_BYTES = 1 << 20  # far under gRPC's 4 MiB receive limit; a busy big group's push can pass it
+
+
+def push_requests(
+    targets: Sequence[PushTarget], max_bytes: int = PUSH_REQUEST_MAX_BYTES
+) -> list[ipb.PushNotifyInternalReq]:
+    """The targets as PushNotify requests of at most ~max_bytes each, in order (a request past gRPC's
+    receive limit would be refused whole: every member of a big group would have to sync)."""
+    requests: list[ipb.PushNotifyInternalReq] = []
+    batch: list[ipb.PushTarget] = []
+    size = 0
+    for t in targets:
+        cost = len(t.message) + len(t.except_device) + 32  # the fields' tags, lengths and varints
+        if batch and size + cost > max_bytes:
+            requests.append(ipb.PushNotifyInternalReq(batch=batch))
+            batch, size = [], 0
+        batch.append(
+            ipb.PushTarget(
+                user_id=t.user_id, max_seq_id=t.max_seq, except_device=t.except_device, message=t.message
+            )
+        )
+        size += cost
+    if batch:
+        requests.append(ipb.PushNotifyInternalReq(batch=batch))
+    return requests
+
+
 class GrpcGatewayLink:
     def __init__(
         self,
@@ -100,13 +127,10 @@ class GrpcGatewayLink:
             raise
 
     async def push(self, gateway_id: str, targets: Sequence[PushTarget]) -> None:
-        batch = [
-            ipb.PushTarget(
-                user_id=t.user_id, max_seq_id=t.max_seq, except_device=t.except_device, message=t.message
-            )
-            for t in targets
-        ]
-        request = ipb.PushNotifyInternalReq(batch=batch)
+        for request in push_requests(targets):
+            await self._push(gateway_id, request)
+
+    async def _push(self, gateway_id: str, request: ipb.PushNotifyInternalReq) -> None:
         if self._push_stream:
             node = await self._directory.node("gateway", gateway_id)
             if node is None:
