@@ -92,6 +92,21 @@ class Gateway:
             self.server = None
 
 
+@asynccontextmanager
+async def running(*gateways: Gateway) -> AsyncIterator[Channels]:
+    """The gateways started, and channels to reach them; the channels closed and the gateways killed
+    after."""
+    for gateway in gateways:
+        await gateway.start()
+    channels = Channels()
+    try:
+        yield channels
+    finally:
+        await channels.close()
+        for gateway in gateways:
+            await gateway.kill()
+
+
 def seqs(sent: list[bytes]) -> list[int]:
     frames = [decode(d) for d in sent]
     assert all(f.cmd == Cmd.CMD_MSG_PUSH_NOTIFY for f in frames)
@@ -108,9 +123,7 @@ async def until(check: object, seconds: float = 3.0) -> None:
 
 async def test_pushes_share_one_stream_and_arrive_in_order() -> None:
     gateway = Gateway()
-    await gateway.start()
-    channels = Channels()
-    try:
+    async with running(gateway) as channels:
         conn, sock = connection(1, "PC")
         await gateway.hub.attach(conn)
         link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels)
@@ -120,16 +133,11 @@ async def test_pushes_share_one_stream_and_arrive_in_order() -> None:
         got = seqs(sock.sent)
         assert got == sorted(got) and got[-1] == 20  # in order (signals may collapse, never reorder)
         assert gateway.streams_opened == 1 and gateway.calls == 0
-    finally:
-        await channels.close()
-        await gateway.kill()
 
 
 async def test_a_gateway_killed_and_back_gets_a_new_stream_and_the_pushes_after_it() -> None:
     gateway = Gateway()
-    await gateway.start()
-    channels = Channels()
-    try:
+    async with running(gateway) as channels:
         conn, sock = connection(1, "PC")
         await gateway.hub.attach(conn)
         link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels)
@@ -153,16 +161,11 @@ async def test_a_gateway_killed_and_back_gets_a_new_stream_and_the_pushes_after_
             seq += 1
             assert seq < 100
         assert gateway.streams_opened == 2 and gateway.calls == 0
-    finally:
-        await channels.close()
-        await gateway.kill()
 
 
 async def test_a_gateway_without_push_stream_gets_push_notify_calls() -> None:
     gateway = Gateway(streams=False)
-    await gateway.start()
-    channels = Channels()
-    try:
+    async with running(gateway) as channels:
         conn, sock = connection(1, "PC")
         await gateway.hub.attach(conn)
         link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels)
@@ -172,17 +175,11 @@ async def test_a_gateway_without_push_stream_gets_push_notify_calls() -> None:
             await asyncio.sleep(0.02)
         await until(lambda: bool(sock.sent) and seqs(sock.sent)[-1] == 5)
         assert gateway.calls >= 3  # at most the first batch or two were written before it was known
-    finally:
-        await channels.close()
-        await gateway.kill()
 
 
 async def test_an_earlier_release_next_to_a_current_one_only_it_gets_calls() -> None:
     old, new = Gateway(streams=False, gateway_id="gw-old"), Gateway(gateway_id="gw-new")
-    await old.start()
-    await new.start()
-    channels = Channels()
-    try:
+    async with running(old, new) as channels:
         (old_conn, old_sock), (new_conn, new_sock) = connection(1, "PC"), connection(2, "PC")
         await old.hub.attach(old_conn)
         await new.hub.attach(new_conn)
@@ -201,17 +198,11 @@ async def test_an_earlier_release_next_to_a_current_one_only_it_gets_calls() -> 
         assert (
             old.calls >= 3 and new.calls == 0 and new.streams_opened == 1
         )  # the current one keeps its stream
-    finally:
-        await channels.close()
-        await old.kill()
-        await new.kill()
 
 
 async def test_without_streams_every_push_is_a_call() -> None:
     gateway = Gateway()
-    await gateway.start()
-    channels = Channels()
-    try:
+    async with running(gateway) as channels:
         conn, sock = connection(1, "PC")
         await gateway.hub.attach(conn)
         link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels, push_stream=False)
@@ -219,9 +210,6 @@ async def test_without_streams_every_push_is_a_call() -> None:
             await link.push(GW, [PushTarget(1, seq)])
         await until(lambda: bool(sock.sent) and seqs(sock.sent)[-1] == 3)
         assert gateway.calls == 3 and gateway.streams_opened == 0
-    finally:
-        await channels.close()
-        await gateway.kill()
 
 
 @pytest.mark.parametrize("push_stream", [True, False], ids=["stream", "calls"])
@@ -231,9 +219,7 @@ async def test_a_push_past_grpcs_message_limit_goes_in_parts_and_every_member_ge
     """A busy big group's paced push: 3 members x 1,000 messages of 2 KB = 6 MB, over the 4 MiB that a
     gRPC server takes in one message. Sent whole it would be refused and every member would sync."""
     gateway = Gateway()
-    await gateway.start()
-    channels = Channels()
-    try:
+    async with running(gateway) as channels:
         socks = []
         for user in (1, 2, 3):
             conn, sock = connection(user, "PC")
@@ -244,9 +230,6 @@ async def test_a_push_past_grpcs_message_limit_goes_in_parts_and_every_member_ge
         await link.push(GW, targets)
         await until(lambda: all(s.sent and seqs(s.sent)[-1] == 1000 for s in socks))
         assert gateway.calls == (0 if push_stream else 6)
-    finally:
-        await channels.close()
-        await gateway.kill()
 
 
 def test_push_requests_keep_every_target_in_order_under_the_size() -> None:
@@ -313,9 +296,7 @@ async def test_an_address_another_role_took_over_costs_no_push() -> None:
 
 async def test_a_gateway_that_sends_no_early_headers_is_still_written_to() -> None:
     gateway = Gateway(early_headers=False)
-    await gateway.start()
-    channels = Channels()
-    try:
+    async with running(gateway) as channels:
         conn, sock = connection(1, "PC")
         await gateway.hub.attach(conn)
         link = GrpcGatewayLink(directory_of("gateway", GW, gateway.port), channels, deadline_seconds=0.3)
@@ -323,9 +304,6 @@ async def test_a_gateway_that_sends_no_early_headers_is_still_written_to() -> No
             await link.push(GW, [PushTarget(1, seq)])
         await until(lambda: bool(sock.sent) and seqs(sock.sent)[-1] == 3)
         assert gateway.streams_opened == 1 and gateway.calls == 0
-    finally:
-        await channels.close()
-        await gateway.kill()
 
 
 @asynccontextmanager
@@ -333,18 +311,13 @@ async def another_gateway_answering_first() -> AsyncIterator[tuple[Gateway, Gate
     """The gateway meant (gw-1, registered at the relay's address) and gw-2, which answers the relay's
     first connection: what a channel meets after two containers came back with each other's addresses."""
     meant, other = Gateway(), Gateway(gateway_id="gw-2")
-    await meant.start()
-    await other.start()
-    relay = Relay(first=other.port, then=meant.port)
-    await relay.start()
-    channels = Channels()
-    try:
-        yield meant, other, relay, channels
-    finally:
-        await channels.close()
-        await relay.stop()
-        await other.kill()
-        await meant.kill()
+    async with running(meant, other) as channels:
+        relay = Relay(first=other.port, then=meant.port)
+        await relay.start()
+        try:
+            yield meant, other, relay, channels
+        finally:
+            await relay.stop()
 
 
 async def test_an_address_another_gateway_took_over_gets_no_push_of_this_one() -> None:
@@ -376,14 +349,9 @@ async def test_a_unary_call_another_gateway_answers_is_refused_and_goes_to_the_o
 async def test_a_unary_call_that_names_no_gateway_is_served() -> None:
     """A caller of the release before (no target header) is still served."""
     gateway = Gateway()
-    await gateway.start()
-    channels = Channels()
-    try:
+    async with running(gateway) as channels:
         conn, _ = connection(1, "PC")
         await gateway.hub.attach(conn)
         stub = ipb_grpc.GatewayServiceStub(channels.get(f"127.0.0.1:{gateway.port}"))
         reply = await stub.KickUser(ipb.KickUserInternalReq(user_id=1, device_id="PC", reason="x"), timeout=5)
         assert reply.success and conn.closed
-    finally:
-        await channels.close()
-        await gateway.kill()
