@@ -221,3 +221,23 @@ async def test_a_busy_groups_pushes_reach_its_members_several_messages_to_a_call
     assert 2 <= len(notifier.batches) < 6
     last = members[-1]
     assert [t.max_seq for b in notifier.batches for t in b if t.user_id == last] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_paced_messages_sending_device_gets_it_in_the_push_too() -> None:
+    """Its ack may overtake the paced push of the messages before it: the device then cannot take its own
+    message from the ack, and only a push that carries it spares it a sync. Unpaced, it is left out."""
+    notifier = TimedNotifier()
+    store = InMemoryTimelineStore()
+    writer = TimelineWriter(store, Snowflake(1), notifier, fanout_min=100, fanout_rate=6000)
+    big, small = list(range(100, 220)), [100, 101, 102]
+
+    class Groups(AllowAll):
+        async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
+            return big if group_id == 1 else small
+
+    timeline = TimelineService(store, writer, Groups(), notifier)
+    await timeline.send(Caller(100, "PC"), SendRequest(0, 1, MsgType.TEXT, "to the big group"))
+    await timeline.send(Caller(100, "PC"), SendRequest(0, 2, MsgType.TEXT, "to the small one"))
+    await writer.pushes_sent()
+    own = [t for b in notifier.batches for t in b if t.user_id == 100]
+    assert [(t.max_seq, t.except_device) for t in own] == [(1, ""), (2, "PC")]

@@ -100,9 +100,13 @@ class PushDispatcher:
         self._paced = _Queue(notifier, max_pending, fanout_rate, on_drop, on_failure)
         self._fanout_min = fanout_min if fanout_min > 0 and fanout_rate > 0 else 0
 
+    def paced(self, owners: int) -> bool:
+        """Whether a message with this many owners goes through the paced queue."""
+        return bool(self._fanout_min) and owners >= self._fanout_min
+
     def submit(self, targets: Sequence[PushTarget]) -> None:
         """Queue one message's targets for a notify call; never blocks, never raises."""
-        if self._fanout_min and len(targets) >= self._fanout_min:
+        if self.paced(len(targets)):
             self._paced.submit(targets)
         else:
             self._now.submit(targets)

@@ -108,8 +108,12 @@ class TimelineWriter:
     async def signal(self, appended: Appended, body: MessageBody, sender_device: str) -> None:
         """Signal every owner a message was appended for (the sender's own device excepted)."""
         inline = self._inline_messages(appended, body)
+        # The sending device knows its message from the ack, so its push leaves it out, unless the message
+        # is paced (a big group's): then the ack can overtake the paced push of the messages before it,
+        # the device cannot take its own message yet, and without it in a push it would have to sync.
+        known = "" if self._pushes.paced(len(appended.seqs)) else sender_device
         targets = [
-            PushTarget(owner, seq, sender_device if owner == body.sender_id else "", inline.get(owner, b""))
+            PushTarget(owner, seq, known if owner == body.sender_id else "", inline.get(owner, b""))
             for owner, seq in appended.seqs.items()
         ]
         self._pushes.submit(targets)
