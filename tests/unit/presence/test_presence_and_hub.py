@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from tests.unit.fakes import RecordingGatewayLink
-from tinyim.edges.gateway.connection import CLOSE_KICKED, Connection, TokenBucket
+from tinyim.edges.gateway.connection import CLOSE_KICKED, INLINE_MAX_MESSAGES, Connection, TokenBucket
 from tinyim.edges.gateway.hub import GatewayHub, LocalGatewayLink
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence import DeviceSession, PresenceRouter
@@ -226,6 +226,23 @@ async def test_on_a_wire_the_messages_are_written_at_once_in_one_frame() -> None
     frames = [pb.MsgPushNotify.FromString(decode(d).body) for d in wire.sent]
     assert [(f.max_seq_id, [m.seq_id for m in f.msgs]) for f in frames] == [(5, [4, 5])]
     assert frames[0].msgs[1] == pb.MessageData.FromString(copy(5))  # each copy as it was encoded
+
+
+async def test_more_messages_than_a_frame_carries_leave_as_several_frames_in_order() -> None:
+    """A busy group's paced push can bring a member more messages than one frame carries: several frames,
+    each continuing the one before, so a device one behind still applies them all without a sync."""
+    hub = GatewayHub("gw-1", InMemorySessionDirectory())
+    wire = RecordingWire()
+    await hub.attach(Connection.on_wire(wire, 1, "PC", "t", "c", TokenBucket(10, 10), TokenBucket(1, 20)))
+    n = 2 * INLINE_MAX_MESSAGES + 5
+    await hub.push([PushTarget(1, seq, "", copy(seq)) for seq in range(n, 0, -1)])
+    frames = [pb.MsgPushNotify.FromString(decode(d).body) for d in wire.sent]
+    assert [(f.max_seq_id, len(f.msgs)) for f in frames] == [
+        (INLINE_MAX_MESSAGES, INLINE_MAX_MESSAGES),
+        (2 * INLINE_MAX_MESSAGES, INLINE_MAX_MESSAGES),
+        (n, 5),
+    ]
+    assert [m.seq_id for f in frames for m in f.msgs] == list(range(1, n + 1))
 
 
 async def test_kick_through_the_link_keeps_the_new_token() -> None:

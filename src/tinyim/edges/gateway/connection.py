@@ -35,7 +35,8 @@ _background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget sends aliv
 Close = Callable[[int, str], Awaitable[None]]
 Abort = Callable[[], None]
 SYNC_CREDITS_MAX = 4
-# messages one push may carry (a busy group's paced push carries several); past it the client syncs
+# messages one push frame carries (the hub sends more as several frames; piled up behind a slow socket,
+# more leave only the seq, and the client syncs)
 INLINE_MAX_MESSAGES = 32
 FAREWELL_SECONDS = 2.0  # how long a kicked or closed connection may take to get its last frames out
 _DROPPED_QUEUE_FULL = metrics.PUSH_DROPS.labels(reason="queue_full")

@@ -13,7 +13,7 @@ from tinyim.modules.presence.protocol import status_info
 from tinyim.pb import im_protocol_pb2 as pb
 from tinyim.wire import Cmd, encode
 
-from .connection import Connection
+from .connection import INLINE_MAX_MESSAGES, Connection
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class GatewayHub:
         """One notify call's signals. A user with several (the messages of a batch, a busy group) gets
         one frame per device carrying them all, not a frame per message. A device gets no frame for its
         own message alone (it has it from the ack); when a frame goes to it anyway, its own messages ride
-        too: left out, they would be gaps in the frame's seqs, and the device would sync to fill them."""
+        too: left out, they would be gaps in the frame's seqs, and the device would sync to fill them.
+        More messages than a frame carries leave as several frames, each continuing the one before."""
         per_user: dict[int, list[PushTarget]] = {}
         for target in targets:
             if target.user_id in self._by_user:
@@ -92,10 +93,20 @@ class GatewayHub:
         for user_id, mine in per_user.items():
             mine.sort(key=lambda t: t.max_seq)
             copies = [t.message for t in mine]
-            messages = copies if all(copies) else None  # one too large to ride: the seq alone
+            if not all(copies):  # one too large to ride: the seq alone
+                parts: list[tuple[int, list[bytes] | None]] = [(mine[-1].max_seq, None)]
+            elif len(mine) <= INLINE_MAX_MESSAGES:
+                parts = [(mine[-1].max_seq, copies)]
+            else:  # more than a frame carries (a busy group's paced push): several, in seq order
+                step = INLINE_MAX_MESSAGES
+                parts = [
+                    (mine[min(k + step, len(mine)) - 1].max_seq, copies[k : k + step])
+                    for k in range(0, len(mine), step)
+                ]
             for device_id, conn in self._by_user[user_id].items():
                 if any(t.except_device != device_id for t in mine):
-                    conn.signal_many(mine[-1].max_seq, messages)
+                    for max_seq, messages in parts:
+                        conn.signal_many(max_seq, messages)
 
     async def push_read(
         self, user_id: int, except_device: str, peer_id: int, group_id: int, read_seq: int

@@ -106,7 +106,8 @@ class TimelineWriter:
         return appended
 
     async def signal(self, appended: Appended, body: MessageBody, sender_device: str) -> None:
-        """Signal every owner a message was appended for (the sender's own device excepted)."""
+        """Signal every owner a message was appended for (the sender's own device excepted, unless the
+        message's pushes are paced)."""
         inline = self._inline_messages(appended, body)
         # The sending device knows its message from the ack, so its push leaves it out, unless the message
         # is paced (a big group's): then the ack can overtake the paced push of the messages before it,
