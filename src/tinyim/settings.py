@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     # carries all that came meanwhile, so a busy group's members get one frame for several messages
     # instead of one each (a frame costs a socket write on both sides, a message in it far less). An
     # isolated message waits for nothing; 1:1 and small groups never do. 4,000: a 500-member group's
-    # calls 125 ms apart at most (G2, everyone online: 0.67-0.68x the raw insert at 4,000, 0.48-0.54x at
-    # 6,000, unpaced 0.32-0.34x; all notified p99 ~160, ~120 and ~65 ms). 0: off.
+    # calls 125 ms apart at most (G2, everyone online: 0.46-0.68x the raw insert at 4,000, 7 runs of 8
+    # over 0.5; 0.48-0.54x at 6,000; unpaced 0.32-0.34x; all notified p99 ~165, ~120 and ~65 ms). 0: off.
     push_fanout_min: int = Field(default=100, ge=0)
     push_fanout_owners_per_s: float = Field(default=4000.0, ge=0)
     # The hot internal paths on long-lived gRPC streams (no per-call set-up): a gateway's send batches
