@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,9 +16,22 @@ import httpx
 
 from tinyim.infra.children import die_with_parent, stop
 
+# Ports are drawn below the kernel's ephemeral range (32768-60999 here): a port the kernel handed out with
+# bind(0) and we released could be given again to any outgoing connection before the server binds it (CI
+# failed once that way); and clear of the cluster tests' port blocks (20000-31011, tests/e2e/conftest.py).
+_PORTS = range(10000, 20000)
+
 
 def free_port() -> int:
-    with socket.socket() as s:
+    for _ in range(100):
+        port = random.choice(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -37,6 +51,19 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        chosen = not self.port
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError as e:
+                # another process took a port between our check and the server's bind: try other ports
+                if "Address already in use" not in str(e):
+                    raise
+                if chosen:
+                    self.port = 0
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> ServerProcess:
         self.port = self.port or free_port()
         env = {
             **os.environ,
