@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import migrate_sqlite
+from tests.support.server import free_port
 from tests.support.services import delete_prefix, require_redis
 from tinyim.bootstrap.app import build_app
 from tinyim.bootstrap.roles import ROLE_TABLE
@@ -55,13 +55,6 @@ def _ask(client: TestClient, probe: Probe) -> int:
     return status
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return migrate_sqlite(tmp_path_factory.mktemp("roles-db"))
@@ -82,8 +75,8 @@ def _settings(roles: str, tmp: Path, web: Path, **extra: Any) -> Settings:
         web_dir=str(web),
         jwt_secret="s" * 32,
         metrics_token="m" * 20,
-        grpc_port=_free_port(),
-        file_port=_free_port(),
+        grpc_port=free_port(),
+        file_port=free_port(),
         registry_ttl_seconds=2.0,
         registry_renew_seconds=0.5,
         **extra,

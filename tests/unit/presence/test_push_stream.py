@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support.grpc_loop import StaticRegistry, directory_of
 from tests.support.relay import Relay
+from tests.support.server import free_port
 from tests.unit.presence.test_presence_and_hub import connection
 from tinyim.edges.gateway.grpc_server import GatewayServicer
 from tinyim.edges.gateway.hub import GatewayHub
@@ -71,9 +71,7 @@ class Gateway:
                 return await super().PushNotify(request, context)
 
         self.servicer = Counting(self.hub)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.server: grpc.aio.Server | None = None
 
     def register(self, server: grpc.aio.Server) -> list[str]:

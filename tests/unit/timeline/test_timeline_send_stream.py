@@ -9,7 +9,6 @@ carries its own request id."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -17,6 +16,7 @@ import grpc
 
 from tests.support.grpc_loop import StaticRegistry
 from tests.support.relay import Relay
+from tests.support.server import free_port
 from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.infra import tracing
 from tinyim.infra.node_directory import NodeDirectory
@@ -78,9 +78,7 @@ class MsgNode:
                 return result
 
         self.servicer = Recording(service, writer)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.server: grpc.aio.Server | None = None
 
     @property
