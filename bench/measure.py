@@ -189,9 +189,20 @@ def summarise(stats: list[PhaseStats]) -> dict[str, Any]:
     }
     if lateness:
         out["client_send_lateness_p99_ms"] = ms(percentile(lateness, 99))
+        out["send_notify_p99_ms_by_tenth"] = _p99_by_tenth([s.notify for s in stats])
     if errors:
         out["errors"] = errors
     return out
+
+
+def _p99_by_tenth(latencies: list[list[float]]) -> list[float]:
+    """An open-loop phase cut into ten equal spans of its send schedule (each worker's list is in send
+    order): the p99 of each. A tail spread over every tenth is queueing; one bad tenth is a stall."""
+    tenths: list[list[float]] = [[] for _ in range(10)]
+    for one in latencies:
+        for i, x in enumerate(one):
+            tenths[i * 10 // max(1, len(one))].append(x)
+    return [ms(percentile(t, 99)) if t else 0.0 for t in tenths]
 
 
 def closed(per_pair: int, drain: float = 60.0) -> Callable[[float, int], PhaseSpec]:
@@ -204,6 +215,11 @@ def open_loop(rate: float, duration: float, drain: float = 30.0) -> Callable[[fl
     )
 
 
+# A step whose queue grew from start to end (e.g. 60 ms in its first tenth, 340 ms in its last) is past
+# the peak even when its p99 stays under the limit: a longer step would have broken it.
+BACKLOG_FREE_MS = 100.0
+
+
 def find_peak(
     target: Target,
     gen: LoadGenerator,
@@ -213,19 +229,23 @@ def find_peak(
     max_steps: int = 10,
     factor: float = 1.3,
 ) -> dict[str, Any]:
-    """Step the open-loop rate up until a step breaks (send→delivered p99 over the limit, loss, or the
-    achieved rate under 90 % of the offered one); the peak is the last rate that held. When the very first
-    step breaks, halve the rate until one holds (a few times at most) and step up from there."""
+    """Step the open-loop rate up until a step breaks (send→delivered p99 over the limit, loss, the
+    achieved rate under 90 % of the offered one, or a latency that kept growing: its last tenth's p99 over
+    both BACKLOG_FREE_MS and twice its first tenth's); the peak is the last rate that held. When the very
+    first step breaks, halve the rate until one holds (a few times at most) and step up from there."""
     steps: list[dict[str, Any]] = []
     rate, peak, downs = start_rate, 0.0, 0
     while len(steps) < max_steps:
         result = measured_phase(target, gen, open_loop(rate, step_seconds, drain=15))
         result["offered_rate"] = round(rate, 1)
+        tenths = result["send_notify_p99_ms_by_tenth"]
         held = (
             result["drained"]
             and result["delivered_fraction"] >= 0.999
             and result["send_delivered_p99_ms"] <= p99_limit_ms
             and result["msgs_per_s"] >= 0.9 * rate
+            # a backlog that grew through the step: the server did not keep up, however short the step
+            and tenths[-1] <= max(BACKLOG_FREE_MS, 2 * tenths[0])
         )
         result["held"] = held
         steps.append(result)
