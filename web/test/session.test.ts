@@ -83,6 +83,38 @@ describe("Session", () => {
     expect(session.state.convs[0]!.unread).toBe(3);
   });
 
+  it("holds a pushed message past a gap until the missing one's push comes: in order, no sync", async () => {
+    const { session, server } = setup();
+    await session.login("me", "password1");
+    await vi.waitFor(() => expect(session.state.status).toBe("online"));
+    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
+    const before = syncs(server).length;
+    const late = server.incoming(BOB, "paced", 0n, 0, { silent: true }); // its push is late (a paced group)
+    server.incoming(BOB, "overtook it", 0n, 0, { inline: true });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(session.state.localMaxSeq).toBe(0n); // seq 2 waits for seq 1
+    server.push(Cmd.MSG_PUSH_NOTIFY, pb.MsgPushNotifySchema, { maxSeqId: late.seqId, msgs: [late] });
+    await vi.waitFor(() => expect(session.state.localMaxSeq).toBe(2n));
+    expect(session.state.convs[0]!.last.content).toBe("overtook it"); // applied after "paced", not before
+    expect(session.state.convs[0]!.unread).toBe(2);
+    await new Promise((r) => setTimeout(r, 600)); // past the gap wait: nothing left to sync
+    expect(syncs(server)).toHaveLength(before);
+  });
+
+  it("syncs a gap that no push fills only after the gap wait", async () => {
+    const { session, server } = setup();
+    await session.login("me", "password1");
+    await vi.waitFor(() => expect(session.state.status).toBe("online"));
+    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
+    const before = syncs(server).length;
+    server.incoming(BOB, "lost push", 0n, 0, { silent: true });
+    server.incoming(BOB, "after the gap", 0n, 0, { inline: true });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(syncs(server)).toHaveLength(before); // still waiting (500 ms)
+    await vi.waitFor(() => expect(session.state.localMaxSeq).toBe(2n));
+    expect(syncs(server)).toHaveLength(before + 1);
+  });
+
   it("knows its own send when it is the next seq: no sync, and the outbox empties", async () => {
     const { session, server } = setup();
     await session.login("me", "password1");

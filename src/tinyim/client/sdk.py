@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # files (file transfer)
 
 log = logging.getLogger(__name__)
 
+MAX_AHEAD = 5_000  # messages held behind a gap at most; past that they are dropped and a sync brings them
 
 OnMessage = Callable[[Message], Awaitable[None] | None]
 R = TypeVar("R", bound=ProtoMessage)
@@ -128,6 +129,7 @@ class Client:
         self.read_changed = asyncio.Event()
         self._sync_limit = options.sync_limit
         self._echo_own = options.echo_own_sends
+        self._gap_wait = options.gap_wait
         self._sent_here: set[str] = set()
         self._sent_order: deque[str] = deque(maxlen=10_000)
 
@@ -138,8 +140,11 @@ class Client:
         self._need_sync = False
         self._active = False  # a push came or a send was answered since the last heartbeat
         # Messages that arrived without a sync (inside a push, or this device's own sends), applied in
-        # order by the sync task when they continue local_max_seq; a gap means a sync instead.
+        # order by the sync task when they continue local_max_seq; those past a gap wait in _ahead (by
+        # seq) for gap_wait, then a sync fills the gap.
         self._pushed: deque[list[pb.MessageData]] = deque()
+        self._ahead: dict[int, pb.MessageData] = {}
+        self._wake = asyncio.Event()  # set whenever _schedule_sync is called (a push, a signal)
         self._sync_task: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._seq_changed = asyncio.Condition()
@@ -294,6 +299,7 @@ class Client:
                 assert isinstance(resp, pb.MsgSyncResp)
                 got += await self._take(resp.msgs)
                 if not resp.has_more:
+                    self._forget_applied()
                     return got
                 if not resp.msgs:
                     await asyncio.sleep(0.2)  # the server stopped before a seq still being written
@@ -318,18 +324,42 @@ class Client:
         return got
 
     async def _apply_pushed(self) -> bool:
-        """Apply what came without a sync; False when it does not continue local_max_seq (sync then)."""
+        """Apply what came without a sync as far as it continues local_max_seq; False while some of it
+        waits behind a gap (a sync, or the missing messages' own push, fills it)."""
         async with self._sync_lock:
             while self._pushed:
-                msgs = [m for m in self._pushed.popleft() if m.seq_id > self.local_max_seq]
-                if not msgs:
-                    continue
-                expected = range(self.local_max_seq + 1, self.local_max_seq + 1 + len(msgs))
-                if [m.seq_id for m in msgs] != list(expected):
-                    self._pushed.clear()  # the sync brings these too
-                    return False
-                await self._take(msgs)
-        return True
+                for m in self._pushed.popleft():
+                    if m.seq_id > self.local_max_seq:
+                        self._ahead[m.seq_id] = m
+            run: list[pb.MessageData] = []
+            while (self.local_max_seq + 1 + len(run)) in self._ahead:
+                run.append(self._ahead.pop(self.local_max_seq + 1 + len(run)))
+            if run:
+                await self._take(run)
+            self._forget_applied()
+            if len(self._ahead) > MAX_AHEAD:
+                self._ahead.clear()  # a long gap: the sync brings all of it
+            return not self._ahead
+
+    def _forget_applied(self) -> None:
+        if self._ahead:
+            self._ahead = {seq: m for seq, m in self._ahead.items() if seq > self.local_max_seq}
+
+    async def _gap_filled(self) -> bool:
+        """Wait up to gap_wait for pushes that fill the gap before what is held; False when it is still
+        there (or a signal without messages asks for a sync anyway)."""
+        deadline = asyncio.get_running_loop().time() + self._gap_wait
+        while True:
+            self._wake.clear()
+            if await self._apply_pushed():
+                return True
+            remaining = deadline - asyncio.get_running_loop().time()
+            if self._need_sync or remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return await self._apply_pushed()
 
     async def messages(self) -> AsyncIterator[Message]:
         while True:
@@ -479,6 +509,7 @@ class Client:
             self._pushed.append(pushed)
         else:
             self._need_sync = True
+        self._wake.set()
         if self._sync_task is not None and not self._sync_task.done():
             self._sync_again = True
             return
@@ -489,7 +520,7 @@ class Client:
         while True:
             self._sync_again = False
             try:
-                if not await self._apply_pushed():
+                if not await self._apply_pushed() and not await self._gap_filled():
                     self._need_sync = True
                 if self._need_sync:
                     self._need_sync = False  # cleared first: a signal during this sync asks for one more

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from tests.unit.fakes import FakePolicy, RecordingNotifier
+from tinyim.client.options import ClientOptions
 from tinyim.client.sdk import Client
 from tinyim.edges.gateway.connection import INLINE_MAX_MESSAGES, Connection, TokenBucket
 from tinyim.infra.snowflake import Snowflake
@@ -155,17 +156,27 @@ async def test_too_many_piled_messages_leave_only_the_seq() -> None:
 
 
 # ---------- the SDK: apply when the messages continue the timeline, sync otherwise ----------
-class OfflineClient(Client):
-    """The SDK's timeline logic without a server: sync() is recorded instead of sent."""
+GAP_WAIT = 0.2
 
-    def __init__(self) -> None:
-        super().__init__("http://unused", "bob", "pw")
+
+class OfflineClient(Client):
+    """The SDK's timeline logic without a server: sync() is recorded instead of sent, and applies what
+    `stored` holds (the server's timeline) the way a real sync would."""
+
+    def __init__(self, gap_wait: float = GAP_WAIT) -> None:
+        super().__init__("http://unused", "bob", "pw", options=ClientOptions(gap_wait=gap_wait))
         self.user_id = BOB
         self.syncs = 0
+        self.synced_at: list[float] = []
+        self.stored: list[pb.MessageData] = []
 
     async def sync(self) -> list[Any]:
         self.syncs += 1
-        return []
+        self.synced_at.append(asyncio.get_running_loop().time())
+        async with self._sync_lock:
+            got = await self._take([m for m in self.stored if m.seq_id > self.local_max_seq])
+            self._forget_applied()
+            return got
 
 
 def message(seq: int, sender: int = ALICE, cmid: str = "") -> pb.MessageData:
@@ -188,12 +199,60 @@ async def test_the_next_messages_are_applied_without_a_sync() -> None:
     assert [m.content for m in client.take_delivered()] == ["m5", "m6"]
 
 
-async def test_a_gap_means_a_sync_and_nothing_applied() -> None:
+async def test_a_gap_that_stays_open_means_one_sync_after_gap_wait_and_nothing_applied_before() -> None:
     client = OfflineClient()
     client.local_max_seq = 4
-    client._schedule_sync([message(6)])  # seq 5 has not arrived (its push was lost or is late)
+    started = asyncio.get_running_loop().time()
+    client._schedule_sync([message(6)])  # seq 5 has not arrived (its push was lost)
+    await asyncio.sleep(GAP_WAIT / 2)
+    assert (client.syncs, client.local_max_seq, client.take_delivered()) == (0, 4, [])  # 6 waits for 5
     await drain(client)
-    assert (client.syncs, client.local_max_seq, client.take_delivered()) == (1, 4, [])
+    assert client.syncs == 1 and client.synced_at[0] - started >= GAP_WAIT * 0.9
+    assert (client.local_max_seq, client.take_delivered()) == (4, [])  # the (empty) sync brought nothing
+
+
+async def test_a_gap_filled_by_a_late_push_is_applied_in_order_without_a_sync() -> None:
+    """A busy group's paced push, overtaken by a 1:1 push or this device's own ack, arrives later."""
+    client = OfflineClient()
+    client.local_max_seq = 4
+    client._schedule_sync([message(6), message(7)])
+    await asyncio.sleep(GAP_WAIT / 4)
+    client._schedule_sync([message(5)])
+    await drain(client)
+    assert (client.syncs, client.local_max_seq) == (0, 7)
+    assert [m.content for m in client.take_delivered()] == ["m5", "m6", "m7"]
+
+
+async def test_a_sync_fills_the_gap_and_what_was_held_is_not_delivered_twice() -> None:
+    client = OfflineClient()
+    client.local_max_seq = 4
+    client.stored = [message(5), message(6), message(7)]
+    client._schedule_sync([message(6)])
+    await drain(client)
+    assert (client.syncs, client.local_max_seq) == (1, 7)
+    assert [m.content for m in client.take_delivered()] == ["m5", "m6", "m7"]
+    client._schedule_sync([message(8)])  # the next push continues from the sync
+    await drain(client)
+    assert (client.syncs, client.local_max_seq, client._ahead) == (1, 8, {})
+
+
+async def test_a_signal_without_messages_during_the_wait_syncs_at_once() -> None:
+    client = OfflineClient(gap_wait=30.0)
+    client.local_max_seq = 4
+    client.stored = [message(5), message(6), message(7)]
+    client._schedule_sync([message(6)])
+    await asyncio.sleep(0.01)
+    client._schedule_sync()  # seq 7 was too large to ride its push: only a sync can bring it
+    await asyncio.wait_for(drain(client), 5)
+    assert (client.syncs, client.local_max_seq) == (1, 7)
+
+
+async def test_gap_wait_zero_syncs_at_once() -> None:
+    client = OfflineClient(gap_wait=0)
+    client.local_max_seq = 4
+    client._schedule_sync([message(6)])
+    await asyncio.wait_for(drain(client), 1)
+    assert client.syncs == 1
 
 
 async def test_a_duplicate_push_is_ignored() -> None:

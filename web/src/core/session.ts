@@ -38,6 +38,8 @@ export interface SessionOptions {
   backoffMaxMs?: number;
   requestTimeoutMs?: number;
   heartbeatMs?: number; // default: what dispatch's /api/client_config says
+  // messages that came without a sync after a gap wait this long for the missing ones' push, then a sync
+  gapWaitMs?: number;
   random?: () => number;
   newId?: () => string;
   fetcher?: typeof fetch; // HTTP to the file gateway
@@ -75,6 +77,10 @@ export class Session {
   private notified = 0n; // highest seq a push announced (MsgSyncReq.min_seq)
   private syncing: Promise<void> | null = null;
   private syncAgain = false;
+  // Messages from pushes (or this tab's own acks) past a gap, by seq: a busy group's pushes are paced
+  // (up to 0.25 s) and another push may overtake one; they wait gapWaitMs for it, then a sync fills the gap.
+  private ahead = new Map<bigint, Msg>();
+  private gapTimer: ReturnType<typeof setTimeout> | null = null;
   private backoff: number;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -94,6 +100,7 @@ export class Session {
       backoffMaxMs: 8000,
       requestTimeoutMs: 10_000,
       heartbeatMs: 0,
+      gapWaitMs: 500,
       random: Math.random,
       newId: randomId,
       fetcher: (input, init) => fetch(input, init),
@@ -190,6 +197,9 @@ export class Session {
 
   private stop(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.gapTimer) clearTimeout(this.gapTimer);
+    this.gapTimer = null;
+    this.ahead.clear(); // the sync after the next connect brings them
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.retryTimer = null;
     this.heartbeat = null;
@@ -352,8 +362,12 @@ export class Session {
       const push = m as pb.MsgPushNotify;
       const seq = push.maxSeqId;
       if (seq > this.notified) this.notified = seq;
-      // Small messages ride in the push: applied at once when they are the next seqs, else a sync.
-      if (seq > this.timeline.localMaxSeq && !this.applyNext(push.msgs.map(toMsg))) void this.syncSoon();
+      // Small messages ride in the push: applied at once when they are the next seqs (after a gap they
+      // wait a little for the missing ones); a push without its messages (too large to ride) means a sync.
+      if (seq > this.timeline.localMaxSeq) {
+        if (push.msgs.length) this.applyPushed(push.msgs.map(toMsg));
+        else void this.syncSoon();
+      }
     } else if (cmd === Cmd.READ_NOTIFY) {
       const r = m as pb.ReadNotify;
       this.applyRead(convKey(r.peerId, r.groupId), r.readSeq);
@@ -420,22 +434,47 @@ export class Session {
       const msgs = resp.msgs.map(toMsg);
       const applied = this.timeline.apply(msgs);
       this.absorb(applied.fresh, applied.events);
-      if (!resp.hasMore) return;
+      if (!resp.hasMore) {
+        this.applyPushed([]); // what is still held past the synced end (a seq still being written) waits again
+        return;
+      }
       if (!resp.msgs.length) await new Promise((r) => setTimeout(r, 200)); // a seq still being written
     }
   }
 
   /**
-   * Apply messages that arrived without a sync (in a push, or this device's own send) when they continue
-   * the timeline exactly; false when they do not (a gap: only a sync can fill it).
+   * Messages that arrived without a sync (in a push, or this tab's own send): applied as far as they
+   * continue the timeline; those past a gap are held for gapWaitMs, until the missing ones' push comes or,
+   * failing that, a sync fills the gap.
    */
-  private applyNext(msgs: Msg[]): boolean {
-    const next = msgs.filter((x) => x.seq > this.timeline.localMaxSeq).sort((a, b) => (a.seq < b.seq ? -1 : 1));
-    if (!next.length) return msgs.length > 0; // all known already (a late or repeated push)
-    if (next.some((x, i) => x.seq !== this.timeline.localMaxSeq + 1n + BigInt(i))) return false;
-    const applied = this.timeline.apply(next);
-    this.absorb(applied.fresh, applied.events);
-    return true;
+  private applyPushed(msgs: Msg[]): void {
+    for (const m of msgs) if (m.seq > this.timeline.localMaxSeq) this.ahead.set(m.seq, m);
+    this.forgetApplied();
+    const run: Msg[] = [];
+    for (let next = this.timeline.localMaxSeq + 1n; this.ahead.has(next); next++) {
+      run.push(this.ahead.get(next) as Msg);
+      this.ahead.delete(next);
+    }
+    if (run.length) {
+      const applied = this.timeline.apply(run);
+      this.absorb(applied.fresh, applied.events);
+    }
+    this.forgetApplied();
+    if (!this.ahead.size || this.gapTimer) return;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = null;
+      this.forgetApplied();
+      if (this.ahead.size) void this.syncSoon();
+    }, this.o.gapWaitMs);
+  }
+
+  /** Drop held messages the timeline has since (from a sync); no gap left, no timer. */
+  private forgetApplied(): void {
+    for (const seq of this.ahead.keys()) if (seq <= this.timeline.localMaxSeq) this.ahead.delete(seq);
+    if (!this.ahead.size && this.gapTimer) {
+      clearTimeout(this.gapTimer);
+      this.gapTimer = null;
+    }
   }
 
   /** New timeline entries: chat windows, outbox echoes, profiles, lists touched by notices. */
@@ -665,7 +704,7 @@ export class Session {
             clientMsgId: item.clientMsgId,
             isMine: true,
           };
-          if (resp.seqId > this.timeline.localMaxSeq && !this.applyNext([own])) void this.syncSoon();
+          if (resp.seqId > this.timeline.localMaxSeq) this.applyPushed([own]);
         } catch (err) {
           if (err instanceof ConnectionLost) return; // retried after the reconnect, same client_msg_id
           if (err instanceof ServerError && err.code === ERR_UNAVAILABLE) {
