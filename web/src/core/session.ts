@@ -435,7 +435,8 @@ export class Session {
       const applied = this.timeline.apply(msgs);
       this.absorb(applied.fresh, applied.events);
       if (!resp.hasMore) {
-        this.applyPushed([]); // what is still held past the synced end (a seq still being written) waits again
+        // held past the synced end (a seq still being written): the next push or heartbeat sync takes it
+        this.forgetApplied();
         return;
       }
       if (!resp.msgs.length) await new Promise((r) => setTimeout(r, 200)); // a seq still being written
