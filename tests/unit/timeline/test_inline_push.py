@@ -200,23 +200,23 @@ async def test_the_next_messages_are_applied_without_a_sync() -> None:
 
 
 async def test_a_gap_that_stays_open_means_one_sync_after_gap_wait_and_nothing_applied_before() -> None:
-    client = OfflineClient()
+    client = OfflineClient(gap_wait=0.5)  # well past the look at 0.05 s, even on a loaded machine
     client.local_max_seq = 4
     started = asyncio.get_running_loop().time()
     client._schedule_sync([message(6)])  # seq 5 has not arrived (its push was lost)
-    await asyncio.sleep(GAP_WAIT / 2)
+    await asyncio.sleep(0.05)
     assert (client.syncs, client.local_max_seq, client.take_delivered()) == (0, 4, [])  # 6 waits for 5
     await drain(client)
-    assert client.syncs == 1 and client.synced_at[0] - started >= GAP_WAIT * 0.9
+    assert client.syncs == 1 and client.synced_at[0] - started >= 0.45
     assert (client.local_max_seq, client.take_delivered()) == (4, [])  # the (empty) sync brought nothing
 
 
 async def test_a_gap_filled_by_a_late_push_is_applied_in_order_without_a_sync() -> None:
     """A busy group's paced push, overtaken by a 1:1 push or this device's own ack, arrives later."""
-    client = OfflineClient()
+    client = OfflineClient(gap_wait=5.0)  # the test ends when the gap fills, long before this
     client.local_max_seq = 4
     client._schedule_sync([message(6), message(7)])
-    await asyncio.sleep(GAP_WAIT / 4)
+    await asyncio.sleep(0.01)
     client._schedule_sync([message(5)])
     await drain(client)
     assert (client.syncs, client.local_max_seq) == (0, 7)
