@@ -17,7 +17,7 @@ from typing import Protocol
 import pytest
 
 from tests.support import compose
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port, is_free
 from tests.support.services import delete_prefix, require_redis, throwaway_mariadb
 from tinyim.cluster import Cluster
 
@@ -56,20 +56,9 @@ def free_port_block() -> int:
     """A base port with base..base+11 (HTTP, file gateways' TCP) and gRPC twins (+1000) free."""
     for _ in range(50):
         base = random.randrange(20000, 30000)
-        if all(_is_free(base + i) and _is_free(base + 1000 + i) for i in range(12)):
+        if all(is_free(base + i) and is_free(base + 1000 + i) for i in range(12)):
             return base
     return free_port()
-
-
-def _is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 # Registry timings of the test cluster: a killed node's entry expires in 3 s instead of 5 s, and loads are

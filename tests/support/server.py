@@ -22,14 +22,20 @@ from tinyim.infra.children import die_with_parent, stop
 _PORTS = range(10000, 20000)
 
 
+def is_free(port: int) -> bool:
+    """Nothing is bound to this loopback port right now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     for _ in range(100):
         port = random.choice(_PORTS)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if is_free(port):
             return port
     with socket.socket() as s:  # a crowded range: let the kernel choose
         s.bind(("127.0.0.1", 0))

@@ -22,6 +22,15 @@ function setup(server = new FakeServer(ME), storage = new MemoryStorage()) {
 const syncs = (server: FakeServer) =>
   server.requests.filter((r) => r.cmd === Cmd.MSG_SYNC_REQ).map((r) => (r.body as pb.MsgSyncReq).localMaxSeq);
 
+/** Logged in, online, the first sync done; `before`: the sync requests so far. */
+async function onlineAndSynced() {
+  const { session, server } = setup();
+  await session.login("me", "password1");
+  await vi.waitFor(() => expect(session.state.status).toBe("online"));
+  await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
+  return { session, server, before: syncs(server).length };
+}
+
 describe("Session", () => {
   it("logs in, connects, syncs the timeline and builds the conversation list with exact ids", async () => {
     const { session, server } = setup();
@@ -68,11 +77,7 @@ describe("Session", () => {
   });
 
   it("applies a message that rides in its push without a sync, and syncs when one is missing", async () => {
-    const { session, server } = setup();
-    await session.login("me", "password1");
-    await vi.waitFor(() => expect(session.state.status).toBe("online"));
-    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
-    const before = syncs(server).length;
+    const { session, server, before } = await onlineAndSynced();
     server.incoming(BOB, "inline", 0n, 0, { inline: true });
     await vi.waitFor(() => expect(session.state.convs[0]?.last.content).toBe("inline"));
     expect(syncs(server).length).toBe(before); // applied from the push
@@ -84,11 +89,7 @@ describe("Session", () => {
   });
 
   it("holds a pushed message past a gap until the missing one's push comes: in order, no sync", async () => {
-    const { session, server } = setup();
-    await session.login("me", "password1");
-    await vi.waitFor(() => expect(session.state.status).toBe("online"));
-    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
-    const before = syncs(server).length;
+    const { session, server, before } = await onlineAndSynced();
     const late = server.incoming(BOB, "paced", 0n, 0, { silent: true }); // its push is late (a paced group)
     server.incoming(BOB, "overtook it", 0n, 0, { inline: true });
     await new Promise((r) => setTimeout(r, 100));
@@ -102,11 +103,7 @@ describe("Session", () => {
   });
 
   it("syncs a gap that no push fills only after the gap wait", async () => {
-    const { session, server } = setup();
-    await session.login("me", "password1");
-    await vi.waitFor(() => expect(session.state.status).toBe("online"));
-    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
-    const before = syncs(server).length;
+    const { session, server, before } = await onlineAndSynced();
     server.incoming(BOB, "lost push", 0n, 0, { silent: true });
     server.incoming(BOB, "after the gap", 0n, 0, { inline: true });
     await new Promise((r) => setTimeout(r, 300));
@@ -116,11 +113,7 @@ describe("Session", () => {
   });
 
   it("knows its own send when it is the next seq: no sync, and the outbox empties", async () => {
-    const { session, server } = setup();
-    await session.login("me", "password1");
-    await vi.waitFor(() => expect(session.state.status).toBe("online"));
-    await vi.waitFor(() => expect(syncs(server).length).toBeGreaterThan(0));
-    const before = syncs(server).length;
+    const { session, server, before } = await onlineAndSynced();
     session.send(`u:${BOB}`, "mine");
     await vi.waitFor(() => expect(session.state.localMaxSeq).toBe(1n));
     expect(session.state.outbox).toHaveLength(0);

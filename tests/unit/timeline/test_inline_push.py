@@ -4,7 +4,8 @@ pile of them in one MsgPushNotify, and the SDK applies them only when they conti
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
 
 from tests.unit.fakes import FakePolicy, RecordingNotifier
 from tinyim.client.options import ClientOptions
@@ -160,8 +161,8 @@ GAP_WAIT = 0.2
 
 
 class OfflineClient(Client):
-    """The SDK's timeline logic without a server: sync() is recorded instead of sent, and applies what
-    `stored` holds (the server's timeline) the way a real sync would."""
+    """The SDK's timeline logic without a server: its sync requests are counted and answered from
+    `stored` (the server's timeline) instead of being sent."""
 
     def __init__(self, gap_wait: float = GAP_WAIT) -> None:
         super().__init__("http://unused", "bob", "pw", options=ClientOptions(gap_wait=gap_wait))
@@ -170,13 +171,11 @@ class OfflineClient(Client):
         self.synced_at: list[float] = []
         self.stored: list[pb.MessageData] = []
 
-    async def sync(self) -> list[Any]:
+    async def request(self, cmd: int, body: ProtoMessage) -> ProtoMessage:
+        assert cmd == Cmd.CMD_MSG_SYNC_REQ and isinstance(body, pb.MsgSyncReq)
         self.syncs += 1
         self.synced_at.append(asyncio.get_running_loop().time())
-        async with self._sync_lock:
-            got = await self._take([m for m in self.stored if m.seq_id > self.local_max_seq])
-            self._forget_applied()
-            return got
+        return pb.MsgSyncResp(msgs=[m for m in self.stored if m.seq_id > body.local_max_seq])
 
 
 def message(seq: int, sender: int = ALICE, cmid: str = "") -> pb.MessageData:

@@ -450,7 +450,6 @@ export class Session {
    */
   private applyPushed(msgs: Msg[]): void {
     for (const m of msgs) if (m.seq > this.timeline.localMaxSeq) this.ahead.set(m.seq, m);
-    this.forgetApplied();
     const run: Msg[] = [];
     for (let next = this.timeline.localMaxSeq + 1n; this.ahead.has(next); next++) {
       run.push(this.ahead.get(next) as Msg);
@@ -460,7 +459,7 @@ export class Session {
       const applied = this.timeline.apply(run);
       this.absorb(applied.fresh, applied.events);
     }
-    this.forgetApplied();
+    this.forgetApplied(); // what a sync applied meanwhile; with nothing held, no timer
     if (!this.ahead.size || this.gapTimer) return;
     this.gapTimer = setTimeout(() => {
       this.gapTimer = null;

@@ -11,8 +11,8 @@ more than a message in it (a socket write on each side). Such messages go throug
 notify calls are paced by their reach: after a call for N owners the next waits N / `fanout_rate`
 seconds (at most FANOUT_MAX_GAP), and carries everything queued meanwhile. An isolated group message goes
 at once; a busy group's messages reach each member several to a frame, a little later. Small pushes
-(1:1, small groups) never wait. A device whose small push overtakes a paced one sees a gap and syncs
-(push is a hint).
+(1:1, small groups) never wait. A device whose small push overtakes a paced one sees a gap: the clients
+hold what came after it for a moment (their gap wait) for the paced push, and sync only if it does not come.
 """
 
 from __future__ import annotations
