@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.server import ServerProcess
+from tinyim.infra import grpc_io
 from tinyim.infra.db import Database
 from tinyim.settings import Settings
+
+# The gRPC servers and clients the tests start in this process run with the I/O settings the `tinyim`
+# command gives every server process; gRPC reads them when it is imported, so nothing above may import it.
+assert grpc_io.apply_defaults(), "grpc was imported before tests/conftest.py applied its settings"
 
 # The servers the tests start hash passwords cheaply (argon2id, 1 pass over 1 MiB: ~1 ms of CPU instead of
 # ~0.4 s): the suite registers and logs in hundreds of users. Production keeps the library's profile.

@@ -143,6 +143,9 @@ def _safe_url(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tinyim.infra import grpc_io
+
+    grpc_io.apply_defaults()  # first: gRPC reads its settings when it is imported
     from tinyim.ops import version
 
     parser = argparse.ArgumentParser(prog="tinyim", description="TinyIM instant-messaging server")
