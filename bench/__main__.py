@@ -77,7 +77,8 @@ def main() -> None:
         help="comma list of scenarios: g1, g2, cluster, w1, w2 (pipelining), s1 (online status), "
         "g5 (file transfer), h1 (hostile clients); not in the default: profile (py-spy of the server "
         "under G1 load), profile-cluster (py-spy of a gateway and a msg node of the multi-process "
-        "topology under G1 load), sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
+        "topology under G1 load), x1 (CPU per round trip on a gRPC stream, gRPC's defaults vs tinyim's I/O "
+        "settings), sql (statement log of a few messages, SQLAlchemy vs asyncmy overheads)",
     )
     parser.add_argument("--hostile-seconds", type=float, default=60, help="h1: how long the attack lasts")
     parser.add_argument("--group-size", type=int, default=500)
@@ -164,6 +165,10 @@ def main() -> None:
         from bench.profile import run_profile_cluster
 
         survive("profile-cluster", lambda: run_profile_cluster(args.pairs, args.messages, args.workers))
+    if "x1" in scenarios:
+        from bench.grpc_io import run_grpc_io
+
+        survive("x1-grpc-stream-io", run_grpc_io)
     if "sql" in scenarios:
         from bench.sql_overheads import run_sql_overheads
 
