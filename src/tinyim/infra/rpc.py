@@ -139,9 +139,7 @@ class ClientTelemetry(grpc.aio.UnaryUnaryClientInterceptor):
             code = _code_name(exc.code())
             raise
         finally:
-            metrics.GRPC_CLIENT_SECONDS.labels(method=method, code=code).observe(
-                time.perf_counter() - started
-            )
+            metrics.labelled(metrics.GRPC_CLIENT_SECONDS, method, code).observe(time.perf_counter() - started)
 
 
 class ServerTelemetry(grpc.aio.ServerInterceptor):
@@ -167,7 +165,7 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):
                 code = _code_name(context.code()) if context.code() is not None else "UNKNOWN"
                 raise
             finally:
-                metrics.GRPC_SERVER_SECONDS.labels(method=method, code=code).observe(
+                metrics.labelled(metrics.GRPC_SERVER_SECONDS, method, code).observe(
                     time.perf_counter() - started
                 )
 

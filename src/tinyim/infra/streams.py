@@ -206,7 +206,7 @@ class RoleStreams(Generic[Stub, Req, Resp]):
                         UNAVAILABLE, f"{self._remote.role} service failed mid-call; retry"
                     ) from None
         finally:
-            metrics.GRPC_CLIENT_SECONDS.labels(method=self._method, code=code).observe(
+            metrics.labelled(metrics.GRPC_CLIENT_SECONDS, self._method, code).observe(
                 time.perf_counter() - started
             )
 

@@ -75,7 +75,7 @@ class CommandRouter:
         cmd = frame.cmd
         tracing.new_request()  # follows this request through internal calls and log lines
         label = _cmd_label(cmd)
-        metrics.WS_FRAMES.labels(cmd=label).inc()
+        metrics.labelled(metrics.WS_FRAMES, label).inc()
         if cmd not in REQUEST_COMMANDS:
             return error_frame(
                 ErrorCode.ERR_NOT_A_REQUEST, f"{label} (0x{cmd:04X}) is sent by the server only", cmd
@@ -98,7 +98,7 @@ class CommandRouter:
             response = await handler(conn, request)
             return encode(resp_cmd, response.SerializeToString())
         except FrameError as exc:
-            metrics.WS_BAD_FRAMES.labels(code=exc.code.name).inc()
+            metrics.labelled(metrics.WS_BAD_FRAMES, exc.code.name).inc()
             if exc.code == ErrorCode.ERR_BAD_BODY:
                 await conn.strike()
             return error_frame(exc.code, exc.message, cmd)
@@ -112,4 +112,4 @@ class CommandRouter:
             await conn.strike()
             return error_frame(ErrorCode.ERR_INTERNAL, "internal error; the request may be retried", cmd)
         finally:
-            metrics.REQUEST_SECONDS.labels(cmd=label).observe(time.perf_counter() - started)
+            metrics.labelled(metrics.REQUEST_SECONDS, label).observe(time.perf_counter() - started)

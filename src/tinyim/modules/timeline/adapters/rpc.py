@@ -106,7 +106,7 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
             answer.batch_id = request.batch_id
             return answer
         finally:  # a batch on the stream counts as a call served (the calls-per-message figures)
-            metrics.GRPC_SERVER_SECONDS.labels(method=SEND_STREAM_METHOD, code=code).observe(
+            metrics.labelled(metrics.GRPC_SERVER_SECONDS, SEND_STREAM_METHOD, code).observe(
                 time.perf_counter() - started
             )
 
