@@ -269,6 +269,43 @@ def _cluster_up(cluster_class: Any, workdir: Path, env: dict[str, str], tries: i
     raise AssertionError("unreachable")
 
 
+def one_process_closed_loop(pairs: int, messages: int) -> dict[str, Any]:
+    """The one-process MariaDB closed loop again (same pairs and messages, no peak search, no raw loop):
+    measured right after the cluster, so that a host whose speed drifts meets both sides of the ratio."""
+    workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-after-"))
+    secret = secrets.token_urlsafe(32)
+    try:
+        with database("mariadb", workdir) as url:
+            accounts = asyncio.run(seed_accounts(url, secret, 2 * pairs))
+            server = ServerProcess(workdir / "server", env=server_env("mariadb", url) | load_env(secret))
+            server.start()
+            try:
+                assert server.proc is not None
+                target = Target([server.proc.pid], [server.base_url], METRICS_TOKEN)
+                load = run_load(target, pair_specs(accounts, [server.base_url]), messages, LoadOptions())
+            finally:
+                server.stop()
+        return dict(load["closed_loop"])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ratio_bracketed(cluster: float, before: float, after: dict[str, Any]) -> dict[str, Any]:
+    """The cluster's msgs/s over one process's, measured before (the g1 scenario of this run) and after
+    it: the headline ratio is over their mean; both single ratios are kept (how far the host drifted)."""
+    mean = (before + after["msgs_per_s"]) / 2
+    return {
+        "one_process_mariadb_msgs_per_s": round(mean, 1),
+        "ratio_to_one_process_mariadb": round(cluster / mean, 3),
+        "one_process_mariadb_before": {"msgs_per_s": before, "ratio": round(cluster / before, 3)},
+        "one_process_mariadb_after": {
+            "msgs_per_s": after["msgs_per_s"],
+            "ratio": round(cluster / after["msgs_per_s"], 3),
+            "server_cpu_us_per_msg": after["server_cpu_us_per_msg"],
+        },
+    }
+
+
 def _earlier(name: str, key: str) -> float:
     """A figure from this run's (or the last) result file of another scenario; 0.0 when there is none."""
     import json
@@ -321,10 +358,9 @@ def run_g1_cluster(
             "one_process_msgs_per_s": one_process,
             **load,
         }
-        mariadb = one_process.get("mariadb") or _earlier("g1-one-to-one-mariadb", "msgs_per_s")
-        if mariadb:
-            result["one_process_mariadb_msgs_per_s"] = mariadb
-            result["ratio_to_one_process_mariadb"] = round(result["msgs_per_s"] / mariadb, 3)
+        before = one_process.get("mariadb") or _earlier("g1-one-to-one-mariadb", "msgs_per_s")
+        if before:
+            result |= _ratio_bracketed(result["msgs_per_s"], before, one_process_closed_loop(pairs, messages))
             cpu = _earlier("g1-one-to-one-mariadb", "server_cpu_us_per_msg")
             if cpu:
                 result["one_process_mariadb_server_cpu_us_per_msg"] = cpu
