@@ -290,9 +290,16 @@ def one_process_closed_loop(pairs: int, messages: int) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _ratio_bracketed(cluster: float, before: float, after: dict[str, Any]) -> dict[str, Any]:
+def _ratio_bracketed(cluster: float, before: float, after: dict[str, Any] | str) -> dict[str, Any]:
     """The cluster's msgs/s over one process's, measured before (the g1 scenario of this run) and after
-    it: the headline ratio is over their mean; both single ratios are kept (how far the host drifted)."""
+    it: the headline ratio is over their mean; both single ratios are kept (how far the host drifted).
+    `after` a string: that run failed (its error), the ratio is to before alone."""
+    if isinstance(after, str):
+        return {
+            "one_process_mariadb_msgs_per_s": before,
+            "ratio_to_one_process_mariadb": round(cluster / before, 3),
+            "one_process_mariadb_after": {"error": after},
+        }
     mean = (before + after["msgs_per_s"]) / 2
     return {
         "one_process_mariadb_msgs_per_s": round(mean, 1),
@@ -360,7 +367,12 @@ def run_g1_cluster(
         }
         before = one_process.get("mariadb") or _earlier("g1-one-to-one-mariadb", "msgs_per_s")
         if before:
-            result |= _ratio_bracketed(result["msgs_per_s"], before, one_process_closed_loop(pairs, messages))
+            try:
+                after: dict[str, Any] | str = one_process_closed_loop(pairs, messages)
+            except Exception as exc:  # the cluster's figures are kept, with the ratio to before only
+                print(f"the one-process run after the cluster failed: {exc!r}", flush=True)
+                after = repr(exc)[:500]
+            result |= _ratio_bracketed(result["msgs_per_s"], before, after)
             cpu = _earlier("g1-one-to-one-mariadb", "server_cpu_us_per_msg")
             if cpu:
                 result["one_process_mariadb_server_cpu_us_per_msg"] = cpu
