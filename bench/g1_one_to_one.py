@@ -139,6 +139,7 @@ def headline(load: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "server_cpu_us_per_msg",
         "client_cpu_us_per_msg",
+        "server_to_client_cpu",
         "msgs_per_s",
         "send_ack_p50_ms",
         "send_ack_p99_ms",

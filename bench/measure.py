@@ -134,13 +134,18 @@ def measured_phase(
     wall = max(1e-9, wall1 - wall0)
     client = sum(st.cpu_seconds for st in stats)
     others = (busy1 - busy0) - (server1 - server0) - (store1 - store0) - client
+    server_us = (server1 - server0) * 1e6 / delivered
+    client_us = figures.pop("client_cpu_us_per_msg")
     return {
         # noise: the share of the phase the server's threads waited for a CPU, and the CPUs (in cores)
         # that processes outside the benchmark (server, database, Redis, load generator) kept busy
         "server_runqueue_share": round((runq1 - runq0) / wall, 3),
         "machine_other_cpu_cores": round(max(0.0, others) / wall, 2),
-        "server_cpu_us_per_msg": round((server1 - server0) * 1e6 / delivered, 1),
-        "client_cpu_us_per_msg": figures.pop("client_cpu_us_per_msg"),
+        "server_cpu_us_per_msg": round(server_us, 1),
+        "client_cpu_us_per_msg": client_us,
+        # the load generator's work per message is the same in every run: this ratio moves much less with
+        # the host's speed than the µs do (G1 one process: 2.2-3.1 while its µs went from 243 to 516)
+        "server_to_client_cpu": round(server_us / max(1e-9, client_us), 2),
         "db_and_redis_cpu_us_per_msg": round((store1 - store0) * 1e6 / delivered, 1),
         "server_cpu_utilisation": round((server1 - server0) / max(1e-9, wall1 - wall0), 3),
         **figures,
