@@ -193,21 +193,9 @@ def run_g1(
     opts = opts or LoadOptions()
     workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-"))
     suffix = "" if conversations else "-no-conversation-list"
-    secret = secrets.token_urlsafe(32)
     try:
         with database(backend, workdir) as url:  # created and migrated outside the event loop
-            seed_url = url or _migrated_sqlite(workdir / "server")
-            accounts = asyncio.run(seed_accounts(seed_url, secret, 2 * pairs))
-            env = server_env(backend, url, conversations) | load_env(secret)
-            server = ServerProcess(workdir / "server", env=env).start()
-            try:
-                assert server.proc is not None
-                target = Target([server.proc.pid], [server.base_url], METRICS_TOKEN)
-                load = run_load(target, pair_specs(accounts, [server.base_url]), messages, opts)
-            finally:
-                server.stop()
-                if "IM_REDIS_PREFIX" in env:
-                    asyncio.run(delete_prefix(REDIS_URL, env["IM_REDIS_PREFIX"]))
+            load = _one_process_load(backend, url, workdir, pairs, messages, conversations, opts)
             raw = asyncio.run(raw_baseline(backend, url, workdir, pairs, messages))
         ratio = _ratios(load["closed_loop"]["msgs_per_s"], raw, backend)
         result = {
@@ -226,6 +214,31 @@ def run_g1(
         return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _one_process_load(
+    backend: str,
+    url: str,
+    workdir: Path,
+    pairs: int,
+    messages: int,
+    conversations: bool,
+    opts: LoadOptions,
+) -> dict[str, Any]:
+    """Seed the pairs, start one server process (IM_ROLES=all) on this database, run the load phases."""
+    secret = secrets.token_urlsafe(32)
+    seed_url = url or _migrated_sqlite(workdir / "server")
+    accounts = asyncio.run(seed_accounts(seed_url, secret, 2 * pairs))
+    env = server_env(backend, url, conversations) | load_env(secret)
+    server = ServerProcess(workdir / "server", env=env).start()
+    try:
+        assert server.proc is not None
+        target = Target([server.proc.pid], [server.base_url], METRICS_TOKEN)
+        return run_load(target, pair_specs(accounts, [server.base_url]), messages, opts)
+    finally:
+        server.stop()
+        if "IM_REDIS_PREFIX" in env:
+            asyncio.run(delete_prefix(REDIS_URL, env["IM_REDIS_PREFIX"]))
 
 
 def _ratios(msgs_per_s: float, raw: dict[str, Any], backend: str) -> dict[str, Any]:
@@ -274,18 +287,9 @@ def one_process_closed_loop(pairs: int, messages: int) -> dict[str, Any]:
     """The one-process MariaDB closed loop again (same pairs and messages, no peak search, no raw loop):
     measured right after the cluster, so that a host whose speed drifts meets both sides of the ratio."""
     workdir = Path(tempfile.mkdtemp(prefix="tinyim-bench-after-"))
-    secret = secrets.token_urlsafe(32)
     try:
         with database("mariadb", workdir) as url:
-            accounts = asyncio.run(seed_accounts(url, secret, 2 * pairs))
-            server = ServerProcess(workdir / "server", env=server_env("mariadb", url) | load_env(secret))
-            server.start()
-            try:
-                assert server.proc is not None
-                target = Target([server.proc.pid], [server.base_url], METRICS_TOKEN)
-                load = run_load(target, pair_specs(accounts, [server.base_url]), messages, LoadOptions())
-            finally:
-                server.stop()
+            load = _one_process_load("mariadb", url, workdir, pairs, messages, True, LoadOptions())
         return dict(load["closed_loop"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

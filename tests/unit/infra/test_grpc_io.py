@@ -17,18 +17,17 @@ print(applied, repr(os.environ.get("GRPC_EXPERIMENTS")))
 """
 
 
-def _probe(env_value: str | None, before: str = "") -> str:
+def _run(script: str, env_value: str | None = None) -> str:
+    """A fresh interpreter's output, GRPC_EXPERIMENTS unset unless env_value is given."""
     env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
     if env_value is not None:
         env["GRPC_EXPERIMENTS"] = env_value
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE.format(before=before)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+def _probe(env_value: str | None, before: str = "") -> str:
+    return _run(PROBE.format(before=before), env_value)
 
 
 def test_a_process_without_the_setting_gets_the_default() -> None:
@@ -51,6 +50,4 @@ def test_the_tinyim_command_applies_it_before_grpc_is_imported() -> None:
         "cli.run = lambda settings: print('grpc' in sys.modules, os.environ.get('GRPC_EXPERIMENTS'))\n"
         "cli.main(['run'])\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == f"False {DEFAULT_EXPERIMENTS}"
+    assert _run(probe).splitlines()[-1] == f"False {DEFAULT_EXPERIMENTS}"
