@@ -1,0 +1,97 @@
+"""`Database.hot_write` on MariaDB: the batch writer's connection stays checked out between transactions,
+and is begun and committed without a greenlet when nothing is left to send. These prove that keeping it
+loses nothing: what committed is there, what failed is rolled back and its connection is not kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from tests.contract.conftest import Backend, fresh_id, make_backend
+from tinyim.infra.db import COMMIT, HOT_IDLE_MAX, Database, fetch_rows, run_statements
+
+
+@pytest.fixture
+def mariadb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    return make_backend("mariadb", request, tmp_path_factory)
+
+
+async def connection_id(db: Database) -> int:
+    async with db.hot_write() as conn:
+        return int((await fetch_rows(conn, None, "SELECT CONNECTION_ID()", None))[0][0])
+
+
+async def stored_seq(db: Database, user_id: int) -> int | None:
+    async with db.writer.connect() as conn:
+        found = await conn.scalar(text(f"SELECT max_seq FROM im_user_seq WHERE user_id = {user_id}"))
+    return None if found is None else int(found)
+
+
+def bump(user_id: int, to: int) -> str:
+    return (
+        f"INSERT INTO im_user_seq (user_id, max_seq) VALUES ({user_id}, {to}) "
+        f"ON DUPLICATE KEY UPDATE max_seq = {to}"
+    )
+
+
+async def test_one_connection_serves_transaction_after_transaction(mariadb: Backend) -> None:
+    async with mariadb.database() as db:
+        assert db is not None
+        first = await connection_id(db)
+        assert [await connection_id(db) for _ in range(5)] == [first] * 5
+
+
+async def test_commit_in_the_last_round_trip_and_commit_after_it_both_stick(mariadb: Backend) -> None:
+    """A batch whose COMMIT rode its statements, and one that left the commit to hot_write."""
+    a, b = fresh_id(), fresh_id()
+    async with mariadb.database() as db:
+        assert db is not None
+        async with db.hot_write() as conn:
+            await run_statements(conn, [bump(a, 7), COMMIT])
+        async with db.hot_write() as conn:
+            await run_statements(conn, [bump(b, 9), bump(a, 8)])  # no COMMIT: hot_write commits
+        assert (await stored_seq(db, a), await stored_seq(db, b)) == (8, 9)
+
+
+async def test_a_failed_transaction_is_rolled_back_and_its_connection_not_kept(mariadb: Backend) -> None:
+    """Not kept: closed, it went back to the pool (rolled back), as a connection of `write()` would."""
+    a = fresh_id()
+    async with mariadb.database() as db:
+        assert db is not None
+        await connection_id(db)
+        assert db.hot_connections_kept == 1
+        with pytest.raises(RuntimeError, match="the batch failed"):
+            async with db.hot_write() as conn:
+                await run_statements(conn, [bump(a, 5), "SELECT 1"])
+                raise RuntimeError("the batch failed")
+        assert db.hot_connections_kept == 0
+        assert await stored_seq(db, a) is None
+        async with db.hot_write() as conn:  # the next one works as ever
+            await run_statements(conn, [bump(a, 6), COMMIT])
+        assert await stored_seq(db, a) == 6
+
+
+async def test_concurrent_transactions_keep_at_most_a_few_connections(mariadb: Backend) -> None:
+    async with mariadb.database() as db:
+        assert db is not None
+        holders = HOT_IDLE_MAX + 2
+        all_in, release = asyncio.Event(), asyncio.Event()
+        seen: set[int] = set()
+
+        async def hold() -> None:
+            async with db.hot_write() as conn:
+                seen.add(int((await fetch_rows(conn, None, "SELECT CONNECTION_ID()", None))[0][0]))
+                if len(seen) == holders:
+                    all_in.set()
+                await release.wait()
+
+        tasks = [asyncio.create_task(hold()) for _ in range(holders)]
+        await asyncio.wait_for(all_in.wait(), 10)
+        release.set()
+        await asyncio.gather(*tasks)
+        assert db.hot_connections_kept == HOT_IDLE_MAX
+        assert await connection_id(db) in seen
+        await db.dispose()
+        assert db.hot_connections_kept == 0
