@@ -34,6 +34,49 @@ POOL_RECYCLE_SECONDS = 3600  # a MySQL/MariaDB connection older than this is rep
 HOT_IDLE_MAX = 4  # hot writer connections kept checked out between transactions (the batch writers')
 
 
+class KeptConnections:
+    """Connections of a hot engine kept checked out between uses, at most HOT_IDLE_MAX: a checkout and a
+    return cost two greenlets (~20 µs each here, most of it mmap/munmap of a fresh frame stack) and the
+    pool's bookkeeping, ~40-75 µs per use. A use that failed `drop`s its connection; one
+    invalidated, or older than the pool's recycle age, is closed instead of kept."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._idle: list[tuple[AsyncConnection, float]] = []  # (connection, when it was opened)
+        self._born: dict[int, float] = {}  # id(connection) -> when it was opened, while in use
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+    async def take(self) -> AsyncConnection:
+        if self._idle:
+            conn, born = self._idle.pop()
+        else:
+            conn, born = await self._engine.connect(), time.monotonic()
+        self._born[id(conn)] = born
+        return conn
+
+    async def give_back(self, conn: AsyncConnection) -> None:
+        born = self._born.pop(id(conn), 0.0)
+        if (
+            conn.invalidated
+            or len(self._idle) >= HOT_IDLE_MAX
+            or time.monotonic() - born > POOL_RECYCLE_SECONDS
+        ):
+            await conn.close()
+        else:
+            self._idle.append((conn, born))
+
+    async def drop(self, conn: AsyncConnection) -> None:
+        """A connection whose use failed: closed (back to the pool, or thrown away if invalidated)."""
+        self._born.pop(id(conn), None)
+        await conn.close()
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop()[0].close()
+
+
 class Database:
     """The primary (all writes, read-after-write) and read replicas (other reads), created in lifespan.
 
@@ -63,7 +106,8 @@ class Database:
         self.max_lag_seconds = max_lag_seconds
         self._next_reader = 0
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._hot_idle: list[tuple[AsyncConnection, float]] = []  # hot writer connections between uses
+        self._kept_writers = KeptConnections(self.hot_writer)
+        self._kept_readers = KeptConnections(self.hot_reader)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -80,16 +124,12 @@ class Database:
         """`write()` on the lean engine: no ping per checkout; run it under `retry_deadlocks`, which also
         retries a transaction whose connection turned out dropped.
 
-        On MySQL/MariaDB the connection stays checked out between transactions (a few, for the batch
-        writers): a checkout and a return cost two greenlets and the pool's bookkeeping, ~40 µs per
-        transaction. One that failed, or is older than the pool's recycle age, is closed instead."""
+        On MySQL/MariaDB the connection stays checked out between transactions (`KeptConnections`)."""
         if self._write_lock is not None:
             async with self._write_lock, self.hot_writer.begin() as conn:
                 yield conn
             return
-        conn, born = (
-            self._hot_idle.pop() if self._hot_idle else (await self.hot_writer.connect(), time.monotonic())
-        )
+        conn = await self._kept_writers.take()
         try:
             # Begun and (when its COMMIT rode the last round trip) committed without a greenlet: neither
             # does I/O then (MySQL's BEGIN is implicit; `_commit_only_in_a_transaction`), and a greenlet
@@ -101,29 +141,31 @@ class Database:
             else:
                 transaction.commit()
         except BaseException:
-            await conn.close()  # rolls back what is open
+            await self._kept_writers.drop(conn)  # rolls back what is open
             raise
-        if (
-            conn.invalidated
-            or len(self._hot_idle) >= HOT_IDLE_MAX
-            or time.monotonic() - born > POOL_RECYCLE_SECONDS
-        ):
-            await conn.close()
-        else:
-            self._hot_idle.append((conn, born))
+        await self._kept_writers.give_back(conn)
 
     @property
     def hot_connections_kept(self) -> int:
-        """Hot writer connections checked out and idle between transactions (MySQL/MariaDB)."""
-        return len(self._hot_idle)
+        """Hot connections checked out and idle between uses (MySQL/MariaDB): writers' and readers'."""
+        return len(self._kept_writers) + len(self._kept_readers)
 
     async def hot_read(self, run: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """One primary read on the lean autocommit engine; once more on a fresh connection if the pooled
-        one was dropped (no ping checked it)."""
+        """One primary read on the lean autocommit engine; once more on a fresh connection if the kept or
+        pooled one was dropped (no ping checked it)."""
         for attempt in (1, 2):
             try:
-                async with self.hot_reader.connect() as conn:
-                    return await run(conn)
+                if self.is_sqlite:
+                    async with self.hot_reader.connect() as conn:
+                        return await run(conn)
+                conn = await self._kept_readers.take()  # kept between reads, as the writers' are
+                try:
+                    result = await run(conn)
+                except BaseException:
+                    await self._kept_readers.drop(conn)
+                    raise
+                await self._kept_readers.give_back(conn)
+                return result
             except DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
@@ -173,8 +215,8 @@ class Database:
             await asyncio.sleep(every_seconds)
 
     async def dispose(self) -> None:
-        while self._hot_idle:
-            await self._hot_idle.pop()[0].close()
+        await self._kept_writers.close()
+        await self._kept_readers.close()
         await self.writer.dispose()
         if not self.is_sqlite:
             await self.hot_writer.dispose()

@@ -1,6 +1,6 @@
-"""`Database.hot_write` on MariaDB: the batch writer's connection stays checked out between transactions,
-and is begun and committed without a greenlet when nothing is left to send. These prove that keeping it
-loses nothing: what committed is there, what failed is rolled back and its connection is not kept."""
+"""`Database.hot_write` / `hot_read` on MariaDB: the hot connections stay checked out between uses, and a
+write is begun and committed without a greenlet when nothing is left to send. These prove that keeping
+them loses nothing: what committed is there, what failed is rolled back and its connection is not kept."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import asyncio
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.contract.conftest import Backend, fresh_id, make_backend
 from tinyim.infra.db import COMMIT, HOT_IDLE_MAX, Database, fetch_rows, run_statements
@@ -95,3 +97,23 @@ async def test_concurrent_transactions_keep_at_most_a_few_connections(mariadb: B
         assert await connection_id(db) in seen
         await db.dispose()
         assert db.hot_connections_kept == 0
+
+
+async def test_hot_reads_keep_their_connection_and_drop_one_that_failed(mariadb: Backend) -> None:
+    async def my_id(conn: AsyncConnection) -> int:
+        return int((await fetch_rows(conn, None, "SELECT CONNECTION_ID()", None))[0][0])
+
+    async def broken(conn: AsyncConnection) -> int:
+        await fetch_rows(conn, None, "SELECT no_such_column FROM im_user_seq", None)
+        raise AssertionError("the read above fails")
+
+    async with mariadb.database() as db:
+        assert db is not None
+        first = await db.hot_read(my_id)
+        assert [await db.hot_read(my_id) for _ in range(3)] == [first] * 3
+        assert db.hot_connections_kept == 1
+        with pytest.raises(DBAPIError, match="no_such_column"):
+            await db.hot_read(broken)
+        assert db.hot_connections_kept == 0
+        await db.hot_read(my_id)  # reads go on, on a connection from the pool
+        assert db.hot_connections_kept == 1

@@ -241,9 +241,9 @@ async def test_the_lean_path_reconnects_when_the_server_dropped_its_connections(
         store = SqlTimelineStore(db, batch_writers=writers, batch_overlap_rows=1)
         await store.append(body(a, "before"), slots(a, b))
         assert [m.content for m in (await store.read(b, 0, 10))[0]] == ["before"]
-        async with db.hot_reader.connect() as conn:
-            reader_id = await conn.scalar(text("SELECT CONNECTION_ID()"))
-        async with db.hot_write() as conn:  # the batch writer's: kept checked out between batches
+        # the connections the store used: kept checked out between uses
+        reader_id = await db.hot_read(lambda conn: conn.scalar(text("SELECT CONNECTION_ID()")))
+        async with db.hot_write() as conn:
             writer_id = await conn.scalar(text("SELECT CONNECTION_ID()"))
         async with db.writer.connect() as admin:
             for connection_id in (reader_id, writer_id):
@@ -251,8 +251,9 @@ async def test_the_lean_path_reconnects_when_the_server_dropped_its_connections(
         await store.append(body(a, "after"), slots(a, b))
         assert [m.content for m in (await store.read(b, 0, 10))[0]] == ["before", "after"]
         assert await store.max_seq(b) == 2
-        async with db.hot_write() as conn:  # the dropped one was thrown away, not kept
+        async with db.hot_write() as conn:  # the dropped ones were thrown away, not kept
             assert await conn.scalar(text("SELECT CONNECTION_ID()")) != writer_id
+        assert await db.hot_read(lambda conn: conn.scalar(text("SELECT CONNECTION_ID()"))) != reader_id
 
 
 AWKWARD = [
