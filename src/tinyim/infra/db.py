@@ -31,14 +31,14 @@ T = TypeVar("T")
 metadata = MetaData()
 MYSQL_DIALECTS = ("mysql", "mariadb")  # SQLAlchemy dialect names of the MySQL family
 POOL_RECYCLE_SECONDS = 3600  # a MySQL/MariaDB connection older than this is replaced (server timeouts)
-HOT_IDLE_MAX = 4  # hot writer connections kept checked out between transactions (the batch writers')
+HOT_IDLE_MAX = 4  # connections a hot engine keeps checked out between uses (the batch writers' and more)
 
 
 class KeptConnections:
     """Connections of a hot engine kept checked out between uses, at most HOT_IDLE_MAX: a checkout and a
-    return cost two greenlets (~20 µs each here, most of it mmap/munmap of a fresh frame stack) and the
-    pool's bookkeeping, ~40-75 µs per use. A use that failed `drop`s its connection; one
-    invalidated, or older than the pool's recycle age, is closed instead of kept."""
+    return cost two greenlets (9-20 µs each here, most of it mmap/munmap of a fresh frame stack) and the
+    pool's bookkeeping, ~40-75 µs per use. A use that failed `drop`s its connection; one invalidated, or
+    older than the pool's recycle age, is closed instead of kept."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -133,7 +133,7 @@ class Database:
         try:
             # Begun and (when its COMMIT rode the last round trip) committed without a greenlet: neither
             # does I/O then (MySQL's BEGIN is implicit; `_commit_only_in_a_transaction`), and a greenlet
-            # costs ~20 µs. Were one to need I/O, SQLAlchemy would raise MissingGreenlet, not block.
+            # costs 9-20 µs. Were one to need I/O, SQLAlchemy would raise MissingGreenlet, not block.
             transaction = conn.sync_connection.begin()  # type: ignore[union-attr]
             yield conn
             if (await driver_connection(conn)).get_transaction_status():
@@ -328,7 +328,7 @@ def _new_engine(url: str, pool_size: int, hot: bool = False, autocommit: bool = 
         max_overflow=pool_size,
         pool_recycle=POOL_RECYCLE_SECONDS,
         pool_pre_ping=not hot,
-        # the hot writer is only used through begin(), which commits or rolls back itself: the pool's
+        # the hot writer is only used through hot_write(), which commits or rolls back itself: the pool's
         # ROLLBACK on return would be one more round trip per batch for nothing
         pool_reset_on_return=None if hot else "rollback",
         connect_args=connect_args,
@@ -361,7 +361,7 @@ def on_driver_path(conn: AsyncConnection) -> bool:
 async def driver_connection(conn: AsyncConnection) -> Any:
     """The driver's connection under `conn` (asyncmy's, on the hot path). Read straight from the
     checked-out connection when it is there: `get_raw_connection()` runs in a new greenlet, and a
-    greenlet that runs Python code costs ~9 µs here (most of it mmap/munmap of its frame stack), asked
+    greenlet that runs Python code costs 9-20 µs here (most of it mmap/munmap of its frame stack), asked
     about six times per timeline batch. A closed or invalidated connection goes the awaited way, which
     reconnects or raises as SQLAlchemy does."""
     sync = conn.sync_connection
@@ -397,7 +397,7 @@ async def run_statements(conn: AsyncConnection, statements: Sequence[str]) -> li
     """Several statements (driver text, no placeholders) in ONE round trip on the hot writer's MySQL /
     MariaDB connection (multi-statements are on for it alone); each one's rows (RETURNING), in order.
     Statements after a failing one do not run; its error is raised as `fetch_rows` raises it. With
-    `COMMIT` last, the transaction is committed, and begin()'s own commit then sends nothing."""
+    `COMMIT` last, the transaction is committed, and hot_write's own commit then sends nothing."""
     if len(statements) == 1:
         return [await fetch_rows(conn, None, statements[0], None)]
     driver = await driver_connection(conn)
