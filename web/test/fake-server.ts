@@ -76,6 +76,7 @@ export class FakeServer {
   sendFailures = 0; // answer this many sends by dropping the connection after storing them
   dropsBeforeStore = 0; // drop the connection on this many sends before storing anything
   syncErrors = 0; // answer this many syncs with ERR_UNAVAILABLE (a backend down for a moment)
+  syncHides = 0; // syncs leave out the newest this many messages (committed, not yet visible to a read)
 
   files = new Map<string, FakeFile>();
   chunkSize = 4;
@@ -182,9 +183,10 @@ export class FakeServer {
         }
         const r = req as pb.MsgSyncReq;
         const limit = r.limit || 100;
-        const after = this.timeline.filter((m) => m.seqId > r.localMaxSeq);
+        const visible = this.timeline.slice(0, this.timeline.length - this.syncHides);
+        const after = visible.filter((m) => m.seqId > r.localMaxSeq);
         return answer(Cmd.MSG_SYNC_RESP, pb.MsgSyncRespSchema, {
-          maxSeq: BigInt(this.timeline.length),
+          maxSeq: BigInt(visible.length),
           msgs: after.slice(0, limit),
           hasMore: after.length > limit,
         });

@@ -112,6 +112,17 @@ describe("Session", () => {
     expect(syncs(server)).toHaveLength(before + 1);
   });
 
+  it("applies what it held past the end of a sync at once, not on the next push", async () => {
+    const { session, server, before } = await onlineAndSynced();
+    server.incoming(BOB, "lost push", 0n, 0, { silent: true });
+    server.syncHides = 1; // the sync after the gap wait sees seq 1, not seq 2 yet
+    server.incoming(BOB, "after the gap", 0n, 0, { inline: true });
+    await vi.waitFor(() => expect(syncs(server)).toHaveLength(before + 1));
+    await vi.waitFor(() => expect(session.state.localMaxSeq).toBe(2n));
+    expect(session.state.convs[0]!.last.content).toBe("after the gap");
+    expect(syncs(server)).toHaveLength(before + 1); // no second sync: seq 2 came from its push
+  });
+
   it("knows its own send when it is the next seq: no sync, and the outbox empties", async () => {
     const { session, server, before } = await onlineAndSynced();
     session.send(`u:${BOB}`, "mine");

@@ -299,8 +299,9 @@ class Client:
                 assert isinstance(resp, pb.MsgSyncResp)
                 got += await self._take(resp.msgs)
                 if not resp.has_more:
-                    self._forget_applied()
-                    return got
+                    # what a push brought past the synced end now continues the timeline: apply it now,
+                    # not on the next signal (a seq the sync did not see yet, e.g. still being written)
+                    return got + await self._take_held()
                 if not resp.msgs:
                     await asyncio.sleep(0.2)  # the server stopped before a seq still being written
 
@@ -331,15 +332,19 @@ class Client:
                 for m in self._pushed.popleft():
                     if m.seq_id > self.local_max_seq:
                         self._ahead[m.seq_id] = m
-            run: list[pb.MessageData] = []
-            while (self.local_max_seq + 1 + len(run)) in self._ahead:
-                run.append(self._ahead.pop(self.local_max_seq + 1 + len(run)))
-            if run:
-                await self._take(run)
-            self._forget_applied()
+            await self._take_held()
             if len(self._ahead) > MAX_AHEAD:
                 self._ahead.clear()  # a long gap: the sync brings all of it
             return not self._ahead
+
+    async def _take_held(self) -> list[Message]:
+        """Apply the held messages (`_ahead`) as far as they continue local_max_seq; forget older ones."""
+        run: list[pb.MessageData] = []
+        while (self.local_max_seq + 1 + len(run)) in self._ahead:
+            run.append(self._ahead.pop(self.local_max_seq + 1 + len(run)))
+        got = await self._take(run) if run else []
+        self._forget_applied()
+        return got
 
     def _forget_applied(self) -> None:
         if self._ahead:

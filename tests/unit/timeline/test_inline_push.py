@@ -235,6 +235,42 @@ async def test_a_sync_fills_the_gap_and_what_was_held_is_not_delivered_twice() -
     assert (client.syncs, client.local_max_seq, client._ahead) == (1, 8, {})
 
 
+async def test_what_was_held_past_the_synced_end_is_applied_after_the_sync_without_another() -> None:
+    """The sync ends at 6 (7 is not visible to it yet); 7, held from its push, continues at once."""
+    client = OfflineClient()
+    client.local_max_seq = 4
+    client.stored = [message(5), message(6)]
+    client._schedule_sync([message(7)])
+    await asyncio.wait_for(drain(client), 5)
+    assert (client.syncs, client.local_max_seq, client._ahead) == (1, 7, {})
+    assert [m.content for m in client.take_delivered()] == ["m5", "m6", "m7"]
+
+
+class LateWriteClient(OfflineClient):
+    """Its server makes seq 6 visible only after the first sync."""
+
+    async def request(self, cmd: int, body: ProtoMessage) -> ProtoMessage:
+        answer = await super().request(cmd, body)
+        if self.syncs == 1:
+            self.stored.append(message(6))
+        return answer
+
+
+async def test_a_gap_the_sync_did_not_fill_keeps_what_is_held_for_the_next_sync() -> None:
+    """One sync per gap wait, as ever (no polling while a seq stays invisible); the next signal's sync
+    (a push, or the heartbeat's pull) brings the missing seq and what was held follows it."""
+    client = LateWriteClient()
+    client.local_max_seq = 4
+    client.stored = [message(5)]
+    client._schedule_sync([message(7)])  # 5 and 6 missing; the first sync brings only 5
+    await asyncio.wait_for(drain(client), 5)
+    assert (client.syncs, client.local_max_seq, list(client._ahead)) == (1, 5, [7])
+    client._schedule_sync()
+    await asyncio.wait_for(drain(client), 5)
+    assert (client.syncs, client.local_max_seq, client._ahead) == (2, 7, {})
+    assert [m.content for m in client.take_delivered()] == ["m5", "m6", "m7"]
+
+
 async def test_a_signal_without_messages_during_the_wait_syncs_at_once() -> None:
     client = OfflineClient(gap_wait=30.0)
     client.local_max_seq = 4

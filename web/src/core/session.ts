@@ -435,8 +435,9 @@ export class Session {
       const applied = this.timeline.apply(msgs);
       this.absorb(applied.fresh, applied.events);
       if (!resp.hasMore) {
-        // held past the synced end (a seq still being written): the next push or heartbeat sync takes it
-        this.forgetApplied();
+        // what a push brought past the synced end (a seq the sync did not see yet, e.g. still being
+        // written) continues the timeline now: applied at once; past a gap it waits for the next sync
+        this.takeHeld();
         return;
       }
       if (!resp.msgs.length) await new Promise((r) => setTimeout(r, 200)); // a seq still being written
@@ -450,6 +451,17 @@ export class Session {
    */
   private applyPushed(msgs: Msg[]): void {
     for (const m of msgs) if (m.seq > this.timeline.localMaxSeq) this.ahead.set(m.seq, m);
+    this.takeHeld();
+    if (!this.ahead.size || this.gapTimer) return;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = null;
+      this.forgetApplied();
+      if (this.ahead.size) void this.syncSoon();
+    }, this.o.gapWaitMs);
+  }
+
+  /** Apply the held messages as far as they continue the timeline, and forget those it has already. */
+  private takeHeld(): void {
     const run: Msg[] = [];
     for (let next = this.timeline.localMaxSeq + 1n; this.ahead.has(next); next++) {
       run.push(this.ahead.get(next) as Msg);
@@ -460,12 +472,6 @@ export class Session {
       this.absorb(applied.fresh, applied.events);
     }
     this.forgetApplied(); // what a sync applied meanwhile; with nothing held, no timer
-    if (!this.ahead.size || this.gapTimer) return;
-    this.gapTimer = setTimeout(() => {
-      this.gapTimer = null;
-      this.forgetApplied();
-      if (this.ahead.size) void this.syncSoon();
-    }, this.o.gapWaitMs);
   }
 
   /** Drop held messages the timeline has since (from a sync); no gap left, no timer. */
