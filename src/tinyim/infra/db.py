@@ -44,6 +44,7 @@ class KeptConnections:
         self._engine = engine
         self._idle: list[tuple[AsyncConnection, float]] = []  # (connection, when it was opened)
         self._born: dict[int, float] = {}  # id(connection) -> when it was opened, while in use
+        self._closed = False  # closed (the database is disposed): what comes back is closed, not kept
 
     def __len__(self) -> int:
         return len(self._idle)
@@ -59,7 +60,8 @@ class KeptConnections:
     async def give_back(self, conn: AsyncConnection) -> None:
         born = self._born.pop(id(conn), 0.0)
         if (
-            conn.invalidated
+            self._closed
+            or conn.invalidated
             or len(self._idle) >= HOT_IDLE_MAX
             or time.monotonic() - born > POOL_RECYCLE_SECONDS
         ):
@@ -73,6 +75,7 @@ class KeptConnections:
         await conn.close()
 
     async def close(self) -> None:
+        self._closed = True
         while self._idle:
             await self._idle.pop()[0].close()
 

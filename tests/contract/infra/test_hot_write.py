@@ -117,3 +117,14 @@ async def test_hot_reads_keep_their_connection_and_drop_one_that_failed(mariadb:
         assert db.hot_connections_kept == 0
         await db.hot_read(my_id)  # reads go on, on a connection from the pool
         assert db.hot_connections_kept == 1
+
+
+async def test_a_connection_in_use_when_the_database_is_disposed_is_closed_not_kept(mariadb: Backend) -> None:
+    a = fresh_id()
+    async with mariadb.database() as db:
+        assert db is not None
+        async with db.hot_write() as conn:
+            await db.dispose()  # shutdown while a batch is in the database
+            await run_statements(conn, [bump(a, 3), COMMIT])
+        assert db.hot_connections_kept == 0
+        assert await stored_seq(db, a) == 3
