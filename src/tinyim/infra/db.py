@@ -37,28 +37,26 @@ HOT_IDLE_MAX = 4  # connections a hot engine keeps checked out between uses (the
 class KeptConnections:
     """Connections of a hot engine kept checked out between uses, at most HOT_IDLE_MAX: a checkout and a
     return cost two greenlets (9-20 µs each here, most of it mmap/munmap of a fresh frame stack) and the
-    pool's bookkeeping, ~40-75 µs per use. A use that failed `drop`s its connection; one invalidated, or
-    older than the pool's recycle age, is closed instead of kept."""
+    pool's bookkeeping, ~40-75 µs per use. A use that failed closes its connection (back to the pool,
+    rolled back; thrown away if invalidated); one invalidated, older than the pool's recycle age, or
+    coming back after `close()`, is closed instead of kept."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._idle: list[tuple[AsyncConnection, float]] = []  # (connection, when it was opened)
-        self._born: dict[int, float] = {}  # id(connection) -> when it was opened, while in use
-        self._closed = False  # closed (the database is disposed): what comes back is closed, not kept
+        self._closed = False  # the database is disposed: what comes back is closed, not kept
 
     def __len__(self) -> int:
         return len(self._idle)
 
-    async def take(self) -> AsyncConnection:
-        if self._idle:
-            conn, born = self._idle.pop()
-        else:
-            conn, born = await self._engine.connect(), time.monotonic()
-        self._born[id(conn)] = born
-        return conn
-
-    async def give_back(self, conn: AsyncConnection) -> None:
-        born = self._born.pop(id(conn), 0.0)
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[AsyncConnection]:
+        conn, born = self._idle.pop() if self._idle else (await self._engine.connect(), time.monotonic())
+        try:
+            yield conn
+        except BaseException:
+            await conn.close()
+            raise
         if (
             self._closed
             or conn.invalidated
@@ -68,11 +66,6 @@ class KeptConnections:
             await conn.close()
         else:
             self._idle.append((conn, born))
-
-    async def drop(self, conn: AsyncConnection) -> None:
-        """A connection whose use failed: closed (back to the pool, or thrown away if invalidated)."""
-        self._born.pop(id(conn), None)
-        await conn.close()
 
     async def close(self) -> None:
         self._closed = True
@@ -132,8 +125,7 @@ class Database:
             async with self._write_lock, self.hot_writer.begin() as conn:
                 yield conn
             return
-        conn = await self._kept_writers.take()
-        try:
+        async with self._kept_writers.use() as conn:  # a failure closes it: what is open rolls back
             # Begun and (when its COMMIT rode the last round trip) committed without a greenlet: neither
             # does I/O then (MySQL's BEGIN is implicit; `_commit_only_in_a_transaction`), and a greenlet
             # costs 9-20 µs. Were one to need I/O, SQLAlchemy would raise MissingGreenlet, not block.
@@ -143,10 +135,6 @@ class Database:
                 await conn.commit()
             else:
                 transaction.commit()
-        except BaseException:
-            await self._kept_writers.drop(conn)  # rolls back what is open
-            raise
-        await self._kept_writers.give_back(conn)
 
     @property
     def hot_connections_kept(self) -> int:
@@ -157,18 +145,11 @@ class Database:
         """One primary read on the lean autocommit engine; once more on a fresh connection if the kept or
         pooled one was dropped (no ping checked it)."""
         for attempt in (1, 2):
+            # kept between reads on MySQL/MariaDB, as the writers' are
+            connection = self.hot_reader.connect() if self.is_sqlite else self._kept_readers.use()
             try:
-                if self.is_sqlite:
-                    async with self.hot_reader.connect() as conn:
-                        return await run(conn)
-                conn = await self._kept_readers.take()  # kept between reads, as the writers' are
-                try:
-                    result = await run(conn)
-                except BaseException:
-                    await self._kept_readers.drop(conn)
-                    raise
-                await self._kept_readers.give_back(conn)
-                return result
+                async with connection as conn:
+                    return await run(conn)
             except DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
