@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # the messaging rules (friendship, blocks, group members) a send checks, kept in the msg role's memory
     # and forgotten on every change (Redis pub/sub across processes); this long at most (0 = no cache)
     rules_cache_seconds: float = Field(default=60.0, ge=0)
+    # with Redis: which gateways hold a user's devices, kept by the processes that push message signals
+    # and forgotten on every bind/unbind (Redis pub/sub); this long at most (0 = ask Redis every time)
+    route_cache_seconds: float = Field(default=2.0, ge=0)
     # user search: searches (pages) per user per minute
     search_per_minute: int = Field(default=30, ge=1)
     # online status: away after this long without a request on every device; a device of a gateway that

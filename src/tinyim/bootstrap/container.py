@@ -148,6 +148,7 @@ class Container(containers.DeclarativeContainer):
         directory=directory,
         channels=channels,
         presence=presence.router,
+        routes_feed=presence.routes_feed,
         after_commit=after_commit,
         attachments=providers.Singleton(FilesAsAttachments, files.api),
     )

@@ -6,7 +6,9 @@ prefix and remove them afterwards.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,9 @@ from tinyim.infra.extras import REDIS, require
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis  # the [redis] extra: imported when IM_REDIS_URL is set
+
+log = logging.getLogger(__name__)
+RESUBSCRIBE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,10 @@ class Keys:
     # user search, typing: fixed-window rate counters
     def rate(self, key: str) -> str:
         return f"{self.prefix}im:rate:{key}"
+
+    def route_changes(self) -> str:
+        """Pub/sub channel: a user id whose session routes changed (a device bound or unbound)."""
+        return f"{self.prefix}im:session-routes:changes"
 
     def relation_changes(self) -> str:
         """Pub/sub channel: friendship, blocking and group membership changes (messaging-rules caches)."""
@@ -109,3 +118,35 @@ def counted(connection_class: type) -> type:
         )
         _COUNTED[connection_class] = sub
     return sub
+
+
+async def follow_channel(
+    redis: Redis,
+    channel: str,
+    on_message: Callable[[str], None],
+    on_live: Callable[[bool], None],
+    what: str,
+) -> None:
+    """Hand every message published on `channel` to `on_message` until cancelled. `on_live(True)` once
+    subscribed, `on_live(False)` when the subscription is lost (what was published meanwhile is never
+    heard: a cache fed by the channel must empty itself then); it subscribes again after a second."""
+    while True:
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            on_live(True)
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    on_message(str(message["data"]))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("%s lost; caches bypassed until it is back", what, exc_info=True)
+        finally:
+            on_live(False)
+            try:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except Exception:
+                log.debug("pubsub close failed", exc_info=True)
+        await asyncio.sleep(RESUBSCRIBE_SECONDS)

@@ -9,6 +9,9 @@ relation in turn tells presence of blocks)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -19,13 +22,39 @@ from tinyim.infra.redis import Keys
 from tinyim.infra.rpc import Channels
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemoryPresenceStore, InMemorySessionDirectory
-from tinyim.modules.presence.ports import GatewayLink, StatusAudience
+from tinyim.modules.presence.ports import GatewayLink, SessionDirectory, SessionLookup, StatusAudience
+from tinyim.modules.presence.route_cache import CachedRoutes
 from tinyim.modules.presence.service import PresenceRouter
 from tinyim.modules.presence.status import StatusService
 from tinyim.settings import Settings
 
 RedisPresenceStore = lazy("tinyim.modules.presence.adapters.redis:RedisPresenceStore")
 RedisSessionDirectory = lazy("tinyim.modules.presence.adapters.redis:RedisSessionDirectory")
+RouteChangeFeed = lazy("tinyim.modules.presence.adapters.redis:RouteChangeFeed")
+
+
+def cached_routes(sessions: SessionDirectory, feed: Any, ttl_seconds: float) -> SessionLookup:
+    """The session table behind a cache the route feed empties (no feed, or ttl 0: no cache)."""
+    if feed is None or ttl_seconds <= 0:
+        return sessions
+    cache = CachedRoutes(sessions, live=feed.live, ttl_seconds=ttl_seconds)
+    feed.subscribe(cache)
+    return cache
+
+
+@contextlib.asynccontextmanager
+async def listening(feed: Any) -> AsyncIterator[None]:
+    """While entered, this process's route cache hears of sessions bound or unbound anywhere."""
+    if feed is None:
+        yield
+        return
+    task = asyncio.create_task(feed.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class PresenceContainer(containers.DeclarativeContainer):
@@ -64,7 +93,18 @@ class PresenceContainer(containers.DeclarativeContainer):
         local=local_gateway,
         remote=remote_gateways,
     )
-    router = providers.Singleton(PresenceRouter, sessions, gateways)
+    # message signals' routes: from memory in a process that listens to the route feed (Redis only; the
+    # in-memory table is this process's own and needs no cache)
+    route_changes = providers.Selector(
+        settings.provided.shared_state,
+        memory=providers.Object(None),
+        redis=providers.Singleton(RouteChangeFeed, redis, keys),
+    )
+    routes = providers.Singleton(
+        cached_routes, sessions, route_changes, settings.provided.route_cache_seconds
+    )
+    routes_feed = providers.Factory(listening, route_changes)
+    router = providers.Singleton(PresenceRouter, sessions, gateways, routes)
 
     # online status and typing: in every gateway process, records in memory or Redis
     status = providers.Singleton(

@@ -18,6 +18,12 @@ class DeviceSession:
     conn_id: str  # tells a newer connection of the same device from an older one
 
 
+class SessionLookup(Protocol):
+    """Where users' devices are connected (the session table, or a cache of it)."""
+
+    async def lookup(self, user_ids: Iterable[int]) -> Mapping[int, list[DeviceSession]]: ...
+
+
 class SessionDirectory(Protocol):
     """The session routing table (spec: `im:session:{uid}`, one field per device)."""
 

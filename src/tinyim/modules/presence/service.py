@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from tinyim.kernel import PushTarget
 from tinyim.modules.presence.domain import StatusView
-from tinyim.modules.presence.ports import GatewayLink, SessionDirectory
+from tinyim.modules.presence.ports import GatewayLink, SessionDirectory, SessionLookup
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,16 @@ async def _each(gateways: Iterable[str], call: Callable[[str], Awaitable[None]],
 class PresenceRouter:
     """Implements the timeline's PushNotifier and auth's SessionKicker over the session directory."""
 
-    def __init__(self, sessions: SessionDirectory, gateways: GatewayLink) -> None:
+    def __init__(
+        self, sessions: SessionDirectory, gateways: GatewayLink, routes: SessionLookup | None = None
+    ) -> None:
         self._sessions = sessions
         self._gateways = gateways
+        # message signals only (hints): may come from a route cache; kicks and the rest ask `sessions`
+        self._routes = routes or sessions
 
     async def notify(self, targets: Sequence[PushTarget]) -> None:
-        online = await self._sessions.lookup({t.user_id for t in targets})
+        online = await self._routes.lookup({t.user_id for t in targets})
         per_gateway: dict[str, list[PushTarget]] = defaultdict(list)
         for target in targets:
             # A user on two gateways gets a signal through each; offline users cost nothing more, and

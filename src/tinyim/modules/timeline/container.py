@@ -42,6 +42,8 @@ class TimelineContainer(containers.DeclarativeContainer):
     attachments: providers.Dependency[Attachments] = providers.Dependency()  # files: attached files
     # relation's change feed, listened to while this process runs `msg` (its rules caches)
     rules_feed: providers.Dependency[AbstractAsyncContextManager[None]] = providers.Dependency()
+    # presence's session route feed, listened to while this process runs `msg` (it pushes the signals)
+    routes_feed: providers.Dependency[AbstractAsyncContextManager[None]] = providers.Dependency()
 
     maintain_conversations = settings.provided.conversation_list
     store = providers.Selector(

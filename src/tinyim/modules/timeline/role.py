@@ -1,5 +1,6 @@
-"""Role entry of the timeline module: `msg` (TimelineService and notice writing over gRPC; the messaging
-rules' caches listen to relation changes made in other processes while it runs)."""
+"""Role entry of the timeline module: `msg` (TimelineService and notice writing over gRPC; while it runs,
+the messaging rules' caches listen to relation changes and the push routes' cache to session changes made
+in other processes)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ async def _registrar(timeline: Any) -> Registrar:
 
 @contextlib.asynccontextmanager
 async def _background(timeline: Any) -> AsyncIterator[None]:
-    async with await resolved(timeline.rules_feed):
+    async with await resolved(timeline.rules_feed), await resolved(timeline.routes_feed):
         yield
 
 

@@ -3,29 +3,35 @@
 One hash per user, one field per device type: "gateway_id|conn_id|deadline_ms". The key's TTL is twice
 the heartbeat timeout and heartbeats refresh it; the per-field deadline retires a device whose gateway
 died even while another device of the same user keeps the key alive (Redis 7.0 has no per-field TTL).
+A bind or unbind is announced on `im:session-routes:changes` (the user id) for the route caches of the
+processes that push (`RouteChangeFeed`, `route_cache`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from tinyim.infra.redis import Keys
+from tinyim.infra.redis import Keys, follow_channel
 from tinyim.modules.presence.domain import DevicePresence, PresenceRecord, Status, StatusView, view
 from tinyim.modules.presence.ports import Change, DeviceSession
+from tinyim.modules.presence.route_cache import CachedRoutes
 
 log = logging.getLogger(__name__)
 
-# Delete the device's field only if it still names this connection (a newer login may have replaced it).
+# Delete the device's field only if it still names this connection (a newer login may have replaced it);
+# then announce the user's routes changed (ARGV[3] the channel, ARGV[4] the user id).
 _UNBIND = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and string.sub(v, 1, string.len(ARGV[2])) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  return 1
 end
 return 0
 """
@@ -65,19 +71,28 @@ class RedisSessionDirectory:
         return f"{s.gateway_id}|{s.conn_id}|{_now_ms() + self._ttl_ms}"
 
     async def bind(self, session: DeviceSession) -> None:
+        await self._store(session, announce=True)
+
+    async def unbind(self, session: DeviceSession) -> None:
+        owner = f"{session.gateway_id}|{session.conn_id}|"
+        await self._unbind(
+            keys=[self._keys.session(session.user_id)],
+            args=[session.device_id, owner, self._keys.route_changes(), str(session.user_id)],
+        )
+
+    async def refresh(self, session: DeviceSession) -> None:
+        # A heartbeat re-creates the entry too: after Redis lost its data, sessions come back this way.
+        # Not announced (the route is the one bound): route caches re-read it within their TTL.
+        await self._store(session, announce=False)
+
+    async def _store(self, session: DeviceSession, announce: bool) -> None:
         key = self._keys.session(session.user_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, session.device_id, self._value(session))
             pipe.pexpire(key, self._ttl_ms)
+            if announce:  # in the same round trip: route caches forget the user (route_cache)
+                pipe.publish(self._keys.route_changes(), str(session.user_id))
             await pipe.execute()
-
-    async def unbind(self, session: DeviceSession) -> None:
-        owner = f"{session.gateway_id}|{session.conn_id}|"
-        await self._unbind(keys=[self._keys.session(session.user_id)], args=[session.device_id, owner])
-
-    async def refresh(self, session: DeviceSession) -> None:
-        # A heartbeat re-creates the entry too: after Redis lost its data, sessions come back this way.
-        await self.bind(session)
 
     async def lookup(self, user_ids: Iterable[int]) -> Mapping[int, list[DeviceSession]]:
         ids = list(dict.fromkeys(user_ids))
@@ -95,6 +110,49 @@ class RedisSessionDirectory:
                 if int(deadline) > now:
                     found.setdefault(uid, []).append(DeviceSession(uid, device, gateway_id, conn_id))
         return found
+
+
+class RouteChangeFeed:
+    """Tells route caches (`route_cache.CachedRoutes`) of the users whose sessions were bound or unbound
+    in any process: the channel carries one user id per message."""
+
+    def __init__(self, redis: Redis, keys: Keys, on_state: Callable[[bool], None] | None = None) -> None:
+        self._redis = redis
+        self._channel = keys.route_changes()
+        self._caches: list[CachedRoutes] = []
+        self._live = False  # True while subscribed: only then may a cache answer from memory
+        self._on_state = on_state  # tests: told when the subscription comes or goes
+
+    def subscribe(self, cache: CachedRoutes) -> None:
+        self._caches.append(cache)
+
+    def live(self) -> bool:
+        return self._live
+
+    async def run(self) -> None:
+        """Listen until cancelled; while the subscription is down, caches are emptied and bypassed."""
+        await follow_channel(self._redis, self._channel, self._apply, self._set_live, "session route feed")
+
+    def _apply(self, message: str) -> None:
+        try:
+            user_id = int(message)
+        except ValueError:
+            log.warning("unknown session route change", extra={"change": message})
+            self._clear()  # not understood: forget everything rather than route by what may have changed
+            return
+        for cache in self._caches:
+            cache.user_changed(user_id)
+
+    def _set_live(self, live: bool) -> None:
+        self._clear()  # subscribed: what was published before was not heard; lost: nor is what comes
+        if live != self._live:
+            self._live = live
+            if self._on_state is not None:
+                self._on_state(live)
+
+    def _clear(self) -> None:
+        for cache in self._caches:
+            cache.clear()
 
 
 # Online status. `im:presence:{uid}` hash: "d:{device}" -> "conn_id|seen_ms|deadline_ms|idle",

@@ -8,11 +8,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tinyim.infra.redis import follow_channel
 from tinyim.modules.relation.rules_cache import CachedMessagingRules
 
 if TYPE_CHECKING:  # the [redis] extra: only a process with IM_REDIS_URL builds a RedisChangeFeed
@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # the [redis] extra: only a process with IM_REDIS_URL builds 
     from tinyim.infra.redis import Keys
 
 log = logging.getLogger(__name__)
-RESUBSCRIBE_SECONDS = 1.0
 
 
 class LocalChangeFeed:
@@ -75,29 +74,8 @@ class RedisChangeFeed(LocalChangeFeed):
             log.warning("relation change not published", extra={"change": message}, exc_info=True)
 
     async def run(self) -> None:
-        """Listen until cancelled; on any failure, go not-live (caches emptied) and subscribe again."""
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                self._clear()  # whatever was published before this subscription was not heard
-                self._set_live(True)
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._apply(str(message["data"]))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("relation change feed lost; caches bypassed until it is back", exc_info=True)
-            finally:
-                self._set_live(False)
-                self._clear()
-                try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                except Exception:
-                    log.debug("pubsub close failed", exc_info=True)
-            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+        """Listen until cancelled; while the subscription is down, caches are emptied and bypassed."""
+        await follow_channel(self._redis, self._channel, self._apply, self._set_live, "relation change feed")
 
     def _apply(self, message: str) -> None:
         kind, *ids = message.split()
@@ -117,6 +95,7 @@ class RedisChangeFeed(LocalChangeFeed):
         self._clear()  # not understood: forget everything rather than serve what may have changed
 
     def _set_live(self, live: bool) -> None:
+        self._clear()  # subscribed: what was published before was not heard; lost: nor is what comes
         if live != self._live:
             self._live = live
             if self._on_state is not None:
