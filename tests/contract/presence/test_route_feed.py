@@ -58,8 +58,10 @@ async def test_binds_elsewhere_reach_this_cache_and_heartbeats_do_not(redis_env:
     feed.subscribe(routes)
     heard: list[str] = []
     async with listening(feed):
-        spy = redis.pubsub(ignore_subscribe_messages=True)
+        spy = redis.pubsub()
         await spy.subscribe(keys.route_changes())
+        confirmed = await spy.get_message(timeout=5)  # subscribed before anything is published
+        assert confirmed is not None and confirmed["type"] == "subscribe"
         assert await routes.lookup([ALICE, BOB]) == {}
         pc = DeviceSession(ALICE, "PC", "gw-1", "c1")
         await gateway.bind(pc)
