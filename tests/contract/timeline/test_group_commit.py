@@ -289,3 +289,36 @@ async def test_batched_rows_keep_awkward_content_exactly(backend: Backend) -> No
         assert sorted(m.content for m in page) == sorted(AWKWARD)
         page, _ = await store.read(members[0], 0, 100)
         assert [m.content for m in page] == AWKWARD
+
+
+async def test_append_many_writes_a_gateway_batch_in_one_commit_each_answered_alone(
+    backend: Backend,
+) -> None:
+    """A msg node's batch (append_many): one commit for all; a poisoned item and a client_msg_id sent
+    twice in the batch are answered on their own, in order, and the others are written."""
+    a, b, c = fresh_id(), fresh_id(), fresh_id()
+    async with database(backend) as db:
+        store = SqlTimelineStore(db)
+        taken = await store.append(body(a, "first"), slots(a, b))
+        before = commits()
+        results = await store.append_many(
+            [
+                (body(c, "one", "cm-1"), slots(c, b)),
+                (MessageBody(taken.msg_id, c, 0, 0, "clash"), slots(c, b)),
+                (body(c, "one again", "cm-1"), slots(c, b)),
+                (body(c, "two"), slots(c, b)),
+            ]
+        )
+        one, clash, again, two = results
+        assert isinstance(clash, IntegrityError)
+        assert isinstance(one, Appended) and isinstance(again, Appended) and isinstance(two, Appended)
+        assert again.duplicate and again.msg_id == one.msg_id and not one.duplicate
+        page, _ = await store.read(b, 0, 10)
+        assert [(m.seq_id, m.content) for m in page] == [(1, "first"), (2, "one"), (3, "two")]
+        assert commits() - before >= 1  # the refused batch was written again message by message
+        mark = commits()
+        healthy = await store.append_many([(body(c, f"n{i}"), slots(c, b)) for i in range(5)])
+        assert all(isinstance(r, Appended) and not r.duplicate for r in healthy)
+        assert commits() - mark == 1  # a healthy batch: one commit
+        mine, _ = await store.read(c, 0, 20)
+        assert [m.seq_id for m in mine] == list(range(1, 8))  # gapless for the sender too

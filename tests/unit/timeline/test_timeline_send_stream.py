@@ -68,14 +68,10 @@ class MsgNode:
 
             async def _send_batch(self, request: ipb.SendMsgBatchReq) -> ipb.SendMsgBatchResp:
                 outer.batches.append(len(request.items))
+                outer.request_ids.extend(item.ctx.request_id for item in request.items)
                 outer.arrived.set()
                 await outer.gate.wait()
                 return await super()._send_batch(request)
-
-            async def _send_item(self, item: ipb.SendMsgInternalReq) -> ipb.SendMsgItemResult:
-                result = await super()._send_item(item)
-                outer.request_ids.append(tracing.current())
-                return result
 
         self.servicer = Recording(service, writer)
         self.port = free_port()

@@ -25,6 +25,7 @@ from tinyim.modules.timeline import (
     MsgType,
     NoticeApi,
     SendRequest,
+    SendResult,
     TimelineApi,
     TimelineService,
     TimelineWriter,
@@ -45,7 +46,7 @@ class Env:
         self.notices: NoticeApi = self.writer
         self.policy = FakePolicy({ALICE, BOB, CAROL}, {GROUP: [ALICE, BOB, CAROL]})
         self.after_commit = AfterCommit()  # read notices leave after the answer, through this queue
-        self.service: TimelineApi = TimelineService(
+        self.local = TimelineService(
             self.store,
             self.writer,
             self.policy,
@@ -55,8 +56,11 @@ class Env:
             sync_page_max=10,
             after_commit=self.after_commit,
         )
+        self.service: TimelineApi = self.local
 
-    async def send(self, sender: int, receiver: int, text: str, cmid: str = "", device: str = "PC") -> object:
+    async def send(
+        self, sender: int, receiver: int, text: str, cmid: str = "", device: str = "PC"
+    ) -> SendResult:
         return await self.service.send(
             Caller(sender, device), SendRequest(receiver, 0, MsgType.TEXT, text, cmid)
         )
@@ -67,7 +71,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     """The TimelineApi/NoticeApi contract: the local service, and the gRPC client adapter in front of it."""
     env = Env()
     async with remote_if(
-        request.param, "msg", msg_registrar(env.service, env.writer), MsgServiceStub
+        request.param, "msg", msg_registrar(env.local, env.writer), MsgServiceStub
     ) as remote:
         if remote is not None:
             env.service = env.notices = GrpcTimelineClient(remote)
@@ -97,12 +101,12 @@ async def test_send_signals_receiver_and_the_senders_other_devices(env: Env) -> 
 async def test_retry_with_same_client_msg_id_writes_nothing_and_signals_nothing(env: Env) -> None:
     first = await env.send(ALICE, BOB, "once", "same-id")
     again = await env.send(ALICE, BOB, "once", "same-id")
-    assert (again.msg_id, again.seq_id, again.duplicate) == (first.msg_id, first.seq_id, True)  # type: ignore[attr-defined]
+    assert (again.msg_id, again.seq_id, again.duplicate) == (first.msg_id, first.seq_id, True)
     assert env.store.appends == 1 and len(env.store.timelines[BOB]) == 1
     await env.writer.pushes_sent()
     assert len(env.notifier.batches) == 1
     other = await env.send(CAROL, BOB, "same id, other sender", "same-id")
-    assert not other.duplicate  # type: ignore[attr-defined]
+    assert not other.duplicate
 
 
 async def test_sync_returns_the_range_after_local_seq(env: Env) -> None:
@@ -158,7 +162,7 @@ async def test_refused_sends_write_nothing(env: Env, req: SendRequest, code: str
 async def test_a_failing_push_does_not_fail_the_send(env: Env) -> None:
     failing = Env(notifier_fails=True)
     result = await failing.send(ALICE, BOB, "still stored")
-    assert result.seq_id == 1  # type: ignore[attr-defined]
+    assert result.seq_id == 1
     page = await failing.service.sync(Caller(BOB, "PC"), 0, 10)
     assert [m.content for m in page.messages] == ["still stored"]
 
@@ -262,3 +266,31 @@ async def test_read_marks_and_unread_counts(env: Env) -> None:
         await env.service.mark_read(bob, Conversation(ConvType.DIRECT, ALICE), 999)
     await env.after_commit.drained()
     assert env.notifier.reads[-1] == (BOB, "Web", ALICE, 0, 2)
+
+
+async def test_send_many_answers_each_send_alone_in_order_and_writes_them_together() -> None:
+    """A msg node's batch: refusals (a stranger, too long, a reused client_msg_id) fail only their own
+    send; the others are written, signalled and answered as `send` answers them."""
+    env = Env()
+    first = await env.send(ALICE, BOB, "first", "c-1")
+    outcomes = await env.local.send_many(
+        [
+            (Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "one", "")),
+            (Caller(ALICE, "PC"), SendRequest(999, 0, MsgType.TEXT, "to nobody", "")),
+            (Caller(BOB, "Web"), SendRequest(ALICE, 0, MsgType.TEXT, "x" * 101, "")),
+            (Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "not first", "c-1")),
+            (Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "first", "c-1")),
+            (Caller(CAROL, "PC"), SendRequest(0, GROUP, MsgType.TEXT, "to all", "")),
+        ]
+    )
+    one, stranger, too_long, reused, retried, group = outcomes
+    assert isinstance(stranger, ImError) and stranger.code == NOT_FOUND
+    assert isinstance(too_long, ImError) and too_long.code == INVALID_ARGUMENT
+    assert isinstance(reused, ImError) and reused.code == CLIENT_MSG_ID_REUSED
+    assert isinstance(retried, SendResult) and retried.duplicate and retried.msg_id == first.msg_id
+    assert isinstance(one, SendResult) and isinstance(group, SendResult) and not one.duplicate
+    assert [m.content for m in env.store.timelines[BOB]] == ["first", "one", "to all"]
+    assert one.seq_id == 2 and group.seq_id == 1  # Alice's 2nd message; Carol's first
+    await env.writer.pushes_sent()
+    signalled = [(t.user_id, t.max_seq) for batch in env.notifier.batches for t in batch]
+    assert (BOB, 2) in signalled and (BOB, 3) in signalled and (ALICE, 3) in signalled

@@ -20,6 +20,7 @@ from tinyim.modules.timeline.domain import (
 )
 from tinyim.modules.timeline.ports import (
     Attachments,
+    BatchTimelineApi,
     GroupRoles,
     IdGenerator,
     MessagingPolicy,
@@ -34,6 +35,7 @@ __all__ = [
     "CLIENT_TYPES",
     "Appended",
     "Attachments",
+    "BatchTimelineApi",
     "ConvType",
     "Conversation",
     "ConversationPage",

@@ -46,6 +46,15 @@ class TimelineApi(Protocol):
     ) -> list[ReadCount]: ...
 
 
+class BatchTimelineApi(TimelineApi, Protocol):
+    """What a msg node serves: the API, plus a batch of sends at once (the internal SendMsgStream)."""
+
+    async def send_many(self, sends: Sequence[tuple[Caller, SendRequest]]) -> list[SendResult | Exception]:
+        """Each send as `send` would handle it, answered in order: its result, or the error that it alone
+        failed with (a refusal is an ImError). They share a group commit, without a task each."""
+        ...
+
+
 class NoticeApi(Protocol):
     """Inbound, server-side only: messages the server writes (SYSTEM, FRIEND_REQ), never sent by clients."""
 
@@ -78,6 +87,13 @@ class TimelineStore(Protocol):
         When (sender, client_msg_id) is stored already nothing is written and the first result comes back
         with duplicate=True.
         """
+        ...
+
+    async def append_many(
+        self, items: Sequence[tuple[MessageBody, Sequence[TimelineSlot]]]
+    ) -> list[Appended | Exception]:
+        """Each item as `append` writes it (concurrent items may share a transaction), answered in order:
+        its result, or the error that it alone failed with."""
         ...
 
     async def read(

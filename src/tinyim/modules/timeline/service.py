@@ -63,6 +63,8 @@ def wall_clock_ms() -> int:
 log = logging.getLogger(__name__)
 
 
+_NOT_YET = RuntimeError("not answered")  # a place held in send_many's results until the write returns
+
 INLINE_MAX_CONTENT_BYTES = 2048  # a message up to this size rides in its push signal (no sync needed)
 
 
@@ -104,6 +106,16 @@ class TimelineWriter:
         if not appended.duplicate:
             await self.signal(appended, body, sender_device)
         return appended
+
+    async def write_many(
+        self, items: Sequence[tuple[MessageBody, Sequence[TimelineSlot], str]]
+    ) -> list[Appended | Exception]:
+        """`write` for each (body, slots, sender_device) at once: one group commit, answered in order."""
+        results = await self._store.append_many([(body, slots) for body, slots, _ in items])
+        for (body, _, sender_device), appended in zip(items, results, strict=True):
+            if not isinstance(appended, Exception) and not appended.duplicate:
+                await self.signal(appended, body, sender_device)
+        return results
 
     async def signal(self, appended: Appended, body: MessageBody, sender_device: str) -> None:
         """Signal every owner a message was appended for (the sender's own device excepted, unless the
@@ -194,6 +206,36 @@ class TimelineService:
         self._page_max = sync_page_max
 
     async def send(self, caller: Caller, req: SendRequest) -> SendResult:
+        body, slots = await self._prepare(caller, req)
+        appended = await self._writer.write(body, slots, sender_device=caller.device_id)
+        return self._sent(caller, req, appended)
+
+    async def send_many(self, sends: Sequence[tuple[Caller, SendRequest]]) -> list[SendResult | Exception]:
+        """The sends of a gateway's batch: each checked, all written together, each answered alone."""
+        results: list[SendResult | Exception] = []
+        writes: list[tuple[MessageBody, Sequence[TimelineSlot], str]] = []
+        pending: list[tuple[int, Caller, SendRequest]] = []  # (index in results, the send)
+        for caller, req in sends:
+            try:
+                body, slots = await self._prepare(caller, req)
+            except Exception as exc:  # refused (or the check failed): this send only
+                results.append(exc)
+                continue
+            pending.append((len(results), caller, req))
+            results.append(_NOT_YET)
+            writes.append((body, slots, caller.device_id))
+        written = await self._writer.write_many(writes)
+        for (index, caller, req), appended in zip(pending, written, strict=True):
+            try:
+                if isinstance(appended, Exception):
+                    raise appended
+                results[index] = self._sent(caller, req, appended)
+            except Exception as exc:
+                results[index] = exc
+        return results
+
+    async def _prepare(self, caller: Caller, req: SendRequest) -> tuple[MessageBody, list[TimelineSlot]]:
+        """Check a send (size, relation, attachment) and give it its body and timeline slots."""
         check_send(req, self._max_content)
         if req.group_id:
             members = await self._policy.group_recipients(caller.user_id, req.group_id)
@@ -212,7 +254,9 @@ class TimelineService:
             content=req.content,
             client_msg_id=req.client_msg_id,
         )
-        appended = await self._writer.write(body, slots, sender_device=caller.device_id)
+        return body, slots
+
+    def _sent(self, caller: Caller, req: SendRequest, appended: Appended) -> SendResult:
         if appended.duplicate:
             asked = (req.group_id or req.receiver_id, req.group_id, req.msg_type, req.content)
             # no original: the id was a server notice's, which left the sender no copy

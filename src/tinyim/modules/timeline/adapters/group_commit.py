@@ -162,13 +162,26 @@ class GroupCommitter:
         self._last_rows = 0  # index rows of the batch taken last
 
     async def append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
+        return await asyncio.shield(self._enqueue(body, slots))
+
+    async def append_many(
+        self, items: Sequence[tuple[MessageBody, Sequence[TimelineSlot]]]
+    ) -> list[Appended | Exception]:
+        """Many appends queued at once and awaited together (no task each); a caller that gives up
+        leaves them to be written, as `append`'s shield does."""
+        futures = [self._enqueue(body, slots) for body, slots in items]
+        if futures:
+            await asyncio.wait(futures)
+        return [_outcome(f) for f in futures]
+
+    def _enqueue(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> asyncio.Future[Appended]:
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.append(PendingAppend(body, slots, future))
         running = len(self._drainers)
         if not running or (running < self.writers and self._last_rows >= self._overlap_rows):
             # Started, not awaited: everything queued before it first runs joins its first batch.
             self._drainers.add(asyncio.create_task(self._drain()))
-        return await asyncio.shield(future)
+        return future
 
     async def _drain(self) -> None:
         try:
@@ -247,6 +260,15 @@ class GroupCommitter:
                 item.future.set_exception(exc)
         else:
             _resolve(item.future, result)
+
+
+def _outcome(future: asyncio.Future[Appended]) -> Appended | Exception:
+    exc = future.exception()  # raises CancelledError for a cancelled one (shutdown)
+    if exc is None:
+        return future.result()
+    if isinstance(exc, Exception):
+        return exc
+    raise exc
 
 
 def _fail(batch: Sequence[PendingAppend], exc: BaseException) -> None:

@@ -43,6 +43,18 @@ class InMemoryTimelineStore:
         async with self._lock:
             return self._append(body, slots)
 
+    async def append_many(
+        self, items: Sequence[tuple[MessageBody, Sequence[TimelineSlot]]]
+    ) -> list[Appended | Exception]:
+        results: list[Appended | Exception] = []
+        async with self._lock:
+            for body, slots in items:
+                try:
+                    results.append(self._append(body, slots))
+                except Exception as exc:
+                    results.append(exc)
+        return results
+
     def _append(self, body: MessageBody, slots: Sequence[TimelineSlot]) -> Appended:
         key = (body.sender_id, body.client_msg_id)
         if body.client_msg_id and key in self.by_client_id:

@@ -6,10 +6,10 @@ died mid-call) returns the first result instead of writing twice.
 
 Sends are batched (`SendMsgBatch`): the client gathers the sends that arrive while its earlier calls are
 in flight into one call (infra.batching: no wait when idle, bounded calls in flight and batch size), and
-the servicer handles the items concurrently, so the msg node's group commit writes them in one
-transaction. Each item is answered on its own: one refused send fails only its caller. A batch is retried
-on another node only when every item carries a client_msg_id (then a retry cannot write twice), so
-sends with and without one are batched apart.
+the servicer hands the items to the service together (`send_many`), so the msg node's group commit writes
+them in one transaction. Each item is answered on its own: one refused send fails only its caller. A
+batch is retried on another node only when every item carries a client_msg_id (then a retry cannot write
+twice), so sends with and without one are batched apart.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from tinyim.modules.timeline.domain import (
     SyncPage,
     Unread,
 )
-from tinyim.modules.timeline.ports import NoticeApi, TimelineApi
+from tinyim.modules.timeline.ports import BatchTimelineApi, NoticeApi
 from tinyim.modules.timeline.protocol import (
     conversation_info,
     conversation_list_resp,
@@ -68,8 +68,19 @@ def _send_request(r: pb.MsgSendReq) -> SendRequest:
 
 
 # ---------- server ----------
+def _item_result(item: ipb.SendMsgInternalReq, outcome: SendResult | Exception) -> ipb.SendMsgItemResult:
+    """One send of a batch answered on its own: its result, its refusal, or an internal error."""
+    if isinstance(outcome, ImError):
+        return ipb.SendMsgItemResult(error_code=outcome.code, error_message=outcome.message)
+    if isinstance(outcome, Exception):
+        tracing.adopt(item.ctx.request_id)  # the log line names the request that failed
+        log.error("a batched send failed", exc_info=outcome)
+        return ipb.SendMsgItemResult(internal_error=True)
+    return ipb.SendMsgItemResult(resp=send_resp(outcome))
+
+
 class MsgServicer(ipb_grpc.MsgServiceServicer):
-    def __init__(self, timeline: TimelineApi, notices: NoticeApi) -> None:
+    def __init__(self, timeline: BatchTimelineApi, notices: NoticeApi) -> None:
         self._timeline = timeline
         self._notices = notices
 
@@ -111,20 +122,13 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
             )
 
     async def _send_batch(self, request: ipb.SendMsgBatchReq) -> ipb.SendMsgBatchResp:
-        # concurrently: the appends queue up together and share one group commit
-        results = await asyncio.gather(*(self._send_item(item) for item in request.items))
-        return ipb.SendMsgBatchResp(results=results)
-
-    async def _send_item(self, item: ipb.SendMsgInternalReq) -> ipb.SendMsgItemResult:
-        tracing.adopt(item.ctx.request_id)  # this item's own request (gather: a task per item)
-        try:
-            result = await self._timeline.send(caller_of(item.ctx), _send_request(item.msg_req))
-        except ImError as exc:
-            return ipb.SendMsgItemResult(error_code=exc.code, error_message=exc.message)
-        except Exception:
-            log.exception("a batched send failed")
-            return ipb.SendMsgItemResult(internal_error=True)
-        return ipb.SendMsgItemResult(resp=send_resp(result))
+        # together: the sends share one group commit, without a task each
+        outcomes = await self._timeline.send_many(
+            [(caller_of(item.ctx), _send_request(item.msg_req)) for item in request.items]
+        )
+        return ipb.SendMsgBatchResp(
+            results=[_item_result(item, o) for item, o in zip(request.items, outcomes, strict=True)]
+        )
 
     @translate_errors
     async def SyncMsg(self, request: ipb.SyncMsgInternalReq, context: Ctx) -> pb.MsgSyncResp:
@@ -206,7 +210,7 @@ class MsgServicer(ipb_grpc.MsgServiceServicer):
         )
 
 
-def msg_registrar(timeline: TimelineApi, notices: NoticeApi) -> Registrar:
+def msg_registrar(timeline: BatchTimelineApi, notices: NoticeApi) -> Registrar:
     def register(server: grpc.aio.Server) -> Sequence[str]:
         ipb_grpc.add_MsgServiceServicer_to_server(MsgServicer(timeline, notices), server)
         return ["im.MsgService"]

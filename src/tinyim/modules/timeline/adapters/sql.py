@@ -502,6 +502,14 @@ class SqlTimelineStore:
             return await self._committer.append(body, slots)
         return await self._run(body, slots, None)
 
+    async def append_many(
+        self, items: Sequence[tuple[MessageBody, Sequence[TimelineSlot]]]
+    ) -> list[Appended | Exception]:
+        if self._committer is not None:
+            return await self._committer.append_many(items)
+        outcomes = await asyncio.gather(*(self._run(b, s, None) for b, s in items), return_exceptions=True)
+        return [_outcome(o) for o in outcomes]
+
     async def recall(self, msg_id: int, recalled_by: int, event: MessageBody) -> Appended | None:
         try:
             return await self._run(event, [], (msg_id, recalled_by))
@@ -860,3 +868,10 @@ class SqlTimelineStore:
     async def count_messages(self) -> int:
         async with self._db.read() as conn:
             return int(await conn.scalar(select(func.count()).select_from(im_message_body)) or 0)
+
+
+def _outcome(outcome: Appended | BaseException) -> Appended | Exception:
+    """A gathered append's result or error; a cancellation or an exit is not one item's failure."""
+    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+        raise outcome
+    return outcome
