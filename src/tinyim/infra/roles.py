@@ -9,8 +9,10 @@ is not in the registry, e.g. dispatch, which only clients call), and background 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,18 @@ async def resolved(provider: Callable[[], Any]) -> Any:
     """A provider's object; awaitable when it depends on an async resource of the root (the database)."""
     value = provider()
     return await value if inspect.isawaitable(value) else value
+
+
+@contextlib.asynccontextmanager
+async def running(work: Awaitable[None]) -> AsyncIterator[None]:
+    """Background work for as long as the block runs: a task, cancelled and awaited when it ends."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # The services a role's endpoints use: a getter, valid once the process has started.

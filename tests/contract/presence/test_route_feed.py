@@ -5,11 +5,11 @@ leaves the cache bypassed until it is back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from redis.asyncio import Redis
 
+from tests.support.feeds import listening, until
 from tests.support.services import require_redis
 from tinyim.infra.redis import Keys
 from tinyim.modules.presence import DeviceSession
@@ -25,28 +25,6 @@ class Counting(RedisSessionDirectory):
     async def lookup(self, user_ids: Iterable[int]) -> Mapping[int, list[DeviceSession]]:
         self.asked += 1
         return await super().lookup(user_ids)
-
-
-@contextlib.asynccontextmanager
-async def listening(feed: RouteChangeFeed) -> AsyncIterator[asyncio.Event]:
-    up = asyncio.Event()
-    feed._on_state = lambda live: up.set() if live else up.clear()
-    task = asyncio.create_task(feed.run())
-    try:
-        await asyncio.wait_for(up.wait(), 10)
-        yield up
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("not within the time allowed")
 
 
 async def test_binds_elsewhere_reach_this_cache_and_heartbeats_do_not(redis_env: tuple[Redis, Keys]) -> None:

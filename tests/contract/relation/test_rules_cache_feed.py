@@ -4,11 +4,10 @@ another; a lost subscription leaves the cache bypassed until it is back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
 
 from redis.asyncio import Redis
 
+from tests.support.feeds import listening, until
 from tests.support.services import require_redis
 from tests.unit.fakes import FakePolicy
 from tinyim.infra.redis import Keys
@@ -29,28 +28,6 @@ class CountingRules(FakePolicy):
     async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
         self.asked += 1
         return await super().group_recipients(sender_id, group_id)
-
-
-@contextlib.asynccontextmanager
-async def listening(feed: RedisChangeFeed) -> AsyncIterator[asyncio.Event]:
-    up = asyncio.Event()
-    feed._on_state = lambda live: up.set() if live else up.clear()
-    task = asyncio.create_task(feed.run())
-    try:
-        await asyncio.wait_for(up.wait(), 10)
-        yield up
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("not within the time allowed")
 
 
 async def test_a_change_published_elsewhere_empties_this_cache(redis_env: tuple[Redis, Keys]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from tinyim.edges.filegw import FileGateway, file_listener, file_routes
-from tinyim.infra.roles import Registration, RoleEntry, resolved
+from tinyim.infra.roles import Registration, RoleEntry, resolved, running
 from tinyim.infra.rpc import Registrar
 from tinyim.modules.files.adapters.rpc import files_registrar
 from tinyim.modules.files.service import FileService
@@ -32,17 +32,6 @@ async def _every(seconds: float, work: Callable[[], Awaitable[object]], what: st
             log.warning("%s failed; next round in %.0fs", what, seconds, exc_info=True)
 
 
-@contextlib.asynccontextmanager
-async def _running(coro: Awaitable[None]) -> AsyncIterator[None]:
-    task = asyncio.ensure_future(coro)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def _sweep_period(files: Any) -> float:
     return float(min(max(files.settings().file_upload_ttl_seconds / 4, 0.25), 60.0))
 
@@ -55,7 +44,7 @@ async def _meta_registrar(files: Any) -> Registrar:
 @contextlib.asynccontextmanager
 async def _meta_background(files: Any) -> AsyncIterator[None]:
     service: FileService = await resolved(files.service)
-    async with _running(_every(_sweep_period(files), service.expire_uploads, "abandoned uploads expired")):
+    async with running(_every(_sweep_period(files), service.expire_uploads, "abandoned uploads expired")):
         yield
 
 
@@ -84,7 +73,7 @@ async def _gw_background(files: Any) -> AsyncIterator[None]:
 
     async with (
         file_listener(gateway, settings.host, settings.file_port),
-        _running(_every(_sweep_period(files), sweep, "abandoned partial uploads deleted")),
+        running(_every(_sweep_period(files), sweep, "abandoned partial uploads deleted")),
     ):
         yield
 

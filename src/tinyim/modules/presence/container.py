@@ -9,7 +9,6 @@ relation in turn tells presence of blocks)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +18,7 @@ from dependency_injector import containers, providers
 from tinyim.infra.extras import lazy
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.redis import Keys
+from tinyim.infra.roles import running
 from tinyim.infra.rpc import Channels
 from tinyim.modules.presence.adapters.grpc_client import GrpcGatewayLink
 from tinyim.modules.presence.adapters.memory import InMemoryPresenceStore, InMemorySessionDirectory
@@ -48,13 +48,8 @@ async def listening(feed: Any) -> AsyncIterator[None]:
     if feed is None:
         yield
         return
-    task = asyncio.create_task(feed.run())
-    try:
+    async with running(feed.run()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class PresenceContainer(containers.DeclarativeContainer):

@@ -4,7 +4,6 @@ this process runs `user`, else its gRPC client), and the messaging rules a send 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from tinyim.infra.db import Database
 from tinyim.infra.extras import lazy
 from tinyim.infra.node_directory import NodeDirectory
 from tinyim.infra.redis import Keys
+from tinyim.infra.roles import running
 from tinyim.infra.rpc import Channels
 from tinyim.modules.relation.adapters.change_feed import LocalChangeFeed, RedisChangeFeed
 from tinyim.modules.relation.adapters.memory import InMemoryRateLimiter
@@ -44,13 +44,8 @@ async def listening(feed: LocalChangeFeed) -> AsyncIterator[None]:
     if not isinstance(feed, RedisChangeFeed):
         yield
         return
-    task = asyncio.create_task(feed.run())
-    try:
+    async with running(feed.run()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class RelationContainer(containers.DeclarativeContainer):

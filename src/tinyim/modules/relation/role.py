@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tinyim.infra.roles import RoleEntry, resolved
+from tinyim.infra.roles import RoleEntry, resolved, running
 from tinyim.infra.rpc import Registrar
 from tinyim.modules.relation.adapters.rpc import user_registrar
 from tinyim.modules.relation.service import RelationService
@@ -22,13 +21,8 @@ async def _background(relation: Any) -> AsyncIterator[None]:
     # The outbox relay: delivers the notices of social changes that a crash (or a timeline out of reach)
     # kept from being delivered right after their commit.
     service: RelationService = await resolved(relation.service)
-    relay = asyncio.create_task(service.relay_outbox())
-    try:
+    async with running(service.relay_outbox()):
         yield
-    finally:
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
 
 
 ROLES = (RoleEntry("user", needs_database=True, registrar=_registrar, background=_background),)
