@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -20,14 +20,17 @@ from tinyim.kernel import (
     PushTarget,
 )
 from tinyim.modules.timeline import (
+    Appended,
     Conversation,
     ConvType,
+    MessageBody,
     MsgType,
     NoticeApi,
     SendRequest,
     SendResult,
     TimelineApi,
     TimelineService,
+    TimelineSlot,
     TimelineWriter,
 )
 from tinyim.modules.timeline.adapters.memory import InMemoryTimelineStore
@@ -294,3 +297,27 @@ async def test_send_many_answers_each_send_alone_in_order_and_writes_them_togeth
     await env.writer.pushes_sent()
     signalled = [(t.user_id, t.max_seq) for batch in env.notifier.batches for t in batch]
     assert (BOB, 2) in signalled and (BOB, 3) in signalled and (ALICE, 3) in signalled
+
+
+async def test_send_many_answers_every_send_when_the_batch_write_itself_fails() -> None:
+    """A failure of the whole write (not of one message) is each send's answer; a refused send keeps its
+    own refusal; nothing escapes to fail the stream the batch came on."""
+
+    class Broken(InMemoryTimelineStore):
+        async def append_many(
+            self, items: Sequence[tuple[MessageBody, Sequence[TimelineSlot]]]
+        ) -> list[Appended | Exception]:
+            raise RuntimeError("the database went away")
+
+    env, broken = Env(), Broken()
+    writer = TimelineWriter(broken, Snowflake(1), env.notifier)
+    service = TimelineService(broken, writer, env.policy, env.notifier)
+    outcomes = await service.send_many(
+        [
+            (Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "one", "")),
+            (Caller(ALICE, "PC"), SendRequest(999, 0, MsgType.TEXT, "to nobody", "")),
+            (Caller(BOB, "PC"), SendRequest(ALICE, 0, MsgType.TEXT, "two", "")),
+        ]
+    )
+    assert [type(o).__name__ for o in outcomes] == ["RuntimeError", "ImError", "RuntimeError"]
+    assert isinstance(outcomes[1], ImError) and outcomes[1].code == NOT_FOUND

@@ -224,7 +224,10 @@ class TimelineService:
             pending.append((len(results), caller, req))
             results.append(_NOT_YET)
             writes.append((body, slots, caller.device_id))
-        written = await self._writer.write_many(writes)
+        try:
+            written = await self._writer.write_many(writes)
+        except Exception as exc:  # not one send's failure (a bug): every send of the batch gets it
+            written = [exc] * len(writes)
         for (index, caller, req), appended in zip(pending, written, strict=True):
             try:
                 if isinstance(appended, Exception):
