@@ -183,9 +183,16 @@ async def test_sends_with_and_without_id_batch_apart_so_the_ones_with_an_id_keep
             node.gate.clear()
         with_id = [send(client, 1, 2, f"id {i}", cmid=f"c{i}") for i in range(3)]
         without = [send(client, 3, 4, f"plain {i}") for i in range(3)]
-        await asyncio.sleep(0.05)
-        served = sorted(n for node in nodes.values() for n in node.batches)
-        assert served == [3, 3]  # two calls: one batch of each kind, never mixed
+
+        def served() -> list[int]:
+            return sorted(n for node in nodes.values() for n in node.batches)
+
+        for _ in range(500):  # both calls reach their nodes (a busy machine may take a while)
+            if len(served()) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # and no third one follows
+        assert served() == [3, 3]  # two calls: one batch of each kind, never mixed
         for node in nodes.values():
             node.gate.set()
         outcomes = await asyncio.gather(*with_id, *without, return_exceptions=True)
