@@ -229,11 +229,12 @@ class TimelineService:
         except Exception as exc:  # not one send's failure (a bug): every send of the batch gets it
             written = [exc] * len(writes)
         for (index, caller, req), appended in zip(pending, written, strict=True):
+            if isinstance(appended, Exception):
+                results[index] = appended
+                continue
             try:
-                if isinstance(appended, Exception):
-                    raise appended
                 results[index] = self._sent(caller, req, appended)
-            except Exception as exc:
+            except ImError as exc:  # its client_msg_id was used for another message
                 results[index] = exc
         return results
 
