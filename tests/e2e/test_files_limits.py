@@ -32,7 +32,9 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
         env={
             "IM_FILE_RATE_BYTES_PER_SECOND": str(RATE),
             "IM_FILE_MAX_BYTES": str(64 * 1024 * 1024),
-            "IM_FILE_UPLOAD_TTL_SECONDS": "2",
+            # longer than a waiting upload's longest pause between asks (backoff 2 s at most, up to 3 s
+            # with its jitter), so only an abandoned upload expires, even on a busy machine
+            "IM_FILE_UPLOAD_TTL_SECONDS": "5",
             "IM_FILE_MAX_TRANSFERS_PER_USER": "2",
         },
     ).start()
@@ -119,7 +121,7 @@ async def test_abandoned_uploads_expire_and_their_partial_data_is_deleted(
         with pytest.raises(Exception):  # noqa: B017 (the source ends early: the upload is cut)
             await asyncio.wait_for(t._upload_once(ticket, src, len(data), None), 5)
         partial = limited.data_dir / "files" / "partial" / f"{ticket.task_id}.part"
-        for _ in range(100):
+        for _ in range(200):  # the gateway's sweep: past the TTL, every TTL/4
             if not partial.exists():
                 break
             await asyncio.sleep(0.1)
