@@ -8,9 +8,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol
 
+from tinyim.infra.redis import ChannelFeed
+
 
 class Feed(Protocol):
-    _on_state: Callable[[bool], None] | None
+    feed: ChannelFeed
 
     def run(self) -> Coroutine[Any, Any, None]: ...
 
@@ -19,7 +21,7 @@ class Feed(Protocol):
 async def listening(feed: Feed) -> AsyncIterator[asyncio.Event]:
     """The feed running; the event is set while its subscription is up (cleared when it is lost)."""
     up = asyncio.Event()
-    feed._on_state = lambda live: up.set() if live else up.clear()
+    feed.feed.on_state = lambda live: up.set() if live else up.clear()
     task = asyncio.create_task(feed.run())
     try:
         await asyncio.wait_for(up.wait(), 10)

@@ -120,33 +120,60 @@ def counted(connection_class: type) -> type:
     return sub
 
 
-async def follow_channel(
-    redis: Redis,
-    channel: str,
-    on_message: Callable[[str], None],
-    on_live: Callable[[bool], None],
-    what: str,
-) -> None:
-    """Hand every message published on `channel` to `on_message` until cancelled. `on_live(True)` once
-    subscribed, `on_live(False)` when the subscription is lost (what was published meanwhile is never
-    heard: a cache fed by the channel must empty itself then); it subscribes again after a second."""
-    while True:
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(channel)
-            on_live(True)
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None:
-                    on_message(str(message["data"]))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("%s lost; caches bypassed until it is back", what, exc_info=True)
-        finally:
-            on_live(False)
+class ChannelFeed:
+    """A Redis pub/sub channel that keeps this process's caches honest: each message goes to `on_message`.
+    The feed is live while subscribed, and only then may the caches answer from memory; every change of
+    state first calls `clear` (subscribed: what was published before was not heard; lost: nor is what
+    comes now). After a loss it subscribes again a second later."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        what: str,
+        on_message: Callable[[str], None],
+        clear: Callable[[], None],
+    ) -> None:
+        self._redis = redis
+        self.channel = channel
+        self._what = what  # for the log
+        self._on_message = on_message
+        self._clear = clear
+        self._live = False
+        self.on_state: Callable[[bool], None] | None = None  # tests: told when the subscription comes or goes
+
+    def live(self) -> bool:
+        return self._live
+
+    async def publish(self, message: str) -> None:
+        await self._redis.publish(self.channel, message)
+
+    async def run(self) -> None:
+        """Listen until cancelled."""
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.subscribe(self.channel)
+                self._set_live(True)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._on_message(str(message["data"]))
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                log.debug("pubsub close failed", exc_info=True)
-        await asyncio.sleep(RESUBSCRIBE_SECONDS)
+                log.warning("%s lost; caches bypassed until it is back", self._what, exc_info=True)
+            finally:
+                self._set_live(False)
+                try:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except Exception:
+                    log.debug("pubsub close failed", exc_info=True)
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+
+    def _set_live(self, live: bool) -> None:
+        self._clear()
+        if live != self._live:
+            self._live = live
+            if self.on_state is not None:
+                self.on_state(live)

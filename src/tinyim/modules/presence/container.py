@@ -10,7 +10,7 @@ relation in turn tells presence of blocks)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -42,14 +42,9 @@ def cached_routes(sessions: SessionDirectory, feed: Any, ttl_seconds: float) -> 
     return cache
 
 
-@contextlib.asynccontextmanager
-async def listening(feed: Any) -> AsyncIterator[None]:
+def listening(feed: Any) -> AbstractAsyncContextManager[None]:
     """While entered, this process's route cache hears of sessions bound or unbound anywhere."""
-    if feed is None:
-        yield
-        return
-    async with running(feed.run()):
-        yield
+    return contextlib.nullcontext() if feed is None else running(feed.run())
 
 
 class PresenceContainer(containers.DeclarativeContainer):

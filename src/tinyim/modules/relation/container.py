@@ -5,7 +5,7 @@ this process runs `user`, else its gRPC client), and the messaging rules a send 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -38,14 +38,9 @@ def cached_rules(rules: MessagingRules, feed: LocalChangeFeed, ttl_seconds: floa
     return cache
 
 
-@contextlib.asynccontextmanager
-async def listening(feed: LocalChangeFeed) -> AsyncIterator[None]:
+def listening(feed: LocalChangeFeed) -> AbstractAsyncContextManager[None]:
     """While entered, the caches hear of relation changes made in other processes (Redis pub/sub)."""
-    if not isinstance(feed, RedisChangeFeed):
-        yield
-        return
-    async with running(feed.run()):
-        yield
+    return running(feed.run()) if isinstance(feed, RedisChangeFeed) else contextlib.nullcontext()
 
 
 class RelationContainer(containers.DeclarativeContainer):

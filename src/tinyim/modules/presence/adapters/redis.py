@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from tinyim.infra.redis import Keys, follow_channel
+from tinyim.infra.redis import ChannelFeed, Keys
 from tinyim.modules.presence.domain import DevicePresence, PresenceRecord, Status, StatusView, view
 from tinyim.modules.presence.ports import Change, DeviceSession
 from tinyim.modules.presence.route_cache import CachedRoutes
@@ -116,22 +116,19 @@ class RouteChangeFeed:
     """Tells route caches (`route_cache.CachedRoutes`) of the users whose sessions were bound or unbound
     in any process: the channel carries one user id per message."""
 
-    def __init__(self, redis: Redis, keys: Keys, on_state: Callable[[bool], None] | None = None) -> None:
-        self._redis = redis
-        self._channel = keys.route_changes()
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self._caches: list[CachedRoutes] = []
-        self._live = False  # True while subscribed: only then may a cache answer from memory
-        self._on_state = on_state  # tests: told when the subscription comes or goes
+        self.feed = ChannelFeed(redis, keys.route_changes(), "session route feed", self._apply, self._clear)
 
     def subscribe(self, cache: CachedRoutes) -> None:
         self._caches.append(cache)
 
     def live(self) -> bool:
-        return self._live
+        return self.feed.live()
 
     async def run(self) -> None:
         """Listen until cancelled; while the subscription is down, caches are emptied and bypassed."""
-        await follow_channel(self._redis, self._channel, self._apply, self._set_live, "session route feed")
+        await self.feed.run()
 
     def _apply(self, message: str) -> None:
         try:
@@ -142,13 +139,6 @@ class RouteChangeFeed:
             return
         for cache in self._caches:
             cache.user_changed(user_id)
-
-    def _set_live(self, live: bool) -> None:
-        self._clear()  # subscribed: what was published before was not heard; lost: nor is what comes
-        if live != self._live:
-            self._live = live
-            if self._on_state is not None:
-                self._on_state(live)
 
     def _clear(self) -> None:
         for cache in self._caches:

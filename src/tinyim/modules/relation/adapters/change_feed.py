@@ -9,10 +9,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tinyim.infra.redis import follow_channel
+from tinyim.infra.redis import ChannelFeed
 from tinyim.modules.relation.rules_cache import CachedMessagingRules
 
 if TYPE_CHECKING:  # the [redis] extra: only a process with IM_REDIS_URL builds a RedisChangeFeed
@@ -49,15 +48,14 @@ class LocalChangeFeed:
 class RedisChangeFeed(LocalChangeFeed):
     """Messages on the channel: `p <a> <b>` (a pair) and `g <group_id>` (a group)."""
 
-    def __init__(self, redis: Redis, keys: Keys, on_state: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         super().__init__()
-        self._redis = redis
-        self._channel = keys.relation_changes()
-        self._live = False  # True while subscribed: only then may a cache answer from memory
-        self._on_state = on_state  # tests: told when the subscription comes or goes
+        self.feed = ChannelFeed(
+            redis, keys.relation_changes(), "relation change feed", self._apply, self._clear
+        )
 
     def live(self) -> bool:
-        return self._live
+        return self.feed.live()
 
     async def pair_changed(self, a: int, b: int) -> None:
         await super().pair_changed(a, b)
@@ -69,13 +67,13 @@ class RedisChangeFeed(LocalChangeFeed):
 
     async def _publish(self, message: str) -> None:
         try:
-            await self._redis.publish(self._channel, message)
+            await self.feed.publish(message)
         except Exception:  # stored already; other processes' caches expire it at their TTL
             log.warning("relation change not published", extra={"change": message}, exc_info=True)
 
     async def run(self) -> None:
         """Listen until cancelled; while the subscription is down, caches are emptied and bypassed."""
-        await follow_channel(self._redis, self._channel, self._apply, self._set_live, "relation change feed")
+        await self.feed.run()
 
     def _apply(self, message: str) -> None:
         kind, *ids = message.split()
@@ -93,10 +91,3 @@ class RedisChangeFeed(LocalChangeFeed):
             pass
         log.warning("unknown relation change message", extra={"change": message})
         self._clear()  # not understood: forget everything rather than serve what may have changed
-
-    def _set_live(self, live: bool) -> None:
-        self._clear()  # subscribed: what was published before was not heard; lost: nor is what comes
-        if live != self._live:
-            self._live = live
-            if self._on_state is not None:
-                self._on_state(live)
