@@ -213,11 +213,14 @@ def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
                 target, gateways = cluster_target(cluster)
                 with LoadGenerator(pair_specs(accounts, gateways), workers) as gen:
                     measured_phase(target, gen, closed(5))  # warm-up, not recorded
+                    # py-spy stops every thread at each sample (ptrace), which /proc charges to each
+                    # of them: the CPU figures come from a phase without it, the profile from the next
                     threads0 = {n: thread_cpu_seconds(cluster.members[n].pid) for n in names}
-                    recorders = {n: start_recording(cluster.members[n].pid, outs[n]) for n in names}
                     figures = measured_phase(target, gen, closed(messages))
-                    errors = {n: stop_recording(r) for n, r in recorders.items()}
                     threads1 = {n: thread_cpu_seconds(cluster.members[n].pid) for n in names}
+                    recorders = {n: start_recording(cluster.members[n].pid, outs[n]) for n in names}
+                    profiled = measured_phase(target, gen, closed(messages))
+                    errors = {n: stop_recording(r) for n, r in recorders.items()}
             finally:
                 cluster.down()
                 asyncio.run(delete_prefix(REDIS_URL, prefix))
@@ -228,11 +231,13 @@ def run_profile_cluster(pairs: int, messages: int, workers: int = 2) -> None:
         "pairs": pairs,
         "messages_per_pair": messages,
         "load": figures,
+        "load_while_profiled": profiled,
     }
     delivered = max(1, figures["delivered"])
     for name, out in outs.items():
         result[name] = summarised(out, f"profile-cluster-{name}", errors[name])
-        # py-spy counts some idle time of grpc's threads as busy: /proc's per-thread CPU does not
+        # py-spy counts some idle time of grpc's threads as busy: /proc's per-thread CPU (of the phase
+        # without py-spy) does not
         result[name]["cpu_us_per_msg_by_thread"] = {
             thread: round((t - threads0[name].get(thread, 0.0)) * 1e6 / delivered, 1)
             for thread, t in sorted(threads1[name].items())
