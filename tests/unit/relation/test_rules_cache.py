@@ -98,6 +98,26 @@ async def test_entries_expire_and_the_table_is_bounded() -> None:
     assert rules.asked == 5
 
 
+async def test_known_says_which_checks_would_answer_from_memory() -> None:
+    """timeline.KnownRules: a msg node checks a batch's sends in turn only when every answer is known."""
+    rules = CountingRules()
+    now, live = 0.0, True
+    cache = CachedMessagingRules(rules, live=lambda: live, ttl_seconds=10, clock=lambda: now)
+    assert not cache.known(A, B, 0)
+    await cache.check_direct(A, B)
+    assert cache.known(A, B, 0) and not cache.known(B, A, 0)  # one direction was asked
+    with pytest.raises(ImError):
+        await cache.check_direct(A, D)
+    assert not cache.known(A, D, 0)  # a refusal is not kept
+    await cache.group_recipients(A, GROUP)
+    assert cache.known(A, 0, GROUP) and cache.known(B, 0, GROUP) and not cache.known(C, 0, GROUP)
+    live = False
+    assert not cache.known(A, B, 0) and not cache.known(A, 0, GROUP)
+    live, now = True, 11.0
+    assert not cache.known(A, B, 0) and not cache.known(A, 0, GROUP)
+    assert rules.asked == 3
+
+
 async def test_group_members_are_kept_until_the_group_changes() -> None:
     rules = CountingRules()
     cache = CachedMessagingRules(rules)

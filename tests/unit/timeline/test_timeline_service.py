@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -321,3 +322,60 @@ async def test_send_many_answers_every_send_when_the_batch_write_itself_fails() 
     )
     assert [type(o).__name__ for o in outcomes] == ["RuntimeError", "ImError", "RuntimeError"]
     assert isinstance(outcomes[1], ImError) and outcomes[1].code == NOT_FOUND
+
+
+class OverlapPolicy(FakePolicy):
+    """timeline.KnownRules over FakePolicy: the pairs in `known` answer from memory; every check yields
+    to the loop and counts how many run at once. `release_at`: the checks wait until that many run."""
+
+    def __init__(self, known: set[tuple[int, int]], release_at: int = 0) -> None:
+        super().__init__({ALICE, BOB, CAROL})
+        self.known_pairs = known
+        self.running = self.most = 0
+        self.release_at = release_at
+        self.all_running = asyncio.Event()
+
+    def known(self, sender_id: int, receiver_id: int, group_id: int) -> bool:
+        return (sender_id, receiver_id) in self.known_pairs
+
+    async def check_direct(self, sender_id: int, receiver_id: int) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        if self.running == self.release_at:
+            self.all_running.set()
+        try:
+            if self.release_at:
+                await asyncio.wait_for(self.all_running.wait(), 2)  # in turn, this times out
+            await asyncio.sleep(0)
+            await super().check_direct(sender_id, receiver_id)
+        finally:
+            self.running -= 1
+
+
+def batch_of_three() -> list[tuple[Caller, SendRequest]]:
+    return [
+        (Caller(ALICE, "PC"), SendRequest(BOB, 0, MsgType.TEXT, "one", "")),
+        (Caller(BOB, "PC"), SendRequest(ALICE, 0, MsgType.TEXT, "two", "")),
+        (Caller(CAROL, "PC"), SendRequest(ALICE, 0, MsgType.TEXT, "three", "")),
+    ]
+
+
+async def test_send_many_checks_in_turn_when_every_answer_is_known() -> None:
+    env = Env()
+    policy = OverlapPolicy({(ALICE, BOB), (BOB, ALICE), (CAROL, ALICE)})
+    service = TimelineService(env.store, env.writer, policy, env.notifier)
+    outcomes = await service.send_many(batch_of_three())
+    assert all(isinstance(o, SendResult) for o in outcomes)
+    assert policy.most == 1
+
+
+async def test_send_many_runs_the_checks_together_when_one_needs_a_call() -> None:
+    """A cold rules cache (after a start, or as entries expire): the misses' calls overlap instead of
+    adding up; each send is still answered in its place."""
+    env = Env()
+    policy = OverlapPolicy({(ALICE, BOB), (BOB, ALICE)}, release_at=3)  # Carol's pair is not known
+    service = TimelineService(env.store, env.writer, policy, env.notifier)
+    outcomes = await service.send_many(batch_of_three())
+    assert policy.most == 3
+    assert [o.seq_id for o in outcomes if isinstance(o, SendResult)] == [1, 2, 1]  # each sender's own seq
+    assert [m.content for m in env.store.timelines[ALICE]] == ["one", "two", "three"]

@@ -52,6 +52,18 @@ class CachedMessagingRules:
         self.hits = 0
         self.misses = 0
 
+    def known(self, sender_id: int, receiver_id: int, group_id: int) -> bool:
+        """timeline.KnownRules: whether the check of this send (1:1 when group_id is 0) would answer
+        from memory, without a call."""
+        if not self._live():
+            return False
+        now = self._clock()
+        if group_id:
+            cached = self._members.get(group_id)
+            return cached is not None and sender_id in cached[1] and cached[2] > now
+        expiry = self._allowed.get((sender_id, receiver_id))
+        return expiry is not None and expiry > now
+
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
         key = (sender_id, receiver_id)
         expiry = self._allowed.get(key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from tinyim.kernel import Caller, PushTarget
 from tinyim.modules.timeline.domain import (
@@ -234,6 +234,15 @@ class MessagingPolicy(Protocol):
     async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
         """Every member of the group (the sender among them); raises ImError unless sender is a member."""
         ...
+
+
+@runtime_checkable
+class KnownRules(Protocol):
+    """A MessagingPolicy that can tell, without a call, whether a check would answer from memory (the
+    relation module's rules cache). A batch of sends whose checks are all known runs them in turn, with
+    no task each; otherwise they run concurrently, so that the misses' calls overlap."""
+
+    def known(self, sender_id: int, receiver_id: int, group_id: int) -> bool: ...
 
 
 class GroupRoles(Protocol):
