@@ -235,3 +235,18 @@ def test_tokens_are_redacted_from_log_lines() -> None:
 )
 def test_replica_status_of_mysql_and_mariadb(row: dict[str, object] | None, ok: bool) -> None:
     assert replica_status_ok(row, max_lag=2.0) is ok
+
+
+async def test_frames_are_counted_by_command_name_and_unknown_ids_as_unknown() -> None:
+    from prometheus_client import REGISTRY
+
+    def counted(label: str) -> float:
+        return REGISTRY.get_sample_value("tinyim_ws_frames_total", {"cmd": label}) or 0.0
+
+    before = counted("unknown"), counted("CMD_MSG_SYNC_REQ")
+    conn, _ = connection(1, "PC")
+    out = decode(await router(FakeTimeline()).handle(conn, Frame(0x7FFE, b"")))
+    err = pb.ErrorResp.FromString(out.body)
+    assert int(err.code) == ErrorCode.ERR_NOT_A_REQUEST and err.message.startswith("unknown (0x7FFE)")
+    await router(FakeTimeline()).handle(conn, Frame(Cmd.CMD_MSG_SYNC_REQ, b""))
+    assert (counted("unknown"), counted("CMD_MSG_SYNC_REQ")) == (before[0] + 1, before[1] + 1)
