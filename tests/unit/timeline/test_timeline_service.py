@@ -325,7 +325,7 @@ async def test_send_many_answers_every_send_when_the_batch_write_itself_fails() 
 
 
 class OverlapPolicy(FakePolicy):
-    """timeline.KnownRules over FakePolicy: the pairs in `known` answer from memory; every check yields
+    """timeline.KnownRules over FakePolicy: the pairs in `known_pairs` answer from memory; every check yields
     to the loop and counts how many run at once. `release_at`: the checks wait until that many run."""
 
     def __init__(self, known: set[tuple[int, int]], release_at: int = 0) -> None:
