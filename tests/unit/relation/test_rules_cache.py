@@ -37,6 +37,8 @@ class CountingRules(FakePolicy):
 
     async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
         self.asked += 1
+        if self.gate is not None:
+            await self.gate.wait()
         return await super().group_recipients(sender_id, group_id)
 
 
@@ -116,6 +118,47 @@ async def test_known_says_which_checks_would_answer_from_memory() -> None:
     live, now = True, 11.0
     assert not cache.known(A, B, 0) and not cache.known(A, 0, GROUP)
     assert rules.asked == 3
+
+
+async def test_sends_that_miss_together_ask_once() -> None:
+    """An entry expires under a busy pair (or a start): its sends wait for the one question on its way."""
+    rules = CountingRules()
+    cache = CachedMessagingRules(rules)
+    rules.gate = asyncio.Event()
+    asking = [asyncio.create_task(cache.check_direct(A, B)) for _ in range(5)]
+    groups = [asyncio.create_task(cache.group_recipients(s, GROUP)) for s in (A, B, A)]
+    await asyncio.sleep(0)
+    rules.gate.set()
+    await asyncio.gather(*asking)
+    assert [await g for g in groups] == [[A, B]] * 3
+    assert rules.asked == 2  # one for the pair, one for the group
+
+
+async def test_after_an_answer_that_was_not_kept_each_waiting_send_asks_for_itself() -> None:
+    rules = CountingRules()
+    cache = CachedMessagingRules(rules)
+    rules.gate = asyncio.Event()
+    refused = [asyncio.create_task(cache.check_direct(A, D)) for _ in range(3)]  # no such user
+    await asyncio.sleep(0)
+    rules.gate.set()
+    outcomes = await asyncio.gather(*refused, return_exceptions=True)
+    assert all(isinstance(o, ImError) for o in outcomes)
+    assert rules.asked == 3  # the first, then the two that waited for it (a refusal is never kept)
+
+
+async def test_a_waiting_send_that_gives_up_leaves_the_question_to_the_others() -> None:
+    rules = CountingRules()
+    cache = CachedMessagingRules(rules)
+    rules.gate = asyncio.Event()
+    first = asyncio.create_task(cache.check_direct(A, B))
+    waiting = [asyncio.create_task(cache.check_direct(A, B)) for _ in range(2)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()
+    await asyncio.sleep(0)
+    rules.gate.set()
+    await first
+    await waiting[1]
+    assert waiting[0].cancelled() and rules.asked == 1
 
 
 async def test_group_members_are_kept_until_the_group_changes() -> None:

@@ -9,12 +9,19 @@ feed, in this process at once and in every other process through Redis. Three ru
   change);
 - while the feed is not live (Redis connection lost), the cache is bypassed and emptied: changes it did not
   hear of would otherwise be served. The TTL only bounds what a lost message could leave behind.
+
+One question at a time per pair or group: sends that miss while the same question is already on its way
+wait for its answer instead of asking too (when a cache entry expires, every send of a busy pair would
+otherwise ask at once). If that answer was not kept (a refusal, a failure, a change that raced it), each
+of them asks for itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
 
 K = TypeVar("K")
@@ -49,6 +56,8 @@ class CachedMessagingRules:
         self._epoch = 0
         self._allowed: dict[tuple[int, int], float] = {}  # (sender, receiver) -> expiry
         self._members: dict[int, tuple[list[int], frozenset[int], float]] = {}  # group -> members, expiry
+        # the questions on their way: done when answered, whatever the answer
+        self._asking: dict[tuple[int, int] | int, asyncio.Future[None]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -66,27 +75,53 @@ class CachedMessagingRules:
 
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
         key = (sender_id, receiver_id)
-        expiry = self._allowed.get(key)
-        if expiry is not None and expiry > self._clock() and self._live():
+        if self.known(sender_id, receiver_id, 0):
             self.hits += 1
+            return
+        if await self._waited_for(key) and self.known(sender_id, receiver_id, 0):
+            self.hits += 1  # the same question, asked by another send just before
             return
         self.misses += 1
         epoch = self._epoch
-        await self._rules.check_direct(sender_id, receiver_id)  # raises when not allowed
-        if epoch == self._epoch and self._live():
-            self._keep(self._allowed, key, self._clock() + self._ttl)
+        with self._question(key):
+            await self._rules.check_direct(sender_id, receiver_id)  # raises when not allowed
+            if epoch == self._epoch and self._live():
+                self._keep(self._allowed, key, self._clock() + self._ttl)
 
     async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
-        cached = self._members.get(group_id)
-        if cached is not None and sender_id in cached[1] and cached[2] > self._clock() and self._live():
+        if self.known(sender_id, 0, group_id) or (
+            await self._waited_for(group_id) and self.known(sender_id, 0, group_id)
+        ):
             self.hits += 1
-            return cached[0]
+            return self._members[group_id][0]
         self.misses += 1  # a sender not in the cached list may have just joined: ask
         epoch = self._epoch
-        members = await self._rules.group_recipients(sender_id, group_id)
-        if epoch == self._epoch and self._live():
-            self._keep(self._members, group_id, (members, frozenset(members), self._clock() + self._ttl))
+        with self._question(group_id):
+            members = await self._rules.group_recipients(sender_id, group_id)
+            if epoch == self._epoch and self._live():
+                self._keep(self._members, group_id, (members, frozenset(members), self._clock() + self._ttl))
         return members
+
+    async def _waited_for(self, key: tuple[int, int] | int) -> bool:
+        """Wait for the same question already on its way, if any (True: there was one)."""
+        asked = self._asking.get(key)
+        if asked is None:
+            return False
+        await asyncio.wait({asked})  # not cancelled with this caller: the others still wait on it
+        return True
+
+    @contextlib.contextmanager
+    def _question(self, key: tuple[int, int] | int) -> Iterator[None]:
+        """This send asks `key`: sends that miss meanwhile wait for it (only the first asker registers)."""
+        if key in self._asking:  # asking for itself after an answer that was not kept
+            yield
+            return
+        asked = self._asking[key] = asyncio.get_running_loop().create_future()
+        try:
+            yield
+        finally:
+            del self._asking[key]
+            asked.set_result(None)
 
     # ---------- told by the change feed ----------
     def pair_changed(self, a: int, b: int) -> None:
