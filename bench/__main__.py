@@ -60,7 +60,8 @@ def main() -> None:
         choices=("off", "mariadb", "all"),
         default="mariadb",
         help="g1: find the peak open-loop rate, then measure send→notify p99 at half of it "
-        "(mariadb: only for the plain MariaDB backend)",
+        "(mariadb: only for the plain MariaDB backend; all: every backend and the cluster, whose peak "
+        "is then compared with one process's)",
     )
     parser.add_argument(
         "--peak-p99-ms",
@@ -157,7 +158,7 @@ def main() -> None:
         else:
             survive(
                 "g1-one-to-one-cluster",
-                lambda: run_g1_cluster(args.pairs, args.messages, one_process, load("cluster", False)),
+                lambda: run_g1_cluster(args.pairs, args.messages, one_process, load("cluster", True)),
             )
     if "profile" in scenarios:
         from bench.profile import run_profile

@@ -378,6 +378,13 @@ def run_g1_cluster(
                 print(f"the one-process run after the cluster failed: {exc!r}", flush=True)
                 after = repr(exc)[:500]
             result |= _ratio_bracketed(result["msgs_per_s"], before, after)
+        one_peak = _earlier("g1-one-to-one-mariadb", "peak_open_loop_rate")
+        if "peak_search" in load and one_peak:
+            # capacity next to the closed loop's figure: the open-loop peaks, this run's one process first
+            result["one_process_mariadb_peak_open_loop_rate"] = one_peak
+            result["peak_ratio_to_one_process_mariadb"] = round(
+                load["peak_search"]["peak_rate"] / one_peak, 3
+            )
             cpu = _earlier("g1-one-to-one-mariadb", "server_cpu_us_per_msg")
             if cpu:
                 result["one_process_mariadb_server_cpu_us_per_msg"] = cpu
