@@ -100,6 +100,21 @@ async def test_entries_expire_and_the_table_is_bounded() -> None:
     assert rules.asked == 5
 
 
+async def test_entries_filled_together_expire_apart() -> None:
+    """After a start every entry is filled within seconds: each lives 80-100 % of the TTL, so they do not
+    all miss in the same second a minute later."""
+    rules = CountingRules()
+    now = 0.0
+    spreads = iter([0.0, 1.0])  # the longest life, then the shortest
+    cache = CachedMessagingRules(rules, ttl_seconds=10, clock=lambda: now, spread=lambda: next(spreads))
+    await cache.check_direct(A, B)
+    await cache.check_direct(A, C)
+    now = 9.0
+    assert cache.known(A, B, 0) and not cache.known(A, C, 0)  # expired at 8.0
+    now = 10.0
+    assert not cache.known(A, B, 0)
+
+
 async def test_known_says_which_checks_would_answer_from_memory() -> None:
     """timeline.KnownRules: a msg node checks a batch's sends in turn only when every answer is known."""
     rules = CountingRules()

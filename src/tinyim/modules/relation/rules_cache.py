@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
@@ -27,6 +28,7 @@ from typing import Protocol, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 TTL_SECONDS = 60.0
+TTL_SPREAD = 0.2  # an entry lives 80-100 % of the TTL: entries filled together (a start) expire apart
 MAX_ENTRIES = 100_000
 
 
@@ -47,10 +49,12 @@ class CachedMessagingRules:
         ttl_seconds: float = TTL_SECONDS,
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        spread: Callable[[], float] = random.random,
     ) -> None:
         self._rules = rules
         self._live = live  # False while changes may go unheard (the feed is down): no cache then
         self._ttl = ttl_seconds
+        self._spread = spread  # 0.0-1.0: where in the last TTL_SPREAD of the TTL an entry expires
         self._max = max_entries
         self._clock = clock
         self._epoch = 0
@@ -86,7 +90,7 @@ class CachedMessagingRules:
         with self._question(key):
             await self._rules.check_direct(sender_id, receiver_id)  # raises when not allowed
             if epoch == self._epoch and self._live():
-                self._keep(self._allowed, key, self._clock() + self._ttl)
+                self._keep(self._allowed, key, self._expiry())
 
     async def group_recipients(self, sender_id: int, group_id: int) -> list[int]:
         if self.known(sender_id, 0, group_id) or (
@@ -99,8 +103,11 @@ class CachedMessagingRules:
         with self._question(group_id):
             members = await self._rules.group_recipients(sender_id, group_id)
             if epoch == self._epoch and self._live():
-                self._keep(self._members, group_id, (members, frozenset(members), self._clock() + self._ttl))
+                self._keep(self._members, group_id, (members, frozenset(members), self._expiry()))
         return members
+
+    def _expiry(self) -> float:
+        return self._clock() + self._ttl * (1.0 - TTL_SPREAD * self._spread())
 
     async def _waited_for(self, key: tuple[int, int] | int) -> bool:
         """Wait for the same question already on its way, if any (True: there was one)."""
