@@ -1,5 +1,5 @@
 """What every module shares: the caller's identity, the error type that edges translate for clients,
-and the queue of calls that run after a commit.
+the queue of calls that run after a commit, and `outcomes` (a batch's items, each answered alone).
 
 Error codes are plain strings here so domain code stays free of protobuf; the gateway maps them to
 `ErrorCode` and the HTTP edge to status codes.
@@ -11,11 +11,12 @@ import asyncio
 import logging
 import unicodedata
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar, cast
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INVALID_ARGUMENT: Final = "invalid_argument"
 NOT_FOUND: Final = "not_found"
@@ -104,6 +105,16 @@ class UserProfile:
 @dataclass(frozen=True, slots=True)
 class Privacy:
     hide_from_nickname_search: bool = False
+
+
+async def outcomes(awaitables: Iterable[Awaitable[T]]) -> list[T | Exception]:
+    """Run the awaitables at once; each one's result, or the error that it alone failed with, in order.
+    A cancellation is nobody's own failure: it is raised."""
+    done = await asyncio.gather(*awaitables, return_exceptions=True)
+    for outcome in done:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
+    return cast(list[T | Exception], done)
 
 
 class LostRace(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from tinyim.kernel import (
     ImError,
     PushTarget,
     id_time_ms,
+    outcomes,
 )
 from tinyim.modules.timeline.dispatcher import PushDispatcher
 from tinyim.modules.timeline.domain import (
@@ -249,7 +249,7 @@ class TimelineService:
         of adding up."""
         if all(self._answers_at_once(caller, req) for caller, req in sends):
             return [await self._prepare_or_error(caller, req) for caller, req in sends]
-        return list(await asyncio.gather(*(self._prepare_or_error(caller, req) for caller, req in sends)))
+        return await outcomes(self._prepare(caller, req) for caller, req in sends)
 
     def _answers_at_once(self, caller: Caller, req: SendRequest) -> bool:
         if self._known is None or not self._known(caller.user_id, req.receiver_id, req.group_id):

@@ -53,6 +53,7 @@ from tinyim.infra.db import (
     retry_deadlocks,
     run_statements,
 )
+from tinyim.kernel import outcomes
 from tinyim.modules.timeline.adapters.group_commit import GroupCommitter, PendingAppend, Turn
 from tinyim.modules.timeline.adapters.locked_row_seqs import LockedRowSeqAllocator
 from tinyim.modules.timeline.domain import (
@@ -507,8 +508,7 @@ class SqlTimelineStore:
     ) -> list[Appended | Exception]:
         if self._committer is not None:
             return await self._committer.append_many(items)
-        outcomes = await asyncio.gather(*(self._run(b, s, None) for b, s in items), return_exceptions=True)
-        return [_outcome(o) for o in outcomes]
+        return await outcomes(self._run(b, s, None) for b, s in items)
 
     async def recall(self, msg_id: int, recalled_by: int, event: MessageBody) -> Appended | None:
         try:
@@ -868,10 +868,3 @@ class SqlTimelineStore:
     async def count_messages(self) -> int:
         async with self._db.read() as conn:
             return int(await conn.scalar(select(func.count()).select_from(im_message_body)) or 0)
-
-
-def _outcome(outcome: Appended | BaseException) -> Appended | Exception:
-    """A gathered append's result or error; a cancellation or an exit is not one item's failure."""
-    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-        raise outcome
-    return outcome
