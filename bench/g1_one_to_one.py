@@ -128,7 +128,7 @@ def run_load(target: Target, specs: list[PairSpec], messages: int, opts: LoadOpt
             if half > 0:
                 out["half_peak"] = {
                     "offered_rate": round(half, 1),
-                    **measured_phase(target, gen, open_loop(half, opts.duration)),
+                    **measured_phase(target, gen, open_loop(half, opts.duration), probe_disk=True),
                 }
     return out
 

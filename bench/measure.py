@@ -18,11 +18,13 @@ from typing import Any
 import httpx
 
 from bench.common import (
+    DiskProbe,
     machine_busy_seconds,
     ms,
     percentile,
     process_cpu_seconds,
     process_runqueue_seconds,
+    process_wakes,
 )
 from bench.loadgen import LoadGenerator, PhaseSpec, PhaseStats
 
@@ -77,6 +79,7 @@ class Target:
                 elif line.startswith("tinyim_grpc_server_seconds_count{"):
                     method = _label(line, "method").rsplit("/", 1)[-1]
                     out.grpc_calls[method] = out.grpc_calls.get(method, 0.0) + float(line.split()[-1])
+                _add_stage_time(out.stages, line)
         return out
 
 
@@ -88,6 +91,8 @@ class Counters:
     batches: float = 0.0  # group-commit transactions (tinyim_timeline_batch_seconds)
     batch_seconds: float = 0.0
     batches_within_10ms: float = 0.0
+    # stage -> [seconds, count] summed over every process (see STAGES)
+    stages: dict[str, list[float]] = field(default_factory=dict)
 
     def batch_figures(self, before: Counters) -> dict[str, float]:
         """The group-commit batches of a phase: how long one took on average, and how many took 10 ms+."""
@@ -100,10 +105,43 @@ class Counters:
             "timeline_batches_over_10ms_share": round(slow / n, 4),
         }
 
+    def stage_ms(self, before: Counters) -> dict[str, float]:
+        """The mean time of each timed stage over a phase (ms), e.g. a gateway's wait for its send
+        batch's answer next to the msg node's time serving it: where a send's latency goes."""
+        out = {}
+        for stage, (seconds, count) in self.stages.items():
+            seconds0, count0 = before.stages.get(stage, [0.0, 0.0])
+            if count > count0:
+                out[stage] = round((seconds - seconds0) * 1000 / (count - count0), 3)
+        return out
+
     def grpc_per_msg(self, before: Counters, delivered: int) -> dict[str, float]:
         """Internal calls per delivered message over a phase, by method (busiest first)."""
         calls = {m: n - before.grpc_calls.get(m, 0.0) for m, n in self.grpc_calls.items()}
         return {m: round(n / delivered, 3) for m, n in sorted(calls.items(), key=lambda kv: -kv[1]) if n > 0}
+
+
+# Histograms whose mean per phase says where a send's time goes: (metric, label, label values kept).
+# A gateway answers MsgSendReq (request seconds) after its batch's SendMsgStream answer (client
+# seconds); the msg node serves that batch (server seconds), of which its group commit is a part.
+STAGES = (
+    ("tinyim_request_seconds", "cmd", ("CMD_MSG_SEND_REQ",)),
+    ("tinyim_grpc_client_seconds", "method", ("SendMsgStream", "PushStream")),
+    ("tinyim_grpc_server_seconds", "method", ("SendMsgStream", "PushStream")),
+    ("tinyim_timeline_batch_seconds", "", ("",)),
+)
+
+
+def _add_stage_time(stages: dict[str, list[float]], line: str) -> None:
+    for metric, label, kept in STAGES:
+        for suffix, index in (("_sum", 0), ("_count", 1)):
+            if not line.startswith(metric + suffix):
+                continue
+            value = _label(line, label).rsplit("/", 1)[-1] if label else ""
+            if value in kept:
+                stage = f"{metric.removeprefix('tinyim_')} {value}".strip()
+                stages.setdefault(stage, [0.0, 0.0])[index] += float(line.split()[-1])
+            return
 
 
 def _label(line: str, name: str) -> str:
@@ -112,24 +150,35 @@ def _label(line: str, name: str) -> str:
 
 
 def measured_phase(
-    target: Target, gen: LoadGenerator, make: Callable[[float, int], PhaseSpec]
+    target: Target, gen: LoadGenerator, make: Callable[[float, int], PhaseSpec], probe_disk: bool = False
 ) -> dict[str, Any]:
-    """Run one phase on every worker and return its figures (see `summarise`)."""
+    """Run one phase on every worker and return its figures (see `summarise`); `probe_disk`: with the
+    disk's fsync latency over the phase (DiskProbe), which a latency tail may come from."""
     stores = pids_named("mariadbd", "mysqld", "redis-server")
     before = target.counters()
     each0 = [process_cpu_seconds(p) for p in target.pids]
+    wakes0 = [process_wakes(p) for p in target.pids]
     runq0, busy0 = sum(process_runqueue_seconds(p) for p in target.pids), machine_busy_seconds()
     server0, store0, wall0 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
-    stats = gen.run(make)
+    if probe_disk:
+        with DiskProbe() as probe:
+            stats = gen.run(make)
+    else:
+        stats = gen.run(make)
     server1, store1, wall1 = cpu_of(target.pids), cpu_of(stores), time.monotonic()
     runq1, busy1 = sum(process_runqueue_seconds(p) for p in target.pids), machine_busy_seconds()
     each1 = [process_cpu_seconds(p) for p in target.pids]
+    wakes1 = [process_wakes(p) for p in target.pids]
     after = target.counters()
     figures = summarise(stats)
     delivered = max(1, figures["delivered"])
     by_process = {
         name: round((c1 - c0) * 1e6 / delivered, 1)
         for name, c0, c1 in zip(target.names, each0, each1, strict=False)
+    }
+    wakes = {
+        name: round((w1 - w0) / delivered, 2)
+        for name, w0, w1 in zip(target.names, wakes0, wakes1, strict=False)
     }
     wall = max(1e-9, wall1 - wall0)
     client = sum(st.cpu_seconds for st in stats)
@@ -152,8 +201,14 @@ def measured_phase(
         "sql_statements_per_msg": round((after.statements - before.statements) / delivered, 2),
         "sql_commits_per_msg": round((after.commits - before.commits) / delivered, 2),
         **after.batch_figures(before),
+        **({"stage_ms_mean": stages} if (stages := after.stage_ms(before)) else {}),
         **({"grpc_calls_per_msg": calls} if (calls := after.grpc_per_msg(before, delivered)) else {}),
         **({"server_cpu_us_per_msg_by_process": by_process} if by_process else {}),
+        **({"disk_fsync_during_phase": probe.figures()} if probe_disk else {}),
+        "server_wakes_per_msg": round(
+            sum(w1 - w0 for w0, w1 in zip(wakes0, wakes1, strict=True)) / delivered, 2
+        ),
+        **({"server_wakes_per_msg_by_process": wakes} if wakes else {}),
     }
 
 
@@ -221,8 +276,16 @@ def open_loop(rate: float, duration: float, drain: float = 30.0) -> Callable[[fl
 
 
 # A step whose queue grew from start to end (e.g. 60 ms in its first tenth, 340 ms in its last) is past
-# the peak even when its p99 stays under the limit: a longer step would have broken it.
+# the peak even when its p99 stays under the limit: a longer step would have broken it. A queue that grows
+# is high in the last two tenths; one high last tenth alone is a stall (the disk's fsync: DiskProbe), which
+# once broke a step at 4,250 msgs/s (tenths 11, 9, … 6.7, 107 ms) of a run whose next one held 8,276.
 BACKLOG_FREE_MS = 100.0
+
+
+def backlog_grew(tenths: list[float]) -> bool:
+    """The p99 of a step's last two tenths both over BACKLOG_FREE_MS and twice its first tenth's."""
+    limit = max(BACKLOG_FREE_MS, 2 * tenths[0])
+    return tenths[-1] > limit and tenths[-2] > limit
 
 
 def find_peak(
@@ -235,9 +298,9 @@ def find_peak(
     factor: float = 1.3,
 ) -> dict[str, Any]:
     """Step the open-loop rate up until a step breaks (send→delivered p99 over the limit, loss, the
-    achieved rate under 90 % of the offered one, or a latency that kept growing: its last tenth's p99 over
-    both BACKLOG_FREE_MS and twice its first tenth's); the peak is the last rate that held. When the very
-    first step breaks, halve the rate until one holds (a few times at most) and step up from there."""
+    achieved rate under 90 % of the offered one, or a latency that kept growing: `backlog_grew`); the
+    peak is the last rate that held. When the very first step breaks, halve the rate until one holds (a
+    few times at most) and step up from there."""
     steps: list[dict[str, Any]] = []
     rate, peak, downs = start_rate, 0.0, 0
     while len(steps) < max_steps:
@@ -250,7 +313,7 @@ def find_peak(
             and result["send_delivered_p99_ms"] <= p99_limit_ms
             and result["msgs_per_s"] >= 0.9 * rate
             # a backlog that grew through the step: the server did not keep up, however short the step
-            and tenths[-1] <= max(BACKLOG_FREE_MS, 2 * tenths[0])
+            and not backlog_grew(tenths)
         )
         result["held"] = held
         steps.append(result)
