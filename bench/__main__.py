@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from bench.common import RESULTS, SUFFIX, write_result
+from bench.common import RESULTS, SUFFIX, inherit_metrics_token, write_result
 from bench.g1_one_to_one import LoadOptions, run_g1, run_g1_cluster
 from bench.g2_group import run_g2
 from bench.g5_files import run_g5
@@ -45,6 +45,7 @@ def missing_services(backend: str) -> list[str]:
 
 
 def main() -> None:
+    inherit_metrics_token()
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--pairs", type=int, default=20, help="concurrent sender/receiver pairs")
     # 1,500: the closed loop runs seconds, not a fraction of one (at 400 per pair one process measured

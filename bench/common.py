@@ -22,8 +22,11 @@ def result_path(name: str, ext: str = ".json") -> Path:
     return RESULTS / f"{name}{'-' + suffix if suffix else ''}{ext}"
 
 
-# /metrics answers only its bearer token: the servers the benchmarks start inherit this one
-METRICS_TOKEN = os.environ.setdefault("IM_METRICS_TOKEN", "bench-metrics-token")
+def inherit_metrics_token() -> str:
+    """/metrics answers only its bearer token: the servers the benchmarks start inherit this one. Set by
+    the entry points (`python -m bench`), not on import: a test that imports this module must not change
+    what the servers it starts see (they write data_dir/metrics.token only when no token is given)."""
+    return os.environ.setdefault("IM_METRICS_TOKEN", "bench-metrics-token")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -58,7 +61,8 @@ class DiskProbe:
     `every` seconds (100 a second by default, a light load next to the database's commits). MariaDB
     fsyncs its log at every commit (innodb_flush_log_at_trx_commit=1): a commit waits for the disk, so an
     fsync that stalls tens of ms stalls every send of that moment, whatever the server does. Measured here
-    on an idle box: p50 0.2 ms, p99.9 ~10 ms, and stalls of 20-66 ms in bursts some 18 s apart."""
+    on an idle box: p50 0.2 ms, p99.9 ~10 ms, and stalls of 20-66 ms in bursts some 18 s apart. The file
+    is in `directory` (default: the temp dir), which must be on the database's disk to say anything."""
 
     def __init__(self, directory: str | None = None, every: float = 0.01) -> None:
         self._directory = directory

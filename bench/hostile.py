@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from bench.common import ms, percentile, write_result
+from bench.common import inherit_metrics_token, ms, percentile, write_result
 from tests.support.server import ServerProcess
 from tinyim.client import Client, register
 from tinyim.pb import im_protocol_pb2 as pb
@@ -205,4 +205,5 @@ def run_hostile(seconds: float = 60) -> None:
 
 
 if __name__ == "__main__":
+    inherit_metrics_token()
     run_hostile()
