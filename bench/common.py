@@ -100,6 +100,20 @@ class DiskProbe:
         }
 
 
+def read_figure(path: Path, key: str) -> float | None:
+    """A number in a results file (`key`'s dots go into nested objects); None when the file, the figure
+    or a number is not there."""
+    try:
+        value: Any = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {

@@ -320,14 +320,9 @@ def _ratio_bracketed(cluster: float, before: float, after: dict[str, Any] | str)
 
 def _earlier(name: str, key: str) -> float:
     """A figure from this run's (or the last) result file of another scenario; 0.0 when there is none."""
-    import json
+    from bench.common import read_figure, result_path
 
-    from bench.common import result_path
-
-    try:
-        return float(json.loads(result_path(name).read_text())[key])
-    except (OSError, ValueError, KeyError):
-        return 0.0
+    return read_figure(result_path(name), key) or 0.0
 
 
 def _migrated_sqlite(data_dir: Path) -> str:

@@ -123,23 +123,23 @@ class Counters:
 
 # Histograms whose mean per phase says where a send's time goes: (metric, label, label values kept).
 # A gateway answers MsgSendReq (request seconds) after its batch's SendMsgStream answer (client
-# seconds); the msg node serves that batch (server seconds), of which its group commit is a part.
+# seconds); the msg node serves that batch (server seconds), of which its group commit is a part (that
+# one is `timeline_batch_ms_mean`, from `batch_figures`).
 STAGES = (
     ("tinyim_request_seconds", "cmd", ("CMD_MSG_SEND_REQ",)),
     ("tinyim_grpc_client_seconds", "method", ("SendMsgStream", "PushStream")),
     ("tinyim_grpc_server_seconds", "method", ("SendMsgStream", "PushStream")),
-    ("tinyim_timeline_batch_seconds", "", ("",)),
 )
 
 
 def _add_stage_time(stages: dict[str, list[float]], line: str) -> None:
     for metric, label, kept in STAGES:
-        for suffix, index in (("_sum", 0), ("_count", 1)):
+        for suffix, index in (("_sum{", 0), ("_count{", 1)):
             if not line.startswith(metric + suffix):
                 continue
-            value = _label(line, label).rsplit("/", 1)[-1] if label else ""
+            value = _label(line, label).rsplit("/", 1)[-1]
             if value in kept:
-                stage = f"{metric.removeprefix('tinyim_')} {value}".strip()
+                stage = f"{metric.removeprefix('tinyim_')} {value}"
                 stages.setdefault(stage, [0.0, 0.0])[index] += float(line.split()[-1])
             return
 

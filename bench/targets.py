@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS
+from bench.common import RESULTS, read_figure
 
 
 @dataclass(frozen=True)
-class Target:
+class Goal:
+    """One #12 figure and its bound."""
+
     name: str
     result: str  # the results file, without its suffix and .json
     key: str  # the figure in it (dots go into nested objects)
@@ -30,69 +32,53 @@ class Target:
     meets: Callable[[float, float], bool] = operator.ge
 
 
-TARGETS = (
-    Target("G1 MariaDB, ratio to the seq-locked raw rate", "g1-one-to-one-mariadb", "ratio_to_raw", 0.5),
-    Target(
-        "G1 server CPU µs per message", "g1-one-to-one-mariadb", "server_cpu_us_per_msg", 300, operator.le
-    ),
-    Target(
+GOALS = (
+    Goal("G1 MariaDB, ratio to the seq-locked raw rate", "g1-one-to-one-mariadb", "ratio_to_raw", 0.5),
+    Goal("G1 server CPU µs per message", "g1-one-to-one-mariadb", "server_cpu_us_per_msg", 300, operator.le),
+    Goal(
         "G1 send→notify p99 ms at half the peak",
         "g1-one-to-one-mariadb",
         "half_peak_send_notify_p99_ms",
         20,
         operator.le,
     ),
-    Target("G2 (Redis seqs), ratio to raw rows/s", "g2-group-mariadb+redis", "ratio_rows_to_raw", 0.5),
-    Target(
+    Goal("G2 (Redis seqs), ratio to raw rows/s", "g2-group-mariadb+redis", "ratio_rows_to_raw", 0.5),
+    Goal(
         "G2 SQL statements per message",
         "g2-group-mariadb+redis",
         "write_path_statements_per_msg",
         3,
         operator.le,
     ),
-    Target(
+    Goal(
         "G2 Redis round trips per message",
         "g2-group-mariadb+redis",
         "write_path_redis_round_trips_per_msg",
         2,
         operator.le,
     ),
-    Target("G2 all notified p99 ms", "g2-group-mariadb+redis", "all_notified_p99_ms", None),
-    Target(
+    Goal("G2 all notified p99 ms", "g2-group-mariadb+redis", "all_notified_p99_ms", None),
+    Goal(
         "G3 KiB per idle WebSocket",
         "w1-idle-websocket-memory",
         "tinyim_gateway.kib_per_connection",
         12,
         operator.le,
     ),
-    Target("G3 connections held", "w1-hold-15000", "alive_after_hold", 15000),
-    Target("Cluster, ratio to one process", "g1-one-to-one-cluster", "ratio_to_one_process_mariadb", 0.5),
-    Target("SQLite msgs/s", "g1-one-to-one-sqlite", "msgs_per_s", None),
+    Goal("G3 connections held", "w1-hold-15000", "alive_after_hold", 15000),
+    Goal("Cluster, ratio to one process", "g1-one-to-one-cluster", "ratio_to_one_process_mariadb", 0.5),
+    Goal("SQLite msgs/s", "g1-one-to-one-sqlite", "msgs_per_s", None),
 )
-
-
-def figure(results: Path, target: Target, suffix: str) -> float | None:
-    """The target's figure in the run `suffix`, or None when that file or figure is not there."""
-    path = results / f"{target.result}-{suffix}.json"
-    try:
-        value: Any = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    for part in target.key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return float(value) if isinstance(value, int | float) else None
 
 
 def summarise(suffixes: Sequence[str], results: Path = RESULTS) -> list[dict[str, Any]]:
     rows = []
-    for target in TARGETS:
-        values = {s: figure(results, target, s) for s in suffixes}
-        row: dict[str, Any] = {"target": target.name, "bound": target.bound, "values": values}
-        if target.bound is not None:
+    for goal in GOALS:
+        values = {s: read_figure(results / f"{goal.result}-{s}.json", goal.key) for s in suffixes}
+        row: dict[str, Any] = {"target": goal.name, "bound": goal.bound, "values": values}
+        if goal.bound is not None:
             measured = [v for v in values.values() if v is not None]
-            row["met"] = sum(1 for v in measured if target.meets(v, target.bound))
+            row["met"] = sum(1 for v in measured if goal.meets(v, goal.bound))
             row["measured"] = len(measured)
         rows.append(row)
     return rows

@@ -79,11 +79,10 @@ class CachedMessagingRules:
 
     async def check_direct(self, sender_id: int, receiver_id: int) -> None:
         key = (sender_id, receiver_id)
-        if self.known(sender_id, receiver_id, 0):
-            self.hits += 1
-            return
-        if await self._waited_for(key) and self.known(sender_id, receiver_id, 0):
-            self.hits += 1  # the same question, asked by another send just before
+        if self.known(sender_id, receiver_id, 0) or (
+            await self._waited_for(key) and self.known(sender_id, receiver_id, 0)
+        ):
+            self.hits += 1  # from memory, or the same question asked by another send just before
             return
         self.misses += 1
         epoch = self._epoch
