@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -539,6 +540,20 @@ def is_retryable(exc: BaseException) -> bool:
         return False
     victim = isinstance(exc, OperationalError) and any(s in str(exc.orig).lower() for s in _RETRYABLE)
     return victim or exc.connection_invalidated
+
+
+def refused_by_the_database(exc: BaseException) -> bool:
+    """The database answered with an error (a statement or the commit refused), on a connection that is
+    still up: what it was asked to commit did not commit. False when that is unknown: a dropped
+    connection, a client-side error, a timeout or a cancellation (a COMMIT may have been on its way)."""
+    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+        return False
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):  # in-process: an error is an answer
+        return True
+    code = orig.args[0] if orig is not None and orig.args else None
+    # MySQL/MariaDB: 1xxx, 3xxx and up are the server's errors, 2xxx the client library's own
+    return isinstance(code, int) and not 2000 <= code < 3000
 
 
 async def retry_deadlocks(attempt: Callable[[], Awaitable[T]], tries: int = 5) -> T:

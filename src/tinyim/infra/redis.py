@@ -39,6 +39,14 @@ class Keys:
     def seq_prefix(self) -> str:
         return f"{self.prefix}im:seq:"
 
+    def seq_gone_prefix(self) -> str:
+        """Before a user id: that user's seqs a rolled-back transaction took (readers pass them)."""
+        return f"{self.prefix}im:seqgone:"
+
+    def seq_reseeded_prefix(self) -> str:
+        """Before a user id: the user's seq counter was re-seeded lately (it may hand out a seq again)."""
+        return f"{self.prefix}im:seqreseed:"
+
     def user(self, user_id: int) -> str:
         return f"{self.prefix}im:user:{user_id}"
 

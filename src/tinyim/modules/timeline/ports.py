@@ -203,11 +203,18 @@ class SeqAllocator(Protocol[Tx]):
         append starts over), or False when that cannot happen with this allocator (the error stands)."""
         ...
 
-    def visible(
-        self, page: list[StoredMessage], after_seq: int, more: bool
+    async def abandon(self, taken: Mapping[int, range], taken_at: float) -> None:
+        """The seqs of each owner that a transaction took at `taken_at` (time.monotonic()) and that are
+        known never to commit (it rolled back): readers may pass them at once instead of waiting at the
+        hole (see `visible`). Best effort; an allocator without holes does nothing."""
+        ...
+
+    async def visible(
+        self, owner_id: int, page: list[StoredMessage], after_seq: int, more: bool
     ) -> tuple[list[StoredMessage], bool]:
-        """What a reader may see of a page read after `after_seq`: all of it when seqs commit in order;
-        else up to a hole that may still fill (with more=True), skipping holes too old to fill."""
+        """What a reader may see of the owner's page read after `after_seq`: all of it when seqs commit
+        in order; else up to a hole that may still fill (with more=True), passing holes too old to fill
+        and seqs abandoned by a rolled-back transaction."""
         ...
 
     async def max_seq(self, owner_id: int) -> int:

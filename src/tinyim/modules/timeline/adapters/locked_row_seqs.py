@@ -117,8 +117,11 @@ class LockedRowSeqAllocator:
     async def collided(self, owners: Sequence[int]) -> bool:
         return False  # a locked row never hands out a seq twice
 
-    def visible(
-        self, page: list[StoredMessage], after_seq: int, more: bool
+    async def abandon(self, taken: Mapping[int, range], taken_at: float) -> None:
+        return None  # the rollback gave the row's seqs back
+
+    async def visible(
+        self, owner_id: int, page: list[StoredMessage], after_seq: int, more: bool
     ) -> tuple[list[StoredMessage], bool]:
         return page, more  # no holes: a later seq never commits before an earlier one
 

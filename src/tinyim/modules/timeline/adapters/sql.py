@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,7 @@ from tinyim.infra.db import (
     is_unique_violation,
     metadata,
     on_driver_path,
+    refused_by_the_database,
     retry_deadlocks,
     run_statements,
 )
@@ -73,6 +75,8 @@ from tinyim.modules.timeline.domain import (
     preview_of,
 )
 from tinyim.modules.timeline.ports import SeqAllocator
+
+log = logging.getLogger(__name__)
 
 im_message_body = Table(
     "im_message_body",
@@ -466,6 +470,44 @@ async def _group_views(
     return views
 
 
+@dataclasses.dataclass
+class TakenSeqs:
+    """The seqs a write transaction took, when, and whether its COMMIT may be on its way: what
+    `_give_back` needs to know whether they can never commit."""
+
+    before: Mapping[int, int] | None = None  # each owner's seq before its block; None: none taken
+    counts: Mapping[int, int] | None = None  # each owner's seqs in its block (None: one)
+    at: float = 0.0
+    committing: bool = False
+
+    def took(self, before: Mapping[int, int], counts: Mapping[int, int] | None = None) -> None:
+        self.before, self.counts, self.at = before, counts, time.monotonic()
+
+    def blocks(self) -> dict[int, range]:
+        """Owner -> the seqs it took."""
+        if self.before is None:
+            return {}
+        n = self.counts
+        return {o: range(b + 1, b + 1 + (n[o] if n is not None else 1)) for o, b in self.before.items()}
+
+
+async def give_back(seqs: SeqAllocator[AsyncConnection], taken: TakenSeqs, exc: Exception) -> None:
+    """A transaction that took seqs failed with `exc`: when it surely did not commit, readers may pass its
+    seqs at once (`SeqAllocator.abandon`) instead of waiting at the holes they leave."""
+    blocks = taken.blocks()
+    if not blocks:
+        return
+    if isinstance(exc, IntegrityError) and is_unique_violation(exc):
+        return  # a seq handed out twice (a re-seeded counter): it may be another's
+    if taken.committing and not refused_by_the_database(exc):
+        return  # the COMMIT may have landed
+    try:
+        async with asyncio.timeout(1.0):
+            await seqs.abandon(blocks, taken.at)
+    except Exception:  # best effort: the holes then wait out the allocator's timeout
+        log.warning("could not mark the seqs of a rolled-back transaction", exc_info=True)
+
+
 class SeqCollision(Exception):
     pass
 
@@ -542,8 +584,14 @@ class SqlTimelineStore:
         recall: tuple[int, int] | None,
         owners: list[int],
     ) -> Appended:
-        async with asyncio.timeout(self._seqs.txn_timeout), self._db.write() as conn:
-            seqs = await self._write_message(conn, body, slots, recall, owners)
+        taken = TakenSeqs()
+        try:
+            async with asyncio.timeout(self._seqs.txn_timeout), self._db.write() as conn:
+                seqs = await self._write_message(conn, body, slots, recall, owners, taken)
+                taken.committing = True  # leaving the block commits
+        except Exception as exc:
+            await give_back(self._seqs, taken, exc)
+            raise
         return Appended(body.msg_id, seqs)
 
     async def _write_message(
@@ -553,6 +601,7 @@ class SqlTimelineStore:
         slots: Sequence[TimelineSlot],
         recall: tuple[int, int] | None,
         owners_out: list[int],
+        taken: TakenSeqs,
     ) -> dict[int, int]:
         """The statements of one append in conn's transaction; with `recall` = (msg_id, by), `body` is
         the RECALL entry and goes wherever that message is."""
@@ -563,6 +612,7 @@ class SqlTimelineStore:
         # The body first: a retried client_msg_id fails here, before any seq is taken or locked.
         await insert_body(conn, body)
         seqs = await self._seqs.take(conn, owners)
+        taken.took({o: seq - 1 for o, seq in seqs.items()})
         await insert_index(conn, body, slots, seqs)
         if self._conversations:
             await upsert_conversations(conn, body, slots, seqs)
@@ -590,8 +640,24 @@ class SqlTimelineStore:
         owners_of = [{s.owner_id for s in p.slots} for p in batch]
         counts = Counter(owner for owners in owners_of for owner in owners)
         await turn.before_bodies()
+        taken = TakenSeqs()
+        try:
+            return await self._write_batch(batch, turn, owners_of, counts, taken)
+        except Exception as exc:
+            await give_back(self._seqs, taken, exc)
+            raise
+
+    async def _write_batch(
+        self,
+        batch: Sequence[PendingAppend],
+        turn: Turn,
+        owners_of: list[set[int]],
+        counts: Mapping[int, int],
+        taken: TakenSeqs,
+    ) -> list[Appended]:
         async with asyncio.timeout(self._seqs.txn_timeout), self._db.hot_write() as conn:
-            top = await self._write_bodies_and_take_seqs(conn, [_body_row(p.body) for p in batch], counts)
+            bodies = [_body_row(p.body) for p in batch]
+            top = await self._write_bodies_and_take_seqs(conn, bodies, counts, taken)
             turn.took_seqs()
             seqs: list[dict[int, int]] = []
             for mine_owners in owners_of:  # in queue order: a sender's later message gets the later seqs
@@ -615,6 +681,7 @@ class SqlTimelineStore:
                 commit_here = turn.commit_clear
                 if commit_here:  # the commit rides along; begin() then finds nothing left to commit
                     statements.append(COMMIT)
+                    taken.committing = True
                 await run_statements(conn, statements)
                 turn.wrote_conversations()
                 if not commit_here:
@@ -626,21 +693,30 @@ class SqlTimelineStore:
                     await _CONVERSATION_ROWS.execute(conn, conversation_rows)
                 turn.wrote_conversations()
                 await turn.before_commit()
+            taken.committing = True  # leaving the block commits
         turn.committed()
         return [Appended(p.body.msg_id, mine) for p, mine in zip(batch, seqs, strict=True)]
 
     async def _write_bodies_and_take_seqs(
-        self, conn: AsyncConnection, bodies: list[tuple[Any, ...]], counts: Mapping[int, int]
+        self,
+        conn: AsyncConnection,
+        bodies: list[tuple[Any, ...]],
+        counts: Mapping[int, int],
+        taken: TakenSeqs,
     ) -> dict[int, int]:
-        """The bodies, then each owner's block of seqs (the seq before it): one round trip when the
-        allocator's bump is a statement, on MySQL/MariaDB."""
+        """The bodies, then each owner's block of seqs (the seq before it), noted in `taken`: one round
+        trip when the allocator's bump is a statement, on MySQL/MariaDB."""
         if on_driver_path(conn):
             bump = await self._seqs.take_many_statement(conn, counts)
             if bump is not None:
                 results = await run_statements(conn, [await _BODY_ROWS.text(conn, bodies), bump.sql])
-                return bump.read(results[1])
+                top = bump.read(results[1])
+                taken.took(dict(top), counts)  # the caller moves top on
+                return top
         await _BODY_ROWS.execute(conn, bodies)
-        return await self._seqs.take_many(conn, counts)
+        top = await self._seqs.take_many(conn, counts)
+        taken.took(dict(top), counts)
+        return top
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
         b, i = im_message_body, im_message_index
@@ -681,7 +757,8 @@ class SqlTimelineStore:
             reached = len(rows) > limit or (rows[-1].seq_id if rows else after_seq) >= min_seq
             if from_replica and not reached:  # the replica lags behind what the owner was told of
                 rows = await self._db.hot_read(from_primary)
-        return self._seqs.visible([_stored(r, owner_id) for r in rows[:limit]], after_seq, len(rows) > limit)
+        page = [_stored(r, owner_id) for r in rows[:limit]]
+        return await self._seqs.visible(owner_id, page, after_seq, len(rows) > limit)
 
     async def history(
         self, owner_id: int, conversation: Conversation, before_seq: int, limit: int
