@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -38,9 +37,9 @@ HOT_IDLE_MAX = 4  # connections a hot engine keeps checked out between uses (the
 class KeptConnections:
     """Connections of a hot engine kept checked out between uses, at most HOT_IDLE_MAX: a checkout and a
     return cost two greenlets (9-20 µs each here, most of it mmap/munmap of a fresh frame stack) and the
-    pool's bookkeeping, ~40-75 µs per use. A use that failed closes its connection (back to the pool,
-    rolled back; thrown away if invalidated); one invalidated, older than the pool's recycle age, or
-    coming back after `close()`, is closed instead of kept."""
+    pool's bookkeeping, ~40-75 µs per use. A use that failed rolls back and returns its connection to the
+    pool, or throws it away (interrupted, or its rollback failed); one invalidated, older than the pool's
+    recycle age, or coming back after `close()`, is closed instead of kept."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -55,7 +54,13 @@ class KeptConnections:
         conn, born = self._idle.pop() if self._idle else (await self._engine.connect(), time.monotonic())
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
+            # This pool does not reset what comes back: a transaction a rollback did not end would be
+            # committed by the next user's COMMIT. A connection interrupted mid-statement (its protocol
+            # state unknown) or whose rollback failed is thrown away instead: the server rolls back what
+            # a closed connection left open.
+            if isinstance(exc, asyncio.CancelledError | TimeoutError) or not await _rolled_back(conn):
+                await conn.invalidate()
             await conn.close()
             raise
         if (
@@ -72,6 +77,14 @@ class KeptConnections:
         self._closed = True
         while self._idle:
             await self._idle.pop()[0].close()
+
+
+async def _rolled_back(conn: AsyncConnection) -> bool:
+    try:
+        await conn.rollback()
+    except Exception:
+        return False
+    return True
 
 
 class Database:
@@ -542,18 +555,17 @@ def is_retryable(exc: BaseException) -> bool:
     return victim or exc.connection_invalidated
 
 
-def refused_by_the_database(exc: BaseException) -> bool:
-    """The database answered with an error (a statement or the commit refused), on a connection that is
-    still up: what it was asked to commit did not commit. False when that is unknown: a dropped
-    connection, a client-side error, a timeout or a cancellation (a COMMIT may have been on its way)."""
-    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+def rolled_back_by_the_database(exc: BaseException) -> bool:
+    """The database rolled the work back and said so on a connection that is still up: a deadlock victim
+    or a lock wait that timed out (statements that write rows raise them, a COMMIT never does). False for
+    every other error, whose transaction may have committed if its COMMIT was on its way (an error that
+    answers the COMMIT itself, e.g. a semi-sync wait interrupted after the binlog write, does not prove
+    a rollback), and for a dropped connection, a timeout or a cancellation."""
+    if not isinstance(exc, OperationalError) or exc.connection_invalidated:
         return False
     orig = exc.orig
-    if isinstance(orig, sqlite3.Error):  # in-process: an error is an answer
-        return True
     code = orig.args[0] if orig is not None and orig.args else None
-    # MySQL/MariaDB: 1xxx, 3xxx and up are the server's errors, 2xxx the client library's own
-    return isinstance(code, int) and not 2000 <= code < 3000
+    return code in (1205, 1213)
 
 
 async def retry_deadlocks(attempt: Callable[[], Awaitable[T]], tries: int = 5) -> T:

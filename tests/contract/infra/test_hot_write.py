@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.contract.conftest import Backend, fresh_id, make_backend
-from tinyim.infra.db import COMMIT, HOT_IDLE_MAX, Database, fetch_rows, run_statements
+from tinyim.infra.db import COMMIT, HOT_IDLE_MAX, Database, driver_connection, fetch_rows, run_statements
 
 
 @pytest.fixture
@@ -128,3 +128,31 @@ async def test_a_connection_in_use_when_the_database_is_disposed_is_closed_not_k
             await run_statements(conn, [bump(a, 3), COMMIT])
         assert db.hot_connections_kept == 0
         assert await stored_seq(db, a) == 3
+
+
+async def test_a_failed_transaction_whose_rollback_fails_is_never_committed_by_the_next(
+    mariadb: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot pool does not reset what comes back: a connection whose rollback failed would carry its
+    open transaction to the next user, whose COMMIT would commit it. It is thrown away instead (the
+    server rolls back what a closed connection left open)."""
+    a, b = fresh_id(), fresh_id()
+    async with mariadb.database() as db:
+        assert db is not None
+        failed_id = await connection_id(db)
+        with pytest.raises(RuntimeError, match="the batch failed"):
+            async with db.hot_write() as conn:
+                await run_statements(conn, [bump(a, 5), "SELECT 1"])
+                driver = await driver_connection(conn)
+
+                async def refuse() -> None:
+                    raise ConnectionError("the rollback did not get through")
+
+                monkeypatch.setattr(driver, "rollback", refuse)
+                raise RuntimeError("the batch failed")
+        monkeypatch.undo()
+        async with db.hot_write() as conn:
+            await run_statements(conn, [bump(b, 1), COMMIT])
+            assert int((await fetch_rows(conn, None, "SELECT CONNECTION_ID()", None))[0][0]) != failed_id
+        await asyncio.sleep(0.2)  # the server ends the closed connection's session
+        assert (await stored_seq(db, a), await stored_seq(db, b)) == (None, 1)

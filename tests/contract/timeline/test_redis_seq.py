@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.contract.conftest import Backend, fresh_id, make_backend
 from tests.contract.timeline.test_timeline_store import body, slots
 from tests.support.services import delete_prefix, require_redis
 from tinyim.infra.redis import Keys
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqAllocator
-from tinyim.modules.timeline.adapters.sql import SqlTimelineStore, TakenSeqs
-from tinyim.modules.timeline.domain import MessageBody, TimelineSlot
+from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
 
 
 @pytest.fixture(params=["sqlite+redis", "mariadb+redis"])
@@ -190,131 +187,3 @@ async def test_a_group_message_costs_two_statements_and_one_round_trip_whatever_
             assert [m.content for m in page] == ["warm-up", "counted"]
     await delete_prefix(url, keys.prefix)
     assert costs == {3: (2, 1), 200: (2, 1)}
-
-
-class Doomed(SqlTimelineStore):
-    """A message with the content "doomed" fails its transaction after its seqs are taken (batch and
-    single paths alike), before the COMMIT; `meanwhile` runs between the take and the failure."""
-
-    meanwhile: Callable[[], Awaitable[object]] | None = None
-
-    async def _fail_if_doomed(self, contents: list[str]) -> None:
-        if "doomed" in contents:
-            if self.meanwhile is not None:
-                await self.meanwhile()
-            raise RuntimeError("the transaction failed after taking its seqs")
-
-    async def _write_bodies_and_take_seqs(
-        self,
-        conn: AsyncConnection,
-        bodies: list[tuple[Any, ...]],
-        counts: Mapping[int, int],
-        taken: TakenSeqs,
-    ) -> dict[int, int]:
-        top = await super()._write_bodies_and_take_seqs(conn, bodies, counts, taken)
-        await self._fail_if_doomed([str(field) for row in bodies for field in row])
-        return top
-
-    async def _write_message(
-        self,
-        conn: AsyncConnection,
-        body: MessageBody,
-        slots: Sequence[TimelineSlot],
-        recall: tuple[int, int] | None,
-        owners_out: list[int],
-        taken: TakenSeqs,
-    ) -> dict[int, int]:
-        seqs = await super()._write_message(conn, body, slots, recall, owners_out, taken)
-        await self._fail_if_doomed([body.content])
-        return seqs
-
-
-@pytest.fixture
-async def doomed(redis_backend: Backend) -> AsyncIterator[tuple[Doomed, RedisSeqAllocator, Redis, Keys]]:
-    """A store whose allocator waits the production hole timeout (10 s): a test that passes did not wait."""
-    url = require_redis()
-    keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
-    client = Redis.from_url(url, decode_responses=True)
-    async with redis_backend.database() as db:
-        assert db is not None
-        seqs = RedisSeqAllocator(db, client, keys)
-        yield Doomed(db, seqs=seqs), seqs, client, keys
-    await client.aclose()
-    await delete_prefix(url, keys.prefix)
-
-
-async def users_with_counters(redis: Redis, keys: Keys) -> tuple[int, int]:
-    """Two users whose seq counters exist (a missing one is re-seeded, and for a while after a re-seed
-    nothing of that user is marked gone)."""
-    a, b = fresh_id(), fresh_id()
-    await redis.set(keys.seq(a), 0)
-    await redis.set(keys.seq(b), 0)
-    return a, b
-
-
-async def test_a_rolled_back_transaction_leaves_no_hole_to_wait_at(
-    doomed: tuple[Doomed, RedisSeqAllocator, Redis, Keys],
-) -> None:
-    """The doomed message's batch and then its one-by-one write both take seqs and roll back: those
-    seqs are marked gone, and the receiver's sync passes them at once instead of stopping for 10 s."""
-    store, _, redis, keys = doomed
-    a, b = await users_with_counters(redis, keys)
-    await store.append(body(a, "one"), slots(a, b))
-    with pytest.raises(RuntimeError):
-        await store.append(body(a, "doomed"), slots(a, b))
-    await store.append(body(a, "four"), slots(a, b))  # seqs 2 and 3 went to the doomed attempts
-    page, more = await store.read(b, 1, 10)
-    assert [(m.seq_id, m.content) for m in page] == [(4, "four")] and not more
-    assert await redis.smembers(f"{keys.seq_gone_prefix()}{b}") == {"2", "3"}
-    page, more = await store.read(a, 0, 10)
-    assert [(m.seq_id, m.content) for m in page] == [(1, "one"), (4, "four")] and not more
-
-
-async def test_seqs_a_re_seeded_counter_may_hand_out_again_are_not_marked(
-    doomed: tuple[Doomed, RedisSeqAllocator, Redis, Keys],
-) -> None:
-    """b's counter is lost and re-seeded while the doomed transaction holds seq 2 of b: the re-seed may
-    give seq 2 to another writer, so the doomed one must not mark it gone; the reader waits at it."""
-    store, seqs, redis, keys = doomed
-    a, b = await users_with_counters(redis, keys)
-    await store.append(body(a, "one"), slots(a, b))
-
-    async def lose_and_re_seed() -> None:
-        await redis.delete(keys.seq(b))
-        assert await seqs._allocate({b: 1}) == {b: 2}  # another writer now holds seq 2 of b
-
-    store.meanwhile = lose_and_re_seed
-    with pytest.raises(RuntimeError):
-        await store.append(body(a, "doomed"), slots(a, b))
-    store.meanwhile = None
-    await store.append(body(a, "late"), slots(a, b))
-    page, more = await store.read(b, 1, 10)
-    assert page == [] and more  # seq 2 of b may still be written by its other holder
-    assert not await redis.exists(f"{keys.seq_gone_prefix()}{b}")
-    assert await redis.smembers(f"{keys.seq_gone_prefix()}{a}")  # a's counter was never lost
-
-
-async def test_nothing_is_marked_when_redis_restarted_since_the_seqs_were_taken(
-    doomed: tuple[Doomed, RedisSeqAllocator, Redis, Keys],
-) -> None:
-    """A restart may bring back an older counter (a snapshot) that hands the same seqs out again: seqs
-    taken before the run id changed are not marked; those taken after it are."""
-    store, seqs, redis, keys = doomed
-    a, b = await users_with_counters(redis, keys)
-    await store.append(body(a, "one"), slots(a, b))
-    real_run_id = seqs._run_id
-
-    async def restarted() -> str | None:
-        return "another-run"
-
-    seqs._run_id = restarted  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):  # its batch took seq 2 before the new run id was seen, then seq 3
-        await store.append(body(a, "doomed"), slots(a, b))
-    assert await redis.smembers(f"{keys.seq_gone_prefix()}{b}") == {"3"}
-    await store.append(body(a, "late"), slots(a, b))
-    page, more = await store.read(b, 1, 10)
-    assert page == [] and more  # seq 2 may have been handed out again
-    seqs._run_id = real_run_id  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):  # the same again: seq 5 is not marked, seq 6 is
-        await store.append(body(a, "doomed"), slots(a, b))
-    assert await redis.smembers(f"{keys.seq_gone_prefix()}{b}") == {"3", "6"}

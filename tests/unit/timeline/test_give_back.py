@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Mapping
 
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from tinyim.infra.db import refused_by_the_database
+from tinyim.infra.db import rolled_back_by_the_database
 from tinyim.modules.timeline.adapters.group_commit import PrecedingBatchFailed
 from tinyim.modules.timeline.adapters.sql import TakenSeqs, give_back
 
@@ -47,7 +46,10 @@ def taken(committing: bool) -> TakenSeqs:
         (PrecedingBatchFailed(), False, True),  # gave way before its COMMIT
         (ConnectionResetError(), False, True),  # no COMMIT was sent: nothing can have committed
         (TimeoutError(), False, True),
-        (refused(1213), True, True),  # a deadlock answered the round trip that held the COMMIT
+        (refused(1406), False, True),  # data too long, before the COMMIT
+        (refused(1213), True, True),  # a deadlock victim: its round trip held the COMMIT, never run
+        (refused(1205), True, True),  # a lock wait timed out (a statement, not the COMMIT)
+        (refused(1317), True, False),  # interrupted: an answer to the COMMIT may not mean rolled back
         (ConnectionResetError(), True, False),  # the COMMIT may have landed
         (TimeoutError(), True, False),
         (refused(2013), True, False),  # "lost connection": the client's own error, no answer
@@ -85,14 +87,14 @@ def test_one_seq_per_owner_when_no_counts_are_given() -> None:
     ("exc", "answer"),
     [
         (refused(1213), True),
-        (refused(1406), True),  # data too long
-        (refused(3024), True),  # a MySQL 8 server error
+        (refused(1205), True),
+        (refused(1406), False),  # refused, but not a rollback that a COMMIT in the same trip could not undo
+        (refused(1317), False),
         (refused(2006), False),  # server has gone away (client side)
         (refused(1213, invalidated=True), False),
-        (OperationalError("COMMIT", None, sqlite3.OperationalError("disk I/O error")), True),
         (OperationalError("COMMIT", None, ServerError("Packet sequence number wrong")), False),
         (RuntimeError("not the database"), False),
     ],
 )
-def test_refused_by_the_database(exc: BaseException, answer: bool) -> None:
-    assert refused_by_the_database(exc) is answer
+def test_rolled_back_by_the_database(exc: BaseException, answer: bool) -> None:
+    assert rolled_back_by_the_database(exc) is answer

@@ -7,12 +7,14 @@ timeline store, with what it takes to keep DESIGN §5.3:
   hole and reports has_more, unless the hole is older than `hole_timeout`: every transaction is cut off after
   `txn_timeout` (far shorter), so by then the seq's holder is known to be gone and the hole is skipped.
 - **Rolled-back seqs are passed at once.** A transaction that took seqs and is known to have rolled back
-  (it failed before its COMMIT was sent, or the database refused it) marks them gone (`abandon`), and a
-  reader passes a hole made only of gone seqs without waiting. A seq is marked only while nobody else can
-  hold it: not after a collision, not when the owner's counter was re-seeded since the seq was taken (a
-  re-seed may hand it out again; it leaves a marker for longer than a transaction lives), not when Redis
-  restarted meanwhile (its run id changed: a snapshot may have brought an older counter back), and not
-  once the transaction may have outlived that marker. Otherwise the hole waits out `hole_timeout` as before.
+  (it failed before its COMMIT was sent, or the database named it a deadlock victim) marks them gone
+  (`abandon`), and a reader passes a hole made only of gone seqs without waiting. A seq may be marked only
+  while nobody else can hold it, and a counter hands a seq out twice only after it went back: a re-seed
+  (it leaves a marker that outlives any transaction, and drops the owner's marks), or a Redis restart or
+  failover (an older snapshot or a lagging replica: a new run id). So nothing is marked after a
+  collision, while the owner's re-seed marker is there, for seqs taken before this process saw Redis's
+  current run id or within `txn_timeout` (+ margin) after it, or once the transaction may have outlived
+  the marker. Otherwise the hole waits out `hole_timeout` as before.
 - **Never backwards.** Counters are read only when they exist (one Lua script checks all of a message's
   owners, then INCRs them all). A missing counter (Redis restarted, FLUSHALL) is re-seeded from the
   largest committed seq with SET NX. A seq that an in-flight transaction took before the loss may be
@@ -22,6 +24,7 @@ timeline store, with what it takes to keep DESIGN §5.3:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -70,8 +73,9 @@ local marked = 0
 for owner, first, last in string.gmatch(ARGV[5], '(%d+):(%d+)%-(%d+)') do
   local counter = tonumber(redis.call('GET', ARGV[1] .. owner) or '0')
   if counter >= tonumber(last) and redis.call('EXISTS', ARGV[3] .. owner) == 0 then
-    local key = ARGV[2] .. owner
-    for seq = tonumber(first), tonumber(last) do redis.call('SADD', key, seq) end
+    local key, seqs = ARGV[2] .. owner, {}
+    for seq = tonumber(first), tonumber(last) do seqs[#seqs + 1] = seq end
+    redis.call('SADD', key, unpack(seqs))
     redis.call('PEXPIRE', key, ARGV[4])
     marked = marked + 1
   end
@@ -79,12 +83,18 @@ end
 return marked
 """
 
+# Gone marks live long (the hole's age is counted from the next message, which may come much later);
+# only a re-seed, which may hand the seqs out again, drops them early.
+GONE_MARK_SECONDS = 600
 GONE_SEQS_CHECKED = 4096  # a reader asks about at most this many missing seqs per page (the rest wait)
+GONE_CHECK_AFTER_MS = 50  # a younger hole is most likely a transaction still under way: not asked about
+GONE_CHECK_SECONDS = 0.25  # Redis slow or away: the reader waits at the hole as before
 
-# Raise a counter to at least ARGV[1] (never lower it).
+# Raise a counter to at least ARGV[1] (never lower it). A missing one is left to `_allocate`'s re-seed,
+# which leaves the re-seed marker.
 _RAISE = """
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+local v = redis.call('GET', KEYS[1])
+if v and tonumber(v) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 0
 """
 
@@ -111,11 +121,15 @@ class RedisSeqAllocator:
         self.txn_timeout: float | None = txn_timeout
         self._hole_timeout_ms = int(hole_timeout * 1000)
         # A transaction's seqs are marked gone only this soon after they were taken (it is cut off after
-        # txn_timeout), and a re-seed's marker outlives that: a seq handed out again is never marked.
+        # txn_timeout), and a re-seed's marker far outlives that: a seq handed out again is never marked.
         self._abandon_window = txn_timeout + 1.0
-        self._reseed_marker_ms = int((txn_timeout + 2.0) * 1000)
-        self._server_run_id: str | None = None  # Redis's run id, as last seen (a restart changes it)
-        self._run_id_read = False
+        self._reseed_marker_ms = int((hole_timeout + txn_timeout + 5.0) * 1000)
+        # Redis's run id and when this process first saw it: transactions that took seqs from an earlier
+        # run (or another server, before a failover) may still hold seqs this run hands out again until
+        # txn_timeout after it started; seqs taken before `settle` seconds after first seeing it are not
+        # marked.
+        self._run: tuple[str | None, float] | None = None
+        self._settle = txn_timeout + 2.0
 
     async def take(self, tx: AsyncConnection, owners: Sequence[int]) -> dict[int, int]:
         # outside the database's locks: see the module's doc
@@ -137,9 +151,8 @@ class RedisSeqAllocator:
 
     async def _allocate(self, counts: Mapping[int, int]) -> dict[int, int]:
         """Each owner's counter raised by counts[owner], in one round trip; the new tops."""
-        if not self._run_id_read:  # once: what `abandon` compares with
-            self._run_id_read = True
-            self._server_run_id = await self._run_id()
+        if self._run is None:  # once: what `abandon` compares with
+            self._run = (await self._run_id(), time.monotonic())
         owners = list(counts)
         packed = ",".join(f"{o}:{counts[o]}" for o in owners)
         for _ in range(3):
@@ -148,11 +161,14 @@ class RedisSeqAllocator:
                 return dict(zip(owners, result, strict=True))
             missing = [owners[i - 1] for i in result[1:]]
             committed = await self._committed_max(missing)
-            # one MULTI: no seq is taken from a re-seeded counter before its marker is there
+            # one MULTI: no seq is taken from a re-seeded counter before its marker is there and its
+            # owner's gone marks are dropped (those seqs may be handed out again)
+            k = self._keys
             async with self._redis.pipeline(transaction=True) as pipe:
                 for owner in missing:
-                    pipe.set(self._keys.seq(owner), committed.get(owner, 0), nx=True)
-                    pipe.set(f"{self._keys.seq_reseeded_prefix()}{owner}", 1, px=self._reseed_marker_ms)
+                    pipe.set(k.seq(owner), committed.get(owner, 0), nx=True)
+                    pipe.set(f"{k.seq_reseeded_prefix()}{owner}", 1, px=self._reseed_marker_ms)
+                    pipe.delete(f"{k.seq_gone_prefix()}{owner}")
                 await pipe.execute()
         raise SeqCollision("seq counters keep disappearing")
 
@@ -166,16 +182,18 @@ class RedisSeqAllocator:
         return str(run_id) if run_id else None
 
     async def abandon(self, taken: Mapping[int, range], taken_at: float) -> None:
-        if not taken or time.monotonic() - taken_at > self._abandon_window:
+        if not taken or self._run is None or time.monotonic() - taken_at > self._abandon_window:
             return
         run_id = await self._run_id()
-        if run_id is None or run_id != self._server_run_id:  # restarted: its counters may have gone back
-            self._server_run_id = run_id
+        if run_id is None or run_id != self._run[0]:  # restarted, or failed over: counters may have gone back
+            self._run = (run_id, time.monotonic())
             return
+        if taken_at < self._run[1] + self._settle:
+            return  # a transaction from before this run may hold the same seqs
         k = self._keys
         packed = ",".join(f"{o}:{r.start}-{r.stop - 1}" for o, r in taken.items() if len(r))
         prefixes = [k.seq_prefix(), k.seq_gone_prefix(), k.seq_reseeded_prefix()]
-        await self._abandon(args=[*prefixes, self._hole_timeout_ms, packed])
+        await self._abandon(args=[*prefixes, GONE_MARK_SECONDS * 1000, packed])
 
     async def _raise_to_committed(self, owners: list[int]) -> None:
         committed = await self._committed_max(owners)
@@ -195,13 +213,20 @@ class RedisSeqAllocator:
     ) -> tuple[list[StoredMessage], bool]:
         now_ms = time.time_ns() // 1_000_000
         # m's seq was taken just after m's id, so a hole's seqs were taken before m.created_ms.
-        young: list[int] = []  # the seqs of holes that may still fill
+        young = False  # a hole that may still fill
+        asked: list[int] = []  # the missing seqs worth asking about (not the youngest holes')
         expected = after_seq + 1
         for m in page:
-            if m.seq_id != expected and now_ms - m.created_ms < self._hole_timeout_ms:
-                young.extend(range(expected, min(m.seq_id, expected + GONE_SEQS_CHECKED)))
+            age = now_ms - m.created_ms
+            if m.seq_id != expected and age < self._hole_timeout_ms:
+                young = True
+                if age >= GONE_CHECK_AFTER_MS:
+                    room = GONE_SEQS_CHECKED - len(asked)
+                    asked.extend(range(expected, min(m.seq_id, expected + max(0, room))))
             expected = m.seq_id + 1
-        gone = await self._gone(owner_id, young[:GONE_SEQS_CHECKED]) if young else set()
+        if not young:
+            return page, more
+        gone = await self._gone(owner_id, asked) if asked else set()
         expected = after_seq + 1
         seen: list[StoredMessage] = []
         for m in page:
@@ -213,9 +238,15 @@ class RedisSeqAllocator:
         return seen, more
 
     async def _gone(self, owner_id: int, seqs: list[int]) -> set[int]:
-        """Which of the owner's seqs a rolled-back transaction left (one round trip)."""
+        """Which of the owner's seqs a rolled-back transaction left (one round trip); none when Redis
+        does not answer soon (the reader then waits at the hole)."""
         key = f"{self._keys.seq_gone_prefix()}{owner_id}"
-        flags = await self._redis.smismember(key, seqs)
+        try:
+            async with asyncio.timeout(GONE_CHECK_SECONDS):
+                flags = await self._redis.smismember(key, seqs)
+        except (RedisError, TimeoutError):
+            log.warning("could not read the gone seqs of user %s", owner_id, exc_info=True)
+            return set()
         return {seq for seq, flag in zip(seqs, flags, strict=True) if flag}
 
     async def max_seq(self, owner_id: int) -> int:

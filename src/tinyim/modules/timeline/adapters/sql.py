@@ -51,8 +51,8 @@ from tinyim.infra.db import (
     is_unique_violation,
     metadata,
     on_driver_path,
-    refused_by_the_database,
     retry_deadlocks,
+    rolled_back_by_the_database,
     run_statements,
 )
 from tinyim.kernel import outcomes
@@ -473,7 +473,7 @@ async def _group_views(
 @dataclasses.dataclass
 class TakenSeqs:
     """The seqs a write transaction took, when, and whether its COMMIT may be on its way: what
-    `_give_back` needs to know whether they can never commit."""
+    `give_back` needs to know whether they can never commit."""
 
     before: Mapping[int, int] | None = None  # each owner's seq before its block; None: none taken
     counts: Mapping[int, int] | None = None  # each owner's seqs in its block (None: one)
@@ -491,6 +491,9 @@ class TakenSeqs:
         return {o: range(b + 1, b + 1 + (n[o] if n is not None else 1)) for o, b in self.before.items()}
 
 
+GIVE_BACK_SECONDS = 0.25  # a failed batch's next batch may wait for it with locks held: never long
+
+
 async def give_back(seqs: SeqAllocator[AsyncConnection], taken: TakenSeqs, exc: Exception) -> None:
     """A transaction that took seqs failed with `exc`: when it surely did not commit, readers may pass its
     seqs at once (`SeqAllocator.abandon`) instead of waiting at the holes they leave."""
@@ -499,10 +502,10 @@ async def give_back(seqs: SeqAllocator[AsyncConnection], taken: TakenSeqs, exc: 
         return
     if isinstance(exc, IntegrityError) and is_unique_violation(exc):
         return  # a seq handed out twice (a re-seeded counter): it may be another's
-    if taken.committing and not refused_by_the_database(exc):
+    if taken.committing and not rolled_back_by_the_database(exc):
         return  # the COMMIT may have landed
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(GIVE_BACK_SECONDS):
             await seqs.abandon(blocks, taken.at)
     except Exception:  # best effort: the holes then wait out the allocator's timeout
         log.warning("could not mark the seqs of a rolled-back transaction", exc_info=True)
