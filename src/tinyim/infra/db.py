@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from tinyim.infra.extras import ASYNCMY, require
 from tinyim.kernel import LostRace
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Table mirrors used by the adapters; the schema itself is owned by migrations/.
 metadata = MetaData()
@@ -57,11 +59,19 @@ class KeptConnections:
         except BaseException as exc:
             # This pool does not reset what comes back: a transaction a rollback did not end would be
             # committed by the next user's COMMIT. A connection interrupted mid-statement (its protocol
-            # state unknown) or whose rollback failed is thrown away instead: the server rolls back what
-            # a closed connection left open.
-            if isinstance(exc, asyncio.CancelledError | TimeoutError) or not await _rolled_back(conn):
-                await conn.invalidate()
-            await conn.close()
+            # state unknown) or whose rollback failed (or was itself interrupted) is thrown away instead:
+            # the server rolls back what a closed connection left open.
+            rolled_back = False
+            try:
+                if not isinstance(exc, asyncio.CancelledError | TimeoutError):
+                    await conn.rollback()
+                    rolled_back = True
+            except Exception:
+                log.warning("a hot connection's rollback failed; closing it", exc_info=True)
+            finally:
+                if not rolled_back:
+                    await conn.invalidate()
+                await conn.close()
             raise
         if (
             self._closed
@@ -77,14 +87,6 @@ class KeptConnections:
         self._closed = True
         while self._idle:
             await self._idle.pop()[0].close()
-
-
-async def _rolled_back(conn: AsyncConnection) -> bool:
-    try:
-        await conn.rollback()
-    except Exception:
-        return False
-    return True
 
 
 class Database:
@@ -556,11 +558,13 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def rolled_back_by_the_database(exc: BaseException) -> bool:
-    """The database rolled the work back and said so on a connection that is still up: a deadlock victim
-    or a lock wait that timed out (statements that write rows raise them, a COMMIT never does). False for
-    every other error, whose transaction may have committed if its COMMIT was on its way (an error that
-    answers the COMMIT itself, e.g. a semi-sync wait interrupted after the binlog write, does not prove
-    a rollback), and for a dropped connection, a timeout or a cancellation."""
+    """A statement before the COMMIT failed, on a connection that is still up, so the COMMIT never ran: a
+    deadlock victim (its transaction rolled back) or a lock wait that timed out (only the statement is
+    undone, and the caller's rollback, or the connection's closing, ends the rest). Statements that write
+    rows raise these, a COMMIT never does, and a multi-statement stops at its first error. False for every
+    other error, whose transaction may have committed if its COMMIT was on its way (an error answering the
+    COMMIT itself, e.g. a semi-sync wait interrupted after the binlog write, does not prove a rollback),
+    and for a dropped connection, a timeout or a cancellation."""
     if not isinstance(exc, OperationalError) or exc.connection_invalidated:
         return False
     orig = exc.orig

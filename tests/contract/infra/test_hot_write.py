@@ -156,3 +156,19 @@ async def test_a_failed_transaction_whose_rollback_fails_is_never_committed_by_t
             assert int((await fetch_rows(conn, None, "SELECT CONNECTION_ID()", None))[0][0]) != failed_id
         await asyncio.sleep(0.2)  # the server ends the closed connection's session
         assert (await stored_seq(db, a), await stored_seq(db, b)) == (None, 1)
+
+
+async def test_a_transaction_interrupted_mid_statement_is_thrown_away_not_kept(mariadb: Backend) -> None:
+    """A write cut off while the database is still working on it: the connection's state is unknown, so
+    it is not rolled back and reused but closed, and what it wrote never commits."""
+    a = fresh_id()
+    async with mariadb.database() as db:
+        assert db is not None
+        first = await connection_id(db)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3), db.hot_write() as conn:
+                await run_statements(conn, [bump(a, 5), "SELECT 1"])
+                await fetch_rows(conn, None, "SELECT SLEEP(2)", None)
+        assert db.hot_connections_kept == 0
+        assert await connection_id(db) != first
+        assert await stored_seq(db, a) is None

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.contract.conftest import Backend, fresh_id, make_backend
-from tests.contract.timeline.test_redis_seq_gone import settled
+from tests.contract.timeline.test_redis_seq_gone import marks_done, settled
 from tests.contract.timeline.test_timeline_store import body, slots
 from tests.support.services import delete_prefix, require_redis
 from tinyim.infra.db import Database
@@ -195,7 +195,7 @@ async def test_a_batch_failing_after_its_seqs_makes_the_next_give_way_and_order_
     backend: Backend,
 ) -> None:
     a, b, c = fresh_id(), fresh_id(), fresh_id()
-    async with opened(backend, FailsAfterItsSeqs, hole_timeout=10.0) as store:
+    async with opened(backend, FailsAfterItsSeqs, hole_timeout=60.0) as store:
         if isinstance(seqs := store._seqs, RedisSeqAllocator):
             await settled(seqs)
             for user in (a, b, c):  # counters that exist: nothing is marked for a while after a re-seed
@@ -211,7 +211,8 @@ async def test_a_batch_failing_after_its_seqs_makes_the_next_give_way_and_order_
         a1, poison, a2, c2 = (r for r in results if isinstance(r, Appended))
         assert a1.seqs[a] < a2.seqs[a] and poison.seqs[c] < c2.seqs[c]  # nobody overtook
         # Both rolled back before their COMMIT: on Redis seqs, the holes they left are marked gone, and
-        # the reader passes them at once (a 10 s hole timeout here) once they are not the youngest
+        # the reader passes them at once (a minute's hole timeout here) once they are not the youngest
+        await marks_done(store)
         await asyncio.sleep(0.06)
         page, more = await store.read(b, 0, 1000)
         assert [m.content for m in page] == ["a1", "poison", "a2", "c2"] and not more

@@ -1,6 +1,6 @@
 """Seqs a rolled-back transaction took on Redis seqs: marked gone, so that a sync passes their hole at once
-instead of waiting out the hole timeout (10 s here, the production value: a test that passes did not
-wait) — and never marked while another transaction could still commit the same seq."""
+instead of waiting out the hole timeout (a minute here: a test that passes did not wait it out) — and
+never marked while another transaction could still commit the same seq."""
 
 from __future__ import annotations
 
@@ -72,9 +72,14 @@ Env = tuple[Doomed, RedisSeqAllocator, Redis, Keys]
 
 
 async def settled(seqs: RedisSeqAllocator) -> None:
-    """As if this process had known Redis's current run for an hour (a fresh process marks nothing for
-    its first seconds: a transaction of an earlier run may hold the seqs it hands out)."""
-    seqs._run = (await seqs._run_id(), time.monotonic() - 3600)
+    """As if this process had known the Redis it takes seqs from for an hour (a fresh process marks
+    nothing for its first seconds: a transaction of an earlier run may hold the seqs it hands out)."""
+    seqs._run = (await seqs._identity(), time.monotonic() - 3600)
+
+
+async def marks_done(store: SqlTimelineStore) -> None:
+    """The marking of rolled-back seqs runs beside the failure: wait for it."""
+    await asyncio.gather(*list(store._marking))
 
 
 @pytest.fixture
@@ -84,7 +89,7 @@ async def env(redis_backend: Backend) -> AsyncIterator[Env]:
     client = Redis.from_url(url, decode_responses=True)
     async with redis_backend.database() as db:
         assert db is not None
-        seqs = RedisSeqAllocator(db, client, keys)  # the production timeouts: 3 s, 10 s
+        seqs = RedisSeqAllocator(db, client, keys, hole_timeout=60.0)
         await settled(seqs)
         yield Doomed(db, seqs=seqs), seqs, client, keys
     await client.aclose()
@@ -114,6 +119,7 @@ async def test_a_rolled_back_transaction_leaves_no_hole_to_wait_at(env: Env) -> 
     with pytest.raises(RuntimeError):
         await store.append(body(a, "doomed"), slots(a, b))
     await store.append(body(a, "four"), slots(a, b))  # seqs 2 and 3 went to the doomed attempts
+    await marks_done(store)
     assert await redis.smembers(gone_key(keys, b)) == {"2", "3"}
     assert await redis.ttl(gone_key(keys, b)) > 500
     page, more = await store.read(b, 1, 10)
@@ -141,6 +147,7 @@ async def test_seqs_a_re_seeded_counter_may_hand_out_again_are_not_marked(env: E
         await store.append(body(a, "doomed"), slots(a, b))
     store.meanwhile = None
     await store.append(body(a, "late"), slots(a, b))
+    await marks_done(store)
     await asyncio.sleep(0.06)  # old enough a hole to be asked about
     page, more = await store.read(b, 1, 10)
     assert page == [] and more  # seq 2 of b may still be written by its other holder
@@ -156,6 +163,7 @@ async def test_a_re_seed_drops_the_marks_of_seqs_it_may_hand_out_again(env: Env)
     await store.append(body(a, "one"), slots(a, b))
     with pytest.raises(RuntimeError):
         await store.append(body(a, "doomed"), slots(a, b))
+    await marks_done(store)
     assert await redis.smembers(gone_key(keys, b)) == {"2", "3"}
     await redis.delete(keys.seq(b))  # lost: the next take re-seeds from the committed top, 1
     assert await seqs._allocate({b: 1}) == {b: 2}
@@ -187,9 +195,10 @@ async def test_nothing_is_marked_for_seqs_taken_near_a_redis_restart(env: Env) -
     async def restarted() -> str | None:
         return "another-run"
 
-    seqs._run_id = restarted  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):  # its batch took seq 2 before the new run id was seen, then seq 3
+    seqs._identity = restarted  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):  # its batch took seq 2 before the new run was seen, then seq 3
         await store.append(body(a, "doomed"), slots(a, b))
+    await marks_done(store)
     assert not await redis.exists(gone_key(keys, b))
     await store.append(body(a, "late"), slots(a, b))
     await asyncio.sleep(0.06)
@@ -199,10 +208,13 @@ async def test_nothing_is_marked_for_seqs_taken_near_a_redis_restart(env: Env) -
     seqs._run = ("another-run", time.monotonic() - 3600)  # the settling time is over
     with pytest.raises(RuntimeError):
         await store.append(body(a, "doomed"), slots(a, b))
+    await marks_done(store)
     assert await redis.smembers(gone_key(keys, b)) == {"5", "6"}
 
 
-async def test_nothing_is_marked_once_the_transaction_may_outlive_the_re_seed_marker(env: Env) -> None:
+async def test_nothing_is_marked_late_or_past_the_counter(env: Env) -> None:
+    """Taken longer ago than a transaction lives (a re-seed's marker may be gone by now), or seqs the
+    counter never handed out: nothing is marked."""
     _, seqs, redis, keys = env
     _, b = await users_with_counters(redis, keys)
     await redis.set(keys.seq(b), 5)
@@ -229,13 +241,14 @@ async def test_a_reader_passes_only_holes_wholly_gone(env: Env) -> None:
     seen, more = await seqs.visible(owner, page, 0, False)
     assert [m.seq_id for m in seen] == [1, 4] and more
     # a hole younger than the check's delay is not asked about: most likely still being written
-    seen, more = await seqs.visible(owner, [stored(1, 500), stored(4, 0)], 0, False)
+    seen, more = await seqs.visible(owner, [stored(1, 500), stored(4, -1000)], 0, False)
     assert [m.seq_id for m in seen] == [1] and more
+    # a young hole only partly gone (5 is not): stop before it
+    seen, more = await seqs.visible(owner, [stored(6, 500)], 4, True)
+    assert seen == [] and more
     # a hole older than the hole timeout is passed anyway, gone or not
-    seen, more = await seqs.visible(owner, [stored(5, 20_000), stored(8, 500)], 4, True)
-    assert [m.seq_id for m in seen] == [5] and more
-    seen, more = await seqs.visible(owner, [stored(6, 20_000)], 4, False)
-    assert [m.seq_id for m in seen] == [6] and not more
+    seen, more = await seqs.visible(owner, [stored(6, 90_000), stored(9, 500)], 4, False)
+    assert [m.seq_id for m in seen] == [6] and more
 
 
 async def test_a_hole_wider_than_a_reader_asks_about_is_waited_at(
@@ -263,3 +276,38 @@ async def test_redis_away_means_waiting_at_the_hole_not_a_failed_sync(env: Env) 
     seqs._redis.smismember = away  # type: ignore[method-assign,assignment]
     seen, more = await seqs.visible(owner, [stored(1, 500), stored(3, 500)], 0, False)
     assert [m.seq_id for m in seen] == [1] and more
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"role": "slave"},  # a replica: its counters trail the master's
+        {"maxmemory": "1048576", "maxmemory_policy": "volatile-lru"},  # a re-seed marker could be evicted
+        {"maxmemory": "1048576", "maxmemory_policy": "allkeys-lfu"},
+    ],
+)
+async def test_nothing_is_trusted_on_a_replica_or_a_redis_that_may_evict(
+    env: Env, changed: dict[str, str]
+) -> None:
+    _, seqs, redis, _ = env
+    info = await redis.info("server", "replication", "memory")
+    assert await seqs._identity() is not None
+
+    async def seen(*_sections: str) -> dict[str, Any]:
+        return {**info, **changed}
+
+    seqs._redis.info = seen  # type: ignore[method-assign,assignment]
+    assert await seqs._identity() is None
+
+
+async def test_a_promotion_is_another_redis_even_with_the_same_run_id(env: Env) -> None:
+    """A server demoted to replica and promoted again keeps its run id; its replication id changes."""
+    _, seqs, redis, _ = env
+    info = await redis.info("server", "replication", "memory")
+    before = await seqs._identity()
+
+    async def promoted(*_sections: str) -> dict[str, Any]:
+        return {**info, "master_replid": "f" * 40}
+
+    seqs._redis.info = promoted  # type: ignore[method-assign,assignment]
+    assert await seqs._identity() not in (None, before)

@@ -1,33 +1,19 @@
-"""Which failed transactions give their seqs back (`give_back`): only those that surely did not commit."""
+"""Which failed transactions give their seqs back (`given_back`): only those that surely did not commit."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from tinyim.infra.db import rolled_back_by_the_database
 from tinyim.modules.timeline.adapters.group_commit import PrecedingBatchFailed
-from tinyim.modules.timeline.adapters.sql import TakenSeqs, give_back
+from tinyim.modules.timeline.adapters.sql import TakenSeqs, given_back
 
 
 class ServerError(Exception):
     """A MySQL-family driver error: (code, message)."""
-
-
-class Abandoned:
-    """The allocator side of `give_back`: records what it was given back (a fake that keeps state)."""
-
-    def __init__(self, fails: bool = False) -> None:
-        self.calls: list[dict[int, range]] = []
-        self.fails = fails
-
-    async def abandon(self, taken: Mapping[int, range], taken_at: float) -> None:
-        if self.fails:
-            raise ConnectionError("Redis is away")
-        self.calls.append(dict(taken))
 
 
 def refused(code: int, invalidated: bool = False) -> DBAPIError:
@@ -41,7 +27,7 @@ def taken(committing: bool) -> TakenSeqs:
 
 
 @pytest.mark.parametrize(
-    ("exc", "committing", "given_back"),
+    ("exc", "committing", "given"),
     [
         (PrecedingBatchFailed(), False, True),  # gave way before its COMMIT
         (ConnectionResetError(), False, True),  # no COMMIT was sent: nothing can have committed
@@ -57,23 +43,14 @@ def taken(committing: bool) -> TakenSeqs:
         (IntegrityError("INSERT", None, ServerError(1062, "Duplicate entry")), False, False),  # collision
     ],
 )
-async def test_only_seqs_that_surely_never_commit_are_given_back(
-    exc: Exception, committing: bool, given_back: bool
+def test_only_seqs_that_surely_never_commit_are_given_back(
+    exc: Exception, committing: bool, given: bool
 ) -> None:
-    seqs = Abandoned()
-    await give_back(seqs, taken(committing), exc)  # type: ignore[arg-type]
-    assert seqs.calls == ([{7: range(5, 7), 9: range(1, 2)}] if given_back else [])
+    assert given_back(taken(committing), exc) == ({7: range(5, 7), 9: range(1, 2)} if given else {})
 
 
-async def test_nothing_taken_nothing_given_back() -> None:
-    seqs = Abandoned()
-    await give_back(seqs, TakenSeqs(), PrecedingBatchFailed())  # type: ignore[arg-type]
-    assert seqs.calls == []
-
-
-async def test_a_failing_allocator_leaves_the_original_error_alone(caplog: pytest.LogCaptureFixture) -> None:
-    await give_back(Abandoned(fails=True), taken(False), PrecedingBatchFailed())  # type: ignore[arg-type]
-    assert "could not mark" in caplog.text
+def test_nothing_taken_nothing_given_back() -> None:
+    assert given_back(TakenSeqs(), PrecedingBatchFailed()) == {}
 
 
 def test_one_seq_per_owner_when_no_counts_are_given() -> None:

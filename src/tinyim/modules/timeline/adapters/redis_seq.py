@@ -12,9 +12,11 @@ timeline store, with what it takes to keep DESIGN §5.3:
   while nobody else can hold it, and a counter hands a seq out twice only after it went back: a re-seed
   (it leaves a marker that outlives any transaction, and drops the owner's marks), or a Redis restart or
   failover (an older snapshot or a lagging replica: a new run id). So nothing is marked after a
-  collision, while the owner's re-seed marker is there, for seqs taken before this process saw Redis's
-  current run id or within `txn_timeout` (+ margin) after it, or once the transaction may have outlived
-  the marker. Otherwise the hole waits out `hole_timeout` as before.
+  collision, while the owner's re-seed marker is there, for seqs taken before this process saw the
+  Redis it now talks to (run id and replication id: a restart or a promotion changes one) or within
+  `hole_timeout` + `txn_timeout` (+ margin) after, once the transaction may have outlived the marker,
+  or at all when Redis may evict keys (a marker could vanish) or is not a master. Otherwise the hole
+  waits out `hole_timeout` as before.
 - **Never backwards.** Counters are read only when they exist (one Lua script checks all of a message's
   owners, then INCRs them all). A missing counter (Redis restarted, FLUSHALL) is re-seeded from the
   largest committed seq with SET NX. A seq that an in-flight transaction took before the loss may be
@@ -66,8 +68,9 @@ return out
 """
 
 # Mark seqs gone: ARGV[1] the counters' key prefix, ARGV[2] the gone sets' prefix, ARGV[3] the re-seed
-# markers' prefix, ARGV[4] the marks' lifetime (ms), ARGV[5] "owner:first-last,…". An owner's seqs are
-# marked only while its counter exists, has passed them and was not re-seeded lately.
+# markers' prefix, ARGV[4] the marks' lifetime (ms), ARGV[5] "owner:first-last,…", ARGV[6] the most marks
+# a user keeps. An owner's seqs are marked only while its counter exists, has passed them and was not
+# re-seeded lately.
 _ABANDON = """
 local marked = 0
 for owner, first, last in string.gmatch(ARGV[5], '(%d+):(%d+)%-(%d+)') do
@@ -76,7 +79,11 @@ for owner, first, last in string.gmatch(ARGV[5], '(%d+):(%d+)%-(%d+)') do
     local key, seqs = ARGV[2] .. owner, {}
     for seq = tonumber(first), tonumber(last) do seqs[#seqs + 1] = seq end
     redis.call('SADD', key, unpack(seqs))
-    redis.call('PEXPIRE', key, ARGV[4])
+    if redis.call('SCARD', key) > tonumber(ARGV[6]) then
+      redis.call('DEL', key)  -- a user who keeps failing: marks only speed readers up, dropping is safe
+    else
+      redis.call('PEXPIRE', key, ARGV[4])
+    end
     marked = marked + 1
   end
 end
@@ -86,6 +93,7 @@ return marked
 # Gone marks live long (the hole's age is counted from the next message, which may come much later);
 # only a re-seed, which may hand the seqs out again, drops them early.
 GONE_MARK_SECONDS = 600
+GONE_MARKS_KEPT = 4096  # per user
 GONE_SEQS_CHECKED = 4096  # a reader asks about at most this many missing seqs per page (the rest wait)
 GONE_CHECK_AFTER_MS = 50  # a younger hole is most likely a transaction still under way: not asked about
 GONE_CHECK_SECONDS = 0.25  # Redis slow or away: the reader waits at the hole as before
@@ -122,14 +130,17 @@ class RedisSeqAllocator:
         self._hole_timeout_ms = int(hole_timeout * 1000)
         # A transaction's seqs are marked gone only this soon after they were taken (it is cut off after
         # txn_timeout), and a re-seed's marker far outlives that: a seq handed out again is never marked.
+        # (txn_timeout is the client's: a COMMIT already sent may still land later, as hole_timeout
+        # allows for; the marker and the settling time below do too.)
         self._abandon_window = txn_timeout + 1.0
-        self._reseed_marker_ms = int((hole_timeout + txn_timeout + 5.0) * 1000)
-        # Redis's run id and when this process first saw it: transactions that took seqs from an earlier
-        # run (or another server, before a failover) may still hold seqs this run hands out again until
-        # txn_timeout after it started; seqs taken before `settle` seconds after first seeing it are not
-        # marked.
+        outlives = hole_timeout + txn_timeout + 5.0
+        self._reseed_marker_ms = int(outlives * 1000)
+        # The Redis seqs come from (see `_identity`) and when this process first saw it: transactions
+        # that took seqs from an earlier run, or from another server before a failover, may still hold
+        # seqs this one hands out again; seqs taken before `settle` seconds after that are not marked.
         self._run: tuple[str | None, float] | None = None
-        self._settle = txn_timeout + 2.0
+        self._settle = outlives
+        self._warned = -1e9  # when a failed INFO or gone-seq read was last logged
 
     async def take(self, tx: AsyncConnection, owners: Sequence[int]) -> dict[int, int]:
         # outside the database's locks: see the module's doc
@@ -152,7 +163,7 @@ class RedisSeqAllocator:
     async def _allocate(self, counts: Mapping[int, int]) -> dict[int, int]:
         """Each owner's counter raised by counts[owner], in one round trip; the new tops."""
         if self._run is None:  # once: what `abandon` compares with
-            self._run = (await self._run_id(), time.monotonic())
+            self._run = (await self._identity(), time.monotonic())
         owners = list(counts)
         packed = ",".join(f"{o}:{counts[o]}" for o in owners)
         for _ in range(3):
@@ -172,28 +183,42 @@ class RedisSeqAllocator:
                 await pipe.execute()
         raise SeqCollision("seq counters keep disappearing")
 
-    async def _run_id(self) -> str | None:
-        """Redis's run id; None when it cannot be read (INFO refused): then nothing is marked gone."""
+    async def _identity(self) -> str | None:
+        """The Redis that hands out the seqs: its run id (a restart changes it) and replication id (a
+        promotion changes it). None, and then nothing is marked gone, when INFO is refused, when it is
+        not a master, or when it may evict keys (a re-seed marker could vanish with its counter)."""
         try:
-            run_id = (await self._redis.info("server")).get("run_id")
+            info = await self._redis.info("server", "replication", "memory")
         except RedisError:
-            log.warning("cannot read Redis's run id: rolled-back seqs wait out the hole timeout")
+            self._warn("cannot read Redis's INFO: rolled-back seqs wait out the hole timeout")
             return None
-        return str(run_id) if run_id else None
+        if info.get("role") != "master" or not info.get("run_id"):
+            return None
+        if int(info.get("maxmemory") or 0) > 0 and info.get("maxmemory_policy") != "noeviction":
+            return None
+        return f"{info['run_id']}/{info.get('master_replid', '')}"
+
+    def _warn(self, message: str, *args: object) -> None:
+        """At most once a minute (a Redis outage would otherwise log on every sync)."""
+        if time.monotonic() - self._warned > 60:
+            self._warned = time.monotonic()
+            log.warning(message, *args, exc_info=True)
 
     async def abandon(self, taken: Mapping[int, range], taken_at: float) -> None:
         if not taken or self._run is None or time.monotonic() - taken_at > self._abandon_window:
             return
-        run_id = await self._run_id()
-        if run_id is None or run_id != self._run[0]:  # restarted, or failed over: counters may have gone back
-            self._run = (run_id, time.monotonic())
+        identity = await self._identity()
+        if (
+            identity is None or identity != self._run[0]
+        ):  # restarted, failed over: counters may have gone back
+            self._run = (identity, time.monotonic())
             return
         if taken_at < self._run[1] + self._settle:
             return  # a transaction from before this run may hold the same seqs
         k = self._keys
         packed = ",".join(f"{o}:{r.start}-{r.stop - 1}" for o, r in taken.items() if len(r))
         prefixes = [k.seq_prefix(), k.seq_gone_prefix(), k.seq_reseeded_prefix()]
-        await self._abandon(args=[*prefixes, GONE_MARK_SECONDS * 1000, packed])
+        await self._abandon(args=[*prefixes, GONE_MARK_SECONDS * 1000, packed, GONE_MARKS_KEPT])
 
     async def _raise_to_committed(self, owners: list[int]) -> None:
         committed = await self._committed_max(owners)
@@ -245,7 +270,7 @@ class RedisSeqAllocator:
             async with asyncio.timeout(GONE_CHECK_SECONDS):
                 flags = await self._redis.smismember(key, seqs)
         except (RedisError, TimeoutError):
-            log.warning("could not read the gone seqs of user %s", owner_id, exc_info=True)
+            self._warn("could not read the gone seqs of user %s", owner_id)
             return set()
         return {seq for seq, flag in zip(seqs, flags, strict=True) if flag}
 

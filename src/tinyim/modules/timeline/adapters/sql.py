@@ -473,7 +473,7 @@ async def _group_views(
 @dataclasses.dataclass
 class TakenSeqs:
     """The seqs a write transaction took, when, and whether its COMMIT may be on its way: what
-    `give_back` needs to know whether they can never commit."""
+    `given_back` needs to know whether they can never commit."""
 
     before: Mapping[int, int] | None = None  # each owner's seq before its block; None: none taken
     counts: Mapping[int, int] | None = None  # each owner's seqs in its block (None: one)
@@ -491,24 +491,17 @@ class TakenSeqs:
         return {o: range(b + 1, b + 1 + (n[o] if n is not None else 1)) for o, b in self.before.items()}
 
 
-GIVE_BACK_SECONDS = 0.25  # a failed batch's next batch may wait for it with locks held: never long
+GIVE_BACK_SECONDS = 5.0  # marking gone seqs, beside the failure (nothing waits for it)
 
 
-async def give_back(seqs: SeqAllocator[AsyncConnection], taken: TakenSeqs, exc: Exception) -> None:
-    """A transaction that took seqs failed with `exc`: when it surely did not commit, readers may pass its
-    seqs at once (`SeqAllocator.abandon`) instead of waiting at the holes they leave."""
-    blocks = taken.blocks()
-    if not blocks:
-        return
+def given_back(taken: TakenSeqs, exc: Exception) -> dict[int, range]:
+    """A transaction that took seqs failed with `exc`: the seqs it surely did not commit (owner -> its
+    block), which readers may pass at once (`SeqAllocator.abandon`); none when that is unknown."""
     if isinstance(exc, IntegrityError) and is_unique_violation(exc):
-        return  # a seq handed out twice (a re-seeded counter): it may be another's
+        return {}  # a seq handed out twice (a re-seeded counter): it may be another's
     if taken.committing and not rolled_back_by_the_database(exc):
-        return  # the COMMIT may have landed
-    try:
-        async with asyncio.timeout(GIVE_BACK_SECONDS):
-            await seqs.abandon(blocks, taken.at)
-    except Exception:  # best effort: the holes then wait out the allocator's timeout
-        log.warning("could not mark the seqs of a rolled-back transaction", exc_info=True)
+        return {}  # the COMMIT may have landed
+    return taken.blocks()
 
 
 class SeqCollision(Exception):
@@ -527,6 +520,7 @@ class SqlTimelineStore:
     ) -> None:
         self._db = db
         self._seqs = seqs or LockedRowSeqAllocator(db)
+        self._marking: set[asyncio.Task[None]] = set()  # gone seqs being marked (`_give_back`)
         # False only to measure what the conversation list costs on the write path (bench)
         self._conversations = conversations
         # Concurrent appends share a transaction; a failed batch falls back to the single path below.
@@ -593,9 +587,25 @@ class SqlTimelineStore:
                 seqs = await self._write_message(conn, body, slots, recall, owners, taken)
                 taken.committing = True  # leaving the block commits
         except Exception as exc:
-            await give_back(self._seqs, taken, exc)
+            self._give_back(taken, exc)
             raise
         return Appended(body.msg_id, seqs)
+
+    def _give_back(self, taken: TakenSeqs, exc: Exception) -> None:
+        """Marks what a failed transaction surely did not commit gone, in the background: the failure
+        goes on to the committer at once (an overlapping batch may wait for it with locks held)."""
+        blocks = given_back(taken, exc)
+        if blocks:
+            task = asyncio.get_running_loop().create_task(self._abandon(blocks, taken.at))
+            self._marking.add(task)
+            task.add_done_callback(self._marking.discard)
+
+    async def _abandon(self, blocks: dict[int, range], taken_at: float) -> None:
+        try:
+            async with asyncio.timeout(GIVE_BACK_SECONDS):
+                await self._seqs.abandon(blocks, taken_at)
+        except Exception:  # best effort: the holes then wait out the allocator's timeout
+            log.warning("could not mark the seqs of a rolled-back transaction", exc_info=True)
 
     async def _write_message(
         self,
@@ -647,7 +657,7 @@ class SqlTimelineStore:
         try:
             return await self._write_batch(batch, turn, owners_of, counts, taken)
         except Exception as exc:
-            await give_back(self._seqs, taken, exc)
+            self._give_back(taken, exc)
             raise
 
     async def _write_batch(
