@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio import Redis
@@ -12,6 +13,7 @@ from redis.asyncio import Redis
 from tests.contract.conftest import Backend, fresh_id, make_backend
 from tests.contract.timeline.test_timeline_store import body, slots
 from tests.support.services import delete_prefix, require_redis
+from tinyim.infra.db import Database
 from tinyim.infra.redis import Keys
 from tinyim.modules.timeline.adapters.redis_seq import RedisSeqAllocator
 from tinyim.modules.timeline.adapters.sql import SqlTimelineStore
@@ -22,20 +24,27 @@ def redis_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     return make_backend(request.param, request, tmp_path_factory)  # migrates outside the event loop
 
 
-@pytest.fixture
-async def env(
-    redis_backend: Backend,
-) -> AsyncIterator[tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys]]:
-    backend = redis_backend
+@asynccontextmanager
+async def redis_allocator(
+    backend: Backend, hole_timeout: float
+) -> AsyncIterator[tuple[Database, RedisSeqAllocator, Redis, Keys]]:
+    """The backend's database and an allocator on Redis under a prefix of its own (removed after)."""
     url = require_redis()
     keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
     client = Redis.from_url(url, decode_responses=True)
     async with backend.database() as db:
         assert db is not None
-        seqs = RedisSeqAllocator(db, client, keys, hole_timeout=0.4)
-        yield SqlTimelineStore(db, seqs=seqs), seqs, client, keys
+        yield db, RedisSeqAllocator(db, client, keys, hole_timeout=hole_timeout), client, keys
     await client.aclose()
     await delete_prefix(url, keys.prefix)
+
+
+@pytest.fixture
+async def env(
+    redis_backend: Backend,
+) -> AsyncIterator[tuple[SqlTimelineStore, RedisSeqAllocator, Redis, Keys]]:
+    async with redis_allocator(redis_backend, hole_timeout=0.4) as (db, seqs, client, keys):
+        yield SqlTimelineStore(db, seqs=seqs), seqs, client, keys
 
 
 async def test_lost_counters_restart_from_what_is_committed(

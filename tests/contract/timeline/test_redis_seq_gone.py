@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,8 +15,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.contract.conftest import Backend, fresh_id, make_backend
+from tests.contract.timeline.test_redis_seq import redis_allocator
 from tests.contract.timeline.test_timeline_store import body, slots
-from tests.support.services import delete_prefix, require_redis
 from tinyim.infra.redis import Keys
 from tinyim.infra.snowflake import Snowflake
 from tinyim.modules.timeline.adapters import redis_seq
@@ -84,16 +83,9 @@ async def marks_done(store: SqlTimelineStore) -> None:
 
 @pytest.fixture
 async def env(redis_backend: Backend) -> AsyncIterator[Env]:
-    url = require_redis()
-    keys = Keys(f"tinyim-test-{uuid.uuid4().hex[:8]}:")
-    client = Redis.from_url(url, decode_responses=True)
-    async with redis_backend.database() as db:
-        assert db is not None
-        seqs = RedisSeqAllocator(db, client, keys, hole_timeout=60.0)
+    async with redis_allocator(redis_backend, hole_timeout=60.0) as (db, seqs, client, keys):
         await settled(seqs)
         yield Doomed(db, seqs=seqs), seqs, client, keys
-    await client.aclose()
-    await delete_prefix(url, keys.prefix)
 
 
 async def users_with_counters(redis: Redis, keys: Keys) -> tuple[int, int]:
