@@ -208,10 +208,8 @@ class RedisSeqAllocator:
         if not taken or self._run is None or time.monotonic() - taken_at > self._abandon_window:
             return
         identity = await self._identity()
-        if (
-            identity is None or identity != self._run[0]
-        ):  # restarted, failed over: counters may have gone back
-            self._run = (identity, time.monotonic())
+        if identity is None or identity != self._run[0]:
+            self._run = (identity, time.monotonic())  # restarted, or failed over: counters may have gone back
             return
         if taken_at < self._run[1] + self._settle:
             return  # a transaction from before this run may hold the same seqs
