@@ -545,7 +545,18 @@ def is_unique_violation(exc: IntegrityError) -> bool:
     return "unique" in text or "duplicate" in text or "1062" in text
 
 
-_RETRYABLE = ("1213", "1205", "deadlock", "lock wait timeout")
+_VICTIM_CODES = (1205, 1213)  # lock wait timeout, deadlock
+_VICTIM_TEXTS = ("deadlock", "lock wait timeout")  # a driver whose errors carry no code
+
+
+def _deadlock_victim(exc: BaseException) -> bool:
+    """The database chose this work as a deadlock victim, or its lock wait timed out."""
+    if not isinstance(exc, OperationalError):
+        return False
+    args = exc.orig.args if exc.orig is not None else ()
+    if args and isinstance(args[0], int):
+        return args[0] in _VICTIM_CODES
+    return any(s in str(exc.orig).lower() for s in _VICTIM_TEXTS)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -553,8 +564,7 @@ def is_retryable(exc: BaseException) -> bool:
     connection was found dropped: the whole transaction may run again."""
     if not isinstance(exc, DBAPIError):
         return False
-    victim = isinstance(exc, OperationalError) and any(s in str(exc.orig).lower() for s in _RETRYABLE)
-    return victim or exc.connection_invalidated
+    return _deadlock_victim(exc) or exc.connection_invalidated
 
 
 def rolled_back_by_the_database(exc: BaseException) -> bool:
@@ -565,11 +575,7 @@ def rolled_back_by_the_database(exc: BaseException) -> bool:
     other error, whose transaction may have committed if its COMMIT was on its way (an error answering the
     COMMIT itself, e.g. a semi-sync wait interrupted after the binlog write, does not prove a rollback),
     and for a dropped connection, a timeout or a cancellation."""
-    if not isinstance(exc, OperationalError) or exc.connection_invalidated:
-        return False
-    orig = exc.orig
-    code = orig.args[0] if orig is not None and orig.args else None
-    return code in (1205, 1213)
+    return isinstance(exc, OperationalError) and _deadlock_victim(exc) and not exc.connection_invalidated
 
 
 async def retry_deadlocks(attempt: Callable[[], Awaitable[T]], tries: int = 5) -> T:

@@ -70,6 +70,8 @@ def test_one_seq_per_owner_when_no_counts_are_given() -> None:
         (refused(2006), False),  # server has gone away (client side)
         (refused(1213, invalidated=True), False),
         (OperationalError("COMMIT", None, ServerError("Packet sequence number wrong")), False),
+        (OperationalError("INSERT", None, ServerError("Deadlock found when trying to get lock")), True),
+        (OperationalError("INSERT", None, ServerError(1317, "a message that says deadlock")), False),
         (RuntimeError("not the database"), False),
     ],
 )

@@ -236,29 +236,24 @@ class RedisSeqAllocator:
     ) -> tuple[list[StoredMessage], bool]:
         now_ms = time.time_ns() // 1_000_000
         # m's seq was taken just after m's id, so a hole's seqs were taken before m.created_ms.
-        young = False  # a hole that may still fill
+        holes: list[tuple[int, range]] = []  # holes that may still fill: (where in the page, their seqs)
         asked: list[int] = []  # the missing seqs worth asking about (not the youngest holes')
         expected = after_seq + 1
-        for m in page:
+        for i, m in enumerate(page):
             age = now_ms - m.created_ms
             if m.seq_id != expected and age < self._hole_timeout_ms:
-                young = True
+                holes.append((i, range(expected, m.seq_id)))
                 if age >= GONE_CHECK_AFTER_MS:
-                    room = GONE_SEQS_CHECKED - len(asked)
-                    asked.extend(range(expected, min(m.seq_id, expected + max(0, room))))
+                    room = max(0, GONE_SEQS_CHECKED - len(asked))
+                    asked.extend(range(expected, min(m.seq_id, expected + room)))
             expected = m.seq_id + 1
-        if not young:
+        if not holes:
             return page, more
         gone = await self._gone(owner_id, asked) if asked else set()
-        expected = after_seq + 1
-        seen: list[StoredMessage] = []
-        for m in page:
-            young_hole = m.seq_id != expected and now_ms - m.created_ms < self._hole_timeout_ms
-            if young_hole and not gone.issuperset(range(expected, m.seq_id)):
-                return seen, True  # the hole may still fill: stop before it; the client asks again
-            seen.append(m)
-            expected = m.seq_id + 1
-        return seen, more
+        for i, missing in holes:
+            if not gone.issuperset(missing):
+                return page[:i], True  # the hole may still fill: stop before it; the client asks again
+        return page, more
 
     async def _gone(self, owner_id: int, seqs: list[int]) -> set[int]:
         """Which of the owner's seqs a rolled-back transaction left (one round trip); none when Redis

@@ -719,16 +719,14 @@ class SqlTimelineStore:
     ) -> dict[int, int]:
         """The bodies, then each owner's block of seqs (the seq before it), noted in `taken`: one round
         trip when the allocator's bump is a statement, on MySQL/MariaDB."""
-        if on_driver_path(conn):
-            bump = await self._seqs.take_many_statement(conn, counts)
-            if bump is not None:
-                results = await run_statements(conn, [await _BODY_ROWS.text(conn, bodies), bump.sql])
-                top = bump.read(results[1])
-                taken.took(dict(top), counts)  # the caller moves top on
-                return top
-        await _BODY_ROWS.execute(conn, bodies)
-        top = await self._seqs.take_many(conn, counts)
-        taken.took(dict(top), counts)
+        bump = await self._seqs.take_many_statement(conn, counts) if on_driver_path(conn) else None
+        if bump is not None:
+            results = await run_statements(conn, [await _BODY_ROWS.text(conn, bodies), bump.sql])
+            top = bump.read(results[1])
+        else:
+            await _BODY_ROWS.execute(conn, bodies)
+            top = await self._seqs.take_many(conn, counts)
+        taken.took(dict(top), counts)  # a copy: the caller moves top on
         return top
 
     async def _find_sent(self, sender_id: int, client_msg_id: str) -> Appended | None:
